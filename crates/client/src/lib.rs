@@ -1,0 +1,275 @@
+//! Typed HTTP client for logpool, used by the CLI, the benchmarks and the tests.
+//!
+//! Errors keep the server's JSON error body, so callers can act on `code`, and
+//! [`ClientError::is_retryable`] tells which answers are worth retrying (429, 503
+//! and transport failures).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a non-2xx status.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// The body (JSON error object as text).
+        body: String,
+        /// `Retry-After` in seconds, if sent.
+        retry_after_secs: Option<u64>,
+    },
+    /// The request did not get an answer.
+    #[error("transport error: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The answer was not the expected JSON.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// Whether retrying the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Http { status, .. } => *status == 429 || *status == 503,
+            ClientError::Transport(_) => true,
+            ClientError::Decode(_) => false,
+        }
+    }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias.
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// How a body is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Not compressed.
+    Identity,
+    /// gzip.
+    Gzip,
+}
+
+/// A logpool HTTP client.
+#[derive(Debug, Clone)]
+pub struct LogpoolClient {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl LogpoolClient {
+    /// Creates a client for `base_url` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// # Errors
+    /// Fails when the HTTP client cannot be built.
+    pub fn new(base_url: &str) -> ClientResult<LogpoolClient> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(LogpoolClient {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// Returns the base URL this client talks to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    async fn answer(response: reqwest::Response) -> ClientResult<Value> {
+        let status = response.status();
+        let retry_after_secs = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = response.text().await?;
+        if !status.is_success() {
+            return Err(ClientError::Http {
+                status: status.as_u16(),
+                body,
+                retry_after_secs,
+            });
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Decode(format!("{e}: {body}")))
+    }
+
+    /// Creates a project.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn create_project(&self, name: &str) -> ClientResult<Value> {
+        let response = self
+            .http
+            .post(self.url("/v1/projects"))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await?;
+        Self::answer(response).await
+    }
+
+    /// Creates a pool with the given body (`{"name": ..., "shards": ...}`).
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn create_pool(&self, project: &str, body: &Value) -> ClientResult<Value> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/projects/{project}/pools")))
+            .json(body)
+            .send()
+            .await?;
+        Self::answer(response).await
+    }
+
+    /// Deletes a pool.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<Value> {
+        let response = self
+            .http
+            .delete(self.url(&format!("/v1/projects/{project}/pools/{pool}")))
+            .send()
+            .await?;
+        Self::answer(response).await
+    }
+
+    /// Sends a raw PutDatas body.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn put_raw(
+        &self,
+        project: &str,
+        pool: &str,
+        content_type: &str,
+        encoding: Encoding,
+        body: Vec<u8>,
+        hash_key: Option<&str>,
+    ) -> ClientResult<Value> {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/logs")))
+            .header(reqwest::header::CONTENT_TYPE, content_type);
+        if let Some(key) = hash_key {
+            request = request.query(&[("hash_key", key)]);
+        }
+        let body = match encoding {
+            Encoding::Identity => body,
+            Encoding::Gzip => {
+                use std::io::Write;
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder
+                    .write_all(&body)
+                    .map_err(|e| ClientError::Decode(e.to_string()))?;
+                request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+                encoder
+                    .finish()
+                    .map_err(|e| ClientError::Decode(e.to_string()))?
+            }
+        };
+        Self::answer(request.body(body).send().await?).await
+    }
+
+    /// Sends records as a JSON PutDatas body `{"logs": records}`.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn put_records(
+        &self,
+        project: &str,
+        pool: &str,
+        records: &[Value],
+    ) -> ClientResult<Value> {
+        let body = serde_json::to_vec(&serde_json::json!({ "logs": records }))
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.put_raw(
+            project,
+            pool,
+            "application/json",
+            Encoding::Identity,
+            body,
+            None,
+        )
+        .await
+    }
+
+    /// Searches a pool with a JSON body (`query`, `from`, `to`, `limit`, `cursor`).
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn search(&self, project: &str, pool: &str, params: &Value) -> ClientResult<Value> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/search")))
+            .json(params)
+            .send()
+            .await?;
+        Self::answer(response).await
+    }
+
+    /// Counts records per time bucket.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn histogram(
+        &self,
+        project: &str,
+        pool: &str,
+        params: &Value,
+    ) -> ClientResult<Value> {
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/histogram")))
+            .json(params)
+            .send()
+            .await?;
+        Self::answer(response).await
+    }
+
+    /// Returns the total number of records matching `query` (all time).
+    ///
+    /// # Errors
+    /// Any non-2xx answer, or an answer without `total`.
+    pub async fn count(&self, project: &str, pool: &str, query: &str) -> ClientResult<u64> {
+        let answer = self
+            .search(
+                project,
+                pool,
+                &serde_json::json!({ "query": query, "limit": 1 }),
+            )
+            .await?;
+        answer["total"]
+            .as_u64()
+            .ok_or_else(|| ClientError::Decode(format!("no total in {answer}")))
+    }
+
+    /// GETs any path and returns the JSON answer.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn get(&self, path: &str) -> ClientResult<Value> {
+        Self::answer(self.http.get(self.url(path)).send().await?).await
+    }
+}

@@ -1,0 +1,555 @@
+//! Parsing of PutDatas bodies into records.
+//!
+//! Two shapes are accepted:
+//! - JSON: `{"source": "...", "tags": {...}, "logs": [{...}, ...]}` (a bare array of
+//!   records is accepted too);
+//! - NDJSON: one record object per line.
+//!
+//! Every error names where it happened (`logs[3].time`, `line 7`) and, for limits,
+//! the limit's name and value, because the client has to fix the request from the
+//! message alone.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::limits::IngestLimits;
+use crate::record::{FieldValue, Record, MESSAGE_FIELD, SOURCE_FIELD, TAG_PREFIX};
+
+/// The field that carries the event time in a submitted record.
+pub const TIME_FIELD: &str = "time";
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not valid JSON (or a line of NDJSON is not).
+    #[error("malformed JSON{}: {message}", location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default())]
+    Malformed {
+        /// Where, e.g. `line 3 column 7`.
+        location: Option<String>,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A value is valid JSON but not acceptable.
+    #[error("invalid value at `{path}`: {message}")]
+    Invalid {
+        /// JSON path or line of the value.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A configured limit was exceeded.
+    #[error("limit `{limit}` exceeded at `{path}`: {message}")]
+    LimitExceeded {
+        /// The limit's configuration name.
+        limit: &'static str,
+        /// Where it was exceeded.
+        path: String,
+        /// The value and the limit.
+        message: String,
+    },
+    /// The request holds no records.
+    #[error("the request holds no log records")]
+    Empty,
+}
+
+/// Parses a JSON PutDatas body.
+///
+/// # Errors
+/// Returns an [`IngestError`] that names the offending path.
+pub fn parse_json_body(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<Vec<Record>, IngestError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| IngestError::Malformed {
+        location: Some(format!("line {} column {}", e.line(), e.column())),
+        message: strip_position(&e.to_string()),
+    })?;
+    let (logs, source, tags) = match value {
+        Value::Array(logs) => (logs, None, Map::new()),
+        Value::Object(mut envelope) => {
+            let logs = envelope.remove("logs");
+            let source = envelope.remove(SOURCE_FIELD);
+            let tags = envelope.remove("tags");
+            // An unknown key first: `{"log": [...]}` is a typo of `logs`, not a missing field.
+            if let Some(unknown) = envelope.keys().next() {
+                return Err(invalid(
+                    unknown,
+                    "unknown envelope key; expected `logs`, `source` or `tags`",
+                ));
+            }
+            let logs = match logs {
+                Some(Value::Array(logs)) => logs,
+                Some(_) => return Err(invalid("logs", "must be an array of log records")),
+                None => return Err(invalid("logs", "is missing; expected {\"logs\": [...]}")),
+            };
+            let source = match source {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s),
+                Some(_) => return Err(invalid("source", "must be a string")),
+            };
+            let tags = match tags {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(tags)) => tags,
+                Some(_) => return Err(invalid("tags", "must be an object of strings")),
+            };
+            (logs, source, tags)
+        }
+        _ => {
+            return Err(invalid(
+                "$",
+                "must be an object with `logs` or an array of records",
+            ))
+        }
+    };
+    check_record_count(logs.len(), limits, "logs")?;
+    let mut shared = BTreeMap::new();
+    if let Some(source) = source {
+        check_value_size(SOURCE_FIELD, "source", source.len(), limits)?;
+        shared.insert(SOURCE_FIELD.to_string(), FieldValue::Str(source));
+    }
+    for (key, value) in tags {
+        let path = format!("tags.{key}");
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(invalid(&path, "tag values must be strings")),
+        };
+        check_field_name(&format!("{TAG_PREFIX}{key}"), &path, limits)?;
+        check_value_size(&path, &path, text.len(), limits)?;
+        shared.insert(format!("{TAG_PREFIX}{key}"), FieldValue::Str(text));
+    }
+    let mut records = Vec::with_capacity(logs.len());
+    for (index, log) in logs.into_iter().enumerate() {
+        let path = format!("logs[{index}]");
+        records.push(record_from_value(
+            log,
+            &path,
+            &shared,
+            arrival_time_ns,
+            limits,
+        )?);
+    }
+    if records.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    Ok(records)
+}
+
+/// Parses an NDJSON PutDatas body: one record object per non-empty line.
+///
+/// # Errors
+/// Returns an [`IngestError`] naming the 1-based line number.
+pub fn parse_ndjson_body(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<Vec<Record>, IngestError> {
+    let shared = BTreeMap::new();
+    let mut records = Vec::new();
+    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
+        let line_number = index + 1;
+        let line = trim_ascii(line);
+        if line.is_empty() {
+            continue;
+        }
+        check_record_count(records.len() + 1, limits, &format!("line {line_number}"))?;
+        let value: Value = serde_json::from_slice(line).map_err(|e| IngestError::Malformed {
+            location: Some(format!("line {line_number} column {}", e.column())),
+            message: strip_position(&e.to_string()),
+        })?;
+        let path = format!("line {line_number}");
+        records.push(record_from_value(
+            value,
+            &path,
+            &shared,
+            arrival_time_ns,
+            limits,
+        )?);
+    }
+    if records.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    Ok(records)
+}
+
+/// Parses an event time: RFC 3339 text, or epoch seconds, milliseconds, microseconds
+/// or nanoseconds told apart by magnitude (as numbers or numeric strings).
+///
+/// # Errors
+/// Returns a message saying which forms are accepted.
+pub fn parse_event_time(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(epoch_integer_to_ns(i))
+            } else if let Some(f) = n.as_f64() {
+                epoch_float_to_ns(f)
+            } else {
+                Err(format!("number `{n}` is out of range for a time"))
+            }
+        }
+        Value::String(s) => parse_time_text(s),
+        _ => Err("must be RFC 3339 text or an epoch number (s, ms, µs or ns)".to_string()),
+    }
+}
+
+/// Parses RFC 3339 text or a numeric string as an event time.
+///
+/// # Errors
+/// Returns a message saying which forms are accepted.
+pub fn parse_time_text(text: &str) -> Result<i64, String> {
+    let trimmed = text.trim();
+    if let Ok(i) = trimmed.parse::<i64>() {
+        return Ok(epoch_integer_to_ns(i));
+    }
+    if let Ok(f) = trimmed.parse::<f64>() {
+        return epoch_float_to_ns(f);
+    }
+    let parsed =
+        time::OffsetDateTime::parse(trimmed, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                format!(
+                    "`{}` is neither RFC 3339 nor an epoch number ({e})",
+                    trimmed.escape_debug()
+                )
+            })?;
+    i64::try_from(parsed.unix_timestamp_nanos())
+        .map_err(|_| format!("`{trimmed}` is out of the supported time range"))
+}
+
+/// Epoch integers are told apart by magnitude: below 1e11 they are seconds (up to the
+/// year 5138), below 1e14 milliseconds, below 1e17 microseconds, otherwise nanoseconds.
+fn epoch_integer_to_ns(value: i64) -> i64 {
+    let magnitude = value.unsigned_abs();
+    if magnitude < 100_000_000_000 {
+        value.saturating_mul(1_000_000_000)
+    } else if magnitude < 100_000_000_000_000 {
+        value.saturating_mul(1_000_000)
+    } else if magnitude < 100_000_000_000_000_000 {
+        value.saturating_mul(1_000)
+    } else {
+        value
+    }
+}
+
+fn epoch_float_to_ns(value: f64) -> Result<i64, String> {
+    if !value.is_finite() {
+        return Err(format!("`{value}` is not a finite time"));
+    }
+    let magnitude = value.abs();
+    let scale = if magnitude < 1e11 {
+        1e9
+    } else if magnitude < 1e14 {
+        1e6
+    } else if magnitude < 1e17 {
+        1e3
+    } else {
+        1.0
+    };
+    let ns = value * scale;
+    if ns.abs() >= 9.2e18 {
+        return Err(format!("`{value}` is out of the supported time range"));
+    }
+    Ok(ns.round() as i64)
+}
+
+fn record_from_value(
+    value: Value,
+    path: &str,
+    shared: &BTreeMap<String, FieldValue>,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<Record, IngestError> {
+    let Value::Object(object) = value else {
+        return Err(invalid(path, "a log record must be a JSON object"));
+    };
+    let mut fields = shared.clone();
+    let mut time_ns = arrival_time_ns;
+    for (key, value) in object {
+        if key == TIME_FIELD {
+            if !value.is_null() {
+                time_ns = parse_event_time(&value)
+                    .map_err(|message| invalid(&format!("{path}.{TIME_FIELD}"), &message))?;
+            }
+            continue;
+        }
+        flatten_into(&mut fields, key, value, path, limits, 0)?;
+    }
+    if fields.len() > limits.max_fields_per_record {
+        return Err(IngestError::LimitExceeded {
+            limit: "max_fields_per_record",
+            path: path.to_string(),
+            message: format!(
+                "record has {} fields, the limit is {}",
+                fields.len(),
+                limits.max_fields_per_record
+            ),
+        });
+    }
+    Ok(Record { time_ns, fields })
+}
+
+/// Nested objects deeper than this are refused rather than flattened.
+const MAX_NESTING_DEPTH: usize = 16;
+
+fn flatten_into(
+    fields: &mut BTreeMap<String, FieldValue>,
+    name: String,
+    value: Value,
+    record_path: &str,
+    limits: &IngestLimits,
+    depth: usize,
+) -> Result<(), IngestError> {
+    let path = format!("{record_path}.{name}");
+    check_field_name(&name, &path, limits)?;
+    let field_value = match value {
+        Value::Null => return Ok(()),
+        Value::Bool(b) => FieldValue::Bool(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => FieldValue::Long(i),
+            None => FieldValue::Double(n.as_f64().unwrap_or(f64::MAX)),
+        },
+        Value::String(s) => {
+            check_value_size(&name, &path, s.len(), limits)?;
+            FieldValue::Str(s)
+        }
+        Value::Object(object) => {
+            if depth >= MAX_NESTING_DEPTH {
+                return Err(invalid(
+                    &path,
+                    "objects nested deeper than 16 levels are not accepted",
+                ));
+            }
+            for (key, inner) in object {
+                flatten_into(
+                    fields,
+                    format!("{name}.{key}"),
+                    inner,
+                    record_path,
+                    limits,
+                    depth + 1,
+                )?;
+                if fields.len() > limits.max_fields_per_record {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        Value::Array(_) => {
+            return Err(invalid(
+                &path,
+                "arrays are not supported; send a string, number, bool or object",
+            ))
+        }
+    };
+    if name == MESSAGE_FIELD && !matches!(field_value, FieldValue::Str(_)) {
+        fields.insert(name, FieldValue::Str(field_value.as_text()));
+    } else {
+        fields.insert(name, field_value);
+    }
+    Ok(())
+}
+
+fn check_field_name(name: &str, path: &str, limits: &IngestLimits) -> Result<(), IngestError> {
+    if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+        return Err(invalid(
+            path,
+            "field names must be non-empty and have no empty dotted parts",
+        ));
+    }
+    let chars = name.chars().count();
+    if chars > limits.max_field_name_chars {
+        return Err(IngestError::LimitExceeded {
+            limit: "max_field_name_chars",
+            path: path.to_string(),
+            message: format!(
+                "field name has {chars} characters, the limit is {}",
+                limits.max_field_name_chars
+            ),
+        });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid(
+            path,
+            "field names must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_value_size(
+    name: &str,
+    path: &str,
+    len: usize,
+    limits: &IngestLimits,
+) -> Result<(), IngestError> {
+    if len > limits.max_value_bytes {
+        return Err(IngestError::LimitExceeded {
+            limit: "max_value_bytes",
+            path: path.to_string(),
+            message: format!(
+                "value of `{name}` is {len} bytes, the limit is {}",
+                limits.max_value_bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_record_count(count: usize, limits: &IngestLimits, path: &str) -> Result<(), IngestError> {
+    if count > limits.max_records_per_request {
+        return Err(IngestError::LimitExceeded {
+            limit: "max_records_per_request",
+            path: path.to_string(),
+            message: format!(
+                "request has more than {} records",
+                limits.max_records_per_request
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn invalid(path: &str, message: &str) -> IngestError {
+    IngestError::Invalid {
+        path: path.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// serde_json appends " at line X column Y"; the location is reported separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    fn limits() -> IngestLimits {
+        IngestLimits::default()
+    }
+
+    #[test]
+    fn test_json_envelope_applies_source_and_tags() {
+        let body = br#"{"source":"web-1","tags":{"env":"prod"},"logs":[{"time":1700000000,"message":"hello","status":200,"ok":true,"http":{"path":"/x"}}]}"#;
+        let records = parse_json_body(body, NOW, &limits()).expect("parse");
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(r.time_ns, 1_700_000_000_000_000_000);
+        assert_eq!(r.fields["source"], FieldValue::Str("web-1".into()));
+        assert_eq!(r.fields["tags.env"], FieldValue::Str("prod".into()));
+        assert_eq!(r.fields["status"], FieldValue::Long(200));
+        assert_eq!(r.fields["ok"], FieldValue::Bool(true));
+        assert_eq!(r.fields["http.path"], FieldValue::Str("/x".into()));
+    }
+
+    #[test]
+    fn test_time_forms() {
+        let cases = [
+            (serde_json::json!(1_700_000_000), NOW),
+            (serde_json::json!(1_700_000_000_000_i64), NOW),
+            (serde_json::json!(1_700_000_000_000_000_i64), NOW),
+            (serde_json::json!(1_700_000_000_000_000_000_i64), NOW),
+            (serde_json::json!(1_700_000_000.5), NOW + 500_000_000),
+            (serde_json::json!("2023-11-14T22:13:20Z"), NOW),
+            (serde_json::json!("2023-11-14T23:13:20+01:00"), NOW),
+            (serde_json::json!("1700000000000"), NOW),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse_event_time(&value), Ok(expected), "{value}");
+        }
+        assert!(parse_event_time(&serde_json::json!("yesterday")).is_err());
+        assert!(parse_event_time(&serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn test_missing_time_defaults_to_arrival() {
+        let records = parse_json_body(br#"[{"message":"x"}]"#, NOW, &limits()).expect("parse");
+        assert_eq!(records[0].time_ns, NOW);
+    }
+
+    #[test]
+    fn test_malformed_json_reports_position() {
+        let err = parse_json_body(b"{\"logs\": [", NOW, &limits()).expect_err("must fail");
+        assert!(matches!(err, IngestError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn test_bad_time_names_path() {
+        let err = parse_json_body(
+            br#"{"logs":[{"message":"a"},{"time":"soon"}]}"#,
+            NOW,
+            &limits(),
+        )
+        .expect_err("must fail");
+        assert!(err.to_string().contains("logs[1].time"), "{err}");
+    }
+
+    #[test]
+    fn test_ndjson_reports_line_number() {
+        let body = b"{\"message\":\"a\"}\n\n{\"message\":\"b\"}\n{oops\n";
+        let err = parse_ndjson_body(body, NOW, &limits()).expect_err("must fail");
+        assert!(err.to_string().contains("line 4"), "{err}");
+        let ok = parse_ndjson_body(
+            b"{\"message\":\"a\"}\r\n{\"message\":\"b\"}",
+            NOW,
+            &limits(),
+        )
+        .expect("parse");
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn test_limits_are_named() {
+        let small = IngestLimits {
+            max_records_per_request: 2,
+            max_fields_per_record: 2,
+            max_field_name_chars: 4,
+            max_value_bytes: 3,
+            ..IngestLimits::default()
+        };
+        let cases: [(&[u8], &str); 4] = [
+            (br#"[{},{},{}]"#, "max_records_per_request"),
+            (br#"[{"a":1,"b":2,"c":3}]"#, "max_fields_per_record"),
+            (br#"[{"abcde":1}]"#, "max_field_name_chars"),
+            (br#"[{"a":"abcd"}]"#, "max_value_bytes"),
+        ];
+        for (body, limit) in cases {
+            let err = parse_json_body(body, NOW, &small).expect_err("must fail");
+            assert!(err.to_string().contains(limit), "{err}");
+        }
+    }
+
+    #[test]
+    fn test_arrays_and_non_objects_are_refused() {
+        assert!(parse_json_body(br#"[{"ids":[1,2]}]"#, NOW, &limits()).is_err());
+        assert!(parse_json_body(br#"[1]"#, NOW, &limits()).is_err());
+        assert!(parse_json_body(br#""x""#, NOW, &limits()).is_err());
+        assert_eq!(
+            parse_json_body(br#"[]"#, NOW, &limits()),
+            Err(IngestError::Empty)
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! Core domain of logpool: names, records, the queue batch codec, ingest parsing,
+//! time expressions, routing snapshots and the query language.
+//!
+//! Nothing in this crate performs I/O, so every rule here is testable as a pure
+//! function and shared by all services and engines.
+//!
+//! # Layout
+//! - [`names`]: project and pool name rules.
+//! - [`record`]: a log record and its field values.
+//! - [`ingest`]: parsing PutDatas bodies (JSON and NDJSON) under [`limits::IngestLimits`].
+//! - [`batch`]: the binary format of one queue message (a compressed batch of records).
+//! - [`timeexpr`]: `from`/`to` expressions (`now`, `-15m`, RFC 3339, epoch ms).
+//! - [`routing`]: the versioned snapshot of projects and pools every service routes by.
+//! - [`doc_id`]: document identities derived from queue positions.
+//! - [`query`]: the query language: parser, AST and in-memory evaluation.
+
+pub mod batch;
+pub mod doc_id;
+pub mod ingest;
+pub mod limits;
+pub mod names;
+pub mod query;
+pub mod record;
+pub mod routing;
+pub mod timeexpr;

@@ -1,0 +1,326 @@
+//! The one `Config` of logpool: a TOML file plus `LOGPOOL_*` environment overrides,
+//! with defaults that run without any file.
+//!
+//! Environment overrides: `LOGPOOL_DATA_DIR`, `LOGPOOL_LISTEN`, and any nested key as
+//! `LOGPOOL_<SECTION>__<KEY>` (double underscore), e.g.
+//! `LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS=500`. An environment value wins over the file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use logpool_core::limits::IngestLimits;
+use serde::{Deserialize, Serialize};
+
+use crate::index::TantivyIndexConfig;
+use crate::metadata::SqliteMetadataConfig;
+use crate::object_store::LocalFileObjectStoreConfig;
+use crate::queue::EmbeddedQueueConfig;
+
+/// Which queue engine, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueConfig {
+    /// The embedded durable log (default).
+    Embedded(EmbeddedQueueConfig),
+}
+
+/// Which index engine, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IndexConfig {
+    /// Embedded tantivy (default).
+    Tantivy(TantivyIndexConfig),
+}
+
+/// Which metadata store, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MetadataConfig {
+    /// Embedded SQLite (default).
+    Sqlite(SqliteMetadataConfig),
+}
+
+/// Which coordination service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoordinationConfig {
+    /// In-process watch channel (default; single process only).
+    Local,
+}
+
+/// Which object store, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ObjectStoreConfig {
+    /// Local files (default).
+    LocalFile(LocalFileObjectStoreConfig),
+}
+
+/// LogHub (indexing) settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoghubConfig {
+    /// Longest time between index commits; a record is searchable about this long
+    /// after it is accepted.
+    pub commit_interval_ms: u64,
+    /// Records staged before a commit is forced early.
+    pub max_uncommitted_records: usize,
+    /// Messages taken from the queue per receive.
+    pub receive_batch_messages: usize,
+    /// How often retention runs, in seconds.
+    pub retention_check_interval_secs: u64,
+    /// Fault injection for crash tests: wait this long between an index commit and
+    /// the ack of its messages, widening the window in which a crash makes the queue
+    /// redeliver already-indexed messages. Always 0 in production.
+    pub ack_delay_ms: u64,
+}
+
+impl Default for LoghubConfig {
+    fn default() -> Self {
+        LoghubConfig {
+            commit_interval_ms: 1000,
+            max_uncommitted_records: 200_000,
+            receive_batch_messages: 256,
+            retention_check_interval_secs: 60,
+            ack_delay_ms: 0,
+        }
+    }
+}
+
+/// Search API settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Hits per page when the request says nothing.
+    pub default_limit: usize,
+    /// Largest page a request may ask for.
+    pub max_limit: usize,
+    /// Largest number of histogram buckets.
+    pub max_histogram_buckets: i64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            default_limit: 100,
+            max_limit: 10_000,
+            max_histogram_buckets: 120,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Format version of this file.
+    pub version: u32,
+    /// Directory of all embedded engine data; relative engine paths are under it.
+    pub data_dir: PathBuf,
+    /// HTTP listen address (loopback by default: put a proxy with TLS in front).
+    pub listen: SocketAddr,
+    /// PutDatas limits.
+    pub limits: IngestLimits,
+    /// Queue engine.
+    pub queue: QueueConfig,
+    /// Index engine.
+    pub index: IndexConfig,
+    /// Metadata store.
+    pub metadata: MetadataConfig,
+    /// Coordination service.
+    pub coordination: CoordinationConfig,
+    /// Object store.
+    pub object_store: ObjectStoreConfig,
+    /// LogHub settings.
+    pub loghub: LoghubConfig,
+    /// Search settings.
+    pub search: SearchConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: 1,
+            data_dir: PathBuf::from("logpool-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            limits: IngestLimits::default(),
+            queue: QueueConfig::Embedded(EmbeddedQueueConfig {
+                dir: PathBuf::from("queue"),
+                ..EmbeddedQueueConfig::default()
+            }),
+            index: IndexConfig::Tantivy(TantivyIndexConfig::default()),
+            metadata: MetadataConfig::Sqlite(SqliteMetadataConfig::default()),
+            coordination: CoordinationConfig::Local,
+            object_store: ObjectStoreConfig::LocalFile(LocalFileObjectStoreConfig::default()),
+            loghub: LoghubConfig::default(),
+            search: SearchConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (if any), then the
+    /// environment (`env` is passed in so tests never touch the process environment).
+    ///
+    /// # Errors
+    /// Names the file, variable or field that is wrong.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Result<Config> {
+        let mut tree =
+            toml::Table::try_from(Config::default()).context("failed to serialise defaults")?;
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read config file {}", file.display()))?;
+            let from_file: toml::Table = text
+                .parse()
+                .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
+            merge(&mut tree, from_file);
+        }
+        let mut names: Vec<&String> = env.keys().filter(|k| k.starts_with("LOGPOOL_")).collect();
+        names.sort();
+        for name in names {
+            let path: Vec<String> = name["LOGPOOL_".len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            if path.iter().any(String::is_empty) {
+                bail!("environment variable {name} has an empty key part");
+            }
+            set_path(&mut tree, &path, parse_env_value(&env[name]))
+                .with_context(|| format!("environment variable {name} does not fit the config"))?;
+        }
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .context("invalid configuration (check the file and LOGPOOL_* variables)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.version != 1 {
+            bail!("config `version` must be 1, got {}", self.version);
+        }
+        if self.loghub.commit_interval_ms == 0 {
+            bail!(
+                "`loghub.commit_interval_ms` (LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS) must be positive"
+            );
+        }
+        if self.search.max_limit == 0 || self.search.default_limit > self.search.max_limit {
+            bail!("`search.default_limit` must be between 1 and `search.max_limit`");
+        }
+        if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
+            bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
+        }
+        Ok(())
+    }
+
+    /// Resolves a possibly relative engine path against `data_dir`.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(overlay_table))
+                // A different engine `type` replaces the whole section.
+                if base_table.get("type") == overlay_table.get("type") || !overlay_table.contains_key("type") =>
+            {
+                merge(base_table, overlay_table);
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn set_path(tree: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    match path {
+        [] => bail!("empty path"),
+        [last] => {
+            tree.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = tree
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(table) => set_path(table, rest, value),
+                _ => bail!("`{first}` is not a section"),
+            }
+        }
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(f) = raw.parse::<f64>() {
+        toml::Value::Float(f)
+    } else if let Ok(b) = raw.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(raw.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_defaults_load_without_file() {
+        let config = Config::load(None, &HashMap::new()).expect("load");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn test_file_and_env_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("logpool.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\n[loghub]\ncommit_interval_ms = 250\n",
+        )
+        .expect("write");
+        let env = HashMap::from([
+            (
+                "LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS".to_string(),
+                "500".to_string(),
+            ),
+            ("LOGPOOL_DATA_DIR".to_string(), "/tmp/x".to_string()),
+        ]);
+        let config = Config::load(Some(&file), &env).expect("load");
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.loghub.commit_interval_ms, 500);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn test_bad_values_name_the_problem() {
+        let env = HashMap::from([(
+            "LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS".to_string(),
+            "0".to_string(),
+        )]);
+        let error = Config::load(None, &env).expect_err("must fail").to_string();
+        assert!(error.contains("commit_interval_ms"), "{error}");
+        let env = HashMap::from([("LOGPOOL_LOGHUB__NO_SUCH_KEY".to_string(), "1".to_string())]);
+        let error = format!("{:#}", Config::load(None, &env).expect_err("must fail"));
+        assert!(error.contains("no_such_key"), "{error}");
+    }
+
+    #[test]
+    fn test_sample_config_file_parses() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/logpool.toml");
+        let config = Config::load(Some(Path::new(sample)), &HashMap::new()).expect("sample config");
+        assert_eq!(config, Config::default());
+    }
+}

@@ -1,0 +1,174 @@
+//! The index role: stores records as searchable documents, per pool.
+//!
+//! # Contract
+//! - [`LogIndex::write`] stages documents; they become durable and searchable only
+//!   after [`LogIndex::commit`] returns. Queue messages must be acked only after that.
+//! - Document ids come from [`logpool_core::doc_id::DocIdentity`]. With
+//!   `replace_existing = true` a write replaces documents with the same ids, so a
+//!   redelivered message never doubles its records. Writers pass `true` for every
+//!   delivery that may have been seen before; first deliveries can skip the cost.
+//! - Data is partitioned by event time so that retention drops whole partitions and
+//!   searches skip partitions outside their time range.
+//! - Searches return the newest records first, ordered by (time, tiebreak) descending,
+//!   and page with a [`SortKey`] cursor that is stable while data keeps arriving.
+
+pub mod tantivy_index;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use logpool_core::doc_id::DocIdentity;
+use logpool_core::query::Query;
+use logpool_core::record::Record;
+use logpool_core::routing::PoolRoute;
+
+pub use tantivy_index::{TantivyIndex, TantivyIndexConfig};
+
+/// Result alias for index operations.
+pub type IndexResult<T> = Result<T, IndexError>;
+
+/// Errors of the index role.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The query cannot run on this engine (bad field type, unsupported construct).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The request is over a limit.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// The engine cannot serve right now.
+    #[error("index unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read.
+    #[error("index data is corrupted: {0}")]
+    Corrupted(String),
+    /// A local I/O error.
+    #[error("index I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Any other engine error.
+    #[error("index error: {0}")]
+    Internal(String),
+}
+
+/// One record to index, with the identity that makes rewriting it idempotent.
+#[derive(Debug, Clone)]
+pub struct IndexDoc {
+    /// Where the record came from in the queue.
+    pub identity: DocIdentity,
+    /// Shard index within the pool (0-based), shown in hits.
+    pub shard: u32,
+    /// The record.
+    pub record: Record,
+}
+
+/// Position in the newest-first order: (time, tiebreak), compared descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SortKey {
+    /// Event time in nanoseconds.
+    pub time_ns: i64,
+    /// [`DocIdentity::tiebreak`].
+    pub tiebreak: u64,
+}
+
+/// A search over one pool.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The parsed query.
+    pub query: Query,
+    /// Inclusive lower time bound in nanoseconds.
+    pub from_ns: i64,
+    /// Exclusive upper time bound in nanoseconds.
+    pub to_ns: i64,
+    /// Maximum number of hits.
+    pub limit: usize,
+    /// Return only hits strictly older than this key (the previous page's last hit).
+    pub after: Option<SortKey>,
+}
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// Document id.
+    pub id: String,
+    /// Event time in nanoseconds.
+    pub time_ns: i64,
+    /// Shard index within the pool.
+    pub shard: u32,
+    /// Sort key, for the next-page cursor.
+    pub sort_key: SortKey,
+    /// Record fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One page of hits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// Hits, newest first.
+    pub hits: Vec<SearchHit>,
+    /// Number of records matching the query in the time range (all pages).
+    pub total: u64,
+}
+
+/// A count of matching records per time bucket.
+#[derive(Debug, Clone)]
+pub struct HistogramRequest {
+    /// The parsed query.
+    pub query: Query,
+    /// Inclusive lower bound in nanoseconds; buckets are aligned to multiples of
+    /// `interval_ns` since the epoch.
+    pub from_ns: i64,
+    /// Exclusive upper bound in nanoseconds.
+    pub to_ns: i64,
+    /// Bucket width in nanoseconds.
+    pub interval_ns: i64,
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistogramBucket {
+    /// Start of the bucket in nanoseconds.
+    pub time_ns: i64,
+    /// Matching records in the bucket.
+    pub count: u64,
+}
+
+/// The index role. See the module documentation for the contract.
+#[async_trait]
+pub trait LogIndex: Send + Sync + Debug + 'static {
+    /// Prepares storage for a pool (templates, directories). Idempotent.
+    async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()>;
+
+    /// Stages documents of one pool. See the contract for `replace_existing`.
+    async fn write(
+        &self,
+        pool: &PoolRoute,
+        docs: Vec<IndexDoc>,
+        replace_existing: bool,
+    ) -> IndexResult<()>;
+
+    /// Makes every staged document durable and searchable.
+    async fn commit(&self) -> IndexResult<()>;
+
+    /// Searches one pool.
+    async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage>;
+
+    /// Counts matching records per time bucket. Buckets without records are omitted.
+    async fn histogram(
+        &self,
+        pool: &PoolRoute,
+        request: &HistogramRequest,
+    ) -> IndexResult<Vec<HistogramBucket>>;
+
+    /// Deletes every document and partition of a pool.
+    async fn drop_pool(&self, pool_id: i64) -> IndexResult<()>;
+
+    /// Deletes the pool's partitions that hold only records older than
+    /// `retention_days` before `now_ns`. Returns how many were dropped.
+    async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize>;
+
+    /// Checks that the engine can serve requests (for `/readyz`).
+    async fn check_health(&self) -> IndexResult<()>;
+
+    /// Commits staged documents and releases writers.
+    async fn shutdown(&self) -> IndexResult<()>;
+}

@@ -1,0 +1,166 @@
+//! Collectors for newest-first pages and time histograms.
+//!
+//! Both read the `_time` and `_tiebreak` fast fields and never score, which keeps
+//! log searches cheap: relevance ranking is not what log users sort by.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::schema::{TIEBREAK, TIME};
+use crate::index::SortKey;
+
+/// Counts all matches and keeps the `limit` newest that sort strictly before `after`.
+pub(crate) struct NewestFirst {
+    pub(crate) limit: usize,
+    pub(crate) after: Option<SortKey>,
+}
+
+/// Matches counted and the newest hits found, newest first.
+pub(crate) type NewestFruit = (u64, Vec<(SortKey, DocAddress)>);
+
+pub(crate) struct NewestFirstSegment {
+    segment_ord: SegmentOrdinal,
+    time: Column<i64>,
+    tiebreak: Column<u64>,
+    limit: usize,
+    after: Option<SortKey>,
+    count: u64,
+    heap: BinaryHeap<Reverse<(SortKey, DocAddress)>>,
+}
+
+impl Collector for NewestFirst {
+    type Fruit = NewestFruit;
+    type Child = NewestFirstSegment;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<NewestFirstSegment> {
+        Ok(NewestFirstSegment {
+            segment_ord,
+            time: segment.fast_fields().i64(TIME)?,
+            tiebreak: segment.fast_fields().u64(TIEBREAK)?,
+            limit: self.limit,
+            after: self.after,
+            count: 0,
+            heap: BinaryHeap::with_capacity(self.limit.min(4096) + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<NewestFruit>) -> tantivy::Result<NewestFruit> {
+        Ok(merge_newest(fruits, self.limit))
+    }
+}
+
+impl SegmentCollector for NewestFirstSegment {
+    type Fruit = NewestFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.count += 1;
+        if self.limit == 0 {
+            return;
+        }
+        let key = SortKey {
+            time_ns: self.time.first(doc).unwrap_or(i64::MIN),
+            tiebreak: self.tiebreak.first(doc).unwrap_or(0),
+        };
+        if self.after.is_some_and(|after| key >= after) {
+            return;
+        }
+        let entry = Reverse((key, DocAddress::new(self.segment_ord, doc)));
+        if self.heap.len() < self.limit {
+            self.heap.push(entry);
+        } else if let Some(Reverse((smallest, _))) = self.heap.peek() {
+            if key > *smallest {
+                self.heap.pop();
+                self.heap.push(entry);
+            }
+        }
+    }
+
+    fn harvest(self) -> NewestFruit {
+        let mut hits: Vec<(SortKey, DocAddress)> =
+            self.heap.into_iter().map(|Reverse(entry)| entry).collect();
+        hits.sort_by_key(|hit| std::cmp::Reverse(hit.0));
+        (self.count, hits)
+    }
+}
+
+/// Merges per-segment (or per-partition) results into one newest-first list.
+pub(crate) fn merge_newest(fruits: Vec<NewestFruit>, limit: usize) -> NewestFruit {
+    let mut total = 0;
+    let mut all = Vec::new();
+    for (count, hits) in fruits {
+        total += count;
+        all.extend(hits);
+    }
+    all.sort_by_key(|hit| std::cmp::Reverse(hit.0));
+    all.truncate(limit);
+    (total, all)
+}
+
+/// Counts matches per time bucket of `interval_ns`, aligned to the epoch.
+pub(crate) struct TimeHistogram {
+    pub(crate) interval_ns: i64,
+}
+
+pub(crate) struct TimeHistogramSegment {
+    time: Column<i64>,
+    interval_ns: i64,
+    buckets: BTreeMap<i64, u64>,
+}
+
+impl Collector for TimeHistogram {
+    type Fruit = BTreeMap<i64, u64>;
+    type Child = TimeHistogramSegment;
+
+    fn for_segment(
+        &self,
+        _segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<TimeHistogramSegment> {
+        Ok(TimeHistogramSegment {
+            time: segment.fast_fields().i64(TIME)?,
+            interval_ns: self.interval_ns.max(1),
+            buckets: BTreeMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<BTreeMap<i64, u64>>) -> tantivy::Result<BTreeMap<i64, u64>> {
+        let mut merged = BTreeMap::new();
+        for fruit in fruits {
+            for (bucket, count) in fruit {
+                *merged.entry(bucket).or_insert(0) += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for TimeHistogramSegment {
+    type Fruit = BTreeMap<i64, u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(time_ns) = self.time.first(doc) {
+            let bucket = time_ns.div_euclid(self.interval_ns) * self.interval_ns;
+            *self.buckets.entry(bucket).or_insert(0) += 1;
+        }
+    }
+
+    fn harvest(self) -> BTreeMap<i64, u64> {
+        self.buckets
+    }
+}

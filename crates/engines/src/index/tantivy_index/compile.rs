@@ -1,0 +1,333 @@
+//! Compiles the query AST to tantivy queries.
+//!
+//! Text is matched through the same tokenizer the core crate's in-memory evaluator
+//! uses, so `message:"disk full"` means the same thing in search, tail and alerts.
+
+use std::ops::Bound;
+
+use logpool_core::ingest::parse_time_text;
+use logpool_core::query::{tokenize, Query, RangeBound};
+use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
+    Query as TantivyQuery, RangeQuery, RegexQuery, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::Term;
+
+use super::schema::LogSchema;
+use crate::index::{IndexError, IndexResult};
+
+/// Field names that address the event time rather than a record field.
+const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];
+
+/// Compiles `query` restricted to `[from_ns, to_ns)`.
+pub(crate) fn compile_with_time_range(
+    schema: &LogSchema,
+    query: &Query,
+    from_ns: i64,
+    to_ns: i64,
+) -> IndexResult<Box<dyn TantivyQuery>> {
+    let time_range: Box<dyn TantivyQuery> = Box::new(RangeQuery::new(
+        Bound::Included(Term::from_field_i64(schema.time, from_ns)),
+        Bound::Excluded(Term::from_field_i64(schema.time, to_ns)),
+    ));
+    let compiled = compile(schema, query)?;
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Must, time_range),
+        (Occur::Must, compiled),
+    ])))
+}
+
+/// Compiles one AST node.
+pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn TantivyQuery>> {
+    Ok(match query {
+        Query::All => Box::new(AllQuery),
+        Query::Term { field: None, value } | Query::Phrase { field: None, text: value } => {
+            text_query(schema.all_text, &tokenize(value), |field, token| {
+                Term::from_field_text(field, token)
+            })
+        }
+        Query::Term { field: Some(field), value } => {
+            if is_time_field(field) {
+                let time_ns = parse_time_bound(value)?;
+                time_range(schema, Bound::Included(time_ns), Bound::Included(time_ns))
+            } else if field == "_id" {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(schema.id, value),
+                    IndexRecordOption::Basic,
+                ))
+            } else {
+                field_value_query(schema, field, value)
+            }
+        }
+        Query::Phrase { field: Some(field), text } => json_text_query(schema, field, text),
+        Query::Wildcard { field: None, pattern } => {
+            let regex = wildcard_to_regex(pattern);
+            let query = RegexQuery::from_pattern(&regex, schema.all_text)
+                .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
+            Box::new(query)
+        }
+        Query::Wildcard { field: Some(field), pattern } => {
+            return Err(IndexError::InvalidQuery(format!(
+                "wildcard `{field}:{pattern}` on a named field is not supported by the embedded index yet; \
+                 use a wildcard without a field name"
+            )))
+        }
+        Query::Range { field, lower, upper } => range_query(schema, field, lower, upper)?,
+        Query::Exists { field } => {
+            if is_time_field(field) {
+                Box::new(AllQuery)
+            } else {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(schema.field_names, field),
+                    IndexRecordOption::Basic,
+                ))
+            }
+        }
+        Query::And(children) => boolean(schema, children, Occur::Must)?,
+        Query::Or(children) => boolean(schema, children, Occur::Should)?,
+        Query::Not(inner) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn TantivyQuery>),
+            (Occur::MustNot, compile(schema, inner)?),
+        ])),
+    })
+}
+
+fn boolean(
+    schema: &LogSchema,
+    children: &[Query],
+    occur: Occur,
+) -> IndexResult<Box<dyn TantivyQuery>> {
+    let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::with_capacity(children.len());
+    let mut has_positive = false;
+    for child in children {
+        match (occur, child) {
+            // `a AND NOT b` becomes one clause list instead of nesting an AllQuery.
+            (Occur::Must, Query::Not(inner)) => {
+                clauses.push((Occur::MustNot, compile(schema, inner)?))
+            }
+            _ => {
+                has_positive = true;
+                clauses.push((occur, compile(schema, child)?));
+            }
+        }
+    }
+    if !has_positive {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// A term or phrase over tokens; no tokens matches nothing.
+fn text_query(
+    field: Field,
+    tokens: &[String],
+    make_term: impl Fn(Field, &str) -> Term,
+) -> Box<dyn TantivyQuery> {
+    match tokens {
+        [] => Box::new(EmptyQuery),
+        [token] => Box::new(TermQuery::new(
+            make_term(field, token),
+            IndexRecordOption::Basic,
+        )),
+        _ => Box::new(PhraseQuery::new(
+            tokens.iter().map(|token| make_term(field, token)).collect(),
+        )),
+    }
+}
+
+fn json_path_term(schema: &LogSchema, path: &str) -> Term {
+    Term::from_field_json_path(schema.fields, path, true)
+}
+
+/// Text of a JSON path, matched through the tokenizer.
+fn json_text_query(schema: &LogSchema, path: &str, text: &str) -> Box<dyn TantivyQuery> {
+    text_query(schema.fields, &tokenize(text), |_, token| {
+        let mut term = json_path_term(schema, path);
+        term.append_type_and_str(token);
+        term
+    })
+}
+
+/// `field:value`: the value as a number or bool when it reads as one, or as text.
+fn field_value_query(schema: &LogSchema, path: &str, value: &str) -> Box<dyn TantivyQuery> {
+    let mut alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
+    if let Some(typed) =
+        convert_to_fast_value_and_append_to_json_term(&json_path_term(schema, path), value, true)
+    {
+        alternatives.push((
+            Occur::Should,
+            Box::new(TermQuery::new(typed, IndexRecordOption::Basic)),
+        ));
+    }
+    // Integers are stored as i64 and fractions as f64: `500` must also find 500.0.
+    if let Ok(number) = value.parse::<f64>() {
+        let mut term = json_path_term(schema, path);
+        term.append_type_and_fast_value(number);
+        alternatives.push((
+            Occur::Should,
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        ));
+        if number.fract() == 0.0 && number.abs() < 9.0e15 {
+            let mut term = json_path_term(schema, path);
+            term.append_type_and_fast_value(number as i64);
+            alternatives.push((
+                Occur::Should,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+    }
+    alternatives.push((Occur::Should, json_text_query(schema, path, value)));
+    Box::new(BooleanQuery::new(alternatives))
+}
+
+fn is_time_field(field: &str) -> bool {
+    TIME_FIELD_NAMES.contains(&field)
+}
+
+fn parse_time_bound(text: &str) -> IndexResult<i64> {
+    parse_time_text(text).map_err(|e| IndexError::InvalidQuery(format!("time bound: {e}")))
+}
+
+fn time_range(schema: &LogSchema, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn TantivyQuery> {
+    let to_term = |bound: Bound<i64>| match bound {
+        Bound::Included(t) => Bound::Included(Term::from_field_i64(schema.time, t)),
+        Bound::Excluded(t) => Bound::Excluded(Term::from_field_i64(schema.time, t)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    if matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded)) {
+        return Box::new(AllQuery);
+    }
+    Box::new(RangeQuery::new(to_term(lower), to_term(upper)))
+}
+
+fn range_query(
+    schema: &LogSchema,
+    field: &str,
+    lower: &RangeBound,
+    upper: &RangeBound,
+) -> IndexResult<Box<dyn TantivyQuery>> {
+    if is_time_field(field) {
+        let convert = |bound: &RangeBound| -> IndexResult<Bound<i64>> {
+            Ok(match bound {
+                RangeBound::Unbounded => Bound::Unbounded,
+                RangeBound::Inclusive(v) => Bound::Included(parse_time_bound(v)?),
+                RangeBound::Exclusive(v) => Bound::Excluded(parse_time_bound(v)?),
+            })
+        };
+        return Ok(time_range(schema, convert(lower)?, convert(upper)?));
+    }
+    let numeric = |bound: &RangeBound| match bound {
+        RangeBound::Unbounded => Some(Bound::Unbounded),
+        RangeBound::Inclusive(v) => v.parse::<f64>().ok().map(Bound::Included),
+        RangeBound::Exclusive(v) => v.parse::<f64>().ok().map(Bound::Excluded),
+    };
+    if let (Some(low), Some(high)) = (numeric(lower), numeric(upper)) {
+        if matches!((low, high), (Bound::Unbounded, Bound::Unbounded)) {
+            return Ok(Box::new(TermQuery::new(
+                Term::from_field_text(schema.field_names, field),
+                IndexRecordOption::Basic,
+            )));
+        }
+        let f64_term = |value: f64| {
+            let mut term = json_path_term(schema, field);
+            term.append_type_and_fast_value(value);
+            term
+        };
+        let i64_term = |value: i64| {
+            let mut term = json_path_term(schema, field);
+            term.append_type_and_fast_value(value);
+            term
+        };
+        // Without an explicit bound the range must still stay inside this path and type.
+        let f64_range = InvertedIndexRangeQuery::new(
+            map_bound(low, f64::MIN, f64_term),
+            map_bound(high, f64::MAX, f64_term),
+        );
+        let i64_range = InvertedIndexRangeQuery::new(
+            map_bound(integer_lower(low), i64::MIN, i64_term),
+            map_bound(integer_upper(high), i64::MAX, i64_term),
+        );
+        return Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, Box::new(f64_range) as Box<dyn TantivyQuery>),
+            (Occur::Should, Box::new(i64_range)),
+        ])));
+    }
+    // Non-numeric bounds compare the lowercased tokens, as a keyword range would.
+    let text_term = |value: String| {
+        let mut term = json_path_term(schema, field);
+        term.append_type_and_str(&value);
+        term
+    };
+    let text_bound = |bound: &RangeBound, open: String| match bound {
+        RangeBound::Unbounded => Bound::Included(open),
+        RangeBound::Inclusive(v) => Bound::Included(v.to_lowercase()),
+        RangeBound::Exclusive(v) => Bound::Excluded(v.to_lowercase()),
+    };
+    let low = text_bound(lower, String::new());
+    let high = text_bound(upper, "\u{10ffff}".to_string());
+    Ok(Box::new(InvertedIndexRangeQuery::new(
+        low.map(text_term),
+        high.map(text_term),
+    )))
+}
+
+fn map_bound<T: Copy>(bound: Bound<T>, open: T, make: impl Fn(T) -> Term) -> Bound<Term> {
+    match bound {
+        Bound::Included(v) => Bound::Included(make(v)),
+        Bound::Excluded(v) => Bound::Excluded(make(v)),
+        Bound::Unbounded => Bound::Included(make(open)),
+    }
+}
+
+/// The smallest integer range that holds the same integers as a float lower bound.
+fn integer_lower(bound: Bound<f64>) -> Bound<i64> {
+    match bound {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => Bound::Included(clamp_to_i64(v.ceil())),
+        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
+        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.ceil())),
+    }
+}
+
+fn integer_upper(bound: Bound<f64>) -> Bound<i64> {
+    match bound {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => Bound::Included(clamp_to_i64(v.floor())),
+        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
+        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.floor())),
+    }
+}
+
+fn clamp_to_i64(value: f64) -> i64 {
+    value.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+}
+
+/// Turns a wildcard pattern into an anchored regex over one token.
+fn wildcard_to_regex(pattern: &str) -> String {
+    let mut regex = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => regex.push_str(".*"),
+            '?' => regex.push('.'),
+            '\\' => {
+                if let Some(escaped) = chars.next() {
+                    push_literal(&mut regex, escaped);
+                }
+            }
+            other => push_literal(&mut regex, other),
+        }
+    }
+    regex
+}
+
+fn push_literal(regex: &mut String, c: char) {
+    if c.is_alphanumeric() {
+        regex.push(c);
+    } else {
+        regex.push('\\');
+        regex.push(c);
+    }
+}

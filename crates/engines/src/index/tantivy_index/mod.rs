@@ -1,0 +1,530 @@
+//! The embedded index: tantivy, one index per pool and UTC day.
+//!
+//! Layout: `{dir}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index. Retention
+//! deletes whole day directories, and a search opens only the days that overlap its
+//! time range. Writers are opened on first write and closed (after a commit) when
+//! more than `max_open_writers` are open, since each one holds its own memory budget.
+//!
+//! Idempotency: every document carries its `_id`; a replacing write deletes that id
+//! before adding it, and tantivy applies a delete only to documents added before it,
+//! so the new copy survives and the old one (committed or not) is gone.
+
+mod collectors;
+mod compile;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use logpool_core::routing::PoolRoute;
+use serde::{Deserialize, Serialize};
+use tantivy::directory::MmapDirectory;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
+
+use self::collectors::{NewestFirst, TimeHistogram};
+use self::schema::{LogSchema, StoredSource};
+use super::{
+    HistogramBucket, HistogramRequest, IndexDoc, IndexError, IndexResult, LogIndex, SearchHit,
+    SearchPage, SearchRequest, SortKey,
+};
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Settings of the embedded index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TantivyIndexConfig {
+    /// Root directory of all pool indexes.
+    pub dir: PathBuf,
+    /// Memory budget of one partition writer (tantivy needs at least 15 MB per thread).
+    pub writer_memory_bytes: usize,
+    /// Writers kept open at once; older ones are committed and closed.
+    pub max_open_writers: usize,
+}
+
+impl Default for TantivyIndexConfig {
+    fn default() -> Self {
+        TantivyIndexConfig {
+            dir: PathBuf::from("index"),
+            writer_memory_bytes: 32 * 1024 * 1024,
+            max_open_writers: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct PartitionKey {
+    pool_id: i64,
+    /// Days since the Unix epoch (UTC).
+    day: i64,
+}
+
+struct Partition {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<Option<IndexWriter>>,
+    dirty: std::sync::atomic::AtomicBool,
+    last_write: Mutex<Instant>,
+}
+
+/// The tantivy implementation of [`LogIndex`].
+pub struct TantivyIndex {
+    config: TantivyIndexConfig,
+    schema: LogSchema,
+    partitions: Mutex<HashMap<PartitionKey, Arc<Partition>>>,
+    /// Serialises commits so that a commit never races a writer being closed.
+    commit_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for TantivyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TantivyIndex")
+            .field("dir", &self.config.dir)
+            .finish()
+    }
+}
+
+impl TantivyIndex {
+    /// Opens (or creates) the index root.
+    ///
+    /// # Errors
+    /// Fails when the directory cannot be created.
+    pub fn open(config: TantivyIndexConfig) -> IndexResult<TantivyIndex> {
+        std::fs::create_dir_all(&config.dir)?;
+        Ok(TantivyIndex {
+            config,
+            schema: LogSchema::new(),
+            partitions: Mutex::new(HashMap::new()),
+            commit_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn pool_dir(&self, pool_id: i64) -> PathBuf {
+        self.config.dir.join(pool_id.to_string())
+    }
+
+    fn partition_dir(&self, key: PartitionKey) -> PathBuf {
+        self.pool_dir(key.pool_id).join(day_name(key.day))
+    }
+
+    fn cached(&self, key: PartitionKey) -> Option<Arc<Partition>> {
+        lock(&self.partitions).get(&key).cloned()
+    }
+
+    /// Opens a partition, creating it when `create` is set. Blocking.
+    fn open_partition(
+        &self,
+        key: PartitionKey,
+        create: bool,
+    ) -> IndexResult<Option<Arc<Partition>>> {
+        if let Some(partition) = self.cached(key) {
+            return Ok(Some(partition));
+        }
+        let dir = self.partition_dir(key);
+        if !create && !dir.join("meta.json").exists() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(&dir)?;
+        let directory =
+            MmapDirectory::open(&dir).map_err(|e| IndexError::Internal(e.to_string()))?;
+        let index =
+            Index::open_or_create(directory, self.schema.schema.clone()).map_err(tantivy_error)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_error)?;
+        let partition = Arc::new(Partition {
+            index,
+            reader,
+            writer: Mutex::new(None),
+            dirty: std::sync::atomic::AtomicBool::new(false),
+            last_write: Mutex::new(Instant::now()),
+        });
+        let mut partitions = lock(&self.partitions);
+        Ok(Some(partitions.entry(key).or_insert(partition).clone()))
+    }
+
+    /// Lists the days on disk for a pool that overlap `[from_ns, to_ns)`, newest first.
+    fn days_on_disk(&self, pool_id: i64, from_ns: i64, to_ns: i64) -> IndexResult<Vec<i64>> {
+        let first_day = from_ns.div_euclid(DAY_NS);
+        let last_day = (to_ns.saturating_sub(1)).div_euclid(DAY_NS);
+        let mut days = list_days(&self.pool_dir(pool_id))?;
+        days.retain(|day| *day >= first_day && *day <= last_day);
+        days.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(days)
+    }
+
+    fn write_blocking(
+        &self,
+        pool_id: i64,
+        docs: Vec<IndexDoc>,
+        replace_existing: bool,
+    ) -> IndexResult<()> {
+        let mut by_day: HashMap<i64, Vec<IndexDoc>> = HashMap::new();
+        for doc in docs {
+            by_day
+                .entry(doc.record.time_ns.div_euclid(DAY_NS))
+                .or_default()
+                .push(doc);
+        }
+        for (day, docs) in by_day {
+            let key = PartitionKey { pool_id, day };
+            let partition = self.open_partition(key, true)?.ok_or_else(|| {
+                IndexError::Internal("partition vanished while opening".to_string())
+            })?;
+            let mut writer_slot = lock(&partition.writer);
+            if writer_slot.is_none() {
+                let writer = partition
+                    .index
+                    .writer_with_num_threads(1, self.config.writer_memory_bytes.max(15_000_000))
+                    .map_err(tantivy_error)?;
+                *writer_slot = Some(writer);
+            }
+            let Some(writer) = writer_slot.as_mut() else {
+                return Err(IndexError::Internal(
+                    "writer slot empty after opening".to_string(),
+                ));
+            };
+            for doc in &docs {
+                if replace_existing {
+                    writer.delete_term(Term::from_field_text(
+                        self.schema.id,
+                        &doc.identity.doc_id(),
+                    ));
+                }
+                writer
+                    .add_document(self.schema.document(doc))
+                    .map_err(tantivy_error)?;
+            }
+            partition
+                .dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            *lock(&partition.last_write) = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn commit_blocking(&self) -> IndexResult<()> {
+        let partitions: Vec<(PartitionKey, Arc<Partition>)> = lock(&self.partitions)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for (_, partition) in &partitions {
+            if partition
+                .dirty
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut writer_slot = lock(&partition.writer);
+                if let Some(writer) = writer_slot.as_mut() {
+                    if let Err(error) = writer.commit() {
+                        partition
+                            .dirty
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                        return Err(tantivy_error(error));
+                    }
+                }
+                drop(writer_slot);
+                partition.reader.reload().map_err(tantivy_error)?;
+            }
+        }
+        self.close_idle_writers(&partitions);
+        Ok(())
+    }
+
+    /// Closes the least recently written writers beyond `max_open_writers`. They have
+    /// just been committed, so nothing staged is lost.
+    fn close_idle_writers(&self, partitions: &[(PartitionKey, Arc<Partition>)]) {
+        let mut open: Vec<(Instant, &Arc<Partition>)> = partitions
+            .iter()
+            .filter(|(_, p)| lock(&p.writer).is_some())
+            .map(|(_, p)| (*lock(&p.last_write), p))
+            .collect();
+        if open.len() <= self.config.max_open_writers {
+            return;
+        }
+        open.sort_by_key(|(last_write, _)| *last_write);
+        let excess = open.len() - self.config.max_open_writers;
+        for (_, partition) in open.into_iter().take(excess) {
+            if partition.dirty.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            if let Some(writer) = lock(&partition.writer).take() {
+                if let Err(error) = writer.wait_merging_threads() {
+                    tracing::warn!(%error, "failed to finish merges of a closed writer");
+                }
+            }
+        }
+    }
+
+    fn search_blocking(&self, pool_id: i64, request: &SearchRequest) -> IndexResult<SearchPage> {
+        let query = compile::compile_with_time_range(
+            &self.schema,
+            &request.query,
+            request.from_ns,
+            request.to_ns,
+        )?;
+        let mut searchers: Vec<Searcher> = Vec::new();
+        let mut total = 0;
+        // (sort key, which partition's searcher, address inside it)
+        let mut candidates: Vec<(SortKey, usize, DocAddress)> = Vec::new();
+        for day in self.days_on_disk(pool_id, request.from_ns, request.to_ns)? {
+            let Some(partition) = self.open_partition(PartitionKey { pool_id, day }, false)? else {
+                continue;
+            };
+            let searcher = partition.reader.searcher();
+            let collector = NewestFirst {
+                limit: request.limit,
+                after: request.after,
+            };
+            let (count, hits) = searcher
+                .search(query.as_ref(), &collector)
+                .map_err(tantivy_error)?;
+            total += count;
+            let searcher_index = searchers.len();
+            candidates.extend(
+                hits.into_iter()
+                    .map(|(key, address)| (key, searcher_index, address)),
+            );
+            searchers.push(searcher);
+        }
+        candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
+        candidates.truncate(request.limit);
+        let mut page_hits = Vec::with_capacity(candidates.len());
+        for (_, searcher_index, address) in candidates {
+            let document: TantivyDocument = searchers[searcher_index]
+                .doc(address)
+                .map_err(tantivy_error)?;
+            page_hits.push(self.hit_from_document(&document)?);
+        }
+        Ok(SearchPage {
+            hits: page_hits,
+            total,
+        })
+    }
+
+    fn hit_from_document(&self, document: &TantivyDocument) -> IndexResult<SearchHit> {
+        use tantivy::schema::document::Value;
+        let source_text = document
+            .get_first(self.schema.source)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| IndexError::Corrupted("document without stored source".to_string()))?;
+        let source: StoredSource = serde_json::from_str(&source_text)
+            .map_err(|e| IndexError::Corrupted(format!("stored source is not valid: {e}")))?;
+        Ok(SearchHit {
+            id: source.id,
+            time_ns: source.time_ns,
+            shard: source.shard,
+            sort_key: SortKey {
+                time_ns: source.time_ns,
+                tiebreak: source.tiebreak,
+            },
+            fields: source.fields,
+        })
+    }
+
+    fn histogram_blocking(
+        &self,
+        pool_id: i64,
+        request: &HistogramRequest,
+    ) -> IndexResult<Vec<HistogramBucket>> {
+        let query = compile::compile_with_time_range(
+            &self.schema,
+            &request.query,
+            request.from_ns,
+            request.to_ns,
+        )?;
+        let mut merged = std::collections::BTreeMap::new();
+        for day in self.days_on_disk(pool_id, request.from_ns, request.to_ns)? {
+            let Some(partition) = self.open_partition(PartitionKey { pool_id, day }, false)? else {
+                continue;
+            };
+            let collector = TimeHistogram {
+                interval_ns: request.interval_ns,
+            };
+            let buckets = partition
+                .reader
+                .searcher()
+                .search(query.as_ref(), &collector)
+                .map_err(tantivy_error)?;
+            for (time_ns, count) in buckets {
+                *merged.entry(time_ns).or_insert(0) += count;
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(time_ns, count)| HistogramBucket { time_ns, count })
+            .collect())
+    }
+
+    fn drop_partitions_blocking(&self, pool_id: i64, days: &[i64]) -> IndexResult<usize> {
+        let mut dropped = 0;
+        for day in days {
+            let key = PartitionKey { pool_id, day: *day };
+            let removed = lock(&self.partitions).remove(&key);
+            if let Some(partition) = removed {
+                if let Some(writer) = lock(&partition.writer).take() {
+                    // Dropping without commit discards staged documents of an expired day.
+                    drop(writer);
+                }
+            }
+            let dir = self.partition_dir(key);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+#[async_trait]
+impl LogIndex for TantivyIndex {
+    async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()> {
+        std::fs::create_dir_all(self.pool_dir(pool.pool_id))?;
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        pool: &PoolRoute,
+        docs: Vec<IndexDoc>,
+        replace_existing: bool,
+    ) -> IndexResult<()> {
+        let pool_id = pool.pool_id;
+        tokio::task::block_in_place(|| self.write_blocking(pool_id, docs, replace_existing))
+    }
+
+    async fn commit(&self) -> IndexResult<()> {
+        let _guard = self.commit_lock.lock().await;
+        tokio::task::block_in_place(|| self.commit_blocking())
+    }
+
+    async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
+        tokio::task::block_in_place(|| self.search_blocking(pool.pool_id, request))
+    }
+
+    async fn histogram(
+        &self,
+        pool: &PoolRoute,
+        request: &HistogramRequest,
+    ) -> IndexResult<Vec<HistogramBucket>> {
+        if request.interval_ns <= 0 {
+            return Err(IndexError::InvalidQuery(
+                "histogram interval must be positive".to_string(),
+            ));
+        }
+        tokio::task::block_in_place(|| self.histogram_blocking(pool.pool_id, request))
+    }
+
+    async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
+        let _guard = self.commit_lock.lock().await;
+        tokio::task::block_in_place(|| {
+            let days = list_days(&self.pool_dir(pool_id))?;
+            self.drop_partitions_blocking(pool_id, &days)?;
+            lock(&self.partitions).retain(|key, _| key.pool_id != pool_id);
+            let dir = self.pool_dir(pool_id);
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize> {
+        let retention_ns = i64::from(pool.retention_days).saturating_mul(DAY_NS);
+        let cutoff_ns = now_ns.saturating_sub(retention_ns);
+        let _guard = self.commit_lock.lock().await;
+        tokio::task::block_in_place(|| {
+            let expired: Vec<i64> = list_days(&self.pool_dir(pool.pool_id))?
+                .into_iter()
+                .filter(|day| (day + 1).saturating_mul(DAY_NS) <= cutoff_ns)
+                .collect();
+            self.drop_partitions_blocking(pool.pool_id, &expired)
+        })
+    }
+
+    async fn check_health(&self) -> IndexResult<()> {
+        if self.config.dir.is_dir() {
+            Ok(())
+        } else {
+            Err(IndexError::Unavailable(format!(
+                "index directory {} is missing",
+                self.config.dir.display()
+            )))
+        }
+    }
+
+    async fn shutdown(&self) -> IndexResult<()> {
+        self.commit().await?;
+        let partitions: Vec<Arc<Partition>> = lock(&self.partitions).values().cloned().collect();
+        tokio::task::block_in_place(|| {
+            for partition in partitions {
+                if let Some(writer) = lock(&partition.writer).take() {
+                    writer.wait_merging_threads().map_err(tantivy_error)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn day_name(day: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_else(|_| format!("day{day}"))
+}
+
+fn parse_day_name(name: &str) -> Option<i64> {
+    if let Some(raw) = name.strip_prefix("day") {
+        return raw.parse().ok();
+    }
+    let mut parts = name.splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    Some(
+        date.midnight()
+            .assume_utc()
+            .unix_timestamp()
+            .div_euclid(86_400),
+    )
+}
+
+fn list_days(pool_dir: &Path) -> IndexResult<Vec<i64>> {
+    let entries = match std::fs::read_dir(pool_dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut days = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if let Some(day) = entry.file_name().to_str().and_then(parse_day_name) {
+            days.push(day);
+        }
+    }
+    Ok(days)
+}
+
+fn tantivy_error(error: tantivy::TantivyError) -> IndexError {
+    IndexError::Internal(error.to_string())
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it: the
+/// guarded values (writers, maps) stay structurally valid across a panic.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

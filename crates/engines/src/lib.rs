@@ -1,0 +1,116 @@
+//! Engine roles of logpool behind object-safe traits, their implementations, the
+//! configuration and the one composition root that turns configuration into engines.
+//!
+//! # Layout
+//! - [`queue`]: [`queue::Queue`] — embedded durable log.
+//! - [`index`]: [`index::LogIndex`] — tantivy, time-partitioned per pool.
+//! - [`metadata`]: [`metadata::MetadataStore`] — SQLite.
+//! - [`coordination`]: [`coordination::Coordinator`] — in-process watch.
+//! - [`object_store`]: [`object_store::ObjectStore`] — local files.
+//! - [`config`]: the `Config` struct.
+//! - [`Engines`]: the composition root.
+//!
+//! Services only ever hold `Arc<dyn Trait>`; the distributed engines (Pulsar,
+//! Elasticsearch, MySQL, etcd, S3) plug into the same traits.
+
+pub mod config;
+pub mod coordination;
+pub mod index;
+pub mod metadata;
+pub mod object_store;
+pub mod queue;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::{
+    Config, CoordinationConfig, IndexConfig, MetadataConfig, ObjectStoreConfig, QueueConfig,
+};
+use crate::coordination::{Coordinator, LocalCoordinator};
+use crate::index::{LogIndex, TantivyIndex, TantivyIndexConfig};
+use crate::metadata::{MetadataStore, SqliteMetadataConfig, SqliteMetadataStore};
+use crate::object_store::{LocalFileObjectStore, LocalFileObjectStoreConfig, ObjectStore};
+use crate::queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue};
+
+/// One handle per engine role, as the services see them.
+#[derive(Debug, Clone)]
+pub struct Engines {
+    /// The queue.
+    pub queue: Arc<dyn Queue>,
+    /// The index.
+    pub index: Arc<dyn LogIndex>,
+    /// The metadata store.
+    pub metadata: Arc<dyn MetadataStore>,
+    /// The coordinator.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// The object store.
+    pub object_store: Arc<dyn ObjectStore>,
+}
+
+impl Engines {
+    /// Builds every engine the configuration names. This is the only place that
+    /// names concrete engine types.
+    ///
+    /// # Errors
+    /// Fails with context naming the engine that could not start.
+    pub async fn build(config: &Config) -> anyhow::Result<Engines> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
+        let queue: Arc<dyn Queue> = match &config.queue {
+            QueueConfig::Embedded(c) => {
+                let c = EmbeddedQueueConfig {
+                    dir: config.resolve(&c.dir),
+                    ..c.clone()
+                };
+                Arc::new(
+                    EmbeddedQueue::open(c)
+                        .await
+                        .context("failed to open the embedded queue")?,
+                )
+            }
+        };
+        let index: Arc<dyn LogIndex> = match &config.index {
+            IndexConfig::Tantivy(c) => {
+                let c = TantivyIndexConfig {
+                    dir: config.resolve(&c.dir),
+                    ..c.clone()
+                };
+                Arc::new(TantivyIndex::open(c).context("failed to open the tantivy index")?)
+            }
+        };
+        let metadata: Arc<dyn MetadataStore> = match &config.metadata {
+            MetadataConfig::Sqlite(c) => {
+                let c = SqliteMetadataConfig {
+                    path: config.resolve(&c.path),
+                };
+                Arc::new(
+                    SqliteMetadataStore::open(&c)
+                        .await
+                        .context("failed to open the SQLite metadata store")?,
+                )
+            }
+        };
+        let coordinator: Arc<dyn Coordinator> = match &config.coordination {
+            CoordinationConfig::Local => Arc::new(LocalCoordinator::new()),
+        };
+        let object_store: Arc<dyn ObjectStore> = match &config.object_store {
+            ObjectStoreConfig::LocalFile(c) => {
+                let c = LocalFileObjectStoreConfig {
+                    dir: config.resolve(&c.dir),
+                };
+                Arc::new(
+                    LocalFileObjectStore::open(&c)
+                        .context("failed to open the local object store")?,
+                )
+            }
+        };
+        Ok(Engines {
+            queue,
+            index,
+            metadata,
+            coordinator,
+            object_store,
+        })
+    }
+}

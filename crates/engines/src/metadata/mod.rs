@@ -1,0 +1,177 @@
+//! The metadata role: projects and pools (later keys, quotas, saved searches).
+//!
+//! The store is the source of truth; the routing snapshot that services use is
+//! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use logpool_core::routing::{FieldType, PoolRoute};
+use serde::Serialize;
+
+pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
+
+/// Result alias for metadata operations.
+pub type MetadataResult<T> = Result<T, MetadataError>;
+
+/// Errors of the metadata role.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The named object does not exist.
+    #[error("{kind} `{name}` not found")]
+    NotFound {
+        /// "project" or "pool".
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// An object with that name exists already.
+    #[error("{kind} `{name}` already exists")]
+    AlreadyExists {
+        /// "project" or "pool".
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The request conflicts with stored state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("metadata store error: {0}")]
+    Database(String),
+}
+
+/// A stored project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Project {
+    /// Database id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Last change, ms since the epoch.
+    pub updated_at_ms: i64,
+}
+
+/// A stored pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pool {
+    /// Database id, never reused.
+    pub id: i64,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Owning project.
+    pub project: String,
+    /// Name, unique per project.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Queue partitions owned, in shard order.
+    pub partitions: Vec<u32>,
+    /// Days of data kept.
+    pub retention_days: u32,
+    /// Declared field types.
+    pub field_hints: BTreeMap<String, FieldType>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Last change, ms since the epoch.
+    pub updated_at_ms: i64,
+}
+
+impl Pool {
+    /// Returns the routing view of this pool.
+    pub fn route(&self) -> PoolRoute {
+        PoolRoute {
+            pool_id: self.id,
+            tenant: self.tenant.clone(),
+            project: self.project.clone(),
+            name: self.name.clone(),
+            partitions: self.partitions.clone(),
+            retention_days: self.retention_days,
+            field_hints: self.field_hints.clone(),
+        }
+    }
+}
+
+/// Fields of a new pool.
+#[derive(Debug, Clone)]
+pub struct NewPool {
+    /// Name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Number of shards (queue partitions) to allocate.
+    pub shards: u32,
+    /// Days of data kept.
+    pub retention_days: u32,
+    /// Declared field types.
+    pub field_hints: BTreeMap<String, FieldType>,
+}
+
+/// A partial update of a pool; `None` leaves a value unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct PoolPatch {
+    /// New description.
+    pub description: Option<String>,
+    /// New shard count; may only grow (existing partitions keep their data).
+    pub shards: Option<u32>,
+    /// New retention.
+    pub retention_days: Option<u32>,
+    /// Field hints to add or change.
+    pub field_hints: Option<BTreeMap<String, FieldType>>,
+}
+
+/// The metadata role.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + Debug + 'static {
+    /// Creates a project.
+    async fn create_project(
+        &self,
+        tenant: &str,
+        name: &str,
+        description: &str,
+    ) -> MetadataResult<Project>;
+    /// Lists a tenant's projects by name.
+    async fn list_projects(&self, tenant: &str) -> MetadataResult<Vec<Project>>;
+    /// Gets one project.
+    async fn get_project(&self, tenant: &str, name: &str) -> MetadataResult<Project>;
+    /// Updates a project's description.
+    async fn update_project(
+        &self,
+        tenant: &str,
+        name: &str,
+        description: Option<String>,
+    ) -> MetadataResult<Project>;
+    /// Deletes a project and its pools; returns the pools that were deleted.
+    async fn delete_project(&self, tenant: &str, name: &str) -> MetadataResult<Vec<Pool>>;
+    /// Creates a pool and allocates its partitions.
+    async fn create_pool(&self, tenant: &str, project: &str, pool: NewPool)
+        -> MetadataResult<Pool>;
+    /// Lists a project's pools by name.
+    async fn list_pools(&self, tenant: &str, project: &str) -> MetadataResult<Vec<Pool>>;
+    /// Gets one pool.
+    async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool>;
+    /// Updates a pool.
+    async fn update_pool(
+        &self,
+        tenant: &str,
+        project: &str,
+        name: &str,
+        patch: PoolPatch,
+    ) -> MetadataResult<Pool>;
+    /// Deletes a pool and returns it.
+    async fn delete_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool>;
+    /// Returns every pool of every tenant, for the routing snapshot.
+    async fn all_pools(&self) -> MetadataResult<Vec<Pool>>;
+    /// Checks that the store can serve requests (for `/readyz`).
+    async fn check_health(&self) -> MetadataResult<()>;
+}

@@ -1,0 +1,505 @@
+//! SQLite metadata store (embedded mode), with migrations from `migrations/sqlite`.
+//!
+//! One connection: control-plane writes are rare, and a single writer avoids
+//! SQLite's "database is locked" under concurrent writes entirely.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{MetadataError, MetadataResult, MetadataStore, NewPool, Pool, PoolPatch, Project};
+
+/// Settings of the SQLite store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteMetadataConfig {
+    /// Database file.
+    pub path: PathBuf,
+}
+
+impl Default for SqliteMetadataConfig {
+    fn default() -> Self {
+        SqliteMetadataConfig {
+            path: PathBuf::from("metadata.sqlite"),
+        }
+    }
+}
+
+/// The SQLite implementation of [`MetadataStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteMetadataStore {
+    pool: SqlitePool,
+}
+
+/// A pool query with its project joined in; a macro so the SQL stays a static string.
+macro_rules! select_pools {
+    ($rest:literal) => {
+        concat!(
+            "SELECT p.id, pr.tenant, pr.name AS project, p.name, p.description, p.partitions, ",
+            "p.retention_days, p.field_hints, p.created_at_ms, p.updated_at_ms ",
+            "FROM pools p JOIN projects pr ON pr.id = p.project_id ",
+            $rest
+        )
+    };
+}
+
+impl SqliteMetadataStore {
+    /// Opens (creating if needed) the database and applies migrations.
+    ///
+    /// # Errors
+    /// Fails when the file cannot be opened or a migration fails.
+    pub async fn open(config: &SqliteMetadataConfig) -> MetadataResult<SqliteMetadataStore> {
+        if let Some(parent) = config.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| MetadataError::Database(e.to_string()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&config.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        sqlx::migrate!("../../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| MetadataError::Database(format!("migration failed: {e}")))?;
+        Ok(SqliteMetadataStore { pool })
+    }
+
+    async fn project_row(&self, tenant: &str, name: &str) -> MetadataResult<Project> {
+        let row = sqlx::query(
+            "SELECT id, tenant, name, description, created_at_ms, updated_at_ms FROM projects WHERE tenant = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| MetadataError::NotFound { kind: "project", name: name.to_string() })?;
+        project_from_row(&row)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn db_error(error: sqlx::Error) -> MetadataError {
+    MetadataError::Database(error.to_string())
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn project_from_row(row: &SqliteRow) -> MetadataResult<Project> {
+    Ok(Project {
+        id: row.try_get("id").map_err(db_error)?,
+        tenant: row.try_get("tenant").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        description: row.try_get("description").map_err(db_error)?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
+        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
+    })
+}
+
+fn pool_from_row(row: &SqliteRow) -> MetadataResult<Pool> {
+    let partitions: String = row.try_get("partitions").map_err(db_error)?;
+    let field_hints: String = row.try_get("field_hints").map_err(db_error)?;
+    let retention_days: i64 = row.try_get("retention_days").map_err(db_error)?;
+    Ok(Pool {
+        id: row.try_get("id").map_err(db_error)?,
+        tenant: row.try_get("tenant").map_err(db_error)?,
+        project: row.try_get("project").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        description: row.try_get("description").map_err(db_error)?,
+        partitions: serde_json::from_str(&partitions)
+            .map_err(|e| MetadataError::Database(format!("bad partitions column: {e}")))?,
+        retention_days: u32::try_from(retention_days).unwrap_or(u32::MAX),
+        field_hints: serde_json::from_str(&field_hints)
+            .map_err(|e| MetadataError::Database(format!("bad field_hints column: {e}")))?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
+        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
+    })
+}
+
+fn to_json(value: &impl Serialize) -> MetadataResult<String> {
+    serde_json::to_string(value).map_err(|e| MetadataError::Database(e.to_string()))
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn create_project(
+        &self,
+        tenant: &str,
+        name: &str,
+        description: &str,
+    ) -> MetadataResult<Project> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(description)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => self.project_row(tenant, name).await,
+            Err(error) if is_unique_violation(&error) => Err(MetadataError::AlreadyExists {
+                kind: "project",
+                name: name.to_string(),
+            }),
+            Err(error) => Err(db_error(error)),
+        }
+    }
+
+    async fn list_projects(&self, tenant: &str) -> MetadataResult<Vec<Project>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant, name, description, created_at_ms, updated_at_ms FROM projects WHERE tenant = ? ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    async fn get_project(&self, tenant: &str, name: &str) -> MetadataResult<Project> {
+        self.project_row(tenant, name).await
+    }
+
+    async fn update_project(
+        &self,
+        tenant: &str,
+        name: &str,
+        description: Option<String>,
+    ) -> MetadataResult<Project> {
+        let project = self.project_row(tenant, name).await?;
+        if let Some(description) = description {
+            sqlx::query("UPDATE projects SET description = ?, updated_at_ms = ? WHERE id = ?")
+                .bind(description)
+                .bind(now_ms())
+                .bind(project.id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        }
+        self.project_row(tenant, name).await
+    }
+
+    async fn delete_project(&self, tenant: &str, name: &str) -> MetadataResult<Vec<Pool>> {
+        let pools = self.list_pools(tenant, name).await?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("DELETE FROM pools WHERE project_id = (SELECT id FROM projects WHERE tenant = ? AND name = ?)")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE tenant = ? AND name = ?")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if deleted.rows_affected() == 0 {
+            return Err(MetadataError::NotFound {
+                kind: "project",
+                name: name.to_string(),
+            });
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(pools)
+    }
+
+    async fn create_pool(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: NewPool,
+    ) -> MetadataResult<Pool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let row =
+            sqlx::query("SELECT id, next_partition FROM projects WHERE tenant = ? AND name = ?")
+                .bind(tenant)
+                .bind(project)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| MetadataError::NotFound {
+                    kind: "project",
+                    name: project.to_string(),
+                })?;
+        let project_id: i64 = row.try_get("id").map_err(db_error)?;
+        let next_partition: i64 = row.try_get("next_partition").map_err(db_error)?;
+        let first = u32::try_from(next_partition)
+            .map_err(|_| MetadataError::Conflict("partition numbers exhausted".into()))?;
+        let partitions: Vec<u32> = (first..first + pool.shards).collect();
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO pools (project_id, name, description, partitions, retention_days, field_hints, created_at_ms, updated_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(project_id)
+        .bind(&pool.name)
+        .bind(&pool.description)
+        .bind(to_json(&partitions)?)
+        .bind(i64::from(pool.retention_days))
+        .bind(to_json(&pool.field_hints)?)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(MetadataError::AlreadyExists {
+                    kind: "pool",
+                    name: pool.name,
+                });
+            }
+            Err(error) => return Err(db_error(error)),
+        }
+        sqlx::query("UPDATE projects SET next_partition = ? WHERE id = ?")
+            .bind(i64::from(first + pool.shards))
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.get_pool(tenant, project, &pool.name).await
+    }
+
+    async fn list_pools(&self, tenant: &str, project: &str) -> MetadataResult<Vec<Pool>> {
+        self.project_row(tenant, project).await?;
+        let rows = sqlx::query(select_pools!(
+            "WHERE pr.tenant = ? AND pr.name = ? ORDER BY p.name"
+        ))
+        .bind(tenant)
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(pool_from_row).collect()
+    }
+
+    async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
+        self.project_row(tenant, project).await?;
+        let row = sqlx::query(select_pools!(
+            "WHERE pr.tenant = ? AND pr.name = ? AND p.name = ?"
+        ))
+        .bind(tenant)
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| MetadataError::NotFound {
+            kind: "pool",
+            name: name.to_string(),
+        })?;
+        pool_from_row(&row)
+    }
+
+    async fn update_pool(
+        &self,
+        tenant: &str,
+        project: &str,
+        name: &str,
+        patch: PoolPatch,
+    ) -> MetadataResult<Pool> {
+        let current = self.get_pool(tenant, project, name).await?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut partitions = current.partitions.clone();
+        if let Some(shards) = patch.shards {
+            let have = partitions.len() as u32;
+            if shards < have {
+                return Err(MetadataError::Conflict(format!(
+                    "`shards` can only grow: pool `{name}` has {have} shards, asked for {shards}"
+                )));
+            }
+            if shards > have {
+                let row = sqlx::query(
+                    "SELECT id, next_partition FROM projects WHERE tenant = ? AND name = ?",
+                )
+                .bind(tenant)
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let project_id: i64 = row.try_get("id").map_err(db_error)?;
+                let next: i64 = row.try_get("next_partition").map_err(db_error)?;
+                let first = u32::try_from(next)
+                    .map_err(|_| MetadataError::Conflict("partition numbers exhausted".into()))?;
+                partitions.extend(first..first + (shards - have));
+                sqlx::query("UPDATE projects SET next_partition = ? WHERE id = ?")
+                    .bind(i64::from(first + (shards - have)))
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+        let mut hints = current.field_hints.clone();
+        if let Some(new_hints) = patch.field_hints {
+            hints.extend(new_hints);
+        }
+        sqlx::query(
+            "UPDATE pools SET description = ?, partitions = ?, retention_days = ?, field_hints = ?, updated_at_ms = ? WHERE id = ?",
+        )
+        .bind(patch.description.unwrap_or(current.description))
+        .bind(to_json(&partitions)?)
+        .bind(i64::from(patch.retention_days.unwrap_or(current.retention_days)))
+        .bind(to_json(&hints)?)
+        .bind(now_ms())
+        .bind(current.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        self.get_pool(tenant, project, name).await
+    }
+
+    async fn delete_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
+        let pool = self.get_pool(tenant, project, name).await?;
+        sqlx::query("DELETE FROM pools WHERE id = ?")
+            .bind(pool.id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(pool)
+    }
+
+    async fn all_pools(&self) -> MetadataResult<Vec<Pool>> {
+        let rows = sqlx::query(select_pools!("ORDER BY p.id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(pool_from_row).collect()
+    }
+
+    async fn check_health(&self) -> MetadataResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn new_pool(name: &str, shards: u32) -> NewPool {
+        NewPool {
+            name: name.into(),
+            description: String::new(),
+            shards,
+            retention_days: 7,
+            field_hints: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn test_state_survives_reopen_and_partitions_are_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SqliteMetadataConfig {
+            path: dir.path().join("meta.sqlite"),
+        };
+        {
+            let store = SqliteMetadataStore::open(&config).await.expect("open");
+            store
+                .create_project("t", "shop", "d")
+                .await
+                .expect("project");
+            let web = store
+                .create_pool("t", "shop", new_pool("web", 2))
+                .await
+                .expect("pool");
+            assert_eq!(web.partitions, [0, 1]);
+            store.delete_pool("t", "shop", "web").await.expect("delete");
+        }
+        let store = SqliteMetadataStore::open(&config).await.expect("reopen");
+        assert_eq!(
+            store
+                .get_project("t", "shop")
+                .await
+                .expect("project")
+                .description,
+            "d"
+        );
+        let again = store
+            .create_pool("t", "shop", new_pool("web", 1))
+            .await
+            .expect("pool");
+        assert_eq!(
+            again.partitions,
+            [2],
+            "partitions of a deleted pool are not reused"
+        );
+        assert!(matches!(
+            store.create_pool("t", "shop", new_pool("web", 1)).await,
+            Err(MetadataError::AlreadyExists { .. })
+        ));
+        assert!(matches!(
+            store.get_pool("t", "nope", "web").await,
+            Err(MetadataError::NotFound { .. })
+        ));
+        let grown = store
+            .update_pool(
+                "t",
+                "shop",
+                "web",
+                PoolPatch {
+                    shards: Some(3),
+                    ..PoolPatch::default()
+                },
+            )
+            .await
+            .expect("grow");
+        assert_eq!(grown.partitions, [2, 3, 4]);
+        assert!(matches!(
+            store
+                .update_pool(
+                    "t",
+                    "shop",
+                    "web",
+                    PoolPatch {
+                        shards: Some(1),
+                        ..PoolPatch::default()
+                    }
+                )
+                .await,
+            Err(MetadataError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .delete_project("t", "shop")
+                .await
+                .expect("delete")
+                .len(),
+            1
+        );
+        assert!(store.all_pools().await.expect("all").is_empty());
+    }
+}

@@ -1,0 +1,824 @@
+//! Behaviour tests of the embedded queue on temporary directories.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use logpool_core::routing::ShardAddr;
+
+use super::layout::{list_segments, shard_dir};
+use super::{EmbeddedQueue, EmbeddedQueueConfig};
+use crate::queue::{
+    BatchProperties, Consumer, Delivery, DeliveryTag, Position, Queue, QueueError, ReadStart,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn shard(partition: u32) -> ShardAddr {
+    ShardAddr {
+        tenant: "default".to_string(),
+        project: "web".to_string(),
+        partition,
+    }
+}
+
+fn properties(record_count: u32) -> BatchProperties {
+    BatchProperties {
+        pool_id: 7,
+        record_count,
+        format_version: 1,
+    }
+}
+
+fn config(dir: &Path) -> EmbeddedQueueConfig {
+    EmbeddedQueueConfig {
+        dir: dir.to_path_buf(),
+        nack_redelivery_delay_ms: 20,
+        ..EmbeddedQueueConfig::default()
+    }
+}
+
+async fn produce_n(
+    queue: &EmbeddedQueue,
+    addr: &ShardAddr,
+    count: usize,
+    payload_len: usize,
+) -> Result<Vec<Position>, QueueError> {
+    let mut positions = Vec::with_capacity(count);
+    for number in 0..count {
+        let payload = Bytes::from(vec![b'a' + (number % 26) as u8; payload_len]);
+        positions.push(
+            queue
+                .produce(addr, properties(number as u32), payload)
+                .await?,
+        );
+    }
+    Ok(positions)
+}
+
+/// Receives until `count` deliveries arrived or a bounded number of attempts passed.
+async fn receive_at_least(
+    consumer: &mut Box<dyn Consumer>,
+    count: usize,
+) -> Result<Vec<Delivery>, QueueError> {
+    let mut deliveries = Vec::new();
+    for _ in 0..50 {
+        if deliveries.len() >= count {
+            break;
+        }
+        deliveries.extend(
+            consumer
+                .receive(count - deliveries.len(), Duration::from_millis(200))
+                .await?,
+        );
+    }
+    Ok(deliveries)
+}
+
+fn tags(deliveries: &[Delivery]) -> Vec<DeliveryTag> {
+    deliveries.iter().map(Delivery::tag).collect()
+}
+
+fn positions(deliveries: &[Delivery]) -> Vec<Position> {
+    deliveries
+        .iter()
+        .map(|delivery| delivery.message.position)
+        .collect()
+}
+
+fn segment_files(dir: &Path, addr: &ShardAddr) -> Result<Vec<PathBuf>, std::io::Error> {
+    Ok(list_segments(&shard_dir(dir, addr))?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect())
+}
+
+#[tokio::test]
+async fn test_produce_and_read_round_trip() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let addr = shard(0);
+    let position = queue
+        .produce(&addr, properties(3), Bytes::from_static(b"three records"))
+        .await?;
+    assert_eq!(position, 0);
+    let messages = queue.read(&addr, ReadStart::Earliest, 10).await?;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].shard, addr);
+    assert_eq!(messages[0].position, 0);
+    assert_eq!(messages[0].properties, properties(3));
+    assert_eq!(messages[0].payload, Bytes::from_static(b"three records"));
+    assert!(messages[0].publish_time_ms > 0);
+    assert_eq!(queue.end_position(&addr).await?, 1);
+    assert!(queue.read(&addr, ReadStart::Latest, 10).await?.is_empty());
+    assert!(queue
+        .read(&shard(9), ReadStart::Earliest, 10)
+        .await?
+        .is_empty());
+    assert_eq!(queue.end_position(&shard(9)).await?, 0);
+    queue.check_health().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_positions_strictly_increase_per_shard() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = Arc::new(
+        EmbeddedQueue::open(EmbeddedQueueConfig {
+            segment_max_bytes: 512,
+            ..config(dir.path())
+        })
+        .await?,
+    );
+    let mut tasks = Vec::new();
+    for task_number in 0..8u32 {
+        let queue = Arc::clone(&queue);
+        tasks.push(tokio::spawn(async move {
+            produce_n(&queue, &shard(task_number % 2), 25, 40).await
+        }));
+    }
+    let mut seen = [BTreeSet::new(), BTreeSet::new()];
+    for (task_number, task) in tasks.into_iter().enumerate() {
+        let produced = task.await??;
+        assert!(produced.windows(2).all(|pair| pair[0] < pair[1]));
+        for position in produced {
+            assert!(
+                seen[task_number % 2].insert(position),
+                "position {position} given twice"
+            );
+        }
+    }
+    for (partition, positions) in seen.iter().enumerate() {
+        assert_eq!(
+            positions.iter().copied().collect::<Vec<_>>(),
+            (0..100).collect::<Vec<_>>()
+        );
+        let messages = queue
+            .read(&shard(partition as u32), ReadStart::Earliest, 1000)
+            .await?;
+        assert_eq!(messages.len(), 100);
+        assert!(messages
+            .windows(2)
+            .all(|pair| pair[0].position + 1 == pair[1].position));
+        assert!(messages
+            .windows(2)
+            .all(|pair| pair[0].publish_time_ms <= pair[1].publish_time_ms));
+    }
+    assert!(
+        segment_files(dir.path(), &shard(0))?.len() > 1,
+        "small segments must roll"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_reopen_after_drop_keeps_everything() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue_config = EmbeddedQueueConfig {
+        segment_max_bytes: 300,
+        ..config(dir.path())
+    };
+    let queue = EmbeddedQueue::open(queue_config.clone()).await?;
+    produce_n(&queue, &shard(0), 20, 50).await?;
+    produce_n(&queue, &shard(1), 3, 10).await?;
+    let before = queue.read(&shard(0), ReadStart::Earliest, 100).await?;
+    drop(queue);
+
+    let queue = EmbeddedQueue::open(queue_config).await?;
+    let after = queue.read(&shard(0), ReadStart::Earliest, 100).await?;
+    assert_eq!(after.len(), 20);
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(old.position, new.position);
+        assert_eq!(old.publish_time_ms, new.publish_time_ms);
+        assert_eq!(old.properties, new.properties);
+        assert_eq!(old.payload, new.payload);
+    }
+    assert_eq!(queue.end_position(&shard(1)).await?, 3);
+    assert_eq!(
+        queue
+            .produce(&shard(0), properties(1), Bytes::from_static(b"x"))
+            .await?,
+        20
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_torn_tail_is_truncated_on_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let addr = shard(0);
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    produce_n(&queue, &addr, 3, 30).await?;
+    drop(queue);
+
+    // A crash in the middle of writing an entry header: garbage after the last entry.
+    let segment = segment_files(dir.path(), &addr)?
+        .pop()
+        .ok_or("no segment")?;
+    OpenOptions::new()
+        .append(true)
+        .open(&segment)?
+        .write_all(&[0xAB; 21])?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    assert_eq!(queue.end_position(&addr).await?, 3);
+    assert_eq!(
+        queue
+            .produce(&addr, properties(1), Bytes::from_static(b"fourth"))
+            .await?,
+        3
+    );
+    assert_eq!(queue.read(&addr, ReadStart::Earliest, 10).await?.len(), 4);
+    drop(queue);
+
+    // A crash in the middle of a payload: the last entry is cut short.
+    let file_len = std::fs::metadata(&segment)?.len();
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)?
+        .set_len(file_len - 3)?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let messages = queue.read(&addr, ReadStart::Earliest, 10).await?;
+    assert_eq!(positions_of(&messages), vec![0, 1, 2]);
+    assert_eq!(messages[2].payload.len(), 30);
+    assert_eq!(
+        queue
+            .produce(&addr, properties(1), Bytes::from_static(b"again"))
+            .await?,
+        3
+    );
+    Ok(())
+}
+
+fn positions_of(messages: &[crate::queue::QueueMessage]) -> Vec<Position> {
+    messages.iter().map(|message| message.position).collect()
+}
+
+#[tokio::test]
+async fn test_damaged_segment_header_is_reported_as_corrupted() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let addr = shard(0);
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    produce_n(&queue, &addr, 2, 10).await?;
+    drop(queue);
+    let segment = segment_files(dir.path(), &addr)?
+        .pop()
+        .ok_or("no segment")?;
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)?
+        .write_all(b"NOTASEG!")?;
+    let result = EmbeddedQueue::open(config(dir.path())).await;
+    assert!(
+        matches!(result, Err(QueueError::Corrupted(_))),
+        "{result:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_damage_inside_an_older_segment_is_skipped() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let addr = shard(0);
+    // 64-byte payloads make 101-byte entries: two entries per segment.
+    let queue_config = EmbeddedQueueConfig {
+        segment_max_bytes: 250,
+        ..config(dir.path())
+    };
+    let queue = EmbeddedQueue::open(queue_config.clone()).await?;
+    drop(queue.subscribe("indexer", vec![addr.clone()]).await?);
+    produce_n(&queue, &addr, 6, 64).await?;
+    drop(queue);
+    let segments = segment_files(dir.path(), &addr)?;
+    assert_eq!(segments.len(), 3);
+    // Flip one payload byte of position 3, the second entry of the middle segment.
+    let mut bytes = std::fs::read(&segments[1])?;
+    bytes[8 + 101 + 37 + 4] ^= 0xFF;
+    std::fs::write(&segments[1], &bytes)?;
+
+    let queue = EmbeddedQueue::open(queue_config).await?;
+    let messages = queue.read(&addr, ReadStart::Earliest, 10).await?;
+    assert_eq!(positions_of(&messages), vec![0, 1, 2, 4, 5]);
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let deliveries = receive_at_least(&mut consumer, 5).await?;
+    assert_eq!(positions(&deliveries), vec![0, 1, 2, 4, 5]);
+    consumer.ack(&tags(&deliveries)).await?;
+    let backlog = queue
+        .backlog("indexer", std::slice::from_ref(&addr))
+        .await?;
+    assert_eq!((backlog[0].messages, backlog[0].bytes), (0, 0));
+    drop(consumer);
+    drop(queue);
+
+    // The watermark moved over the lost position, so nothing comes back after a restart.
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    assert!(consumer
+        .receive(10, Duration::from_millis(20))
+        .await?
+        .is_empty());
+    assert_eq!(
+        queue
+            .produce(&addr, properties(1), Bytes::from_static(b"x"))
+            .await?,
+        6
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_group_commit_shares_fsyncs_among_concurrent_producers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = Arc::new(EmbeddedQueue::open(config(dir.path())).await?);
+    let num_producers = 50;
+    let num_per_producer = 10;
+    let mut tasks = Vec::new();
+    for producer in 0..num_producers {
+        let queue = Arc::clone(&queue);
+        tasks.push(tokio::spawn(async move {
+            produce_n(&queue, &shard(producer % 4), num_per_producer, 100).await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let num_produced = u64::from(num_producers) * num_per_producer as u64;
+    let num_fsyncs = queue.num_fsyncs();
+    assert!(num_fsyncs > 0);
+    assert!(
+        num_fsyncs < num_produced,
+        "{num_fsyncs} fsyncs for {num_produced} produces: no group commit"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_shared_subscription_delivers_each_message_to_one_consumer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let shards = vec![shard(0), shard(1)];
+    let mut first = queue.subscribe("indexer", shards.clone()).await?;
+    let mut second = queue.subscribe("indexer", shards.clone()).await?;
+    for addr in &shards {
+        produce_n(&queue, addr, 20, 10).await?;
+    }
+
+    let mut first_seen = HashSet::new();
+    let mut second_seen = HashSet::new();
+    for _ in 0..50 {
+        if first_seen.len() + second_seen.len() == 40 {
+            break;
+        }
+        // Both hold their deliveries un-acked at the same time: they must be disjoint.
+        let from_first = first.receive(7, Duration::from_millis(50)).await?;
+        let from_second = second.receive(7, Duration::from_millis(50)).await?;
+        for delivery in &from_first {
+            assert!(!delivery.redelivered);
+            assert!(first_seen.insert(delivery.tag()));
+        }
+        for delivery in &from_second {
+            assert!(!delivery.redelivered);
+            assert!(!first_seen.contains(&delivery.tag()), "delivered twice");
+            assert!(second_seen.insert(delivery.tag()));
+        }
+        first.ack(&tags(&from_first)).await?;
+        second.ack(&tags(&from_second)).await?;
+    }
+    assert_eq!(first_seen.len() + second_seen.len(), 40);
+    assert!(!first_seen.is_empty() && !second_seen.is_empty());
+    assert!(first_seen.is_disjoint(&second_seen));
+    assert!(first
+        .receive(10, Duration::from_millis(20))
+        .await?
+        .is_empty());
+    let backlogs = queue.backlog("indexer", &shards).await?;
+    assert!(backlogs
+        .iter()
+        .all(|backlog| backlog.messages == 0 && backlog.end_position == 20));
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_receive_spreads_over_shards_in_position_order() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let shards = vec![shard(0), shard(1), shard(2)];
+    for addr in &shards {
+        produce_n(&queue, addr, 10, 5).await?;
+    }
+    let mut consumer = queue.subscribe("fair", shards.clone()).await?;
+    let deliveries = consumer.receive(6, Duration::from_millis(100)).await?;
+    assert_eq!(deliveries.len(), 6);
+    for addr in &shards {
+        let of_shard: Vec<Position> = deliveries
+            .iter()
+            .filter(|delivery| &delivery.message.shard == addr)
+            .map(|delivery| delivery.message.position)
+            .collect();
+        assert_eq!(
+            of_shard,
+            vec![0, 1],
+            "each shard gets its fair share, in order"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_receive_wakes_up_on_produce() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = Arc::new(EmbeddedQueue::open(config(dir.path())).await?);
+    let mut consumer = queue.subscribe("tail", vec![shard(0)]).await?;
+    let waiting = tokio::spawn(async move {
+        let deliveries = consumer.receive(10, Duration::from_secs(20)).await;
+        (consumer, deliveries)
+    });
+    tokio::task::yield_now().await;
+    queue
+        .produce(&shard(0), properties(1), Bytes::from_static(b"wake"))
+        .await?;
+    let (_consumer, deliveries) = waiting.await?;
+    let deliveries = deliveries?;
+    assert_eq!(positions(&deliveries), vec![0]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_nacked_messages_are_redelivered_with_flag() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let addr = shard(0);
+    produce_n(&queue, &addr, 4, 10).await?;
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let deliveries = receive_at_least(&mut consumer, 4).await?;
+    assert_eq!(positions(&deliveries), vec![0, 1, 2, 3]);
+    assert!(deliveries.iter().all(|delivery| !delivery.redelivered));
+    consumer.ack(&tags(&deliveries[..1])).await?;
+    consumer.nack(&tags(&deliveries[1..3])).await?;
+
+    let again = receive_at_least(&mut consumer, 2).await?;
+    assert_eq!(positions(&again), vec![1, 2]);
+    assert!(again.iter().all(|delivery| delivery.redelivered));
+    consumer.ack(&tags(&again)).await?;
+    consumer.ack(&tags(&deliveries[3..])).await?;
+    assert!(consumer
+        .receive(10, Duration::from_millis(60))
+        .await?
+        .is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_dropped_consumer_messages_are_redelivered() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let addr = shard(0);
+    produce_n(&queue, &addr, 5, 10).await?;
+    let mut lost = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let mut survivor = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let taken = receive_at_least(&mut lost, 3).await?;
+    assert_eq!(positions(&taken), vec![0, 1, 2]);
+    lost.ack(&tags(&taken[..1])).await?;
+    drop(lost);
+
+    let deliveries = receive_at_least(&mut survivor, 4).await?;
+    assert_eq!(positions(&deliveries), vec![1, 2, 3, 4]);
+    let flags: Vec<bool> = deliveries
+        .iter()
+        .map(|delivery| delivery.redelivered)
+        .collect();
+    assert_eq!(flags, vec![true, true, false, false]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_ack_persists_across_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let addr = shard(0);
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    produce_n(&queue, &addr, 6, 10).await?;
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let deliveries = receive_at_least(&mut consumer, 6).await?;
+    assert_eq!(deliveries.len(), 6);
+    consumer.ack(&tags(&deliveries[..4])).await?;
+    drop(consumer);
+    drop(queue);
+
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let backlog = queue
+        .backlog("indexer", std::slice::from_ref(&addr))
+        .await?;
+    assert_eq!((backlog[0].messages, backlog[0].bytes), (2, 20));
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let again = receive_at_least(&mut consumer, 2).await?;
+    assert_eq!(positions(&again), vec![4, 5]);
+    assert!(again.iter().all(|delivery| delivery.redelivered));
+    queue
+        .produce(&addr, properties(1), Bytes::from_static(b"new"))
+        .await?;
+    let fresh = receive_at_least(&mut consumer, 1).await?;
+    assert_eq!(positions(&fresh), vec![6]);
+    assert!(!fresh[0].redelivered);
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_read_from_position_and_publish_time() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+        segment_max_bytes: 200,
+        ..config(dir.path())
+    })
+    .await?;
+    let addr = shard(0);
+    for _ in 0..4 {
+        produce_n(&queue, &addr, 3, 40).await?;
+        // Spread publish times over several milliseconds.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let all = queue.read(&addr, ReadStart::Earliest, 100).await?;
+    assert_eq!(all.len(), 12);
+
+    let from_position = queue.read(&addr, ReadStart::Position(4), 3).await?;
+    assert_eq!(positions_of(&from_position), vec![4, 5, 6]);
+    assert!(queue
+        .read(&addr, ReadStart::Position(12), 3)
+        .await?
+        .is_empty());
+
+    for probe in [0, 5, 7, 11] {
+        let time_ms = all[probe].publish_time_ms;
+        let from_time = queue
+            .read(&addr, ReadStart::PublishTime(time_ms), 100)
+            .await?;
+        let first = from_time.first().ok_or("empty read from time")?;
+        assert!(first.publish_time_ms >= time_ms);
+        assert!(first.position <= probe as u64);
+        if first.position > 0 {
+            assert!(all[first.position as usize - 1].publish_time_ms < time_ms);
+        }
+        assert_eq!(from_time.last().map(|message| message.position), Some(11));
+    }
+    let after_all = all[11].publish_time_ms + 1;
+    assert!(queue
+        .read(&addr, ReadStart::PublishTime(after_all), 10)
+        .await?
+        .is_empty());
+    assert_eq!(
+        queue.read(&addr, ReadStart::PublishTime(0), 2).await?.len(),
+        2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_backlog_counts_unacked_messages_and_bytes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let addr = shard(0);
+    produce_n(&queue, &addr, 5, 10).await?;
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let deliveries = receive_at_least(&mut consumer, 5).await?;
+    consumer
+        .ack(&[deliveries[0].tag(), deliveries[3].tag()])
+        .await?;
+
+    let backlog = queue.backlog("indexer", &[addr.clone(), shard(9)]).await?;
+    assert_eq!(backlog[0].shard, addr);
+    assert_eq!(
+        (
+            backlog[0].messages,
+            backlog[0].bytes,
+            backlog[0].end_position
+        ),
+        (3, 30, 5)
+    );
+    assert_eq!(
+        (
+            backlog[1].messages,
+            backlog[1].bytes,
+            backlog[1].end_position
+        ),
+        (0, 0, 0)
+    );
+    let unknown = queue.backlog("nobody", std::slice::from_ref(&addr)).await?;
+    assert_eq!((unknown[0].messages, unknown[0].bytes), (5, 50));
+
+    consumer.ack(&tags(&deliveries)).await?;
+    let backlog = queue.backlog("indexer", &[addr]).await?;
+    assert_eq!((backlog[0].messages, backlog[0].bytes), (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_produce_is_refused_when_backlog_is_full_until_acked() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+        max_backlog_bytes_per_shard: 100,
+        ..config(dir.path())
+    })
+    .await?;
+    let addr = shard(0);
+    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    produce_n(&queue, &addr, 2, 60).await?;
+    let refused = queue
+        .produce(&addr, properties(1), Bytes::from_static(b"more"))
+        .await;
+    match refused {
+        Err(QueueError::Full {
+            shard,
+            reason,
+            retry_after,
+        }) => {
+            assert_eq!(shard, addr);
+            assert!(reason.contains("max_backlog_bytes_per_shard"), "{reason}");
+            assert!(reason.contains("100"), "{reason}");
+            assert_eq!(retry_after, Duration::from_secs(1));
+        }
+        other => return Err(format!("expected Full, got {other:?}").into()),
+    }
+    // Other shards are not affected.
+    queue
+        .produce(&shard(1), properties(1), Bytes::from_static(b"ok"))
+        .await?;
+
+    let deliveries = receive_at_least(&mut consumer, 2).await?;
+    consumer.ack(&tags(&deliveries)).await?;
+    assert_eq!(
+        queue
+            .produce(&addr, properties(1), Bytes::from_static(b"more"))
+            .await?,
+        2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_retention_deletes_only_fully_acked_old_segments() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // 64-byte payloads make 101-byte entries: one entry per segment.
+    let slow_retention = EmbeddedQueueConfig {
+        segment_max_bytes: 100,
+        retention_secs: 3600,
+        ..config(dir.path())
+    };
+    let addr = shard(0);
+    let unsubscribed = shard(1);
+    let queue = EmbeddedQueue::open(slow_retention.clone()).await?;
+    let mut indexer = queue.subscribe("indexer", vec![addr.clone()]).await?;
+    let mut tail = queue.subscribe("tail", vec![addr.clone()]).await?;
+    produce_n(&queue, &addr, 5, 64).await?;
+    produce_n(&queue, &unsubscribed, 3, 64).await?;
+    assert_eq!(segment_files(dir.path(), &addr)?.len(), 5);
+
+    let indexed = receive_at_least(&mut indexer, 5).await?;
+    indexer.ack(&tags(&indexed[..3])).await?;
+    // Acked by one subscription only: nothing goes.
+    assert_eq!(queue.enforce_retention_now().await?, 0);
+    let tailed = receive_at_least(&mut tail, 5).await?;
+    tail.ack(&tags(&tailed[..2])).await?;
+    // Acked by both, but too recent.
+    assert_eq!(queue.enforce_retention_now().await?, 0);
+    drop((indexer, tail));
+    drop(queue);
+
+    let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+        retention_secs: 0,
+        ..slow_retention
+    })
+    .await?;
+    let num_deleted = queue.enforce_retention_now().await?;
+    // The background pass may have run first; the files on disk are what matters.
+    assert!(num_deleted <= 2 + 2);
+    let remaining: Vec<Position> = list_segments(&shard_dir(dir.path(), &addr))?
+        .into_iter()
+        .map(|(first_position, _)| first_position)
+        .collect();
+    assert_eq!(
+        remaining,
+        vec![2, 3, 4],
+        "only segments acked by both subscriptions go"
+    );
+    let messages = queue.read(&addr, ReadStart::Earliest, 10).await?;
+    assert_eq!(positions_of(&messages), vec![2, 3, 4]);
+    // Without subscriptions, age alone decides, and the last segment always stays.
+    assert_eq!(segment_files(dir.path(), &unsubscribed)?.len(), 1);
+    assert_eq!(queue.end_position(&unsubscribed).await?, 3);
+    assert_eq!(
+        queue
+            .produce(&addr, properties(1), Bytes::from_static(b"x"))
+            .await?,
+        5
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_delete_shards_removes_data_and_subscription_state() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let deleted = shard(0);
+    let kept = shard(1);
+    produce_n(&queue, &deleted, 3, 10).await?;
+    produce_n(&queue, &kept, 2, 10).await?;
+    let mut consumer = queue
+        .subscribe("indexer", vec![deleted.clone(), kept.clone()])
+        .await?;
+    let deliveries = receive_at_least(&mut consumer, 5).await?;
+    consumer.ack(&tags(&deliveries)).await?;
+
+    queue.delete_shards(std::slice::from_ref(&deleted)).await?;
+    assert!(!shard_dir(dir.path(), &deleted).exists());
+    assert_eq!(queue.end_position(&deleted).await?, 0);
+    assert!(queue
+        .read(&deleted, ReadStart::Earliest, 10)
+        .await?
+        .is_empty());
+    assert_eq!(queue.end_position(&kept).await?, 2);
+
+    assert_eq!(
+        queue
+            .produce(&deleted, properties(1), Bytes::from_static(b"new"))
+            .await?,
+        0
+    );
+    let fresh = receive_at_least(&mut consumer, 1).await?;
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(
+        (fresh[0].message.shard.clone(), fresh[0].message.position),
+        (deleted.clone(), 0)
+    );
+    assert!(!fresh[0].redelivered);
+    drop(consumer);
+    drop(queue);
+
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    assert_eq!(queue.end_position(&deleted).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_set_shards_changes_what_a_consumer_reads() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    produce_n(&queue, &shard(0), 2, 10).await?;
+    produce_n(&queue, &shard(1), 2, 10).await?;
+    let mut consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
+    let first = receive_at_least(&mut consumer, 2).await?;
+    assert!(first
+        .iter()
+        .all(|delivery| delivery.message.shard == shard(0)));
+    consumer.set_shards(vec![shard(1)]).await?;
+    let second = receive_at_least(&mut consumer, 2).await?;
+    assert!(second
+        .iter()
+        .all(|delivery| delivery.message.shard == shard(1)));
+    assert_eq!(positions(&second), vec![0, 1]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn test_shutdown_refuses_further_produces() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    let mut consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
+    queue
+        .produce(&shard(0), properties(1), Bytes::from_static(b"last"))
+        .await?;
+    queue.shutdown().await?;
+    let refused = queue
+        .produce(&shard(0), properties(1), Bytes::from_static(b"late"))
+        .await;
+    assert!(matches!(refused, Err(QueueError::Closed)), "{refused:?}");
+    assert!(matches!(
+        queue.check_health().await,
+        Err(QueueError::Closed)
+    ));
+    assert!(matches!(
+        consumer.receive(1, Duration::from_millis(10)).await,
+        Err(QueueError::Closed)
+    ));
+    queue.shutdown().await?;
+    drop(consumer);
+    drop(queue);
+    let queue = EmbeddedQueue::open(config(dir.path())).await?;
+    assert_eq!(queue.end_position(&shard(0)).await?, 1);
+    Ok(())
+}
+
+#[test]
+fn test_config_defaults_and_unknown_fields() -> TestResult {
+    let parsed: EmbeddedQueueConfig =
+        serde_json::from_str(r#"{"dir": "/var/lib/q", "retention_secs": 60}"#)?;
+    assert_eq!(parsed.dir, PathBuf::from("/var/lib/q"));
+    assert_eq!(parsed.retention_secs, 60);
+    assert_eq!(parsed.segment_max_bytes, 64 * 1024 * 1024);
+    assert_eq!(parsed.max_backlog_bytes_per_shard, 1024 * 1024 * 1024);
+    assert_eq!(parsed.nack_redelivery_delay_ms, 1000);
+    assert_eq!(parsed.max_group_commit_delay_us, 0);
+    assert!(serde_json::from_str::<EmbeddedQueueConfig>(r#"{"segment_bytes": 1}"#).is_err());
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! `/v1/projects/{project}/pools` and `/v1/projects/{project}/pools/{pool}`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use logpool_api::{ApiError, AppJson};
+use logpool_core::routing::{FieldType, DEFAULT_TENANT};
+use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::projects::check_description;
+use crate::{check_name, format_ms, ControlState};
+
+/// Shards a pool gets when the request does not say.
+pub const DEFAULT_SHARDS: u32 = 2;
+/// Most shards one pool may have.
+pub const MAX_SHARDS: u32 = 64;
+/// Retention when the request does not say.
+pub const DEFAULT_RETENTION_DAYS: u32 = 7;
+/// Longest retention.
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+pub(crate) fn routes() -> Router<ControlState> {
+    Router::new()
+        .route(
+            "/v1/projects/{project}/pools",
+            get(list_pools).post(create_pool),
+        )
+        .route(
+            "/v1/projects/{project}/pools/{pool}",
+            get(get_pool).patch(update_pool).delete(delete_pool),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePool {
+    name: String,
+    #[serde(default)]
+    description: String,
+    shards: Option<u32>,
+    retention_days: Option<u32>,
+    #[serde(default, alias = "fields")]
+    field_hints: BTreeMap<String, FieldType>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdatePool {
+    description: Option<String>,
+    shards: Option<u32>,
+    retention_days: Option<u32>,
+    #[serde(alias = "fields")]
+    field_hints: Option<BTreeMap<String, FieldType>>,
+}
+
+fn check_shards(shards: u32) -> Result<(), ApiError> {
+    if !(1..=MAX_SHARDS).contains(&shards) {
+        return Err(ApiError::bad_request(format!(
+            "`shards` must be between 1 and {MAX_SHARDS}, got {shards}"
+        ))
+        .with_detail("field", "shards"));
+    }
+    Ok(())
+}
+
+fn check_retention(days: u32) -> Result<(), ApiError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(ApiError::bad_request(format!(
+            "`retention_days` must be between 1 and {MAX_RETENTION_DAYS}, got {days}"
+        ))
+        .with_detail("field", "retention_days"));
+    }
+    Ok(())
+}
+
+fn check_hints(hints: &BTreeMap<String, FieldType>) -> Result<(), ApiError> {
+    for name in hints.keys() {
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(ApiError::bad_request(format!(
+                "field hint name `{name}` must be 1 to 128 characters"
+            ))
+            .with_detail("field", "field_hints"));
+        }
+    }
+    Ok(())
+}
+
+fn pool_json(pool: &Pool) -> Value {
+    json!({
+        "name": pool.name,
+        "project": pool.project,
+        "description": pool.description,
+        "shards": pool.partitions.len(),
+        "retention_days": pool.retention_days,
+        "field_hints": pool.field_hints,
+        "created_at": format_ms(pool.created_at_ms),
+        "updated_at": format_ms(pool.updated_at_ms),
+    })
+}
+
+async fn create_pool(
+    State(state): State<ControlState>,
+    Path(project): Path<String>,
+    AppJson(body): AppJson<CreatePool>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_name("name", &body.name)?;
+    check_description(&body.description)?;
+    let shards = body.shards.unwrap_or(DEFAULT_SHARDS);
+    check_shards(shards)?;
+    let retention_days = body.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+    check_retention(retention_days)?;
+    check_hints(&body.field_hints)?;
+    let _guard = state.change_lock.lock().await;
+    let new_pool = NewPool {
+        name: body.name,
+        description: body.description,
+        shards,
+        retention_days,
+        field_hints: body.field_hints,
+    };
+    let pool = state
+        .metadata
+        .create_pool(DEFAULT_TENANT, &project, new_pool)
+        .await?;
+    state.index.ensure_pool(&pool.route()).await?;
+    state.publish_routing().await?;
+    Ok((StatusCode::CREATED, Json(pool_json(&pool))))
+}
+
+async fn list_pools(
+    State(state): State<ControlState>,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pools = state.metadata.list_pools(DEFAULT_TENANT, &project).await?;
+    Ok(Json(
+        json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_pool(
+    State(state): State<ControlState>,
+    Path((project, pool)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = state
+        .metadata
+        .get_pool(DEFAULT_TENANT, &project, &pool)
+        .await?;
+    Ok(Json(pool_json(&pool)))
+}
+
+async fn update_pool(
+    State(state): State<ControlState>,
+    Path((project, pool)): Path<(String, String)>,
+    AppJson(body): AppJson<UpdatePool>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(shards) = body.shards {
+        check_shards(shards)?;
+    }
+    if let Some(days) = body.retention_days {
+        check_retention(days)?;
+    }
+    if let Some(description) = &body.description {
+        check_description(description)?;
+    }
+    if let Some(hints) = &body.field_hints {
+        check_hints(hints)?;
+    }
+    let _guard = state.change_lock.lock().await;
+    let patch = PoolPatch {
+        description: body.description,
+        shards: body.shards,
+        retention_days: body.retention_days,
+        field_hints: body.field_hints,
+    };
+    let pool = state
+        .metadata
+        .update_pool(DEFAULT_TENANT, &project, &pool, patch)
+        .await?;
+    state.publish_routing().await?;
+    Ok(Json(pool_json(&pool)))
+}
+
+async fn delete_pool(
+    State(state): State<ControlState>,
+    Path((project, pool)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let _guard = state.change_lock.lock().await;
+    let pool = state
+        .metadata
+        .delete_pool(DEFAULT_TENANT, &project, &pool)
+        .await?;
+    state.publish_routing().await?;
+    delete_pool_data(&state, &pool).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the queue shards and the index of a pool that is gone from metadata.
+/// Routing no longer names the pool, so no new data can arrive for it.
+pub(crate) async fn delete_pool_data(state: &ControlState, pool: &Pool) -> Result<(), ApiError> {
+    let route = pool.route();
+    state.queue.delete_shards(&route.shard_addrs()).await?;
+    state.index.drop_pool(pool.id).await?;
+    Ok(())
+}

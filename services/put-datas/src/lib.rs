@@ -1,0 +1,183 @@
+//! put-datas: the ingest API.
+//!
+//! `POST /v1/projects/{project}/pools/{pool}/logs` takes JSON or NDJSON (optionally
+//! gzip or zstd encoded), validates it under the configured limits, splits it into one
+//! batch per shard, and answers 200 only after every batch is durable in the queue.
+//! A full or failing queue gives 503 with `Retry-After`, never a 2xx.
+//!
+//! Modules: [`body`] (content type and decompression), [`sharding`] (which records go
+//! to which shard).
+
+pub mod body;
+pub mod sharding;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures::future::try_join_all;
+use logpool_api::{time::now_ns, ApiError, RoutingView};
+use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
+use logpool_core::ingest::{parse_json_body, parse_ndjson_body, IngestError};
+use logpool_core::limits::IngestLimits;
+use logpool_core::routing::DEFAULT_TENANT;
+use logpool_engines::queue::{BatchProperties, Queue};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::body::{read_body, BodyFormat};
+
+/// What the ingest handlers need.
+#[derive(Debug, Clone)]
+pub struct PutDatasState {
+    /// The queue batches go to.
+    pub queue: Arc<dyn Queue>,
+    /// Pool routes.
+    pub routing: RoutingView,
+    /// Request limits.
+    pub limits: IngestLimits,
+    /// Rotates the first shard of unkeyed requests so load spreads over shards.
+    next_shard: Arc<AtomicUsize>,
+}
+
+impl PutDatasState {
+    /// Creates the state.
+    pub fn new(queue: Arc<dyn Queue>, routing: RoutingView, limits: IngestLimits) -> PutDatasState {
+        PutDatasState {
+            queue,
+            routing,
+            limits,
+            next_shard: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// Builds the put-datas router.
+pub fn router(state: PutDatasState) -> Router {
+    logpool_api::layers::with_common_layers(
+        Router::new()
+            .route("/v1/projects/{project}/pools/{pool}/logs", post(put_logs))
+            .with_state(state),
+    )
+}
+
+/// Serves the router on `listener` until `shutdown` resolves.
+///
+/// # Errors
+/// Fails when the server cannot run.
+pub async fn run(
+    listener: TcpListener,
+    state: PutDatasState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Query parameters of PutDatas.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// Pins the whole request to one shard (per-key ordering).
+    pub hash_key: Option<String>,
+}
+
+/// Where one batch of a request went.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardReceipt {
+    /// Shard index within the pool.
+    pub shard: usize,
+    /// Queue position of the batch.
+    pub position: u64,
+    /// Records in the batch.
+    pub records: usize,
+}
+
+/// The answer to a successful PutDatas.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PutResponse {
+    /// Records accepted (all of the request).
+    pub accepted: usize,
+    /// One receipt per batch.
+    pub shards: Vec<ShardReceipt>,
+}
+
+async fn put_logs(
+    State(state): State<PutDatasState>,
+    Path((project, pool)): Path<(String, String)>,
+    Query(params): Query<PutParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PutResponse>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let format = BodyFormat::from_headers(&headers)?;
+    let raw = read_body(body, &headers, &state.limits).await?;
+    let arrival_ns = now_ns();
+    let records = match format {
+        BodyFormat::Json => parse_json_body(&raw, arrival_ns, &state.limits),
+        BodyFormat::Ndjson => parse_ndjson_body(&raw, arrival_ns, &state.limits),
+    }
+    .map_err(ingest_error)?;
+    let accepted = records.len();
+    let first_shard = state.next_shard.fetch_add(1, Ordering::Relaxed);
+    let plan = sharding::plan(
+        records,
+        route.partitions.len(),
+        params.hash_key.as_deref(),
+        first_shard,
+    );
+    let produces = plan.into_iter().map(|(shard_index, records)| {
+        let queue = state.queue.clone();
+        let shard = route.shard_addr(shard_index);
+        let pool_id = route.pool_id;
+        async move {
+            let shard = shard.ok_or_else(|| ApiError::internal("shard plan outside the pool"))?;
+            let payload = encode_batch(&records).map_err(ApiError::internal)?;
+            let properties = BatchProperties {
+                pool_id,
+                record_count: records.len() as u32,
+                format_version: BATCH_FORMAT_VERSION,
+            };
+            let position = queue
+                .produce(&shard, properties, Bytes::from(payload))
+                .await?;
+            Ok::<_, ApiError>(ShardReceipt {
+                shard: shard_index,
+                position,
+                records: records.len(),
+            })
+        }
+    });
+    let shards = try_join_all(produces).await?;
+    Ok(Json(PutResponse { accepted, shards }))
+}
+
+fn ingest_error(error: IngestError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        IngestError::Malformed { location, .. } => {
+            let mut api = ApiError::bad_request(message);
+            if let Some(location) = location {
+                api = api.with_detail("location", location);
+            }
+            api
+        }
+        IngestError::Invalid { path, .. } => {
+            ApiError::bad_request(message).with_detail("path", path)
+        }
+        IngestError::LimitExceeded { limit, path, .. } => {
+            ApiError::new(logpool_api::ErrorCode::PayloadTooLarge, message)
+                .with_detail("limit", limit)
+                .with_detail("path", path)
+        }
+        IngestError::Empty => ApiError::bad_request(message),
+    }
+}

@@ -1,0 +1,201 @@
+//! Search and histogram parameters: the same names in the query string (GET) and
+//! the JSON body (POST), validated into engine requests with errors naming the field.
+
+use logpool_api::{time::now_ns, ApiError};
+use logpool_core::query::{parse_query, DefaultOperator, Query};
+use logpool_core::timeexpr::{parse_duration_ns, parse_time_expr};
+use logpool_engines::config::SearchConfig;
+use logpool_engines::index::SortKey;
+use serde::Deserialize;
+
+use crate::interval::{auto_interval, buckets_needed};
+
+/// A time given as text (`now`, `-15m`, RFC 3339, epoch ms) or as epoch ms number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TimeParam {
+    /// Epoch milliseconds.
+    Millis(i64),
+    /// Any text form.
+    Text(String),
+}
+
+/// Search parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// The query; empty or missing matches everything.
+    pub query: Option<String>,
+    /// Inclusive start; missing means the beginning of the data.
+    pub from: Option<TimeParam>,
+    /// Exclusive end; missing means no upper bound.
+    pub to: Option<TimeParam>,
+    /// Hits per page.
+    pub limit: Option<usize>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// `and` (default) or `or`: how adjacent terms combine.
+    pub default_operator: Option<String>,
+}
+
+/// Histogram parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramParams {
+    /// The query.
+    pub query: Option<String>,
+    /// Inclusive start; default `-15m`.
+    pub from: Option<TimeParam>,
+    /// Exclusive end; default `now`.
+    pub to: Option<TimeParam>,
+    /// Bucket width like `1m`; automatic when missing.
+    pub interval: Option<String>,
+    /// `and` (default) or `or`.
+    pub default_operator: Option<String>,
+}
+
+/// Validated search parameters.
+#[derive(Debug)]
+pub struct ResolvedSearch {
+    /// Parsed query.
+    pub query: Query,
+    /// Start, ns.
+    pub from_ns: i64,
+    /// End, ns.
+    pub to_ns: i64,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this key.
+    pub after: Option<SortKey>,
+}
+
+/// Validated histogram parameters.
+#[derive(Debug)]
+pub struct ResolvedHistogram {
+    /// Parsed query.
+    pub query: Query,
+    /// Start, ns.
+    pub from_ns: i64,
+    /// End, ns.
+    pub to_ns: i64,
+    /// Bucket width, ns.
+    pub interval_ns: i64,
+}
+
+impl SearchParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// 400 naming the field.
+    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
+        let now = now_ns();
+        let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
+        let from_ns = resolve_time("from", self.from.as_ref(), now)?.unwrap_or(i64::MIN);
+        let to_ns = resolve_time("to", self.to.as_ref(), now)?.unwrap_or(i64::MAX);
+        check_range(from_ns, to_ns)?;
+        let limit = self.limit.unwrap_or(config.default_limit);
+        if limit == 0 || limit > config.max_limit {
+            return Err(ApiError::bad_request(format!(
+                "`limit` must be between 1 and {}, got {limit}",
+                config.max_limit
+            ))
+            .with_detail("field", "limit"));
+        }
+        let after = self
+            .cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(crate::cursor::decode)
+            .transpose()?;
+        Ok(ResolvedSearch {
+            query,
+            from_ns,
+            to_ns,
+            limit,
+            after,
+        })
+    }
+}
+
+impl HistogramParams {
+    /// Validates the parameters and picks the interval.
+    ///
+    /// # Errors
+    /// 400 naming the field.
+    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedHistogram, ApiError> {
+        let now = now_ns();
+        let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
+        let from_ns =
+            resolve_time("from", self.from.as_ref(), now)?.unwrap_or(now - 15 * 60 * 1_000_000_000);
+        let to_ns = resolve_time("to", self.to.as_ref(), now)?.unwrap_or(now);
+        check_range(from_ns, to_ns)?;
+        let span = to_ns.saturating_sub(from_ns);
+        let interval_ns = match self.interval.as_deref() {
+            None | Some("") | Some("auto") => auto_interval(span, config.max_histogram_buckets),
+            Some(text) => {
+                let interval = parse_duration_ns(text).filter(|i| *i > 0).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`interval` `{text}` is not a duration like `30s`, `5m` or `1h`"
+                    ))
+                    .with_detail("field", "interval")
+                })?;
+                let needed = buckets_needed(span, interval);
+                if needed > config.max_histogram_buckets {
+                    return Err(ApiError::bad_request(format!(
+                        "`interval` {text} gives {needed} buckets, the limit is {}; use a wider interval or omit it",
+                        config.max_histogram_buckets
+                    ))
+                    .with_detail("field", "interval"));
+                }
+                interval
+            }
+        };
+        Ok(ResolvedHistogram {
+            query,
+            from_ns,
+            to_ns,
+            interval_ns,
+        })
+    }
+}
+
+fn parse_user_query(
+    query: Option<&str>,
+    default_operator: Option<&str>,
+) -> Result<Query, ApiError> {
+    let operator = match default_operator.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("and") => DefaultOperator::And,
+        Some("or") => DefaultOperator::Or,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`default_operator` must be `and` or `or`, got `{other}`"
+            ))
+            .with_detail("field", "default_operator"))
+        }
+    };
+    parse_query(query.unwrap_or(""), operator).map_err(|error| {
+        ApiError::bad_request(format!("invalid query: {error}"))
+            .with_detail("field", "query")
+            .with_detail("position", error.position)
+    })
+}
+
+fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Option<i64>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(TimeParam::Millis(ms)) => Ok(Some(ms.saturating_mul(1_000_000))),
+        Some(TimeParam::Text(text)) if text.trim().is_empty() => Ok(None),
+        Some(TimeParam::Text(text)) => parse_time_expr(text, now).map(Some).map_err(|message| {
+            ApiError::bad_request(format!("`{field}`: {message}")).with_detail("field", field)
+        }),
+    }
+}
+
+fn check_range(from_ns: i64, to_ns: i64) -> Result<(), ApiError> {
+    if from_ns >= to_ns {
+        return Err(
+            ApiError::bad_request("`from` must be before `to`").with_detail("field", "from")
+        );
+    }
+    Ok(())
+}

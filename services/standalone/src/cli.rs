@@ -1,0 +1,184 @@
+//! Client subcommands of the `logpool` binary: `put` and `search`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use logpool_client::{ClientError, Encoding, LogpoolClient};
+use serde_json::{json, Value};
+
+/// Options of `logpool put`.
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    /// Server URL.
+    pub url: String,
+    /// Project.
+    pub project: String,
+    /// Pool.
+    pub pool: String,
+    /// File to read; stdin when missing.
+    pub file: Option<PathBuf>,
+    /// Records per request.
+    pub batch_records: usize,
+    /// Bytes per request (before compression).
+    pub batch_bytes: usize,
+    /// Attempts per request on 429/503/transport errors.
+    pub max_attempts: u32,
+    /// Hide the progress bar.
+    pub quiet: bool,
+}
+
+/// Sends a file line by line: a line that is a JSON object is sent as the record,
+/// any other line as `{"message": line}`. Returns the number of records accepted.
+///
+/// # Errors
+/// Fails on unreadable input, a rejected request (4xx), or when retries run out.
+pub async fn put(options: &PutOptions) -> anyhow::Result<u64> {
+    let client = LogpoolClient::new(&options.url)?;
+    let (reader, total_bytes): (Box<dyn Read + Send>, Option<u64>) = match &options.file {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("failed to open {}", path.display()))?;
+            let size = file.metadata().map(|m| m.len()).ok();
+            (Box::new(file), size)
+        }
+        None => (Box::new(std::io::stdin()), None),
+    };
+    let progress = match (total_bytes, options.quiet) {
+        (_, true) => ProgressBar::hidden(),
+        (Some(size), false) => {
+            let bar = ProgressBar::new(size);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        (None, false) => ProgressBar::new_spinner(),
+    };
+    let mut accepted = 0u64;
+    let mut batch = Vec::with_capacity(options.batch_bytes.min(16 * 1024 * 1024));
+    let mut batch_records = 0usize;
+    for (index, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line.with_context(|| format!("failed to read line {}", index + 1))?;
+        progress.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(object)) => Value::Object(object),
+            _ => json!({ "message": line }),
+        };
+        serde_json::to_writer(&mut batch, &record)?;
+        batch.push(b'\n');
+        batch_records += 1;
+        if batch_records >= options.batch_records || batch.len() >= options.batch_bytes {
+            accepted += send_with_retries(&client, options, std::mem::take(&mut batch)).await?;
+            batch_records = 0;
+            progress.set_message(format!("{accepted} records"));
+        }
+    }
+    if batch_records > 0 {
+        accepted += send_with_retries(&client, options, batch).await?;
+    }
+    progress.finish_with_message(format!("{accepted} records"));
+    Ok(accepted)
+}
+
+async fn send_with_retries(
+    client: &LogpoolClient,
+    options: &PutOptions,
+    body: Vec<u8>,
+) -> anyhow::Result<u64> {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=options.max_attempts.max(1) {
+        let result = client
+            .put_raw(
+                &options.project,
+                &options.pool,
+                "application/x-ndjson",
+                Encoding::Gzip,
+                body.clone(),
+                None,
+            )
+            .await;
+        match result {
+            Ok(answer) => {
+                return answer["accepted"]
+                    .as_u64()
+                    .context("answer has no `accepted`")
+            }
+            Err(error) if error.is_retryable() && attempt < options.max_attempts => {
+                let wait = match &error {
+                    ClientError::Http {
+                        retry_after_secs: Some(secs),
+                        ..
+                    } => Duration::from_secs(*secs),
+                    _ => delay,
+                };
+                tracing::warn!(%error, attempt, "put failed; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => bail!("put failed: {error}"),
+        }
+    }
+    bail!("put failed after {} attempts", options.max_attempts)
+}
+
+/// Options of `logpool search`.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Server URL.
+    pub url: String,
+    /// Project.
+    pub project: String,
+    /// Pool.
+    pub pool: String,
+    /// Query.
+    pub query: String,
+    /// Start.
+    pub from: Option<String>,
+    /// End.
+    pub to: Option<String>,
+    /// Hits to print.
+    pub limit: usize,
+    /// Print raw JSON hits.
+    pub json: bool,
+}
+
+/// Prints the newest matching records, one per line. Returns the total.
+///
+/// # Errors
+/// Fails on a rejected or failed request.
+pub async fn search(options: &SearchOptions) -> anyhow::Result<u64> {
+    let client = LogpoolClient::new(&options.url)?;
+    let mut params = json!({ "query": options.query, "limit": options.limit });
+    if let Some(from) = &options.from {
+        params["from"] = json!(from);
+    }
+    if let Some(to) = &options.to {
+        params["to"] = json!(to);
+    }
+    let answer = client
+        .search(&options.project, &options.pool, &params)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let empty = Vec::new();
+    for hit in answer["hits"].as_array().unwrap_or(&empty) {
+        if options.json {
+            println!("{hit}");
+        } else {
+            let message = hit["fields"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| hit["fields"].to_string());
+            println!("{} {}", hit["time"].as_str().unwrap_or(""), message);
+        }
+    }
+    let total = answer["total"].as_u64().unwrap_or(0);
+    eprintln!("{total} matching records");
+    Ok(total)
+}

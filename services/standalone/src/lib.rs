@@ -1,0 +1,185 @@
+//! The standalone product: all five services in one process on embedded engines.
+//!
+//! [`start`] builds the engines from a [`Config`], publishes the routing snapshot,
+//! serves put-datas, search-api, control-api and tail-ws on one listener, and runs
+//! loghub and index retention in the background. [`Standalone::shutdown`] stops in
+//! the order that loses nothing: stop accepting HTTP (in-flight PutDatas finish and
+//! are answered), close open tails, let loghub commit and ack what it has written,
+//! then commit the index and flush the queue.
+
+pub mod cli;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use logpool_api::RoutingView;
+use logpool_control_api::ControlState;
+use logpool_engines::config::Config;
+use logpool_engines::Engines;
+use logpool_loghub::{LoghubState, LoghubStats};
+use logpool_put_datas::PutDatasState;
+use logpool_search_api::SearchState;
+use logpool_tail_ws::TailState;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Longest wait for in-flight HTTP requests at shutdown.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running standalone logpool.
+#[derive(Debug)]
+pub struct Standalone {
+    /// The address HTTP is served on.
+    pub addr: SocketAddr,
+    /// The engines, for tests and tools that look inside.
+    pub engines: Engines,
+    /// LogHub counters.
+    pub loghub_stats: Arc<LoghubStats>,
+    stop_http: watch::Sender<bool>,
+    stop_loghub: watch::Sender<bool>,
+    http: JoinHandle<anyhow::Result<()>>,
+    loghub: JoinHandle<anyhow::Result<()>>,
+    retention: JoinHandle<()>,
+}
+
+/// Builds the single HTTP app of all services.
+pub fn app(engines: &Engines, config: &Config, stop: watch::Receiver<bool>) -> Router {
+    let routing = RoutingView::new(engines.coordinator.watch());
+    let put_datas = PutDatasState::new(
+        engines.queue.clone(),
+        routing.clone(),
+        config.limits.clone(),
+    );
+    let search = SearchState {
+        index: engines.index.clone(),
+        routing: routing.clone(),
+        config: config.search.clone(),
+    };
+    let control = ControlState::new(
+        engines.metadata.clone(),
+        engines.coordinator.clone(),
+        engines.queue.clone(),
+        engines.index.clone(),
+    );
+    let tail = TailState {
+        queue: engines.queue.clone(),
+        routing,
+        shutdown: stop,
+    };
+    Router::new()
+        .merge(logpool_put_datas::router(put_datas))
+        .merge(logpool_search_api::router(search))
+        .merge(logpool_control_api::router(control))
+        .merge(logpool_tail_ws::router(tail))
+        .merge(logpool_api::health::router(engines.clone()))
+}
+
+/// Starts every service on `listener`.
+///
+/// # Errors
+/// Fails when an engine cannot open or the first routing snapshot cannot be published.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Standalone> {
+    let engines = Engines::build(&config).await?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let control = ControlState::new(
+        engines.metadata.clone(),
+        engines.coordinator.clone(),
+        engines.queue.clone(),
+        engines.index.clone(),
+    );
+    control
+        .publish_routing()
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to publish the routing snapshot: {}", e.message))?;
+    let (stop, stop_receiver) = watch::channel(false);
+    let app = app(&engines, &config, stop_receiver.clone());
+    let http = tokio::spawn({
+        let mut stop = stop_receiver.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+                .context("HTTP server failed")
+        }
+    });
+    let loghub_stats = Arc::new(LoghubStats::default());
+    let loghub_state = LoghubState {
+        queue: engines.queue.clone(),
+        index: engines.index.clone(),
+        object_store: engines.object_store.clone(),
+        routing: RoutingView::new(engines.coordinator.watch()),
+        config: config.loghub.clone(),
+        stats: loghub_stats.clone(),
+    };
+    // LogHub stops only after HTTP has drained (see `shutdown`), on its own signal.
+    let (stop_loghub, loghub_stop_receiver) = watch::channel(false);
+    let loghub = tokio::spawn(async move {
+        let mut stop = loghub_stop_receiver;
+        logpool_loghub::run(loghub_state, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await
+    });
+    let retention = tokio::spawn({
+        let index = engines.index.clone();
+        let routing = RoutingView::new(engines.coordinator.watch());
+        let interval = Duration::from_secs(config.loghub.retention_check_interval_secs.max(1));
+        let mut stop = stop_receiver;
+        async move {
+            logpool_loghub::retention::run(index, routing, interval, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+        }
+    });
+    Ok(Standalone {
+        addr,
+        engines,
+        loghub_stats,
+        stop_http: stop,
+        stop_loghub,
+        http,
+        loghub,
+        retention,
+    })
+}
+
+impl Standalone {
+    /// Stops everything in an order that loses nothing (see the module docs).
+    ///
+    /// # Errors
+    /// Reports the first component that failed to stop cleanly.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop_http.send(true);
+        // Draining is bounded: a client that never finishes its request cannot hold
+        // the shutdown (and with it the index commit) forever.
+        let http_result = match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, self.http).await {
+            Ok(joined) => joined.context("HTTP task panicked")?,
+            Err(_) => Err(anyhow::anyhow!(
+                "HTTP connections did not drain within {HTTP_DRAIN_TIMEOUT:?}"
+            )),
+        };
+        let _ = self.retention.await;
+        let _ = self.stop_loghub.send(true);
+        let loghub_result = self.loghub.await.context("loghub task panicked")?;
+        self.engines
+            .index
+            .shutdown()
+            .await
+            .context("failed to commit the index")?;
+        self.engines
+            .queue
+            .shutdown()
+            .await
+            .context("failed to flush the queue")?;
+        http_result?;
+        loghub_result?;
+        Ok(())
+    }
+}

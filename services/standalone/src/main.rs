@@ -1,0 +1,186 @@
+//! The `logpool` binary: `logpool standalone` runs the whole product in one process;
+//! `put` and `search` are clients of a running server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use logpool_engines::config::Config;
+use logpool_standalone::cli::{put, search, PutOptions, SearchOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logpool",
+    version,
+    about = "A multi-tenant log service: ingest, index, search, tail."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs every service in one process on embedded engines.
+    Standalone {
+        /// Data directory (overrides the config file and LOGPOOL_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address (overrides the config file and LOGPOOL_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Optional TOML config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Sends a file (or stdin) line by line to a pool.
+    Put {
+        /// Project name.
+        #[arg(long)]
+        project: String,
+        /// Pool name.
+        #[arg(long)]
+        pool: String,
+        /// Server URL.
+        #[arg(long, env = "LOGPOOL_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Records per request.
+        #[arg(long, default_value_t = 5000)]
+        batch_records: usize,
+        /// Attempts per request on 429/503.
+        #[arg(long, default_value_t = 10)]
+        max_attempts: u32,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// File to send; stdin when missing.
+        file: Option<PathBuf>,
+    },
+    /// Searches a pool and prints the newest matching records.
+    Search {
+        /// Project name.
+        #[arg(long)]
+        project: String,
+        /// Pool name.
+        #[arg(long)]
+        pool: String,
+        /// Server URL.
+        #[arg(long, env = "LOGPOOL_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Start (RFC 3339, epoch ms, `-15m`, `now`).
+        #[arg(long)]
+        from: Option<String>,
+        /// End.
+        #[arg(long)]
+        to: Option<String>,
+        /// Hits to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print hits as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Query, e.g. `error AND status:500`.
+        #[arg(default_value = "")]
+        query: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOGPOOL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Standalone {
+            data_dir,
+            listen,
+            config,
+        } => {
+            let env: HashMap<String, String> = std::env::vars().collect();
+            let mut config = Config::load(config.as_deref(), &env)?;
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            run_standalone(config).await
+        }
+        Command::Put {
+            project,
+            pool,
+            url,
+            batch_records,
+            max_attempts,
+            quiet,
+            file,
+        } => {
+            let options = PutOptions {
+                url,
+                project,
+                pool,
+                file,
+                batch_records,
+                batch_bytes: 8 * 1024 * 1024,
+                max_attempts,
+                quiet,
+            };
+            let accepted = put(&options).await?;
+            eprintln!("{accepted} records accepted");
+            Ok(())
+        }
+        Command::Search {
+            project,
+            pool,
+            url,
+            from,
+            to,
+            limit,
+            json,
+            query,
+        } => {
+            search(&SearchOptions {
+                url,
+                project,
+                pool,
+                query,
+                from,
+                to,
+                limit,
+                json,
+            })
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn run_standalone(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.listen))?;
+    let data_dir = config.data_dir.clone();
+    let running = logpool_standalone::start(config, listener).await?;
+    tracing::info!(addr = %running.addr, data_dir = %data_dir.display(), "logpool standalone is ready");
+    wait_for_signal().await?;
+    tracing::info!("shutting down: draining requests, committing the index");
+    running.shutdown().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("failed to listen for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Support code for the end-to-end suite in `tests/`: an in-process server on a
+//! temporary data directory, the path of the `logpool` binary, polling helpers and
+//! the Loghub sample data.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use logpool_client::LogpoolClient;
+use logpool_standalone::Standalone;
+
+pub use logpool_engines::config::Config;
+
+/// A standalone logpool running inside the test process.
+pub struct TestServer {
+    /// The running product.
+    pub standalone: Standalone,
+    /// A client pointed at it.
+    pub client: LogpoolClient,
+    /// Its data directory (removed on drop).
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with test-friendly defaults (fast commits).
+    pub async fn start() -> anyhow::Result<TestServer> {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` has changed the configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestServer> {
+        let data_dir = tempfile::tempdir()?;
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.loghub.commit_interval_ms = 200;
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let standalone = logpool_standalone::start(config, listener).await?;
+        let client = LogpoolClient::new(&format!("http://{}", standalone.addr))?;
+        Ok(TestServer {
+            standalone,
+            client,
+            data_dir,
+        })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.standalone.addr
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.standalone.addr)
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the pool's total reaches `expected` (and returns the last total seen).
+pub async fn wait_for_count(
+    client: &LogpoolClient,
+    project: &str,
+    pool: &str,
+    query: &str,
+    expected: u64,
+) -> u64 {
+    let mut last = 0;
+    let reached = wait_for(Duration::from_secs(30), || {
+        let client = client.clone();
+        let (project, pool, query) = (project.to_string(), pool.to_string(), query.to_string());
+        async move { client.count(&project, &pool, &query).await.ok() }
+    })
+    .await;
+    if reached.is_none() {
+        return last;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        last = client.count(project, pool, query).await.unwrap_or(last);
+        if last >= expected {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Path of the `logpool` binary built next to this test executable
+/// (`cargo build -p logpool-standalone` must have run; the test command does it).
+pub fn logpool_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("LOGPOOL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>/logpool
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    profile_dir.join("logpool")
+}
+
+/// The Loghub sample systems shipped in `tests/data/loghub-2k`.
+pub const LOGHUB_SYSTEMS: [&str; 8] = [
+    "Apache",
+    "BGL",
+    "HDFS",
+    "Hadoop",
+    "Linux",
+    "OpenSSH",
+    "Spark",
+    "Zookeeper",
+];
+
+/// Reads the lines of one Loghub sample.
+pub fn loghub_lines(system: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/loghub-2k/{system}_2k.log"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}

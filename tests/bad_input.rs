@@ -350,6 +350,40 @@ async fn test_bad_search_requests_are_named() {
             .await,
     );
     assert_eq!(status, 400, "too many buckets");
+    let (status, error) = error_of(
+        client
+            .get(&format!(
+                "/v1/projects/{PROJECT}/pools/{POOL}/search?limit=abc"
+            ))
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit"),
+        "{error}"
+    );
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/projects/{PROJECT}/pools/{POOL}/logs?nope=1",
+            client.base_url()
+        ))
+        .header("content-type", "application/json")
+        .body(r#"[{"message":"x"}]"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.expect("json error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope"),
+        "{body}"
+    );
     let (status, _) = error_of(client.search("nope", POOL, &json!({})).await);
     assert_eq!(status, 404);
     assert_eq!(

@@ -18,5 +18,5 @@ pub mod service_main;
 pub mod time;
 
 pub use error::{ApiError, ErrorCode};
-pub use json::AppJson;
+pub use json::{AppJson, AppQuery};
 pub use routing::RoutingView;

@@ -16,13 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::future::try_join_all;
-use logpool_api::{time::now_ns, ApiError, RoutingView};
+use logpool_api::{time::now_ns, ApiError, AppQuery, RoutingView};
 use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::ingest::{parse_json_body, parse_ndjson_body, IngestError};
 use logpool_core::limits::IngestLimits;
@@ -113,7 +113,7 @@ pub struct PutResponse {
 async fn put_logs(
     State(state): State<PutDatasState>,
     Path((project, pool)): Path<(String, String)>,
-    Query(params): Query<PutParams>,
+    AppQuery(params): AppQuery<PutParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PutResponse>, ApiError> {

@@ -15,10 +15,10 @@ pub mod params;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use logpool_api::{ApiError, AppJson, RoutingView};
+use logpool_api::{ApiError, AppJson, AppQuery, RoutingView};
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::config::SearchConfig;
@@ -72,7 +72,7 @@ pub async fn run(
 async fn search_get(
     State(state): State<SearchState>,
     Path((project, pool)): Path<(String, String)>,
-    Query(params): Query<SearchParams>,
+    AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     search(&state, &project, &pool, params).await
 }
@@ -124,7 +124,7 @@ async fn search(
 async fn histogram_get(
     State(state): State<SearchState>,
     Path((project, pool)): Path<(String, String)>,
-    Query(params): Query<HistogramParams>,
+    AppQuery(params): AppQuery<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
     histogram(&state, &project, &pool, params).await
 }

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use logpool_api::{ApiError, RoutingView};
+use logpool_api::{ApiError, AppQuery, RoutingView};
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::query::{eval::matches, parse_query, DefaultOperator, Query as LogQuery};
@@ -83,7 +83,7 @@ pub struct TailParams {
 async fn tail(
     State(state): State<TailState>,
     Path((project, pool)): Path<(String, String)>,
-    Query(params): Query<TailParams>,
+    AppQuery(params): AppQuery<TailParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;

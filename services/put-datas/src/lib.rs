@@ -12,7 +12,7 @@ pub mod body;
 pub mod sharding;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -44,6 +44,21 @@ pub struct PutDatasState {
     pub limits: IngestLimits,
     /// Rotates the first shard of unkeyed requests so load spreads over shards.
     next_shard: Arc<AtomicUsize>,
+    /// Counters.
+    pub stats: Arc<PutDatasStats>,
+}
+
+/// Counters of accepted and refused input, so that loss or refusals are visible.
+#[derive(Debug, Default)]
+pub struct PutDatasStats {
+    /// Requests answered 2xx.
+    pub requests_accepted: AtomicU64,
+    /// Records in those requests (durable in the queue).
+    pub records_accepted: AtomicU64,
+    /// Requests refused for bad input (4xx).
+    pub requests_rejected: AtomicU64,
+    /// Requests the queue could not take (5xx).
+    pub requests_failed: AtomicU64,
 }
 
 impl PutDatasState {
@@ -54,6 +69,7 @@ impl PutDatasState {
             routing,
             limits,
             next_shard: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(PutDatasStats::default()),
         }
     }
 }
@@ -111,6 +127,32 @@ pub struct PutResponse {
 }
 
 async fn put_logs(
+    State(state): State<PutDatasState>,
+    path: Path<(String, String)>,
+    params: AppQuery<PutParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PutResponse>, ApiError> {
+    let stats = state.stats.clone();
+    let result = put_logs_counted(State(state), path, params, headers, body).await;
+    match &result {
+        Ok(Json(answer)) => {
+            stats.requests_accepted.fetch_add(1, Ordering::Relaxed);
+            stats
+                .records_accepted
+                .fetch_add(answer.accepted as u64, Ordering::Relaxed);
+        }
+        Err(error) if error.code.status().is_client_error() => {
+            stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    result
+}
+
+async fn put_logs_counted(
     State(state): State<PutDatasState>,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<PutParams>,

@@ -8,6 +8,7 @@
 //! then commit the index and flush the queue.
 
 pub mod cli;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,13 +48,22 @@ pub struct Standalone {
 }
 
 /// Builds the single HTTP app of all services.
-pub fn app(engines: &Engines, config: &Config, stop: watch::Receiver<bool>) -> Router {
+pub fn app(
+    engines: &Engines,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+    loghub_stats: Arc<LoghubStats>,
+) -> Router {
     let routing = RoutingView::new(engines.coordinator.watch());
     let put_datas = PutDatasState::new(
         engines.queue.clone(),
         routing.clone(),
         config.limits.clone(),
     );
+    let exported = metrics::Metrics {
+        put_datas: put_datas.stats.clone(),
+        loghub: loghub_stats,
+    };
     let search = SearchState {
         index: engines.index.clone(),
         routing: routing.clone(),
@@ -76,6 +86,7 @@ pub fn app(engines: &Engines, config: &Config, stop: watch::Receiver<bool>) -> R
         .merge(logpool_control_api::router(control))
         .merge(logpool_tail_ws::router(tail))
         .merge(logpool_api::health::router(engines.clone()))
+        .merge(metrics::router(exported))
 }
 
 /// Starts every service on `listener`.
@@ -96,7 +107,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         .await
         .map_err(|e| anyhow::anyhow!("failed to publish the routing snapshot: {}", e.message))?;
     let (stop, stop_receiver) = watch::channel(false);
-    let app = app(&engines, &config, stop_receiver.clone());
+    let loghub_stats = Arc::new(LoghubStats::default());
+    let app = app(
+        &engines,
+        &config,
+        stop_receiver.clone(),
+        loghub_stats.clone(),
+    );
     let http = tokio::spawn({
         let mut stop = stop_receiver.clone();
         async move {
@@ -108,7 +125,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
                 .context("HTTP server failed")
         }
     });
-    let loghub_stats = Arc::new(LoghubStats::default());
     let loghub_state = LoghubState {
         queue: engines.queue.clone(),
         index: engines.index.clone(),

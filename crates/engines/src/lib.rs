@@ -46,6 +46,42 @@ pub struct Engines {
     pub coordinator: Arc<dyn Coordinator>,
     /// The object store.
     pub object_store: Arc<dyn ObjectStore>,
+    /// Held while these engines live: a second process on the same data directory
+    /// would corrupt the embedded engines, so it is refused at start.
+    pub data_dir_lock: Arc<DataDirLock>,
+}
+
+/// An exclusive lock on `{data_dir}/logpool.lock`, released when dropped (or when
+/// the process dies, even by SIGKILL).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock.
+    ///
+    /// # Errors
+    /// Fails when another process holds it.
+    pub fn acquire(data_dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+        let path = data_dir.join("logpool.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another logpool process is using the data directory {}",
+                data_dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("failed to lock {}", path.display()))
+            }
+        }
+    }
 }
 
 impl Engines {
@@ -57,6 +93,7 @@ impl Engines {
     pub async fn build(config: &Config) -> anyhow::Result<Engines> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
+        let data_dir_lock = Arc::new(DataDirLock::acquire(&config.data_dir)?);
         let queue: Arc<dyn Queue> = match &config.queue {
             QueueConfig::Embedded(c) => {
                 let c = EmbeddedQueueConfig {
@@ -111,6 +148,25 @@ impl Engines {
             metadata,
             coordinator,
             object_store,
+            data_dir_lock,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_data_dir_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = DataDirLock::acquire(dir.path()).expect("first lock");
+        let error = DataDirLock::acquire(dir.path()).expect_err("second lock must fail");
+        assert!(
+            error.to_string().contains("another logpool process"),
+            "{error}"
+        );
+        drop(first);
+        DataDirLock::acquire(dir.path()).expect("lock after release");
     }
 }

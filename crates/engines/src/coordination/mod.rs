@@ -5,6 +5,8 @@
 //! implementation (etcd) fills the same channel from a watch on a key prefix.
 
 pub mod local;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 
 use std::fmt::Debug;
 use std::sync::Arc;

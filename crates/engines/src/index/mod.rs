@@ -13,6 +13,8 @@
 //!   and page with a [`SortKey`] cursor that is stable while data keeps arriving.
 
 pub mod tantivy_index;
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 
 use std::fmt::Debug;
 

@@ -4,6 +4,8 @@
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
 pub mod sqlite;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

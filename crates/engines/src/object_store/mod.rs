@@ -1,6 +1,8 @@
 //! The object store role: whole objects by key (archives, exports).
 
 pub mod local_file;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fmt::Debug;
 

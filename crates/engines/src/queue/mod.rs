@@ -17,6 +17,8 @@
 //!   (PutDatas answers 503 with `Retry-After`).
 
 pub mod embedded;
+#[cfg(feature = "pulsar")]
+pub mod pulsar;
 
 use std::fmt::Debug;
 use std::time::Duration;

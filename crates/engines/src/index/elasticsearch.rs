@@ -1,0 +1,1 @@
+//! elasticsearch implementation (in progress).

@@ -1,0 +1,1 @@
+//! mysql implementation (in progress).

@@ -1,0 +1,1 @@
+//! pulsar implementation (in progress).

@@ -26,7 +26,7 @@ use logpool_api::RoutingView;
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
 use logpool_engines::config::LoghubConfig;
-use logpool_engines::index::{IndexDoc, LogIndex};
+use logpool_engines::index::{IndexDoc, LogIndex, RejectedDoc};
 use logpool_engines::object_store::ObjectStore;
 use logpool_engines::queue::{Consumer, Delivery, DeliveryTag, Queue};
 
@@ -42,8 +42,10 @@ pub struct LoghubStats {
     pub messages_acked: AtomicU64,
     /// Messages nacked for redelivery.
     pub messages_nacked: AtomicU64,
-    /// Messages moved to the dead letter.
+    /// Messages moved to the dead letter (undecodable).
     pub messages_dead_lettered: AtomicU64,
+    /// Records the index refused for good, moved to the dead letter.
+    pub records_dead_lettered: AtomicU64,
     /// Index commits.
     pub commits: AtomicU64,
 }
@@ -202,7 +204,12 @@ async fn index_deliveries(
         };
         let count = docs.len();
         match state.index.write(route, docs, redelivered).await {
-            Ok(()) => {
+            Ok(report) => {
+                // Rejected records are stored before their messages can be acked, so
+                // the ack after the commit never loses them.
+                if !report.rejected.is_empty() {
+                    dead_letter_records(state, route.pool_id, &report.rejected).await;
+                }
                 uncommitted.tags.extend(tags);
                 uncommitted.records += count;
                 uncommitted.first_write.get_or_insert_with(Instant::now);
@@ -266,6 +273,36 @@ async fn nack(state: &LoghubState, consumer: &mut dyn Consumer, tags: &[Delivery
         .fetch_add(tags.len() as u64, Ordering::Relaxed);
     if let Err(error) = consumer.nack(tags).await {
         tracing::warn!(%error, "nack failed; the queue redelivers on its own");
+    }
+}
+
+/// Keeps records the index refused for good as NDJSON (record, id and reason), one
+/// object per write, under `dead-letter/{pool_id}/records/`.
+async fn dead_letter_records(state: &LoghubState, pool_id: i64, rejected: &[RejectedDoc]) {
+    let mut body = Vec::new();
+    for item in rejected {
+        let line = serde_json::json!({
+            "id": item.doc.identity.doc_id(),
+            "reason": item.reason,
+            "time_ns": item.doc.record.time_ns,
+            "fields": item.doc.record.fields_json(),
+        });
+        if serde_json::to_writer(&mut body, &line).is_ok() {
+            body.push(b'\n');
+        }
+    }
+    let first = rejected[0].doc.identity;
+    let key = format!(
+        "dead-letter/{pool_id}/records/{}-{}-{}.ndjson",
+        first.partition, first.position, first.index_in_batch
+    );
+    state
+        .stats
+        .records_dead_lettered
+        .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+    tracing::error!(%key, count = rejected.len(), reason = %rejected[0].reason, "records rejected by the index moved to the dead letter");
+    if let Err(error) = state.object_store.put(&key, bytes::Bytes::from(body)).await {
+        tracing::error!(%error, %key, "failed to store rejected records");
     }
 }
 

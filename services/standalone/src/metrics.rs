@@ -30,7 +30,7 @@ pub fn router(metrics: Metrics) -> Router {
 }
 
 async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
-    let counters: [(&str, &str, &AtomicU64); 9] = [
+    let counters: [(&str, &str, &AtomicU64); 10] = [
         (
             "logpool_put_requests_accepted_total",
             "PutDatas requests answered 2xx",
@@ -70,6 +70,11 @@ async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
             "logpool_loghub_messages_dead_lettered_total",
             "queue messages moved to the dead letter",
             &metrics.loghub.messages_dead_lettered,
+        ),
+        (
+            "logpool_loghub_records_dead_lettered_total",
+            "records the index refused, moved to the dead letter",
+            &metrics.loghub.records_dead_lettered,
         ),
         (
             "logpool_loghub_commits_total",

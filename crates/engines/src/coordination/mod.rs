@@ -4,9 +4,9 @@
 //! [`tokio::sync::watch::Receiver`] and route by whatever it holds now. A distributed
 //! implementation (etcd) fills the same channel from a watch on a key prefix.
 
-pub mod local;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod local;
 
 use std::fmt::Debug;
 use std::sync::Arc;

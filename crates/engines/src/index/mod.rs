@@ -12,9 +12,12 @@
 //! - Searches return the newest records first, ordered by (time, tiebreak) descending,
 //!   and page with a [`SortKey`] cursor that is stable while data keeps arriving.
 
-pub mod tantivy_index;
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
+pub mod tantivy_index;
+
+#[cfg(test)]
+pub(crate) mod conformance;
 
 use std::fmt::Debug;
 
@@ -61,6 +64,23 @@ pub struct IndexDoc {
     pub shard: u32,
     /// The record.
     pub record: Record,
+}
+
+/// A document the engine refused for good (e.g. a mapping conflict); it must go to
+/// the dead letter, never be dropped silently.
+#[derive(Debug, Clone)]
+pub struct RejectedDoc {
+    /// The refused document.
+    pub doc: IndexDoc,
+    /// Why the engine refused it.
+    pub reason: String,
+}
+
+/// The outcome of a write: every document not listed as rejected was staged.
+#[derive(Debug, Clone, Default)]
+pub struct WriteReport {
+    /// Documents refused for good.
+    pub rejected: Vec<RejectedDoc>,
 }
 
 /// Position in the newest-first order: (time, tiebreak), compared descending.
@@ -141,12 +161,14 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()>;
 
     /// Stages documents of one pool. See the contract for `replace_existing`.
+    /// Documents the engine refuses for good are returned in the report; an `Err`
+    /// means nothing can be assumed staged and the whole write must be retried.
     async fn write(
         &self,
         pool: &PoolRoute,
         docs: Vec<IndexDoc>,
         replace_existing: bool,
-    ) -> IndexResult<()>;
+    ) -> IndexResult<WriteReport>;
 
     /// Makes every staged document durable and searchable.
     async fn commit(&self) -> IndexResult<()>;

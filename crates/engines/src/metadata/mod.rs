@@ -3,9 +3,9 @@
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
-pub mod sqlite;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -30,7 +30,7 @@ use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use super::{
     HistogramBucket, HistogramRequest, IndexDoc, IndexError, IndexResult, LogIndex, SearchHit,
-    SearchPage, SearchRequest, SortKey,
+    SearchPage, SearchRequest, SortKey, WriteReport,
 };
 
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -395,9 +395,11 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         docs: Vec<IndexDoc>,
         replace_existing: bool,
-    ) -> IndexResult<()> {
+    ) -> IndexResult<WriteReport> {
         let pool_id = pool.pool_id;
-        tokio::task::block_in_place(|| self.write_blocking(pool_id, docs, replace_existing))
+        // tantivy's JSON field takes any flat record, so nothing is rejected here.
+        tokio::task::block_in_place(|| self.write_blocking(pool_id, docs, replace_existing))?;
+        Ok(WriteReport::default())
     }
 
     async fn commit(&self) -> IndexResult<()> {

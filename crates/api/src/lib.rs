@@ -3,6 +3,7 @@
 //! - [`error`]: `ApiError`, the one table from error codes to HTTP statuses, and the
 //!   `{ "error": { "code", "message" } }` body.
 //! - [`layers`]: middleware every service router gets.
+//! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`json`]: the `AppJson` extractor whose rejections use that body.
 //! - [`routing`]: the live routing view every service resolves pools with.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -13,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod layers;
+pub mod metrics;
 pub mod routing;
 pub mod service_main;
 pub mod time;

@@ -1,13 +1,15 @@
-//! Runs control-api as its own process (distributed mode). `logpool standalone` runs
-//! it with the other services in one process instead.
+//! Runs control-api as its own process (distributed mode):
+//! `logpool-control-api --config FILE`. `logpool standalone` runs it with the other
+//! services in one process instead.
 
 use anyhow::Context;
-use logpool_api::service_main::load_service_config;
-use logpool_control_api::{run, ControlState};
+use logpool_api::service_main::{init_logging, load_service_config, serve, shutdown_signal};
+use logpool_control_api::{router, ControlState};
 use logpool_engines::Engines;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    init_logging();
     let config = load_service_config("control-api")?;
     let engines = Engines::build(&config).await?;
     let state = ControlState::new(
@@ -16,11 +18,13 @@ async fn main() -> anyhow::Result<()> {
         engines.queue.clone(),
         engines.index.clone(),
     );
+    // Services that start later load this snapshot; ones already running see it change.
+    state
+        .publish_routing()
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to publish routing: {}", e.message))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    run(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    serve(listener, router(state), &engines, shutdown_signal()).await
 }

@@ -50,6 +50,43 @@ pub struct LoghubStats {
     pub commits: AtomicU64,
 }
 
+impl logpool_api::metrics::CounterSource for LoghubStats {
+    fn counters(&self) -> Vec<logpool_api::metrics::CounterReading> {
+        vec![
+            (
+                "logpool_loghub_records_indexed_total",
+                "Records committed to the index.",
+                self.records_indexed.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_loghub_messages_acked_total",
+                "Queue messages acked after a commit.",
+                self.messages_acked.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_loghub_messages_nacked_total",
+                "Queue messages given back for redelivery.",
+                self.messages_nacked.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_loghub_messages_dead_lettered_total",
+                "Undecodable queue messages moved to the dead letter.",
+                self.messages_dead_lettered.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_loghub_records_dead_lettered_total",
+                "Records the index refused, moved to the dead letter.",
+                self.records_dead_lettered.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_loghub_commits_total",
+                "Index commits.",
+                self.commits.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}
+
 /// What LogHub needs.
 #[derive(Debug, Clone)]
 pub struct LoghubState {

@@ -1,30 +1,55 @@
-//! Runs loghub as its own process (distributed mode). `logpool standalone` runs it
-//! with the other services in one process instead.
+//! Runs loghub as its own process (distributed mode): `logpool-loghub --config FILE`.
+//! It serves `/healthz`, `/readyz` and `/metrics` on `listen`. `logpool standalone`
+//! runs it with the other services in one process instead.
 
 use std::sync::Arc;
 
-use logpool_api::service_main::load_service_config;
+use anyhow::Context;
+use logpool_api::service_main::{init_logging, load_service_config, serve, shutdown_signal};
 use logpool_api::RoutingView;
 use logpool_engines::Engines;
 use logpool_loghub::{run, LoghubState, LoghubStats};
+use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    init_logging();
     let config = load_service_config("loghub")?;
     let engines = Engines::build(&config).await?;
+    let stats = Arc::new(LoghubStats::default());
     let state = LoghubState {
         queue: engines.queue.clone(),
         index: engines.index.clone(),
         object_store: engines.object_store.clone(),
         routing: RoutingView::new(engines.coordinator.watch()),
         config: config.loghub.clone(),
-        stats: Arc::new(LoghubStats::default()),
+        stats: stats.clone(),
     };
-    run(state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.listen))?;
+    let (stop, stopped) = watch::channel(false);
+    let routes = logpool_api::metrics::router(vec![stats as Arc<_>]);
+    let mut http_stopped = stopped.clone();
+    let http = tokio::spawn({
+        let engines = engines.clone();
+        async move {
+            serve(listener, routes, &engines, async move {
+                let _ = http_stopped.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+    let mut loghub_stopped = stopped;
+    let consumer = tokio::spawn(run(state, async move {
+        let _ = loghub_stopped.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    // The consumer commits and acks what it wrote before the engines close.
+    consumer.await.context("loghub task panicked")??;
     engines.index.shutdown().await?;
     engines.queue.shutdown().await?;
+    http.await.context("HTTP task panicked")??;
     Ok(())
 }

@@ -74,6 +74,33 @@ impl PutDatasState {
     }
 }
 
+impl logpool_api::metrics::CounterSource for PutDatasStats {
+    fn counters(&self) -> Vec<logpool_api::metrics::CounterReading> {
+        vec![
+            (
+                "logpool_put_requests_accepted_total",
+                "PutDatas requests answered 2xx.",
+                self.requests_accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_records_accepted_total",
+                "Records durable in the queue.",
+                self.records_accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_requests_rejected_total",
+                "PutDatas requests refused for bad input.",
+                self.requests_rejected.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_requests_failed_total",
+                "PutDatas requests the queue could not take.",
+                self.requests_failed.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}
+
 /// Builds the put-datas router.
 pub fn router(state: PutDatasState) -> Router {
     logpool_api::layers::with_common_layers(

@@ -1,25 +1,29 @@
-//! Runs put-datas as its own process (distributed mode). `logpool standalone` runs
-//! it with the other services in one process instead.
+//! Runs put-datas as its own process (distributed mode):
+//! `logpool-put-datas --config FILE`. `logpool standalone` runs it with the other
+//! services in one process instead.
+
+use std::sync::Arc;
 
 use anyhow::Context;
-use logpool_api::service_main::load_service_config;
+use logpool_api::service_main::{init_logging, load_service_config, serve, shutdown_signal};
 use logpool_api::RoutingView;
 use logpool_engines::Engines;
-use logpool_put_datas::{run, PutDatasState};
+use logpool_put_datas::{router, PutDatasState};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    init_logging();
     let config = load_service_config("put-datas")?;
     let engines = Engines::build(&config).await?;
     let routing = RoutingView::new(engines.coordinator.watch());
     let state = PutDatasState::new(engines.queue.clone(), routing, config.limits.clone());
+    let routes = router(state.clone()).merge(logpool_api::metrics::router(vec![
+        state.stats.clone() as Arc<_>,
+    ]));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    run(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    serve(listener, routes, &engines, shutdown_signal()).await?;
     engines.queue.shutdown().await?;
     Ok(())
 }

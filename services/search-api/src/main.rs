@@ -1,14 +1,16 @@
-//! Runs search-api as its own process (distributed mode). `logpool standalone` runs
-//! it with the other services in one process instead.
+//! Runs search-api as its own process (distributed mode):
+//! `logpool-search-api --config FILE`. `logpool standalone` runs it with the other
+//! services in one process instead.
 
 use anyhow::Context;
-use logpool_api::service_main::load_service_config;
+use logpool_api::service_main::{init_logging, load_service_config, serve, shutdown_signal};
 use logpool_api::RoutingView;
 use logpool_engines::Engines;
-use logpool_search_api::{run, SearchState};
+use logpool_search_api::{router, SearchState};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    init_logging();
     let config = load_service_config("search-api")?;
     let engines = Engines::build(&config).await?;
     let state = SearchState {
@@ -19,8 +21,5 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    run(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    serve(listener, router(state), &engines, shutdown_signal()).await
 }

@@ -8,7 +8,6 @@
 //! then commit the index and flush the queue.
 
 pub mod cli;
-pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,10 +59,8 @@ pub fn app(
         routing.clone(),
         config.limits.clone(),
     );
-    let exported = metrics::Metrics {
-        put_datas: put_datas.stats.clone(),
-        loghub: loghub_stats,
-    };
+    let exported: Vec<Arc<dyn logpool_api::metrics::CounterSource>> =
+        vec![put_datas.stats.clone(), loghub_stats];
     let search = SearchState {
         index: engines.index.clone(),
         routing: routing.clone(),
@@ -86,7 +83,7 @@ pub fn app(
         .merge(logpool_control_api::router(control))
         .merge(logpool_tail_ws::router(tail))
         .merge(logpool_api::health::router(engines.clone()))
-        .merge(metrics::router(exported))
+        .merge(logpool_api::metrics::router(exported))
 }
 
 /// Starts every service on `listener`.

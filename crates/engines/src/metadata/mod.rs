@@ -3,6 +3,8 @@
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod sqlite;

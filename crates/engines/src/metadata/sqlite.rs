@@ -502,4 +502,19 @@ mod tests {
         );
         assert!(store.all_pools().await.expect("all").is_empty());
     }
+
+    #[tokio::test]
+    async fn test_metadata_conformance_on_sqlite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SqliteMetadataConfig {
+            path: dir.path().join("meta.sqlite"),
+        };
+        let store = SqliteMetadataStore::open(&config).await.expect("open");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            crate::metadata::conformance::run_metadata_conformance(std::sync::Arc::new(store)),
+        )
+        .await
+        .expect("the conformance suite finishes within 60 s");
+    }
 }

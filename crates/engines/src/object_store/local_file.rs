@@ -131,6 +131,7 @@ impl ObjectStore for LocalFileObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object_store::conformance;
 
     #[tokio::test]
     async fn test_put_get_list_delete() {
@@ -139,37 +140,6 @@ mod tests {
             dir: dir.path().to_path_buf(),
         })
         .expect("open");
-        store
-            .put("a/b/1.ndjson", Bytes::from_static(b"one"))
-            .await
-            .expect("put");
-        store
-            .put("a/c/2.ndjson", Bytes::from_static(b"two"))
-            .await
-            .expect("put");
-        assert_eq!(
-            store.get("a/b/1.ndjson").await.expect("get"),
-            Bytes::from_static(b"one")
-        );
-        assert_eq!(
-            store.list("a/").await.expect("list"),
-            ["a/b/1.ndjson", "a/c/2.ndjson"]
-        );
-        assert_eq!(store.list("a/c").await.expect("list"), ["a/c/2.ndjson"]);
-        store.delete("a/b/1.ndjson").await.expect("delete");
-        store.delete("a/b/1.ndjson").await.expect("delete twice");
-        assert!(matches!(
-            store.get("a/b/1.ndjson").await,
-            Err(ObjectStoreError::NotFound(_))
-        ));
-        for bad in ["", "../x", "/etc/passwd", "a/../../x", "dir/"] {
-            assert!(
-                matches!(
-                    store.put(bad, Bytes::new()).await,
-                    Err(ObjectStoreError::InvalidKey(_))
-                ),
-                "{bad}"
-            );
-        }
+        conformance::check_object_store(&store).await;
     }
 }

@@ -1,5 +1,7 @@
 //! The object store role: whole objects by key (archives, exports).
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod local_file;
 #[cfg(feature = "s3")]
 pub mod s3;
@@ -26,6 +28,10 @@ pub enum ObjectStoreError {
     /// A local I/O error.
     #[error("object store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A remote store failed the request or could not be reached (network error,
+    /// timeout, server error after retries, refused credentials, bad client settings).
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The object store role. Keys are `/`-separated relative paths.

@@ -1,0 +1,524 @@
+//! The conformance suite every [`MetadataStore`] implementation runs.
+//!
+//! The SQLite (embedded) and MySQL (distributed) stores must behave identically:
+//! the same errors for the same mistakes, the same orderings, and the same partition
+//! allocation (numbers are handed out per project and never reused, even after the
+//! pool that held them is deleted). Each implementation's test module calls
+//! [`run_metadata_conformance`] with a fresh, empty store.
+//!
+//! Every scenario uses its own tenant and checks `all_pools` only for that tenant, so
+//! the scenarios do not depend on each other's leftovers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use logpool_core::routing::FieldType;
+
+use super::{MetadataError, MetadataStore, NewPool, PoolPatch};
+
+/// Builds a pool definition with 7 days of retention and no hints.
+pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
+    NewPool {
+        name: name.into(),
+        description: String::new(),
+        shards,
+        retention_days: 7,
+        field_hints: BTreeMap::new(),
+    }
+}
+
+/// Runs every scenario against `store`, which must start empty.
+pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
+    scenario_partitions_are_never_reused(store.as_ref()).await;
+    scenario_projects_crud_and_ordering(store.as_ref()).await;
+    scenario_unknown_objects_are_not_found(store.as_ref()).await;
+    scenario_pool_fields_and_updates(store.as_ref()).await;
+    scenario_delete_project_returns_and_cascades_its_pools(store.as_ref()).await;
+    scenario_all_pools_and_routes(store.as_ref()).await;
+    scenario_concurrent_pool_creation_allocates_disjoint_partitions(store.clone()).await;
+    store.check_health().await.expect("health");
+}
+
+/// The scenario of the original SQLite test: allocation, duplicates, growth, deletion.
+async fn scenario_partitions_are_never_reused(store: &dyn MetadataStore) {
+    let tenant = "conf-partitions";
+    store
+        .create_project(tenant, "shop", "d")
+        .await
+        .expect("project");
+    let web = store
+        .create_pool(tenant, "shop", new_pool("web", 2))
+        .await
+        .expect("pool");
+    assert_eq!(web.partitions, [0, 1]);
+    store
+        .delete_pool(tenant, "shop", "web")
+        .await
+        .expect("delete");
+    let again = store
+        .create_pool(tenant, "shop", new_pool("web", 1))
+        .await
+        .expect("pool");
+    assert_eq!(
+        again.partitions,
+        [2],
+        "partitions of a deleted pool are not reused"
+    );
+    assert!(
+        again.id > web.id,
+        "pool ids are never reused: {} then {}",
+        web.id,
+        again.id
+    );
+    assert!(matches!(
+        store.create_pool(tenant, "shop", new_pool("web", 1)).await,
+        Err(MetadataError::AlreadyExists { kind: "pool", .. })
+    ));
+    assert!(matches!(
+        store.get_pool(tenant, "nope", "web").await,
+        Err(MetadataError::NotFound {
+            kind: "project",
+            ..
+        })
+    ));
+    let grown = store
+        .update_pool(
+            tenant,
+            "shop",
+            "web",
+            PoolPatch {
+                shards: Some(3),
+                ..PoolPatch::default()
+            },
+        )
+        .await
+        .expect("grow");
+    assert_eq!(grown.partitions, [2, 3, 4]);
+    let other = store
+        .create_pool(tenant, "shop", new_pool("api", 1))
+        .await
+        .expect("pool after growth");
+    assert_eq!(other.partitions, [5], "growth consumed partitions 3 and 4");
+    assert!(matches!(
+        store
+            .update_pool(
+                tenant,
+                "shop",
+                "web",
+                PoolPatch {
+                    shards: Some(1),
+                    ..PoolPatch::default()
+                }
+            )
+            .await,
+        Err(MetadataError::Conflict(_))
+    ));
+    let unchanged = store
+        .update_pool(
+            tenant,
+            "shop",
+            "web",
+            PoolPatch {
+                shards: Some(3),
+                ..PoolPatch::default()
+            },
+        )
+        .await
+        .expect("same shard count");
+    assert_eq!(unchanged.partitions, [2, 3, 4]);
+    assert_eq!(
+        store
+            .delete_project(tenant, "shop")
+            .await
+            .expect("delete")
+            .len(),
+        2
+    );
+    assert!(pools_of(store, tenant).await.is_empty());
+}
+
+/// Creation, duplicates, listing order, tenant isolation and description updates.
+async fn scenario_projects_crud_and_ordering(store: &dyn MetadataStore) {
+    let tenant = "conf-projects";
+    for name in ["bravo", "alpha", "charlie"] {
+        let project = store
+            .create_project(tenant, name, &format!("about {name}"))
+            .await
+            .expect("project");
+        assert_eq!(project.tenant, tenant);
+        assert_eq!(project.name, name);
+        assert_eq!(project.description, format!("about {name}"));
+        assert!(project.created_at_ms > 0);
+        assert_eq!(project.created_at_ms, project.updated_at_ms);
+    }
+    assert!(matches!(
+        store.create_project(tenant, "alpha", "again").await,
+        Err(MetadataError::AlreadyExists {
+            kind: "project",
+            ..
+        })
+    ));
+    // The same name under another tenant is a different project.
+    store
+        .create_project("conf-projects-other", "alpha", "")
+        .await
+        .expect("same name, other tenant");
+    // Names are case-sensitive in every store.
+    store
+        .create_project(tenant, "Alpha", "")
+        .await
+        .expect("names differ by case");
+
+    let names: Vec<String> = store
+        .list_projects(tenant)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["Alpha", "alpha", "bravo", "charlie"]);
+    assert_eq!(
+        store
+            .list_projects("conf-projects-other")
+            .await
+            .expect("list other")
+            .len(),
+        1
+    );
+    assert!(store
+        .list_projects("conf-projects-nobody")
+        .await
+        .expect("list empty")
+        .is_empty());
+
+    let before = store.get_project(tenant, "bravo").await.expect("get");
+    let updated = store
+        .update_project(tenant, "bravo", Some("new words".into()))
+        .await
+        .expect("update");
+    assert_eq!(updated.description, "new words");
+    assert_eq!(updated.id, before.id);
+    assert_eq!(updated.created_at_ms, before.created_at_ms);
+    assert!(updated.updated_at_ms >= before.updated_at_ms);
+    let untouched = store
+        .update_project(tenant, "bravo", None)
+        .await
+        .expect("no-op update");
+    assert_eq!(untouched.description, "new words");
+    assert_eq!(
+        store
+            .get_project(tenant, "bravo")
+            .await
+            .expect("get")
+            .description,
+        "new words"
+    );
+}
+
+/// Every lookup, update and deletion of something missing answers `NotFound`.
+async fn scenario_unknown_objects_are_not_found(store: &dyn MetadataStore) {
+    let tenant = "conf-missing";
+    let is_missing_project = |result| is_not_found(result, "project", "ghost");
+    assert!(is_missing_project(
+        store.get_project(tenant, "ghost").await.map(drop)
+    ));
+    assert!(is_missing_project(
+        store
+            .update_project(tenant, "ghost", Some("x".into()))
+            .await
+            .map(drop)
+    ));
+    assert!(is_missing_project(
+        store.delete_project(tenant, "ghost").await.map(drop)
+    ));
+    assert!(is_missing_project(
+        store.list_pools(tenant, "ghost").await.map(drop)
+    ));
+    assert!(is_missing_project(
+        store
+            .create_pool(tenant, "ghost", new_pool("web", 1))
+            .await
+            .map(drop)
+    ));
+
+    store
+        .create_project(tenant, "real", "")
+        .await
+        .expect("project");
+    // A project of another tenant is invisible.
+    assert!(matches!(
+        store.get_project("conf-missing-other", "real").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    let is_missing_pool = |result| is_not_found(result, "pool", "ghost");
+    assert!(is_missing_pool(
+        store.get_pool(tenant, "real", "ghost").await.map(drop)
+    ));
+    assert!(is_missing_pool(
+        store
+            .update_pool(tenant, "real", "ghost", PoolPatch::default())
+            .await
+            .map(drop)
+    ));
+    assert!(is_missing_pool(
+        store.delete_pool(tenant, "real", "ghost").await.map(drop)
+    ));
+    assert!(store
+        .list_pools(tenant, "real")
+        .await
+        .expect("no pools")
+        .is_empty());
+}
+
+/// Descriptions, retention and field hints round-trip; patches merge hints.
+async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
+    let tenant = "conf-fields";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    let mut hints = BTreeMap::new();
+    hints.insert("status".to_string(), FieldType::Long);
+    hints.insert("message".to_string(), FieldType::Text);
+    let created = store
+        .create_pool(
+            tenant,
+            "shop",
+            NewPool {
+                name: "nginx".into(),
+                description: "edge logs".into(),
+                shards: 2,
+                retention_days: 30,
+                field_hints: hints.clone(),
+            },
+        )
+        .await
+        .expect("pool");
+    assert_eq!(created.tenant, tenant);
+    assert_eq!(created.project, "shop");
+    assert_eq!(created.name, "nginx");
+    assert_eq!(created.description, "edge logs");
+    assert_eq!(created.retention_days, 30);
+    assert_eq!(created.field_hints, hints);
+    assert_eq!(created.partitions, [0, 1]);
+    assert_eq!(
+        store.get_pool(tenant, "shop", "nginx").await.expect("get"),
+        created
+    );
+
+    let mut patch_hints = BTreeMap::new();
+    patch_hints.insert("status".to_string(), FieldType::Keyword);
+    patch_hints.insert("client_ip".to_string(), FieldType::Ip);
+    let updated = store
+        .update_pool(
+            tenant,
+            "shop",
+            "nginx",
+            PoolPatch {
+                description: Some("all edge logs".into()),
+                shards: None,
+                retention_days: Some(3),
+                field_hints: Some(patch_hints),
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.id, created.id);
+    assert_eq!(updated.description, "all edge logs");
+    assert_eq!(updated.retention_days, 3);
+    assert_eq!(updated.partitions, [0, 1]);
+    assert_eq!(updated.created_at_ms, created.created_at_ms);
+    assert!(updated.updated_at_ms >= created.updated_at_ms);
+    let expected_hints: BTreeMap<String, FieldType> = [
+        ("client_ip".to_string(), FieldType::Ip),
+        ("message".to_string(), FieldType::Text),
+        ("status".to_string(), FieldType::Keyword),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(updated.field_hints, expected_hints, "hints are merged");
+
+    // An empty patch changes nothing but the pool is still there.
+    let same = store
+        .update_pool(tenant, "shop", "nginx", PoolPatch::default())
+        .await
+        .expect("empty patch");
+    assert_eq!(same.description, "all edge logs");
+    assert_eq!(same.field_hints, expected_hints);
+
+    for name in ["zeta", "beta"] {
+        store
+            .create_pool(tenant, "shop", new_pool(name, 1))
+            .await
+            .expect("pool");
+    }
+    let names: Vec<String> = store
+        .list_pools(tenant, "shop")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["beta", "nginx", "zeta"], "pools are listed by name");
+}
+
+/// Deleting a project returns its pools and removes them everywhere.
+async fn scenario_delete_project_returns_and_cascades_its_pools(store: &dyn MetadataStore) {
+    let tenant = "conf-cascade";
+    store
+        .create_project(tenant, "gone", "")
+        .await
+        .expect("project");
+    store
+        .create_project(tenant, "kept", "")
+        .await
+        .expect("project");
+    for name in ["b", "a"] {
+        store
+            .create_pool(tenant, "gone", new_pool(name, 1))
+            .await
+            .expect("pool");
+    }
+    let kept_pool = store
+        .create_pool(tenant, "kept", new_pool("a", 2))
+        .await
+        .expect("pool");
+    assert_eq!(
+        kept_pool.partitions,
+        [0, 1],
+        "partitions are numbered per project"
+    );
+
+    let mut deleted: Vec<String> = store
+        .delete_project(tenant, "gone")
+        .await
+        .expect("delete")
+        .into_iter()
+        .map(|p| {
+            assert_eq!(p.project, "gone");
+            p.name
+        })
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, ["a", "b"]);
+    assert!(matches!(
+        store.get_project(tenant, "gone").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_pool(tenant, "gone", "a").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_project(tenant, "gone").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    let left = pools_of(store, tenant).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0], kept_pool);
+    assert_eq!(
+        store
+            .delete_project(tenant, "kept")
+            .await
+            .expect("delete")
+            .len(),
+        1
+    );
+    assert!(pools_of(store, tenant).await.is_empty());
+}
+
+/// `all_pools` spans projects and tenants, ordered by pool id; routes mirror pools.
+async fn scenario_all_pools_and_routes(store: &dyn MetadataStore) {
+    let tenants = ["conf-all-a", "conf-all-b"];
+    let mut created = Vec::new();
+    for tenant in tenants {
+        store
+            .create_project(tenant, "p", "")
+            .await
+            .expect("project");
+        for name in ["y", "x"] {
+            created.push(
+                store
+                    .create_pool(tenant, "p", new_pool(name, 1))
+                    .await
+                    .expect("pool"),
+            );
+        }
+    }
+    let all: Vec<_> = store
+        .all_pools()
+        .await
+        .expect("all")
+        .into_iter()
+        .filter(|p| tenants.contains(&p.tenant.as_str()))
+        .collect();
+    assert_eq!(all, created, "all_pools is ordered by id (creation order)");
+    for pool in &all {
+        let route = pool.route();
+        assert_eq!(route.pool_id, pool.id);
+        assert_eq!(route.tenant, pool.tenant);
+        assert_eq!(route.project, pool.project);
+        assert_eq!(route.name, pool.name);
+        assert_eq!(route.partitions, pool.partitions);
+        assert_eq!(route.retention_days, pool.retention_days);
+    }
+    for tenant in tenants {
+        store.delete_project(tenant, "p").await.expect("delete");
+    }
+}
+
+/// Pools created at the same time in one project never share a partition.
+async fn scenario_concurrent_pool_creation_allocates_disjoint_partitions(
+    store: Arc<dyn MetadataStore>,
+) {
+    let tenant = "conf-concurrent";
+    store
+        .create_project(tenant, "busy", "")
+        .await
+        .expect("project");
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_pool(tenant, "busy", new_pool(&format!("pool-{i}"), 2))
+                    .await
+            })
+        })
+        .collect();
+    let mut partitions = Vec::new();
+    for task in tasks {
+        let pool = task.await.expect("join").expect("create");
+        assert_eq!(pool.partitions.len(), 2);
+        partitions.extend(pool.partitions);
+    }
+    partitions.sort_unstable();
+    assert_eq!(
+        partitions,
+        (0..16).collect::<Vec<u32>>(),
+        "each partition is handed out exactly once"
+    );
+    store.delete_project(tenant, "busy").await.expect("delete");
+}
+
+async fn pools_of(store: &dyn MetadataStore, tenant: &str) -> Vec<super::Pool> {
+    store
+        .all_pools()
+        .await
+        .expect("all pools")
+        .into_iter()
+        .filter(|p| p.tenant == tenant)
+        .collect()
+}
+
+/// Tells whether `result` is the `NotFound` error of `expected_kind` `expected_name`.
+fn is_not_found(
+    result: Result<(), MetadataError>,
+    expected_kind: &str,
+    expected_name: &str,
+) -> bool {
+    matches!(
+        result,
+        Err(MetadataError::NotFound { kind, name }) if kind == expected_kind && name == expected_name
+    )
+}

@@ -8,7 +8,6 @@
 pub mod pools;
 pub mod projects;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,7 +18,6 @@ use logpool_engines::coordination::Coordinator;
 use logpool_engines::index::LogIndex;
 use logpool_engines::metadata::MetadataStore;
 use logpool_engines::queue::Queue;
-use tokio::net::TcpListener;
 
 /// What the control handlers need.
 #[derive(Debug, Clone)]
@@ -74,25 +72,6 @@ pub fn router(state: ControlState) -> Router {
         .merge(pools::routes())
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
-}
-
-/// Publishes the current routing, then serves until `shutdown` resolves.
-///
-/// # Errors
-/// Fails when the first snapshot cannot be published or the server cannot run.
-pub async fn run(
-    listener: TcpListener,
-    state: ControlState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    state
-        .publish_routing()
-        .await
-        .map_err(|e| anyhow::anyhow!("failed to publish routing: {}", e.message))?;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
 }
 
 /// Checks a name from a path or body, naming the field in the error.

@@ -11,7 +11,6 @@
 pub mod body;
 pub mod sharding;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -29,7 +28,6 @@ use logpool_core::limits::IngestLimits;
 use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::queue::{BatchProperties, Queue};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 
 use crate::body::{read_body, BodyFormat};
 
@@ -108,21 +106,6 @@ pub fn router(state: PutDatasState) -> Router {
             .route("/v1/projects/{project}/pools/{pool}/logs", post(put_logs))
             .with_state(state),
     )
-}
-
-/// Serves the router on `listener` until `shutdown` resolves.
-///
-/// # Errors
-/// Fails when the server cannot run.
-pub async fn run(
-    listener: TcpListener,
-    state: PutDatasState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
 }
 
 /// Query parameters of PutDatas.

@@ -12,7 +12,6 @@ pub mod cursor;
 pub mod interval;
 pub mod params;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -24,7 +23,6 @@ use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use crate::params::{HistogramParams, SearchParams};
 
@@ -52,21 +50,6 @@ pub fn router(state: SearchState) -> Router {
         )
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
-}
-
-/// Serves the router on `listener` until `shutdown` resolves.
-///
-/// # Errors
-/// Fails when the server cannot run.
-pub async fn run(
-    listener: TcpListener,
-    state: SearchState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
 }
 
 async fn search_get(

@@ -10,7 +10,6 @@
 //! read from the queue at the client's pace: a slow client falls behind in the queue
 //! instead of growing server memory.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,6 @@ use logpool_core::routing::{PoolRoute, DEFAULT_TENANT};
 use logpool_engines::queue::{Position, Queue, ReadStart};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// How often the queue is polled for new messages.
@@ -55,21 +53,6 @@ pub fn router(state: TailState) -> Router {
         .route("/v1/projects/{project}/pools/{pool}/tail", get(tail))
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
-}
-
-/// Serves the router on `listener` until `shutdown` resolves.
-///
-/// # Errors
-/// Fails when the server cannot run.
-pub async fn run(
-    listener: TcpListener,
-    state: TailState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
 }
 
 /// Tail parameters.

@@ -19,6 +19,11 @@ pub mod index;
 pub mod metadata;
 pub mod object_store;
 pub mod queue;
+#[cfg(all(
+    test,
+    any(feature = "pulsar", feature = "elasticsearch", feature = "etcd", feature = "mysql", feature = "s3")
+))]
+pub(crate) mod test_env;
 
 use std::sync::Arc;
 

@@ -24,6 +24,9 @@ use crate::queue::EmbeddedQueueConfig;
 pub enum QueueConfig {
     /// The embedded durable log (default).
     Embedded(EmbeddedQueueConfig),
+    /// Apache Pulsar (or a Pulsar-protocol broker).
+    #[cfg(feature = "pulsar")]
+    Pulsar(crate::queue::pulsar::PulsarQueueConfig),
 }
 
 /// Which index engine, and its settings.
@@ -32,6 +35,9 @@ pub enum QueueConfig {
 pub enum IndexConfig {
     /// Embedded tantivy (default).
     Tantivy(TantivyIndexConfig),
+    /// Elasticsearch or OpenSearch.
+    #[cfg(feature = "elasticsearch")]
+    Elasticsearch(crate::index::elasticsearch::ElasticsearchIndexConfig),
 }
 
 /// Which metadata store, and its settings.
@@ -40,6 +46,9 @@ pub enum IndexConfig {
 pub enum MetadataConfig {
     /// Embedded SQLite (default).
     Sqlite(SqliteMetadataConfig),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(crate::metadata::mysql::MysqlMetadataConfig),
 }
 
 /// Which coordination service.
@@ -48,6 +57,9 @@ pub enum MetadataConfig {
 pub enum CoordinationConfig {
     /// In-process watch channel (default; single process only).
     Local,
+    /// etcd.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::coordination::etcd::EtcdCoordinatorConfig),
 }
 
 /// Which object store, and its settings.
@@ -56,6 +68,9 @@ pub enum CoordinationConfig {
 pub enum ObjectStoreConfig {
     /// Local files (default).
     LocalFile(LocalFileObjectStoreConfig),
+    /// S3 or an S3-compatible store.
+    #[cfg(feature = "s3")]
+    S3(crate::object_store::s3::S3ObjectStoreConfig),
 }
 
 /// LogHub (indexing) settings.

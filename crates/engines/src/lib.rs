@@ -111,6 +111,12 @@ impl Engines {
                         .context("failed to open the embedded queue")?,
                 )
             }
+            #[cfg(feature = "pulsar")]
+            QueueConfig::Pulsar(c) => Arc::new(
+                queue::pulsar::PulsarQueue::connect(c.clone())
+                    .await
+                    .with_context(|| format!("failed to connect to Pulsar at {}", c.url))?,
+            ),
         };
         let index: Arc<dyn LogIndex> = match &config.index {
             IndexConfig::Tantivy(c) => {
@@ -120,6 +126,11 @@ impl Engines {
                 };
                 Arc::new(TantivyIndex::open(c).context("failed to open the tantivy index")?)
             }
+            #[cfg(feature = "elasticsearch")]
+            IndexConfig::Elasticsearch(c) => Arc::new(
+                index::elasticsearch::ElasticsearchIndex::connect(c.clone())
+                    .with_context(|| format!("failed to set up Elasticsearch at {}", c.url))?,
+            ),
         };
         let metadata: Arc<dyn MetadataStore> = match &config.metadata {
             MetadataConfig::Sqlite(c) => {
@@ -132,9 +143,21 @@ impl Engines {
                         .context("failed to open the SQLite metadata store")?,
                 )
             }
+            #[cfg(feature = "mysql")]
+            MetadataConfig::Mysql(c) => Arc::new(
+                metadata::mysql::MysqlMetadataStore::connect(c)
+                    .await
+                    .context("failed to open the MySQL metadata store")?,
+            ),
         };
         let coordinator: Arc<dyn Coordinator> = match &config.coordination {
             CoordinationConfig::Local => Arc::new(LocalCoordinator::new()),
+            #[cfg(feature = "etcd")]
+            CoordinationConfig::Etcd(c) => Arc::new(
+                coordination::etcd::EtcdCoordinator::connect(c.clone())
+                    .await
+                    .with_context(|| format!("failed to connect to etcd at {:?}", c.endpoints))?,
+            ),
         };
         let object_store: Arc<dyn ObjectStore> = match &config.object_store {
             ObjectStoreConfig::LocalFile(c) => {
@@ -146,6 +169,11 @@ impl Engines {
                         .context("failed to open the local object store")?,
                 )
             }
+            #[cfg(feature = "s3")]
+            ObjectStoreConfig::S3(c) => Arc::new(
+                object_store::s3::S3ObjectStore::connect(c)
+                    .context("failed to set up the S3 object store")?,
+            ),
         };
         Ok(Engines {
             queue,

@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
 # Runs the whole logpool test suite: formatting, lints, unit tests, in-process
-# router tests and the end-to-end tests (which start the real `logpool` binary).
-#
-# The engines the current suite needs are all embedded (tantivy, the embedded queue,
-# SQLite, local files), so nothing beyond the Rust toolchain and a C compiler is
-# installed here; servers started for engine tests are stopped by the trap below.
+# router tests, the end-to-end tests (which start the real `logpool` binary), and the
+# distributed-engine tests against real servers (Pulsar protocol, OpenSearch, etcd,
+# MariaDB, S3) that scripts/test-engines.sh installs, starts on 127.0.0.1 with
+# throwaway data, and stops again when this script exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need cc; then
-  echo "installing a C compiler (the bundled SQLite and zstd are built from source)" >&2
-  apt-get update -qq && apt-get install -y -qq build-essential >/dev/null
-fi
+# Ports for the engine servers, away from the defaults a developer may be using.
+export LOGPOOL_TEST_PORT_BASE=${LOGPOOL_TEST_PORT_BASE:-26000}
+FEATURES="logpool-engines/distributed"
 
+echo "== build dependencies (protoc, C compiler)"
+./scripts/test-engines.sh build-deps
+
+state_dir=$(mktemp -d "${TMPDIR:-/tmp}/logpool-engines.XXXXXX")
 cleanup() {
-  # Background engine servers started by this script (none yet) are stopped here.
-  jobs -p | xargs -r kill 2>/dev/null || true
+  ./scripts/test-engines.sh stop "$state_dir" || true
+  rm -rf "$state_dir"
 }
 trap cleanup EXIT
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
+echo "== cargo clippy -D warnings (embedded only, and with every distributed engine)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo build (the logpool binary the end-to-end tests run)"
-cargo build --locked -p logpool-standalone --bin logpool
+cargo clippy --workspace --all-targets --locked --features "$FEATURES" -- -D warnings
+echo "== cargo build (the binaries the end-to-end tests run)"
+cargo build --locked --workspace --bins --features "$FEATURES"
+
+echo "== engine servers"
+./scripts/test-engines.sh start "$state_dir"
+# shellcheck disable=SC1091
+source "$state_dir/env"
+
 echo "== cargo test"
 output=$(mktemp)
 set +e
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$output"
+cargo test --workspace --locked --no-fail-fast --features "$FEATURES" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).

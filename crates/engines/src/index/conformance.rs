@@ -118,6 +118,11 @@ pub(crate) const QUERY_CASES: &[(&str, u64)] = &[
     ("(error OR login) AND status:503", 1),
     ("message:\"disk full\"", 1),
     ("500", 1),
+    ("time:[2023-11-15T00:00:00Z TO *]", 2),
+    ("status:{200 TO 503}", 1),
+    ("NOT _exists_:status", 1),
+    ("message:disk AND latency:250.5", 1),
+    ("-(error OR info)", 2),
 ];
 
 /// A search over all time.

@@ -38,9 +38,7 @@ use std::time::Duration;
 use ::object_store::aws::{AmazonS3, AmazonS3Builder};
 use ::object_store::list::{PaginatedListOptions, PaginatedListStore};
 use ::object_store::path::Path;
-use ::object_store::{
-    ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutPayload, RetryConfig, WriteMultipart,
-};
+use ::object_store::{ClientOptions, ObjectStoreExt as _, PutPayload, RetryConfig, WriteMultipart};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -156,8 +154,8 @@ impl S3ObjectStore {
     /// # Errors
     /// [`ObjectStoreError::InvalidKey`] when `prefix` is not a valid key, and
     /// [`ObjectStoreError::Unavailable`] when the client cannot be built from the
-    /// settings (e.g. an `http://` endpoint without `allow_http`, or only one of the two
-    /// credential fields).
+    /// settings (e.g. only one of the two credential fields). An `http://` endpoint
+    /// without `allow_http` is refused by every request rather than here.
     pub fn connect(config: &S3ObjectStoreConfig) -> ObjectStoreResult<S3ObjectStore> {
         let prefix = match config.prefix.as_deref().map(|p| p.trim_matches('/')) {
             None | Some("") => String::new(),
@@ -346,7 +344,6 @@ impl ObjectStore for S3ObjectStore {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -356,28 +353,27 @@ mod tests {
     /// Upper bound of one test, so a hung server fails the test instead of the run.
     const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-    fn endpoint() -> String {
-        std::env::var("LOGPOOL_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-            panic!(
-                "LOGPOOL_TEST_S3_ENDPOINT is not set: the `s3` feature's tests need an \
-                 S3-compatible server, e.g. `moto_server -H 127.0.0.1 -p 5000` and \
-                 LOGPOOL_TEST_S3_ENDPOINT=http://127.0.0.1:5000 \
-                 (scripts/test-engines.sh start <dir> does both)"
-            )
-        })
+    /// The S3-compatible test server (`moto_server`, started by
+    /// `scripts/test-engines.sh`), or `None` when the test is to be skipped.
+    fn endpoint() -> Option<String> {
+        crate::test_env::engine_address("LOGPOOL_TEST_S3_ENDPOINT")
+    }
+
+    /// A loopback port nothing listens on (it was free a moment ago).
+    fn unused_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port()
     }
 
     /// A bucket name no other test (or test run) uses.
     fn random_bucket() -> String {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
         format!(
-            "logpool-test-{}-{}-{}",
-            nanos % 1_000_000_000_000,
-            std::process::id(),
+            "logpool-test-{}-{}",
+            crate::test_env::unique_suffix(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         )
     }
@@ -423,19 +419,21 @@ mod tests {
         }
     }
 
-    /// A store on a fresh bucket of the test server.
-    async fn fresh_store(prefix: Option<&str>) -> (S3ObjectStore, String) {
-        let endpoint = endpoint();
+    /// A store on a fresh bucket of the test server; `None` when there is no server.
+    async fn fresh_store(prefix: Option<&str>) -> Option<(S3ObjectStore, String)> {
+        let endpoint = endpoint()?;
         let bucket = random_bucket();
         create_bucket(&endpoint, &bucket).await;
         let store = S3ObjectStore::connect(&config(&endpoint, &bucket, prefix)).expect("connect");
-        (store, bucket)
+        Some((store, bucket))
     }
 
     #[tokio::test]
     async fn test_s3_conformance() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            let (store, _) = fresh_store(None).await;
+            let Some((store, _)) = fresh_store(None).await else {
+                return;
+            };
             conformance::check_object_store(&store).await;
         })
         .await
@@ -445,7 +443,9 @@ mod tests {
     #[tokio::test]
     async fn test_s3_conformance_under_prefix() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            let (store, _) = fresh_store(Some("/deployment-a/archives/")).await;
+            let Some((store, _)) = fresh_store(Some("/deployment-a/archives/")).await else {
+                return;
+            };
             conformance::check_object_store(&store).await;
         })
         .await
@@ -455,8 +455,10 @@ mod tests {
     #[tokio::test]
     async fn test_s3_prefixes_isolate_deployments_in_one_bucket() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            let endpoint = endpoint();
-            let (a, bucket) = fresh_store(Some("a")).await;
+            let Some(endpoint) = endpoint() else { return };
+            let Some((a, bucket)) = fresh_store(Some("a")).await else {
+                return;
+            };
             let b = S3ObjectStore::connect(&config(&endpoint, &bucket, Some("b"))).expect("b");
             let root = S3ObjectStore::connect(&config(&endpoint, &bucket, None)).expect("root");
             a.put("x/1", Bytes::from_static(b"from a"))
@@ -479,7 +481,9 @@ mod tests {
     #[tokio::test]
     async fn test_s3_large_object_uses_multipart_and_round_trips() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            let (store, _) = fresh_store(Some("big")).await;
+            let Some((store, _)) = fresh_store(Some("big")).await else {
+                return;
+            };
             // Just above the threshold, with a short last part, and a pattern that
             // would reveal reordered or duplicated parts.
             let size = MULTIPART_THRESHOLD + PART_SIZE / 2 + 12_345;
@@ -511,7 +515,9 @@ mod tests {
     #[tokio::test]
     async fn test_s3_list_follows_pagination() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            let (store, _) = fresh_store(None).await;
+            let Some((store, _)) = fresh_store(None).await else {
+                return;
+            };
             // S3 pages listings at 1000 keys.
             let keys: Vec<String> = (0..1050).map(|i| format!("p/{i:05}")).collect();
             futures::future::try_join_all(
@@ -528,12 +534,7 @@ mod tests {
     #[tokio::test]
     async fn test_s3_unreachable_server_is_unavailable_in_bounded_time() {
         tokio::time::timeout(TEST_TIMEOUT, async {
-            // A port that was free a moment ago: nothing listens there.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("bind")
-                .local_addr()
-                .expect("addr")
-                .port();
+            let port = unused_port();
             let mut config = config(&format!("http://127.0.0.1:{port}"), "nobucket", None);
             config.request_timeout_ms = 2_000;
             let store = S3ObjectStore::connect(&config).expect("connect sends nothing");
@@ -590,6 +591,24 @@ mod tests {
         let unknown =
             toml::from_str::<S3ObjectStoreConfig>("path_style = true").expect_err("unknown key");
         assert!(unknown.to_string().contains("path_style"), "{unknown}");
+    }
+
+    #[tokio::test]
+    async fn test_s3_plain_http_endpoint_needs_allow_http() {
+        tokio::time::timeout(TEST_TIMEOUT, async {
+            // The client refuses before connecting, so no server is needed.
+            let endpoint = format!("http://127.0.0.1:{}", unused_port());
+            let mut config = config(&endpoint, "any-bucket", None);
+            config.allow_http = false;
+            let store = S3ObjectStore::connect(&config).expect("connect");
+            let error = store.get("k").await.expect_err("http refused");
+            assert!(
+                matches!(error, ObjectStoreError::Unavailable(_)),
+                "{error:?}"
+            );
+        })
+        .await
+        .expect("test timed out");
     }
 
     #[test]

@@ -1,1 +1,0 @@
-//! elasticsearch implementation (in progress).

@@ -1,0 +1,662 @@
+//! Tests of the Elasticsearch index against a real server.
+//!
+//! They need `LOGPOOL_TEST_ES_URL` (`scripts/test-engines.sh start` exports it) and
+//! panic without it: the `elasticsearch` feature being on means the server is there.
+//! Every test uses its own pool ids and project name, so tests and repeated runs can
+//! share one server, and every test is bounded in time.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use logpool_core::query::eval::matches;
+use logpool_core::query::{parse_query, DefaultOperator};
+use logpool_core::record::FieldValue;
+use logpool_core::routing::FieldType;
+
+use super::*;
+use crate::index::conformance::{doc, request, sample_docs, T0};
+
+const DAY: i64 = DAY_NS;
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn es_url() -> String {
+    std::env::var("LOGPOOL_TEST_ES_URL").unwrap_or_else(|_| {
+        panic!(
+            "LOGPOOL_TEST_ES_URL is not set: the `elasticsearch` feature tests need an \
+             Elasticsearch-compatible server (run `scripts/test-engines.sh start <dir>` and \
+             `source <dir>/env`, or export LOGPOOL_TEST_ES_URL=http://127.0.0.1:9200)"
+        )
+    })
+}
+
+/// A number no other test (or earlier run against the same server) uses.
+fn unique() -> i64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mixed = (nanos / 1_000 + COUNTER.fetch_add(1, Ordering::Relaxed) * 7_919) % 1_000_000_000;
+    1_000_000_000 + mixed as i64
+}
+
+fn config(url: String) -> ElasticsearchIndexConfig {
+    ElasticsearchIndexConfig {
+        url,
+        number_of_replicas: 0,
+        max_retries: 2,
+        retry_initial_backoff_ms: 10,
+        retry_max_backoff_ms: 50,
+        request_timeout_ms: 10_000,
+        ..ElasticsearchIndexConfig::default()
+    }
+}
+
+fn open() -> ElasticsearchIndex {
+    ElasticsearchIndex::connect(config(es_url())).expect("connect")
+}
+
+fn pool(pool_id: i64) -> PoolRoute {
+    PoolRoute {
+        pool_id,
+        tenant: "default".into(),
+        project: format!("p{pool_id}"),
+        name: "web".into(),
+        partitions: vec![0, 1],
+        retention_days: 7,
+        field_hints: BTreeMap::new(),
+    }
+}
+
+/// Pool `pool_id`'s copy of the sample documents.
+fn samples(pool_id: i64) -> Vec<IndexDoc> {
+    sample_docs(pool_id)
+}
+
+async fn bounded<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, future)
+        .await
+        .expect("test took too long")
+}
+
+async fn total(index: &ElasticsearchIndex, pool: &PoolRoute, query: &str) -> u64 {
+    index
+        .search(pool, &request(query))
+        .await
+        .expect("search")
+        .total
+}
+
+#[tokio::test]
+async fn test_conformance_queries() {
+    bounded(async {
+        let pool = pool(unique());
+        crate::index::conformance::check_query_suite(&open(), &pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_conformance_paging() {
+    bounded(async {
+        let pool = pool(unique());
+        crate::index::conformance::check_paging(&open(), &pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_conformance_idempotent_rewrites() {
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        crate::index::conformance::check_idempotent_rewrites(&index, &pool).await;
+        // A new process (empty caches) writing the same documents again adds nothing.
+        let again = open();
+        let report = again
+            .write(&pool, samples(pool.pool_id), false)
+            .await
+            .expect("write");
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        again.commit().await.expect("commit");
+        assert_eq!(total(&again, &pool, "").await, 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_histogram_buckets() {
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        index
+            .write(&pool, samples(pool.pool_id), false)
+            .await
+            .expect("write");
+        index.commit().await.expect("commit");
+        let histogram =
+            |query: &str, from_ns: i64, to_ns: i64, interval_ns: i64| HistogramRequest {
+                query: parse_query(query, DefaultOperator::And).expect("query"),
+                from_ns,
+                to_ns,
+                interval_ns,
+            };
+        let buckets = index
+            .histogram(&pool, &histogram("", T0 - DAY, T0 + 3 * DAY, DAY))
+            .await
+            .expect("histogram");
+        let counts: Vec<u64> = buckets.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [2, 1, 1]);
+        assert!(buckets.iter().all(|b| b.time_ns % DAY == 0));
+        // Over all time (the alias), with a query, and with a sub-millisecond interval.
+        let buckets = index
+            .histogram(&pool, &histogram("status:>=500", i64::MIN, i64::MAX, DAY))
+            .await
+            .expect("histogram");
+        assert_eq!(
+            buckets,
+            [
+                HistogramBucket {
+                    time_ns: T0.div_euclid(DAY) * DAY,
+                    count: 1
+                },
+                HistogramBucket {
+                    time_ns: (T0 + 2 * DAY).div_euclid(DAY) * DAY,
+                    count: 1
+                },
+            ]
+        );
+        let buckets = index
+            .histogram(&pool, &histogram("", T0, T0 + 2, 1_000))
+            .await
+            .expect("histogram");
+        assert_eq!(
+            buckets,
+            [HistogramBucket {
+                time_ns: T0,
+                count: 2
+            }]
+        );
+        assert!(matches!(
+            index.histogram(&pool, &histogram("", T0, T0 + 1, 0)).await,
+            Err(IndexError::InvalidQuery(_))
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_retention_and_drop_pool_touch_only_their_pool() {
+    bounded(async {
+        let index = open();
+        let first = pool(unique());
+        let second = pool(unique());
+        index
+            .write(&first, samples(first.pool_id), false)
+            .await
+            .expect("write");
+        index
+            .write(&second, samples(second.pool_id), false)
+            .await
+            .expect("write");
+        index.commit().await.expect("commit");
+        assert_eq!(
+            index
+                .list_pool_indices(first.pool_id)
+                .await
+                .expect("list")
+                .len(),
+            3
+        );
+        // Seven-day retention, evaluated 8 days and 1 hour after T0 (22:13 UTC): only the
+        // day of T0 has ended more than seven days ago.
+        let dropped = index
+            .drop_expired(&first, T0 + 8 * DAY + 3_600_000_000_000)
+            .await
+            .expect("retention");
+        assert_eq!(dropped, 1);
+        assert_eq!(total(&index, &first, "").await, 2);
+        assert_eq!(total(&index, &second, "").await, 4);
+        assert_eq!(
+            index
+                .drop_expired(&first, T0 + 8 * DAY + 3_600_000_000_000)
+                .await
+                .expect("retention again"),
+            0
+        );
+        index.drop_pool(first.pool_id).await.expect("drop");
+        assert_eq!(total(&index, &first, "").await, 0);
+        assert_eq!(total(&index, &second, "").await, 4);
+        assert!(index
+            .list_pool_indices(first.pool_id)
+            .await
+            .expect("list")
+            .is_empty());
+        let template = naming::template_name(&index.config.index_prefix, first.pool_id);
+        let response = index
+            .call(
+                Method::Get,
+                &format!("_index_template/{template}"),
+                &[],
+                None,
+            )
+            .await
+            .expect("get template");
+        assert_eq!(response.status, 404, "template of a dropped pool remains");
+        // Dropping a pool that has nothing is fine.
+        index.drop_pool(first.pool_id).await.expect("drop again");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_mapping_conflict_is_rejected_and_the_rest_indexed() {
+    bounded(async {
+        let mut pool = pool(unique());
+        pool.field_hints.insert("status".into(), FieldType::Long);
+        let index = open();
+        index.ensure_pool(&pool).await.expect("ensure");
+        let id = pool.pool_id;
+        let batch = vec![
+            doc(id, 0, 0, T0, &[("status", FieldValue::Long(200))]),
+            doc(
+                id,
+                0,
+                1,
+                T0 + 1,
+                &[("status", FieldValue::Str("abc".into()))],
+            ),
+            // A numeric string is coerced into the declared type.
+            doc(
+                id,
+                0,
+                2,
+                T0 + 2,
+                &[("status", FieldValue::Str("404".into()))],
+            ),
+        ];
+        let report = index
+            .write(&pool, batch.clone(), false)
+            .await
+            .expect("write");
+        assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+        assert_eq!(report.rejected[0].doc.identity.index_in_batch, 1);
+        assert!(
+            report.rejected[0].reason.starts_with("status 400"),
+            "{}",
+            report.rejected[0].reason
+        );
+        index.commit().await.expect("commit");
+        assert_eq!(total(&index, &pool, "").await, 2);
+        assert_eq!(total(&index, &pool, "status:404").await, 1);
+        // The redelivered batch: the indexed two answer 409 (success), the bad one is
+        // refused again, nothing doubles.
+        let report = index.write(&pool, batch, true).await.expect("rewrite");
+        assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
+        index.commit().await.expect("commit");
+        assert_eq!(total(&index, &pool, "").await, 2);
+        // A declared timestamp that is not a time is refused before it is sent.
+        let mut timed = pool.clone();
+        timed.field_hints.insert("at".into(), FieldType::Timestamp);
+        let report = index
+            .write(
+                &timed,
+                vec![doc(id, 1, 0, T0, &[("at", FieldValue::Str("soon".into()))])],
+                false,
+            )
+            .await
+            .expect("write");
+        assert_eq!(report.rejected.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_hits_carry_the_record_exactly() {
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        let id = pool.pool_id;
+        let mut first = doc(
+            id,
+            3,
+            7,
+            T0 + 123_456_789,
+            &[
+                ("message", FieldValue::Str("GET /a 200".into())),
+                ("latency", FieldValue::Double(12.0)),
+                ("count", FieldValue::Long(12)),
+                ("ok", FieldValue::Bool(false)),
+                ("http", FieldValue::Str("1.1".into())),
+                ("http.method", FieldValue::Str("GET".into())),
+                ("weird name*?", FieldValue::Str("x".into())),
+                ("@odd-name", FieldValue::Str("y".into())),
+            ],
+        );
+        first.shard = 1;
+        first.identity.partition = 5;
+        // `count` is a number here and a string there: both are indexed.
+        let second = doc(
+            id,
+            4,
+            0,
+            T0 + 123_456_790,
+            &[("count", FieldValue::Str("n/a".into()))],
+        );
+        let report = index
+            .write(&pool, vec![first.clone(), second], false)
+            .await
+            .expect("write");
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        index.commit().await.expect("commit");
+        let page = index.search(&pool, &request("")).await.expect("search");
+        assert_eq!(page.total, 2);
+        let hit = &page.hits[1];
+        assert_eq!(hit.id, first.identity.doc_id());
+        assert_eq!(hit.time_ns, T0 + 123_456_789);
+        assert_eq!(hit.shard, 1);
+        assert_eq!(
+            hit.sort_key,
+            SortKey {
+                time_ns: T0 + 123_456_789,
+                tiebreak: first.identity.tiebreak()
+            }
+        );
+        assert_eq!(hit.fields, first.record.fields_json());
+        assert_eq!(total(&index, &pool, "count:12").await, 1);
+        assert_eq!(total(&index, &pool, "count:\"n/a\"").await, 1);
+        assert_eq!(total(&index, &pool, "@odd-name:y").await, 1);
+        // A page of one with a cursor continues exactly after it.
+        let mut next = request("");
+        next.limit = 1;
+        next.after = Some(page.hits[0].sort_key);
+        let page = index.search(&pool, &next).await.expect("search");
+        assert_eq!(page.hits.len(), 1);
+        assert_eq!(page.hits[0].id, first.identity.doc_id());
+    })
+    .await;
+}
+
+/// The index answers as the in-memory evaluator does, query by query.
+#[tokio::test]
+async fn test_answers_match_the_in_memory_evaluator() {
+    bounded(async {
+        let mut pool = pool(unique());
+        pool.field_hints.insert("user".into(), FieldType::Keyword);
+        pool.field_hints.insert("client".into(), FieldType::Ip);
+        let index = open();
+        let id = pool.pool_id;
+        let text = |s: &str| FieldValue::Str(s.to_string());
+        let docs = vec![
+            doc(
+                id,
+                0,
+                0,
+                T0,
+                &[
+                    (
+                        "message",
+                        text("Connection-reset by peer while GET /api/v1/users"),
+                    ),
+                    ("level", text("ERROR")),
+                    ("status", FieldValue::Long(503)),
+                    ("latency", FieldValue::Double(251.5)),
+                    ("ok", FieldValue::Bool(false)),
+                    ("http.method", text("GET")),
+                    ("tags.env", text("prod")),
+                    ("host", text("web-01.example.com")),
+                    ("user", text("Alice")),
+                    ("client", text("10.1.2.3")),
+                ],
+            ),
+            doc(
+                id,
+                0,
+                1,
+                T0 + 1,
+                &[
+                    ("message", text("user bob logged in")),
+                    ("level", text("info")),
+                    ("status", FieldValue::Long(200)),
+                    ("latency", FieldValue::Double(12.0)),
+                    ("ok", FieldValue::Bool(true)),
+                    ("tags.env", text("staging")),
+                    ("user", text("bob")),
+                    ("client", text("192.168.0.9")),
+                ],
+            ),
+            doc(
+                id,
+                1,
+                0,
+                T0 + 2,
+                &[
+                    ("message", text("status text")),
+                    ("status", text("503")),
+                    ("level", text("warn")),
+                ],
+            ),
+            doc(id, 1, 1, T0 + DAY, &[("message", text("tomorrow"))]),
+        ];
+        let records: Vec<_> = docs.iter().map(|d| d.record.clone()).collect();
+        index.write(&pool, docs, false).await.expect("write");
+        index.commit().await.expect("commit");
+        let queries = [
+            "connection",
+            "\"connection reset\"",
+            "\"reset connection\"",
+            "message:\"reset by peer\"",
+            "message:alice",
+            "web-01",
+            "503",
+            "\"logged in\"",
+            "\"peer alice\"",
+            "level:error",
+            "http.method:get",
+            "missing:x",
+            "status:503",
+            "status:503.0",
+            "status:\"503\"",
+            "status:abc",
+            "latency:251.5",
+            "ok:false",
+            "ok:FALSE",
+            "status:(200 OR 503) AND tags.env:prod",
+            "conn*",
+            "ERR*",
+            "message:us?rs",
+            "message:*eer",
+            "host:*",
+            "trace_id:*",
+            "status:[500 TO 599]",
+            "status:{503 TO 599]",
+            "status:[* TO 503}",
+            "status:[502.5 TO 503.5]",
+            "latency:>250",
+            "latency:<=12",
+            "latency:<12",
+            "level:[A TO F]",
+            "level:[a TO z]",
+            "ok:[false TO false]",
+            "missing:[* TO *]",
+            "status:[* TO *]",
+            "time:[2023-11-14T00:00:00Z TO 2023-11-15T00:00:00Z]",
+            "time:{2023-11-14T22:13:20Z TO *]",
+            "@timestamp:<1700000000",
+            "time:<=1700000000",
+            "time:2023-11-14T22:13:20Z",
+            "_exists_:tags",
+            "_exists_:tags.env",
+            "_exists_:trace_id",
+            "_exists_:time",
+            "-debug",
+            "NOT connection",
+            "error AND NOT prod",
+            "NOT level:info OR status:200",
+            "-status:[500 TO 599]",
+            "user:Alice",
+            "user:alice",
+            "user:[a TO c]",
+            "client:10.1.2.3",
+            "client:10.0.0.0/8",
+            "client:[10.0.0.0 TO 10.255.255.255]",
+            "_id:*",
+        ];
+        for query in queries {
+            let parsed = parse_query(query, DefaultOperator::And).expect(query);
+            let expected = records.iter().filter(|r| matches(&parsed, r)).count() as u64;
+            let expected = match query {
+                // A keyword hint is exact, the evaluator knows no hints: only `Alice`.
+                "user:alice" => 0,
+                // `10.0.0.0/8` is a CIDR only for an `ip` field.
+                "client:10.0.0.0/8" => 1,
+                // Ranges of addresses compare as addresses, not text.
+                "client:[10.0.0.0 TO 10.255.255.255]" => 1,
+                _ => expected,
+            };
+            let got = index.search(&pool, &request(query)).await;
+            match got {
+                Ok(page) => assert_eq!(page.total, expected, "query {query}"),
+                Err(error) => panic!("query {query}: {error}"),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_pool_without_data_searches_empty_and_days_can_be_created_ahead() {
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        assert_eq!(total(&index, &pool, "").await, 0);
+        let mut short = request("x");
+        short.from_ns = T0;
+        short.to_ns = T0 + DAY;
+        assert_eq!(index.search(&pool, &short).await.expect("search").total, 0);
+        let tomorrow =
+            time::Date::from_calendar_date(2023, time::Month::November, 15).expect("date");
+        index
+            .create_index_for_day(&pool, tomorrow)
+            .await
+            .expect("create");
+        // A second process creating it again is fine.
+        open()
+            .create_index_for_day(&pool, tomorrow)
+            .await
+            .expect("create again");
+        let names = index.list_pool_indices(pool.pool_id).await.expect("list");
+        assert_eq!(
+            names,
+            [index_name(
+                &index.config.index_prefix,
+                &pool,
+                day_of(T0 + DAY)
+            )]
+        );
+        // The alias exists now and still finds nothing.
+        assert_eq!(total(&index, &pool, "").await, 0);
+        index.drop_pool(pool.pool_id).await.expect("drop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_unreachable_cluster_is_unavailable() {
+    bounded(async {
+        // Nothing listens on port 1 of the loopback address.
+        let index =
+            ElasticsearchIndex::connect(config("http://127.0.0.1:1".into())).expect("connect");
+        let pool = pool(unique());
+        assert!(matches!(
+            index.write(&pool, samples(pool.pool_id), false).await,
+            Err(IndexError::Unavailable(_))
+        ));
+        assert!(matches!(
+            index.search(&pool, &request("")).await,
+            Err(IndexError::Unavailable(_))
+        ));
+        assert!(matches!(
+            index.check_health().await,
+            Err(IndexError::Unavailable(_))
+        ));
+        assert!(open().check_health().await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_bad_queries_and_limits() {
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        assert!(matches!(
+            index.search(&pool, &request("time:[bogus TO *]")).await,
+            Err(IndexError::InvalidQuery(_))
+        ));
+        let mut huge = request("");
+        huge.limit = MAX_SEARCH_SIZE + 1;
+        assert!(matches!(
+            index.search(&pool, &huge).await,
+            Err(IndexError::LimitExceeded(_))
+        ));
+        assert!(ElasticsearchIndex::connect(ElasticsearchIndexConfig {
+            index_prefix: "Bad_Prefix".into(),
+            ..ElasticsearchIndexConfig::default()
+        })
+        .is_err());
+    })
+    .await;
+}
+
+#[test]
+fn test_config_roundtrips_through_toml_and_hides_the_password() {
+    let config = ElasticsearchIndexConfig {
+        username: Some("elastic".into()),
+        password: Some("secret".into()),
+        ..ElasticsearchIndexConfig::default()
+    };
+    let text = toml::to_string(&config).expect("serialize");
+    let back: ElasticsearchIndexConfig = toml::from_str(&text).expect("deserialize");
+    assert_eq!(back, config);
+    assert!(!format!("{config:?}").contains("secret"));
+    let defaults: ElasticsearchIndexConfig = toml::from_str("").expect("defaults");
+    assert_eq!(defaults, ElasticsearchIndexConfig::default());
+    assert!(toml::from_str::<ElasticsearchIndexConfig>("urll = 'x'").is_err());
+}
+
+#[test]
+fn test_url_groups_stay_short() {
+    let names: Vec<String> = (0..200)
+        .map(|i| format!("logpool-1-default.p.web-{i:04}"))
+        .collect();
+    let groups = url_groups(&names);
+    assert!(groups.len() > 1);
+    assert!(groups.iter().all(|g| g.len() <= MAX_URL_NAMES_BYTES));
+    assert_eq!(groups.join(",").split(',').count(), 200);
+}
+
+#[test]
+fn test_histogram_keys_snap_to_interval_multiples() {
+    let response = json!({"aggregations": {"lp_histogram": {"buckets": [
+        {"key": 1.69992E12, "doc_count": 2},
+        {"key": 1.7000064E12, "doc_count": 1}
+    ]}}});
+    let buckets = parse_histogram(&response, 1_000_000, DAY).expect("parse");
+    assert_eq!(
+        buckets[0],
+        HistogramBucket {
+            time_ns: 19_675 * DAY,
+            count: 2
+        }
+    );
+    assert_eq!(
+        buckets[1],
+        HistogramBucket {
+            time_ns: 19_676 * DAY,
+            count: 1
+        }
+    );
+}

@@ -475,6 +475,7 @@ cmd_start() {
   {
     echo "# Written by scripts/test-engines.sh start; source it before the engine tests."
     wants pulsar && echo "export LOGPOOL_TEST_PULSAR_URL=pulsar://127.0.0.1:$PULSAR_PORT"
+    wants pulsar && echo "export LOGPOOL_TEST_PULSAR_METRICS_URL=http://127.0.0.1:$PULSAR_METRICS_PORT/metrics"
     wants es && echo "export LOGPOOL_TEST_ES_URL=http://127.0.0.1:$ES_PORT"
     wants etcd && echo "export LOGPOOL_TEST_ETCD_ENDPOINTS=http://127.0.0.1:$ETCD_PORT"
     wants mysql && echo "export LOGPOOL_TEST_MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT"

@@ -183,7 +183,10 @@ impl PulsarConsumer {
             .nack_with_id(&attached.topic, id)
             .await
             .map_err(|error| {
-                QueueError::Unavailable(format!("pulsar nack on {} failed: {error}", attached.topic))
+                QueueError::Unavailable(format!(
+                    "pulsar nack on {} failed: {error}",
+                    attached.topic
+                ))
             })
     }
 
@@ -201,12 +204,14 @@ impl PulsarConsumer {
         let id = message.message_id.id.clone();
         let message = queue_message(shard, &id, message.payload)?;
         attached.in_flight.insert(message.position, id);
-        let seen_here = self
-            .shared
-            .deliveries
-            .note_delivery(&self.subscription, shard, message.position);
-        let assume_after = i64::try_from(self.shared.config.assume_redelivered_after_ms).unwrap_or(i64::MAX);
-        let old = assume_after > 0 && now_ms().saturating_sub(message.publish_time_ms) > assume_after;
+        let seen_here =
+            self.shared
+                .deliveries
+                .note_delivery(&self.subscription, shard, message.position);
+        let assume_after =
+            i64::try_from(self.shared.config.assume_redelivered_after_ms).unwrap_or(i64::MAX);
+        let old =
+            assume_after > 0 && now_ms().saturating_sub(message.publish_time_ms) > assume_after;
         let redelivered = seen_here || message.publish_time_ms < attached.attached_at_ms || old;
         Ok(Delivery {
             message,
@@ -349,7 +354,8 @@ impl Consumer for PulsarConsumer {
     }
 
     async fn ack(&mut self, tags: &[DeliveryTag]) -> QueueResult<()> {
-        self.delayed_nacks.retain(|(_, nacked)| !tags.contains(nacked));
+        self.delayed_nacks
+            .retain(|(_, nacked)| !tags.contains(nacked));
         for tag in tags {
             let Some(attached) = self.attached.get_mut(&tag.shard) else {
                 continue;
@@ -362,7 +368,10 @@ impl Consumer for PulsarConsumer {
                 .ack_with_id(&attached.topic, id)
                 .await
                 .map_err(|error| {
-                    QueueError::Unavailable(format!("pulsar ack on {} failed: {error}", attached.topic))
+                    QueueError::Unavailable(format!(
+                        "pulsar ack on {} failed: {error}",
+                        attached.topic
+                    ))
                 })?;
             self.shared
                 .deliveries
@@ -395,7 +404,8 @@ impl Consumer for PulsarConsumer {
         // Dropping a topic consumer closes it: the broker hands its in-flight messages
         // to the other members of the subscription.
         self.attached.retain(|shard, _| shards.contains(shard));
-        self.delayed_nacks.retain(|(_, tag)| shards.contains(&tag.shard));
+        self.delayed_nacks
+            .retain(|(_, tag)| shards.contains(&tag.shard));
         self.shards = shards;
         self.attach_missing().await
     }

@@ -50,10 +50,12 @@
 //! - Readers ([`reader`]) are non-durable consumers on one partition topic; one reader
 //!   per shard is cached so that a cursor that reads on from where it stopped costs
 //!   no new subscription.
-//! - [`Queue::backlog`] asks the broker for the subscription's backlog through a
-//!   consumer that takes no messages (`CONSUMER_STATS`); the binary protocol reports
-//!   no byte count, so `bytes` is 0. Asking creates the subscription if it did not
-//!   exist (at the earliest message).
+//! - [`Queue::backlog`] reads the broker's Prometheus metrics when `metrics_url` is
+//!   set ([`metrics`]: exact message count, bytes estimated from the average message
+//!   size). Without it, it asks through a consumer of the subscription that takes no
+//!   messages (`CONSUMER_STATS`, which pulsar-lite does not implement); the binary
+//!   protocol reports no byte count, so `bytes` is 0 then, and asking creates the
+//!   subscription if it did not exist (at the earliest message).
 //! - [`Queue::delete_shards`]: without an admin API nothing can delete a topic over
 //!   the binary protocol. The queue closes its producers and readers for those
 //!   shards and unsubscribes the subscriptions it has consumed them with (where no
@@ -63,6 +65,7 @@
 //!   API (`admin_url`) is not implemented in this crate.
 
 pub(crate) mod consumer;
+pub(crate) mod metrics;
 pub(crate) mod reader;
 
 #[cfg(test)]
@@ -148,6 +151,10 @@ pub struct PulsarQueueConfig {
     /// died (the Pulsar client does not expose the broker's redelivery count). 0 turns
     /// this off.
     pub assume_redelivered_after_ms: u64,
+    /// The broker's Prometheus endpoint (`http://host:8080/metrics`, plain HTTP), from
+    /// which subscription backlogs are read. Unset: backlogs are asked for over the
+    /// binary protocol, which some brokers (pulsar-lite) do not answer.
+    pub metrics_url: Option<String>,
 }
 
 impl Default for PulsarQueueConfig {
@@ -164,6 +171,7 @@ impl Default for PulsarQueueConfig {
             max_redeliveries: 0,
             dead_letter_topic_suffix: "-DLQ".to_string(),
             assume_redelivered_after_ms: 60_000,
+            metrics_url: None,
         }
     }
 }
@@ -181,6 +189,13 @@ impl PulsarQueueConfig {
         }
         if !is_topic_name_part(&self.namespace) {
             return invalid("namespace", "must be a non-empty name without `/`");
+        }
+        if self
+            .metrics_url
+            .as_ref()
+            .is_some_and(|url| !url.starts_with("http://"))
+        {
+            return invalid("metrics_url", "must start with http://");
         }
         if self.produce_timeout_ms == 0 {
             return invalid("produce_timeout_ms", "must be positive");
@@ -367,7 +382,11 @@ impl PulsarQueue {
     }
 
     /// Sends one message and waits for its receipt (no timeout: the caller bounds it).
-    async fn send_and_wait(&self, shard: &ShardAddr, message: pulsar::producer::Message) -> QueueResult<MessageIdData> {
+    async fn send_and_wait(
+        &self,
+        shard: &ShardAddr,
+        message: pulsar::producer::Message,
+    ) -> QueueResult<MessageIdData> {
         let slot = self.producer_slot(shard);
         let receipt = {
             let mut producer = slot.lock().await;
@@ -386,11 +405,15 @@ impl PulsarQueue {
                     })
                     .build()
                     .await
-                    .map_err(|error| classify_send_error(shard, "could not create a pulsar producer", &error))?;
+                    .map_err(|error| {
+                        classify_send_error(shard, "could not create a pulsar producer", &error)
+                    })?;
                 *producer = Some(created);
             }
             let Some(ready) = producer.as_mut() else {
-                return Err(QueueError::Unavailable("pulsar producer vanished".to_string()));
+                return Err(QueueError::Unavailable(
+                    "pulsar producer vanished".to_string(),
+                ));
             };
             match ready.send_non_blocking(message).await {
                 Ok(receipt) => receipt,
@@ -404,9 +427,9 @@ impl PulsarQueue {
                 }
             }
         };
-        let receipt = receipt.await.map_err(|error| {
-            classify_send_error(shard, "pulsar send was not confirmed", &error)
-        })?;
+        let receipt = receipt
+            .await
+            .map_err(|error| classify_send_error(shard, "pulsar send was not confirmed", &error))?;
         receipt.message_id.ok_or_else(|| {
             QueueError::Unavailable("pulsar send receipt without a message id".to_string())
         })
@@ -441,8 +464,14 @@ impl Queue for PulsarQueue {
             payload: payload.to_vec(),
             properties: HashMap::from([
                 (PROPERTY_POOL_ID.to_string(), properties.pool_id.to_string()),
-                (PROPERTY_RECORD_COUNT.to_string(), properties.record_count.to_string()),
-                (PROPERTY_FORMAT_VERSION.to_string(), properties.format_version.to_string()),
+                (
+                    PROPERTY_RECORD_COUNT.to_string(),
+                    properties.record_count.to_string(),
+                ),
+                (
+                    PROPERTY_FORMAT_VERSION.to_string(),
+                    properties.format_version.to_string(),
+                ),
             ]),
             ..pulsar::producer::Message::default()
         };
@@ -500,16 +529,34 @@ impl Queue for PulsarQueue {
         subscription: &str,
         shards: &[ShardAddr],
     ) -> QueueResult<Vec<ShardBacklog>> {
-        let mut backlogs = Vec::with_capacity(shards.len());
         for shard in shards {
             validate_shard(shard)?;
-            let messages = self.subscription_backlog(subscription, shard).await?;
+        }
+        let metrics = match &self.shared.config.metrics_url {
+            Some(url) => Some(
+                tokio::time::timeout(
+                    self.shared.config.operation_timeout(),
+                    metrics::BacklogMetrics::fetch(url),
+                )
+                .await
+                .map_err(|_| QueueError::Unavailable(format!("fetching {url} timed out")))??,
+            ),
+            None => None,
+        };
+        let mut backlogs = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let (messages, bytes) = match &metrics {
+                Some(metrics) => {
+                    metrics.backlog(&self.shared.config.namespace, shard, subscription)
+                }
+                // The binary protocol reports no backlog size in bytes.
+                None => (self.subscription_backlog(subscription, shard).await?, 0),
+            };
             let end_position = self.readers.end_position(&self.shared, shard).await?;
             backlogs.push(ShardBacklog {
                 shard: shard.clone(),
                 messages,
-                // The binary protocol reports no backlog size in bytes.
-                bytes: 0,
+                bytes,
                 end_position,
             });
         }
@@ -533,7 +580,9 @@ impl Queue for PulsarQueue {
         for slot in slots {
             if let Some(mut producer) = slot.lock().await.take() {
                 // Best effort: the producer goes away with the topic's data anyway.
-                let _ = tokio::time::timeout(self.shared.config.operation_timeout(), producer.close()).await;
+                let _ =
+                    tokio::time::timeout(self.shared.config.operation_timeout(), producer.close())
+                        .await;
             }
         }
         self.readers.forget(shards).await;
@@ -560,7 +609,12 @@ impl Queue for PulsarQueue {
             "persistent://public/{}/logpool-health-check",
             self.shared.config.namespace
         );
-        match tokio::time::timeout(self.shared.config.operation_timeout(), client.lookup_topic(probe)).await {
+        match tokio::time::timeout(
+            self.shared.config.operation_timeout(),
+            client.lookup_topic(probe),
+        )
+        .await
+        {
             Err(_) => Err(QueueError::Unavailable(format!(
                 "the pulsar broker did not answer a lookup within {} ms",
                 self.shared.config.operation_timeout_ms
@@ -576,12 +630,19 @@ impl Queue for PulsarQueue {
 
     async fn shutdown(&self) -> QueueResult<()> {
         self.shared.closed.store(true, Ordering::Release);
-        let slots: Vec<ProducerSlot> = lock(&self.producers).drain().map(|(_, slot)| slot).collect();
+        let slots: Vec<ProducerSlot> = lock(&self.producers)
+            .drain()
+            .map(|(_, slot)| slot)
+            .collect();
         for slot in slots {
             if let Some(mut producer) = slot.lock().await.take() {
                 // Every produce has returned or timed out by now, or is cut off by the
                 // close: nothing more can be flushed.
-                if let Err(error) = tokio::time::timeout(self.shared.config.operation_timeout(), producer.close()).await.unwrap_or(Ok(())) {
+                if let Err(error) =
+                    tokio::time::timeout(self.shared.config.operation_timeout(), producer.close())
+                        .await
+                        .unwrap_or(Ok(()))
+                {
                     tracing::debug!(%error, "closing a pulsar producer failed");
                 }
             }
@@ -597,11 +658,16 @@ impl PulsarQueue {
     /// Returns the backlog of `subscription` on `shard`, asking the broker through a
     /// consumer of the subscription that never grants permits, so nothing is
     /// dispatched to it.
-    async fn subscription_backlog(&self, subscription: &str, shard: &ShardAddr) -> QueueResult<u64> {
+    async fn subscription_backlog(
+        &self,
+        subscription: &str,
+        shard: &ShardAddr,
+    ) -> QueueResult<u64> {
         let timeout = self.shared.config.operation_timeout();
         let work = async {
             let client = self.shared.client().await?;
-            let mut probe = stats_consumer(&client, &self.shared.topic(shard), subscription).await?;
+            let mut probe =
+                stats_consumer(&client, &self.shared.topic(shard), subscription).await?;
             let stats = probe
                 .get_stats()
                 .await
@@ -616,9 +682,9 @@ impl PulsarQueue {
                     .unwrap_or(0),
             )
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| QueueError::Unavailable(format!("pulsar backlog of {shard:?} timed out")))?
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            QueueError::Unavailable(format!("pulsar backlog of {shard:?} timed out"))
+        })?
     }
 
     /// Unsubscribes `subscription` from a shard's topic (the broker refuses while other
@@ -627,7 +693,8 @@ impl PulsarQueue {
         let timeout = self.shared.config.operation_timeout();
         let work = async {
             let client = self.shared.client().await?;
-            let mut probe = stats_consumer(&client, &self.shared.topic(shard), subscription).await?;
+            let mut probe =
+                stats_consumer(&client, &self.shared.topic(shard), subscription).await?;
             let result = probe
                 .unsubscribe()
                 .await
@@ -637,9 +704,9 @@ impl PulsarQueue {
             }
             result
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| QueueError::Unavailable(format!("pulsar unsubscribe from {shard:?} timed out")))?
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            QueueError::Unavailable(format!("pulsar unsubscribe from {shard:?} timed out"))
+        })?
     }
 }
 
@@ -850,8 +917,11 @@ pub(crate) fn unavailable(context: &str, error: &pulsar::Error) -> QueueError {
 /// went away stay until some consumer here acks them, or until they age out.
 #[derive(Debug, Default)]
 pub(crate) struct DeliveryLedger {
-    seen: Mutex<HashMap<String, HashMap<(ShardAddr, Position), Instant>>>,
+    seen: Mutex<HashMap<String, TrackedDeliveries>>,
 }
+
+/// One subscription's deliveries in flight in this process, with when they were made.
+type TrackedDeliveries = HashMap<(ShardAddr, Position), Instant>;
 
 /// Entries per subscription above which old ones are pruned (messages acked by
 /// another process never come back to be removed here).
@@ -862,7 +932,12 @@ const TRACKED_DELIVERY_MAX_AGE: Duration = Duration::from_secs(3600);
 
 impl DeliveryLedger {
     /// Records a delivery and returns whether this process delivered it before.
-    pub(crate) fn note_delivery(&self, subscription: &str, shard: &ShardAddr, position: Position) -> bool {
+    pub(crate) fn note_delivery(
+        &self,
+        subscription: &str,
+        shard: &ShardAddr,
+        position: Position,
+    ) -> bool {
         let mut seen = lock(&self.seen);
         let deliveries = seen.entry(subscription.to_string()).or_default();
         let now = Instant::now();
@@ -895,7 +970,9 @@ impl DeliveryLedger {
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Locks a mutex, ignoring poisoning: the maps behind these locks stay consistent

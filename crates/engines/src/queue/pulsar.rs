@@ -1,1 +1,0 @@
-//! pulsar implementation (in progress).

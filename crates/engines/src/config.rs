@@ -342,14 +342,18 @@ mod tests {
     #[test]
     fn test_distributed_sample_config_parses() {
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/distributed.toml");
-        let config = Config::load(Some(Path::new(sample)), &HashMap::new()).expect("distributed sample");
+        let config =
+            Config::load(Some(Path::new(sample)), &HashMap::new()).expect("distributed sample");
         assert!(matches!(config.queue, QueueConfig::Pulsar(_)));
         assert!(matches!(config.index, IndexConfig::Elasticsearch(_)));
         assert!(matches!(config.metadata, MetadataConfig::Mysql(_)));
         assert!(matches!(config.coordination, CoordinationConfig::Etcd(_)));
         assert!(matches!(config.object_store, ObjectStoreConfig::S3(_)));
         let env = HashMap::from([("LOGPOOL_QUEUE__URLL".to_string(), "x".to_string())]);
-        let error = format!("{:#}", Config::load(Some(Path::new(sample)), &env).expect_err("unknown key"));
+        let error = format!(
+            "{:#}",
+            Config::load(Some(Path::new(sample)), &env).expect_err("unknown key")
+        );
         assert!(error.contains("urll"), "{error}");
     }
 

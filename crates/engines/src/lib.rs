@@ -21,7 +21,13 @@ pub mod object_store;
 pub mod queue;
 #[cfg(all(
     test,
-    any(feature = "pulsar", feature = "elasticsearch", feature = "etcd", feature = "mysql", feature = "s3")
+    any(
+        feature = "pulsar",
+        feature = "elasticsearch",
+        feature = "etcd",
+        feature = "mysql",
+        feature = "s3"
+    )
 ))]
 pub(crate) mod test_env;
 

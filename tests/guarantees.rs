@@ -30,6 +30,8 @@ async fn metrics_text(server: &TestServer) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_full_queue_answers_503_with_retry_after_and_loses_nothing() {
     let server = TestServer::start_with(|config| {
+        // Irrefutable unless a distributed queue engine is compiled in.
+        #[allow(irrefutable_let_patterns)]
         if let QueueConfig::Embedded(queue) = &mut config.queue {
             queue.max_backlog_bytes_per_shard = 4096;
         }

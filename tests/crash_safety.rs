@@ -60,11 +60,11 @@ async fn start(
         async move { client.get("/readyz").await.ok() }
     })
     .await;
-    assert!(
-        ready.is_some(),
-        "logpool did not become ready; see {}",
-        log.display()
-    );
+    if ready.is_none() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail = &text[text.len().saturating_sub(3000)..];
+        panic!("logpool did not become ready; its log ends with:\n{tail}");
+    }
     child
 }
 

@@ -192,7 +192,10 @@ impl Config {
                 .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
             merge(&mut tree, from_file);
         }
-        let mut names: Vec<&String> = env.keys().filter(|k| k.starts_with("LOGPOOL_")).collect();
+        let mut names: Vec<&String> = env
+            .keys()
+            .filter(|k| k.starts_with("LOGPOOL_") && !is_non_config_variable(k))
+            .collect();
         names.sort();
         for name in names {
             let path: Vec<String> = name["LOGPOOL_".len()..]
@@ -238,6 +241,15 @@ impl Config {
             self.data_dir.join(path)
         }
     }
+}
+
+/// `LOGPOOL_*` variables that are not configuration: the log filter, the CLI's
+/// server URL, and the test suite's own settings.
+fn is_non_config_variable(name: &str) -> bool {
+    matches!(
+        name,
+        "LOGPOOL_LOG" | "LOGPOOL_URL" | "LOGPOOL_BIN" | "LOGPOOL_REQUIRE_ENGINES"
+    ) || name.starts_with("LOGPOOL_TEST_")
 }
 
 fn merge(base: &mut toml::Table, overlay: toml::Table) {

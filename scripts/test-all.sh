@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # Ports for the engine servers, away from the defaults a developer may be using.
 export LOGPOOL_TEST_PORT_BASE=${LOGPOOL_TEST_PORT_BASE:-26000}
-FEATURES="logpool-engines/distributed"
+FEATURES="logpool-e2e/distributed"
 
 echo "== build dependencies (protoc, C compiler)"
 ./scripts/test-engines.sh build-deps

@@ -68,8 +68,8 @@ pub(crate) mod consumer;
 pub(crate) mod metrics;
 pub(crate) mod reader;
 
-#[cfg(test)]
-mod test_relay;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod test_relay;
 #[cfg(test)]
 mod tests;
 

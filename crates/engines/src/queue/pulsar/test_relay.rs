@@ -39,7 +39,7 @@ const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// A running relay; dropping it stops accepting connections.
 #[derive(Debug)]
-pub(super) struct TestRelay {
+pub struct TestRelay {
     addr: SocketAddr,
     accept_task: JoinHandle<()>,
 }
@@ -47,7 +47,7 @@ pub(super) struct TestRelay {
 impl TestRelay {
     /// Starts a relay on `127.0.0.1:0` in front of the broker at `broker_url`
     /// (`pulsar://host:port`).
-    pub(super) async fn start(broker_url: &str) -> io::Result<TestRelay> {
+    pub async fn start(broker_url: &str) -> io::Result<TestRelay> {
         let broker = broker_url
             .strip_prefix("pulsar://")
             .ok_or_else(|| io::Error::other(format!("not a pulsar:// url: {broker_url}")))?
@@ -71,7 +71,7 @@ impl TestRelay {
     }
 
     /// Returns the URL clients connect to.
-    pub(super) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("pulsar://{}", self.addr)
     }
 }

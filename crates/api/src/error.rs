@@ -199,6 +199,14 @@ impl From<MetadataError> for ApiError {
             MetadataError::AlreadyExists { .. } | MetadataError::Conflict(_) => {
                 ApiError::new(ErrorCode::Conflict, error.to_string())
             }
+            MetadataError::Unavailable(reason) => {
+                tracing::warn!(%reason, "metadata store unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the metadata store is unavailable; retry later",
+                )
+                .with_retry_after(Duration::from_secs(1))
+            }
             MetadataError::Database(_) => ApiError::internal(error),
         }
     }

@@ -43,6 +43,9 @@ pub enum MetadataError {
     /// The request conflicts with stored state.
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached (a 503: retry later).
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("metadata store error: {0}")]
     Database(String),

@@ -174,13 +174,13 @@ async fn create_database_if_missing(
 }
 
 fn unreachable(server: &str, error: &sqlx::Error) -> MetadataError {
-    MetadataError::Database(format!(
+    MetadataError::Unavailable(format!(
         "MySQL metadata store unreachable at {server}: {error}"
     ))
 }
 
 fn timed_out(server: &str, timeout: Duration) -> MetadataError {
-    MetadataError::Database(format!(
+    MetadataError::Unavailable(format!(
         "MySQL metadata store unreachable at {server}: no answer within {} ms",
         timeout.as_millis()
     ))
@@ -207,7 +207,7 @@ fn db_error(error: sqlx::Error) -> MetadataError {
         _ => false,
     };
     if connection_lost {
-        MetadataError::Database(format!("MySQL metadata store unreachable: {error}"))
+        MetadataError::Unavailable(format!("MySQL metadata store unreachable: {error}"))
     } else {
         MetadataError::Database(error.to_string())
     }
@@ -584,7 +584,7 @@ impl MetadataStore for MysqlMetadataStore {
         let ping = sqlx::query("SELECT 1").execute(&self.pool);
         match tokio::time::timeout(self.request_timeout, ping).await {
             Ok(result) => result.map(drop).map_err(db_error),
-            Err(_) => Err(MetadataError::Database(format!(
+            Err(_) => Err(MetadataError::Unavailable(format!(
                 "MySQL metadata store unreachable: no answer within {} ms",
                 self.request_timeout.as_millis()
             ))),
@@ -707,7 +707,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn test_unreachable_server_is_a_database_error_saying_so() {
+    async fn test_unreachable_server_is_unavailable_saying_so() {
         // Port 1 on loopback refuses connections: no server needs to be down for this.
         let config = MysqlMetadataConfig {
             url: "mysql://root@127.0.0.1:1/logpool".to_string(),
@@ -721,7 +721,7 @@ mod tests {
         .await
         .expect("connect gives up within its timeout");
         match result {
-            Err(MetadataError::Database(message)) => {
+            Err(MetadataError::Unavailable(message)) => {
                 assert!(message.contains("unreachable"), "{message}");
                 assert!(message.contains("127.0.0.1:1"), "{message}");
             }

@@ -44,10 +44,26 @@ async fn main() -> anyhow::Result<()> {
     let consumer = tokio::spawn(run(state, async move {
         let _ = loghub_stopped.wait_for(|s| *s).await;
     }));
+    // Retention is a singleton job: every loghub campaigns, one runs it.
+    let candidate = format!("{}-{}", config.listen, std::process::id());
+    let leadership = engines.coordinator.campaign("retention", &candidate);
+    let interval =
+        std::time::Duration::from_secs(config.loghub.retention_check_interval_secs.max(1));
+    let mut retention_stopped = stop.subscribe();
+    let retention = tokio::spawn(logpool_loghub::retention::run(
+        engines.index.clone(),
+        RoutingView::new(engines.coordinator.watch()),
+        leadership,
+        interval,
+        async move {
+            let _ = retention_stopped.wait_for(|s| *s).await;
+        },
+    ));
     shutdown_signal().await;
     let _ = stop.send(true);
     // The consumer commits and acks what it wrote before the engines close.
     consumer.await.context("loghub task panicked")??;
+    retention.await.context("retention task panicked")?;
     engines.index.shutdown().await?;
     engines.queue.shutdown().await?;
     http.await.context("HTTP task panicked")??;

@@ -143,9 +143,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         let index = engines.index.clone();
         let routing = RoutingView::new(engines.coordinator.watch());
         let interval = Duration::from_secs(config.loghub.retention_check_interval_secs.max(1));
+        let leadership = engines.coordinator.campaign("retention", "standalone");
         let mut stop = stop_receiver;
         async move {
-            logpool_loghub::retention::run(index, routing, interval, async move {
+            logpool_loghub::retention::run(index, routing, leadership, interval, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })
             .await;

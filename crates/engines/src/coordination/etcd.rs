@@ -73,7 +73,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{CoordinationError, CoordinationResult, Coordinator};
+use super::{CoordinationError, CoordinationResult, Coordinator, Leadership};
 
 /// How often an idle routing watch asks etcd for a progress notification.
 const WATCH_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -346,6 +346,10 @@ impl EtcdCoordinator {
 
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
+    fn campaign(&self, job: &str, candidate: &str) -> Box<dyn Leadership> {
+        Box::new(self.leader_lease(job, candidate))
+    }
+
     async fn publish(&self, mut snapshot: RoutingSnapshot) -> CoordinationResult<u64> {
         let mut kv = self.client.kv_client();
         for attempt in 0..MAX_PUBLISH_ATTEMPTS {
@@ -497,6 +501,12 @@ impl LeaderLease {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+impl Leadership for LeaderLease {
+    fn is_leader(&self) -> bool {
+        LeaderLease::is_leader(self)
     }
 }
 

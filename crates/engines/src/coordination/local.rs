@@ -6,7 +6,17 @@ use async_trait::async_trait;
 use logpool_core::routing::RoutingSnapshot;
 use tokio::sync::watch;
 
-use super::{CoordinationResult, Coordinator};
+use super::{CoordinationResult, Coordinator, Leadership};
+
+/// In one process there is one candidate, and it always leads.
+#[derive(Debug)]
+struct SoleLeader;
+
+impl Leadership for SoleLeader {
+    fn is_leader(&self) -> bool {
+        true
+    }
+}
 
 /// The in-process implementation of [`Coordinator`].
 #[derive(Debug)]
@@ -30,6 +40,10 @@ impl Default for LocalCoordinator {
 
 #[async_trait]
 impl Coordinator for LocalCoordinator {
+    fn campaign(&self, _job: &str, _candidate: &str) -> Box<dyn Leadership> {
+        Box::new(SoleLeader)
+    }
+
     async fn publish(&self, mut snapshot: RoutingSnapshot) -> CoordinationResult<u64> {
         let mut version = 0;
         self.sender.send_modify(|current| {

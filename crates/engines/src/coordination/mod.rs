@@ -28,9 +28,21 @@ pub enum CoordinationError {
     Unavailable(String),
 }
 
+/// Tells whether this process currently leads a singleton job. Dropping it gives the
+/// leadership up.
+pub trait Leadership: Send + Sync + Debug {
+    /// Whether this process leads the job right now. Leadership is advisory (it can be
+    /// lost between a check and the work), so singleton jobs stay safe to run twice.
+    fn is_leader(&self) -> bool;
+}
+
 /// The coordination role.
 #[async_trait]
 pub trait Coordinator: Send + Sync + Debug + 'static {
+    /// Starts campaigning for the leadership of `job` (retention, index
+    /// pre-creation) as `candidate`; at most one candidate leads at a time.
+    fn campaign(&self, job: &str, candidate: &str) -> Box<dyn Leadership>;
+
     /// Publishes a snapshot; its version is set to one more than the current one.
     /// Returns the new version.
     async fn publish(&self, snapshot: RoutingSnapshot) -> CoordinationResult<u64>;

@@ -31,12 +31,12 @@
 use std::cmp::Ordering;
 
 use super::ast::{Query, RangeBound};
-use super::tokenize;
+use super::{is_time_field, tokenize};
 use crate::ingest::parse_time_text;
 use crate::record::{FieldValue, Record};
 
 /// Field names that refer to [`Record::time_ns`] rather than to a field of the record.
-pub const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];
+pub use super::TIME_FIELD_NAMES;
 
 /// Returns whether `record` matches `query`.
 pub fn matches(query: &Query, record: &Record) -> bool {
@@ -63,10 +63,6 @@ pub fn matches(query: &Query, record: &Record) -> bool {
         Query::Or(queries) => queries.iter().any(|query| matches(query, record)),
         Query::Not(query) => !matches(query, record),
     }
-}
-
-fn is_time_field(field: &str) -> bool {
-    TIME_FIELD_NAMES.contains(&field)
 }
 
 /// Term and phrase matching: they only differ in how they were written.

@@ -12,10 +12,19 @@
 
 pub mod ast;
 pub mod eval;
+pub mod numeric;
 pub mod parser;
 
 pub use ast::{Query, RangeBound};
 pub use parser::{parse_query, DefaultOperator, QueryParseError};
+
+/// Field names that address the record's event time rather than a record field.
+pub const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];
+
+/// Returns whether `field` addresses the event time.
+pub fn is_time_field(field: &str) -> bool {
+    TIME_FIELD_NAMES.contains(&field)
+}
 
 /// Tokens longer than this many bytes are dropped, as tantivy's default tokenizer does.
 pub const MAX_TOKEN_BYTES: usize = 40;

@@ -29,6 +29,13 @@ use logpool_core::routing::PoolRoute;
 
 pub use tantivy_index::{TantivyIndex, TantivyIndexConfig};
 
+/// Parses a time bound written in a query (`time:>2024-01-01T00:00:00Z`), as every
+/// back end must.
+pub(crate) fn parse_time_bound(text: &str) -> IndexResult<i64> {
+    logpool_core::ingest::parse_time_text(text)
+        .map_err(|e| IndexError::InvalidQuery(format!("time bound: {e}")))
+}
+
 /// Result alias for index operations.
 pub type IndexResult<T> = Result<T, IndexError>;
 

@@ -33,15 +33,13 @@ use std::net::IpAddr;
 use std::ops::Bound;
 
 use logpool_core::ingest::parse_time_text;
-use logpool_core::query::{tokenize, Query, RangeBound};
+use logpool_core::query::numeric::{integer_lower, integer_upper};
+use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::routing::FieldType;
 use serde_json::{json, Map, Value};
 
 use super::mapping::{TypedPath, ALL_TEXT, FIELD_NAMES, NS_PER_MS, TIEBREAK, TIME_MS, TIME_SUB};
-use crate::index::{IndexError, IndexResult, SortKey};
-
-/// Field names that address the event time rather than a record field.
-const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];
+use crate::index::{parse_time_bound, IndexResult, SortKey};
 
 /// Field hints of the pool the query runs on.
 pub(crate) type Hints = BTreeMap<String, FieldType>;
@@ -176,10 +174,6 @@ fn any_of(mut clauses: Vec<Value>) -> Value {
         1 => clauses.remove(0),
         _ => json!({"bool": {"should": clauses, "minimum_should_match": 1}}),
     }
-}
-
-fn is_time_field(field: &str) -> bool {
-    TIME_FIELD_NAMES.contains(&field)
 }
 
 /// A term or phrase over the tokens of `text`; no tokens matches nothing.
@@ -449,10 +443,6 @@ fn time_bound(bound: Bound<i64>, is_lower: bool) -> Option<Value> {
     ], "minimum_should_match": 1}}))
 }
 
-fn parse_time_bound(text: &str) -> IndexResult<i64> {
-    parse_time_text(text).map_err(|e| IndexError::InvalidQuery(format!("time bound: {e}")))
-}
-
 /// An integer value, also from `500.0`; as in the embedded index, floats are taken only
 /// where the conversion is exact.
 fn parse_integer(text: &str) -> Option<i64> {
@@ -493,29 +483,6 @@ fn parse_ip_or_cidr(text: &str) -> bool {
         Some((addr, prefix)) => addr.parse::<IpAddr>().is_ok() && prefix.parse::<u8>().is_ok(),
         None => text.parse::<IpAddr>().is_ok(),
     }
-}
-
-/// The smallest integer range that holds the same integers as a float lower bound.
-fn integer_lower(bound: Bound<f64>) -> Bound<i64> {
-    match bound {
-        Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(v) => Bound::Included(clamp_to_i64(v.ceil())),
-        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
-        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.ceil())),
-    }
-}
-
-fn integer_upper(bound: Bound<f64>) -> Bound<i64> {
-    match bound {
-        Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(v) => Bound::Included(clamp_to_i64(v.floor())),
-        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
-        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.floor())),
-    }
-}
-
-fn clamp_to_i64(value: f64) -> i64 {
-    value.clamp(i64::MIN as f64, i64::MAX as f64) as i64
 }
 
 #[cfg(test)]

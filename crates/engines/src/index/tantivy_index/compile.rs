@@ -5,8 +5,8 @@
 
 use std::ops::Bound;
 
-use logpool_core::ingest::parse_time_text;
-use logpool_core::query::{tokenize, Query, RangeBound};
+use logpool_core::query::numeric::{integer_lower, integer_upper};
+use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
@@ -16,10 +16,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
 use super::schema::LogSchema;
-use crate::index::{IndexError, IndexResult};
-
-/// Field names that address the event time rather than a record field.
-const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];
+use crate::index::{parse_time_bound, IndexError, IndexResult};
 
 /// Compiles `query` restricted to `[from_ns, to_ns)`.
 pub(crate) fn compile_with_time_range(
@@ -182,14 +179,6 @@ fn field_value_query(schema: &LogSchema, path: &str, value: &str) -> Box<dyn Tan
     Box::new(BooleanQuery::new(alternatives))
 }
 
-fn is_time_field(field: &str) -> bool {
-    TIME_FIELD_NAMES.contains(&field)
-}
-
-fn parse_time_bound(text: &str) -> IndexResult<i64> {
-    parse_time_text(text).map_err(|e| IndexError::InvalidQuery(format!("time bound: {e}")))
-}
-
 fn time_range(schema: &LogSchema, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn TantivyQuery> {
     let to_term = |bound: Bound<i64>| match bound {
         Bound::Included(t) => Bound::Included(Term::from_field_i64(schema.time, t)),
@@ -279,29 +268,6 @@ fn map_bound<T: Copy>(bound: Bound<T>, open: T, make: impl Fn(T) -> Term) -> Bou
         Bound::Excluded(v) => Bound::Excluded(make(v)),
         Bound::Unbounded => Bound::Included(make(open)),
     }
-}
-
-/// The smallest integer range that holds the same integers as a float lower bound.
-fn integer_lower(bound: Bound<f64>) -> Bound<i64> {
-    match bound {
-        Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(v) => Bound::Included(clamp_to_i64(v.ceil())),
-        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
-        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.ceil())),
-    }
-}
-
-fn integer_upper(bound: Bound<f64>) -> Bound<i64> {
-    match bound {
-        Bound::Unbounded => Bound::Unbounded,
-        Bound::Included(v) => Bound::Included(clamp_to_i64(v.floor())),
-        Bound::Excluded(v) if v.fract() == 0.0 => Bound::Excluded(clamp_to_i64(v)),
-        Bound::Excluded(v) => Bound::Included(clamp_to_i64(v.floor())),
-    }
-}
-
-fn clamp_to_i64(value: f64) -> i64 {
-    value.clamp(i64::MIN as f64, i64::MAX as f64) as i64
 }
 
 /// Turns a wildcard pattern into an anchored regex over one token.

@@ -7,6 +7,7 @@
 pub(crate) mod conformance;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub(crate) mod rows;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

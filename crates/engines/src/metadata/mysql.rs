@@ -30,6 +30,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlRow};
 use sqlx::{MySql, MySqlPool, Row};
 
+use super::rows::{is_unique_violation, now_ms, pool_from_row, project_from_row, to_json};
 use super::{MetadataError, MetadataResult, MetadataStore, NewPool, Pool, PoolPatch, Project};
 
 /// Settings of the MySQL (or MariaDB) metadata store.
@@ -131,7 +132,7 @@ impl MysqlMetadataStore {
             .await
             .map_err(db_error)?
             .ok_or_else(|| project_not_found(name))?;
-        project_from_row(&row)
+        project_from_row(&row, db_error)
     }
 
     /// Begins a transaction, waiting at most the connect timeout for a connection.
@@ -186,13 +187,6 @@ fn timed_out(server: &str, timeout: Duration) -> MetadataError {
     ))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Maps a sqlx error, saying "unreachable" for connection failures so operators (and
 /// `/readyz`) can tell a dead server from a bad query.
 fn db_error(error: sqlx::Error) -> MetadataError {
@@ -213,10 +207,6 @@ fn db_error(error: sqlx::Error) -> MetadataError {
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 fn project_not_found(name: &str) -> MetadataError {
     MetadataError::NotFound {
         kind: "project",
@@ -229,41 +219,6 @@ fn pool_not_found(name: &str) -> MetadataError {
         kind: "pool",
         name: name.to_string(),
     }
-}
-
-fn project_from_row(row: &MySqlRow) -> MetadataResult<Project> {
-    Ok(Project {
-        id: row.try_get("id").map_err(db_error)?,
-        tenant: row.try_get("tenant").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        description: row.try_get("description").map_err(db_error)?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
-        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
-    })
-}
-
-fn pool_from_row(row: &MySqlRow) -> MetadataResult<Pool> {
-    let partitions: String = row.try_get("partitions").map_err(db_error)?;
-    let field_hints: String = row.try_get("field_hints").map_err(db_error)?;
-    let retention_days: i64 = row.try_get("retention_days").map_err(db_error)?;
-    Ok(Pool {
-        id: row.try_get("id").map_err(db_error)?,
-        tenant: row.try_get("tenant").map_err(db_error)?,
-        project: row.try_get("project").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        description: row.try_get("description").map_err(db_error)?,
-        partitions: serde_json::from_str(&partitions)
-            .map_err(|e| MetadataError::Database(format!("bad partitions column: {e}")))?,
-        retention_days: u32::try_from(retention_days).unwrap_or(u32::MAX),
-        field_hints: serde_json::from_str(&field_hints)
-            .map_err(|e| MetadataError::Database(format!("bad field_hints column: {e}")))?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
-        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
-    })
-}
-
-fn to_json(value: &impl Serialize) -> MetadataResult<String> {
-    serde_json::to_string(value).map_err(|e| MetadataError::Database(e.to_string()))
 }
 
 /// Locks the project row for the rest of the transaction and returns its id and next
@@ -332,7 +287,7 @@ async fn pool_by_name_for_update(
     .await
     .map_err(db_error)?
     .ok_or_else(|| pool_not_found(name))?;
-    pool_from_row(&row)
+    pool_from_row(&row, db_error)
 }
 
 #[async_trait]
@@ -378,7 +333,9 @@ impl MetadataStore for MysqlMetadataStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(project_from_row).collect()
+        rows.iter()
+            .map(|row| project_from_row(row, db_error))
+            .collect()
     }
 
     async fn get_project(&self, tenant: &str, name: &str) -> MetadataResult<Project> {
@@ -416,7 +373,7 @@ impl MetadataStore for MysqlMetadataStore {
             .map_err(db_error)?;
         let pools = rows
             .iter()
-            .map(pool_from_row)
+            .map(|row| pool_from_row(row, db_error))
             .collect::<MetadataResult<Vec<_>>>()?;
         // Explicit, although the foreign key cascades: the behaviour must not depend
         // on the storage engine enforcing foreign keys.
@@ -473,7 +430,7 @@ impl MetadataStore for MysqlMetadataStore {
             Err(error) => return Err(db_error(error)),
         };
         let row = pool_by_id_for_update(&mut tx, pool_id).await?;
-        let created = pool_from_row(&row)?;
+        let created = pool_from_row(&row, db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(created)
     }
@@ -488,7 +445,9 @@ impl MetadataStore for MysqlMetadataStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(pool_from_row).collect()
+        rows.iter()
+            .map(|row| pool_from_row(row, db_error))
+            .collect()
     }
 
     async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
@@ -502,7 +461,7 @@ impl MetadataStore for MysqlMetadataStore {
         .await
         .map_err(db_error)?;
         match row {
-            Some(row) => pool_from_row(&row),
+            Some(row) => pool_from_row(&row, db_error),
             // Tell a missing project from a missing pool, as the SQLite store does.
             None => {
                 self.project_row(tenant, project).await?;
@@ -552,7 +511,7 @@ impl MetadataStore for MysqlMetadataStore {
         .await
         .map_err(db_error)?;
         let row = pool_by_id_for_update(&mut tx, current.id).await?;
-        let updated = pool_from_row(&row)?;
+        let updated = pool_from_row(&row, db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(updated)
     }
@@ -575,7 +534,9 @@ impl MetadataStore for MysqlMetadataStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(pool_from_row).collect()
+        rows.iter()
+            .map(|row| pool_from_row(row, db_error))
+            .collect()
     }
 
     async fn check_health(&self) -> MetadataResult<()> {

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use super::rows::{is_unique_violation, now_ms, pool_from_row, project_from_row, to_json};
 use super::{MetadataError, MetadataResult, MetadataStore, NewPool, Pool, PoolPatch, Project};
 
 /// Settings of the SQLite store.
@@ -87,58 +86,12 @@ impl SqliteMetadataStore {
         .await
         .map_err(db_error)?
         .ok_or_else(|| MetadataError::NotFound { kind: "project", name: name.to_string() })?;
-        project_from_row(&row)
+        project_from_row(&row, db_error)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn db_error(error: sqlx::Error) -> MetadataError {
     MetadataError::Database(error.to_string())
-}
-
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn project_from_row(row: &SqliteRow) -> MetadataResult<Project> {
-    Ok(Project {
-        id: row.try_get("id").map_err(db_error)?,
-        tenant: row.try_get("tenant").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        description: row.try_get("description").map_err(db_error)?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
-        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
-    })
-}
-
-fn pool_from_row(row: &SqliteRow) -> MetadataResult<Pool> {
-    let partitions: String = row.try_get("partitions").map_err(db_error)?;
-    let field_hints: String = row.try_get("field_hints").map_err(db_error)?;
-    let retention_days: i64 = row.try_get("retention_days").map_err(db_error)?;
-    Ok(Pool {
-        id: row.try_get("id").map_err(db_error)?,
-        tenant: row.try_get("tenant").map_err(db_error)?,
-        project: row.try_get("project").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        description: row.try_get("description").map_err(db_error)?,
-        partitions: serde_json::from_str(&partitions)
-            .map_err(|e| MetadataError::Database(format!("bad partitions column: {e}")))?,
-        retention_days: u32::try_from(retention_days).unwrap_or(u32::MAX),
-        field_hints: serde_json::from_str(&field_hints)
-            .map_err(|e| MetadataError::Database(format!("bad field_hints column: {e}")))?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
-        updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
-    })
-}
-
-fn to_json(value: &impl Serialize) -> MetadataResult<String> {
-    serde_json::to_string(value).map_err(|e| MetadataError::Database(e.to_string()))
 }
 
 #[async_trait]
@@ -178,7 +131,9 @@ impl MetadataStore for SqliteMetadataStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(project_from_row).collect()
+        rows.iter()
+            .map(|row| project_from_row(row, db_error))
+            .collect()
     }
 
     async fn get_project(&self, tenant: &str, name: &str) -> MetadataResult<Project> {
@@ -297,7 +252,9 @@ impl MetadataStore for SqliteMetadataStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.iter().map(pool_from_row).collect()
+        rows.iter()
+            .map(|row| pool_from_row(row, db_error))
+            .collect()
     }
 
     async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
@@ -315,7 +272,7 @@ impl MetadataStore for SqliteMetadataStore {
             kind: "pool",
             name: name.to_string(),
         })?;
-        pool_from_row(&row)
+        pool_from_row(&row, db_error)
     }
 
     async fn update_pool(
@@ -392,7 +349,9 @@ impl MetadataStore for SqliteMetadataStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        rows.iter().map(pool_from_row).collect()
+        rows.iter()
+            .map(|row| pool_from_row(row, db_error))
+            .collect()
     }
 
     async fn check_health(&self) -> MetadataResult<()> {

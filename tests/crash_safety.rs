@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logpool_client::LogpoolClient;
-use logpool_e2e::{logpool_binary, wait_for};
+use logpool_e2e::{count_records_by, logpool_binary, wait_for};
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
@@ -95,27 +95,9 @@ async fn put_until_stopped(
 
 /// Reads every record of the pool: rid -> number of times it is stored.
 async fn all_record_ids(client: &LogpoolClient) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = json!({ "limit": 10000 });
-        if let Some(c) = &cursor {
-            params["cursor"] = json!(c);
-        }
-        let page = client.search(PROJECT, POOL, &params).await.expect("search");
-        let hits = page["hits"].as_array().cloned().unwrap_or_default();
-        for hit in &hits {
-            let rid = hit["fields"]["rid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            *counts.entry(rid).or_insert(0) += 1;
-        }
-        match page["cursor"].as_str() {
-            Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
-            _ => return counts,
-        }
-    }
+    count_records_by(client, PROJECT, POOL, "rid")
+        .await
+        .expect("search")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

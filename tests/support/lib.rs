@@ -105,6 +105,37 @@ pub async fn wait_for_count(
     last
 }
 
+/// Pages through every record of a pool (newest first, by cursor) and counts how
+/// many times each value of `field` is stored.
+pub async fn count_records_by(
+    client: &LogpoolClient,
+    project: &str,
+    pool: &str,
+    field: &str,
+) -> Result<std::collections::HashMap<String, usize>, logpool_client::ClientError> {
+    let mut counts = std::collections::HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = serde_json::json!({ "limit": 10000 });
+        if let Some(c) = &cursor {
+            params["cursor"] = serde_json::json!(c);
+        }
+        let page = client.search(project, pool, &params).await?;
+        let hits = page["hits"].as_array().cloned().unwrap_or_default();
+        for hit in &hits {
+            let value = hit["fields"][field]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            *counts.entry(value).or_insert(0) += 1;
+        }
+        match page["cursor"].as_str() {
+            Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
+            _ => return Ok(counts),
+        }
+    }
+}
+
 /// Path of the `logpool` binary built next to this test executable
 /// (`cargo build -p logpool-standalone` must have run; the test command does it).
 pub fn logpool_binary() -> PathBuf {

@@ -30,6 +30,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
 /// Runs every scenario against `store`, which must start empty.
 pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
     scenario_partitions_are_never_reused(store.as_ref()).await;
+    scenario_recreated_project_continues_partition_numbers(store.as_ref()).await;
     scenario_projects_crud_and_ordering(store.as_ref()).await;
     scenario_unknown_objects_are_not_found(store.as_ref()).await;
     scenario_pool_fields_and_updates(store.as_ref()).await;
@@ -37,6 +38,69 @@ pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
     scenario_all_pools_and_routes(store.as_ref()).await;
     scenario_concurrent_pool_creation_allocates_disjoint_partitions(store.clone()).await;
     store.check_health().await.expect("health");
+}
+
+/// Queue topics are named by tenant, project name and partition number, so a project
+/// deleted and created again under the same name must not start at partition 0 again:
+/// it would be handed the old project's topics.
+async fn scenario_recreated_project_continues_partition_numbers(store: &dyn MetadataStore) {
+    let tenant = "conf-recreate";
+    store
+        .create_project(tenant, "shop", "d")
+        .await
+        .expect("project");
+    let first = store
+        .create_pool(tenant, "shop", new_pool("web", 3))
+        .await
+        .expect("pool");
+    assert_eq!(first.partitions, [0, 1, 2]);
+    store.delete_project(tenant, "shop").await.expect("delete");
+    store
+        .create_project(tenant, "shop", "d")
+        .await
+        .expect("project again");
+    let second = store
+        .create_pool(tenant, "shop", new_pool("web", 2))
+        .await
+        .expect("pool again");
+    assert_eq!(
+        second.partitions,
+        [3, 4],
+        "a re-created project continues where the deleted one stopped"
+    );
+    // Deleting it twice keeps the newest stopping point.
+    store
+        .delete_project(tenant, "shop")
+        .await
+        .expect("delete again");
+    store
+        .create_project(tenant, "shop", "d")
+        .await
+        .expect("third time");
+    let third = store
+        .create_pool(tenant, "shop", new_pool("web", 1))
+        .await
+        .expect("pool third time");
+    assert_eq!(third.partitions, [5]);
+    // Another project name, or the same name in another tenant, starts at 0.
+    store
+        .create_project(tenant, "other", "d")
+        .await
+        .expect("other");
+    let other = store
+        .create_pool(tenant, "other", new_pool("web", 1))
+        .await
+        .expect("other pool");
+    assert_eq!(other.partitions, [0]);
+    store
+        .create_project("conf-recreate-b", "shop", "d")
+        .await
+        .expect("other tenant");
+    let foreign = store
+        .create_pool("conf-recreate-b", "shop", new_pool("web", 1))
+        .await
+        .expect("other tenant pool");
+    assert_eq!(foreign.partitions, [0]);
 }
 
 /// The scenario of the original SQLite test: allocation, duplicates, growth, deletion.

@@ -104,13 +104,16 @@ impl MetadataStore for SqliteMetadataStore {
     ) -> MetadataResult<Project> {
         let now = now_ms();
         let result = sqlx::query(
-            "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms, next_partition) \
+             VALUES (?, ?, ?, ?, ?, COALESCE((SELECT next_partition FROM retired_project_partitions WHERE tenant = ? AND project = ?), 0))",
         )
         .bind(tenant)
         .bind(name)
         .bind(description)
         .bind(now)
         .bind(now)
+        .bind(tenant)
+        .bind(name)
         .execute(&self.pool)
         .await;
         match result {
@@ -162,6 +165,18 @@ impl MetadataStore for SqliteMetadataStore {
     async fn delete_project(&self, tenant: &str, name: &str) -> MetadataResult<Vec<Pool>> {
         let pools = self.list_pools(tenant, name).await?;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Remember where numbering stopped, so a project re-created under this name
+        // never gets the old queue partitions back.
+        sqlx::query(
+            "INSERT INTO retired_project_partitions (tenant, project, next_partition) \
+             SELECT tenant, name, next_partition FROM projects WHERE tenant = ? AND name = ? \
+             ON CONFLICT (tenant, project) DO UPDATE SET next_partition = excluded.next_partition",
+        )
+        .bind(tenant)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         sqlx::query("DELETE FROM pools WHERE project_id = (SELECT id FROM projects WHERE tenant = ? AND name = ?)")
             .bind(tenant)
             .bind(name)

@@ -34,6 +34,10 @@ echo "== engine servers"
 # shellcheck disable=SC1091
 source "$state_dir/env"
 
+echo "== browser for the console test (Debian chromium, playwright-core)"
+./scripts/test-browser.sh install
+export LOGPOOL_TEST_CHROMIUM=/usr/bin/chromium
+
 echo "== cargo test"
 output=$(mktemp)
 set +e

@@ -54,6 +54,8 @@ ENGINES=${LOGPOOL_TEST_ENGINES:-$ALL_ENGINES}
 PIP_PULSAR=("pulsar-lite==0.2.0" "pulsar-client>=3" "zstandard")
 PIP_ES=("osmem-server==0.1.6")
 PIP_S3=("moto[server]>=5")
+# A WebSocket client nobody here wrote, for the live tail tests (tests/tail_ws.rs).
+PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0")
 
 log() { echo "test-engines: $*" >&2; }
 die() {
@@ -209,6 +211,7 @@ install_engines() {
   wants pulsar && reqs+=("${PIP_PULSAR[@]}")
   wants es && reqs+=("${PIP_ES[@]}")
   wants s3 && reqs+=("${PIP_S3[@]}")
+  reqs+=("${PIP_TEST_CLIENTS[@]}")
   [[ ${#reqs[@]} -eq 0 ]] || pip_install "${reqs[@]}"
 }
 

@@ -9,190 +9,13 @@
 //! sets them and `LOGPOOL_REQUIRE_ENGINES`, so CI cannot pass by skipping.
 #![cfg(feature = "distributed")]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use logpool_client::LogpoolClient;
-use logpool_e2e::{count_records_by, loghub_lines, logpool_binary, wait_for, LOGHUB_SYSTEMS};
+use logpool_e2e::services::{
+    count, engines, log_tail, start_service, stop, stored_ids, Deployment,
+};
+use logpool_e2e::{loghub_lines, wait_for, LOGHUB_SYSTEMS};
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
-
-struct Engines {
-    pulsar: String,
-    elasticsearch: String,
-    etcd: String,
-    mysql: String,
-    s3: String,
-}
-
-fn engines() -> Option<Engines> {
-    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let found = (|| {
-        Some(Engines {
-            pulsar: get("LOGPOOL_TEST_PULSAR_URL")?,
-            elasticsearch: get("LOGPOOL_TEST_ES_URL")?,
-            etcd: get("LOGPOOL_TEST_ETCD_ENDPOINTS")?,
-            mysql: get("LOGPOOL_TEST_MYSQL_URL")?,
-            s3: get("LOGPOOL_TEST_S3_ENDPOINT")?,
-        })
-    })();
-    if found.is_none() {
-        assert!(
-            std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
-            "LOGPOOL_TEST_* engine variables are missing but LOGPOOL_REQUIRE_ENGINES is set"
-        );
-        eprintln!("SKIPPED: engine servers not configured; run ./scripts/test-all.sh");
-    }
-    found
-}
-
-fn service_binary(name: &str) -> PathBuf {
-    logpool_binary().with_file_name(format!("logpool-{name}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-struct Service {
-    name: &'static str,
-    child: Child,
-    client: LogpoolClient,
-    log: PathBuf,
-}
-
-async fn start_service(name: &'static str, config: &Path, dir: &Path) -> Service {
-    let binary = service_binary(name);
-    assert!(
-        binary.exists(),
-        "{} is missing: build the workspace binaries with the distributed features",
-        binary.display()
-    );
-    let port = free_port();
-    let log = dir.join(format!("{name}-{port}.log"));
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(&binary)
-        .arg("--config")
-        .arg(config)
-        .env("LOGPOOL_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LOGPOOL_DATA_DIR", dir.join(format!("{name}-{port}-data")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn service");
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
-    let ready = wait_for(Duration::from_secs(60), || {
-        let client = client.clone();
-        async move { client.get("/readyz").await.ok() }
-    })
-    .await;
-    let service = Service {
-        name,
-        child,
-        client,
-        log,
-    };
-    if ready.is_none() {
-        panic!("{name} did not become ready:\n{}", log_tail(&service.log));
-    }
-    service
-}
-
-/// The log's first lines (where a start-up error is) and its last ones.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let head: String = text.lines().take(15).collect::<Vec<_>>().join("\n");
-    format!("{head}\n...\n{}", &text[text.len().saturating_sub(2000)..])
-}
-
-async fn create_bucket(endpoint: &str, bucket: &str) {
-    let response = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .expect("create bucket");
-    assert!(
-        response.status().is_success(),
-        "bucket: {}",
-        response.status()
-    );
-}
-
-async fn count(search: &LogpoolClient, project: &str, pool: &str, query: &str) -> Option<u64> {
-    search.count(project, pool, query).await.ok()
-}
-
-/// One isolated deployment on the shared engine servers: its own relay, bucket,
-/// database, etcd prefix and index prefix.
-struct Deployment {
-    _relay: logpool_engines::queue::pulsar::test_relay::TestRelay,
-    dir: tempfile::TempDir,
-    config_path: PathBuf,
-    suffix: String,
-}
-
-impl Deployment {
-    async fn new(engines: &Engines) -> Deployment {
-        let relay = logpool_engines::queue::pulsar::test_relay::TestRelay::start(&engines.pulsar)
-            .await
-            .expect("relay");
-        let suffix = format!(
-            "{:x}",
-            std::process::id() as u64 * 1_000_003 + rand::random::<u16>() as u64
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let bucket = format!("lp-e2e-{suffix}");
-        create_bucket(&engines.s3, &bucket).await;
-        let config = format!(
-            r#"
-    data_dir = "{data}"
-    [queue]
-    type = "pulsar"
-    url = "{pulsar}"
-    [index]
-    type = "elasticsearch"
-    url = "{es}"
-    index_prefix = "lpe2e{suffix}"
-    number_of_replicas = 0
-    [metadata]
-    type = "mysql"
-    url = "{mysql}/logpool_e2e_{suffix}"
-    [coordination]
-    type = "etcd"
-    endpoints = ["{etcd}"]
-    prefix = "/logpool-e2e-{suffix}"
-    [object_store]
-    type = "s3"
-    endpoint = "{s3}"
-    bucket = "{bucket}"
-    allow_http = true
-    access_key_id = "test"
-    secret_access_key = "test"
-    [loghub]
-    commit_interval_ms = 300
-    "#,
-            data = dir.path().display(),
-            pulsar = relay.url(),
-            es = engines.elasticsearch,
-            mysql = engines.mysql,
-            etcd = engines.etcd,
-            s3 = engines.s3,
-        );
-        let config_path = dir.path().join("distributed.toml");
-        std::fs::write(&config_path, config).expect("config");
-        Deployment {
-            _relay: relay,
-            dir,
-            config_path,
-            suffix,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_five_services_as_processes_on_the_distributed_engines() {
@@ -336,23 +159,6 @@ async fn test_five_services_as_processes_on_the_distributed_engines() {
     stop(&mut control).await;
 }
 
-async fn stop(service: &mut Service) {
-    if let Some(pid) = service.child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    match tokio::time::timeout(Duration::from_secs(30), service.child.wait()).await {
-        Ok(Ok(status)) => assert!(
-            status.success(),
-            "{} exited with {status}:\n{}",
-            service.name,
-            log_tail(&service.log)
-        ),
-        _ => panic!("{} did not stop in time", service.name),
-    }
-}
-
 /// Reads `logpool_loghub_records_indexed_total` from a loghub's /metrics text.
 fn indexed_records(metrics: &str) -> u64 {
     metrics
@@ -360,18 +166,6 @@ fn indexed_records(metrics: &str) -> u64 {
         .find_map(|line| line.strip_prefix("logpool_loghub_records_indexed_total "))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// Reads every record id of a pool through search-api: id -> copies stored (empty
-/// while search-api cannot answer yet).
-async fn stored_ids(
-    search: &LogpoolClient,
-    project: &str,
-    pool: &str,
-) -> std::collections::HashMap<String, usize> {
-    count_records_by(search, project, pool, "rid")
-        .await
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

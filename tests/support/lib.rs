@@ -1,6 +1,9 @@
 //! Support code for the end-to-end suite in `tests/`: an in-process server on a
 //! temporary data directory, the path of the `logpool` binary, polling helpers and
-//! the Loghub sample data.
+//! the Loghub sample data. With the `distributed` feature: the service processes on
+//! the engine servers (`services`), private engine servers a test can stop and
+//! restart (`private_servers`) and a TCP proxy that can be switched down
+//! (`fault_proxy`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +14,13 @@ use logpool_client::LogpoolClient;
 use logpool_standalone::Standalone;
 
 pub use logpool_engines::config::Config;
+
+#[cfg(feature = "distributed")]
+pub mod fault_proxy;
+#[cfg(feature = "distributed")]
+pub mod private_servers;
+#[cfg(feature = "distributed")]
+pub mod services;
 
 /// A standalone logpool running inside the test process.
 pub struct TestServer {

@@ -4,6 +4,7 @@
 //!   `{ "error": { "code", "message" } }` body.
 //! - [`layers`]: middleware every service router gets.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
+//! - [`members`]: what a service registers about itself as a cluster member.
 //! - [`json`]: the `AppJson` extractor whose rejections use that body.
 //! - [`routing`]: the live routing view every service resolves pools with.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod layers;
+pub mod members;
 pub mod metrics;
 pub mod routing;
 pub mod service_main;

@@ -4,6 +4,8 @@
 //! [`ClientError::is_retryable`] tells which answers are worth retrying (429, 503
 //! and transport failures).
 
+pub mod pull;
+
 use std::time::Duration;
 
 use serde_json::Value;

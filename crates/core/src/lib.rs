@@ -11,15 +11,21 @@
 //! - [`batch`]: the binary format of one queue message (a compressed batch of records).
 //! - [`timeexpr`]: `from`/`to` expressions (`now`, `-15m`, RFC 3339, epoch ms).
 //! - [`routing`]: the versioned snapshot of projects and pools every service routes by.
+//! - [`archive`]: archive settings, object names and the archived line format.
 //! - [`doc_id`]: document identities derived from queue positions.
+//! - [`field_types`]: a pool's declared field types applied to values (convert or overflow).
 //! - [`query`]: the query language: parser, AST and in-memory evaluation.
+//! - [`sql`]: pipe SQL (`<query> | SELECT ...`): planning and the final in-memory stage.
 
+pub mod archive;
 pub mod batch;
 pub mod doc_id;
+pub mod field_types;
 pub mod ingest;
 pub mod limits;
 pub mod names;
 pub mod query;
 pub mod record;
 pub mod routing;
+pub mod sql;
 pub mod timeexpr;

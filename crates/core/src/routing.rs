@@ -91,6 +91,9 @@ pub struct RoutingSnapshot {
     pub version: u64,
     /// All pools of all projects.
     pub pools: Vec<PoolRoute>,
+    /// Archive settings by pool id (pools without settings are not archived).
+    #[serde(default)]
+    pub archives: BTreeMap<i64, crate::archive::ArchiveSettings>,
 }
 
 impl RoutingSnapshot {
@@ -113,6 +116,13 @@ impl RoutingSnapshot {
                 && p.project == shard.project
                 && p.partitions.contains(&shard.partition)
         })
+    }
+
+    /// Returns the archive settings of a pool when its archive is enabled.
+    pub fn archive_of(&self, pool_id: i64) -> Option<&crate::archive::ArchiveSettings> {
+        self.archives
+            .get(&pool_id)
+            .filter(|settings| settings.enabled)
     }
 
     /// Returns every shard of every pool.

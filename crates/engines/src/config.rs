@@ -90,6 +90,17 @@ pub struct LoghubConfig {
     /// the ack of its messages, widening the window in which a crash makes the queue
     /// redeliver already-indexed messages. Always 0 in production.
     pub ack_delay_ms: u64,
+    /// Tomorrow's index of each pool is created ahead of time at a moment within the
+    /// last this-many seconds of the UTC day (each pool at its own fixed offset, so
+    /// the index server is not asked for every pool's index at once), ending 5 minutes
+    /// before midnight. Between 600 and 86400.
+    pub index_precreation_window_secs: u64,
+    /// How often the index pre-creation job looks for pools that are due, in seconds.
+    pub index_precreation_check_interval_secs: u64,
+    /// Fault injection for crash tests: the archive worker pauses this long after
+    /// each object upload (and before the ack), widening the window in which a crash
+    /// leaves a batch half uploaded. Always 0 in production.
+    pub archive_fault_pause_ms: u64,
 }
 
 impl Default for LoghubConfig {
@@ -100,6 +111,9 @@ impl Default for LoghubConfig {
             receive_batch_messages: 256,
             retention_check_interval_secs: 60,
             ack_delay_ms: 0,
+            index_precreation_window_secs: 4 * 3600,
+            index_precreation_check_interval_secs: 60,
+            archive_fault_pause_ms: 0,
         }
     }
 }
@@ -114,6 +128,21 @@ pub struct SearchConfig {
     pub max_limit: usize,
     /// Largest number of histogram buckets.
     pub max_histogram_buckets: i64,
+    /// Longest `from`..`to` span a search, histogram or field summary may ask for.
+    pub max_time_range_days: i64,
+    /// Time partitions (days) searched per step, newest first; a search stops after
+    /// the step that completes its page.
+    pub partitions_per_step: usize,
+    /// Time a search may take before it answers with what it has and `partial: true`
+    /// (checked between steps).
+    pub time_budget_ms: u64,
+    /// Searches, histograms, field summaries and context requests one tenant may run
+    /// at once; more are answered 429.
+    pub max_concurrent_queries_per_tenant: usize,
+    /// Largest `before` and `after` of a context request.
+    pub max_context_records: usize,
+    /// Newest matching records a field summary looks at.
+    pub field_summary_sample_records: usize,
 }
 
 impl Default for SearchConfig {
@@ -122,7 +151,81 @@ impl Default for SearchConfig {
             default_limit: 100,
             max_limit: 10_000,
             max_histogram_buckets: 120,
+            max_time_range_days: 400,
+            partitions_per_step: 2,
+            time_budget_ms: 10_000,
+            max_concurrent_queries_per_tenant: 8,
+            max_context_records: 500,
+            field_summary_sample_records: 1_000,
         }
+    }
+}
+
+/// Live tail settings (`[tail]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailConfig {
+    /// Most tails open at once for one tenant; more are refused with 429.
+    pub max_tails_per_tenant: usize,
+    /// Most tails open at once on one pool; more are refused with 429.
+    pub max_tails_per_pool: usize,
+    /// Records a connection holds for a client that reads slowly; beyond it records
+    /// are dropped and the client is told how many (`{"type":"dropped"}`).
+    pub buffer_records: usize,
+    /// Most records in one frame.
+    pub max_records_per_frame: usize,
+    /// How often the queue is asked for new messages while a tail is caught up.
+    pub poll_interval_ms: u64,
+    /// How often the server pings.
+    pub ping_interval_secs: u64,
+    /// A connection that answers no ping and sends nothing for this long is closed.
+    pub pong_timeout_secs: u64,
+    /// A tail that delivers no record and gets no message from its client for this
+    /// long is closed (0: never).
+    pub idle_timeout_secs: u64,
+    /// Longest life of one tail (0: unlimited).
+    pub max_duration_secs: u64,
+    /// Furthest back a `start` may reach, in seconds.
+    pub max_backfill_secs: u64,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            max_tails_per_tenant: 100,
+            max_tails_per_pool: 20,
+            buffer_records: 10_000,
+            max_records_per_frame: 500,
+            poll_interval_ms: 200,
+            ping_interval_secs: 20,
+            pong_timeout_secs: 60,
+            idle_timeout_secs: 1800,
+            max_duration_secs: 4 * 3600,
+            max_backfill_secs: 24 * 3600,
+        }
+    }
+}
+
+impl TailConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("max_tails_per_tenant", self.max_tails_per_tenant as u64),
+            ("max_tails_per_pool", self.max_tails_per_pool as u64),
+            ("buffer_records", self.buffer_records as u64),
+            ("max_records_per_frame", self.max_records_per_frame as u64),
+            ("poll_interval_ms", self.poll_interval_ms),
+            ("ping_interval_secs", self.ping_interval_secs),
+            ("pong_timeout_secs", self.pong_timeout_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!(
+                    "`tail.{key}` (LOGPOOL_TAIL__{}) must be positive",
+                    key.to_uppercase()
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +239,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// HTTP listen address (loopback by default: put a proxy with TLS in front).
     pub listen: SocketAddr,
+    /// `host:port` at which other processes and operators reach this process, shown
+    /// in its cluster member entry (`GET /v1/cluster/members`). Unset: the `listen`
+    /// address, or, when that is a wildcard address, a generated member id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_address: Option<String>,
     /// PutDatas limits.
     pub limits: IngestLimits,
     /// Queue engine.
@@ -152,6 +260,8 @@ pub struct Config {
     pub loghub: LoghubConfig,
     /// Search settings.
     pub search: SearchConfig,
+    /// Live tail settings.
+    pub tail: TailConfig,
 }
 
 impl Default for Config {
@@ -160,6 +270,7 @@ impl Default for Config {
             version: 1,
             data_dir: PathBuf::from("logpool-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            advertise_address: None,
             limits: IngestLimits::default(),
             queue: QueueConfig::Embedded(EmbeddedQueueConfig {
                 dir: PathBuf::from("queue"),
@@ -171,6 +282,7 @@ impl Default for Config {
             object_store: ObjectStoreConfig::LocalFile(LocalFileObjectStoreConfig::default()),
             loghub: LoghubConfig::default(),
             search: SearchConfig::default(),
+            tail: TailConfig::default(),
         }
     }
 }
@@ -224,9 +336,41 @@ impl Config {
                 "`loghub.commit_interval_ms` (LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS) must be positive"
             );
         }
+        if !(600..=86_400).contains(&self.loghub.index_precreation_window_secs) {
+            bail!(
+                "`loghub.index_precreation_window_secs` (LOGPOOL_LOGHUB__INDEX_PRECREATION_WINDOW_SECS) \
+                 must be between 600 and 86400, got {}",
+                self.loghub.index_precreation_window_secs
+            );
+        }
+        if self.loghub.index_precreation_check_interval_secs == 0 {
+            bail!(
+                "`loghub.index_precreation_check_interval_secs` \
+                 (LOGPOOL_LOGHUB__INDEX_PRECREATION_CHECK_INTERVAL_SECS) must be positive"
+            );
+        }
+        if self
+            .advertise_address
+            .as_deref()
+            .is_some_and(|address| address.is_empty() || address.contains('/'))
+        {
+            bail!("`advertise_address` (LOGPOOL_ADVERTISE_ADDRESS) must be `host:port`");
+        }
         if self.search.max_limit == 0 || self.search.default_limit > self.search.max_limit {
             bail!("`search.default_limit` must be between 1 and `search.max_limit`");
         }
+        if self.search.max_time_range_days <= 0
+            || self.search.partitions_per_step == 0
+            || self.search.max_concurrent_queries_per_tenant == 0
+            || self.search.field_summary_sample_records == 0
+        {
+            bail!(
+                "`search.max_time_range_days`, `search.partitions_per_step`, \
+                 `search.max_concurrent_queries_per_tenant` and \
+                 `search.field_summary_sample_records` must be positive"
+            );
+        }
+        self.tail.validate()?;
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
             bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
         }

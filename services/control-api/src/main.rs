@@ -17,7 +17,8 @@ async fn main() -> anyhow::Result<()> {
         engines.coordinator.clone(),
         engines.queue.clone(),
         engines.index.clone(),
-    );
+    )
+    .with_object_store(engines.object_store.clone());
     // Services that start later load this snapshot; ones already running see it change.
     state
         .publish_routing()
@@ -26,5 +27,26 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    serve(listener, router(state), &engines, shutdown_signal()).await
+    let republish_state = state.clone();
+    let routes = logpool_api::metrics::with_metrics("control-api", router(state), Vec::new());
+    let membership = logpool_api::members::register(
+        engines.coordinator.as_ref(),
+        "control-api",
+        config.advertise_address.as_deref(),
+        listener.local_addr().context("listener has no address")?,
+    )
+    .await?;
+    let (stop_republish, republish_stopped) = tokio::sync::oneshot::channel::<()>();
+    let republish = tokio::spawn(logpool_control_api::republish::run(
+        republish_state,
+        std::time::Duration::from_secs(1),
+        async move {
+            let _ = republish_stopped.await;
+        },
+    ));
+    serve(listener, routes, &engines, shutdown_signal()).await?;
+    let _ = stop_republish.send(());
+    republish.await.context("republish task panicked")?;
+    membership.leave().await;
+    Ok(())
 }

@@ -127,7 +127,11 @@ async fn create_pool(
         .metadata
         .create_pool(DEFAULT_TENANT, &project, new_pool)
         .await?;
-    state.index.ensure_pool(&pool.route()).await?;
+    let route = pool.route();
+    // Topics and index first, routing last: no service may route to a shard the
+    // broker does not have yet.
+    state.queue.prepare_shards(&route.shard_addrs()).await?;
+    state.index.ensure_pool(&route).await?;
     state.publish_routing().await?;
     Ok((StatusCode::CREATED, Json(pool_json(&pool))))
 }
@@ -180,6 +184,11 @@ async fn update_pool(
     let pool = state
         .metadata
         .update_pool(DEFAULT_TENANT, &project, &pool, patch)
+        .await?;
+    // A grown pool's new shards must exist on the broker before routing names them.
+    state
+        .queue
+        .prepare_shards(&pool.route().shard_addrs())
         .await?;
     state.publish_routing().await?;
     Ok(Json(pool_json(&pool)))

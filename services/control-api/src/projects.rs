@@ -118,5 +118,6 @@ async fn delete_project(
     for pool in pools {
         crate::pools::delete_pool_data(&state, &pool).await?;
     }
+    state.queue.drop_project(DEFAULT_TENANT, &project).await?;
     Ok(StatusCode::NO_CONTENT)
 }

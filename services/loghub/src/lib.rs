@@ -8,12 +8,18 @@
 //!
 //! # Failure handling
 //! - Index write or commit fails: the affected messages are nacked and come back
-//!   after the queue's nack delay; nothing is acked that is not committed.
+//!   after the queue's nack delay; nothing is acked that is not committed. While the
+//!   index keeps failing, consumption pauses with capped exponential backoff
+//!   ([`backoff`]), so an index outage grows the queue backlog instead of spinning;
+//!   the first success ends the pauses. A failing queue receive backs off the same way.
 //! - A payload that can never be decoded is stored in the object store under
 //!   `dead-letter/` with a counter and an error log, then acked: it is kept, not lost,
 //!   and it no longer blocks its shard.
 //! - A message of a pool that was deleted is acked and dropped.
 
+pub mod archive;
+mod backoff;
+pub mod precreate;
 pub mod retention;
 
 use std::collections::HashMap;
@@ -30,8 +36,19 @@ use logpool_engines::index::{IndexDoc, LogIndex, RejectedDoc};
 use logpool_engines::object_store::ObjectStore;
 use logpool_engines::queue::{Consumer, Delivery, DeliveryTag, Queue};
 
+use crate::backoff::Backoff;
+
 /// The subscription LogHub consumes with.
 pub const SUBSCRIPTION: &str = "loghub";
+
+/// First pause after a failed index write or commit, and the longest one: long enough
+/// that a down index costs a few attempts a minute, short enough that loghub catches
+/// up within seconds of the index coming back.
+const INDEX_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const INDEX_BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// The same for a failing queue receive (the client also reconnects on its own).
+const QUEUE_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const QUEUE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Counters that make loss visible.
 #[derive(Debug, Default)]
@@ -48,6 +65,8 @@ pub struct LoghubStats {
     pub records_dead_lettered: AtomicU64,
     /// Index commits.
     pub commits: AtomicU64,
+    /// Index writes and commits that failed (their messages were nacked).
+    pub index_failures: AtomicU64,
 }
 
 impl logpool_api::metrics::CounterSource for LoghubStats {
@@ -83,6 +102,11 @@ impl logpool_api::metrics::CounterSource for LoghubStats {
                 "Index commits.",
                 self.commits.load(Ordering::Relaxed),
             ),
+            (
+                "logpool_loghub_index_failures_total",
+                "Index writes and commits that failed; their messages are redelivered.",
+                self.index_failures.load(Ordering::Relaxed),
+            ),
         ]
     }
 }
@@ -112,6 +136,28 @@ struct Uncommitted {
     first_write: Option<Instant>,
 }
 
+/// What one round of index writes or one commit did, for the backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexOutcome {
+    /// Nothing was sent to the index.
+    Idle,
+    /// Everything sent was taken.
+    Succeeded,
+    /// At least one write or the commit failed.
+    Failed,
+}
+
+impl IndexOutcome {
+    /// Combines two outcomes of one round: a failure wins, then a success.
+    fn and(self, other: IndexOutcome) -> IndexOutcome {
+        match (self, other) {
+            (IndexOutcome::Failed, _) | (_, IndexOutcome::Failed) => IndexOutcome::Failed,
+            (IndexOutcome::Succeeded, _) | (_, IndexOutcome::Succeeded) => IndexOutcome::Succeeded,
+            _ => IndexOutcome::Idle,
+        }
+    }
+}
+
 enum Event {
     Shutdown,
     RoutingChanged,
@@ -134,6 +180,8 @@ pub async fn run(
         .await?;
     let commit_interval = Duration::from_millis(state.config.commit_interval_ms);
     let mut uncommitted = Uncommitted::default();
+    let mut index_backoff = Backoff::new(INDEX_BACKOFF_FIRST, INDEX_BACKOFF_MAX);
+    let mut queue_backoff = Backoff::new(QUEUE_BACKOFF_FIRST, QUEUE_BACKOFF_MAX);
     tokio::pin!(shutdown);
     loop {
         let wait = match uncommitted.first_write {
@@ -154,6 +202,7 @@ pub async fn run(
             },
             received = consumer.receive(state.config.receive_batch_messages, wait) => Event::Received(received),
         };
+        let mut outcome = IndexOutcome::Idle;
         match event {
             Event::Shutdown => break,
             Event::RoutingChanged => {
@@ -163,11 +212,21 @@ pub async fn run(
                 }
             }
             Event::Received(Ok(deliveries)) => {
-                index_deliveries(&state, consumer.as_mut(), deliveries, &mut uncommitted).await;
+                queue_backoff.on_success();
+                outcome =
+                    index_deliveries(&state, consumer.as_mut(), deliveries, &mut uncommitted).await;
             }
             Event::Received(Err(error)) => {
-                tracing::warn!(%error, "queue receive failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                let pause = queue_backoff.on_failure();
+                tracing::warn!(
+                    %error,
+                    consecutive_failures = queue_backoff.consecutive_failures(),
+                    pause_ms = pause.as_millis() as u64,
+                    "queue receive failed; retrying after a pause"
+                );
+                if pause_unless_shutdown(pause, &mut shutdown).await {
+                    break;
+                }
             }
         }
         let due = uncommitted.first_write.is_some_and(|first| {
@@ -175,7 +234,23 @@ pub async fn run(
                 || uncommitted.records >= state.config.max_uncommitted_records
         });
         if due {
-            commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await;
+            outcome =
+                outcome.and(commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await);
+        }
+        match outcome {
+            IndexOutcome::Failed => {
+                let pause = index_backoff.on_failure();
+                tracing::warn!(
+                    consecutive_failures = index_backoff.consecutive_failures(),
+                    pause_ms = pause.as_millis() as u64,
+                    "the index is failing; pausing consumption"
+                );
+                if pause_unless_shutdown(pause, &mut shutdown).await {
+                    break;
+                }
+            }
+            IndexOutcome::Succeeded => index_backoff.on_success(),
+            IndexOutcome::Idle => {}
         }
     }
     // Graceful shutdown: what was written is committed and acked before exiting.
@@ -183,14 +258,26 @@ pub async fn run(
     Ok(())
 }
 
+/// Sleeps for `pause`; returns true (at once) when shutdown comes first.
+async fn pause_unless_shutdown<F: Future<Output = ()>>(
+    pause: Duration,
+    shutdown: &mut std::pin::Pin<&mut F>,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = shutdown.as_mut() => true,
+        () = tokio::time::sleep(pause) => false,
+    }
+}
+
 async fn index_deliveries(
     state: &LoghubState,
     consumer: &mut dyn Consumer,
     deliveries: Vec<Delivery>,
     uncommitted: &mut Uncommitted,
-) {
+) -> IndexOutcome {
     if deliveries.is_empty() {
-        return;
+        return IndexOutcome::Idle;
     }
     let snapshot = state.routing.snapshot();
     let mut to_ack_now = Vec::new();
@@ -235,6 +322,7 @@ async fn index_deliveries(
         );
         tags.push(delivery.tag());
     }
+    let mut outcome = IndexOutcome::Idle;
     for ((pool_id, redelivered), (docs, tags)) in groups {
         let Some(route) = snapshot.pool_by_id(pool_id) else {
             continue;
@@ -250,10 +338,13 @@ async fn index_deliveries(
                 uncommitted.tags.extend(tags);
                 uncommitted.records += count;
                 uncommitted.first_write.get_or_insert_with(Instant::now);
+                outcome = outcome.and(IndexOutcome::Succeeded);
             }
             Err(error) => {
                 tracing::warn!(%error, pool_id, "index write failed; messages will be redelivered");
+                state.stats.index_failures.fetch_add(1, Ordering::Relaxed);
                 nack(state, consumer, &tags).await;
+                outcome = IndexOutcome::Failed;
             }
         }
     }
@@ -262,15 +353,16 @@ async fn index_deliveries(
             tracing::warn!(%error, "ack failed; messages will be redelivered");
         }
     }
+    outcome
 }
 
 async fn commit_and_ack(
     state: &LoghubState,
     consumer: &mut dyn Consumer,
     uncommitted: &mut Uncommitted,
-) {
+) -> IndexOutcome {
     if uncommitted.first_write.is_none() {
-        return;
+        return IndexOutcome::Idle;
     }
     let batch = std::mem::take(uncommitted);
     match state.index.commit().await {
@@ -295,10 +387,13 @@ async fn commit_and_ack(
                     tracing::warn!(%error, "ack after commit failed; messages will be redelivered")
                 }
             }
+            IndexOutcome::Succeeded
         }
         Err(error) => {
             tracing::warn!(%error, "index commit failed; messages will be redelivered");
+            state.stats.index_failures.fetch_add(1, Ordering::Relaxed);
             nack(state, consumer, &batch.tags).await;
+            IndexOutcome::Failed
         }
     }
 }

@@ -28,8 +28,17 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
+    let membership = logpool_api::members::register(
+        engines.coordinator.as_ref(),
+        "loghub",
+        config.advertise_address.as_deref(),
+        listener.local_addr().context("listener has no address")?,
+    )
+    .await?;
     let (stop, stopped) = watch::channel(false);
-    let routes = logpool_api::metrics::router(vec![stats as Arc<_>]);
+    let archive_stats = Arc::new(logpool_loghub::archive::ArchiveStats::default());
+    let routes =
+        logpool_api::metrics::router(vec![stats as Arc<_>, archive_stats.clone() as Arc<_>]);
     let mut http_stopped = stopped.clone();
     let http = tokio::spawn({
         let engines = engines.clone();
@@ -59,13 +68,52 @@ async fn main() -> anyhow::Result<()> {
             let _ = retention_stopped.wait_for(|s| *s).await;
         },
     ));
+    // The archive worker is a singleton too: a shared subscription would split a
+    // shard's messages between processes.
+    let mut archive_stopped = stop.subscribe();
+    let archive = tokio::spawn(logpool_loghub::archive::run(
+        logpool_loghub::archive::ArchiveState {
+            queue: engines.queue.clone(),
+            object_store: engines.object_store.clone(),
+            routing: RoutingView::new(engines.coordinator.watch()),
+            fault_pause: std::time::Duration::from_millis(config.loghub.archive_fault_pause_ms),
+            stats: archive_stats,
+        },
+        engines.coordinator.campaign("archive", &candidate),
+        async move {
+            let _ = archive_stopped.wait_for(|s| *s).await;
+        },
+    ));
+    // Tomorrow's daily indices, created ahead of midnight by one loghub.
+    let mut precreation_stopped = stop.subscribe();
+    let precreation = tokio::spawn(logpool_loghub::precreate::run(
+        engines.index.clone(),
+        RoutingView::new(engines.coordinator.watch()),
+        engines
+            .coordinator
+            .campaign("index-precreation", &candidate),
+        logpool_loghub::precreate::Schedule {
+            window_secs: config.loghub.index_precreation_window_secs,
+            check_interval: std::time::Duration::from_secs(
+                config.loghub.index_precreation_check_interval_secs,
+            ),
+        },
+        async move {
+            let _ = precreation_stopped.wait_for(|s| *s).await;
+        },
+    ));
     shutdown_signal().await;
     let _ = stop.send(true);
     // The consumer commits and acks what it wrote before the engines close.
     consumer.await.context("loghub task panicked")??;
     retention.await.context("retention task panicked")?;
+    archive.await.context("archive task panicked")?;
+    precreation
+        .await
+        .context("index pre-creation task panicked")?;
     engines.index.shutdown().await?;
     engines.queue.shutdown().await?;
     http.await.context("HTTP task panicked")??;
+    membership.leave().await;
     Ok(())
 }

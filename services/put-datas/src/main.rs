@@ -17,13 +17,23 @@ async fn main() -> anyhow::Result<()> {
     let engines = Engines::build(&config).await?;
     let routing = RoutingView::new(engines.coordinator.watch());
     let state = PutDatasState::new(engines.queue.clone(), routing, config.limits.clone());
-    let routes = router(state.clone()).merge(logpool_api::metrics::router(vec![
-        state.stats.clone() as Arc<_>,
-    ]));
+    let routes = logpool_api::metrics::with_metrics(
+        "put-datas",
+        router(state.clone()),
+        vec![state.stats.clone() as Arc<_>],
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
+    let membership = logpool_api::members::register(
+        engines.coordinator.as_ref(),
+        "put-datas",
+        config.advertise_address.as_deref(),
+        listener.local_addr().context("listener has no address")?,
+    )
+    .await?;
     serve(listener, routes, &engines, shutdown_signal()).await?;
+    membership.leave().await;
     engines.queue.shutdown().await?;
     Ok(())
 }

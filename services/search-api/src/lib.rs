@@ -1,30 +1,52 @@
 //! search-api: search and histogram over a pool.
 //!
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/search`: newest first, with an
-//!   opaque `cursor` for the next page.
+//!   opaque `cursor` for the next page, `progress` and `partial` from the [`planner`],
+//!   and `highlight` on request.
+//! - `GET|POST /v1/projects/{project}/pools/{pool}/search/stream`: the same search as
+//!   NDJSON, one line per planner step, for progress bars ([`stream`]).
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/histogram`: counts per time bucket
 //!   with an automatic interval (at most 120 buckets).
+//! - `GET|POST /v1/projects/{project}/pools/{pool}/fields`: the most common fields of
+//!   the matching records and their top values ([`fields`]).
+//! - `GET /v1/projects/{project}/pools/{pool}/records/{id}/context`: the records
+//!   around a hit in its shard's order ([`context`]).
+//! - `POST /v1/projects/{project}/pools/{pool}/query`: pipe SQL
+//!   (`<query> | SELECT ...`), answered as columns and rows ([`query_sql`]).
 //!
 //! Modules: [`params`] (request parameters and their validation), [`cursor`],
-//! [`interval`] (automatic histogram intervals).
+//! [`interval`] (automatic histogram intervals), [`planner`] (partition pruning,
+//! newest-first steps, time budget), [`limiter`] (concurrent queries per tenant),
+//! [`hits`] (the JSON of a hit).
 
+pub mod context;
 pub mod cursor;
+pub mod fields;
+pub mod hits;
 pub mod interval;
+pub mod limiter;
 pub mod params;
+pub mod planner;
+pub mod query_sql;
+pub mod stream;
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use logpool_api::{ApiError, AppJson, AppQuery, RoutingView};
+use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
 use serde_json::{json, Value};
 
+use crate::hits::hit_json;
+use crate::limiter::TenantLimiter;
 use crate::params::{HistogramParams, SearchParams};
+use crate::planner::PlannedSearch;
 
 /// What the search handlers need.
 #[derive(Debug, Clone)]
@@ -45,37 +67,71 @@ pub fn router(state: SearchState) -> Router {
             get(search_get).post(search_post),
         )
         .route(
+            "/v1/projects/{project}/pools/{pool}/search/stream",
+            get(stream::search_stream_get).post(stream::search_stream_post),
+        )
+        .route(
             "/v1/projects/{project}/pools/{pool}/histogram",
             get(histogram_get).post(histogram_post),
         )
+        .route(
+            "/v1/projects/{project}/pools/{pool}/fields",
+            get(fields::fields_get).post(fields::fields_post),
+        )
+        .route(
+            "/v1/projects/{project}/pools/{pool}/query",
+            axum::routing::post(query_sql::query_post),
+        )
+        .route(
+            "/v1/projects/{project}/pools/{pool}/records/{id}/context",
+            get(context::context),
+        )
+        .layer(Extension(TenantLimiter::new(
+            state.config.max_concurrent_queries_per_tenant,
+        )))
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
 }
 
 async fn search_get(
     State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
-    search(&state, &project, &pool, params).await
+    search(&state, &limiter, &project, &pool, params).await
 }
 
 async fn search_post(
     State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
-    search(&state, &project, &pool, params).await
+    search(&state, &limiter, &project, &pool, params).await
 }
 
-async fn search(
+/// A validated search, ready to run: the planner and what the answer needs.
+pub(crate) struct PreparedSearch {
+    pub(crate) planned: PlannedSearch,
+    pub(crate) highlighter: Option<Highlighter>,
+    pub(crate) permit: limiter::QueryPermit,
+}
+
+pub(crate) async fn prepare_search(
     state: &SearchState,
+    limiter: &Arc<TenantLimiter>,
     project: &str,
     pool: &str,
     params: SearchParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<PreparedSearch, ApiError> {
     let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
     let resolved = params.resolve(&state.config)?;
+    let permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    let highlighter = resolved
+        .highlight
+        .then(|| Highlighter::new(&resolved.query));
+    let track_total = resolved.track_total;
     let request = SearchRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,
@@ -83,51 +139,84 @@ async fn search(
         limit: resolved.limit,
         after: resolved.after,
     };
-    let page = state.index.search(&route, &request).await?;
-    let next_cursor = (page.hits.len() == request.limit && request.limit > 0)
-        .then(|| page.hits.last().map(|hit| cursor::encode(hit.sort_key)))
-        .flatten();
-    let hits: Vec<Value> = page
+    let planned = PlannedSearch::start(
+        state.index.clone(),
+        route,
+        request,
+        track_total,
+        &state.config,
+    )
+    .await?;
+    Ok(PreparedSearch {
+        planned,
+        highlighter,
+        permit,
+    })
+}
+
+/// The cursor of the next page: after the last hit when the page is full or the
+/// search stopped early, none when every match has been returned.
+pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
+    let more = planned.hits.len() >= planned.limit() || planned.partial;
+    more.then(|| planned.hits.last().map(|hit| cursor::encode(hit.sort_key)))
+        .flatten()
+}
+
+async fn search(
+    state: &SearchState,
+    limiter: &Arc<TenantLimiter>,
+    project: &str,
+    pool: &str,
+    params: SearchParams,
+) -> Result<Json<Value>, ApiError> {
+    let PreparedSearch {
+        mut planned,
+        highlighter,
+        permit: _permit,
+    } = prepare_search(state, limiter, project, pool, params).await?;
+    planned.run().await?;
+    let hits: Vec<Value> = planned
         .hits
-        .into_iter()
-        .map(|hit| {
-            json!({
-                "id": hit.id,
-                "time": format_time_ns(hit.time_ns),
-                "shard": hit.shard,
-                "fields": hit.fields,
-            })
-        })
+        .iter()
+        .map(|hit| hit_json(hit, highlighter.as_ref()))
         .collect();
-    Ok(Json(
-        json!({ "hits": hits, "total": page.total, "cursor": next_cursor }),
-    ))
+    Ok(Json(json!({
+        "hits": hits,
+        "total": planned.total,
+        "cursor": next_cursor(&planned),
+        "progress": planned.progress().to_json(),
+        "partial": planned.partial,
+    })))
 }
 
 async fn histogram_get(
     State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &project, &pool, params).await
+    histogram(&state, &limiter, &project, &pool, params).await
 }
 
 async fn histogram_post(
     State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &project, &pool, params).await
+    histogram(&state, &limiter, &project, &pool, params).await
 }
 
 async fn histogram(
     state: &SearchState,
+    limiter: &Arc<TenantLimiter>,
     project: &str,
     pool: &str,
     params: HistogramParams,
 ) -> Result<Json<Value>, ApiError> {
     let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
     let resolved = params.resolve(&state.config)?;
+    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
     let request = HistogramRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,

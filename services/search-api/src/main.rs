@@ -21,5 +21,15 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    serve(listener, router(state), &engines, shutdown_signal()).await
+    let routes = logpool_api::metrics::with_metrics("search-api", router(state), Vec::new());
+    let membership = logpool_api::members::register(
+        engines.coordinator.as_ref(),
+        "search-api",
+        config.advertise_address.as_deref(),
+        listener.local_addr().context("listener has no address")?,
+    )
+    .await?;
+    serve(listener, routes, &engines, shutdown_signal()).await?;
+    membership.leave().await;
+    Ok(())
 }

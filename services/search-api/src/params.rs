@@ -36,6 +36,37 @@ pub struct SearchParams {
     pub cursor: Option<String>,
     /// `and` (default) or `or`: how adjacent terms combine.
     pub default_operator: Option<String>,
+    /// Mark the matched words of each hit (`highlight` in every hit).
+    pub highlight: Option<bool>,
+    /// Count every match (default true); `false` stops as soon as the page is full
+    /// and makes `total` a lower bound.
+    pub track_total: Option<bool>,
+}
+
+/// Field summary parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsParams {
+    /// The query; empty or missing matches everything.
+    pub query: Option<String>,
+    /// Inclusive start; missing means the beginning of the data.
+    pub from: Option<TimeParam>,
+    /// Exclusive end; missing means no upper bound.
+    pub to: Option<TimeParam>,
+    /// `and` (default) or `or`.
+    pub default_operator: Option<String>,
+}
+
+/// Context parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextParams {
+    /// Earlier records of the shard to return; default 10.
+    pub before: Option<usize>,
+    /// Later records of the shard to return; default 10.
+    pub after: Option<usize>,
+    /// Only records with the anchor's `source`.
+    pub same_source: Option<bool>,
 }
 
 /// Histogram parameters.
@@ -67,6 +98,10 @@ pub struct ResolvedSearch {
     pub limit: usize,
     /// Continue after this key.
     pub after: Option<SortKey>,
+    /// Mark the matched words of each hit.
+    pub highlight: bool,
+    /// Count every match, not only those of the partitions that filled the page.
+    pub track_total: bool,
 }
 
 /// Validated histogram parameters.
@@ -92,7 +127,7 @@ impl SearchParams {
         let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
         let from_ns = resolve_time("from", self.from.as_ref(), now)?.unwrap_or(i64::MIN);
         let to_ns = resolve_time("to", self.to.as_ref(), now)?.unwrap_or(i64::MAX);
-        check_range(from_ns, to_ns)?;
+        check_range(from_ns, to_ns, config)?;
         let limit = self.limit.unwrap_or(config.default_limit);
         if limit == 0 || limit > config.max_limit {
             return Err(ApiError::bad_request(format!(
@@ -113,6 +148,71 @@ impl SearchParams {
             to_ns,
             limit,
             after,
+            highlight: self.highlight.unwrap_or(false),
+            track_total: self.track_total.unwrap_or(true),
+        })
+    }
+}
+
+impl FieldsParams {
+    /// Validates the parameters as a search over the newest sample of records.
+    ///
+    /// # Errors
+    /// 400 naming the field.
+    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
+        let now = now_ns();
+        let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
+        let from_ns = resolve_time("from", self.from.as_ref(), now)?.unwrap_or(i64::MIN);
+        let to_ns = resolve_time("to", self.to.as_ref(), now)?.unwrap_or(i64::MAX);
+        check_range(from_ns, to_ns, config)?;
+        Ok(ResolvedSearch {
+            query,
+            from_ns,
+            to_ns,
+            limit: config.field_summary_sample_records,
+            after: None,
+            highlight: false,
+            track_total: true,
+        })
+    }
+}
+
+/// Validated context parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedContext {
+    /// Earlier records wanted.
+    pub before: usize,
+    /// Later records wanted.
+    pub after: usize,
+    /// Only the anchor's source.
+    pub same_source: bool,
+}
+
+/// Records on each side of a context request when the request does not say.
+pub const DEFAULT_CONTEXT_RECORDS: usize = 10;
+
+impl ContextParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// 400 naming `before` or `after` and the limit.
+    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedContext, ApiError> {
+        let max = config.max_context_records;
+        let check = |field: &str, value: Option<usize>| -> Result<usize, ApiError> {
+            let value = value.unwrap_or(DEFAULT_CONTEXT_RECORDS.min(max));
+            if value > max {
+                return Err(ApiError::bad_request(format!(
+                    "`{field}` must be at most {max}, got {value}"
+                ))
+                .with_detail("field", field)
+                .with_detail("limit", max));
+            }
+            Ok(value)
+        };
+        Ok(ResolvedContext {
+            before: check("before", self.before)?,
+            after: check("after", self.after)?,
+            same_source: self.same_source.unwrap_or(false),
         })
     }
 }
@@ -128,7 +228,7 @@ impl HistogramParams {
         let from_ns =
             resolve_time("from", self.from.as_ref(), now)?.unwrap_or(now - 15 * 60 * 1_000_000_000);
         let to_ns = resolve_time("to", self.to.as_ref(), now)?.unwrap_or(now);
-        check_range(from_ns, to_ns)?;
+        check_range(from_ns, to_ns, config)?;
         let span = to_ns.saturating_sub(from_ns);
         let interval_ns = match self.interval.as_deref() {
             None | Some("") | Some("auto") => auto_interval(span, config.max_histogram_buckets),
@@ -191,11 +291,24 @@ fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Opti
     }
 }
 
-fn check_range(from_ns: i64, to_ns: i64) -> Result<(), ApiError> {
+/// Checks the order of the bounds and, when both are given, the longest span. An
+/// open bound is not capped: the search planner only visits partitions that hold data.
+fn check_range(from_ns: i64, to_ns: i64, config: &SearchConfig) -> Result<(), ApiError> {
     if from_ns >= to_ns {
         return Err(
             ApiError::bad_request("`from` must be before `to`").with_detail("field", "from")
         );
     }
+    let max_days = config.max_time_range_days;
+    let max_span_ns = max_days.saturating_mul(DAY_NS);
+    if from_ns != i64::MIN && to_ns != i64::MAX && to_ns.saturating_sub(from_ns) > max_span_ns {
+        return Err(ApiError::bad_request(format!(
+            "the time range from `from` to `to` may span at most {max_days} days"
+        ))
+        .with_detail("field", "from")
+        .with_detail("limit", format!("{max_days}d")));
+    }
     Ok(())
 }
+
+const DAY_NS: i64 = 86_400_000_000_000;

@@ -7,6 +7,7 @@
 //! are answered), close open tails, let loghub commit and ack what it has written,
 //! then commit the index and flush the queue.
 
+pub mod bench;
 pub mod cli;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use logpool_api::metrics::HttpMetrics;
 use logpool_api::RoutingView;
 use logpool_control_api::ControlState;
 use logpool_engines::config::Config;
@@ -22,6 +24,7 @@ use logpool_engines::Engines;
 use logpool_loghub::{LoghubState, LoghubStats};
 use logpool_put_datas::PutDatasState;
 use logpool_search_api::SearchState;
+use logpool_tail_ws::pull::PullState;
 use logpool_tail_ws::TailState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -43,7 +46,10 @@ pub struct Standalone {
     stop_loghub: watch::Sender<bool>,
     http: JoinHandle<anyhow::Result<()>>,
     loghub: JoinHandle<anyhow::Result<()>>,
+    archive: JoinHandle<()>,
     retention: JoinHandle<()>,
+    /// This process's cluster member entries, one per service it runs.
+    members: Vec<Box<dyn logpool_engines::coordination::Membership>>,
 }
 
 /// Builds the single HTTP app of all services.
@@ -52,6 +58,7 @@ pub fn app(
     config: &Config,
     stop: watch::Receiver<bool>,
     loghub_stats: Arc<LoghubStats>,
+    archive_stats: Arc<logpool_loghub::archive::ArchiveStats>,
 ) -> Router {
     let routing = RoutingView::new(engines.coordinator.watch());
     let put_datas = PutDatasState::new(
@@ -59,8 +66,6 @@ pub fn app(
         routing.clone(),
         config.limits.clone(),
     );
-    let exported: Vec<Arc<dyn logpool_api::metrics::CounterSource>> =
-        vec![put_datas.stats.clone(), loghub_stats];
     let search = SearchState {
         index: engines.index.clone(),
         routing: routing.clone(),
@@ -71,17 +76,33 @@ pub fn app(
         engines.coordinator.clone(),
         engines.queue.clone(),
         engines.index.clone(),
+    )
+    .with_object_store(engines.object_store.clone());
+    let pull = PullState::new(
+        engines.queue.clone(),
+        engines.metadata.clone(),
+        routing.clone(),
     );
-    let tail = TailState {
-        queue: engines.queue.clone(),
-        routing,
-        shutdown: stop,
-    };
+    let tail = TailState::new(engines.queue.clone(), routing, stop, config.tail.clone());
+    // Each service's requests carry its own `service` label, as in distributed mode.
+    let http = ["put-datas", "search-api", "control-api", "tail-ws"].map(HttpMetrics::new);
+    let mut exported: Vec<Arc<dyn logpool_api::metrics::MetricSource>> = vec![
+        put_datas.stats.clone(),
+        loghub_stats,
+        archive_stats,
+        tail.stats.clone(),
+    ];
+    exported.extend(http.iter().map(|metrics| metrics.clone() as Arc<_>));
+    let [put_http, search_http, control_http, tail_http] = http;
     Router::new()
-        .merge(logpool_put_datas::router(put_datas))
-        .merge(logpool_search_api::router(search))
-        .merge(logpool_control_api::router(control))
-        .merge(logpool_tail_ws::router(tail))
+        .merge(put_http.instrument(logpool_put_datas::router(put_datas)))
+        .merge(search_http.instrument(logpool_search_api::router(search)))
+        .merge(control_http.instrument(logpool_control_api::router(control)))
+        .merge(
+            tail_http.instrument(
+                logpool_tail_ws::router(tail).merge(logpool_tail_ws::pull::router(pull)),
+            ),
+        )
         .merge(logpool_api::health::router(engines.clone()))
         .merge(logpool_api::metrics::router(exported))
 }
@@ -103,13 +124,29 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         .publish_routing()
         .await
         .map_err(|e| anyhow::anyhow!("failed to publish the routing snapshot: {}", e.message))?;
+    let mut members = Vec::new();
+    for service in [
+        "control-api",
+        "put-datas",
+        "loghub",
+        "search-api",
+        "tail-ws",
+    ] {
+        let advertised = config.advertise_address.as_deref();
+        members.push(
+            logpool_api::members::register(engines.coordinator.as_ref(), service, advertised, addr)
+                .await?,
+        );
+    }
     let (stop, stop_receiver) = watch::channel(false);
     let loghub_stats = Arc::new(LoghubStats::default());
+    let archive_stats = Arc::new(logpool_loghub::archive::ArchiveStats::default());
     let app = app(
         &engines,
         &config,
         stop_receiver.clone(),
         loghub_stats.clone(),
+        archive_stats.clone(),
     );
     let http = tokio::spawn({
         let mut stop = stop_receiver.clone();
@@ -139,6 +176,20 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         })
         .await
     });
+    let archive = tokio::spawn({
+        let state = logpool_loghub::archive::ArchiveState {
+            queue: engines.queue.clone(),
+            object_store: engines.object_store.clone(),
+            routing: RoutingView::new(engines.coordinator.watch()),
+            fault_pause: Duration::from_millis(config.loghub.archive_fault_pause_ms),
+            stats: archive_stats,
+        };
+        let leadership = engines.coordinator.campaign("archive", "standalone");
+        let mut stop = stop_loghub.subscribe();
+        logpool_loghub::archive::run(state, leadership, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+    });
     let retention = tokio::spawn({
         let index = engines.index.clone();
         let routing = RoutingView::new(engines.coordinator.watch());
@@ -160,7 +211,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         stop_loghub,
         http,
         loghub,
+        archive,
         retention,
+        members,
     })
 }
 
@@ -182,6 +235,7 @@ impl Standalone {
         let _ = self.retention.await;
         let _ = self.stop_loghub.send(true);
         let loghub_result = self.loghub.await.context("loghub task panicked")?;
+        self.archive.await.context("archive task panicked")?;
         self.engines
             .index
             .shutdown()
@@ -192,6 +246,9 @@ impl Standalone {
             .shutdown()
             .await
             .context("failed to flush the queue")?;
+        for member in self.members {
+            member.leave().await;
+        }
         http_result?;
         loghub_result?;
         Ok(())

@@ -58,6 +58,8 @@ enum Command {
         /// File to send; stdin when missing.
         file: Option<PathBuf>,
     },
+    /// Measures ingest, lag, queries and footprint against a bare tantivy baseline.
+    Bench(logpool_standalone::bench::BenchArgs),
     /// Searches a pool and prints the newest matching records.
     Search {
         /// Project name.
@@ -133,6 +135,17 @@ async fn main() -> anyhow::Result<()> {
             };
             let accepted = put(&options).await?;
             eprintln!("{accepted} records accepted");
+            Ok(())
+        }
+        Command::Bench(args) => {
+            let report = logpool_standalone::bench::run(&args).await?;
+            if args.json {
+                // The table goes to stderr so that stdout stays one JSON document.
+                eprint!("{}", report.to_table());
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
             Ok(())
         }
         Command::Search {

@@ -15,8 +15,9 @@
 //! - A wildcard matches when one single token matches the pattern (`*` is any run of
 //!   characters, `?` exactly one, `\x` the literal `x`). Tokens hold only alphanumeric
 //!   characters, so a pattern with other characters (`10.0.*`) never matches a string
-//!   field. On a numeric or bool field the pattern is compared with the whole value as
-//!   text (`latency:1.*` matches 1.5).
+//!   field. A wildcard on a named numeric or bool field matches nothing (`latency:1*`
+//!   is not a numeric query; use a range), since both engines keep those values as
+//!   numbers, not text; a bare wildcard sees their text like a bare term does.
 //! - Ranges compare numerically on numeric fields (a bound that is not a number matches
 //!   nothing) and lexicographically on the raw string of string fields (keyword
 //!   semantics); bools compare as the text `false` < `true`.
@@ -129,18 +130,19 @@ fn matches_wildcard(field: Option<&str>, pattern: &str, record: &Record) -> bool
         Some(FieldValue::Str(text)) => tokenize(text)
             .iter()
             .any(|token| wildcard_matches(&pattern, token)),
-        Some(other) => wildcard_matches(&pattern, &other.as_text().to_lowercase()),
+        Some(_) => false,
     }
 }
 
+/// One element of a compiled wildcard pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PatternPart {
+pub(crate) enum PatternPart {
     AnyRun,
     AnyChar,
     Literal(char),
 }
 
-fn compile_pattern(pattern: &str) -> Vec<PatternPart> {
+pub(crate) fn compile_pattern(pattern: &str) -> Vec<PatternPart> {
     let mut parts = Vec::new();
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -157,7 +159,7 @@ fn compile_pattern(pattern: &str) -> Vec<PatternPart> {
 
 /// Glob matching with single-point backtracking: linear in practice, and never worse
 /// than pattern length × text length.
-fn wildcard_matches(pattern: &[PatternPart], text: &str) -> bool {
+pub(crate) fn wildcard_matches(pattern: &[PatternPart], text: &str) -> bool {
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);
     // Position of the last `*` seen and the text position it is currently matched up to.
@@ -355,8 +357,9 @@ mod tests {
             ("message:*eer", &web, true),
             ("message:?eer", &web, true),
             ("message:??eer", &web, false),
-            ("latency:25?.5", &web, true),
-            ("ok:tr*", &login, true),
+            ("latency:25?.5", &web, false),
+            ("ok:tr*", &login, false),
+            ("25?", &web, true),
             ("host:*", &web, true),
             ("trace_id:*", &web, false),
             ("*", &web, true),

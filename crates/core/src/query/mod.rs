@@ -12,6 +12,7 @@
 
 pub mod ast;
 pub mod eval;
+pub mod highlight;
 pub mod numeric;
 pub mod parser;
 

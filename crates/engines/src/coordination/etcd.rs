@@ -8,8 +8,9 @@
 //! - `{prefix}/routing`: the whole [`RoutingSnapshot`] as JSON. One key rather than a
 //!   key per pool, so every service applies a change atomically and a snapshot is never
 //!   seen half-written.
-//! - `{prefix}/members/{service}/{id}`: one key per running service instance, attached
-//!   to a lease ([`EtcdCoordinator::register_member`]).
+//! - `{prefix}/members/{service}/{id}`: one key per running service instance, its
+//!   [`MemberInfo`] as JSON, attached to a lease ([`EtcdCoordinator::register_member`]);
+//!   a process that dies without leaving disappears when the lease expires.
 //! - `{prefix}/leaders/{job}`: the current leader of a singleton job, attached to the
 //!   leader's lease ([`EtcdCoordinator::leader_lease`]).
 //!
@@ -73,7 +74,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{CoordinationError, CoordinationResult, Coordinator, Leadership};
+use super::{
+    CoordinationError, CoordinationResult, Coordinator, Leadership, MemberInfo, Membership,
+};
 
 /// How often an idle routing watch asks etcd for a progress notification.
 const WATCH_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -216,11 +219,11 @@ impl EtcdCoordinator {
         }
     }
 
-    /// Registers this instance as a member of `service` under
-    /// `{prefix}/members/{service}/{id}`, attached to a lease of `ttl_secs` seconds (0
-    /// means the configured `lease_ttl_secs`) that a background task renews every
-    /// TTL/3. If the lease is lost (etcd down longer than the TTL, lease revoked), the
-    /// task re-registers under a new lease as soon as etcd answers.
+    /// Registers `member` under `{prefix}/members/{service}/{id}` (the value is the
+    /// member as JSON), attached to a lease of `ttl_secs` seconds (0 means the
+    /// configured `lease_ttl_secs`) that a background task renews every TTL/3. If the
+    /// lease is lost (etcd down longer than the TTL, lease revoked), the task
+    /// re-registers under a new lease as soon as etcd answers.
     ///
     /// `service` and `id` should not contain `/`.
     ///
@@ -228,8 +231,7 @@ impl EtcdCoordinator {
     /// Returns [`CoordinationError::Unavailable`] when the first registration fails.
     pub async fn register_member(
         &self,
-        service: &str,
-        id: &str,
+        member: &MemberInfo,
         ttl_secs: u64,
     ) -> CoordinationResult<MemberRegistration> {
         let ttl = if ttl_secs == 0 {
@@ -237,13 +239,10 @@ impl EtcdCoordinator {
         } else {
             i64::try_from(ttl_secs).unwrap_or(i64::MAX)
         };
-        let key = format!("{}/{id}", self.members_prefix(service));
-        let value = serde_json::json!({
-            "service": service,
-            "id": id,
-            "registered_at_ms": now_ms(),
-        })
-        .to_string();
+        let key = format!("{}/{}", self.members_prefix(&member.service), member.id);
+        let value = serde_json::to_string(member).map_err(|e| {
+            CoordinationError::Unavailable(format!("cannot encode the member entry: {e}"))
+        })?;
         let lease = grant_and_put(&self.client, &key, &value, ttl, self.request_timeout).await?;
         let (state_sender, state) = watch::channel(Some(lease.id));
         let (stop_sender, stop_receiver) = watch::channel(false);
@@ -263,6 +262,37 @@ impl EtcdCoordinator {
             stop: stop_sender,
             task: Some(task),
         })
+    }
+
+    /// Lists the registered members of every service, sorted by service and id. An
+    /// entry that cannot be read (written by an incompatible version) is skipped with a
+    /// warning rather than hiding every other member.
+    ///
+    /// # Errors
+    /// Returns [`CoordinationError::Unavailable`] when etcd does not answer.
+    pub async fn list_all_members(&self) -> CoordinationResult<Vec<MemberInfo>> {
+        let prefix = format!("{}/members/", self.prefix);
+        let response = timed(
+            self.request_timeout,
+            "list members",
+            self.client
+                .kv_client()
+                .get(prefix.as_str(), Some(GetOptions::new().with_prefix())),
+        )
+        .await?;
+        let mut members: Vec<MemberInfo> = response
+            .kvs()
+            .iter()
+            .filter_map(|kv| match serde_json::from_slice::<MemberInfo>(kv.value()) {
+                Ok(member) => Some(member),
+                Err(error) => {
+                    tracing::warn!(%error, key = %String::from_utf8_lossy(kv.key()), "skipping an unreadable member entry");
+                    None
+                }
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.service, &a.id).cmp(&(&b.service, &b.id)));
+        Ok(members)
     }
 
     /// Lists the ids of the registered members of `service`, sorted.
@@ -346,6 +376,14 @@ impl EtcdCoordinator {
 
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
+    async fn register(&self, member: MemberInfo) -> CoordinationResult<Box<dyn Membership>> {
+        Ok(Box::new(self.register_member(&member, 0).await?))
+    }
+
+    async fn members(&self) -> CoordinationResult<Vec<MemberInfo>> {
+        self.list_all_members().await
+    }
+
     fn campaign(&self, job: &str, candidate: &str) -> Box<dyn Leadership> {
         Box::new(self.leader_lease(job, candidate))
     }
@@ -458,6 +496,17 @@ impl MemberRegistration {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+#[async_trait]
+impl Membership for MemberRegistration {
+    fn is_registered(&self) -> bool {
+        MemberRegistration::is_registered(self)
+    }
+
+    async fn leave(self: Box<Self>) {
+        self.deregister().await;
     }
 }
 
@@ -576,13 +625,6 @@ async fn timed<T>(
             timeout.as_millis()
         ))),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Reads only the version of a stored snapshot; an unreadable value counts as 0 so a
@@ -1141,6 +1183,17 @@ mod tests {
                 retention_days: 7,
                 field_hints: Default::default(),
             }],
+            archives: Default::default(),
+        }
+    }
+
+    fn loghub_member(id: &str) -> MemberInfo {
+        MemberInfo {
+            service: "loghub".into(),
+            id: id.into(),
+            address: format!("{id}.example:8080"),
+            version: "0.1.0".into(),
+            started_at_ms: 1_700_000_000_000,
         }
     }
 
@@ -1302,11 +1355,11 @@ mod tests {
                 .await
                 .expect("connect observer");
             let first = a
-                .register_member("loghub", "loghub-1", 2)
+                .register_member(&loghub_member("loghub-1"), 2)
                 .await
                 .expect("register");
             let second = a
-                .register_member("loghub", "loghub-2", 0)
+                .register_member(&loghub_member("loghub-2"), 0)
                 .await
                 .expect("register with the default TTL");
             assert!(first.is_registered());
@@ -1315,6 +1368,27 @@ mod tests {
                 observer.list_members("loghub").await.expect("list"),
                 ["loghub-1", "loghub-2"]
             );
+            // Every service's members, with what they said about themselves.
+            let control = observer
+                .register(MemberInfo {
+                    service: "control-api".into(),
+                    ..loghub_member("control-1")
+                })
+                .await
+                .expect("register through the trait");
+            assert_eq!(
+                a.members().await.expect("members"),
+                [
+                    MemberInfo {
+                        service: "control-api".into(),
+                        ..loghub_member("control-1")
+                    },
+                    loghub_member("loghub-1"),
+                    loghub_member("loghub-2"),
+                ]
+            );
+            control.leave().await;
+            assert_eq!(a.members().await.expect("members").len(), 2);
 
             // Kept alive past its TTL.
             tokio::time::sleep(Duration::from_secs(3)).await;

@@ -123,12 +123,56 @@ pub(crate) const QUERY_CASES: &[(&str, u64)] = &[
     ("NOT _exists_:status", 1),
     ("message:disk AND latency:250.5", 1),
     ("-(error OR info)", 2),
+    // Wildcards on a named field match its text tokens; numbers never match one.
+    ("level:err*", 1),
+    ("level:e?ror", 1),
+    ("message:ind*", 1),
+    ("message:*ull", 1),
+    ("http.method:p?st", 1),
+    ("status:5*", 0),
+    ("latency:25*", 0),
+    ("time:2023*", 0),
+    // Field groups, typed ranges and the other boolean spellings.
+    ("level:(error OR info)", 2),
+    ("status:(200 OR 503)", 2),
+    ("status:[500 TO 599] AND NOT level:error", 1),
+    ("status:>=500 AND status:<600", 2),
+    ("latency:[250 TO 251]", 1),
+    ("latency:>=250.5", 1),
+    ("latency:{250.5 TO *]", 0),
+    ("time:>2023-11-15T00:00:00Z", 2),
+    ("_exists_:ok", 1),
+    ("ok:false", 0),
+    ("error && status:500", 1),
+    ("error || disk", 2),
+    ("!level:info", 3),
+    ("+disk -info", 1),
+    // Escaping: escaped characters are literal, an escaped `*` is no wildcard.
+    ("message:index.html", 1),
+    ("message:\\/var", 1),
+    ("index\\.html", 1),
+    ("\"GET /index.html\"", 1),
+    ("con\\*", 0),
+];
+
+/// Queries over [`sample_docs`] with the default operator OR, and their counts.
+pub(crate) const QUERY_CASES_DEFAULT_OR: &[(&str, u64)] = &[
+    ("error disk", 2),
+    ("error disk AND full", 2),
+    ("reset +peer", 1),
+    ("login -ok", 0),
+    ("level:(error info)", 2),
 ];
 
 /// A search over all time.
 pub(crate) fn request(query: &str) -> SearchRequest {
+    request_with(query, DefaultOperator::And)
+}
+
+/// A search over all time with a chosen default operator.
+pub(crate) fn request_with(query: &str, operator: DefaultOperator) -> SearchRequest {
     SearchRequest {
-        query: parse_query(query, DefaultOperator::And).expect("query"),
+        query: parse_query(query, operator).expect("query"),
         from_ns: i64::MIN,
         to_ns: i64::MAX,
         limit: 100,
@@ -147,6 +191,13 @@ pub(crate) async fn check_query_suite(index: &dyn LogIndex, pool: &PoolRoute) {
     for (query, expected) in QUERY_CASES {
         let page = index.search(pool, &request(query)).await.expect(query);
         assert_eq!(page.total, *expected, "query {query}");
+    }
+    for (query, expected) in QUERY_CASES_DEFAULT_OR {
+        let page = index
+            .search(pool, &request_with(query, DefaultOperator::Or))
+            .await
+            .expect(query);
+        assert_eq!(page.total, *expected, "query {query} with default OR");
     }
 }
 
@@ -215,4 +266,352 @@ pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolR
             .total,
         4
     );
+}
+
+/// Checks context: neighbours in queue order (position, then index in batch) within
+/// the anchor's shard only, whatever their event times and days, with a filter, and
+/// the partition list used by the search planner.
+pub(crate) async fn check_context(index: &dyn LogIndex, pool: &PoolRoute) {
+    let mut docs = Vec::new();
+    for partition in [0u32, 1] {
+        for position in 0..5u64 {
+            for index_in_batch in 0..4u32 {
+                let n = position as i64 * 4 + i64::from(index_in_batch);
+                // Event times run backwards and over three days: queue order is not time order.
+                let time_ns = T0 + 2 * DAY_NS - n * (DAY_NS / 8);
+                let source = if n % 2 == 0 { "web-1" } else { "web-10" };
+                let mut doc = doc(
+                    pool.pool_id,
+                    position,
+                    index_in_batch,
+                    time_ns,
+                    &[
+                        ("message", text(&format!("line {partition} {n}"))),
+                        ("source", text(source)),
+                    ],
+                );
+                doc.identity.partition = partition;
+                doc.shard = partition;
+                docs.push(doc);
+            }
+        }
+    }
+    index.write(pool, docs.clone(), false).await.expect("write");
+    index.commit().await.expect("commit");
+    let anchor = docs[10].identity; // partition 0, position 2, index 2
+    let queue_order: Vec<String> = docs
+        .iter()
+        .filter(|d| d.identity.partition == 0)
+        .map(|d| d.identity.doc_id())
+        .collect();
+    let ids = |hits: &[super::SearchHit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    let request = super::ContextRequest {
+        anchor,
+        filter: logpool_core::query::Query::All,
+        before: 4,
+        after: 100,
+    };
+    let page = index.context(pool, &request).await.expect("context");
+    assert_eq!(page.anchor.map(|h| h.id), Some(anchor.doc_id()));
+    assert_eq!(ids(&page.before), queue_order[6..10].to_vec());
+    assert_eq!(ids(&page.after), queue_order[11..].to_vec());
+    // A filter keeps only matching neighbours (`web-1`: even n), still in queue order.
+    let filtered = super::ContextRequest {
+        filter: parse_query("source:\"web-1\"", DefaultOperator::And).expect("filter"),
+        before: 2,
+        after: 2,
+        ..request
+    };
+    let page = index.context(pool, &filtered).await.expect("context");
+    assert_eq!(
+        ids(&page.before),
+        [&queue_order[6], &queue_order[8]].map(String::clone)
+    );
+    assert_eq!(
+        ids(&page.after),
+        [&queue_order[12], &queue_order[14]].map(String::clone)
+    );
+    // An id that was never written has no anchor.
+    let missing = super::ContextRequest {
+        anchor: DocIdentity {
+            position: 99,
+            ..anchor
+        },
+        ..request
+    };
+    assert!(index
+        .context(pool, &missing)
+        .await
+        .expect("context")
+        .anchor
+        .is_none());
+    // The planner sees the three days that hold data, newest first.
+    let partitions = index
+        .time_partitions(pool, i64::MIN, i64::MAX)
+        .await
+        .expect("partitions");
+    assert_eq!(partitions.len(), 3, "{partitions:?}");
+    assert!(partitions.windows(2).all(|w| w[0].from_ns > w[1].from_ns));
+    assert!(partitions.iter().all(|p| p.to_ns - p.from_ns == DAY_NS));
+    let newest_only = index
+        .time_partitions(pool, partitions[0].from_ns, i64::MAX)
+        .await
+        .expect("partitions");
+    assert_eq!(newest_only, partitions[..1].to_vec());
+}
+
+/// Checks declared field types: values are converted to the declared type, and a
+/// value that cannot have it is kept and found as text, never rejected.
+pub(crate) async fn check_field_hints(index: &dyn LogIndex, pool: &PoolRoute) {
+    use logpool_core::routing::FieldType;
+    let mut pool = pool.clone();
+    pool.field_hints.insert("status".into(), FieldType::Long);
+    pool.field_hints.insert("ratio".into(), FieldType::Double);
+    pool.field_hints.insert("ok".into(), FieldType::Bool);
+    pool.field_hints.insert("at".into(), FieldType::Timestamp);
+    index.ensure_pool(&pool).await.expect("ensure");
+    let id = pool.pool_id;
+    let docs = vec![
+        doc(id, 0, 0, T0, &[("status", FieldValue::Long(200))]),
+        doc(id, 0, 1, T0 + 1, &[("status", text("abc"))]),
+        doc(id, 0, 2, T0 + 2, &[("status", text("404"))]),
+        doc(
+            id,
+            0,
+            3,
+            T0 + 3,
+            &[("ratio", text("0.5")), ("ok", text("TRUE"))],
+        ),
+        doc(
+            id,
+            0,
+            4,
+            T0 + 4,
+            &[("ratio", FieldValue::Long(2)), ("ok", text("maybe"))],
+        ),
+        doc(id, 0, 5, T0 + 5, &[("at", text("soon"))]),
+    ];
+    let report = index
+        .write(&pool, docs.clone(), false)
+        .await
+        .expect("write");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    index.commit().await.expect("commit");
+    let cases: &[(&str, u64)] = &[
+        ("", 6),
+        ("status:404", 1),
+        ("status:[400 TO 499]", 1),
+        ("status:>=200", 2),
+        ("status:abc", 1),
+        ("ratio:[0.4 TO 2.0]", 2),
+        ("ratio:>1", 1),
+        ("ok:true", 1),
+        ("ok:maybe", 1),
+        ("at:soon", 1),
+        ("_exists_:status", 3),
+    ];
+    for (query, expected) in cases {
+        let page = index.search(&pool, &request(query)).await.expect(query);
+        assert_eq!(page.total, *expected, "query {query}");
+    }
+    // Hits show the record as it was sent.
+    let page = index
+        .search(&pool, &request("status:404"))
+        .await
+        .expect("search");
+    assert_eq!(page.hits[0].fields["status"], serde_json::json!("404"));
+    // A redelivery replaces; nothing doubles.
+    index.write(&pool, docs, true).await.expect("rewrite");
+    index.commit().await.expect("commit");
+    assert_eq!(
+        index
+            .search(&pool, &request(""))
+            .await
+            .expect("search")
+            .total,
+        6
+    );
+}
+
+/// Loghub systems the agreement check indexes, and lines taken from each.
+const LOGHUB_SAMPLE: [&str; 3] = ["Apache", "OpenSSH", "HDFS"];
+const LOGHUB_LINES_PER_SYSTEM: usize = 400;
+
+/// Records built from the Loghub samples in `tests/data`, with typed fields beside
+/// the message so that every syntax form has something to match.
+pub(crate) fn loghub_docs(pool_id: i64) -> Vec<IndexDoc> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/loghub-2k");
+    let mut docs = Vec::new();
+    for (system_index, system) in LOGHUB_SAMPLE.iter().enumerate() {
+        let text = std::fs::read_to_string(dir.join(format!("{system}_2k.log"))).expect("loghub");
+        for (line_no, line) in text.lines().take(LOGHUB_LINES_PER_SYSTEM).enumerate() {
+            let n = docs.len();
+            docs.push(doc(
+                pool_id,
+                n as u64,
+                0,
+                T0 + n as i64 * 60_000_000_000,
+                &[
+                    ("message", text_value(line)),
+                    ("system", text_value(&system.to_lowercase())),
+                    ("line_no", FieldValue::Long(line_no as i64)),
+                    ("latency", FieldValue::Double(line_no as f64 / 7.0)),
+                    ("ok", FieldValue::Bool(line_no % 3 == 0)),
+                    (
+                        "host",
+                        text_value(&format!("web-{}", (line_no + system_index) % 5)),
+                    ),
+                ],
+            ));
+        }
+    }
+    docs
+}
+
+fn text_value(s: &str) -> FieldValue {
+    text(s)
+}
+
+/// The most frequent alphabetic message word, the most frequent one of the records
+/// without it, and the most frequent adjacent pair of alphabetic words.
+fn frequent_words(docs: &[IndexDoc]) -> (String, String, String) {
+    let messages: Vec<Vec<String>> = docs
+        .iter()
+        .filter_map(|doc| match doc.record.fields.get("message") {
+            Some(FieldValue::Str(message)) => Some(logpool_core::query::tokenize(message)),
+            _ => None,
+        })
+        .collect();
+    let is_word = |t: &String| t.len() >= 4 && t.chars().all(|c| c.is_ascii_alphabetic());
+    let most_frequent = |keys: Vec<Vec<String>>| -> String {
+        let mut counts: std::collections::HashMap<String, usize> = Default::default();
+        for mut record_keys in keys {
+            record_keys.sort();
+            record_keys.dedup();
+            for key in record_keys {
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(key, _)| key)
+            .expect("a frequent word")
+    };
+    let words = |tokens: &Vec<String>| tokens.iter().filter(|t| is_word(t)).cloned().collect();
+    let first = most_frequent(messages.iter().map(words).collect());
+    let second = most_frequent(
+        messages
+            .iter()
+            .filter(|tokens| !tokens.contains(&first))
+            .map(words)
+            .collect(),
+    );
+    let pair = most_frequent(
+        messages
+            .iter()
+            .map(|tokens| {
+                tokens
+                    .windows(2)
+                    .filter(|pair| pair.iter().all(is_word))
+                    .map(|pair| pair.join(" "))
+                    .collect()
+            })
+            .collect(),
+    );
+    (first, second, pair)
+}
+
+/// One query of every syntax form over [`loghub_docs`].
+pub(crate) fn loghub_queries(docs: &[IndexDoc]) -> Vec<String> {
+    let (w1, w2, pair) = frequent_words(docs);
+    let prefix = &w1[..3];
+    let mut single = w2.clone();
+    single.replace_range(1..2, "?");
+    vec![
+        w1.clone(),
+        format!("\"{pair}\""),
+        format!("message:{w1}"),
+        format!("message:\"{pair}\""),
+        format!("message:({w1} OR {w2})"),
+        format!("{prefix}*"),
+        format!("message:{single}"),
+        format!("*{}", &w2[1..]),
+        "host:web-3".to_string(),
+        "host:web\\-3".to_string(),
+        "host:web*".to_string(),
+        "host:w?b".to_string(),
+        "line_no:[100 TO 199]".to_string(),
+        "line_no:{100 TO 199}".to_string(),
+        "line_no:[* TO 10]".to_string(),
+        "latency:>20.5".to_string(),
+        "latency:<=3".to_string(),
+        "latency:[10 TO *}".to_string(),
+        "_exists_:latency".to_string(),
+        "NOT _exists_:nothing".to_string(),
+        format!("{w1} AND NOT {w2}"),
+        format!("{w1} && !system:apache"),
+        format!("{w1} || {w2}"),
+        format!("+{w1} -{w2}"),
+        format!("({w1} OR {w2}) AND ok:true"),
+        "system:openssh AND line_no:<50".to_string(),
+        format!("-({w1} OR {w2})"),
+        format!("time:<{}", T0 / 1_000_000_000 + 600),
+    ]
+}
+
+/// Every query of [`loghub_queries`] finds exactly the records the in-memory
+/// evaluator (a plain scan) matches.
+pub(crate) async fn check_loghub_agreement(index: &dyn LogIndex, pool: &PoolRoute) {
+    let docs = loghub_docs(pool.pool_id);
+    let report = index.write(pool, docs.clone(), false).await.expect("write");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    index.commit().await.expect("commit");
+    for query in loghub_queries(&docs) {
+        let parsed = parse_query(&query, DefaultOperator::And).expect(&query);
+        let mut expected: Vec<String> = docs
+            .iter()
+            .filter(|doc| logpool_core::query::eval::matches(&parsed, &doc.record))
+            .map(|doc| doc.identity.doc_id())
+            .collect();
+        assert!(!expected.is_empty(), "query {query} matches something");
+        let mut search = request(&query);
+        search.limit = docs.len();
+        let page = index.search(pool, &search).await.expect(&query);
+        let mut found: Vec<String> = page.hits.into_iter().map(|hit| hit.id).collect();
+        expected.sort();
+        found.sort();
+        assert_eq!(page.total, expected.len() as u64, "query {query}");
+        assert_eq!(found, expected, "query {query}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use logpool_core::query::eval::matches;
+
+    use super::*;
+
+    /// The in-memory evaluator (tail, alerts) answers every conformance query with the
+    /// same count as the engines must: a plain scan of the records.
+    #[test]
+    fn test_in_memory_evaluator_agrees_with_the_suite() {
+        let docs = sample_docs(1);
+        let cases = QUERY_CASES
+            .iter()
+            .map(|case| (case, DefaultOperator::And))
+            .chain(
+                QUERY_CASES_DEFAULT_OR
+                    .iter()
+                    .map(|case| (case, DefaultOperator::Or)),
+            );
+        for ((query, expected), operator) in cases {
+            let parsed = parse_query(query, operator).expect(query);
+            let count = docs
+                .iter()
+                .filter(|doc| matches(&parsed, &doc.record))
+                .count() as u64;
+            assert_eq!(count, *expected, "query {query} parsed as {parsed:?}");
+        }
+    }
 }

@@ -17,6 +17,8 @@ pub mod elasticsearch;
 pub mod tantivy_index;
 
 #[cfg(test)]
+pub(crate) mod aggregate_conformance;
+#[cfg(test)]
 pub(crate) mod conformance;
 
 use std::fmt::Debug;
@@ -161,6 +163,59 @@ pub struct HistogramBucket {
     pub count: u64,
 }
 
+/// Records around one record in its shard's queue order (position, then index in
+/// the batch), whatever their event times.
+#[derive(Debug, Clone)]
+pub struct ContextRequest {
+    /// The record to look around.
+    pub anchor: DocIdentity,
+    /// Neighbours must also match this query (`Query::All` for every record).
+    pub filter: Query,
+    /// How many earlier records of the same shard to return.
+    pub before: usize,
+    /// How many later records of the same shard to return.
+    pub after: usize,
+}
+
+/// The answer to a [`ContextRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextPage {
+    /// The anchor record, `None` when it is not in the index.
+    pub anchor: Option<SearchHit>,
+    /// Earlier records, oldest first (queue order).
+    pub before: Vec<SearchHit>,
+    /// Later records, in queue order.
+    pub after: Vec<SearchHit>,
+}
+
+/// One time partition of a pool (a UTC day): the unit the search planner prunes and
+/// scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimePartition {
+    /// Inclusive start in nanoseconds.
+    pub from_ns: i64,
+    /// Exclusive end in nanoseconds.
+    pub to_ns: i64,
+}
+
+/// A pipe-SQL aggregation: group the records matching `query` in `[from_ns, to_ns)`
+/// by `group_by` and compute `aggregates` per group.
+#[derive(Debug, Clone)]
+pub struct AggregateRequest {
+    /// The search query AND the statement's WHERE.
+    pub query: Query,
+    /// Inclusive lower time bound in nanoseconds.
+    pub from_ns: i64,
+    /// Exclusive upper time bound in nanoseconds.
+    pub to_ns: i64,
+    /// Group keys; empty means one group over every matching record.
+    pub group_by: Vec<logpool_core::sql::plan::GroupKey>,
+    /// Aggregates per group.
+    pub aggregates: Vec<logpool_core::sql::plan::AggregateFn>,
+    /// More groups than this is [`IndexError::LimitExceeded`], never a silent cut.
+    pub max_groups: usize,
+}
+
 /// The index role. See the module documentation for the contract.
 #[async_trait]
 pub trait LogIndex: Send + Sync + Debug + 'static {
@@ -189,6 +244,35 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
         pool: &PoolRoute,
         request: &HistogramRequest,
     ) -> IndexResult<Vec<HistogramBucket>>;
+
+    /// Creates the pool's partition for the UTC `day` ahead of time, so that the first
+    /// write of the day does not pay for (or, on a busy cluster, wait on) its
+    /// creation. Idempotent, and never required: writes create a missing partition.
+    async fn prepare_day(&self, pool: &PoolRoute, day: time::Date) -> IndexResult<()>;
+
+    /// Returns the records around `request.anchor` in its shard's queue order. The
+    /// anchor itself is returned whether or not it matches the filter.
+    async fn context(&self, pool: &PoolRoute, request: &ContextRequest)
+        -> IndexResult<ContextPage>;
+
+    /// Lists the pool's time partitions that hold data and overlap `[from_ns, to_ns)`,
+    /// newest first, so a search can scan them in small groups and stop early.
+    async fn time_partitions(
+        &self,
+        pool: &PoolRoute,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<Vec<TimePartition>>;
+
+    /// Groups and aggregates matching records for pipe SQL. Returns *every* group
+    /// (in no particular order), so that ordering by an aggregate and cutting to a
+    /// top-N stays exact; more than `request.max_groups` groups is an error. A
+    /// request without group keys returns no group when nothing matches.
+    async fn aggregate(
+        &self,
+        pool: &PoolRoute,
+        request: &AggregateRequest,
+    ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>>;
 
     /// Deletes every document and partition of a pool.
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()>;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use logpool_core::routing::FieldType;
 
-use super::{MetadataError, MetadataStore, NewPool, PoolPatch};
+use super::{MetadataError, MetadataStore, NewConsumerGroup, NewPool, PoolPatch};
 
 /// Builds a pool definition with 7 days of retention and no hints.
 pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
@@ -37,6 +37,11 @@ pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
     scenario_delete_project_returns_and_cascades_its_pools(store.as_ref()).await;
     scenario_all_pools_and_routes(store.as_ref()).await;
     scenario_concurrent_pool_creation_allocates_disjoint_partitions(store.clone()).await;
+    scenario_server_secret_is_created_once(store.as_ref()).await;
+    scenario_consumer_group_crud_and_errors(store.as_ref()).await;
+    scenario_consumer_group_heartbeats_balance_and_take_over(store.as_ref()).await;
+    scenario_concurrent_heartbeats_never_share_a_shard(store.clone()).await;
+    scenario_archive_settings_follow_their_pool(store.as_ref()).await;
     store.check_health().await.expect("health");
 }
 
@@ -585,4 +590,342 @@ fn is_not_found(
         result,
         Err(MetadataError::NotFound { kind, name }) if kind == expected_kind && name == expected_name
     )
+}
+
+/// The first caller's candidate wins; later candidates get the stored secret.
+async fn scenario_server_secret_is_created_once(store: &dyn MetadataStore) {
+    let first = store
+        .get_or_create_secret("conf-secret", "aa11")
+        .await
+        .expect("create secret");
+    assert_eq!(first, "aa11");
+    let again = store
+        .get_or_create_secret("conf-secret", "bb22")
+        .await
+        .expect("read secret");
+    assert_eq!(again, "aa11", "an existing secret is never replaced");
+}
+
+fn new_group(name: &str, timeout_s: u32, in_order: bool) -> NewConsumerGroup {
+    NewConsumerGroup {
+        name: name.to_string(),
+        timeout_s,
+        in_order,
+    }
+}
+
+/// Groups are per pool, listed by name, 404 when unknown, deleted with their pool.
+async fn scenario_consumer_group_crud_and_errors(store: &dyn MetadataStore) {
+    let tenant = "conf-groups";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    store
+        .create_pool(tenant, "shop", new_pool("web", 2))
+        .await
+        .expect("pool");
+    store
+        .create_pool(tenant, "shop", new_pool("api", 1))
+        .await
+        .expect("pool");
+    let created = store
+        .create_consumer_group(tenant, "shop", "web", new_group("workers", 30, true))
+        .await
+        .expect("group");
+    assert_eq!(
+        (created.name.as_str(), created.timeout_s, created.in_order),
+        ("workers", 30, true)
+    );
+    store
+        .create_consumer_group(tenant, "shop", "web", new_group("audit", 10, false))
+        .await
+        .expect("second group");
+    assert!(matches!(
+        store
+            .create_consumer_group(tenant, "shop", "web", new_group("workers", 5, false))
+            .await,
+        Err(MetadataError::AlreadyExists {
+            kind: "consumer group",
+            ..
+        })
+    ));
+    // The same name in another pool is another group.
+    store
+        .create_consumer_group(tenant, "shop", "api", new_group("workers", 5, false))
+        .await
+        .expect("same name, other pool");
+    let names: Vec<String> = store
+        .list_consumer_groups(tenant, "shop", "web")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|group| group.name)
+        .collect();
+    assert_eq!(names, ["audit", "workers"]);
+    assert!(is_not_found(
+        store
+            .list_consumer_groups(tenant, "shop", "ghost")
+            .await
+            .map(drop),
+        "pool",
+        "ghost"
+    ));
+    let missing_group = |result| is_not_found(result, "consumer group", "ghost");
+    assert!(missing_group(
+        store
+            .consumer_group_heartbeat(tenant, "shop", "web", "ghost", "c1", 1_000)
+            .await
+            .map(drop)
+    ));
+    assert!(missing_group(
+        store
+            .save_checkpoint(tenant, "shop", "web", "ghost", 0, "x")
+            .await
+            .map(drop)
+    ));
+    assert!(missing_group(
+        store
+            .list_checkpoints(tenant, "shop", "web", "ghost")
+            .await
+            .map(drop)
+    ));
+    assert!(missing_group(
+        store
+            .delete_consumer_group(tenant, "shop", "web", "ghost")
+            .await
+    ));
+
+    // Checkpoints replace each other per shard and are listed by shard.
+    store
+        .save_checkpoint(tenant, "shop", "web", "workers", 1, "c-1")
+        .await
+        .expect("checkpoint");
+    store
+        .save_checkpoint(tenant, "shop", "web", "workers", 0, "c-0")
+        .await
+        .expect("checkpoint");
+    store
+        .save_checkpoint(tenant, "shop", "web", "workers", 1, "c-1b")
+        .await
+        .expect("checkpoint again");
+    let checkpoints: Vec<(u32, String)> = store
+        .list_checkpoints(tenant, "shop", "web", "workers")
+        .await
+        .expect("checkpoints")
+        .into_iter()
+        .map(|checkpoint| (checkpoint.shard, checkpoint.cursor))
+        .collect();
+    assert_eq!(
+        checkpoints,
+        [(0, "c-0".to_string()), (1, "c-1b".to_string())]
+    );
+    // Other groups do not see them.
+    assert!(store
+        .list_checkpoints(tenant, "shop", "web", "audit")
+        .await
+        .expect("checkpoints")
+        .is_empty());
+
+    store
+        .delete_consumer_group(tenant, "shop", "web", "audit")
+        .await
+        .expect("delete group");
+    assert_eq!(
+        store
+            .list_consumer_groups(tenant, "shop", "web")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    // Deleting the pool deletes its groups: a new pool of that name starts empty.
+    store
+        .delete_pool(tenant, "shop", "web")
+        .await
+        .expect("delete pool");
+    store
+        .create_pool(tenant, "shop", new_pool("web", 2))
+        .await
+        .expect("pool again");
+    assert!(store
+        .list_consumer_groups(tenant, "shop", "web")
+        .await
+        .expect("list")
+        .is_empty());
+    store
+        .create_consumer_group(tenant, "shop", "web", new_group("workers", 30, true))
+        .await
+        .expect("the name is free again");
+    assert!(store
+        .list_checkpoints(tenant, "shop", "web", "workers")
+        .await
+        .expect("checkpoints")
+        .is_empty());
+    store.delete_project(tenant, "shop").await.expect("delete");
+}
+
+/// Two members split four shards; when one stops heart-beating for the timeout,
+/// the other owns everything; a member joining later gets its share.
+async fn scenario_consumer_group_heartbeats_balance_and_take_over(store: &dyn MetadataStore) {
+    let tenant = "conf-heartbeats";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    store
+        .create_pool(tenant, "shop", new_pool("web", 4))
+        .await
+        .expect("pool");
+    store
+        .create_consumer_group(tenant, "shop", "web", new_group("g", 10, false))
+        .await
+        .expect("group");
+    let beat = |consumer: &'static str, now_ms: i64| async move {
+        store
+            .consumer_group_heartbeat(tenant, "shop", "web", "g", consumer, now_ms)
+            .await
+            .expect("heartbeat")
+    };
+    assert_eq!(beat("c1", 1_000).await, [0, 1, 2, 3]);
+    assert_eq!(beat("c2", 2_000).await, [2, 3]);
+    assert_eq!(beat("c1", 3_000).await, [0, 1]);
+    // c2 goes silent; after its 10 s timeout c1 takes its shards.
+    assert_eq!(beat("c1", 11_000).await, [0, 1]);
+    assert_eq!(beat("c1", 12_500).await, [0, 1, 2, 3]);
+    // A silent member that comes back is a new member and gets a fair share.
+    assert_eq!(beat("c2", 13_000).await, [2, 3]);
+    assert_eq!(beat("c1", 13_500).await, [0, 1]);
+
+    // In order: a shard never leaves a live member, only one that timed out.
+    store
+        .create_consumer_group(tenant, "shop", "web", new_group("ordered", 10, true))
+        .await
+        .expect("group");
+    let ordered_beat = |consumer: &'static str, now_ms: i64| async move {
+        store
+            .consumer_group_heartbeat(tenant, "shop", "web", "ordered", consumer, now_ms)
+            .await
+            .expect("heartbeat")
+    };
+    assert_eq!(ordered_beat("c1", 1_000).await, [0, 1, 2, 3]);
+    assert!(ordered_beat("c2", 2_000).await.is_empty());
+    assert_eq!(ordered_beat("c1", 5_000).await, [0, 1, 2, 3]);
+    assert!(ordered_beat("c2", 10_000).await.is_empty());
+    // c1 silent since 5 s: at 15.5 s it has timed out.
+    assert_eq!(ordered_beat("c2", 15_500).await, [0, 1, 2, 3]);
+    store.delete_project(tenant, "shop").await.expect("delete");
+}
+
+/// Heartbeats of many members at once (as from several tail-ws processes) end in an
+/// assignment where every shard has exactly one owner.
+async fn scenario_concurrent_heartbeats_never_share_a_shard(store: Arc<dyn MetadataStore>) {
+    let tenant = "conf-concurrent-heartbeats";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    store
+        .create_pool(tenant, "shop", new_pool("web", 6))
+        .await
+        .expect("pool");
+    store
+        .create_consumer_group(tenant, "shop", "web", new_group("g", 60, false))
+        .await
+        .expect("group");
+    let mut tasks = Vec::new();
+    for number in 0..3 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let consumer = format!("c{number}");
+            for round in 0..3 {
+                store
+                    .consumer_group_heartbeat(tenant, "shop", "web", "g", &consumer, 1_000 + round)
+                    .await
+                    .expect("heartbeat");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("heartbeat task");
+    }
+    // One more round without concurrency reads the settled assignment.
+    let last_round: Vec<Vec<u32>> = {
+        let mut again = Vec::new();
+        for number in 0..3 {
+            let consumer = format!("c{number}");
+            again.push(
+                store
+                    .consumer_group_heartbeat(tenant, "shop", "web", "g", &consumer, 2_001)
+                    .await
+                    .expect("heartbeat"),
+            );
+        }
+        again
+    };
+    let mut all: Vec<u32> = last_round.iter().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3, 4, 5], "every shard has exactly one owner");
+    assert!(
+        last_round.iter().all(|shards| shards.len() == 2),
+        "{last_round:?}"
+    );
+    store.delete_project(tenant, "shop").await.expect("delete");
+}
+
+/// Archive settings are stored per pool, replaced by a later set, listed by pool id
+/// for the routing snapshot, and deleted with their pool.
+async fn scenario_archive_settings_follow_their_pool(store: &dyn MetadataStore) {
+    use logpool_core::archive::{ArchiveCompression, ArchiveSettings};
+    let tenant = "conf-archive";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    let pool = store
+        .create_pool(tenant, "shop", new_pool("web", 1))
+        .await
+        .expect("pool");
+    assert_eq!(
+        store
+            .get_archive_settings(tenant, "shop", "web")
+            .await
+            .expect("get"),
+        None
+    );
+    let mut settings = ArchiveSettings {
+        enabled: true,
+        ..ArchiveSettings::default()
+    };
+    store
+        .set_archive_settings(tenant, "shop", "web", &settings)
+        .await
+        .expect("set");
+    settings.compression = ArchiveCompression::Gzip;
+    settings.prefix = "logs/v2".to_string();
+    store
+        .set_archive_settings(tenant, "shop", "web", &settings)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .get_archive_settings(tenant, "shop", "web")
+            .await
+            .expect("get"),
+        Some(settings.clone())
+    );
+    let all = store.all_archive_settings().await.expect("all");
+    assert_eq!(all.get(&pool.id), Some(&settings));
+    assert!(matches!(
+        store
+            .set_archive_settings(tenant, "shop", "nope", &settings)
+            .await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    store
+        .delete_pool(tenant, "shop", "web")
+        .await
+        .expect("delete");
+    let all = store.all_archive_settings().await.expect("all");
+    assert!(!all.contains_key(&pool.id));
 }

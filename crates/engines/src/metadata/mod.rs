@@ -5,6 +5,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod consumer_groups;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub(crate) mod rows;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use logpool_core::routing::{FieldType, PoolRoute};
 use serde::Serialize;
 
+pub use consumer_groups::{Checkpoint, ConsumerGroup, NewConsumerGroup};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
 
 /// Result alias for metadata operations.
@@ -182,4 +184,86 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn all_pools(&self) -> MetadataResult<Vec<Pool>>;
     /// Checks that the store can serve requests (for `/readyz`).
     async fn check_health(&self) -> MetadataResult<()>;
+
+    /// Returns the server secret called `name`, storing `candidate` as that secret
+    /// first when there is none yet. Every process sharing the store gets the same
+    /// value, also after restarts.
+    async fn get_or_create_secret(&self, name: &str, candidate: &str) -> MetadataResult<String>;
+
+    /// Creates a consumer group of a pool. Deleting the pool deletes its groups.
+    async fn create_consumer_group(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: NewConsumerGroup,
+    ) -> MetadataResult<ConsumerGroup>;
+    /// Lists a pool's consumer groups by name.
+    async fn list_consumer_groups(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+    ) -> MetadataResult<Vec<ConsumerGroup>>;
+    /// Deletes a consumer group with its members and checkpoints.
+    async fn delete_consumer_group(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+    ) -> MetadataResult<()>;
+    /// Records a heartbeat of `consumer` at `now_ms`, forgets members silent for the
+    /// group's timeout, rebalances ([`consumer_groups::rebalance`]) and returns the
+    /// shard indexes `consumer` owns now, ascending. One transaction, so concurrent
+    /// heartbeats through different processes see one consistent assignment.
+    async fn consumer_group_heartbeat(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+        consumer: &str,
+        now_ms: i64,
+    ) -> MetadataResult<Vec<u32>>;
+    /// Saves a group's checkpoint for one shard, replacing the previous one.
+    async fn save_checkpoint(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+        shard: u32,
+        cursor: &str,
+    ) -> MetadataResult<Checkpoint>;
+    /// Lists a group's checkpoints by shard.
+    async fn list_checkpoints(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+    ) -> MetadataResult<Vec<Checkpoint>>;
+
+    /// Stores a pool's archive settings, replacing earlier ones. Deleting the pool
+    /// deletes them.
+    async fn set_archive_settings(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        settings: &logpool_core::archive::ArchiveSettings,
+    ) -> MetadataResult<()>;
+    /// Returns a pool's archive settings, `None` when they were never set.
+    async fn get_archive_settings(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+    ) -> MetadataResult<Option<logpool_core::archive::ArchiveSettings>>;
+    /// Returns the archive settings of every existing pool by pool id, for the
+    /// routing snapshot.
+    async fn all_archive_settings(
+        &self,
+    ) -> MetadataResult<BTreeMap<i64, logpool_core::archive::ArchiveSettings>>;
 }

@@ -21,6 +21,9 @@
 //!   the store is unreachable; requests wait at most `connect_timeout_ms` for a
 //!   connection, so control-api answers quickly instead of hanging.
 
+mod archive;
+mod groups;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -31,7 +34,10 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions, MySqlR
 use sqlx::{MySql, MySqlPool, Row};
 
 use super::rows::{is_unique_violation, now_ms, pool_from_row, project_from_row, to_json};
-use super::{MetadataError, MetadataResult, MetadataStore, NewPool, Pool, PoolPatch, Project};
+use super::{
+    Checkpoint, ConsumerGroup, MetadataError, MetadataResult, MetadataStore, NewConsumerGroup,
+    NewPool, Pool, PoolPatch, Project,
+};
 
 /// Settings of the MySQL (or MariaDB) metadata store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -564,6 +570,105 @@ impl MetadataStore for MysqlMetadataStore {
                 self.request_timeout.as_millis()
             ))),
         }
+    }
+
+    async fn get_or_create_secret(&self, name: &str, candidate: &str) -> MetadataResult<String> {
+        self.get_or_create_secret_impl(name, candidate).await
+    }
+
+    async fn create_consumer_group(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: NewConsumerGroup,
+    ) -> MetadataResult<ConsumerGroup> {
+        self.create_consumer_group_impl(tenant, project, pool, group)
+            .await
+    }
+
+    async fn list_consumer_groups(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+    ) -> MetadataResult<Vec<ConsumerGroup>> {
+        self.list_consumer_groups_impl(tenant, project, pool).await
+    }
+
+    async fn delete_consumer_group(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+    ) -> MetadataResult<()> {
+        self.delete_consumer_group_impl(tenant, project, pool, group)
+            .await
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+        consumer: &str,
+        now_ms: i64,
+    ) -> MetadataResult<Vec<u32>> {
+        self.consumer_group_heartbeat_impl(tenant, project, pool, group, consumer, now_ms)
+            .await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+        shard: u32,
+        cursor: &str,
+    ) -> MetadataResult<Checkpoint> {
+        self.save_checkpoint_impl(tenant, project, pool, group, shard, cursor)
+            .await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        group: &str,
+    ) -> MetadataResult<Vec<Checkpoint>> {
+        self.list_checkpoints_impl(tenant, project, pool, group)
+            .await
+    }
+
+    async fn set_archive_settings(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+        settings: &logpool_core::archive::ArchiveSettings,
+    ) -> MetadataResult<()> {
+        self.set_archive_settings_impl(tenant, project, pool, settings)
+            .await
+    }
+
+    async fn get_archive_settings(
+        &self,
+        tenant: &str,
+        project: &str,
+        pool: &str,
+    ) -> MetadataResult<Option<logpool_core::archive::ArchiveSettings>> {
+        self.get_archive_settings_impl(tenant, project, pool).await
+    }
+
+    async fn all_archive_settings(
+        &self,
+    ) -> MetadataResult<std::collections::BTreeMap<i64, logpool_core::archive::ArchiveSettings>>
+    {
+        self.all_archive_settings_impl().await
     }
 }
 

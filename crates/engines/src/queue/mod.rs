@@ -178,6 +178,27 @@ pub trait Queue: Send + Sync + Debug + 'static {
     /// Returns the position the next produced message of `shard` will get.
     async fn end_position(&self, shard: &ShardAddr) -> QueueResult<Position>;
 
+    /// Opens a reader of one shard that belongs to the caller alone (a live tail):
+    /// each [`ShardReader::read_next`] goes on exactly where the previous one stopped,
+    /// so a backfill from `start` runs into live reading without a gap or a
+    /// duplicate. `ReadStart::Latest` is resolved when the reader opens: every message
+    /// produced after this call returns is delivered. Dropping the reader releases
+    /// what it holds in the queue (on Pulsar, its non-durable subscription).
+    async fn open_reader(
+        &self,
+        shard: &ShardAddr,
+        start: ReadStart,
+    ) -> QueueResult<Box<dyn ShardReader>>;
+
+    /// Returns the position of the oldest retained message of `shard`, or its end
+    /// position when nothing is retained. Positions before it were removed by
+    /// retention (or never existed).
+    async fn begin_position(&self, shard: &ShardAddr) -> QueueResult<Position>;
+
+    /// Returns the position of the first message of `shard` published at or after
+    /// `time_ms` (ms since the epoch), or the end position when there is none yet.
+    async fn position_at_time(&self, shard: &ShardAddr, time_ms: i64) -> QueueResult<Position>;
+
     /// Returns the backlog of a subscription on each of `shards`.
     async fn backlog(
         &self,
@@ -187,6 +208,20 @@ pub trait Queue: Send + Sync + Debug + 'static {
 
     /// Deletes shards and all their messages and subscription state.
     async fn delete_shards(&self, shards: &[ShardAddr]) -> QueueResult<()>;
+
+    /// Makes sure the broker has the topics of new or grown pools before any service
+    /// routes to them. Queues that create shards on first use do nothing.
+    async fn prepare_shards(&self, shards: &[ShardAddr]) -> QueueResult<()> {
+        let _ = shards;
+        Ok(())
+    }
+
+    /// Removes what is left of a deleted project's topic family (after every pool's
+    /// shards were deleted). Queues without project-level state do nothing.
+    async fn drop_project(&self, tenant: &str, project: &str) -> QueueResult<()> {
+        let _ = (tenant, project);
+        Ok(())
+    }
 
     /// Checks that the queue can serve requests (for `/readyz`).
     async fn check_health(&self) -> QueueResult<()>;
@@ -210,4 +245,12 @@ pub trait Consumer: Send + Debug {
 
     /// Replaces the set of shards this consumer reads (pools were created or deleted).
     async fn set_shards(&mut self, shards: Vec<ShardAddr>) -> QueueResult<()>;
+}
+
+/// A reader of one shard owned by one caller ([`Queue::open_reader`]).
+#[async_trait]
+pub trait ShardReader: Send + Debug {
+    /// Returns up to `max_messages` messages that follow the ones returned before
+    /// (none when the reader has caught up; call again later).
+    async fn read_next(&mut self, max_messages: usize) -> QueueResult<Vec<QueueMessage>>;
 }

@@ -16,7 +16,9 @@
 //! - Ranges compare numbers numerically (integer bounds are rounded inwards for the
 //!   long path, so `latency:>250.5` is exact), strings lexicographically on their raw
 //!   text (`.keyword`, up to `keyword_ignore_above` characters) and booleans as
-//!   `false < true`; `[* TO *]` means the field is present.
+//!   `false < true`; `[* TO *]` means the field is present. In a field declared
+//!   `long`, `double`, `bool`, `ip` or `timestamp` the text only holds values that
+//!   conflicted with that type, and ranges leave it out.
 //! - `time` and `@timestamp` are the event time: terms and ranges parse their bounds
 //!   with [`parse_time_text`] and compare nanoseconds exactly through the split
 //!   (`_lp_time_ms`, `_lp_time_sub`) fields; a bound that does not parse is an
@@ -301,11 +303,25 @@ fn range(field: &str, lower: &RangeBound, upper: &RangeBound, hints: &Hints) -> 
         RangeBound::Inclusive(v) => Bound::Included(Value::String(v.clone())),
         RangeBound::Exclusive(v) => Bound::Excluded(Value::String(v.clone())),
     };
-    clauses.push(range_clause(
-        &format!("{}.keyword", TypedPath::Text.field(field)),
-        raw(lower),
-        raw(upper),
-    ));
+    // Except in a field declared non-text: its text holds only values that conflicted
+    // with the declared type, which typed queries do not see.
+    let declared_typed = matches!(
+        hints.get(field),
+        Some(
+            FieldType::Long
+                | FieldType::Double
+                | FieldType::Bool
+                | FieldType::Ip
+                | FieldType::Timestamp
+        )
+    );
+    if !declared_typed {
+        clauses.push(range_clause(
+            &format!("{}.keyword", TypedPath::Text.field(field)),
+            raw(lower),
+            raw(upper),
+        ));
+    }
     let boolean = |bound: &RangeBound| match bound {
         RangeBound::Unbounded => Some(Bound::Unbounded),
         RangeBound::Inclusive(v) => exact_bool(v).map(Bound::Included),

@@ -29,10 +29,10 @@
 //! refused, and `status:500` simply asks every typed path that can hold `500`, which is
 //! what the embedded index does with its typed JSON terms.
 //!
-//! Declared field types (`field_hints`) route a field to the path of that type whatever
-//! the value's JSON type, so Elasticsearch coerces it (`"12"` into a long) or refuses the
-//! document (`"abc"` into a long), which sends it to the dead letter as the pool's owner
-//! asked. Every mapping comes from a dynamic template keyed by path prefix, so the
+//! Declared field types (`field_hints`) route a field to the path of that type after
+//! [`apply_hint`] converted the value (`"12"` into a long); a value that cannot have the
+//! declared type (`"abc"` for a long) overflows into the text path, so it is kept and
+//! found as text, never refused, exactly as in the embedded index. Every mapping comes from a dynamic template keyed by path prefix, so the
 //! template never depends on the hints and changing them never conflicts with the
 //! mappings of existing daily indices.
 //!
@@ -47,6 +47,7 @@
 
 use std::collections::BTreeSet;
 
+use logpool_core::field_types::{apply_hint, Typed};
 use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::{FieldType, PoolRoute};
@@ -259,9 +260,13 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
         .map_err(|error| format!("record cannot be serialized: {error}"))?;
     let mut typed: Vec<Map<String, Value>> = vec![Map::new(); TypedPath::ALL.len()];
     for (name, value) in &record.fields {
-        let path = match pool.field_hints.get(name) {
-            Some(hint) => TypedPath::for_hint(*hint),
-            None => TypedPath::for_value(value),
+        // A value that cannot have its declared type overflows into the text path.
+        let (path, value) = match pool.field_hints.get(name) {
+            Some(hint) => match apply_hint(value, *hint) {
+                Typed::Fits(converted) => (TypedPath::for_hint(*hint), converted),
+                Typed::Overflow(text) => (TypedPath::Text, FieldValue::Str(text)),
+            },
+            None => (TypedPath::for_value(value), value.clone()),
         };
         let json_value = match path {
             TypedPath::Keyword | TypedPath::Ip => Value::String(value.as_text()),
@@ -427,14 +432,16 @@ mod tests {
             &pool(&hints),
         )
         .expect("document");
-        // The long path gets the string: Elasticsearch refuses it, as declared.
-        assert_eq!(source["_lp_l"]["status"], json!("abc"));
+        // A value that cannot be a long overflows into the text path.
+        assert_eq!(source["_lp_s"]["status"], json!("abc"));
+        assert_eq!(source["_lp_l"].get("status"), None);
         assert_eq!(source["_lp_k"]["user"], json!("42"));
         assert_eq!(source["_lp_ts"]["at"], json!(1_700_000_000_000_000_000_i64));
-        let refused = document(
+        let overflow = document(
             &doc(&[("at", FieldValue::Str("yesterday".into()))]),
             &pool(&hints),
-        );
-        assert!(refused.is_err());
+        )
+        .expect("kept");
+        assert_eq!(overflow["_lp_s"]["at"], json!("yesterday"));
     }
 }

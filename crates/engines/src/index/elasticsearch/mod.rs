@@ -36,7 +36,9 @@
 //! scheduler create tomorrow's index ahead of time, spread over the day rather than
 //! all pools at midnight.
 
+mod aggregate;
 mod bulk;
+mod context;
 mod dsl;
 mod mapping;
 mod naming;
@@ -60,8 +62,9 @@ use self::bulk::{BulkLine, ItemOutcome};
 use self::mapping::{TemplateSettings, RECORD, SHARD, TIEBREAK, TIME, TIME_MS};
 use self::naming::{day_of, day_of_date, index_name, DAY_NS};
 use super::{
-    HistogramBucket, HistogramRequest, IndexDoc, IndexError, IndexResult, LogIndex, RejectedDoc,
-    SearchHit, SearchPage, SearchRequest, SortKey, WriteReport,
+    ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc, IndexError,
+    IndexResult, LogIndex, RejectedDoc, SearchHit, SearchPage, SearchRequest, SortKey,
+    TimePartition, WriteReport,
 };
 
 /// Elasticsearch refuses `from + size` above `index.max_result_window` (10 000 by default).
@@ -674,6 +677,10 @@ impl LogIndex for ElasticsearchIndex {
         self.put_template(pool).await
     }
 
+    async fn prepare_day(&self, pool: &PoolRoute, day: time::Date) -> IndexResult<()> {
+        self.create_index_for_day(pool, day).await
+    }
+
     async fn write(
         &self,
         pool: &PoolRoute,
@@ -824,6 +831,31 @@ impl LogIndex for ElasticsearchIndex {
             return Ok(Vec::new());
         };
         parse_histogram(&response, unit_ns, request.interval_ns)
+    }
+
+    async fn context(
+        &self,
+        pool: &PoolRoute,
+        request: &ContextRequest,
+    ) -> IndexResult<ContextPage> {
+        self.context_of(pool, request).await
+    }
+
+    async fn time_partitions(
+        &self,
+        pool: &PoolRoute,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<Vec<TimePartition>> {
+        self.partitions_of(pool, from_ns, to_ns).await
+    }
+
+    async fn aggregate(
+        &self,
+        pool: &PoolRoute,
+        request: &super::AggregateRequest,
+    ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
+        self.aggregate_groups(pool, request).await
     }
 
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {

@@ -99,6 +99,15 @@ async fn test_conformance_queries() {
 }
 
 #[tokio::test]
+async fn test_conformance_context() {
+    bounded(async {
+        let pool = pool(unique());
+        crate::index::conformance::check_context(&open(), &pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn test_conformance_paging() {
     bounded(async {
         let pool = pool(unique());
@@ -252,63 +261,19 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
 }
 
 #[tokio::test]
-async fn test_mapping_conflict_is_rejected_and_the_rest_indexed() {
+async fn test_conformance_loghub_agrees_with_the_evaluator() {
     bounded(async {
-        let mut pool = pool(unique());
-        pool.field_hints.insert("status".into(), FieldType::Long);
-        let index = open();
-        index.ensure_pool(&pool).await.expect("ensure");
-        let id = pool.pool_id;
-        let batch = vec![
-            doc(id, 0, 0, T0, &[("status", FieldValue::Long(200))]),
-            doc(
-                id,
-                0,
-                1,
-                T0 + 1,
-                &[("status", FieldValue::Str("abc".into()))],
-            ),
-            // A numeric string is coerced into the declared type.
-            doc(
-                id,
-                0,
-                2,
-                T0 + 2,
-                &[("status", FieldValue::Str("404".into()))],
-            ),
-        ];
-        let report = index
-            .write(&pool, batch.clone(), false)
-            .await
-            .expect("write");
-        assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
-        assert_eq!(report.rejected[0].doc.identity.index_in_batch, 1);
-        assert!(
-            report.rejected[0].reason.starts_with("status 400"),
-            "{}",
-            report.rejected[0].reason
-        );
-        index.commit().await.expect("commit");
-        assert_eq!(total(&index, &pool, "").await, 2);
-        assert_eq!(total(&index, &pool, "status:404").await, 1);
-        // The redelivered batch: the indexed two answer 409 (success), the bad one is
-        // refused again, nothing doubles.
-        let report = index.write(&pool, batch, true).await.expect("rewrite");
-        assert_eq!(report.rejected.len(), 1, "{:?}", report.rejected);
-        index.commit().await.expect("commit");
-        assert_eq!(total(&index, &pool, "").await, 2);
-        // A declared timestamp that is not a time is refused before it is sent.
-        let mut timed = pool.clone();
-        timed.field_hints.insert("at".into(), FieldType::Timestamp);
-        let report = index
-            .write(
-                &timed,
-                vec![doc(id, 1, 0, T0, &[("at", FieldValue::Str("soon".into()))])],
-                false,
-            )
-            .await
-            .expect("write");
-        assert_eq!(report.rejected.len(), 1);
+        let pool = pool(unique());
+        crate::index::conformance::check_loghub_agreement(&open(), &pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn test_conformance_field_hints() {
+    bounded(async {
+        let pool = pool(unique());
+        crate::index::conformance::check_field_hints(&open(), &pool).await;
     })
     .await;
 }
@@ -659,4 +624,86 @@ fn test_histogram_keys_snap_to_interval_multiples() {
             count: 1
         }
     );
+}
+
+#[tokio::test]
+async fn test_prepare_day_creates_the_index_with_the_pool_mappings_before_its_first_write() {
+    bounded(async {
+        let mut pool = pool(unique());
+        pool.field_hints
+            .insert("user".to_string(), FieldType::Keyword);
+        let index = open();
+        let day = time::Date::from_calendar_date(2023, time::Month::November, 15).expect("date");
+        let day_start = T0 + DAY - T0.rem_euclid(DAY);
+        assert_eq!(day_of(day_start), day_of_date(day));
+        index.prepare_day(&pool, day).await.expect("prepare");
+        // Idempotent, also from another process.
+        open().prepare_day(&pool, day).await.expect("prepare again");
+        let name = index_name(&index.config.index_prefix, &pool, day_of_date(day));
+        assert_eq!(
+            index.list_pool_indices(pool.pool_id).await.expect("list"),
+            std::slice::from_ref(&name)
+        );
+
+        // Created from the pool's template: its mappings, settings and read alias.
+        let created = index
+            .call(Method::Get, &name, &[], None)
+            .await
+            .expect("get index");
+        assert!(created.is_success(), "{}", created.status);
+        let created = created.json().expect("json");
+        let settings = &created[&name];
+        let templates = settings["mappings"]["dynamic_templates"].to_string();
+        assert!(templates.contains("_lp_k.*"), "{templates}");
+        assert_eq!(settings["mappings"]["dynamic"], "strict");
+        assert_eq!(
+            settings["mappings"]["properties"][RECORD]["type"],
+            "keyword"
+        );
+        let alias = naming::alias_name(&index.config.index_prefix, &pool);
+        assert!(settings["aliases"].get(&alias).is_some(), "{settings}");
+
+        // The day's first write lands in it, with the pool's keyword hint applied.
+        let docs = vec![
+            doc(
+                pool.pool_id,
+                0,
+                0,
+                day_start + 1_000,
+                &[("user", FieldValue::Str("Alice".into()))],
+            ),
+            doc(
+                pool.pool_id,
+                0,
+                1,
+                day_start + 2_000,
+                &[("user", FieldValue::Str("bob smith".into()))],
+            ),
+        ];
+        let report = index.write(&pool, docs, false).await.expect("write");
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        index.commit().await.expect("commit");
+        assert_eq!(
+            index.list_pool_indices(pool.pool_id).await.expect("list"),
+            std::slice::from_ref(&name),
+            "no other index was made"
+        );
+        assert_eq!(total(&index, &pool, "").await, 2);
+        assert_eq!(total(&index, &pool, "user:Alice").await, 1);
+        // Keyword, not text: a word of the value does not match.
+        assert_eq!(total(&index, &pool, "user:bob").await, 0);
+        let mapping = index
+            .call(Method::Get, &format!("{name}/_mapping"), &[], None)
+            .await
+            .expect("mapping")
+            .json()
+            .expect("json");
+        assert_eq!(
+            mapping[&name]["mappings"]["properties"]["_lp_k"]["properties"]["user"]["type"],
+            "keyword",
+            "{mapping}"
+        );
+        index.drop_pool(pool.pool_id).await.expect("drop");
+    })
+    .await;
 }

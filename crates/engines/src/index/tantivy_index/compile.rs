@@ -40,12 +40,17 @@ pub(crate) fn compile_with_time_range(
 pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn TantivyQuery>> {
     Ok(match query {
         Query::All => Box::new(AllQuery),
-        Query::Term { field: None, value } | Query::Phrase { field: None, text: value } => {
-            text_query(schema.all_text, &tokenize(value), |field, token| {
-                Term::from_field_text(field, token)
-            })
-        }
-        Query::Term { field: Some(field), value } => {
+        Query::Term { field: None, value }
+        | Query::Phrase {
+            field: None,
+            text: value,
+        } => text_query(schema.all_text, &tokenize(value), |field, token| {
+            Term::from_field_text(field, token)
+        }),
+        Query::Term {
+            field: Some(field),
+            value,
+        } => {
             if is_time_field(field) {
                 let time_ns = parse_time_bound(value)?;
                 time_range(schema, Bound::Included(time_ns), Bound::Included(time_ns))
@@ -58,20 +63,34 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
                 field_value_query(schema, field, value)
             }
         }
-        Query::Phrase { field: Some(field), text } => json_text_query(schema, field, text),
-        Query::Wildcard { field: None, pattern } => {
+        Query::Phrase {
+            field: Some(field),
+            text,
+        } => json_text_query(schema, field, text),
+        Query::Wildcard {
+            field: None,
+            pattern,
+        } => {
             let regex = wildcard_to_regex(pattern);
             let query = RegexQuery::from_pattern(&regex, schema.all_text)
                 .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
             Box::new(query)
         }
-        Query::Wildcard { field: Some(field), pattern } => {
-            return Err(IndexError::InvalidQuery(format!(
-                "wildcard `{field}:{pattern}` on a named field is not supported by the embedded index yet; \
-                 use a wildcard without a field name"
-            )))
+        Query::Wildcard {
+            field: Some(field),
+            pattern,
+        } => {
+            if is_time_field(field) {
+                Box::new(EmptyQuery)
+            } else {
+                named_wildcard(schema, field, pattern)?
+            }
         }
-        Query::Range { field, lower, upper } => range_query(schema, field, lower, upper)?,
+        Query::Range {
+            field,
+            lower,
+            upper,
+        } => range_query(schema, field, lower, upper)?,
         Query::Exists { field } => {
             if is_time_field(field) {
                 Box::new(AllQuery)
@@ -270,6 +289,30 @@ fn map_bound<T: Copy>(bound: Bound<T>, open: T, make: impl Fn(T) -> Term) -> Bou
     }
 }
 
+/// `field:pattern`: a regex over the field's text tokens. A JSON field keeps every
+/// path and type in one term dictionary, keyed `path \0 type value`, so the regex is
+/// anchored on this path and the string type: numbers and bools never match a
+/// wildcard, as in the in-memory evaluator and on Elasticsearch.
+fn named_wildcard(
+    schema: &LogSchema,
+    field: &str,
+    pattern: &str,
+) -> IndexResult<Box<dyn TantivyQuery>> {
+    let path_term = json_path_term(schema, field);
+    let path_bytes = path_term.serialized_value_bytes();
+    let path = std::str::from_utf8(path_bytes)
+        .map_err(|e| IndexError::InvalidQuery(format!("field `{field}`: {e}")))?;
+    let mut regex = String::new();
+    for c in path.chars() {
+        push_literal(&mut regex, c);
+    }
+    push_literal(&mut regex, char::from(tantivy::schema::Type::Str.to_code()));
+    regex.push_str(&wildcard_to_regex(pattern));
+    let query = RegexQuery::from_pattern(&regex, schema.fields)
+        .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{field}:{pattern}`: {e}")))?;
+    Ok(Box::new(query))
+}
+
 /// Turns a wildcard pattern into an anchored regex over one token.
 fn wildcard_to_regex(pattern: &str) -> String {
     let mut regex = String::new();
@@ -293,7 +336,8 @@ fn push_literal(regex: &mut String, c: char) {
     if c.is_alphanumeric() {
         regex.push(c);
     } else {
-        regex.push('\\');
-        regex.push(c);
+        // `\x{..}` is valid for every character, including control characters and
+        // punctuation that has no escape of its own.
+        regex.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
     }
 }

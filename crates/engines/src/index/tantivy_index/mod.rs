@@ -9,8 +9,11 @@
 //! before adding it, and tantivy applies a delete only to documents added before it,
 //! so the new copy survives and the old one (committed or not) is gone.
 
+mod aggregate;
+mod bare;
 mod collectors;
 mod compile;
+mod context;
 mod schema;
 
 use std::collections::HashMap;
@@ -26,11 +29,13 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
+pub use self::bare::{BareIndexWriter, FieldSpace};
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use super::{
-    HistogramBucket, HistogramRequest, IndexDoc, IndexError, IndexResult, LogIndex, SearchHit,
-    SearchPage, SearchRequest, SortKey, WriteReport,
+    ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc, IndexError,
+    IndexResult, LogIndex, SearchHit, SearchPage, SearchRequest, SortKey, TimePartition,
+    WriteReport,
 };
 
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -162,10 +167,11 @@ impl TantivyIndex {
 
     fn write_blocking(
         &self,
-        pool_id: i64,
+        pool: &PoolRoute,
         docs: Vec<IndexDoc>,
         replace_existing: bool,
     ) -> IndexResult<()> {
+        let pool_id = pool.pool_id;
         let mut by_day: HashMap<i64, Vec<IndexDoc>> = HashMap::new();
         for doc in docs {
             by_day
@@ -199,7 +205,7 @@ impl TantivyIndex {
                     ));
                 }
                 writer
-                    .add_document(self.schema.document(doc))
+                    .add_document(self.schema.document_with_hints(doc, &pool.field_hints))
                     .map_err(tantivy_error)?;
             }
             partition
@@ -396,10 +402,17 @@ impl LogIndex for TantivyIndex {
         docs: Vec<IndexDoc>,
         replace_existing: bool,
     ) -> IndexResult<WriteReport> {
-        let pool_id = pool.pool_id;
-        // tantivy's JSON field takes any flat record, so nothing is rejected here.
-        tokio::task::block_in_place(|| self.write_blocking(pool_id, docs, replace_existing))?;
+        // tantivy's JSON field takes any flat record, and a value that conflicts with
+        // its field's declared type is kept as text, so nothing is rejected here.
+        tokio::task::block_in_place(|| self.write_blocking(pool, docs, replace_existing))?;
         Ok(WriteReport::default())
+    }
+
+    async fn prepare_day(&self, _pool: &PoolRoute, _day: time::Date) -> IndexResult<()> {
+        // Nothing to do ahead of time: a day's tantivy index is a local directory that
+        // the first write creates in milliseconds, with no cluster to coordinate. An
+        // empty directory made now would only be something retention has to clean up.
+        Ok(())
     }
 
     async fn commit(&self) -> IndexResult<()> {
@@ -422,6 +435,31 @@ impl LogIndex for TantivyIndex {
             ));
         }
         tokio::task::block_in_place(|| self.histogram_blocking(pool.pool_id, request))
+    }
+
+    async fn context(
+        &self,
+        pool: &PoolRoute,
+        request: &ContextRequest,
+    ) -> IndexResult<ContextPage> {
+        tokio::task::block_in_place(|| self.context_blocking(pool.pool_id, request))
+    }
+
+    async fn time_partitions(
+        &self,
+        pool: &PoolRoute,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<Vec<TimePartition>> {
+        tokio::task::block_in_place(|| self.time_partitions_blocking(pool.pool_id, from_ns, to_ns))
+    }
+
+    async fn aggregate(
+        &self,
+        pool: &PoolRoute,
+        request: &super::AggregateRequest,
+    ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
+        tokio::task::block_in_place(|| self.aggregate_blocking(pool.pool_id, request))
     }
 
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {

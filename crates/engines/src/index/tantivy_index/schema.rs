@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use logpool_core::field_types::apply_hints;
 use logpool_core::record::{FieldValue, Record};
+use logpool_core::routing::FieldType;
 use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, TextFieldIndexing, FAST,
     INDEXED, STORED, STRING, TEXT,
@@ -52,7 +54,11 @@ impl LogSchema {
                     .set_tokenizer("default")
                     .set_index_option(IndexRecordOption::WithFreqsAndPositions),
             )
-            .set_expand_dots_enabled();
+            .set_expand_dots_enabled()
+            // Pipe SQL groups and aggregates over these columns (strings untokenised).
+            // The cost is a column per path and type: roughly one more copy of every
+            // value on disk, paid at indexing time.
+            .set_fast("raw");
         let fields = builder.add_json_field(FIELDS, json_options);
         LogSchema {
             schema: builder.build(),
@@ -66,8 +72,19 @@ impl LogSchema {
         }
     }
 
-    /// Builds the tantivy document of one record.
+    /// Builds the tantivy document of one record of a pool without field hints.
     pub(crate) fn document(&self, doc: &IndexDoc) -> TantivyDocument {
+        self.document_with_hints(doc, &BTreeMap::new())
+    }
+
+    /// Builds the tantivy document of one record: the typed JSON terms follow the
+    /// pool's declared field types ([`apply_hints`]: converted, or kept as text on a
+    /// conflict), while the stored hit keeps the record as it was sent.
+    pub(crate) fn document_with_hints(
+        &self,
+        doc: &IndexDoc,
+        hints: &BTreeMap<String, FieldType>,
+    ) -> TantivyDocument {
         let doc_id = doc.identity.doc_id();
         let mut document = TantivyDocument::new();
         document.add_text(self.id, &doc_id);
@@ -82,7 +99,7 @@ impl LogSchema {
         for name in field_names_with_prefixes(&doc.record) {
             document.add_text(self.field_names, name);
         }
-        document.add_object(self.fields, json_object(&doc.record));
+        document.add_object(self.fields, json_object(&apply_hints(&doc.record, hints)));
         document
     }
 }

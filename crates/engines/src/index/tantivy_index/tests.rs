@@ -39,6 +39,24 @@ async fn test_conformance_queries() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn test_conformance_loghub_agrees_with_the_evaluator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::index::conformance::check_loghub_agreement(&open(dir.path()), &pool(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_conformance_field_hints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::index::conformance::check_field_hints(&open(dir.path()), &pool(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_conformance_context() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::index::conformance::check_context(&open(dir.path()), &pool(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_paging() {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::index::conformance::check_paging(&open(dir.path()), &pool(1)).await;

@@ -48,6 +48,7 @@ mod layout;
 mod retention;
 mod segment;
 mod shard;
+mod shard_reader;
 mod subscription;
 mod writer;
 
@@ -73,11 +74,12 @@ use self::layout::{
 };
 use self::segment::read_chunks;
 use self::shard::Shard;
+use self::shard_reader::EmbeddedShardReader;
 use self::subscription::Subscription;
 use self::writer::WriterHandle;
 use crate::queue::{
     BatchProperties, Consumer, Position, Queue, QueueError, QueueMessage, QueueResult, ReadStart,
-    ShardBacklog,
+    ShardBacklog, ShardReader,
 };
 
 /// How long a producer refused with [`QueueError::Full`] should wait.
@@ -278,35 +280,44 @@ impl Queue for EmbeddedQueue {
         start: ReadStart,
         max_messages: usize,
     ) -> QueueResult<Vec<QueueMessage>> {
-        let Some(shard_state) = self.shard(shard) else {
-            return Ok(Vec::new());
-        };
-        if max_messages == 0 {
-            return Ok(Vec::new());
-        }
-        let chunks = {
-            let index = read_lock(&shard_state.index);
-            let found = match start {
-                ReadStart::Earliest => index.find(0),
-                ReadStart::Position(position) => index.find(position),
-                ReadStart::PublishTime(time_ms) => index.find_by_time(time_ms),
-                ReadStart::Latest => None,
-            };
-            match found {
-                Some(found) => index.plan_from(found, max_messages),
-                None => return Ok(Vec::new()),
-            }
-        };
-        let addr = shard.clone();
-        tokio::task::spawn_blocking(move || read_chunks(&addr, &chunks))
-            .await
-            .map_err(|error| QueueError::Unavailable(format!("queue read: {error}")))?
+        read_messages(&self.shared, shard, start, max_messages).await
     }
 
     async fn end_position(&self, shard: &ShardAddr) -> QueueResult<Position> {
         Ok(self
             .shard(shard)
             .map_or(0, |shard| read_lock(&shard.index).end_position))
+    }
+
+    async fn open_reader(
+        &self,
+        shard: &ShardAddr,
+        start: ReadStart,
+    ) -> QueueResult<Box<dyn ShardReader>> {
+        let start = match start {
+            ReadStart::Latest => ReadStart::Position(self.end_position(shard).await?),
+            other => other,
+        };
+        Ok(Box::new(EmbeddedShardReader::new(
+            Arc::clone(&self.shared),
+            shard.clone(),
+            start,
+        )))
+    }
+
+    async fn begin_position(&self, shard: &ShardAddr) -> QueueResult<Position> {
+        Ok(self
+            .shard(shard)
+            .map_or(0, |shard| read_lock(&shard.index).earliest_position()))
+    }
+
+    async fn position_at_time(&self, shard: &ShardAddr, time_ms: i64) -> QueueResult<Position> {
+        Ok(self.shard(shard).map_or(0, |shard| {
+            let index = read_lock(&shard.index);
+            index
+                .find_by_time(time_ms)
+                .map_or(index.end_position, |found| index.position_at(found))
+        }))
     }
 
     async fn backlog(
@@ -382,6 +393,38 @@ impl Queue for EmbeddedQueue {
         }
         Ok(())
     }
+}
+
+/// Reads up to `max_messages` fsynced messages of one shard from `start`.
+async fn read_messages(
+    shared: &Shared,
+    shard: &ShardAddr,
+    start: ReadStart,
+    max_messages: usize,
+) -> QueueResult<Vec<QueueMessage>> {
+    let Some(shard_state) = read_lock(&shared.shards).get(shard).cloned() else {
+        return Ok(Vec::new());
+    };
+    if max_messages == 0 {
+        return Ok(Vec::new());
+    }
+    let chunks = {
+        let index = read_lock(&shard_state.index);
+        let found = match start {
+            ReadStart::Earliest => index.find(0),
+            ReadStart::Position(position) => index.find(position),
+            ReadStart::PublishTime(time_ms) => index.find_by_time(time_ms),
+            ReadStart::Latest => None,
+        };
+        match found {
+            Some(found) => index.plan_from(found, max_messages),
+            None => return Ok(Vec::new()),
+        }
+    };
+    let addr = shard.clone();
+    tokio::task::spawn_blocking(move || read_chunks(&addr, &chunks))
+        .await
+        .map_err(|error| QueueError::Unavailable(format!("queue read: {error}")))?
 }
 
 /// A shard found on disk with its subscription watermarks (`None`: damaged file).

@@ -717,6 +717,54 @@ async fn test_retention_deletes_only_fully_acked_old_segments() -> TestResult {
 }
 
 #[tokio::test]
+async fn test_begin_position_follows_retention_and_position_at_time() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // 64-byte payloads make 101-byte entries: one entry per segment.
+    let one_entry_segments = EmbeddedQueueConfig {
+        segment_max_bytes: 100,
+        retention_secs: 3600,
+        ..config(dir.path())
+    };
+    let addr = shard(0);
+    {
+        let queue = EmbeddedQueue::open(one_entry_segments.clone()).await?;
+        assert_eq!(queue.begin_position(&addr).await?, 0);
+        assert_eq!(queue.position_at_time(&addr, 0).await?, 0);
+        for _ in 0..4 {
+            produce_n(&queue, &addr, 1, 64).await?;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        assert_eq!(queue.begin_position(&addr).await?, 0);
+        let all = queue.read(&addr, ReadStart::Earliest, 10).await?;
+        for message in &all {
+            assert_eq!(
+                queue
+                    .position_at_time(&addr, message.publish_time_ms)
+                    .await?,
+                all.iter()
+                    .find(|m| m.publish_time_ms >= message.publish_time_ms)
+                    .map_or(4, |m| m.position)
+            );
+        }
+        let after_all = all[3].publish_time_ms + 1;
+        assert_eq!(queue.position_at_time(&addr, after_all).await?, 4);
+        queue.shutdown().await?;
+    }
+    // Without subscriptions age alone decides; the last segment always stays.
+    let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+        retention_secs: 0,
+        ..one_entry_segments
+    })
+    .await?;
+    queue.enforce_retention_now().await?;
+    assert_eq!(queue.begin_position(&addr).await?, 3);
+    assert_eq!(queue.position_at_time(&addr, 0).await?, 3);
+    assert_eq!(queue.end_position(&addr).await?, 4);
+    assert_eq!(queue.begin_position(&shard(9)).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
 async fn test_delete_shards_removes_data_and_subscription_state() -> TestResult {
     let dir = tempfile::tempdir()?;
     let queue = EmbeddedQueue::open(config(dir.path())).await?;

@@ -194,7 +194,7 @@ fn parse_sample(line: &str) -> Option<(&str, HashMap<String, String>, f64)> {
 }
 
 /// GETs a plain-HTTP URL and returns the body of a 200 answer.
-async fn http_get(url: &str) -> QueueResult<String> {
+pub(crate) async fn http_get(url: &str) -> QueueResult<String> {
     let invalid = || QueueError::Unavailable(format!("metrics_url {url:?} is not an http:// URL"));
     let rest = url.strip_prefix("http://").ok_or_else(invalid)?;
     let (authority, path) = match rest.find('/') {

@@ -61,9 +61,11 @@
 //!   shards and unsubscribes the subscriptions it has consumed them with (where no
 //!   other consumer is attached); the data then expires by the broker's retention.
 //!   Pool ids are never reused and every message carries its `pool_id`, so data left
-//!   in a re-used partition is recognisable. Deleting topics through the admin REST
-//!   API (`admin_url`) is not implemented in this crate.
+//!   in a re-used partition is recognisable. With `admin_url` set, a deleted
+//!   project's whole partitioned topic is deleted through the admin REST API
+//!   ([`Queue::drop_project`]); Pulsar cannot delete single partitions of it.
 
+pub mod admin;
 pub(crate) mod consumer;
 pub(crate) mod metrics;
 pub(crate) mod reader;
@@ -93,10 +95,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use self::consumer::PulsarConsumer;
-use self::reader::ReaderCache;
+use self::reader::{OwnedReader, ReaderCache};
 use crate::queue::{
     BatchProperties, Consumer, Position, Queue, QueueError, QueueMessage, QueueResult, ReadStart,
-    ShardBacklog,
+    ShardBacklog, ShardReader,
 };
 
 /// How long a producer refused with [`QueueError::Full`] should wait.
@@ -155,6 +157,12 @@ pub struct PulsarQueueConfig {
     /// which subscription backlogs are read. Unset: backlogs are asked for over the
     /// binary protocol, which some brokers (pulsar-lite) do not answer.
     pub metrics_url: Option<String>,
+    /// The broker's admin REST API (`http://broker:8080`). When set, the control plane
+    /// creates and grows each project's partitioned topic there and deletes it with
+    /// the project ([`admin`]); unset, partition topics are auto-created on first use.
+    pub admin_url: Option<String>,
+    /// Bearer token for the admin API, when the broker requires authentication.
+    pub admin_token: Option<admin::AdminToken>,
 }
 
 impl Default for PulsarQueueConfig {
@@ -172,6 +180,8 @@ impl Default for PulsarQueueConfig {
             dead_letter_topic_suffix: "-DLQ".to_string(),
             assume_redelivered_after_ms: 60_000,
             metrics_url: None,
+            admin_url: None,
+            admin_token: None,
         }
     }
 }
@@ -196,6 +206,13 @@ impl PulsarQueueConfig {
             .is_some_and(|url| !url.starts_with("http://"))
         {
             return invalid("metrics_url", "must start with http://");
+        }
+        if self
+            .admin_url
+            .as_ref()
+            .is_some_and(|url| !url.starts_with("http://"))
+        {
+            return invalid("admin_url", "must start with http://");
         }
         if self.produce_timeout_ms == 0 {
             return invalid("produce_timeout_ms", "must be positive");
@@ -244,6 +261,8 @@ pub(crate) struct Shared {
     pub(crate) deliveries: DeliveryLedger,
     /// Subscription names consumed through this queue (for `delete_shards`).
     subscriptions: Mutex<std::collections::HashSet<String>>,
+    /// The admin API client, when `admin_url` is configured.
+    admin: Option<admin::PulsarAdmin>,
 }
 
 impl fmt::Debug for Shared {
@@ -342,8 +361,18 @@ impl PulsarQueue {
     pub fn new(config: PulsarQueueConfig) -> QueueResult<PulsarQueue> {
         config.validate()?;
         let in_flight_produces = Semaphore::new(config.max_in_flight_produces);
+        let admin = match &config.admin_url {
+            Some(url) => Some(admin::PulsarAdmin::new(
+                url,
+                &config.namespace,
+                config.admin_token.as_ref().map(|t| t.expose().to_string()),
+                config.operation_timeout(),
+            )?),
+            None => None,
+        };
         Ok(PulsarQueue {
             shared: Arc::new(Shared {
+                admin,
                 config,
                 client: tokio::sync::Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -524,6 +553,43 @@ impl Queue for PulsarQueue {
         self.readers.end_position(&self.shared, shard).await
     }
 
+    async fn open_reader(
+        &self,
+        shard: &ShardAddr,
+        start: ReadStart,
+    ) -> QueueResult<Box<dyn ShardReader>> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(QueueError::Closed);
+        }
+        validate_shard(shard)?;
+        let reader = OwnedReader::open(Arc::clone(&self.shared), shard.clone(), start).await?;
+        Ok(Box::new(reader))
+    }
+
+    async fn begin_position(&self, shard: &ShardAddr) -> QueueResult<Position> {
+        validate_shard(shard)?;
+        // The end is taken first: a message produced between the two calls is then
+        // at or after the answer, never skipped by a reader starting there.
+        let end = self.readers.end_position(&self.shared, shard).await?;
+        let oldest = self
+            .readers
+            .read(&self.shared, shard, ReadStart::Earliest, 1)
+            .await?;
+        Ok(oldest.first().map_or(end, |message| message.position))
+    }
+
+    async fn position_at_time(&self, shard: &ShardAddr, time_ms: i64) -> QueueResult<Position> {
+        validate_shard(shard)?;
+        // The end is taken first: a message produced between the two calls is then
+        // at or after the answer, never skipped by a reader starting there.
+        let end = self.readers.end_position(&self.shared, shard).await?;
+        let first = self
+            .readers
+            .read(&self.shared, shard, ReadStart::PublishTime(time_ms), 1)
+            .await?;
+        Ok(first.first().map_or(end, |message| message.position))
+    }
+
     async fn backlog(
         &self,
         subscription: &str,
@@ -561,6 +627,23 @@ impl Queue for PulsarQueue {
             });
         }
         Ok(backlogs)
+    }
+
+    async fn prepare_shards(&self, shards: &[ShardAddr]) -> QueueResult<()> {
+        let Some(admin) = &self.shared.admin else {
+            return Ok(());
+        };
+        for width in admin::required_widths(shards) {
+            admin.ensure_width(&width).await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_project(&self, tenant: &str, project: &str) -> QueueResult<()> {
+        match &self.shared.admin {
+            Some(admin) => admin.delete_topic(tenant, project).await,
+            None => Ok(()),
+        }
     }
 
     async fn delete_shards(&self, shards: &[ShardAddr]) -> QueueResult<()> {

@@ -1,6 +1,8 @@
 //! Reads of one shard independent of subscriptions ([`Queue::read`] and
 //! [`Queue::end_position`]), through Pulsar readers: non-durable, exclusive consumers
-//! of one partition topic that leave no state on the broker.
+//! of one partition topic that unsubscribe when they close, so they leave no state on
+//! the broker (pulsar-lite, unlike Apache Pulsar, keeps a non-durable subscription
+//! after its consumer closes, with a backlog that grows with the topic).
 //!
 //! # How a read works
 //! 1. The reader starts at the earliest message (for `Earliest` and `PublishTime`) or
@@ -28,23 +30,31 @@
 //! is where tailing starts. At most [`MAX_CACHED_READERS`] readers are kept; a reader
 //! that fails or times out is dropped, never reused.
 //!
+//! # Owned readers
+//! A live tail reads each shard for a long time and must leave nothing on the broker
+//! once it closes, so it does not go through the cache: [`OwnedReader`]
+//! ([`Queue::open_reader`]) keeps its own Pulsar reader and closes it when dropped
+//! (the broker removes a non-durable subscription with its last consumer). Two tails
+//! of one shard therefore never take each other's reader away.
+//!
 //! [`Queue::read`]: crate::queue::Queue::read
 //! [`Queue::end_position`]: crate::queue::Queue::end_position
+//! [`Queue::open_reader`]: crate::queue::Queue::open_reader
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use logpool_core::routing::ShardAddr;
 use pulsar::consumer::InitialPosition;
 use pulsar::proto::MessageIdData;
-use pulsar::reader::Reader;
-use pulsar::{ConsumerOptions, TokioExecutor};
+use pulsar::{ConsumerOptions, SubType, TokioExecutor};
 
 use super::{lock, message_id_of, position_of, queue_message, unavailable, Shared};
-use crate::queue::{Position, QueueError, QueueMessage, QueueResult, ReadStart};
+use crate::queue::{Position, QueueError, QueueMessage, QueueResult, ReadStart, ShardReader};
 
 /// Most readers kept open at once (each holds up to `receiver_queue_size` messages).
 pub(crate) const MAX_CACHED_READERS: usize = 64;
@@ -63,7 +73,7 @@ pub(crate) struct ReaderCache {
 
 /// An open reader and where its next message is.
 struct CachedReader {
-    reader: Reader<Vec<u8>, TokioExecutor>,
+    reader: ReaderConsumer,
     /// Every message this reader delivers next is at or after this position; `None`
     /// when unknown (a reader at the earliest message that has delivered nothing).
     next_position: Option<Position>,
@@ -168,7 +178,9 @@ impl ReaderCache {
                 .collect()
         };
         for slot in removed {
-            slot.lock().await.take();
+            if let Some(cached) = slot.lock().await.take() {
+                cached.reader.close().await;
+            }
         }
     }
 
@@ -179,8 +191,177 @@ impl ReaderCache {
             .map(|(_, (slot, _))| slot)
             .collect();
         for slot in removed {
-            slot.lock().await.take();
+            if let Some(cached) = slot.lock().await.take() {
+                cached.reader.close().await;
+            }
         }
+    }
+}
+
+/// A reader of one shard owned by one caller, outside the cache (see the module
+/// documentation). Dropping it closes its consumer on the broker.
+pub(crate) struct OwnedReader {
+    shared: Arc<Shared>,
+    shard: ShardAddr,
+    /// The open reader; `None` before the first read and after a failed one (the
+    /// next read opens a fresh reader at `next`).
+    reader: Option<CachedReader>,
+    /// Where the next read starts.
+    next: ReadStart,
+}
+
+impl std::fmt::Debug for OwnedReader {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("OwnedReader")
+            .field("shard", &self.shard)
+            .field("next", &self.next)
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnedReader {
+    /// Opens a reader at `start`; `Latest` is resolved to the end position now.
+    pub(crate) async fn open(
+        shared: Arc<Shared>,
+        shard: ShardAddr,
+        start: ReadStart,
+    ) -> QueueResult<OwnedReader> {
+        if start != ReadStart::Latest {
+            return Ok(OwnedReader {
+                shared,
+                shard,
+                reader: None,
+                next: start,
+            });
+        }
+        let timeout = shared.config.operation_timeout();
+        let work = async {
+            let mut reader = CachedReader::open(&shared, &shard, Start::Latest).await?;
+            let end = reader.end_position().await?;
+            Ok::<_, QueueError>((end, reader))
+        };
+        let (end, mut reader) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+            QueueError::Unavailable(format!(
+                "asking pulsar for the end of {shard:?} timed out after {} ms",
+                shared.config.operation_timeout_ms
+            ))
+        })??;
+        // The reader was attached before `end` was asked for, so it delivers every
+        // message at or after `end`; one that slipped in between comes before `end`
+        // and is dropped by the position filter of `read_with`.
+        reader.next_position = Some(end);
+        Ok(OwnedReader {
+            shared,
+            shard,
+            reader: Some(reader),
+            next: ReadStart::Position(end),
+        })
+    }
+}
+
+#[async_trait]
+impl ShardReader for OwnedReader {
+    async fn read_next(&mut self, max_messages: usize) -> QueueResult<Vec<QueueMessage>> {
+        if max_messages == 0 {
+            return Ok(Vec::new());
+        }
+        // Taken out while in use: a failed or cancelled read drops the reader.
+        let cached = self.reader.take();
+        let timeout = self.shared.config.operation_timeout();
+        let work = read_with(&self.shared, &self.shard, cached, self.next, max_messages);
+        let (messages, reader) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+            QueueError::Unavailable(format!(
+                "reading {:?} from pulsar timed out after {} ms",
+                self.shard, self.shared.config.operation_timeout_ms
+            ))
+        })??;
+        // Every message before the reader's next position has been seen (and, for a
+        // time start, was published before that time), so reading goes on from there.
+        if let Some(next_position) = reader.next_position {
+            self.next = ReadStart::Position(next_position);
+        }
+        self.reader = Some(reader);
+        Ok(messages)
+    }
+}
+
+/// How long a dropped reader may take to unsubscribe.
+const UNSUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The consumer behind a reader: an exclusive, non-durable subscription that is
+/// removed from the broker when the reader is dropped. Apache Pulsar removes a
+/// non-durable subscription with its last consumer anyway; pulsar-lite keeps it (and
+/// its growing backlog) until it is unsubscribed, so the drop unsubscribes.
+struct ReaderConsumer(Option<pulsar::Consumer<Vec<u8>, TokioExecutor>>);
+
+impl ReaderConsumer {
+    fn consumer(&mut self) -> QueueResult<&mut pulsar::Consumer<Vec<u8>, TokioExecutor>> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| QueueError::Unavailable("the pulsar reader is closed".to_string()))
+    }
+
+    /// Returns the next message and acknowledges it, as the crate's reader does (a
+    /// broker may hold back deliveries to a consumer with many unacked messages).
+    async fn next_message(
+        &mut self,
+    ) -> Option<Result<pulsar::consumer::Message<Vec<u8>>, pulsar::Error>> {
+        let consumer = self.0.as_mut()?;
+        let next = consumer.next().await;
+        if let Some(Ok(message)) = &next {
+            if let Err(error) = consumer.ack(message).await {
+                tracing::debug!(%error, "a pulsar reader could not ack a message");
+            }
+        }
+        next
+    }
+
+    async fn last_message_id(&mut self) -> Result<MessageIdData, pulsar::Error> {
+        let consumer = self
+            .consumer()
+            .map_err(|error| pulsar::Error::Custom(error.to_string()))?;
+        let ids = consumer.get_last_message_id().await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| pulsar::Error::Custom("no last message id in the answer".to_string()))
+    }
+}
+
+impl ReaderConsumer {
+    /// Unsubscribes now, waiting for the broker (at shutdown, where a task spawned
+    /// by the drop might not get to run).
+    async fn close(mut self) {
+        if let Some(mut consumer) = self.0.take() {
+            if let Ok(Err(error)) =
+                tokio::time::timeout(UNSUBSCRIBE_TIMEOUT, consumer.unsubscribe()).await
+            {
+                tracing::debug!(%error, "a closed pulsar reader could not unsubscribe");
+            }
+        }
+    }
+}
+
+impl Drop for ReaderConsumer {
+    fn drop(&mut self) {
+        let Some(mut consumer) = self.0.take() else {
+            return;
+        };
+        // Without a runtime (process exit) the connection closes with it, and the
+        // broker drops the consumer; only pulsar-lite then keeps the subscription.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            match tokio::time::timeout(UNSUBSCRIBE_TIMEOUT, consumer.unsubscribe()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "a closed pulsar reader could not unsubscribe");
+                }
+                Err(_) => tracing::debug!("a closed pulsar reader timed out unsubscribing"),
+            }
+        });
     }
 }
 
@@ -213,23 +394,28 @@ impl CachedReader {
             std::process::id(),
             READER_NUMBER.fetch_add(1, Ordering::Relaxed)
         );
-        let reader = client
-            .reader()
+        // What the crate's `into_reader` builds (an exclusive, non-durable
+        // subscription), as a plain consumer so that it can unsubscribe when dropped.
+        let options = ConsumerOptions {
+            durable: Some(false),
+            ..ConsumerOptions::default()
+                .with_receiver_queue_size(queue_size)
+                .with_initial_position(initial_position)
+                .starting_on_message(start_id)
+        };
+        let consumer = client
+            .consumer()
             .with_topic(&topic)
             .with_subscription(&name)
+            .with_subscription_type(SubType::Exclusive)
             .with_consumer_name(&name)
             .with_batch_size(queue_size)
-            .with_options(
-                ConsumerOptions::default()
-                    .with_receiver_queue_size(queue_size)
-                    .with_initial_position(initial_position)
-                    .starting_on_message(start_id),
-            )
-            .into_reader()
+            .with_options(options)
+            .build::<Vec<u8>>()
             .await
             .map_err(|error| unavailable(&format!("could not open a reader on {topic}"), &error))?;
         Ok(CachedReader {
-            reader,
+            reader: ReaderConsumer(Some(consumer)),
             next_position,
         })
     }
@@ -237,7 +423,7 @@ impl CachedReader {
     /// Returns the position of the topic's last message, `Err(end)` with the end
     /// position when the topic has no message.
     async fn last_position(&mut self) -> QueueResult<Result<Position, Position>> {
-        match self.reader.get_last_message_id().await {
+        match self.reader.last_message_id().await {
             Ok(last) => last_or_end(&last),
             // pulsar-lite answers an error where Apache Pulsar answers an entry id of -1.
             Err(error) if error.to_string().contains("has no messages") => Ok(Err(0)),
@@ -289,7 +475,7 @@ async fn read_with(
     }
     let mut messages = Vec::new();
     while messages.len() < max_messages {
-        let message = match reader.reader.next().await {
+        let message = match reader.reader.next_message().await {
             Some(Ok(message)) => message,
             Some(Err(error)) => return Err(unavailable("pulsar reader failed", &error)),
             None => {

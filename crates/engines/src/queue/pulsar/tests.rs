@@ -607,6 +607,45 @@ async fn test_read_from_earliest_position_and_publish_time() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_begin_position_and_position_at_time() -> TestResult {
+    let Some(url) = broker_url() else {
+        return Ok(());
+    };
+    bounded(async {
+        let (queue, _relay) = open_queue(&url).await?;
+        let addr = shard(&unique("begin"), 0);
+        let empty_end = queue.end_position(&addr).await?;
+        assert_eq!(queue.begin_position(&addr).await?, empty_end);
+        assert_eq!(queue.position_at_time(&addr, 0).await?, empty_end);
+        let mut produced = Vec::new();
+        for _ in 0..3 {
+            produced.extend(produce_n(&queue, &addr, 2).await?);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let all = queue.read(&addr, ReadStart::Earliest, 10).await?;
+        assert_eq!(all.len(), 6);
+        assert_eq!(queue.begin_position(&addr).await?, produced[0]);
+        for message in &all {
+            let found = queue
+                .position_at_time(&addr, message.publish_time_ms)
+                .await?;
+            let first_at_that_time = all
+                .iter()
+                .find(|m| m.publish_time_ms >= message.publish_time_ms)
+                .map(|m| m.position);
+            assert_eq!(Some(found), first_at_that_time);
+        }
+        let after_all = all[5].publish_time_ms + 1;
+        assert_eq!(
+            queue.position_at_time(&addr, after_all).await?,
+            queue.end_position(&addr).await?
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_set_shards_changes_what_a_consumer_reads() -> TestResult {
     let Some(url) = broker_url() else {
         return Ok(());
@@ -890,6 +929,65 @@ async fn test_message_nacked_too_often_moves_to_the_dead_letter_topic() -> TestR
         .ok_or("dead-letter consumer ended")??;
         assert_eq!(message.payload.data, b"poison");
         assert_eq!(super::batch_properties(&message.payload), properties(9));
+        Ok(())
+    })
+    .await
+}
+
+/// Number of subscriptions the broker reports (Prometheus metrics) on the topics of
+/// a tenant.
+async fn subscriptions_on(tenant: &str) -> Result<u64, QueueError> {
+    let page = super::metrics::http_get(&metrics_url()).await?;
+    let namespace = format!("namespace=\"{tenant}/");
+    Ok(page
+        .lines()
+        .filter(|line| line.starts_with("pulsar_subscriptions_count{") && line.contains(&namespace))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|count| count as u64)
+        .sum())
+}
+
+/// Polls the broker's metrics (refreshed every few seconds) until there are `want`
+/// subscriptions on the tenant's topics, and returns the last count.
+async fn wait_for_subscriptions(tenant: &str, want: u64) -> Result<u64, QueueError> {
+    let mut count = subscriptions_on(tenant).await?;
+    for _ in 0..60 {
+        if count == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        count = subscriptions_on(tenant).await?;
+    }
+    Ok(count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_owned_readers_go_on_where_they_stopped_and_leave_no_subscription() -> TestResult {
+    let Some(url) = broker_url() else {
+        return Ok(());
+    };
+    bounded(async {
+        let (queue, _relay) = open_queue(&url).await?;
+        let tenant = unique("ownedreader");
+        let addr = shard(&tenant, 0);
+        let before = produce_n(&queue, &addr, 3).await?;
+        let mut from_earliest = queue.open_reader(&addr, ReadStart::Earliest).await?;
+        let mut live = queue.open_reader(&addr, ReadStart::Latest).await?;
+        let read = from_earliest.read_next(10).await?;
+        assert_eq!(read.iter().map(|m| m.position).collect::<Vec<_>>(), before);
+        assert!(from_earliest.read_next(10).await?.is_empty());
+        assert!(live.read_next(10).await?.is_empty());
+        let after = produce_n(&queue, &addr, 2).await?;
+        for reader in [&mut from_earliest, &mut live] {
+            let read = reader.read_next(10).await?;
+            assert_eq!(read.iter().map(|m| m.position).collect::<Vec<_>>(), after);
+        }
+        let open = wait_for_subscriptions(&tenant, 2).await?;
+        assert_eq!(open, 2, "both readers are on the broker while open");
+        drop(from_earliest);
+        drop(live);
+        let left = wait_for_subscriptions(&tenant, 0).await?;
+        assert_eq!(left, 0, "closed readers left subscriptions behind");
         Ok(())
     })
     .await

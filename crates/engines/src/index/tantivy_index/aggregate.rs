@@ -1,0 +1,682 @@
+//! Pipe-SQL aggregation on the embedded index: one collector over fast fields.
+//!
+//! Group keys and aggregated fields are read from the columns of the `fields` JSON
+//! fast field, which keeps every value at its path with its JSON type (strings
+//! untokenised). A path may have a column per type (`status` is 500 in one record
+//! and `"n/a"` in the next); a record's value is in exactly one of them.
+//!
+//! Inside a segment a string key is its term ordinal, so grouping never touches
+//! text until the segment's groups are harvested. Every group is returned (up to
+//! the request's cap), so the final stage can order by any aggregate exactly.
+//!
+//! Precision: counts, sums, min and max are exact. `count(DISTINCT f)` is exact
+//! up to 64-bit hash collisions. `percentile` is exact (linear interpolation between
+//! the closest ranks) while a group holds at most [`EXACT_PERCENTILE_VALUES`] values,
+//! then a DDSketch with 1% relative accuracy.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use logpool_core::sql::plan::{AggregateFn, AggregateGroup, AggregateValue, GroupKey, KeyValue};
+use sketches_ddsketch::{Config as SketchConfig, DDSketch};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, DynamicColumn, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::schema::{FIELDS, TIME};
+use super::{tantivy_error, PartitionKey, TantivyIndex};
+use crate::index::{AggregateRequest, IndexError, IndexResult};
+
+/// Values kept exactly per group before a percentile switches to a sketch.
+pub(crate) const EXACT_PERCENTILE_VALUES: usize = 10_000;
+
+/// A group key as merged across segments and partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum MergedKey {
+    Null,
+    Bool(bool),
+    Long(i64),
+    /// The bits of an `f64`.
+    Double(u64),
+    Str(String),
+    Time(i64),
+}
+
+impl MergedKey {
+    fn into_key_value(self) -> KeyValue {
+        match self {
+            MergedKey::Null => KeyValue::Null,
+            MergedKey::Bool(b) => KeyValue::Bool(b),
+            MergedKey::Long(n) => KeyValue::Long(n),
+            MergedKey::Double(bits) => KeyValue::Double(f64::from_bits(bits)),
+            MergedKey::Str(s) => KeyValue::Str(s),
+            MergedKey::Time(t) => KeyValue::Time(t),
+        }
+    }
+}
+
+/// One column of a JSON path.
+enum TypedColumn {
+    Str(StrColumn),
+    I64(Column<i64>),
+    U64(Column<u64>),
+    F64(Column<f64>),
+    Bool(Column<bool>),
+}
+
+/// A value inside one segment: a string is its term ordinal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SegmentValue {
+    Null,
+    StrOrd(u64),
+    I64(i64),
+    U64(u64),
+    F64(u64),
+    Bool(bool),
+    Time(i64),
+}
+
+impl TypedColumn {
+    fn value(&self, doc: DocId) -> Option<SegmentValue> {
+        match self {
+            TypedColumn::Str(column) => column.ords().first(doc).map(SegmentValue::StrOrd),
+            TypedColumn::I64(column) => column.first(doc).map(SegmentValue::I64),
+            TypedColumn::U64(column) => column.first(doc).map(SegmentValue::U64),
+            TypedColumn::F64(column) => column.first(doc).map(|x| SegmentValue::F64(x.to_bits())),
+            TypedColumn::Bool(column) => column.first(doc).map(SegmentValue::Bool),
+        }
+    }
+
+    fn number(&self, doc: DocId) -> Option<f64> {
+        match self {
+            TypedColumn::I64(column) => column.first(doc).map(|n| n as f64),
+            TypedColumn::U64(column) => column.first(doc).map(|n| n as f64),
+            TypedColumn::F64(column) => column.first(doc),
+            TypedColumn::Str(_) | TypedColumn::Bool(_) => None,
+        }
+    }
+}
+
+/// The columns of one record field in one segment.
+struct PathColumns {
+    columns: Vec<TypedColumn>,
+}
+
+impl PathColumns {
+    fn open(segment: &SegmentReader, field: &str) -> tantivy::Result<PathColumns> {
+        let name = format!("{FIELDS}.{field}");
+        let mut columns = Vec::new();
+        for handle in segment.fast_fields().dynamic_column_handles(&name)? {
+            // Dates, IPs and bytes never come from a record's JSON value.
+            match handle.open()? {
+                DynamicColumn::Str(column) => columns.push(TypedColumn::Str(column)),
+                DynamicColumn::I64(column) => columns.push(TypedColumn::I64(column)),
+                DynamicColumn::U64(column) => columns.push(TypedColumn::U64(column)),
+                DynamicColumn::F64(column) => columns.push(TypedColumn::F64(column)),
+                DynamicColumn::Bool(column) => columns.push(TypedColumn::Bool(column)),
+                _ => {}
+            }
+        }
+        Ok(PathColumns { columns })
+    }
+
+    fn value(&self, doc: DocId) -> SegmentValue {
+        self.columns
+            .iter()
+            .find_map(|column| column.value(doc))
+            .unwrap_or(SegmentValue::Null)
+    }
+
+    fn number(&self, doc: DocId) -> Option<f64> {
+        self.columns.iter().find_map(|column| column.number(doc))
+    }
+
+    fn str_column(&self) -> Option<&StrColumn> {
+        self.columns.iter().find_map(|column| match column {
+            TypedColumn::Str(column) => Some(column),
+            _ => None,
+        })
+    }
+
+    /// Turns a segment value into its merged form (strings looked up by ordinal).
+    fn merged(&self, value: SegmentValue) -> MergedKey {
+        match value {
+            SegmentValue::Null => MergedKey::Null,
+            SegmentValue::StrOrd(ord) => {
+                let mut text = String::new();
+                match self
+                    .str_column()
+                    .map(|column| column.ord_to_str(ord, &mut text))
+                {
+                    Some(Ok(true)) => MergedKey::Str(text),
+                    _ => MergedKey::Null,
+                }
+            }
+            SegmentValue::I64(n) => MergedKey::Long(n),
+            SegmentValue::U64(n) => i64::try_from(n)
+                .map(MergedKey::Long)
+                .unwrap_or(MergedKey::Double((n as f64).to_bits())),
+            SegmentValue::F64(bits) => MergedKey::Double(bits),
+            SegmentValue::Bool(b) => MergedKey::Bool(b),
+            SegmentValue::Time(t) => MergedKey::Time(t),
+        }
+    }
+}
+
+enum KeyReader {
+    Field(PathColumns),
+    Time { time: Column<i64>, interval_ns: i64 },
+}
+
+/// Running state of one aggregate in one group.
+#[derive(Clone)]
+enum Accumulator {
+    Count(u64),
+    /// Segment values while collecting, hashes of merged values after harvest.
+    Distinct(HashSet<u64>),
+    Sum {
+        sum: f64,
+        count: u64,
+    },
+    Min(Option<f64>),
+    Max(Option<f64>),
+    Percentile(Percentile),
+}
+
+#[derive(Clone)]
+struct Percentile {
+    percent: f64,
+    exact: Vec<f64>,
+    sketch: Option<DDSketch>,
+}
+
+impl Percentile {
+    fn add(&mut self, value: f64) {
+        match &mut self.sketch {
+            Some(sketch) => sketch.add(value),
+            None => {
+                self.exact.push(value);
+                if self.exact.len() > EXACT_PERCENTILE_VALUES {
+                    self.switch_to_sketch();
+                }
+            }
+        }
+    }
+
+    fn switch_to_sketch(&mut self) {
+        let mut sketch = self
+            .sketch
+            .take()
+            .unwrap_or_else(|| DDSketch::new(SketchConfig::defaults()));
+        for value in self.exact.drain(..) {
+            sketch.add(value);
+        }
+        self.sketch = Some(sketch);
+    }
+
+    fn merge(&mut self, mut other: Percentile) {
+        if self.sketch.is_none()
+            && other.sketch.is_none()
+            && self.exact.len() + other.exact.len() <= EXACT_PERCENTILE_VALUES
+        {
+            self.exact.append(&mut other.exact);
+            return;
+        }
+        self.switch_to_sketch();
+        other.switch_to_sketch();
+        if let (Some(mine), Some(theirs)) = (self.sketch.as_mut(), other.sketch.as_ref()) {
+            // Both sketches use the default configuration, the only way merge fails.
+            let _ = mine.merge(theirs);
+        }
+    }
+
+    fn value(&self) -> Option<f64> {
+        if let Some(sketch) = &self.sketch {
+            return sketch.quantile(self.percent / 100.0).ok().flatten();
+        }
+        exact_percentile(&self.exact, self.percent)
+    }
+}
+
+/// Linear interpolation between the closest ranks (what most tools call the
+/// percentile of a small set).
+pub(crate) fn exact_percentile(values: &[f64], percent: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = percent / 100.0 * (sorted.len() - 1) as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
+}
+
+impl Accumulator {
+    fn new(aggregate: &AggregateFn) -> Accumulator {
+        match aggregate {
+            AggregateFn::Count | AggregateFn::CountField(_) => Accumulator::Count(0),
+            AggregateFn::CountDistinct(_) => Accumulator::Distinct(HashSet::new()),
+            AggregateFn::Sum(_) | AggregateFn::Avg(_) => Accumulator::Sum { sum: 0.0, count: 0 },
+            AggregateFn::Min(_) => Accumulator::Min(None),
+            AggregateFn::Max(_) => Accumulator::Max(None),
+            AggregateFn::Percentile { percent, .. } => Accumulator::Percentile(Percentile {
+                percent: *percent,
+                exact: Vec::new(),
+                sketch: None,
+            }),
+        }
+    }
+
+    fn merge(&mut self, other: Accumulator) {
+        match (self, other) {
+            (Accumulator::Count(a), Accumulator::Count(b)) => *a += b,
+            (Accumulator::Distinct(a), Accumulator::Distinct(b)) => a.extend(b),
+            (
+                Accumulator::Sum { sum, count },
+                Accumulator::Sum {
+                    sum: other_sum,
+                    count: other_count,
+                },
+            ) => {
+                *sum += other_sum;
+                *count += other_count;
+            }
+            (Accumulator::Min(a), Accumulator::Min(b)) => *a = min_opt(*a, b),
+            (Accumulator::Max(a), Accumulator::Max(b)) => *a = max_opt(*a, b),
+            (Accumulator::Percentile(a), Accumulator::Percentile(b)) => a.merge(b),
+            // Accumulators of one aggregate always have the same kind.
+            _ => debug_assert!(false, "merging accumulators of different aggregates"),
+        }
+    }
+
+    fn value(&self, aggregate: &AggregateFn) -> AggregateValue {
+        match self {
+            Accumulator::Count(count) => AggregateValue::Count(*count),
+            Accumulator::Distinct(set) => AggregateValue::Count(set.len() as u64),
+            Accumulator::Sum { sum, count } => AggregateValue::Number(match aggregate {
+                AggregateFn::Avg(_) => (*count > 0).then(|| sum / *count as f64),
+                _ => (*count > 0).then_some(*sum),
+            }),
+            Accumulator::Min(value) | Accumulator::Max(value) => AggregateValue::Number(*value),
+            Accumulator::Percentile(percentile) => AggregateValue::Number(percentile.value()),
+        }
+    }
+}
+
+fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn hash_of(key: &MergedKey) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Groups merged so far, and whether the cap on groups was hit.
+#[derive(Default)]
+pub(crate) struct Groups {
+    groups: HashMap<Vec<MergedKey>, Vec<Accumulator>>,
+    overflow: bool,
+}
+
+impl Groups {
+    fn merge(&mut self, other: Groups, max_groups: usize) {
+        self.overflow |= other.overflow;
+        for (key, accumulators) in other.groups {
+            if let Some(known) = self.groups.get_mut(&key) {
+                for (mine, theirs) in known.iter_mut().zip(accumulators) {
+                    mine.merge(theirs);
+                }
+            } else if self.groups.len() < max_groups {
+                self.groups.insert(key, accumulators);
+            } else {
+                self.overflow = true;
+            }
+        }
+    }
+}
+
+/// Groups matching documents by the request's keys and aggregates them.
+pub(crate) struct GroupCollector {
+    pub(crate) group_by: Vec<GroupKey>,
+    pub(crate) aggregates: Vec<AggregateFn>,
+    pub(crate) max_groups: usize,
+}
+
+pub(crate) struct GroupSegment {
+    keys: Vec<KeyReader>,
+    /// Per aggregate: the columns of its field (`None` for `count(*)`).
+    inputs: Vec<Option<PathColumns>>,
+    aggregates: Vec<AggregateFn>,
+    max_groups: usize,
+    groups: HashMap<Vec<SegmentValue>, Vec<SegmentAccumulator>, FxBuildHasher>,
+    overflow: bool,
+    scratch: Vec<SegmentValue>,
+}
+
+/// A multiply-rotate hasher (the Firefox / rustc "Fx" hash) for the per-document
+/// group lookup: keys are term ordinals and numbers from the index, not input an
+/// attacker picks, and SipHash would be most of the cost of grouping.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type FxBuildHasher = std::hash::BuildHasherDefault<FxHasher>;
+
+/// Like [`Accumulator`], but distinct values are kept as segment values.
+enum SegmentAccumulator {
+    Plain(Accumulator),
+    Distinct(HashSet<SegmentValue, FxBuildHasher>),
+}
+
+impl Collector for GroupCollector {
+    type Fruit = Groups;
+    type Child = GroupSegment;
+
+    fn for_segment(
+        &self,
+        _segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<GroupSegment> {
+        let mut keys = Vec::with_capacity(self.group_by.len());
+        for key in &self.group_by {
+            keys.push(match key {
+                GroupKey::Field(field) => KeyReader::Field(PathColumns::open(segment, field)?),
+                GroupKey::TimeBucket { interval_ns } => KeyReader::Time {
+                    time: segment.fast_fields().i64(TIME)?,
+                    interval_ns: (*interval_ns).max(1),
+                },
+            });
+        }
+        let mut inputs = Vec::with_capacity(self.aggregates.len());
+        for aggregate in &self.aggregates {
+            inputs.push(match aggregate.field() {
+                Some(field) => Some(PathColumns::open(segment, field)?),
+                None => None,
+            });
+        }
+        Ok(GroupSegment {
+            keys,
+            inputs,
+            aggregates: self.aggregates.clone(),
+            max_groups: self.max_groups,
+            groups: HashMap::default(),
+            overflow: false,
+            scratch: Vec::with_capacity(self.group_by.len()),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Groups>) -> tantivy::Result<Groups> {
+        let mut merged = Groups::default();
+        for fruit in fruits {
+            merged.merge(fruit, self.max_groups);
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for GroupSegment {
+    type Fruit = Groups;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        self.scratch.clear();
+        for key in &self.keys {
+            self.scratch.push(match key {
+                KeyReader::Field(columns) => columns.value(doc),
+                KeyReader::Time { time, interval_ns } => match time.first(doc) {
+                    Some(t) => SegmentValue::Time(t.div_euclid(*interval_ns) * interval_ns),
+                    None => SegmentValue::Null,
+                },
+            });
+        }
+        if !self.groups.contains_key(self.scratch.as_slice()) {
+            if self.groups.len() >= self.max_groups {
+                self.overflow = true;
+                return;
+            }
+            let accumulators = self
+                .aggregates
+                .iter()
+                .map(|aggregate| match aggregate {
+                    AggregateFn::CountDistinct(_) => {
+                        SegmentAccumulator::Distinct(HashSet::default())
+                    }
+                    other => SegmentAccumulator::Plain(Accumulator::new(other)),
+                })
+                .collect();
+            self.groups.insert(self.scratch.clone(), accumulators);
+        }
+        let Some(accumulators) = self.groups.get_mut(self.scratch.as_slice()) else {
+            return;
+        };
+        for ((accumulator, input), aggregate) in accumulators
+            .iter_mut()
+            .zip(&self.inputs)
+            .zip(&self.aggregates)
+        {
+            match (accumulator, input) {
+                (SegmentAccumulator::Distinct(set), Some(columns)) => {
+                    let value = columns.value(doc);
+                    if value != SegmentValue::Null {
+                        set.insert(value);
+                    }
+                }
+                (SegmentAccumulator::Plain(Accumulator::Count(count)), None) => *count += 1,
+                (SegmentAccumulator::Plain(Accumulator::Count(count)), Some(columns)) => {
+                    if columns.value(doc) != SegmentValue::Null {
+                        *count += 1;
+                    }
+                }
+                (SegmentAccumulator::Plain(plain), Some(columns)) => {
+                    if let Some(value) = columns.number(doc) {
+                        add_number(plain, value);
+                    }
+                }
+                _ => debug_assert!(false, "aggregate {aggregate:?} without its input"),
+            }
+        }
+    }
+
+    fn harvest(self) -> Groups {
+        let mut groups = HashMap::with_capacity(self.groups.len());
+        for (segment_key, accumulators) in self.groups {
+            let key: Vec<MergedKey> = segment_key
+                .iter()
+                .zip(&self.keys)
+                .map(|(value, reader)| match reader {
+                    KeyReader::Field(columns) => columns.merged(*value),
+                    KeyReader::Time { .. } => match value {
+                        SegmentValue::Time(t) => MergedKey::Time(*t),
+                        _ => MergedKey::Null,
+                    },
+                })
+                .collect();
+            let accumulators = accumulators
+                .into_iter()
+                .zip(&self.inputs)
+                .map(|(accumulator, input)| match (accumulator, input) {
+                    (SegmentAccumulator::Distinct(values), Some(columns)) => Accumulator::Distinct(
+                        values
+                            .into_iter()
+                            .map(|value| hash_of(&columns.merged(value)))
+                            .collect(),
+                    ),
+                    (SegmentAccumulator::Distinct(_), None) => {
+                        Accumulator::Distinct(HashSet::new())
+                    }
+                    (SegmentAccumulator::Plain(plain), _) => plain,
+                })
+                .collect();
+            groups.insert(key, accumulators);
+        }
+        Groups {
+            groups,
+            overflow: self.overflow,
+        }
+    }
+}
+
+fn add_number(accumulator: &mut Accumulator, value: f64) {
+    match accumulator {
+        Accumulator::Sum { sum, count } => {
+            *sum += value;
+            *count += 1;
+        }
+        Accumulator::Min(min) => *min = min_opt(*min, Some(value)),
+        Accumulator::Max(max) => *max = max_opt(*max, Some(value)),
+        Accumulator::Percentile(percentile) => percentile.add(value),
+        Accumulator::Count(_) | Accumulator::Distinct(_) => {}
+    }
+}
+
+impl TantivyIndex {
+    /// Runs an aggregation over every partition of the range. Blocking.
+    pub(super) fn aggregate_blocking(
+        &self,
+        pool_id: i64,
+        request: &AggregateRequest,
+    ) -> IndexResult<Vec<AggregateGroup>> {
+        let query = super::compile::compile_with_time_range(
+            &self.schema,
+            &request.query,
+            request.from_ns,
+            request.to_ns,
+        )?;
+        let collector = GroupCollector {
+            group_by: request.group_by.clone(),
+            aggregates: request.aggregates.clone(),
+            max_groups: request.max_groups,
+        };
+        let mut merged = Groups::default();
+        for day in self.days_on_disk(pool_id, request.from_ns, request.to_ns)? {
+            let Some(partition) = self.open_partition(PartitionKey { pool_id, day }, false)? else {
+                continue;
+            };
+            let groups = partition
+                .reader
+                .searcher()
+                .search(query.as_ref(), &collector)
+                .map_err(tantivy_error)?;
+            merged.merge(groups, request.max_groups);
+            if merged.overflow {
+                break;
+            }
+        }
+        if merged.overflow {
+            return Err(IndexError::LimitExceeded(format!(
+                "the query has more than {} groups; narrow the query or group by fewer keys",
+                request.max_groups
+            )));
+        }
+        Ok(merged
+            .groups
+            .into_iter()
+            .map(|(key, accumulators)| AggregateGroup {
+                keys: key.into_iter().map(MergedKey::into_key_value).collect(),
+                values: accumulators
+                    .iter()
+                    .zip(&request.aggregates)
+                    .map(|(accumulator, aggregate)| accumulator.value(aggregate))
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use logpool_core::routing::PoolRoute;
+
+    use super::*;
+    use crate::index::TantivyIndexConfig;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn test_aggregate_conformance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = TantivyIndex::open(TantivyIndexConfig {
+            dir: dir.path().to_path_buf(),
+            writer_memory_bytes: 15_000_000,
+            max_open_writers: 4,
+        })
+        .expect("open index");
+        let pool = PoolRoute {
+            pool_id: 7,
+            tenant: "default".into(),
+            project: "p".into(),
+            name: "web".into(),
+            partitions: vec![0],
+            retention_days: 7,
+            field_hints: BTreeMap::new(),
+        };
+        crate::index::aggregate_conformance::check_aggregations(&index, &pool).await;
+    }
+
+    #[test]
+    fn test_exact_percentile_interpolates_between_ranks() {
+        assert_eq!(exact_percentile(&[], 50.0), None);
+        assert_eq!(exact_percentile(&[3.0, 1.0, 2.0, 4.0], 50.0), Some(2.5));
+        assert_eq!(exact_percentile(&[5.0], 99.0), Some(5.0));
+        assert_eq!(exact_percentile(&[1.0, 2.0], 100.0), Some(2.0));
+    }
+
+    #[test]
+    fn test_percentile_switches_to_a_sketch_and_stays_close() {
+        let mut percentile = Percentile {
+            percent: 50.0,
+            exact: Vec::new(),
+            sketch: None,
+        };
+        for value in 1..=(EXACT_PERCENTILE_VALUES as i64 * 2) {
+            percentile.add(value as f64);
+        }
+        assert!(percentile.sketch.is_some());
+        let median = percentile.value().expect("a median");
+        let exact = EXACT_PERCENTILE_VALUES as f64;
+        assert!((median - exact).abs() <= exact * 0.02, "{median}");
+    }
+}

@@ -1,0 +1,176 @@
+//! `GET|POST /v1/projects/{project}/pools/{pool}/fields`: the most common fields of
+//! the records matching a query and their top values (the field list of a log
+//! console).
+//!
+//! The summary is computed over a sample: the newest `field_summary_sample_records`
+//! matching records (found by the same planner as search, on either engine), so
+//! counts are exact for the sample and `sampled` says how many records it holds;
+//! `total` counts the matches in the scanned partitions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use logpool_api::{ApiError, AppJson, AppQuery};
+use logpool_core::routing::DEFAULT_TENANT;
+use logpool_engines::index::{SearchHit, SearchRequest};
+use serde_json::{json, Value};
+
+use crate::limiter::TenantLimiter;
+use crate::params::FieldsParams;
+use crate::planner::PlannedSearch;
+use crate::SearchState;
+
+/// Fields listed at most, most frequent first.
+pub const MAX_FIELDS: usize = 50;
+/// Values listed per field at most, most frequent first.
+pub const MAX_VALUES: usize = 10;
+/// Longer string values are counted by their first this many characters.
+pub const MAX_VALUE_CHARS: usize = 200;
+
+pub(crate) async fn fields_get(
+    State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    Path((project, pool)): Path<(String, String)>,
+    AppQuery(params): AppQuery<FieldsParams>,
+) -> Result<Json<Value>, ApiError> {
+    fields(&state, &limiter, &project, &pool, params).await
+}
+
+pub(crate) async fn fields_post(
+    State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    Path((project, pool)): Path<(String, String)>,
+    AppJson(params): AppJson<FieldsParams>,
+) -> Result<Json<Value>, ApiError> {
+    fields(&state, &limiter, &project, &pool, params).await
+}
+
+async fn fields(
+    state: &SearchState,
+    limiter: &Arc<TenantLimiter>,
+    project: &str,
+    pool: &str,
+    params: FieldsParams,
+) -> Result<Json<Value>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
+    let resolved = params.resolve(&state.config)?;
+    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    let request = SearchRequest {
+        query: resolved.query,
+        from_ns: resolved.from_ns,
+        to_ns: resolved.to_ns,
+        limit: resolved.limit,
+        after: None,
+    };
+    let mut planned = PlannedSearch::start(
+        state.index.clone(),
+        route,
+        request,
+        resolved.track_total,
+        &state.config,
+    )
+    .await?;
+    planned.run().await?;
+    Ok(Json(json!({
+        "fields": summarize(&planned.hits),
+        "sampled": planned.hits.len(),
+        "sample_limit": planned.limit(),
+        "total": planned.total,
+        "progress": planned.progress().to_json(),
+        "partial": planned.partial,
+    })))
+}
+
+/// What the sample says about one field.
+#[derive(Debug, Default)]
+struct FieldCounts {
+    /// Records with the field.
+    records: u64,
+    /// Value key (type tag + text) → (count, the value as first seen).
+    values: HashMap<String, (u64, Value)>,
+}
+
+/// Counts fields and values over `hits`: `[{"name", "count", "distinct", "top":
+/// [{"value", "count"}]}]`, most frequent fields first, ties by name.
+pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
+    let mut by_field: HashMap<&str, FieldCounts> = HashMap::new();
+    for hit in hits {
+        for (name, value) in &hit.fields {
+            let counts = by_field.entry(name.as_str()).or_default();
+            counts.records += 1;
+            // The type tag keeps the number 500 and the string "500" apart.
+            let (key, shown) = match value.as_str() {
+                Some(text) if text.chars().count() > MAX_VALUE_CHARS => {
+                    let cut: String = text.chars().take(MAX_VALUE_CHARS).collect();
+                    (format!("s{cut}"), Value::String(cut))
+                }
+                Some(text) => (format!("s{text}"), value.clone()),
+                None => (format!("v{value}"), value.clone()),
+            };
+            counts.values.entry(key).or_insert((0, shown)).0 += 1;
+        }
+    }
+    let mut fields: Vec<(&str, FieldCounts)> = by_field.into_iter().collect();
+    fields.sort_by(|a, b| b.1.records.cmp(&a.1.records).then(a.0.cmp(b.0)));
+    fields.truncate(MAX_FIELDS);
+    fields
+        .into_iter()
+        .map(|(name, counts)| {
+            let distinct = counts.values.len();
+            let mut top: Vec<(String, u64, Value)> = counts
+                .values
+                .into_iter()
+                .map(|(key, (count, shown))| (key, count, shown))
+                .collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            top.truncate(MAX_VALUES);
+            json!({
+                "name": name,
+                "count": counts.records,
+                "distinct": distinct,
+                "top": top
+                    .into_iter()
+                    .map(|(_, count, value)| json!({"value": value, "count": count}))
+                    .collect::<Vec<Value>>(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use logpool_engines::index::SortKey;
+
+    use super::*;
+
+    fn hit(fields: Value) -> SearchHit {
+        SearchHit {
+            id: "1-0-0-0".into(),
+            time_ns: 0,
+            shard: 0,
+            sort_key: SortKey {
+                time_ns: 0,
+                tiebreak: 0,
+            },
+            fields: fields.as_object().cloned().expect("object"),
+        }
+    }
+
+    #[test]
+    fn test_summarize_counts_fields_and_values() {
+        let hits = vec![
+            hit(json!({"level": "error", "status": 500})),
+            hit(json!({"level": "error", "status": "500"})),
+            hit(json!({"level": "info"})),
+        ];
+        let summary = summarize(&hits);
+        assert_eq!(summary[0]["name"], "level");
+        assert_eq!(summary[0]["count"], 3);
+        assert_eq!(summary[0]["top"][0], json!({"value": "error", "count": 2}));
+        assert_eq!(summary[1]["name"], "status");
+        // The number 500 and the string "500" are different values.
+        assert_eq!(summary[1]["distinct"], 2);
+    }
+}

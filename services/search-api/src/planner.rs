@@ -1,0 +1,167 @@
+//! The search planner: long ranges without timeouts.
+//!
+//! A search asks the index which time partitions (days) of the range hold data, then
+//! searches them newest first, `partitions_per_step` at a time. Hits come newest first,
+//! so the pages of successive steps simply follow each other. Once the page is full no
+//! more hits are fetched: with `track_total` (the default) the remaining partitions
+//! are only counted, step by step, so `total` stays exact; without it the search stops
+//! right there. When the time budget is spent the planner answers with what it has
+//! and `partial: true`. The budget is checked between steps: a step that is running is
+//! never abandoned halfway.
+//!
+//! `total` counts the matches in the partitions scanned so far: it is exact when
+//! `progress.scanned == progress.total`, and a lower bound otherwise.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logpool_core::routing::PoolRoute;
+use logpool_engines::config::SearchConfig;
+use logpool_engines::index::{IndexResult, LogIndex, SearchHit, SearchRequest, TimePartition};
+use serde_json::{json, Value};
+
+/// How far a search has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Partitions searched.
+    pub scanned: usize,
+    /// Partitions of the range that hold data.
+    pub total: usize,
+}
+
+impl Progress {
+    /// The `progress` object of an answer.
+    pub fn to_json(self) -> Value {
+        json!({ "scanned": self.scanned, "total": self.total })
+    }
+}
+
+/// A search in progress over one pool.
+#[derive(Debug)]
+pub struct PlannedSearch {
+    index: Arc<dyn LogIndex>,
+    route: PoolRoute,
+    request: SearchRequest,
+    partitions: Vec<TimePartition>,
+    partitions_per_step: usize,
+    scanned: usize,
+    track_total: bool,
+    started: Instant,
+    budget: Duration,
+    /// Hits so far, newest first.
+    pub hits: Vec<SearchHit>,
+    /// Matches in the scanned partitions.
+    pub total: u64,
+    /// Whether the budget ran out before the search was complete.
+    pub partial: bool,
+}
+
+impl PlannedSearch {
+    /// Lists the partitions of the range; nothing is searched yet. With
+    /// `track_total`, partitions past a full page are still counted.
+    ///
+    /// # Errors
+    /// When the index cannot list its partitions.
+    pub async fn start(
+        index: Arc<dyn LogIndex>,
+        route: PoolRoute,
+        request: SearchRequest,
+        track_total: bool,
+        config: &SearchConfig,
+    ) -> IndexResult<PlannedSearch> {
+        let started = Instant::now();
+        let mut partitions = index
+            .time_partitions(&route, request.from_ns, request.to_ns)
+            .await?;
+        partitions.sort_by(|a, b| b.cmp(a));
+        Ok(PlannedSearch {
+            index,
+            route,
+            request,
+            partitions,
+            partitions_per_step: config.partitions_per_step.max(1),
+            scanned: 0,
+            track_total,
+            started,
+            budget: Duration::from_millis(config.time_budget_ms),
+            hits: Vec::new(),
+            total: 0,
+            partial: false,
+        })
+    }
+
+    /// The progress so far.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            scanned: self.scanned,
+            total: self.partitions.len(),
+        }
+    }
+
+    /// Whether no further step will run.
+    pub fn is_done(&self) -> bool {
+        self.partial
+            || self.scanned >= self.partitions.len()
+            || (self.hits.len() >= self.request.limit && !self.track_total)
+    }
+
+    /// Searches the next group of partitions and returns the hits it added (newest
+    /// first), or `None` when the search is done.
+    ///
+    /// # Errors
+    /// When the index fails; the search can not continue then.
+    pub async fn step(&mut self) -> IndexResult<Option<Vec<SearchHit>>> {
+        if self.is_done() {
+            return Ok(None);
+        }
+        let group_end = (self.scanned + self.partitions_per_step).min(self.partitions.len());
+        let group = &self.partitions[self.scanned..group_end];
+        let newest = group
+            .iter()
+            .map(|p| p.to_ns)
+            .max()
+            .unwrap_or(self.request.to_ns);
+        let oldest = group
+            .iter()
+            .map(|p| p.from_ns)
+            .min()
+            .unwrap_or(self.request.from_ns);
+        let step_request = SearchRequest {
+            query: self.request.query.clone(),
+            from_ns: oldest.max(self.request.from_ns),
+            to_ns: newest.min(self.request.to_ns),
+            // 0 once the page is full: the step only counts.
+            limit: self.request.limit.saturating_sub(self.hits.len()),
+            after: self.request.after,
+        };
+        let page = if step_request.from_ns < step_request.to_ns {
+            self.index.search(&self.route, &step_request).await?
+        } else {
+            logpool_engines::index::SearchPage {
+                hits: Vec::new(),
+                total: 0,
+            }
+        };
+        self.scanned = group_end;
+        self.total += page.total;
+        self.hits.extend(page.hits.iter().cloned());
+        if !self.is_done() && self.started.elapsed() >= self.budget {
+            self.partial = true;
+        }
+        Ok(Some(page.hits))
+    }
+
+    /// Runs every remaining step.
+    ///
+    /// # Errors
+    /// When the index fails.
+    pub async fn run(&mut self) -> IndexResult<()> {
+        while self.step().await?.is_some() {}
+        Ok(())
+    }
+
+    /// The page size asked for.
+    pub fn limit(&self) -> usize {
+        self.request.limit
+    }
+}

@@ -1,0 +1,170 @@
+//! `POST /v1/projects/{project}/pools/{pool}/query`: pipe SQL.
+//!
+//! `{"query": "status:500 | SELECT host, count(*) AS c GROUP BY host ORDER BY c DESC
+//! LIMIT 10", "from": "-1h"}` answers `{"columns": [{"name", "type"}], "rows": [[...]]}`.
+//! The search before the pipe and the statement's WHERE filter in the engine; the
+//! engine groups and aggregates ([`LogIndex::aggregate`]); HAVING, ORDER BY, LIMIT
+//! and the projection run here over every group ([`finish_aggregate`]). A statement
+//! without aggregates returns records, newest first, through a plain search.
+//!
+//! [`LogIndex::aggregate`]: logpool_engines::index::LogIndex::aggregate
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use logpool_api::{ApiError, AppJson};
+use logpool_core::record::format_time_ns;
+use logpool_core::routing::DEFAULT_TENANT;
+use logpool_core::sql::finish::value_type;
+use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
+use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlColumn, SqlError, SqlTable};
+use logpool_engines::index::{AggregateRequest, SearchHit, SearchRequest};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::limiter::TenantLimiter;
+use crate::params::{SearchParams, TimeParam};
+use crate::SearchState;
+
+/// Groups one statement may produce; more is a 400 rather than a silent cut, since
+/// HAVING and ORDER BY need every group to be exact.
+pub const MAX_GROUPS: usize = 100_000;
+
+/// The body of a pipe-SQL request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlQueryParams {
+    /// `<search query> | SELECT ...`.
+    pub query: String,
+    /// Inclusive start; missing means the beginning of the data.
+    pub from: Option<TimeParam>,
+    /// Exclusive end; missing means no upper bound.
+    pub to: Option<TimeParam>,
+    /// `and` (default) or `or`: how adjacent terms of the search combine.
+    pub default_operator: Option<String>,
+}
+
+pub(crate) async fn query_post(
+    State(state): State<SearchState>,
+    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    Path((project, pool)): Path<(String, String)>,
+    AppJson(params): AppJson<SqlQueryParams>,
+) -> Result<Json<SqlTable>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let split = split_pipe(&params.query).ok_or_else(|| {
+        ApiError::bad_request(
+            "`query` needs `| SELECT ...` after the search, e.g. `* | SELECT count(*)`; \
+             use /search for a plain search",
+        )
+        .with_detail("field", "query")
+    })?;
+    let search = SearchParams {
+        query: Some(split.query.to_string()),
+        from: params.from,
+        to: params.to,
+        default_operator: params.default_operator,
+        ..SearchParams::default()
+    }
+    .resolve(&state.config)?;
+    let plan = plan_sql(split.sql, &route.name, search.query)
+        .map_err(|error| sql_error(error.shifted(split.sql_offset)))?;
+    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    let table = match plan.shape {
+        PlanShape::Aggregate(aggregate) => {
+            let request = AggregateRequest {
+                query: plan.filter,
+                from_ns: search.from_ns,
+                to_ns: search.to_ns,
+                group_by: aggregate.group_by.clone(),
+                aggregates: aggregate.aggregates.clone(),
+                max_groups: MAX_GROUPS,
+            };
+            let groups = state.index.aggregate(&route, &request).await?;
+            finish_aggregate(&aggregate, groups)
+        }
+        PlanShape::Rows(rows) => {
+            let limit = rows.limit.unwrap_or(state.config.default_limit);
+            if limit == 0 || limit > state.config.max_limit {
+                return Err(ApiError::bad_request(format!(
+                    "LIMIT must be between 1 and {} without GROUP BY, got {limit}",
+                    state.config.max_limit
+                ))
+                .with_detail("field", "query")
+                .with_detail("limit", state.config.max_limit));
+            }
+            let request = SearchRequest {
+                query: plan.filter,
+                from_ns: search.from_ns,
+                to_ns: search.to_ns,
+                limit,
+                after: None,
+            };
+            let page = state.index.search(&route, &request).await?;
+            rows_table(&rows, &page.hits)
+        }
+    };
+    Ok(Json(table))
+}
+
+fn sql_error(error: SqlError) -> ApiError {
+    let api_error = ApiError::bad_request(format!("unsupported or invalid SQL: {}", error.message))
+        .with_detail("field", "query");
+    match error.position {
+        Some(position) => api_error.with_detail("position", position),
+        None => api_error,
+    }
+}
+
+/// Records as rows: one column per selected field (`*`: `time` and every field of
+/// the returned records, by name).
+fn rows_table(plan: &RowsPlan, hits: &[SearchHit]) -> SqlTable {
+    enum Source {
+        Time,
+        Field(String),
+    }
+    let mut names_and_sources: Vec<(String, Source)> = Vec::new();
+    for column in &plan.columns {
+        match column {
+            RowColumn::Time { name } => names_and_sources.push((name.clone(), Source::Time)),
+            RowColumn::Field { name, field } => {
+                names_and_sources.push((name.clone(), Source::Field(field.clone())))
+            }
+            RowColumn::AllFields => {
+                names_and_sources.push(("time".to_string(), Source::Time));
+                let fields: BTreeSet<&String> =
+                    hits.iter().flat_map(|hit| hit.fields.keys()).collect();
+                names_and_sources.extend(
+                    fields
+                        .into_iter()
+                        .map(|field| (field.clone(), Source::Field(field.clone()))),
+                );
+            }
+        }
+    }
+    let rows: Vec<Vec<Value>> = hits
+        .iter()
+        .map(|hit| {
+            names_and_sources
+                .iter()
+                .map(|(_, source)| match source {
+                    Source::Time => Value::String(format_time_ns(hit.time_ns)),
+                    Source::Field(field) => hit.fields.get(field).cloned().unwrap_or(Value::Null),
+                })
+                .collect()
+        })
+        .collect();
+    let columns = names_and_sources
+        .iter()
+        .enumerate()
+        .map(|(index, (name, source))| SqlColumn {
+            name: name.clone(),
+            column_type: match source {
+                Source::Time => "timestamp".to_string(),
+                Source::Field(_) => value_type(rows.iter().map(|row| &row[index])),
+            },
+        })
+        .collect();
+    SqlTable { columns, rows }
+}

@@ -1,0 +1,111 @@
+//! The baseline: the same records indexed straight into one tantivy index in this
+//! process, with the engine's schema and document mapping, its writer threads and
+//! memory budget, and LogHub's commit policy. Only indexing and commits are timed;
+//! making and parsing the records is not, since the baseline stands for "tantivy
+//! alone".
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use logpool_core::doc_id::DocIdentity;
+use logpool_core::ingest::parse_ndjson_body;
+use logpool_core::limits::IngestLimits;
+use logpool_engines::config::LoghubConfig;
+use logpool_engines::index::tantivy_index::{BareIndexWriter, FieldSpace};
+use logpool_engines::index::{IndexDoc, TantivyIndexConfig};
+
+use super::corpus::Corpus;
+use super::server::dir_bytes;
+
+/// Shards the records are spread over in their document ids, as a default pool's.
+const SHARDS: u64 = 2;
+
+/// What the baseline measured.
+#[derive(Debug)]
+pub struct BaselineResult {
+    /// Records indexed.
+    pub records: u64,
+    /// Time spent adding and committing, seconds.
+    pub seconds: f64,
+    /// Index size after the final merges.
+    pub index_bytes: u64,
+    /// Where those bytes went, by part of the index and field, largest first.
+    pub index_bytes_by_field: Vec<FieldSpace>,
+}
+
+/// Indexes records `0..records` (as the load sent them) into a new index in `dir`.
+/// Blocking.
+///
+/// # Errors
+/// Fails when the index cannot be written or a record does not parse.
+pub fn run(
+    corpus: Arc<Corpus>,
+    records: u64,
+    batch_records: usize,
+    base_time_us: i64,
+    dir: &Path,
+    index_config: &TantivyIndexConfig,
+    loghub: &LoghubConfig,
+) -> anyhow::Result<BaselineResult> {
+    let mut writer = BareIndexWriter::create(dir, index_config)?;
+    let commit_interval = Duration::from_millis(loghub.commit_interval_ms);
+    let limits = IngestLimits::default();
+    let batch = batch_records.max(1) as u64;
+    let mut timed = Duration::ZERO;
+    let mut since_commit = Duration::ZERO;
+    let mut uncommitted = 0usize;
+    let mut body = Vec::new();
+    for (batch_index, first) in (0..records).step_by(batch as usize).enumerate() {
+        body.clear();
+        for seq in first..(first + batch).min(records) {
+            corpus.write_record(seq, base_time_us, &mut body);
+        }
+        let parsed = parse_ndjson_body(&body, 0, &limits)
+            .map_err(|e| anyhow::anyhow!("a benchmark record does not parse: {e}"))?;
+        let shard = (batch_index as u64 % SHARDS) as u32;
+        let docs: Vec<IndexDoc> = parsed
+            .into_iter()
+            .enumerate()
+            .map(|(index_in_batch, record)| IndexDoc {
+                identity: DocIdentity {
+                    pool_id: 1,
+                    partition: shard,
+                    position: batch_index as u64,
+                    index_in_batch: index_in_batch as u32,
+                },
+                shard,
+                record,
+            })
+            .collect();
+        let started = Instant::now();
+        for doc in &docs {
+            writer.add(doc)?;
+        }
+        uncommitted += docs.len();
+        // LogHub's policy: commit every interval, or early when enough is staged.
+        if since_commit + started.elapsed() >= commit_interval
+            || uncommitted >= loghub.max_uncommitted_records
+        {
+            writer.commit()?;
+            uncommitted = 0;
+            since_commit = Duration::ZERO;
+        } else {
+            since_commit += started.elapsed();
+        }
+        timed += started.elapsed();
+    }
+    let started = Instant::now();
+    writer.commit()?;
+    timed += started.elapsed();
+    let index_bytes_by_field = writer
+        .finish()
+        .context("the baseline index did not finish")?;
+    Ok(BaselineResult {
+        records,
+        seconds: timed.as_secs_f64(),
+        index_bytes: dir_bytes(dir),
+        index_bytes_by_field,
+    })
+}

@@ -1,0 +1,330 @@
+//! `logpool bench`: the benchmark harness. It starts a server (a `logpool
+//! standalone` child on a temporary directory, or a running one by URL), creates a
+//! pool, and measures:
+//!
+//! 1. ingest at full speed from concurrent clients: records/s and MB/s accepted and
+//!    indexed (searchable), ingest → searchable lag of marker records sent during
+//!    the load, and the server's CPU seconds per million records;
+//! 2. lag again at half the indexed rate of step 1;
+//! 3. latencies of a fixed query set;
+//! 4. the server's peak RSS and bytes on disk per raw byte (queue, index, total);
+//! 5. the baseline: the same records indexed into a bare tantivy index in this
+//!    process, and logpool's end-to-end rate as a fraction of it.
+
+mod baseline;
+mod corpus;
+mod load;
+mod queries;
+mod report;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use logpool_client::LogpoolClient;
+use logpool_engines::config::{Config, IndexConfig};
+use logpool_engines::index::TantivyIndexConfig;
+
+use self::corpus::Corpus;
+use self::load::{LoadPlan, Target};
+pub use self::report::Report;
+use self::report::{Disk, Lag, Process};
+use self::server::{cpu_seconds, dir_bytes, peak_rss_bytes, rss_split_bytes, ChildServer};
+use self::stats::percentile;
+
+/// Options of `logpool bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Records of the full-speed phase.
+    #[arg(long, default_value_t = 200_000)]
+    pub records: u64,
+    /// Concurrent PutDatas clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Records per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_records: usize,
+    /// Directory of `*.log` files to replay (default: the Loghub samples of the repository).
+    #[arg(long)]
+    pub logs: Option<PathBuf>,
+    /// Benchmark a running server instead of starting one (CPU, memory and disk
+    /// figures are then absent: they need the server's process and directory).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Seconds of the half-rate phase that measures lag below saturation (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    pub paced_secs: u64,
+    /// Timed runs of each query.
+    #[arg(long, default_value_t = 30)]
+    pub query_runs: usize,
+    /// Skip the bare-tantivy baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print the report as JSON on stdout (the table then goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The Loghub samples shipped with the repository: next to the working directory,
+/// else in the source tree this binary was built from.
+fn default_logs() -> PathBuf {
+    let relative = PathBuf::from("tests/data/loghub-2k");
+    if relative.is_dir() {
+        return relative;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/loghub-2k")
+}
+
+/// The server under test.
+enum Server {
+    Child(Box<ChildServer>),
+    Remote(String),
+}
+
+impl Server {
+    fn url(&self) -> &str {
+        match self {
+            Server::Child(child) => &child.url,
+            Server::Remote(url) => url,
+        }
+    }
+
+    fn pid(&self) -> Option<String> {
+        match self {
+            Server::Child(child) => child.pid().map(|pid| pid.to_string()),
+            Server::Remote(_) => None,
+        }
+    }
+}
+
+/// Runs the benchmark and returns its report.
+///
+/// # Errors
+/// Fails when the server cannot start, a request is refused, or records do not
+/// become searchable in time.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
+    if args.records == 0 || args.clients == 0 || args.batch_records == 0 {
+        bail!("--records, --clients and --batch-records must be positive");
+    }
+    let logs = args.logs.clone().unwrap_or_else(default_logs);
+    let corpus = Arc::new(Corpus::load(&logs)?);
+    let workdir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let data_dir = workdir.path().join("data");
+    let server = match &args.url {
+        Some(url) => Server::Remote(url.clone()),
+        None => Server::Child(Box::new(
+            ChildServer::start(&data_dir, &workdir.path().join("server.log")).await?,
+        )),
+    };
+    let result = measure(args, corpus.clone(), &server).await;
+    let (mut report, peak_rss) = match result {
+        Ok(measured) => measured,
+        Err(error) => {
+            if let Server::Child(child) = &server {
+                eprintln!("server log:\n{}", child.log_tail());
+            }
+            return Err(error);
+        }
+    };
+    if let Server::Child(child) = server {
+        child.stop().await?;
+        // Sizes after a clean stop: the final commit and merges are on disk.
+        let queue = dir_bytes(&data_dir.join("queue"));
+        let index = dir_bytes(&data_dir.join(&tantivy_config()?.dir));
+        report.process = Some(Process {
+            peak_rss_bytes: peak_rss.unwrap_or(0),
+            ..report.process.unwrap_or_default()
+        });
+        report.disk = Some(Disk {
+            queue_bytes: queue,
+            index_bytes: index,
+            total_bytes: dir_bytes(&data_dir),
+        });
+    }
+    if !args.no_baseline {
+        let index_config = tantivy_config()?;
+        let loghub = Config::default().loghub;
+        let (corpus, records, batch, base) = (
+            corpus.clone(),
+            args.records,
+            args.batch_records,
+            report.base_time_us,
+        );
+        let dir = workdir.path().join("baseline");
+        let measured = tokio::task::spawn_blocking(move || {
+            baseline::run(corpus, records, batch, base, &dir, &index_config, &loghub)
+        })
+        .await
+        .context("the baseline panicked")??;
+        report.baseline = Some(measured);
+    }
+    Ok(report)
+}
+
+/// The index settings the child server runs with (it starts from the defaults).
+fn tantivy_config() -> anyhow::Result<TantivyIndexConfig> {
+    // With the distributed engines built in, the index setting has other variants.
+    #[allow(unreachable_patterns)]
+    match Config::default().index {
+        IndexConfig::Tantivy(config) => Ok(config),
+        _ => bail!("the default index is not tantivy"),
+    }
+}
+
+/// Everything measured against the running server; returns the report so far and
+/// the server's peak RSS (read before it stops).
+async fn measure(
+    args: &BenchArgs,
+    corpus: Arc<Corpus>,
+    server: &Server,
+) -> anyhow::Result<(Report, Option<u64>)> {
+    let client = LogpoolClient::new(server.url())?;
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_micros() as i64;
+    let project = format!("bench{}", now_us / 1000);
+    client
+        .create_project(&project)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create project {project}: {e}"))?;
+    client
+        .create_pool(&project, &serde_json::json!({ "name": "loghub" }))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the pool: {e}"))?;
+    let target = Target {
+        client: client.clone(),
+        project,
+        pool: "loghub".to_string(),
+    };
+    // Records are stamped one microsecond apart, ending now.
+    // The paced phase sends at half the indexed rate, so at most this many records.
+    let paced_max = args.records.saturating_mul(args.paced_secs.min(3600));
+    let base_time_us = now_us - (args.records + paced_max) as i64;
+    // Generous: a slow machine indexes a few thousand records a second.
+    let searchable_timeout = Duration::from_secs(120 + args.records / 2_000);
+    let plan = LoadPlan {
+        first_seq: 0,
+        records: args.records,
+        clients: args.clients,
+        batch_records: args.batch_records,
+        rate: None,
+        base_time_us,
+        marker_timeout: searchable_timeout,
+    };
+    let pid = server.pid();
+    let server_cpu_before = pid.as_deref().and_then(cpu_seconds);
+    let own_cpu_before = cpu_seconds("self");
+    let full = load::run(&target, corpus.clone(), plan).await?;
+    let mut expected = full.records + full.markers_sent;
+    let searchable_at = wait_searchable(&target, expected, searchable_timeout).await?;
+    let server_cpu = pid
+        .as_deref()
+        .and_then(cpu_seconds)
+        .zip(server_cpu_before)
+        .map(|(after, before)| after - before);
+    let own_cpu = cpu_seconds("self")
+        .zip(own_cpu_before)
+        .map(|(after, before)| after - before);
+    let accept_secs = full.last_ack.duration_since(full.started).as_secs_f64();
+    let searchable_secs = searchable_at.duration_since(full.started).as_secs_f64();
+    let indexed_rate = full.records as f64 / searchable_secs;
+
+    let mut paced_lag = None;
+    let mut paced_raw_bytes = 0;
+    if args.paced_secs > 0 {
+        let rate = indexed_rate / 2.0;
+        let records = ((rate * args.paced_secs as f64) as u64).clamp(1, paced_max.max(1));
+        let paced = load::run(
+            &target,
+            corpus.clone(),
+            LoadPlan {
+                first_seq: args.records,
+                records,
+                rate: Some(rate),
+                ..plan
+            },
+        )
+        .await?;
+        expected += paced.records + paced.markers_sent;
+        wait_searchable(&target, expected, searchable_timeout).await?;
+        paced_raw_bytes = paced.raw_bytes;
+        paced_lag = Some(Lag::from_markers(
+            Some(rate),
+            paced.lags_ms,
+            paced.markers_lost,
+        ));
+    }
+
+    let end_ms = now_us / 1000 + 60_000;
+    let specs = queries::query_set(
+        &corpus.rare_term(),
+        &corpus.common_phrase(),
+        (args.records / 2, args.records / 2 + args.records / 10),
+        (base_time_us / 1000 - 1, end_ms),
+    );
+    let query_results = queries::run(&target, &specs, args.query_runs).await?;
+    let peak_rss = pid.as_deref().and_then(peak_rss_bytes);
+    let rss_at_end = pid.as_deref().and_then(rss_split_bytes);
+    let million = full.records as f64 / 1e6;
+    let report = Report {
+        records: full.records,
+        clients: args.clients,
+        batch_records: args.batch_records,
+        raw_bytes: full.raw_bytes,
+        raw_bytes_all_phases: full.raw_bytes + paced_raw_bytes,
+        base_time_us,
+        accept_secs,
+        searchable_secs,
+        lag_full: Lag::from_markers(None, full.lags_ms, full.markers_lost),
+        lag_half: paced_lag,
+        process: server_cpu.map(|cpu| Process {
+            server_cpu_secs_per_million: cpu / million,
+            load_generator_cpu_secs_per_million: own_cpu.unwrap_or(0.0) / million,
+            peak_rss_bytes: 0,
+            rss_at_end,
+        }),
+        disk: None,
+        queries: query_results,
+        baseline: None,
+    };
+    Ok((report, peak_rss))
+}
+
+/// Polls the pool's total until it reaches `expected`; returns when it did.
+async fn wait_searchable(
+    target: &Target,
+    expected: u64,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    let mut last = 0;
+    while Instant::now() < deadline {
+        // A failed count is retried at the next poll.
+        if let Ok(total) = target.client.count(&target.project, &target.pool, "").await {
+            last = total;
+            if total >= expected {
+                return Ok(Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("only {last} of {expected} records were searchable after {timeout:?}")
+}
+
+/// The lag figures of one phase.
+impl Lag {
+    fn from_markers(rate: Option<f64>, mut lags_ms: Vec<f64>, lost: u64) -> Lag {
+        Lag {
+            rate_records_per_s: rate,
+            markers: lags_ms.len() as u64,
+            lost,
+            p50_ms: percentile(&mut lags_ms, 50.0),
+            p99_ms: percentile(&mut lags_ms, 99.0),
+            max_ms: percentile(&mut lags_ms, 100.0),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Consumer groups: create, list, delete, heartbeat, checkpoints.
+//!
+//! A member calls heartbeat every few seconds (well within `timeout_s`) and reads
+//! the shards it gets back; it saves a checkpoint (a cursor) per shard after it has
+//! processed records. A member that takes a shard over starts from that shard's
+//! checkpoint, so when a member dies the group goes on where it left off: nothing is
+//! skipped, and at most the records after its last checkpoint are read twice.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use logpool_api::{ApiError, AppJson};
+use logpool_core::names::validate_name;
+use logpool_core::routing::DEFAULT_TENANT;
+use logpool_engines::metadata::NewConsumerGroup;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{parse_shard, PullState, ShardRef};
+
+/// Heartbeat timeout when none is given.
+pub const DEFAULT_TIMEOUT_S: u32 = 60;
+/// Shortest heartbeat timeout.
+pub const MIN_TIMEOUT_S: u32 = 1;
+/// Longest heartbeat timeout.
+pub const MAX_TIMEOUT_S: u32 = 3600;
+/// Longest consumer name.
+pub const MAX_CONSUMER_LEN: usize = 128;
+
+/// Body of `POST .../consumer-groups`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateGroup {
+    name: Option<String>,
+    timeout_s: Option<u32>,
+    in_order: Option<bool>,
+}
+
+/// `POST .../consumer-groups`
+pub(super) async fn create(
+    State(state): State<PullState>,
+    Path((project, pool)): Path<(String, String)>,
+    AppJson(body): AppJson<CreateGroup>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let name = body.name.ok_or_else(|| missing("name"))?;
+    validate_name(&name).map_err(|message| {
+        ApiError::bad_request(format!("`name`: {message}")).with_detail("field", "name")
+    })?;
+    let timeout_s = body.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+    if !(MIN_TIMEOUT_S..=MAX_TIMEOUT_S).contains(&timeout_s) {
+        return Err(ApiError::bad_request(format!(
+            "`timeout_s` must be between {MIN_TIMEOUT_S} and {MAX_TIMEOUT_S} seconds, got {timeout_s}"
+        ))
+        .with_detail("field", "timeout_s")
+        .with_detail("max", MAX_TIMEOUT_S));
+    }
+    let group = state
+        .metadata
+        .create_consumer_group(
+            &route.tenant,
+            &route.project,
+            &route.name,
+            NewConsumerGroup {
+                name,
+                timeout_s,
+                in_order: body.in_order.unwrap_or(false),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(group))))
+}
+
+/// `GET .../consumer-groups`
+pub(super) async fn list(
+    State(state): State<PullState>,
+    Path((project, pool)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let groups = state
+        .metadata
+        .list_consumer_groups(&route.tenant, &route.project, &route.name)
+        .await?;
+    Ok(Json(json!({ "consumer_groups": groups })))
+}
+
+/// `DELETE .../consumer-groups/{group}`
+pub(super) async fn delete(
+    State(state): State<PullState>,
+    Path((project, pool, group)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    state
+        .metadata
+        .delete_consumer_group(&route.tenant, &route.project, &route.name, &group)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST .../heartbeat`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Heartbeat {
+    consumer: Option<String>,
+}
+
+/// `POST .../consumer-groups/{group}/heartbeat` → the shards the consumer owns now.
+pub(super) async fn heartbeat(
+    State(state): State<PullState>,
+    Path((project, pool, group)): Path<(String, String, String)>,
+    AppJson(body): AppJson<Heartbeat>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let consumer = body.consumer.ok_or_else(|| missing("consumer"))?;
+    validate_consumer(&consumer)?;
+    let now_ms = logpool_api::time::now_ns() / 1_000_000;
+    let shards = state
+        .metadata
+        .consumer_group_heartbeat(
+            &route.tenant,
+            &route.project,
+            &route.name,
+            &group,
+            &consumer,
+            now_ms,
+        )
+        .await?;
+    Ok(Json(json!({ "shards": shards })))
+}
+
+/// Body of `PUT .../checkpoints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SaveCheckpoint {
+    shard: Option<serde_json::Value>,
+    cursor: Option<String>,
+}
+
+/// `PUT .../consumer-groups/{group}/checkpoints` `{"shard", "cursor"}`
+pub(super) async fn save_checkpoint(
+    State(state): State<PullState>,
+    Path((project, pool, group)): Path<(String, String, String)>,
+    AppJson(body): AppJson<SaveCheckpoint>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let shard_text = match body.shard.ok_or_else(|| missing("shard"))? {
+        serde_json::Value::Number(number) => number.to_string(),
+        other => other.to_string(),
+    };
+    let shard = parse_shard(&shard_text, &route)?;
+    let cursor = body.cursor.ok_or_else(|| missing("cursor"))?;
+    let shard_ref = ShardRef { route, shard };
+    // Only a cursor of this very shard is stored: a checkpoint is read back and used
+    // as a cursor later, so a foreign or edited one is refused now, not then.
+    let key = state.cursor_key().await?;
+    key.decode(&shard_ref.scope(), &cursor)
+        .map_err(|error| ApiError::bad_request(error.to_string()).with_detail("field", "cursor"))?;
+    let checkpoint = state
+        .metadata
+        .save_checkpoint(
+            &shard_ref.route.tenant,
+            &shard_ref.route.project,
+            &shard_ref.route.name,
+            &group,
+            shard,
+            &cursor,
+        )
+        .await?;
+    Ok(Json(json!(checkpoint)))
+}
+
+/// `GET .../consumer-groups/{group}/checkpoints`
+pub(super) async fn list_checkpoints(
+    State(state): State<PullState>,
+    Path((project, pool, group)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let checkpoints = state
+        .metadata
+        .list_checkpoints(&route.tenant, &route.project, &route.name, &group)
+        .await?;
+    Ok(Json(json!({ "checkpoints": checkpoints })))
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::bad_request(format!("`{field}` is required")).with_detail("field", field)
+}
+
+/// Consumer names: 1 to [`MAX_CONSUMER_LEN`] characters of `A-Z a-z 0-9 . _ : -`
+/// (host names, pod names, `host:pid`).
+fn validate_consumer(consumer: &str) -> Result<(), ApiError> {
+    let valid_chars = consumer
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if consumer.is_empty() || consumer.len() > MAX_CONSUMER_LEN || !valid_chars {
+        return Err(ApiError::bad_request(format!(
+            "`consumer` must be 1 to {MAX_CONSUMER_LEN} characters of A-Z, a-z, 0-9, `.`, `_`, `:` and `-`, got `{}`",
+            consumer.escape_debug()
+        ))
+        .with_detail("field", "consumer")
+        .with_detail("max", MAX_CONSUMER_LEN));
+    }
+    Ok(())
+}

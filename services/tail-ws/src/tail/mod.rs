@@ -1,0 +1,151 @@
+//! The tail route: checks made before the upgrade, then one session per connection.
+//!
+//! Everything that can be refused is refused before the upgrade, with the usual JSON
+//! error: a bad `query` or `start` (400), an unknown pool (404), too many tails for
+//! the tenant or the pool (429). After the upgrade the connection ends with a close
+//! code and a reason ([`session`]).
+
+pub mod buffer;
+pub mod limits;
+pub mod params;
+pub mod pump;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use logpool_api::{ApiError, AppQuery, RoutingView};
+use logpool_core::routing::DEFAULT_TENANT;
+use logpool_engines::config::TailConfig;
+use logpool_engines::queue::Queue;
+use tokio::sync::watch;
+
+use self::buffer::TailBuffer;
+use self::limits::{TailLimitError, TailRegistry};
+use self::params::TailParams;
+use self::pump::{Pump, ShardSource};
+use self::session::{run_session, SessionEnd};
+
+/// How long a client refused by a limit should wait before trying again.
+const LIMIT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What the tail handler needs.
+#[derive(Debug, Clone)]
+pub struct TailState {
+    /// The queue to read.
+    pub queue: Arc<dyn Queue>,
+    /// Pool routes.
+    pub routing: RoutingView,
+    /// Flips to true at shutdown so open tails close cleanly.
+    pub shutdown: watch::Receiver<bool>,
+    /// Limits and timings.
+    pub config: Arc<TailConfig>,
+    /// Open tails, for the concurrency limits.
+    pub registry: Arc<TailRegistry>,
+    /// Counters for `/metrics`.
+    pub stats: Arc<crate::metrics::TailStats>,
+}
+
+impl TailState {
+    /// Creates the state with an empty registry sized by `config`.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        routing: RoutingView,
+        shutdown: watch::Receiver<bool>,
+        config: TailConfig,
+    ) -> TailState {
+        let registry = Arc::new(TailRegistry::new(
+            config.max_tails_per_tenant,
+            config.max_tails_per_pool,
+        ));
+        TailState {
+            queue,
+            routing,
+            shutdown,
+            config: Arc::new(config),
+            registry,
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// Builds the tail-ws router.
+pub fn router(state: TailState) -> Router {
+    let router = Router::new()
+        .route("/v1/projects/{project}/pools/{pool}/tail", get(tail))
+        .with_state(state);
+    logpool_api::layers::with_common_layers(router)
+}
+
+async fn tail(
+    State(state): State<TailState>,
+    Path((project, pool)): Path<(String, String)>,
+    AppQuery(params): AppQuery<TailParams>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let request = params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)?;
+    let permit = state
+        .registry
+        .try_open(&route.tenant, route.pool_id)
+        .map_err(|error| {
+            let limit = match error {
+                TailLimitError::TooManyForTenant { max } => ("max_tails_per_tenant", max),
+                TailLimitError::TooManyForPool { max } => ("max_tails_per_pool", max),
+            };
+            ApiError::new(
+                logpool_api::ErrorCode::TooManyRequests,
+                format!("too many live tails: {error}"),
+            )
+            .with_detail("limit", limit.0)
+            .with_detail("max", limit.1)
+            .with_retry_after(LIMIT_RETRY_AFTER)
+        })?;
+    // The readers open before the 101 answer: with no `start`, every record produced
+    // after the client saw the upgrade succeed is delivered.
+    let mut sources = Vec::with_capacity(route.partitions.len());
+    for (shard_index, shard) in route.shard_addrs().into_iter().enumerate() {
+        let reader = state.queue.open_reader(&shard, request.start).await?;
+        sources.push(ShardSource {
+            shard_index,
+            partition: shard.partition,
+            reader,
+        });
+    }
+    let buffer = Arc::new(TailBuffer::new(state.config.buffer_records));
+    let pump = Pump {
+        route: route.clone(),
+        query: request.query,
+        sources,
+        buffer: Arc::clone(&buffer),
+        routing: state.routing.receiver(),
+        poll_interval: Duration::from_millis(state.config.poll_interval_ms),
+    };
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let _permit = permit;
+        let _counted_open = state.stats.open_tail();
+        let pump = tokio::spawn(pump.run());
+        let end = run_session(
+            crate::metrics::CountingSocket::new(socket, state.stats.clone()),
+            buffer,
+            pump,
+            state.shutdown.clone(),
+            &state.config,
+            &route.name,
+        )
+        .await;
+        match end {
+            SessionEnd::ClientGone => {
+                tracing::debug!(pool = %route.name, "tail closed by the client")
+            }
+            SessionEnd::Closed { code, reason } => {
+                tracing::debug!(pool = %route.name, code, %reason, "tail closed by the server");
+            }
+        }
+    }))
+}

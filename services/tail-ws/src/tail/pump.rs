@@ -1,0 +1,184 @@
+//! Reads a pool's shards for one tail and fills its buffer.
+//!
+//! Each shard has its own queue reader ([`Queue::open_reader`]) that goes on from
+//! where it stopped, so a backfill from `start` runs into the live records without a
+//! seam. Reading never waits for the client: the buffer drops what does not fit. The
+//! pump ends when the pool is deleted or the queue closes; the session aborts it
+//! when the connection ends, which drops the readers (on Pulsar, closing their
+//! non-durable subscriptions).
+//!
+//! [`Queue::open_reader`]: logpool_engines::queue::Queue::open_reader
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use logpool_core::batch::decode_batch;
+use logpool_core::doc_id::DocIdentity;
+use logpool_core::query::{eval::matches, Query as LogQuery};
+use logpool_core::record::format_time_ns;
+use logpool_core::routing::{PoolRoute, RoutingSnapshot};
+use logpool_engines::queue::{QueueError, QueueMessage, ShardReader};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::buffer::{BufferedRecord, TailBuffer};
+
+/// Messages read per shard per round.
+const MESSAGES_PER_READ: usize = 64;
+/// Longest wait before a failed read is tried again.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Why a pump stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PumpEnd {
+    /// The pool is no longer in the routing snapshot.
+    PoolDeleted,
+    /// The queue is shutting down.
+    QueueClosed,
+}
+
+/// One shard being read.
+#[derive(Debug)]
+pub struct ShardSource {
+    /// Index of the shard in the pool.
+    pub shard_index: usize,
+    /// Its queue partition.
+    pub partition: u32,
+    /// Its reader.
+    pub reader: Box<dyn ShardReader>,
+}
+
+/// Everything a pump needs.
+#[derive(Debug)]
+pub struct Pump {
+    /// The tailed pool.
+    pub route: PoolRoute,
+    /// The filter.
+    pub query: LogQuery,
+    /// One reader per shard.
+    pub sources: Vec<ShardSource>,
+    /// Where matching records go.
+    pub buffer: Arc<TailBuffer>,
+    /// Routing updates, to notice a deleted pool.
+    pub routing: watch::Receiver<Arc<RoutingSnapshot>>,
+    /// Pause between rounds when every shard is caught up.
+    pub poll_interval: Duration,
+}
+
+impl Pump {
+    /// Reads until the pool is deleted or the queue closes.
+    pub async fn run(mut self) -> PumpEnd {
+        let mut retry_delay = self.poll_interval;
+        loop {
+            if self.pool_deleted() {
+                return PumpEnd::PoolDeleted;
+            }
+            let mut behind = false;
+            let mut failed = false;
+            for source in &mut self.sources {
+                match source.reader.read_next(MESSAGES_PER_READ).await {
+                    Ok(messages) => {
+                        behind |= messages.len() == MESSAGES_PER_READ;
+                        deliver(&self.route, &self.query, source, &messages, &self.buffer);
+                    }
+                    Err(QueueError::Closed) => return PumpEnd::QueueClosed,
+                    Err(error) => {
+                        tracing::warn!(%error, pool = %self.route.name, shard = source.shard_index, "tail read failed; retrying");
+                        failed = true;
+                    }
+                }
+            }
+            let pause = if failed {
+                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+                retry_delay
+            } else {
+                retry_delay = self.poll_interval;
+                if behind {
+                    // Yield so a backlog cannot starve other tasks.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                self.poll_interval
+            };
+            // A routing change ends the pause early, so a deletion is seen at once.
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                changed = self.routing.changed() => {
+                    if changed.is_err() {
+                        // No more routing updates will come: just pause.
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pool_deleted(&self) -> bool {
+        self.routing
+            .borrow()
+            .pool_by_id(self.route.pool_id)
+            .is_none()
+    }
+}
+
+/// Decodes messages of one shard and buffers the pool's records that match.
+///
+/// While the buffer is full, a message is skipped whole and counted as dropped
+/// without being decoded: a client that cannot keep up then costs the server almost
+/// nothing, so it cannot slow ingestion or other tails by making this task busy.
+fn deliver(
+    route: &PoolRoute,
+    query: &LogQuery,
+    source: &ShardSource,
+    messages: &[QueueMessage],
+    buffer: &TailBuffer,
+) {
+    for message in messages {
+        // A partition may hold messages of an earlier pool that had it.
+        if message.properties.pool_id != route.pool_id {
+            continue;
+        }
+        if buffer.is_full() {
+            buffer.skip(u64::from(message.properties.record_count));
+            continue;
+        }
+        let records = match decode_batch(&message.payload) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, pool = %route.name, shard = source.shard_index, position = message.position, "tail skipped an undecodable batch");
+                continue;
+            }
+        };
+        let matching = records
+            .into_iter()
+            .enumerate()
+            .filter(|(_, record)| matches(query, record))
+            .map(|(index, record)| {
+                let identity = DocIdentity {
+                    pool_id: route.pool_id,
+                    partition: source.partition,
+                    position: message.position,
+                    index_in_batch: u32::try_from(index).unwrap_or(u32::MAX),
+                };
+                BufferedRecord {
+                    json: json!({
+                        "id": identity.doc_id(),
+                        "time": format_time_ns(record.time_ns),
+                        "shard": source.shard_index,
+                        "fields": record.fields_json(),
+                    }),
+                    publish_time_ms: message.publish_time_ms,
+                }
+            });
+        buffer.push_all(matching);
+    }
+}
+
+/// Returns the current time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,109 @@
+//! `logpool bench` at a small size: it runs to the end and reports every figure with
+//! a sane value. The figures themselves are not judged here (they depend on the
+//! machine); see BENCHMARKS.md.
+
+use std::time::Duration;
+
+use logpool_e2e::logpool_binary;
+use serde_json::Value;
+
+/// Bounds the whole run: the child server, 20,000 records, a short paced phase, the
+/// queries and the baseline take well under a minute on a loaded 2-core machine.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn positive(report: &Value, pointer: &str) -> f64 {
+    let value = report
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{pointer} is missing or not a number in {report}"));
+    assert!(
+        value.is_finite() && value > 0.0,
+        "{pointer} = {value} is not positive in {report}"
+    );
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_figure() {
+    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
+    let run = tokio::process::Command::new(logpool_binary())
+        .args([
+            "bench",
+            "--records",
+            "20000",
+            "--paced-secs",
+            "2",
+            "--query-runs",
+            "3",
+            "--json",
+            "--logs",
+        ])
+        .arg(&data_dir)
+        .env("LOGPOOL_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .expect("bench did not finish in time")
+        .expect("run bench");
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bench output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+
+    assert_eq!(report["records"], 20000);
+    positive(&report, "/raw_bytes");
+    let accepted = positive(&report, "/ingest/accepted_records_per_s");
+    let indexed = positive(&report, "/ingest/indexed_records_per_s");
+    positive(&report, "/ingest/accepted_mb_per_s");
+    positive(&report, "/ingest/indexed_mb_per_s");
+    // Records are searchable only after they were accepted.
+    assert!(indexed <= accepted * 1.001, "{report}");
+
+    for phase in ["/lag_at_full_load", "/lag_at_half_rate"] {
+        positive(&report, &format!("{phase}/markers"));
+        let p50 = positive(&report, &format!("{phase}/p50_ms"));
+        let p99 = positive(&report, &format!("{phase}/p99_ms"));
+        let max = positive(&report, &format!("{phase}/max_ms"));
+        assert!(p50 <= p99 && p99 <= max, "{phase}: {report}");
+        assert_eq!(
+            report.pointer(&format!("{phase}/lost")),
+            Some(&Value::from(0))
+        );
+    }
+    positive(&report, "/lag_at_half_rate/rate_records_per_s");
+
+    positive(&report, "/cpu/server_secs_per_million_records");
+    positive(&report, "/cpu/load_generator_secs_per_million_records");
+    let rss = positive(&report, "/peak_rss_bytes");
+    assert!(rss > 1e6 && rss < 64e9, "{report}");
+    for figure in ["queue", "index", "total"] {
+        let ratio = positive(&report, &format!("/disk/{figure}_per_raw_byte"));
+        assert!(ratio < 100.0, "{figure}: {report}");
+    }
+
+    let queries = report["queries"].as_array().expect("queries");
+    let names: Vec<&str> = queries.iter().filter_map(|q| q["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["selective term", "phrase", "field + range", "histogram"]
+    );
+    for index in 0..queries.len() {
+        positive(&report, &format!("/queries/{index}/p50_ms"));
+        positive(&report, &format!("/queries/{index}/p99_ms"));
+        // Every query of the set matches something in the Loghub lines.
+        positive(&report, &format!("/queries/{index}/matches"));
+    }
+
+    positive(&report, "/baseline/records_per_s");
+    positive(&report, "/baseline/index_per_raw_byte");
+    let ratio = positive(&report, "/ratio_to_baseline");
+    assert!(ratio < 100.0, "{report}");
+}

@@ -1,0 +1,96 @@
+//! The web console in real headless Chromium, driven by `playwright-core`
+//! (tests/console/e2e.mjs): log in, create a project and a pool, put records through
+//! the API, find them, zoom the histogram, open a hit's context, chart a group-by,
+//! see a new record in the live tail within 2 s, delete the pool; no console errors
+//! and no request outside the public API. Screenshots of every step are kept under
+//! `target/console-screenshots/`.
+//!
+//! Needs Node.js, Debian `chromium` and `npm ci` in tests/console, which
+//! `scripts/test-browser.sh install` (run by scripts/test-all.sh) provides. Without
+//! them the test is skipped visibly, and fails when LOGPOOL_REQUIRE_ENGINES is set.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use logpool_e2e::TestServer;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("LOGPOOL_TEST_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+fn browser_ready(dir: &Path) -> Result<(), String> {
+    if !chromium().exists() {
+        return Err(format!("{} is missing", chromium().display()));
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Err("tests/console/node_modules/playwright-core is missing".into());
+    }
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => Err("node is missing".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_console_walkthrough_in_chromium() {
+    let dir = workspace().join("tests/console");
+    if let Err(why) = browser_ready(&dir) {
+        assert!(
+            std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
+            "browser test prerequisites missing ({why}) but LOGPOOL_REQUIRE_ENGINES is set"
+        );
+        eprintln!("SKIPPED: {why}; run scripts/test-browser.sh install");
+        return;
+    }
+    let server = TestServer::start().await.expect("server");
+    let shots = workspace().join("target/console-screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("e2e.mjs"))
+        .current_dir(&dir)
+        .env("LOGPOOL_URL", server.url())
+        .env("SCREENSHOT_DIR", &shots)
+        .env("LOGPOOL_TEST_CHROMIUM", chromium())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser walkthrough finishes within 4 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "console walkthrough failed:\n{stdout}\n{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let steps = report["steps"].as_array().expect("steps");
+    for expected in [
+        "login",
+        "create-project-and-pool",
+        "put-and-search",
+        "histogram-zoom",
+        "context",
+        "group-by-bar-chart",
+        "live-tail",
+        "delete-pool",
+    ] {
+        assert!(
+            steps.iter().any(|s| s["step"] == expected),
+            "step {expected} did not run: {stdout}"
+        );
+        assert!(
+            shots.read_dir().expect("screenshots").any(|e| e
+                .map(|e| e.file_name().to_string_lossy().contains(expected))
+                .unwrap_or(false)),
+            "no screenshot of {expected}"
+        );
+    }
+}

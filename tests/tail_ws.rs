@@ -1,0 +1,532 @@
+//! Live tail over WebSocket, seen by a client nobody here wrote: Python's
+//! `websockets` library (`tests/tail_ws_client.py`), against the standalone product.
+//!
+//! The client is installed by `scripts/test-engines.sh`. Without it the tests skip
+//! visibly; with `LOGPOOL_REQUIRE_ENGINES` set they fail instead.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use logpool_e2e::{Config, TestServer};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::time::{timeout, Instant};
+
+/// Longest wait for any one client event.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Python that has `websockets`, or `None` (after saying why) to skip.
+fn python() -> Option<String> {
+    let python = std::env::var("LOGPOOL_TEST_PYTHON")
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| "python3".to_string());
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import websockets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Some(python);
+    }
+    let message = format!(
+        "{python} cannot import `websockets`; scripts/test-engines.sh installs it (pip install websockets==15.0.1)"
+    );
+    if std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
+/// A running `tail_ws_client.py`.
+struct PyTail {
+    _child: Child,
+    stdin: ChildStdin,
+    events: Lines<BufReader<ChildStdout>>,
+}
+
+impl PyTail {
+    async fn start(python: &str, url: &str, extra: &[&str]) -> PyTail {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tail_ws_client.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(url)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the python client");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        PyTail {
+            _child: child,
+            stdin,
+            events: BufReader::new(stdout).lines(),
+        }
+    }
+
+    async fn next_event(&mut self) -> Value {
+        let line = timeout(EVENT_TIMEOUT, self.events.next_line())
+            .await
+            .expect("a client event in time")
+            .expect("read the client")
+            .expect("the client exited without a closing event");
+        serde_json::from_str(&line).expect("json event")
+    }
+
+    /// Waits for the upgrade and fails on anything else.
+    async fn connected(&mut self) {
+        let event = self.next_event().await;
+        assert_eq!(event["event"], "connected", "{event}");
+    }
+
+    /// Returns the next frame; panics on a close.
+    async fn next_frame(&mut self) -> Value {
+        let event = self.next_event().await;
+        assert_eq!(event["event"], "frame", "{event}");
+        event["frame"].clone()
+    }
+
+    /// Skips frames until the connection closes; returns the close event.
+    async fn closed(&mut self) -> Value {
+        loop {
+            let event = self.next_event().await;
+            if event["event"] == "closed" {
+                return event;
+            }
+            assert_eq!(event["event"], "frame", "{event}");
+        }
+    }
+
+    async fn resume(&mut self) {
+        self.stdin.write_all(b"resume\n").await.expect("resume");
+        self.stdin.flush().await.expect("flush");
+    }
+}
+
+fn tail_url(server: &TestServer, project: &str, pool: &str, query: &str) -> String {
+    let base = format!(
+        "ws://{}/v1/projects/{project}/pools/{pool}/tail",
+        server.addr()
+    );
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+fn numbers_of(frame: &Value) -> Vec<u64> {
+    frame["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|record| record["fields"]["n"].as_u64().expect("n"))
+        .collect()
+}
+
+async fn server_with_pool(
+    project: &str,
+    shards: u32,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
+    let server = TestServer::start_with(adjust).await.expect("server");
+    server
+        .client
+        .create_project(project)
+        .await
+        .expect("project");
+    server
+        .client
+        .create_pool(project, &json!({ "name": "app", "shards": shards }))
+        .await
+        .expect("pool");
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_sends_new_matching_records_within_two_seconds() {
+    let Some(python) = python() else { return };
+    let server = server_with_pool("tailnew", 3, |_| {}).await;
+    // Put before the tail opens: not part of a live tail without `start`.
+    server
+        .client
+        .put_records(
+            "tailnew",
+            "app",
+            &[json!({ "message": "error before", "n": 999 })],
+        )
+        .await
+        .expect("put");
+    let url = tail_url(
+        &server,
+        "tailnew",
+        "app",
+        "query=error%20AND%20NOT%20ignored",
+    );
+    let mut tail = PyTail::start(&python, &url, &[]).await;
+    tail.connected().await;
+
+    let records: Vec<Value> = (0..30)
+        .map(|n| {
+            let kind = ["error", "info", "error ignored"][n % 3];
+            json!({ "message": format!("{kind} {n}"), "n": n })
+        })
+        .collect();
+    server
+        .client
+        .put_records("tailnew", "app", &records)
+        .await
+        .expect("put");
+    let accepted_at = Instant::now();
+    let first = tail.next_frame().await;
+    assert!(
+        accepted_at.elapsed() < Duration::from_secs(2),
+        "the first record took {:?}",
+        accepted_at.elapsed()
+    );
+    let mut seen = numbers_of(&first);
+    assert!(first["lag_ms"].as_i64().is_some(), "{first}");
+    while seen.len() < 10 {
+        seen.extend(numbers_of(&tail.next_frame().await));
+    }
+    seen.sort_unstable();
+    let expected: Vec<u64> = (0..30).filter(|n| n % 3 == 0).collect();
+    assert_eq!(seen, expected, "only the matching records, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_backfill_runs_into_live_records_without_gap_or_duplicate() {
+    let Some(python) = python() else { return };
+    let server = server_with_pool("tailseam", 2, |_| {}).await;
+    let client = server.client.clone();
+    let put = move |from: u64, to: u64| {
+        let client = client.clone();
+        async move {
+            let records: Vec<Value> = (from..to).map(|n| json!({ "n": n })).collect();
+            client
+                .put_records("tailseam", "app", &records)
+                .await
+                .expect("put");
+        }
+    };
+    for batch in 0..5 {
+        put(batch * 20, batch * 20 + 20).await;
+    }
+    // Keep putting while the tail connects, so records land on both sides of the
+    // moment the readers open.
+    let writer = tokio::spawn({
+        let put = put.clone();
+        async move {
+            for batch in 0..40 {
+                put(1000 + batch * 5, 1005 + batch * 5).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let url = tail_url(&server, "tailseam", "app", "start=-5m");
+    let mut tail = PyTail::start(&python, &url, &[]).await;
+    tail.connected().await;
+    writer.await.expect("writer");
+    put(2000, 2050).await;
+
+    let expected: Vec<u64> = (0..100).chain(1000..1200).chain(2000..2050).collect();
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    while counts.len() < expected.len() {
+        for n in numbers_of(&tail.next_frame().await) {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    // Anything still in flight would be a duplicate: give it a moment to show.
+    put(3000, 3001).await;
+    loop {
+        let numbers = numbers_of(&tail.next_frame().await);
+        let done = numbers.contains(&3000);
+        for n in numbers {
+            *counts.entry(n).or_default() += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    for n in &expected {
+        assert_eq!(
+            counts.get(n),
+            Some(&1),
+            "record {n} must arrive exactly once"
+        );
+    }
+    assert_eq!(
+        counts.len(),
+        expected.len() + 1,
+        "no record that was not put"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_stalled_client_gets_a_dropped_notice_and_loses_nothing_silently() {
+    let Some(python) = python() else { return };
+    const TOTAL: u64 = 100_000;
+    let server = server_with_pool("tailslow", 2, |config| {
+        config.tail.buffer_records = 2_000;
+    })
+    .await;
+    let url = tail_url(&server, "tailslow", "app", "");
+    let mut tail = PyTail::start(&python, &url, &["--stall", "--rcvbuf", "4096"]).await;
+    tail.connected().await;
+    let padding = "x".repeat(200);
+    for batch in 0..(TOTAL / 10_000) {
+        let records: Vec<Value> = (batch * 10_000..(batch + 1) * 10_000)
+            .map(|n| json!({ "n": n, "message": padding }))
+            .collect();
+        server
+            .client
+            .put_records("tailslow", "app", &records)
+            .await
+            .expect("put");
+    }
+    tail.resume().await;
+    assert_eq!(tail.next_event().await["event"], "resumed");
+    // Every record is either delivered or counted in a `dropped` frame.
+    let (mut delivered, mut dropped, mut dropped_frames) = (0u64, 0u64, 0u64);
+    while delivered + dropped < TOTAL {
+        let frame = tail.next_frame().await;
+        match frame["type"].as_str() {
+            Some("records") => delivered += numbers_of(&frame).len() as u64,
+            Some("dropped") => {
+                dropped += frame["count"].as_u64().expect("count");
+                dropped_frames += 1;
+            }
+            other => panic!("unexpected frame type {other:?}"),
+        }
+    }
+    assert_eq!(delivered + dropped, TOTAL);
+    assert!(
+        dropped_frames > 0 && dropped > 0,
+        "a stalled client must be told about drops"
+    );
+    assert!(delivered > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_refusals_and_close_reasons() {
+    let Some(python) = python() else { return };
+    let server = server_with_pool("tailclose", 1, |config| {
+        config.tail.max_tails_per_pool = 1;
+    })
+    .await;
+
+    // Refused before the upgrade, with the usual JSON error.
+    let url = tail_url(&server, "tailclose", "nope", "");
+    let mut unknown = PyTail::start(&python, &url, &[]).await;
+    let event = unknown.next_event().await;
+    assert_eq!(
+        (event["event"].as_str(), event["status"].as_u64()),
+        (Some("rejected"), Some(404)),
+        "{event}"
+    );
+    assert!(
+        event["body"].as_str().unwrap_or("").contains("nope"),
+        "{event}"
+    );
+
+    let url = tail_url(&server, "tailclose", "app", "query=status:(500%20OR");
+    let mut bad_query = PyTail::start(&python, &url, &[]).await;
+    let event = bad_query.next_event().await;
+    assert_eq!(event["status"], 400, "{event}");
+    assert!(
+        event["body"].as_str().unwrap_or("").contains("query"),
+        "{event}"
+    );
+
+    let url = tail_url(&server, "tailclose", "app", "start=last%20tuesday");
+    let mut bad_start = PyTail::start(&python, &url, &[]).await;
+    let event = bad_start.next_event().await;
+    assert_eq!(event["status"], 400, "{event}");
+    assert!(
+        event["body"].as_str().unwrap_or("").contains("start"),
+        "{event}"
+    );
+
+    // One tail per pool: the second is refused and names the limit.
+    let url = tail_url(&server, "tailclose", "app", "");
+    let mut first = PyTail::start(&python, &url, &[]).await;
+    first.connected().await;
+    let mut second = PyTail::start(&python, &url, &[]).await;
+    let event = second.next_event().await;
+    assert_eq!(event["status"], 429, "{event}");
+    assert!(
+        event["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_tails_per_pool"),
+        "{event}"
+    );
+
+    // Deleting the pool closes its tail with a reason, and frees its place.
+    server
+        .client
+        .delete_pool("tailclose", "app")
+        .await
+        .expect("delete");
+    let event = first.closed().await;
+    assert_eq!(event["code"], 4404, "{event}");
+    assert!(
+        event["reason"].as_str().unwrap_or("").contains("deleted"),
+        "{event}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_closes_idle_connections_and_on_shutdown() {
+    let Some(python) = python() else { return };
+    let server = server_with_pool("tailidle", 1, |config| {
+        config.tail.idle_timeout_secs = 1;
+    })
+    .await;
+    let url = tail_url(&server, "tailidle", "app", "");
+    let mut idle = PyTail::start(&python, &url, &[]).await;
+    idle.connected().await;
+    let event = idle.closed().await;
+    assert_eq!(event["code"], 4408, "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("idle_timeout_secs"),
+        "{event}"
+    );
+
+    let server = server_with_pool("tailstop", 1, |_| {}).await;
+    let url = tail_url(&server, "tailstop", "app", "");
+    let mut open = PyTail::start(&python, &url, &[]).await;
+    open.connected().await;
+    let TestServer { standalone, .. } = server;
+    let shutdown = tokio::spawn(standalone.shutdown());
+    let event = open.closed().await;
+    assert_eq!(event["code"], 1001, "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("shutting down"),
+        "{event}"
+    );
+    timeout(EVENT_TIMEOUT, shutdown)
+        .await
+        .expect("shutdown in time")
+        .expect("task")
+        .expect("clean shutdown");
+}
+
+/// On Pulsar a tail reads through its own non-durable readers; once it closes, the
+/// broker holds no subscription of it (pulsar-lite behind the framing relay).
+#[cfg(feature = "distributed")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_on_pulsar_leaves_no_subscription_behind() {
+    use logpool_e2e::wait_for_count;
+    use logpool_engines::config::QueueConfig;
+    use logpool_engines::queue::pulsar::test_relay::TestRelay;
+    use logpool_engines::queue::pulsar::PulsarQueueConfig;
+
+    let Some(python) = python() else { return };
+    let (Some(pulsar_url), Some(metrics_url)) = (
+        std::env::var("LOGPOOL_TEST_PULSAR_URL").ok(),
+        std::env::var("LOGPOOL_TEST_PULSAR_METRICS_URL").ok(),
+    ) else {
+        if std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_some() {
+            panic!("LOGPOOL_TEST_PULSAR_URL and LOGPOOL_TEST_PULSAR_METRICS_URL must be set");
+        }
+        eprintln!("SKIPPED: LOGPOOL_TEST_PULSAR_URL / LOGPOOL_TEST_PULSAR_METRICS_URL not set");
+        return;
+    };
+    let relay = TestRelay::start(&pulsar_url).await.expect("relay");
+    // Topics are per project under the default tenant: a unique project keeps this
+    // test's topics apart from every other run on the same broker.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let project = format!("tailpulsar{:x}", nanos % (1 << 40));
+    let server = server_with_pool(&project, 2, |config| {
+        config.queue = QueueConfig::Pulsar(PulsarQueueConfig {
+            url: relay.url(),
+            ..PulsarQueueConfig::default()
+        });
+    })
+    .await;
+    // The broker's count of subscriptions on the project's topics.
+    let subscriptions = || {
+        let metrics_url = metrics_url.clone();
+        let topic = format!("topic=\"{project}\"");
+        async move {
+            let page = reqwest::get(&metrics_url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            page.lines()
+                .filter(|line| {
+                    line.starts_with("pulsar_subscriptions_count{") && line.contains(&topic)
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        }
+    };
+    // The broker refreshes its metrics every few seconds.
+    let wait_for_subscriptions = |want: u64| async move {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let count = subscriptions().await;
+            if count == want || Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let before: Vec<Value> = (0..20).map(|n| json!({ "n": n })).collect();
+    server
+        .client
+        .put_records(&project, "app", &before)
+        .await
+        .expect("put");
+    // Once LogHub has indexed them, the durable subscriptions of LogHub and of the
+    // archiver (one each per shard) are in place: 4 before any tail.
+    assert_eq!(
+        wait_for_count(&server.client, &project, "app", "n:>=0", 20).await,
+        20,
+        "indexed"
+    );
+    assert_eq!(
+        wait_for_subscriptions(4).await,
+        4,
+        "loghub and archive on two shards"
+    );
+
+    let url = tail_url(&server, &project, "app", "start=-5m");
+    let mut tail = PyTail::start(&python, &url, &[]).await;
+    tail.connected().await;
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        seen.extend(numbers_of(&tail.next_frame().await));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).collect::<Vec<u64>>());
+    assert_eq!(
+        wait_for_subscriptions(6).await,
+        6,
+        "the tail's two readers are on the broker while it is open"
+    );
+    drop(tail);
+    assert_eq!(
+        wait_for_subscriptions(4).await,
+        4,
+        "a closed tail must leave no subscription on the broker"
+    );
+}

@@ -1,0 +1,81 @@
+"""A live tail client for tests/tail_ws.rs, on the `websockets` library.
+
+Usage: tail_ws_client.py URL [--stall] [--rcvbuf BYTES]
+
+Prints one JSON line per event on stdout:
+  {"event": "connected"}                      the upgrade succeeded
+  {"event": "rejected", "status": S, "body": B} the server answered S instead
+  {"event": "frame", "frame": {...}}          a text frame from the server
+  {"event": "closed", "code": C, "reason": R} the connection closed
+With --stall the client takes no frame until a line arrives on stdin (the socket
+keeps a small receive buffer, so the server soon cannot send more).
+"""
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import urllib.parse
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+def emit(event):
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+async def wait_for_stdin_line():
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sys.stdin.readline)
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--stall", action="store_true")
+    parser.add_argument("--rcvbuf", type=int, default=0)
+    args = parser.parse_args()
+
+    url = urllib.parse.urlparse(args.url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if args.rcvbuf:
+        # Set before connecting so that the TCP window never grows past it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+    sock.connect((url.hostname, url.port))
+    try:
+        ws = await websockets.connect(
+            args.url,
+            sock=sock,
+            max_size=None,
+            # Buffer few frames in the library either, when stalled.
+            max_queue=4,
+            open_timeout=10,
+        )
+    except InvalidStatus as error:
+        response = error.response
+        emit(
+            {
+                "event": "rejected",
+                "status": response.status_code,
+                "body": response.body.decode("utf-8", "replace"),
+            }
+        )
+        return
+    emit({"event": "connected"})
+    if args.stall:
+        await wait_for_stdin_line()
+        emit({"event": "resumed"})
+    try:
+        async for message in ws:
+            emit({"event": "frame", "frame": json.loads(message)})
+    except ConnectionClosed:
+        pass
+    close = ws.close_code, ws.close_reason
+    emit({"event": "closed", "code": close[0], "reason": close[1]})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

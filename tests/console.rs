@@ -76,6 +76,7 @@ async fn test_console_walkthrough_in_chromium() {
         "login",
         "create-project-and-pool",
         "put-and-search",
+        "pool-stats",
         "histogram-zoom",
         "context",
         "group-by-bar-chart",

@@ -1,6 +1,7 @@
 // The web console end to end in headless Chromium: log in, create a project and a
-// pool, put records through the API, find them, zoom the histogram, open a hit's
-// context, chart a group-by, see a new record in the live tail, delete the pool.
+// pool, put records through the API, see them counted in the pool's stats line, find
+// them, zoom the histogram, open a hit's context, chart a group-by, see a new record
+// in the live tail, delete the pool.
 // Run by tests/console.rs with LOGPOOL_URL (a running logpool) and SCREENSHOT_DIR.
 // Exits non-zero with the failing step on any failure, console error, or request the
 // console makes outside the public API and its own assets.
@@ -118,6 +119,14 @@ try {
     if (marked.toLowerCase() !== 'needle') throw new Error(`the match is not highlighted: ${marked}`);
     // The field list shows the hosts of the three hits, from the server's summary.
     await page.locator('aside.fields').getByText('web-1').waitFor();
+  });
+
+  await step('pool-stats', async () => {
+    await page.goto(`${base}/#/projects`);
+    const line = page.locator(`section[data-project="${project}"] tr[data-pool="${pool}"] .pool-stats`);
+    await line.filter({ hasText: `${records.length} records` }).waitFor();
+    const text = await line.innerText();
+    if (!/backlog \d/.test(text)) throw new Error(`the stats line shows no backlog: ${text}`);
   });
 
   await step('histogram-zoom', async () => {

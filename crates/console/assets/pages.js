@@ -108,6 +108,41 @@ function parseHints(text) {
   return hints;
 }
 
+function formatBytes(bytes) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function formatAge(ms) {
+  if (ms < 60000) return `${Math.max(0, Math.round(ms / 1000))} s`;
+  if (ms < 3600000) return `${Math.round(ms / 60000)} min`;
+  if (ms < 86400000) return `${Math.round(ms / 3600000)} h`;
+  return `${Math.round(ms / 86400000)} d`;
+}
+
+// One line of a pool's statistics ("12,345 records · backlog 0 · 3.2 MB"), filled in
+// when GET .../stats answers, so a slow pool never holds up the page.
+function poolStatsLine(project, pool) {
+  const line = h('div', { class: 'muted pool-stats', 'aria-live': 'polite' }, 'loading stats…');
+  api('GET', `${poolPath(project.name, pool.name)}/stats`).then((stats) => {
+    const parts = [`${stats.records.toLocaleString('en-US')} records`];
+    for (const [subscription, backlog] of Object.entries(stats.backlog || {})) {
+      const name = subscription === 'loghub' ? 'backlog' : `${subscription} backlog`;
+      parts.push(`${name} ${backlog.messages.toLocaleString('en-US')}`);
+    }
+    if (stats.lag && Number.isFinite(stats.lag.newest_record_age_ms)) parts.push(`newest ${formatAge(stats.lag.newest_record_age_ms)} old`);
+    if (Number.isFinite(stats.storage_bytes)) parts.push(formatBytes(stats.storage_bytes));
+    line.textContent = parts.join(' · ');
+    line.title = 'Backlog: messages put but not yet indexed (or archived). Newest: event time of the newest indexed record.';
+  }, (error) => {
+    line.textContent = `stats unavailable: ${error.message || error}`;
+  });
+  return line;
+}
+
 async function projectPanel(main, project) {
   const pools = (await api('GET', `/v1/projects/${enc(project.name)}/pools`)).pools;
   const poolName = h('input', { name: 'pool-name', placeholder: 'pool name', 'aria-label': `New pool name in ${project.name}`, required: true });
@@ -128,7 +163,7 @@ async function projectPanel(main, project) {
   } }, poolName, h('label', {}, 'shards ', shards), h('label', {}, 'retention (days) ', retention),
   h('label', { class: 'grow' }, 'field hints ', hints), h('button', { type: 'submit' }, 'Create pool'));
   const rows = pools.map((pool) => h('tr', { dataset: { pool: pool.name } },
-    h('td', {}, h('strong', {}, pool.name)),
+    h('td', {}, h('strong', {}, pool.name), poolStatsLine(project, pool)),
     h('td', {}, String(pool.shards ?? (pool.partitions || []).length)),
     h('td', {}, `${pool.retention_days} d`),
     h('td', { class: 'mono' }, hintsText(pool.field_hints) || '—'),

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod pools;
 pub mod projects;
 pub mod republish;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -100,6 +101,7 @@ pub fn router(state: ControlState) -> Router {
         .merge(pools::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
+        .merge(stats::routes())
         .with_state(state)
         // The web console is served by the control plane (and so by standalone).
         .merge(logpool_console::router());

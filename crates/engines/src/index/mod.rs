@@ -277,6 +277,11 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     /// Deletes every document and partition of a pool.
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()>;
 
+    /// Bytes the pool's partitions take in the engine's storage, as the engine
+    /// reports them: on disk for tantivy, the store size of every copy (primaries and
+    /// replicas) for Elasticsearch. 0 for a pool without data.
+    async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64>;
+
     /// Deletes the pool's partitions that hold only records older than
     /// `retention_days` before `now_ns`. Returns how many were dropped.
     async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize>;

@@ -880,6 +880,47 @@ impl LogIndex for ElasticsearchIndex {
         Ok(())
     }
 
+    async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64> {
+        let pattern = naming::pool_index_pattern(&self.config.index_prefix, pool.pool_id);
+        let response = self
+            .call(
+                Method::Get,
+                &format!("_cat/indices/{pattern}"),
+                &[
+                    ("format", "json"),
+                    ("h", "index,store.size"),
+                    ("bytes", "b"),
+                    ("expand_wildcards", "all"),
+                ],
+                None,
+            )
+            .await?;
+        if response.status == 404 {
+            return Ok(0);
+        }
+        if !response.is_success() {
+            return Err(response.into_error(&format!("index sizes `{pattern}`")));
+        }
+        let rows = response.json()?;
+        let mut total = 0u64;
+        for row in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let Some(name) = row["index"].as_str() else {
+                continue;
+            };
+            // A wildcard also matches the alias; count only the pool's daily indices.
+            if naming::parse_index_day(&self.config.index_prefix, pool.pool_id, name).is_none() {
+                continue;
+            }
+            // `_cat` answers sizes as strings; an index still opening has none yet.
+            let size = match &row["store.size"] {
+                serde_json::Value::String(text) => text.parse::<u64>().ok(),
+                value => value.as_u64(),
+            };
+            total = total.saturating_add(size.unwrap_or(0));
+        }
+        Ok(total)
+    }
+
     async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize> {
         let retention_ns = i64::from(pool.retention_days).saturating_mul(DAY_NS);
         let cutoff_ns = now_ns.saturating_sub(retention_ns);

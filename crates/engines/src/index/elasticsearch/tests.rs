@@ -707,3 +707,24 @@ async fn test_prepare_day_creates_the_index_with_the_pool_mappings_before_its_fi
     })
     .await;
 }
+
+#[tokio::test]
+async fn test_storage_bytes_counts_only_the_pools_own_indices() {
+    bounded(async {
+        let index = open();
+        let first = pool(unique());
+        let second = pool(unique());
+        assert_eq!(index.storage_bytes(&first).await.expect("size"), 0);
+        index
+            .write(&first, samples(first.pool_id), false)
+            .await
+            .expect("write");
+        index.commit().await.expect("commit");
+        let stored = index.storage_bytes(&first).await.expect("size");
+        assert!(stored > 0, "a pool with documents takes no bytes");
+        assert_eq!(index.storage_bytes(&second).await.expect("size"), 0);
+        index.drop_pool(first.pool_id).await.expect("drop");
+        assert_eq!(index.storage_bytes(&first).await.expect("size"), 0);
+    })
+    .await;
+}

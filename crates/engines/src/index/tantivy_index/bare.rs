@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tantivy::{Index, IndexWriter};
 
-use super::schema::LogSchema;
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexResult};
 
@@ -45,7 +45,12 @@ impl BareIndexWriter {
     pub fn create(dir: &Path, config: &TantivyIndexConfig) -> IndexResult<BareIndexWriter> {
         std::fs::create_dir_all(dir)?;
         let schema = LogSchema::new();
-        let index = Index::create_in_dir(dir, schema.schema.clone()).map_err(tantivy_error)?;
+        let index = Index::builder()
+            .schema(schema.schema.clone())
+            .settings(index_settings())
+            .fast_field_tokenizers(fast_field_tokenizers())
+            .create_in_dir(dir)
+            .map_err(tantivy_error)?;
         let writer = index
             .writer_with_num_threads(1, config.writer_memory_bytes.max(15_000_000))
             .map_err(tantivy_error)?;

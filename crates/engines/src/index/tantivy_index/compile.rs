@@ -15,7 +15,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::LogSchema;
+use super::schema::{LogSchema, MESSAGE};
 use crate::index::{parse_time_bound, IndexError, IndexResult};
 
 /// Compiles `query` restricted to `[from_ns, to_ns)`.
@@ -44,9 +44,12 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
         | Query::Phrase {
             field: None,
             text: value,
-        } => text_query(schema.all_text, &tokenize(value), |field, token| {
-            Term::from_field_text(field, token)
-        }),
+        } => any_of(vec![
+            text_query(schema.all_text, &tokenize(value), |field, token| {
+                Term::from_field_text(field, token)
+            }),
+            json_text_query(schema, MESSAGE, value),
+        ]),
         Query::Term {
             field: Some(field),
             value,
@@ -74,7 +77,10 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
             let regex = wildcard_to_regex(pattern);
             let query = RegexQuery::from_pattern(&regex, schema.all_text)
                 .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
-            Box::new(query)
+            any_of(vec![
+                Box::new(query),
+                named_wildcard(schema, MESSAGE, pattern)?,
+            ])
         }
         Query::Wildcard {
             field: Some(field),
@@ -133,6 +139,17 @@ fn boolean(
         clauses.push((Occur::Must, Box::new(AllQuery)));
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// Bare text lives in `_all` and, for the message, in `fields.message` only (see
+/// `LogSchema::indexes_in_all_text`): a bare query matches either.
+fn any_of(queries: Vec<Box<dyn TantivyQuery>>) -> Box<dyn TantivyQuery> {
+    Box::new(BooleanQuery::new(
+        queries
+            .into_iter()
+            .map(|query| (Occur::Should, query))
+            .collect(),
+    ))
 }
 
 /// A term or phrase over tokens; no tokens matches nothing.

@@ -15,6 +15,7 @@ mod collectors;
 mod compile;
 mod context;
 mod schema;
+mod storage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -137,8 +138,14 @@ impl TantivyIndex {
         std::fs::create_dir_all(&dir)?;
         let directory =
             MmapDirectory::open(&dir).map_err(|e| IndexError::Internal(e.to_string()))?;
-        let index =
-            Index::open_or_create(directory, self.schema.schema.clone()).map_err(tantivy_error)?;
+        let mut index = Index::builder()
+            .schema(self.schema.schema.clone())
+            .settings(self::schema::index_settings())
+            .fast_field_tokenizers(self::schema::fast_field_tokenizers())
+            .open_or_create(directory)
+            .map_err(tantivy_error)?;
+        // Opening an existing index does not carry the builder's fast-field tokenizers.
+        index.set_fast_field_tokenizers(self::schema::fast_field_tokenizers());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -474,6 +481,11 @@ impl LogIndex for TantivyIndex {
             }
             Ok(())
         })
+    }
+
+    async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64> {
+        let dir = self.pool_dir(pool.pool_id);
+        Ok(tokio::task::block_in_place(|| storage::dir_bytes(&dir))?)
     }
 
     async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize> {

@@ -9,7 +9,9 @@ use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, TextFieldIndexing, FAST,
     INDEXED, STORED, STRING, TEXT,
 };
-use tantivy::TantivyDocument;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::tokenizer::{RawTokenizer, RemoveLongFilter, TextAnalyzer, TokenizerManager};
+use tantivy::{IndexSettings, TantivyDocument};
 
 use crate::index::IndexDoc;
 
@@ -21,6 +23,45 @@ pub(crate) const SOURCE: &str = "_source";
 pub(crate) const ALL_TEXT: &str = "_all";
 pub(crate) const FIELD_NAMES: &str = "_fields";
 pub(crate) const FIELDS: &str = "fields";
+/// The record field that holds the raw line. Its text is indexed once, under
+/// `fields.message`, instead of also in `_all`: bare terms search both (see
+/// [`LogSchema::indexes_in_all_text`]). It is usually most of a record's bytes.
+pub(crate) const MESSAGE: &str = "message";
+
+/// The fast-field tokenizer of string values: the whole value as one token, or no
+/// token when it is longer than [`KEYWORD_IGNORE_ABOVE`] bytes. Long free text (stack
+/// traces, payloads) is nearly unique per record, so its column would be about a
+/// second copy of it; like an Elasticsearch keyword with `ignore_above` (the same default of
+/// 256), such a value has no column entry and groups as null in pipe SQL.
+pub(crate) const KEYWORD_TOKENIZER: &str = "keyword_ignore_above";
+pub(crate) const KEYWORD_IGNORE_ABOVE: usize = 256;
+
+/// The fast-field tokenizers every index handle needs before it writes: tantivy
+/// keeps tokenizers in memory only, not in the index.
+pub(crate) fn fast_field_tokenizers() -> TokenizerManager {
+    let tokenizers = TokenizerManager::default();
+    tokenizers.register(
+        KEYWORD_TOKENIZER,
+        TextAnalyzer::builder(RawTokenizer::default())
+            // The filter keeps tokens strictly shorter than its limit.
+            .filter(RemoveLongFilter::limit(KEYWORD_IGNORE_ABOVE + 1))
+            .build(),
+    );
+    tokenizers
+}
+
+/// Settings of every new partition index. The document store holds the whole hit
+/// as JSON: zstd on 64 KiB blocks (tantivy's default is lz4 on 16 KiB) stores it in
+/// less than half the bytes; hits are fetched newest first, mostly from the same few
+/// blocks, so search latency did not move in the benchmark. An existing index keeps
+/// the settings it was created with.
+pub(crate) fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor::default()),
+        docstore_blocksize: 65_536,
+        ..IndexSettings::default()
+    }
+}
 
 /// Handles to the schema's fields.
 #[derive(Debug, Clone)]
@@ -55,10 +96,10 @@ impl LogSchema {
                     .set_index_option(IndexRecordOption::WithFreqsAndPositions),
             )
             .set_expand_dots_enabled()
-            // Pipe SQL groups and aggregates over these columns (strings untokenised).
-            // The cost is a column per path and type: roughly one more copy of every
-            // value on disk, paid at indexing time.
-            .set_fast("raw");
+            // Pipe SQL groups and aggregates over these columns (strings untokenised,
+            // long ones left out: see `KEYWORD_TOKENIZER`). The cost is a column per
+            // path and type: one more copy of every short value on disk.
+            .set_fast(KEYWORD_TOKENIZER);
         let fields = builder.add_json_field(FIELDS, json_options);
         LogSchema {
             schema: builder.build(),
@@ -93,14 +134,29 @@ impl LogSchema {
         document.add_text(self.source, stored_source(&doc_id, doc));
         // One value per field: tantivy leaves a position gap between values, so a
         // phrase never matches across two fields.
-        for value in doc.record.fields.values() {
-            document.add_text(self.all_text, value.as_text());
+        let typed = apply_hints(&doc.record, hints);
+        for (name, value) in &doc.record.fields {
+            let text = value.as_text();
+            if Self::indexes_in_all_text(name, &text, &typed) {
+                document.add_text(self.all_text, text);
+            }
         }
         for name in field_names_with_prefixes(&doc.record) {
             document.add_text(self.field_names, name);
         }
-        document.add_object(self.fields, json_object(&apply_hints(&doc.record, hints)));
+        document.add_object(self.fields, json_object(&typed));
         document
+    }
+
+    /// Whether the text of field `name` goes into `_all`. The message is left out
+    /// when `fields.message` holds exactly the same text, tokenised the same way, so
+    /// a bare term that searches `_all` and `fields.message` finds the same records.
+    /// A message typed as a number or bool by a hint keeps its text in `_all`.
+    fn indexes_in_all_text(name: &str, text: &str, typed: &Record) -> bool {
+        if name != MESSAGE {
+            return true;
+        }
+        !matches!(typed.fields.get(name), Some(FieldValue::Str(indexed)) if indexed == text)
     }
 }
 

@@ -198,3 +198,117 @@ async fn test_many_days_close_writers_without_losing_data() {
     );
     index.shutdown().await.expect("shutdown");
 }
+
+/// The message is indexed once, under `fields.message`; bare terms, phrases and
+/// wildcards still find it, phrases still never cross into another field, and a
+/// message typed as a number by a hint keeps its text searchable as a bare term.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_bare_queries_find_the_message_indexed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let docs = vec![
+        doc(
+            1,
+            0,
+            0,
+            T0,
+            &[
+                ("message", FieldValue::Str("Disk full on sda".into())),
+                ("host", FieldValue::Str("web-1".into())),
+            ],
+        ),
+        doc(
+            1,
+            0,
+            1,
+            T0 + 1,
+            &[("host", FieldValue::Str("disk-2".into()))],
+        ),
+    ];
+    index.write(&pool(1), docs, false).await.expect("write");
+    let mut hinted = pool(2);
+    hinted
+        .field_hints
+        .insert("message".into(), logpool_core::routing::FieldType::Long);
+    let numeric = vec![doc(
+        1,
+        0,
+        0,
+        T0,
+        &[("message", FieldValue::Str("404".into()))],
+    )];
+    index.write(&hinted, numeric, false).await.expect("write");
+    index.commit().await.expect("commit");
+    let total = |pool: PoolRoute, query: &'static str| {
+        let index = &index;
+        async move {
+            index
+                .search(&pool, &request(query))
+                .await
+                .expect("search")
+                .total
+        }
+    };
+    assert_eq!(total(pool(1), "full").await, 1);
+    assert_eq!(total(pool(1), "\"disk full\"").await, 1);
+    assert_eq!(total(pool(1), "fu*").await, 1);
+    assert_eq!(total(pool(1), "disk").await, 2);
+    assert_eq!(total(pool(1), "message:disk").await, 1);
+    assert_eq!(total(pool(1), "NOT full").await, 1);
+    assert_eq!(total(pool(1), "\"sda web\"").await, 0);
+    assert_eq!(total(hinted.clone(), "404").await, 1);
+    assert_eq!(total(hinted, "message:404").await, 1);
+}
+
+/// Strings longer than the keyword limit have no fast column entry: they group as
+/// null, like an Elasticsearch keyword with `ignore_above`, while short ones group.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_long_strings_group_as_null() {
+    use logpool_core::sql::plan::{AggregateFn, AggregateValue, GroupKey, KeyValue};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let at_limit = "a".repeat(schema::KEYWORD_IGNORE_ABOVE);
+    let over_limit = "b".repeat(schema::KEYWORD_IGNORE_ABOVE + 1);
+    let docs = [&at_limit, &over_limit, &over_limit]
+        .iter()
+        .enumerate()
+        .map(|(n, message)| {
+            doc(
+                1,
+                0,
+                n as u32,
+                T0 + n as i64,
+                &[("message", FieldValue::Str((*message).clone()))],
+            )
+        })
+        .collect();
+    index.write(&pool(1), docs, false).await.expect("write");
+    index.commit().await.expect("commit");
+    let groups = index
+        .aggregate(
+            &pool(1),
+            &crate::index::AggregateRequest {
+                query: parse_query("", DefaultOperator::And).expect("query"),
+                from_ns: T0 - DAY,
+                to_ns: T0 + DAY,
+                group_by: vec![GroupKey::Field("message".into())],
+                aggregates: vec![AggregateFn::Count],
+                max_groups: 100,
+            },
+        )
+        .await
+        .expect("aggregate");
+    let mut got: Vec<(KeyValue, AggregateValue)> = groups
+        .into_iter()
+        .map(|group| (group.keys[0].clone(), group.values[0]))
+        .collect();
+    got.sort_by_key(|(key, _)| format!("{key:?}"));
+    assert_eq!(
+        got,
+        vec![
+            (KeyValue::Null, AggregateValue::Count(2)),
+            (KeyValue::Str(at_limit), AggregateValue::Count(1)),
+        ]
+    );
+}

@@ -131,12 +131,13 @@ async fn tail(
         let _counted_open = state.stats.open_tail();
         let pump = tokio::spawn(pump.run());
         let end = run_session(
-            crate::metrics::CountingSocket::new(socket, state.stats.clone()),
+            socket,
             buffer,
             pump,
             state.shutdown.clone(),
             &state.config,
             &route.name,
+            &state.stats,
         )
         .await;
         match end {

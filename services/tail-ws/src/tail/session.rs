@@ -25,6 +25,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::buffer::{TailBuffer, Taken};
 use super::pump::{now_ms, PumpEnd};
+use crate::metrics::TailStats;
 
 /// Close code: the server is going away.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -61,6 +62,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What a sent frame carried, for the tail metrics.
+enum FrameSent {
+    Records(usize),
+    Dropped(u64),
+}
+
 /// Runs a session until the client leaves or the server closes it.
 pub async fn run_session<S>(
     mut socket: S,
@@ -69,6 +76,7 @@ pub async fn run_session<S>(
     mut shutdown: watch::Receiver<bool>,
     config: &TailConfig,
     pool_name: &str,
+    stats: &TailStats,
 ) -> SessionEnd
 where
     S: Sink<Message, Error = axum::Error> + Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -133,9 +141,12 @@ where
                 }
             },
             _ = buffer.wait_ready() => {
-                let frame = match buffer.take(config.max_records_per_frame) {
+                let (frame, sent) = match buffer.take(config.max_records_per_frame) {
                     Taken::Empty => continue,
-                    Taken::Dropped(count) => json!({ "type": "dropped", "count": count }),
+                    Taken::Dropped(count) => (
+                        json!({ "type": "dropped", "count": count }),
+                        FrameSent::Dropped(count),
+                    ),
                     Taken::Records(records) => {
                         idle_deadline = idle_after.map(|idle| Instant::now() + idle);
                         // How far behind the queue the newest record of the frame is.
@@ -143,7 +154,11 @@ where
                             .last()
                             .map_or(0, |record| (now_ms() - record.publish_time_ms).max(0));
                         let records: Vec<_> = records.into_iter().map(|record| record.json).collect();
-                        json!({ "type": "records", "records": records, "lag_ms": lag_ms })
+                        let sent = records.len();
+                        (
+                            json!({ "type": "records", "records": records, "lag_ms": lag_ms }),
+                            FrameSent::Records(sent),
+                        )
                     }
                 };
                 // More may be waiting: come back after checking the other events.
@@ -153,6 +168,10 @@ where
                 let message = Message::Text(frame.to_string().into());
                 if let Some(end) = send_in_time(&mut socket, message, config).await {
                     break end;
+                }
+                match sent {
+                    FrameSent::Records(records) => stats.records_frame_sent(records),
+                    FrameSent::Dropped(count) => stats.dropped_frame_sent(count),
                 }
             }
         }

@@ -6,7 +6,6 @@
 mod archive_support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +15,11 @@ use archive_support::{
     records, send, wait_archived, Sent,
 };
 use logpool_client::LogpoolClient;
-use logpool_e2e::{count_records_by, logpool_binary, wait_for, wait_for_count, TestServer};
+use logpool_e2e::{
+    count_records_by, free_port, start_standalone_process, wait_for, wait_for_count, TestServer,
+};
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_every_record_is_archived_once_listed_and_readable_by_duckdb() {
@@ -260,58 +261,25 @@ const KILL_PROJECT: &str = "arch-kill";
 const KILL_POOL: &str = "app";
 const KILL_CYCLES: usize = 4;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 async fn start_binary(
     data_dir: &std::path::Path,
     port: u16,
     log: &std::path::Path,
     pause_ms: u64,
 ) -> Child {
-    let binary = logpool_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build -p logpool-standalone` first",
-        binary.display()
-    );
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let child = Command::new(&binary)
-        .args(["standalone", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300")
-        .env(
-            "LOGPOOL_LOGHUB__ARCHIVE_FAULT_PAUSE_MS",
-            pause_ms.to_string(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn logpool");
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
-    let ready = wait_for(Duration::from_secs(30), || {
-        let client = client.clone();
-        async move { client.get("/readyz").await.ok() }
-    })
-    .await;
-    if ready.is_none() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        panic!(
-            "logpool did not become ready; its log ends with:\n{}",
-            &text[text.len().saturating_sub(3000)..]
-        );
-    }
-    child
+    start_standalone_process(
+        data_dir,
+        port,
+        log,
+        &[
+            ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300".to_string()),
+            (
+                "LOGPOOL_LOGHUB__ARCHIVE_FAULT_PAUSE_MS",
+                pause_ms.to_string(),
+            ),
+        ],
+    )
+    .await
 }
 
 /// Puts batches of records spread over several hours until `stop`.

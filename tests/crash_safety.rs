@@ -3,28 +3,20 @@
 //! 2xx is searchable exactly once, and no record appears twice.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logpool_client::LogpoolClient;
-use logpool_e2e::{count_records_by, logpool_binary, wait_for};
+use logpool_e2e::{count_records_by, free_port, start_standalone_process, wait_for};
 use rand::Rng;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const PROJECT: &str = "crash";
 const POOL: &str = "app";
 const KILL_CYCLES: usize = 4;
 const CLIENTS: usize = 4;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 async fn start(
     data_dir: &std::path::Path,
@@ -32,40 +24,16 @@ async fn start(
     log: &std::path::Path,
     ack_delay_ms: u64,
 ) -> Child {
-    let binary = logpool_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build -p logpool-standalone` first",
-        binary.display()
-    );
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let child = Command::new(&binary)
-        .args(["standalone", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300")
-        .env("LOGPOOL_LOGHUB__ACK_DELAY_MS", ack_delay_ms.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn logpool");
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
-    let ready = wait_for(Duration::from_secs(30), || {
-        let client = client.clone();
-        async move { client.get("/readyz").await.ok() }
-    })
-    .await;
-    if ready.is_none() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail = &text[text.len().saturating_sub(3000)..];
-        panic!("logpool did not become ready; its log ends with:\n{tail}");
-    }
-    child
+    start_standalone_process(
+        data_dir,
+        port,
+        log,
+        &[
+            ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300".to_string()),
+            ("LOGPOOL_LOGHUB__ACK_DELAY_MS", ack_delay_ms.to_string()),
+        ],
+    )
+    .await
 }
 
 /// Puts batches with unique record ids until `stop`; records ids whose put got a 2xx.

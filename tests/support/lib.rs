@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use logpool_client::LogpoolClient;
 use logpool_standalone::Standalone;
+use tokio::process::{Child, Command};
 
 pub use logpool_engines::config::Config;
 
@@ -184,4 +185,56 @@ pub fn loghub_lines(system: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts the real `logpool standalone` binary as a child process (for tests that
+/// kill it) on `data_dir` and `port`, with `env` set and its log appended to `log`;
+/// returns once it answers `/readyz`, or panics with the end of its log.
+pub async fn start_standalone_process(
+    data_dir: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+    env: &[(&str, String)],
+) -> Child {
+    let binary = logpool_binary();
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p logpool-standalone` first",
+        binary.display()
+    );
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let child = Command::new(&binary)
+        .args(["standalone", "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(log_file))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn logpool");
+    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
+    let ready = wait_for(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.get("/readyz").await.ok() }
+    })
+    .await;
+    if ready.is_none() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail = &text[text.len().saturating_sub(3000)..];
+        panic!("logpool did not become ready; its log ends with:\n{tail}");
+    }
+    child
 }

@@ -56,13 +56,7 @@ pub fn service_binary(name: &str) -> PathBuf {
     logpool_binary().with_file_name(format!("logpool-{name}"))
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+pub use crate::free_port;
 
 /// A running service process (killed when dropped).
 pub struct Service {

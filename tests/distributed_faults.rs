@@ -238,11 +238,14 @@ async fn test_index_outage_backs_off_grows_the_backlog_and_catches_up_exactly_on
     let proxy = FaultProxy::start(&es_target).await.expect("proxy");
     engines.elasticsearch = proxy.http_url();
     let deployment = Deployment::new(&engines).await;
-    let control = deployment.start("control-api").await;
-    let put_service = deployment.start("put-datas").await;
-    let search_service = deployment.start("search-api").await;
-    let mut loghub = deployment.start("loghub").await;
-    let (put, search) = (put_service.client.clone(), search_service.client.clone());
+    let DataPlane {
+        control,
+        put,
+        search,
+        mut loghub,
+        put_service,
+        search_service,
+    } = DataPlane::start(&deployment).await;
     let project = format!("idx-{}", deployment.suffix);
     let mut ledger = Ledger::default();
     create_served_pool(&control.client, &put, &project, "app", &mut ledger).await;
@@ -398,11 +401,14 @@ async fn test_broker_outage_gives_503_and_recovers_without_loss() {
         .await
         .with_env("LOGPOOL_QUEUE__PRODUCE_TIMEOUT_MS", "2000")
         .with_env("LOGPOOL_QUEUE__OPERATION_TIMEOUT_MS", "3000");
-    let control = deployment.start("control-api").await;
-    let put_service = deployment.start("put-datas").await;
-    let search_service = deployment.start("search-api").await;
-    let mut loghub = deployment.start("loghub").await;
-    let (put, search) = (put_service.client.clone(), search_service.client.clone());
+    let DataPlane {
+        control,
+        put,
+        search,
+        mut loghub,
+        put_service,
+        search_service,
+    } = DataPlane::start(&deployment).await;
     let project = format!("brk-{}", deployment.suffix);
     let mut ledger = Ledger::default();
     create_served_pool(&control.client, &put, &project, "app", &mut ledger).await;
@@ -487,11 +493,14 @@ async fn test_etcd_outage_keeps_the_data_plane_on_the_last_config() {
     let deployment = Deployment::new(&engines)
         .await
         .with_env("LOGPOOL_COORDINATION__CONNECT_TIMEOUT_MS", "2000");
-    let control = deployment.start("control-api").await;
-    let put_service = deployment.start("put-datas").await;
-    let search_service = deployment.start("search-api").await;
-    let mut loghub = deployment.start("loghub").await;
-    let (put, search) = (put_service.client.clone(), search_service.client.clone());
+    let DataPlane {
+        control,
+        put,
+        search,
+        mut loghub,
+        put_service,
+        search_service,
+    } = DataPlane::start(&deployment).await;
     let project = format!("etcd-{}", deployment.suffix);
     let mut ledger = Ledger::default();
     create_served_pool(&control.client, &put, &project, "app", &mut ledger).await;
@@ -604,11 +613,14 @@ async fn test_mysql_outage_gives_503_on_control_api_while_data_flows() {
     let deployment = Deployment::new(&engines)
         .await
         .with_env("LOGPOOL_METADATA__CONNECT_TIMEOUT_MS", "2000");
-    let control = deployment.start("control-api").await;
-    let put_service = deployment.start("put-datas").await;
-    let search_service = deployment.start("search-api").await;
-    let loghub = deployment.start("loghub").await;
-    let (put, search) = (put_service.client.clone(), search_service.client.clone());
+    let DataPlane {
+        control,
+        put,
+        search,
+        loghub,
+        put_service,
+        search_service,
+    } = DataPlane::start(&deployment).await;
     let project = format!("sql-{}", deployment.suffix);
     let mut ledger = Ledger::default();
     create_served_pool(&control.client, &put, &project, "app", &mut ledger).await;
@@ -719,5 +731,33 @@ async fn test_mysql_outage_gives_503_on_control_api_while_data_flows() {
     let mut services = [control, put_service, search_service, loghub];
     for service in services.iter_mut() {
         stop(service).await;
+    }
+}
+
+/// The services every fault test runs: control-api, put-datas, search-api and loghub,
+/// with clients for putting and searching.
+struct DataPlane {
+    control: Service,
+    put: LogpoolClient,
+    search: LogpoolClient,
+    loghub: Service,
+    put_service: Service,
+    search_service: Service,
+}
+
+impl DataPlane {
+    async fn start(deployment: &Deployment) -> DataPlane {
+        let control = deployment.start("control-api").await;
+        let put_service = deployment.start("put-datas").await;
+        let search_service = deployment.start("search-api").await;
+        let loghub = deployment.start("loghub").await;
+        DataPlane {
+            control,
+            put: put_service.client.clone(),
+            search: search_service.client.clone(),
+            loghub,
+            put_service,
+            search_service,
+        }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod conformance;
 pub mod consumer_groups;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub(crate) mod archive_sql;
 pub(crate) mod rows;
 pub mod sqlite;
 

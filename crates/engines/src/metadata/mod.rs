@@ -3,12 +3,12 @@
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
+pub(crate) mod archive_sql;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod consumer_groups;
 #[cfg(feature = "mysql")]
 pub mod mysql;
-pub(crate) mod archive_sql;
 pub(crate) mod rows;
 pub mod sqlite;
 

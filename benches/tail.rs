@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use logpool_e2e::{loghub_lines, wait_for_count, TestServer, LOGHUB_SYSTEMS};
+use logpool_e2e::{loghub_lines, wait_for_count, TestServer, ADMIN_KEY, LOGHUB_SYSTEMS};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -122,7 +122,10 @@ async fn main() {
         .create_pool("bench", &json!({ "name": "tailed", "shards": 4 }))
         .await
         .expect("pool");
-    let url = format!("ws://{}/v1/projects/bench/pools/tailed/tail", server.addr());
+    let url = format!(
+        "ws://{}/v1/projects/bench/pools/tailed/tail?token={ADMIN_KEY}",
+        server.addr()
+    );
 
     let mut rates: Vec<(Condition, Vec<f64>)> = [
         Condition::Baseline,

@@ -316,7 +316,7 @@ async fn test_kill_9_mid_upload_still_archives_exactly_once() {
     let data_dir = data.path().join("data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = LogpoolClient::new(&base).expect("client");
+    let client = logpool_e2e::admin_client(&base);
     let sent = Arc::new(Mutex::new(Sent::new()));
     for cycle in 0..KILL_CYCLES {
         // Every upload is followed by a pause, so a kill lands between the hour

@@ -73,13 +73,12 @@ async fn raw_to(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let http = reqwest::Client::new();
     let url = format!(
         "{}/v1/projects/{project}/pools/{pool}/logs",
         client.base_url()
     );
-    let mut request = http
-        .post(url)
+    let mut request = client
+        .request(reqwest::Method::POST, url)
         .header("content-type", content_type)
         .body(body);
     if let Some(encoding) = encoding {
@@ -365,11 +364,14 @@ async fn test_bad_search_requests_are_named() {
             .contains("limit"),
         "{error}"
     );
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/v1/projects/{PROJECT}/pools/{POOL}/logs?nope=1",
-            client.base_url()
-        ))
+    let response = client
+        .request(
+            reqwest::Method::POST,
+            format!(
+                "{}/v1/projects/{PROJECT}/pools/{POOL}/logs?nope=1",
+                client.base_url()
+            ),
+        )
         .header("content-type", "application/json")
         .body(r#"[{"message":"x"}]"#)
         .send()

@@ -107,3 +107,74 @@ async fn bench_reports_every_figure() {
     let ratio = positive(&report, "/ratio_to_baseline");
     assert!(ratio < 100.0, "{report}");
 }
+
+/// Runs `logpool bench queries` on `data_dir` and returns its JSON report.
+async fn bench_queries(data_dir: &std::path::Path) -> Value {
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
+    let run = tokio::process::Command::new(logpool_binary())
+        .args(["bench", "queries", "--records", "20000", "--runs", "3"])
+        .args(["--warmup", "1", "--json", "--data-dir"])
+        .arg(data_dir)
+        .arg("--logs")
+        .arg(&logs)
+        .env("LOGPOOL_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .expect("bench queries did not finish in time")
+        .expect("run bench queries");
+    assert!(
+        output.status.success(),
+        "bench queries failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bench queries output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// The query benchmark at a small size: it builds its directory once and reuses it,
+/// and every query gives the same answer through logpool's API as on the raw engine,
+/// which is what makes the ratios of the large run meaningful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_queries_agree_with_the_raw_engine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let built = bench_queries(dir.path()).await;
+    positive(&built, "/build_secs");
+    let reused = bench_queries(dir.path()).await;
+    assert_eq!(reused["build_secs"], Value::Null, "{reused}");
+
+    for report in [&built, &reused] {
+        assert_eq!(report["records"], 20000);
+        positive(report, "/segments");
+        positive(report, "/index_bytes");
+        let queries = report["queries"].as_array().expect("queries");
+        let names: Vec<&str> = queries.iter().filter_map(|q| q["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "selective term",
+                "phrase",
+                "field + range",
+                "histogram over the day",
+                "SQL group-by top 10"
+            ]
+        );
+        for (index, query) in queries.iter().enumerate() {
+            assert_eq!(query["same_answer"], true, "{query}");
+            positive(report, &format!("/queries/{index}/matches"));
+            for side in ["api", "raw"] {
+                let p50 = positive(report, &format!("/queries/{index}/{side}_p50_ms"));
+                let p99 = positive(report, &format!("/queries/{index}/{side}_p99_ms"));
+                assert!(p50 <= p99, "{query}");
+            }
+            positive(report, &format!("/queries/{index}/ratio_p50"));
+        }
+        // The histogram covers every record (they are spread over its day).
+        assert_eq!(queries[3]["matches"], 20000, "{report}");
+    }
+}

@@ -1,9 +1,14 @@
 //! The web console in real headless Chromium, driven by `playwright-core`
-//! (tests/console/e2e.mjs): log in, create a project and a pool, put records through
-//! the API, find them, zoom the histogram, open a hit's context, chart a group-by,
-//! see a new record in the live tail within 2 s, delete the pool; no console errors
-//! and no request outside the public API. Screenshots of every step are kept under
-//! `target/console-screenshots/`.
+//! (tests/console/e2e.mjs), with real API keys: a wrong key is refused at the login;
+//! the operator creates a tenant and its tenant_admin key, which then creates a
+//! project and a pool; records put through the API are counted with a measured
+//! ingest rate, found, zoomed in the histogram, shown in context and charted by a
+//! group-by; the keys, quotas and usage pages create a reader key, set a project
+//! quota and show storage; a new record shows in the live tail within 2 s; the
+//! reader sees no create buttons but can search, and is logged out once its key is
+//! disabled; the pool is deleted. No unexpected console errors, no request outside
+//! the public API, no key in a URL or the browser console. Screenshots of every step
+//! are kept under `target/console-screenshots/`.
 //!
 //! Needs Node.js, Debian `chromium` and `npm ci` in tests/console, which
 //! `scripts/test-browser.sh install` (run by scripts/test-all.sh) provides. Without
@@ -12,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use logpool_e2e::TestServer;
+use logpool_e2e::{TestServer, ADMIN_KEY};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,17 +55,22 @@ async fn test_console_walkthrough_in_chromium() {
     }
     let server = TestServer::start().await.expect("server");
     let shots = workspace().join("target/console-screenshots");
+    // Screenshots of an earlier run must not stand in for this run's.
+    if shots.exists() {
+        std::fs::remove_dir_all(&shots).expect("clear old screenshots");
+    }
     let run = tokio::process::Command::new("node")
         .arg(dir.join("e2e.mjs"))
         .current_dir(&dir)
         .env("LOGPOOL_URL", server.url())
+        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
         .env("SCREENSHOT_DIR", &shots)
         .env("LOGPOOL_TEST_CHROMIUM", chromium())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run)
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
         .await
-        .expect("the browser walkthrough finishes within 4 minutes")
+        .expect("the browser walkthrough finishes within 5 minutes")
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -73,14 +83,23 @@ async fn test_console_walkthrough_in_chromium() {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     let steps = report["steps"].as_array().expect("steps");
     for expected in [
+        "login-refused",
         "login",
+        "tenant-and-admin-key",
+        "operator-tenant-quotas",
+        "login-tenant-admin",
         "create-project-and-pool",
         "put-and-search",
         "pool-stats",
         "histogram-zoom",
         "context",
         "group-by-bar-chart",
+        "keys-page",
+        "quotas",
+        "usage",
         "live-tail",
+        "reader-view",
+        "key-disabled",
         "delete-pool",
     ] {
         assert!(

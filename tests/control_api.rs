@@ -17,15 +17,15 @@ async fn request(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let http = reqwest::Client::new();
     let url = format!("{}{path}", server.url());
-    let mut builder = match method {
-        "GET" => http.get(url),
-        "POST" => http.post(url),
-        "PATCH" => http.patch(url),
-        "DELETE" => http.delete(url),
+    let method = match method {
+        "GET" => reqwest::Method::GET,
+        "POST" => reqwest::Method::POST,
+        "PATCH" => reqwest::Method::PATCH,
+        "DELETE" => reqwest::Method::DELETE,
         other => panic!("unknown method {other}"),
     };
+    let mut builder = server.client.request(method, url);
     if let Some(body) = body {
         builder = builder.json(&body);
     }

@@ -74,7 +74,7 @@ async fn test_kill_9_loses_no_acknowledged_record_and_duplicates_none() {
     let log = data.path().join("logpool.log");
     let data_dir = data.path().join("data");
     let port = free_port();
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
+    let client = logpool_e2e::admin_client(&format!("http://127.0.0.1:{port}"));
     let acked = Arc::new(Mutex::new(HashSet::new()));
     for cycle in 0..KILL_CYCLES {
         // Odd cycles widen the commit-to-ack window so that a kill lands in it: then

@@ -54,6 +54,7 @@ async fn test_full_queue_answers_503_with_retry_after_and_loses_nothing() {
             .collect();
         let response = reqwest::Client::new()
             .post(format!("{}/v1/projects/bp/pools/app/logs", server.url()))
+            .bearer_auth(logpool_e2e::ADMIN_KEY)
             .json(&json!({ "logs": records }))
             .send()
             .await
@@ -98,8 +99,8 @@ async fn test_full_queue_answers_503_with_retry_after_and_loses_nothing() {
     let restarted = logpool_standalone::start(config, listener)
         .await
         .expect("restart");
-    let client =
-        logpool_client::LogpoolClient::new(&format!("http://{}", restarted.addr)).expect("client");
+    // No admin key this time: the stored bootstrap key keeps working.
+    let client = logpool_e2e::admin_client(&format!("http://{}", restarted.addr));
     assert_eq!(
         wait_for_count(&client, "bp", "app", "payload", accepted).await,
         accepted

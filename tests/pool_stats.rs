@@ -11,7 +11,11 @@ const RECORDS: u64 = 250;
 
 async fn stats(server: &TestServer, project: &str, pool: &str) -> (u16, Value) {
     let url = format!("{}/v1/projects/{project}/pools/{pool}/stats", server.url());
-    let response = reqwest::get(url).await.expect("send");
+    let response = logpool_e2e::admin_http()
+        .get(url)
+        .send()
+        .await
+        .expect("send");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -80,7 +84,7 @@ async fn test_pool_stats_count_indexed_records_and_backlogs() {
         "{}/v1/projects/stats/pools/web/archive/settings",
         server.url()
     );
-    let response = reqwest::Client::new()
+    let response = logpool_e2e::admin_http()
         .put(url)
         .json(&json!({ "enabled": true }))
         .send()

@@ -237,7 +237,7 @@ async fn test_tampered_or_foreign_cursors_and_bad_bodies_get_400() {
     bounded(async {
         let server = TestServer::start().await.expect("server");
         let client = &server.client;
-        let http = reqwest::Client::new();
+        let http = logpool_e2e::admin_http();
         let base = server.url();
         client.create_project("tamper").await.expect("project");
         client.create_project("other").await.expect("project");

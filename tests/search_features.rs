@@ -80,7 +80,7 @@ fn common_word(lines: &[String]) -> String {
 }
 
 async fn get_json(server: &TestServer, path: &str, query: &[(&str, String)]) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let response = logpool_e2e::admin_http()
         .get(format!("{}{path}", server.url()))
         .query(query)
         .send()
@@ -383,7 +383,7 @@ async fn test_progressive_search_streams_and_stops_early() {
 
         // The stream sends one line per day, then the closing line; its hits are the
         // hits of the plain search in the same order.
-        let text = reqwest::Client::new()
+        let text = logpool_e2e::admin_http()
             .get(format!("{}{path}/stream", server.url()))
             .query(&[("query", "tick")])
             .send()

@@ -90,6 +90,7 @@ async fn test_loghub_sql_on_elasticsearch_equals_a_scan() {
 async fn check_loghub_sql(server: &TestServer) {
     let client = &server.client;
     let http = reqwest::Client::builder()
+        .default_headers(logpool_e2e::admin_headers())
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("http client");

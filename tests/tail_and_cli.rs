@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use logpool_e2e::{logpool_binary, wait_for_count, TestServer};
+use logpool_e2e::{logpool_binary, wait_for_count, TestServer, ADMIN_KEY};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -26,7 +27,12 @@ async fn test_tail_streams_matching_records_as_they_arrive() {
         "ws://{}/v1/projects/live/pools/app/tail?query=error%20AND%20NOT%20ignored",
         server.addr()
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_KEY}").parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connect");
     let records: Vec<Value> = (0..300)
@@ -100,6 +106,8 @@ async fn test_cli_put_and_search() {
             "--quiet",
             "--batch-records",
             "1000",
+            "--api-key",
+            ADMIN_KEY,
             "--url",
         ])
         .arg(server.url())
@@ -148,6 +156,7 @@ async fn test_cli_put_and_search() {
         ])
         .arg(server.url())
         .arg("json AND n:>2000")
+        .env("LOGPOOL_API_KEY", ADMIN_KEY)
         .output()
         .await
         .expect("run search");
@@ -177,10 +186,26 @@ async fn test_cli_put_and_search() {
         ])
         .arg(server.url())
         .arg(&file)
+        .env("LOGPOOL_API_KEY", ADMIN_KEY)
         .output()
         .await
         .expect("run put");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+
+    // Without a key the server's refusal is the command's error.
+    let output = tokio::process::Command::new(logpool_binary())
+        .args(["search", "--project", "cli", "--pool", "files", "--url"])
+        .arg(server.url())
+        .env_remove("LOGPOOL_API_KEY")
+        .output()
+        .await
+        .expect("run search");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("missing API key"),
+        "{stderr}"
+    );
     server.standalone.shutdown().await.expect("shutdown");
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use logpool_e2e::{Config, TestServer};
+use logpool_e2e::{Config, TestServer, ADMIN_KEY};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -56,6 +56,7 @@ impl PyTail {
         let mut child = Command::new(python)
             .arg(script)
             .arg(url)
+            .args(["--api-key", ADMIN_KEY])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,13 +1,14 @@
 """A live tail client for tests/tail_ws.rs, on the `websockets` library.
 
-Usage: tail_ws_client.py URL [--stall] [--rcvbuf BYTES]
+Usage: tail_ws_client.py URL [--api-key KEY] [--stall] [--rcvbuf BYTES]
 
 Prints one JSON line per event on stdout:
   {"event": "connected"}                      the upgrade succeeded
   {"event": "rejected", "status": S, "body": B} the server answered S instead
   {"event": "frame", "frame": {...}}          a text frame from the server
   {"event": "closed", "code": C, "reason": R} the connection closed
-With --stall the client takes no frame until a line arrives on stdin (the socket
+With --api-key the key is sent as `Authorization: Bearer KEY` (a URL may carry it
+as `?token=` instead). With --stall the client takes no frame until a line arrives on stdin (the socket
 keeps a small receive buffer, so the server soon cannot send more).
 """
 
@@ -35,6 +36,7 @@ async def wait_for_stdin_line():
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
+    parser.add_argument("--api-key")
     parser.add_argument("--stall", action="store_true")
     parser.add_argument("--rcvbuf", type=int, default=0)
     args = parser.parse_args()
@@ -45,9 +47,13 @@ async def main():
         # Set before connecting so that the TCP window never grows past it.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
     sock.connect((url.hostname, url.port))
+    headers = {}
+    if args.api_key:
+        headers["Authorization"] = f"Bearer {args.api_key}"
     try:
         ws = await websockets.connect(
             args.url,
+            additional_headers=headers,
             sock=sock,
             max_size=None,
             # Buffer few frames in the library either, when stalled.

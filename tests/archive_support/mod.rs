@@ -42,12 +42,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Sends an HTTP request with a JSON body and returns status and JSON answer.
+/// Sends an HTTP request with a JSON body as the operator and returns status and
+/// JSON answer.
 pub async fn send(method: &str, url: &str, body: &Value) -> (u16, Value) {
     let client = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let response = client
         .request(method, url)
+        .bearer_auth(logpool_e2e::ADMIN_KEY)
         .header("content-type", "application/json")
         .body(body.to_string())
         .timeout(Duration::from_secs(30))

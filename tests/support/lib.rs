@@ -22,6 +22,34 @@ pub mod fault_proxy;
 pub mod private_servers;
 #[cfg(feature = "distributed")]
 pub mod services;
+pub mod tenants;
+
+/// The operator key every test server is started with (`LOGPOOL_ADMIN_KEY`).
+pub const ADMIN_KEY: &str = "test-operator-key-3f1c9a";
+
+/// A client for `base_url` that sends [`ADMIN_KEY`].
+pub fn admin_client(base_url: &str) -> LogpoolClient {
+    LogpoolClient::new(base_url)
+        .expect("client")
+        .with_api_key(ADMIN_KEY)
+}
+
+/// Headers that authenticate a hand-built HTTP client as the operator.
+pub fn admin_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}"))
+        .expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    headers
+}
+
+/// A plain HTTP client (for raw requests) that sends [`ADMIN_KEY`] every time.
+pub fn admin_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(admin_headers())
+        .build()
+        .expect("http client")
+}
 
 /// A standalone logpool running inside the test process.
 pub struct TestServer {
@@ -47,10 +75,12 @@ impl TestServer {
             ..Config::default()
         };
         config.loghub.commit_interval_ms = 200;
+        config.admin_key = Some(logpool_engines::config::AdminKey::new(ADMIN_KEY));
         adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let standalone = logpool_standalone::start(config, listener).await?;
-        let client = LogpoolClient::new(&format!("http://{}", standalone.addr))?;
+        let client =
+            LogpoolClient::new(&format!("http://{}", standalone.addr))?.with_api_key(ADMIN_KEY);
         Ok(TestServer {
             standalone,
             client,
@@ -204,6 +234,19 @@ pub async fn start_standalone_process(
     log: &std::path::Path,
     env: &[(&str, String)],
 ) -> Child {
+    let client = admin_client(&format!("http://127.0.0.1:{port}"));
+    start_standalone_process_probed_by(data_dir, port, log, env, client).await
+}
+
+/// [`start_standalone_process`], asking `client` for `/readyz` (e.g. one that
+/// speaks HTTPS and trusts the server's CA).
+pub async fn start_standalone_process_probed_by(
+    data_dir: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+    env: &[(&str, String)],
+    client: LogpoolClient,
+) -> Child {
     let binary = logpool_binary();
     assert!(
         binary.exists(),
@@ -219,13 +262,13 @@ pub async fn start_standalone_process(
         .args(["standalone", "--data-dir"])
         .arg(data_dir)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::from(log_file))
         .kill_on_drop(true)
         .spawn()
         .expect("spawn logpool");
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
     let ready = wait_for(Duration::from_secs(30), || {
         let client = client.clone();
         async move { client.get("/readyz").await.ok() }

@@ -10,7 +10,7 @@ use logpool_client::LogpoolClient;
 use logpool_engines::queue::pulsar::test_relay::TestRelay;
 use tokio::process::{Child, Command};
 
-use crate::{count_records_by, logpool_binary};
+use crate::{count_records_by, logpool_binary, ADMIN_KEY};
 
 /// Addresses of the engine servers the services run on.
 #[derive(Debug, Clone)]
@@ -115,13 +115,18 @@ pub async fn start_service_with_env(
         .arg(config)
         .env("LOGPOOL_LISTEN", format!("127.0.0.1:{port}"))
         .env("LOGPOOL_DATA_DIR", dir.join(format!("{name}-{port}-data")))
+        // control-api stores it as the bootstrap operator key; the other services
+        // learn every key from the routing snapshot and ignore it.
+        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::from(log_file))
         .kill_on_drop(true)
         .spawn()
         .expect("spawn service");
-    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}")).expect("client");
+    let client = LogpoolClient::new(&format!("http://127.0.0.1:{port}"))
+        .expect("client")
+        .with_api_key(ADMIN_KEY);
     let mut service = Service {
         name,
         child,

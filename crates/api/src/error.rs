@@ -19,6 +19,12 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// A limit was exceeded.
     PayloadTooLarge,
+    /// No API key, or one that is unknown, wrong or disabled.
+    Unauthorized,
+    /// The key's role or scope does not allow the request.
+    Forbidden,
+    /// A stored quota (e.g. storage) refuses the write until usage drops.
+    QuotaExceeded,
     /// The named object does not exist.
     NotFound,
     /// The object exists already or the change conflicts with its state.
@@ -38,6 +44,8 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -52,6 +60,9 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::TooManyRequests => "too_many_requests",
@@ -95,6 +106,11 @@ impl ApiError {
         ApiError::new(ErrorCode::NotFound, message)
     }
 
+    /// A 403 `forbidden`.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
     /// A 500; the cause is logged, not sent.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error");
@@ -122,6 +138,12 @@ impl IntoResponse for ApiError {
         error.extend(self.details);
         let mut response =
             (self.code.status(), axum::Json(json!({ "error": error }))).into_response();
+        if self.code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"logpool\""),
+            );
+        }
         if let Some(after) = self.retry_after {
             let seconds = after.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&seconds) {

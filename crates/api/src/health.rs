@@ -3,20 +3,27 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
+use logpool_core::access::Permission;
 use logpool_engines::Engines;
 use serde_json::json;
 
+use crate::auth::Routes;
+
+/// `/healthz` and `/readyz`: public, so that probes need no key.
+pub fn routes() -> Routes<Engines> {
+    Routes::new()
+        .get("/healthz", Permission::Public, healthz)
+        .get("/readyz", Permission::Public, readyz)
+}
+
 /// Routes for `/healthz` and `/readyz` over the given engines.
 pub fn router(engines: Engines) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(readyz))
-        .with_state(engines)
+    routes().into_public_router().with_state(engines)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
 }
 
 async fn readyz(State(engines): State<Engines>) -> impl IntoResponse {

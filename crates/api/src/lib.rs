@@ -1,8 +1,10 @@
 //! HTTP plumbing shared by the logpool services.
 //!
+//! - [`auth`]: API keys, roles and scopes: every route declares its permission.
 //! - [`error`]: `ApiError`, the one table from error codes to HTTP statuses, and the
 //!   `{ "error": { "code", "message" } }` body.
 //! - [`layers`]: middleware every service router gets.
+//! - [`quota`]: token buckets for the per-tenant and per-project rate quotas.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`members`]: what a service registers about itself as a cluster member.
 //! - [`json`]: the `AppJson` extractor whose rejections use that body.
@@ -10,17 +12,22 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`service_main`]: configuration loading for the per-service binaries.
 //! - [`time`]: the clock, in one place so that tests and services agree.
+//! - [`tls`]: HTTPS on the listeners when `[tls]` is configured.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod json;
 pub mod layers;
 pub mod members;
 pub mod metrics;
+pub mod quota;
 pub mod routing;
 pub mod service_main;
 pub mod time;
+pub mod tls;
 
+pub use auth::{Principal, Routes};
 pub use error::{ApiError, ErrorCode};
 pub use json::{AppJson, AppQuery};
 pub use routing::RoutingView;

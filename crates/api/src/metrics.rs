@@ -21,7 +21,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 
 /// One counter reading: name (snake_case, ending in `_total`), help text, value.
@@ -41,11 +40,15 @@ pub trait MetricSource: Send + Sync + std::fmt::Debug {
 /// The name sources with only plain counters were written against.
 pub use self::MetricSource as CounterSource;
 
+/// `/metrics`: public, like every Prometheus endpoint; it carries counts per route
+/// template and service, never tenant data or keys.
+pub fn routes() -> crate::auth::Routes<Arc<Vec<Arc<dyn MetricSource>>>> {
+    crate::auth::Routes::new().get("/metrics", logpool_core::access::Permission::Public, render)
+}
+
 /// Routes `/metrics` over the given sources.
 pub fn router(sources: Vec<Arc<dyn MetricSource>>) -> Router {
-    Router::new()
-        .route("/metrics", get(render))
-        .with_state(Arc::new(sources))
+    routes().into_public_router().with_state(Arc::new(sources))
 }
 
 /// Counts and times the requests of `routes` as `service` ([`HttpMetrics`]), and adds

@@ -1,7 +1,8 @@
 //! Shared start-up of the per-service binaries (distributed mode).
 //!
 //! Every service binary takes `--config FILE` (TOML) plus `LOGPOOL_*` environment
-//! overrides, and serves `/healthz`, `/readyz` and its own routes on `listen`.
+//! overrides, and serves `/healthz`, `/readyz` and its own routes on `listen`
+//! (HTTPS only when `[tls]` is set).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use axum::Router;
-use logpool_engines::config::{Config, CoordinationConfig};
+use logpool_engines::config::{Config, CoordinationConfig, TlsConfig};
 use logpool_engines::Engines;
 use tokio::net::TcpListener;
 
@@ -45,6 +46,8 @@ pub fn load_service_config(service: &str) -> anyhow::Result<Config> {
     let config_file = config_file_from_args(&args)?;
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = Config::load(config_file.as_deref(), &env)?;
+    // A bad certificate or key fails the start here, before engines are connected.
+    crate::tls::acceptor(&config.tls)?;
     if matches!(config.coordination, CoordinationConfig::Local) {
         bail!(
             "{service} as a separate process needs shared engines (distributed mode); \
@@ -54,21 +57,39 @@ pub fn load_service_config(service: &str) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Serves a service's routes plus `/healthz` and `/readyz` until `shutdown`.
+/// Serves a service's routes plus `/healthz` and `/readyz` until `shutdown`, over
+/// HTTPS when `tls` names a certificate and key.
 ///
 /// # Errors
-/// Fails when the server cannot run.
+/// Fails when the certificate or key cannot be used, or the server cannot run.
 pub async fn serve(
     listener: TcpListener,
     routes: Router,
     engines: &Engines,
+    tls: &TlsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = routes.merge(crate::health::router(engines.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")
+    serve_app(listener, app, tls, shutdown).await
+}
+
+/// Serves `app` until `shutdown`: HTTPS only when `tls` is set, else plain HTTP.
+///
+/// # Errors
+/// Fails when the certificate or key cannot be used, or the server cannot run.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    tls: &TlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match crate::tls::acceptor(tls)? {
+        Some(acceptor) => crate::tls::serve(listener, app, acceptor, shutdown).await,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed"),
+    }
 }
 
 /// Logs to stderr, filtered by `LOGPOOL_LOG` (default `info`).

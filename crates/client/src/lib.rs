@@ -62,11 +62,19 @@ pub enum Encoding {
     Gzip,
 }
 
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .connect_timeout(Duration::from_secs(5))
+}
+
 /// A logpool HTTP client.
 #[derive(Debug, Clone)]
 pub struct LogpoolClient {
     base_url: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer <key>` (marked sensitive, so never logged).
+    api_key: Option<String>,
 }
 
 impl LogpoolClient {
@@ -75,19 +83,58 @@ impl LogpoolClient {
     /// # Errors
     /// Fails when the HTTP client cannot be built.
     pub fn new(base_url: &str) -> ClientResult<LogpoolClient> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
+        let http = http_builder().build()?;
         Ok(LogpoolClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             http,
+            api_key: None,
+        })
+    }
+
+    /// Creates a client for an `https://` server whose certificate is issued by one
+    /// of the PEM certificates in `ca_pem`; only those are trusted (as with
+    /// `curl --cacert`).
+    ///
+    /// # Errors
+    /// Fails when `ca_pem` holds no usable certificate.
+    pub fn with_ca_pem(base_url: &str, ca_pem: &[u8]) -> ClientResult<LogpoolClient> {
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem)?;
+        if roots.is_empty() {
+            return Err(ClientError::Decode(
+                "the CA file holds no PEM certificate".to_string(),
+            ));
+        }
+        let http = http_builder().tls_certs_only(roots).build()?;
+        Ok(LogpoolClient {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+            api_key: None,
         })
     }
 
     /// Returns the base URL this client talks to.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The same client, sending `key` with every request.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> LogpoolClient {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The API key this client sends, if any.
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    /// A request to `url` carrying the API key.
+    pub fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -121,8 +168,7 @@ impl LogpoolClient {
     /// Any non-2xx answer.
     pub async fn create_project(&self, name: &str) -> ClientResult<Value> {
         let response = self
-            .http
-            .post(self.url("/v1/projects"))
+            .request(reqwest::Method::POST, self.url("/v1/projects"))
             .json(&serde_json::json!({ "name": name }))
             .send()
             .await?;
@@ -135,8 +181,10 @@ impl LogpoolClient {
     /// Any non-2xx answer.
     pub async fn create_pool(&self, project: &str, body: &Value) -> ClientResult<Value> {
         let response = self
-            .http
-            .post(self.url(&format!("/v1/projects/{project}/pools")))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!("/v1/projects/{project}/pools")),
+            )
             .json(body)
             .send()
             .await?;
@@ -149,8 +197,10 @@ impl LogpoolClient {
     /// Any non-2xx answer.
     pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<Value> {
         let response = self
-            .http
-            .delete(self.url(&format!("/v1/projects/{project}/pools/{pool}")))
+            .request(
+                reqwest::Method::DELETE,
+                self.url(&format!("/v1/projects/{project}/pools/{pool}")),
+            )
             .send()
             .await?;
         Self::answer(response).await
@@ -170,8 +220,10 @@ impl LogpoolClient {
         hash_key: Option<&str>,
     ) -> ClientResult<Value> {
         let mut request = self
-            .http
-            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/logs")))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!("/v1/projects/{project}/pools/{pool}/logs")),
+            )
             .header(reqwest::header::CONTENT_TYPE, content_type);
         if let Some(key) = hash_key {
             request = request.query(&[("hash_key", key)]);
@@ -223,8 +275,10 @@ impl LogpoolClient {
     /// Any non-2xx answer.
     pub async fn search(&self, project: &str, pool: &str, params: &Value) -> ClientResult<Value> {
         let response = self
-            .http
-            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/search")))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!("/v1/projects/{project}/pools/{pool}/search")),
+            )
             .json(params)
             .send()
             .await?;
@@ -242,8 +296,10 @@ impl LogpoolClient {
         params: &Value,
     ) -> ClientResult<Value> {
         let response = self
-            .http
-            .post(self.url(&format!("/v1/projects/{project}/pools/{pool}/histogram")))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!("/v1/projects/{project}/pools/{pool}/histogram")),
+            )
             .json(params)
             .send()
             .await?;
@@ -272,6 +328,11 @@ impl LogpoolClient {
     /// # Errors
     /// Any non-2xx answer.
     pub async fn get(&self, path: &str) -> ClientResult<Value> {
-        Self::answer(self.http.get(self.url(path)).send().await?).await
+        Self::answer(
+            self.request(reqwest::Method::GET, self.url(path))
+                .send()
+                .await?,
+        )
+        .await
     }
 }

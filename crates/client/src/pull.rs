@@ -117,11 +117,13 @@ impl LogpoolClient {
         from: &StartAt,
     ) -> ClientResult<String> {
         let response = self
-            .http
-            .get(self.url(&format!(
-                "{}/shards/{shard}/cursor",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::GET,
+                self.url(&format!(
+                    "{}/shards/{shard}/cursor",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .query(&[("from", from.as_param())])
             .send()
             .await?;
@@ -142,11 +144,13 @@ impl LogpoolClient {
         count: u32,
     ) -> ClientResult<ShardBatch> {
         let response = self
-            .http
-            .get(self.url(&format!(
-                "{}/shards/{shard}/records",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::GET,
+                self.url(&format!(
+                    "{}/shards/{shard}/records",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .query(&[("cursor", cursor), ("count", &count.to_string())])
             .send()
             .await?;
@@ -172,11 +176,13 @@ impl LogpoolClient {
         in_order: bool,
     ) -> ClientResult<Value> {
         let response = self
-            .http
-            .post(self.url(&format!(
-                "{}/consumer-groups",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!(
+                    "{}/consumer-groups",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .json(&json!({ "name": name, "timeout_s": timeout_s, "in_order": in_order }))
             .send()
             .await?;
@@ -194,11 +200,13 @@ impl LogpoolClient {
         group: &str,
     ) -> ClientResult<()> {
         let response = self
-            .http
-            .delete(self.url(&format!(
-                "{}/consumer-groups/{group}",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::DELETE,
+                self.url(&format!(
+                    "{}/consumer-groups/{group}",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .send()
             .await?;
         Self::answer(response).await.map(drop)
@@ -216,11 +224,13 @@ impl LogpoolClient {
         consumer: &str,
     ) -> ClientResult<Vec<u32>> {
         let response = self
-            .http
-            .post(self.url(&format!(
-                "{}/consumer-groups/{group}/heartbeat",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::POST,
+                self.url(&format!(
+                    "{}/consumer-groups/{group}/heartbeat",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .json(&json!({ "consumer": consumer }))
             .send()
             .await?;
@@ -251,11 +261,13 @@ impl LogpoolClient {
         cursor: &str,
     ) -> ClientResult<()> {
         let response = self
-            .http
-            .put(self.url(&format!(
-                "{}/consumer-groups/{group}/checkpoints",
-                Self::pool_path(project, pool)
-            )))
+            .request(
+                reqwest::Method::PUT,
+                self.url(&format!(
+                    "{}/consumer-groups/{group}/checkpoints",
+                    Self::pool_path(project, pool)
+                )),
+            )
             .json(&json!({ "shard": shard, "cursor": cursor }))
             .send()
             .await?;

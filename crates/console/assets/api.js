@@ -1,11 +1,15 @@
 // The console's only way to the server: the public /v1 API, with the API key as a
-// bearer token. The key is held in this module's memory and nowhere else.
+// bearer token. The key is held in this module's memory and nowhere else: not in
+// the URL, not in local storage, not in a cookie, so closing the tab logs out.
 
 let apiKey = null;
-
-export function setKey(key) { apiKey = key; }
-export function hasKey() { return apiKey !== null; }
-export function clearKey() { apiKey = null; }
+// What `GET /v1/whoami` said about the key: { key_id, role, tenant, project }.
+let session = null;
+// The tenant an operator acts in (sent as `X-Logpool-Tenant`); null = its own.
+let actingTenant = null;
+// Called once when the server refuses the key of a logged-in session (disabled or
+// deleted meanwhile), so that the app can return to the login page.
+let onRefused = () => {};
 
 // An API error: status, stable code, message and the detail fields of the answer
 // (`field`, `position`, ...).
@@ -19,9 +23,10 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
+async function send(key, method, path, body) {
   const headers = { Accept: 'application/json' };
-  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (actingTenant) headers['X-Logpool-Tenant'] = actingTenant;
   const init = { method, headers };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -36,17 +41,84 @@ export async function api(method, path, body) {
   return parsed;
 }
 
+// Checks `key` with `GET /v1/whoami` and, when accepted, keeps it as the session's.
+// Throws the ApiError (401 for a refused key) otherwise, keeping nothing.
+export async function logIn(key) {
+  const who = await send(key, 'GET', '/v1/whoami');
+  apiKey = key;
+  session = who;
+  actingTenant = null;
+  return who;
+}
+
+export function logOut() {
+  apiKey = null;
+  session = null;
+  actingTenant = null;
+}
+
+export function currentSession() { return session; }
+export function onKeyRefused(handler) { onRefused = handler; }
+
+export async function api(method, path, body) {
+  if (!apiKey) throw new ApiError(401, { error: { message: 'not logged in' } });
+  try {
+    return await send(apiKey, method, path, body);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && session) {
+      logOut();
+      onRefused(error);
+    }
+    throw error;
+  }
+}
+
+// ------------------------------------------------------------------ roles
+
+// Which role holds which permission: the same table as the server's `Role::grants`,
+// used only to hide what a key cannot do; the server still decides every call.
+const GRANTS = {
+  read: ['operator', 'tenant_admin', 'project_admin', 'reader'],
+  ingest: ['operator', 'tenant_admin', 'project_admin', 'writer'],
+  manage_project: ['operator', 'tenant_admin', 'project_admin'],
+  manage_tenant: ['operator', 'tenant_admin'],
+  operate: ['operator'],
+};
+
+export function can(permission) {
+  return Boolean(session && (GRANTS[permission] || []).includes(session.role));
+}
+
+// ---------------------------------------------------------------- tenants
+
+// The tenant the console acts in: the key's own, or the one an operator switched to.
+export function tenant() { return actingTenant || (session && session.tenant); }
+
+export function switchTenant(name) {
+  if (!can('operate')) return;
+  actingTenant = name && name !== session.tenant ? name : null;
+}
+
 export const enc = encodeURIComponent;
+
+export function tenantPath(suffix) {
+  return `/v1/tenants/${enc(tenant())}${suffix}`;
+}
 
 export function poolPath(project, pool) {
   return `/v1/projects/${enc(project)}/pools/${enc(pool)}`;
 }
 
-// Opens the live tail WebSocket. The tail has no per-request authentication yet;
-// when API keys arrive, browsers (which cannot set headers on a WebSocket) will pass
-// the key as `?token=` of the socket's own URL, never of the page's URL.
+// Whether a live tail can be opened: browsers cannot set headers on a WebSocket, so
+// an operator acting in another tenant has no way to name it on the socket.
+export function tailAvailable() { return !actingTenant; }
+
+// Opens the live tail WebSocket. Browsers cannot set headers on a WebSocket, so the
+// key goes as `?token=` of the socket's own URL: never of the page's URL, and the
+// socket's URL is neither shown nor logged by the console.
 export function openTail(project, pool, params) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const query = new URLSearchParams(params);
+  query.set('token', apiKey || '');
   return new WebSocket(`${scheme}://${location.host}${poolPath(project, pool)}/tail?${query}`);
 }

@@ -1,15 +1,31 @@
-// Entry point: login, navigation and the hash router. The whole state of a page is
-// in the URL hash (`#/search?project=…&pool=…&q=…&from=…&to=…`), so a search can
-// be shared; the API key is not, it stays in memory.
+// Entry point: login, the header (who is logged in, the operator's tenant switcher,
+// navigation) and the hash router. The whole state of a page is in the URL hash
+// (`#/search?project=…&pool=…&q=…&from=…&to=…`), so a search can be shared; the API
+// key is not, it stays in memory (see api.js).
 
-import { api, ApiError, setKey, hasKey, clearKey } from './api.js';
-import { h, projectsPage, searchPage, analysisPage, tailPage, stopTail } from './pages.js';
+import { ApiError, logIn, logOut, currentSession, onKeyRefused, can, tenant, switchTenant, api } from './api.js';
+import { h } from './ui.js';
+import { projectsPage } from './projects.js';
+import { searchPage, analysisPage, tailPage, stopTail } from './pages.js';
+import { keysPage, quotasPage, usagePage, TENANTS_CHANGED } from './admin.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
+const identity = document.getElementById('identity');
+const tenantBox = document.getElementById('tenant-switcher');
 const logout = document.getElementById('logout');
 
-const PAGES = { projects: projectsPage, search: searchPage, analysis: analysisPage, tail: tailPage };
+// Each page with the permission it needs; links to pages the key cannot use are
+// hidden (the server refuses them anyway).
+const PAGES = {
+  projects: { show: projectsPage, needs: 'read' },
+  search: { show: searchPage, needs: 'read' },
+  analysis: { show: analysisPage, needs: 'read' },
+  tail: { show: tailPage, needs: 'read' },
+  keys: { show: keysPage, needs: 'manage_tenant' },
+  quotas: { show: quotasPage, needs: 'read' },
+  usage: { show: usagePage, needs: 'manage_tenant' },
+};
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -17,45 +33,102 @@ function parseHash() {
   return { page: path || 'projects', params: Object.fromEntries(new URLSearchParams(query || '')) };
 }
 
-function loginPage(message) {
-  const key = h('input', { type: 'password', name: 'api-key', autocomplete: 'off', 'aria-label': 'API key', class: 'grow', required: true });
-  const errors = h('div', {}, message ? h('p', { class: 'error', role: 'alert' }, message) : null);
+function showHeader(loggedIn) {
+  nav.hidden = !loggedIn;
+  logout.hidden = !loggedIn;
+  identity.hidden = !loggedIn;
+  tenantBox.hidden = !loggedIn || !can('operate');
+  if (!loggedIn) { identity.textContent = ''; tenantBox.textContent = ''; return; }
+  const who = currentSession();
+  identity.replaceChildren(
+    h('span', { class: 'badge role' }, who.role),
+    ` tenant ${who.tenant}`,
+    who.project ? ` · project ${who.project}` : ' · all projects',
+    h('span', { class: 'key-id' }, ` · key ${who.key_id}`));
+  for (const link of nav.querySelectorAll('a')) link.hidden = !can(PAGES[link.dataset.nav].needs);
+}
+
+// The operator's tenant switcher: every call then acts in the chosen tenant.
+async function loadTenantSwitcher() {
+  if (!can('operate')) return;
+  const tenants = (await api('GET', '/v1/tenants')).tenants;
+  const select = h('select', { 'aria-label': 'Act in tenant', name: 'acting-tenant', onchange: () => {
+    switchTenant(select.value);
+    render();
+  } }, tenants.map((t) => h('option', { value: t.name, selected: t.name === tenant() }, t.name)));
+  tenantBox.replaceChildren(h('label', {}, 'Tenant ', select));
+}
+
+// The login page; `message` says why it is shown, as a warning when `warn` is set.
+function loginPage(message, warn = false) {
+  stopTail();
+  showHeader(false);
+  // Nothing of the previous session stays on screen.
+  document.getElementById('toast').textContent = '';
+  for (const open of document.querySelectorAll('dialog')) open.close();
+  const key = h('input', { type: 'password', name: 'api-key', id: 'api-key', autocomplete: 'off', 'aria-label': 'API key', class: 'grow', required: true,
+    'aria-describedby': 'login-error' });
+  const error = h('p', { class: 'error', id: 'login-error', role: 'alert', hidden: true });
+  const notice = message ? h('p', { class: warn ? 'warning' : 'notice', role: 'status' }, message) : null;
+  const submit = h('button', { type: 'submit' }, 'Log in');
   const form = h('form', { class: 'panel login', onsubmit: async (e) => {
     e.preventDefault();
-    setKey(key.value);
+    submit.disabled = true;
+    error.hidden = true;
     try {
-      await api('GET', '/v1/projects');
+      await logIn(key.value);
+      key.value = '';
+      await loadTenantSwitcher().catch(() => {});
       render();
-    } catch (error) {
-      clearKey();
-      errors.replaceChildren(h('p', { class: 'error', role: 'alert' },
-        error instanceof ApiError && (error.status === 401 || error.status === 403) ? 'This key was refused.' : error.message));
-    }
-  } }, h('h1', {}, 'Log in to logpool'), h('p', { class: 'muted' }, 'Paste an API key. It is kept in this tab’s memory only.'),
-  h('div', { class: 'row' }, key, h('button', { type: 'submit' }, 'Log in')), errors);
-  nav.hidden = true;
-  logout.hidden = true;
+    } catch (refusal) {
+      key.setAttribute('aria-invalid', 'true');
+      error.textContent = refusal instanceof ApiError && refusal.status === 401
+        ? 'This key was refused: it is unknown, wrong, disabled or deleted.'
+        : `Could not check the key: ${refusal.message}`;
+      error.hidden = false;
+      key.select();
+    } finally { submit.disabled = false; }
+  } }, h('h1', {}, 'Log in to logpool'), notice,
+  h('p', { class: 'muted' }, 'Paste an API key. It is kept in this tab’s memory only: reloading or closing the tab logs out.'),
+  h('div', { class: 'row' }, key, submit), error);
   main.replaceChildren(form);
   key.focus();
 }
 
 async function render() {
   stopTail();
-  if (!hasKey()) { loginPage(); return; }
-  nav.hidden = false;
-  logout.hidden = false;
+  if (!currentSession()) {
+    // Keep a login page that is already up (with its message, e.g. "Logged out.").
+    if (!main.querySelector('form.login')) loginPage();
+    return;
+  }
+  showHeader(true);
   const { page, params } = parseHash();
   for (const link of nav.querySelectorAll('a')) link.classList.toggle('active', link.dataset.nav === page);
-  const show = PAGES[page];
-  if (!show) { main.replaceChildren(h('div', { class: 'empty panel' }, 'No such page. ', h('a', { href: '#/projects' }, 'Go to projects'))); return; }
+  const target = PAGES[page];
+  if (!target) { main.replaceChildren(h('div', { class: 'empty panel' }, 'No such page. ', h('a', { href: '#/projects' }, 'Go to projects'))); return; }
+  if (!can(target.needs)) {
+    main.replaceChildren(h('div', { class: 'empty panel', role: 'alert' }, can('read')
+      ? `A ${currentSession().role} key cannot open this page.`
+      : `A ${currentSession().role} key can only put logs; the console needs a key that can read.`));
+    return;
+  }
   try {
-    await show(main, params);
+    await target.show(main, params);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) { clearKey(); loginPage('Your key is no longer accepted; log in again.'); return; }
-    main.replaceChildren(h('div', { class: 'error panel', role: 'alert' }, error.message || String(error)));
+    // A refused key has already brought the login page back.
+    if (error instanceof ApiError && error.status === 401) return;
+    const message = error instanceof ApiError && error.status === 403 ? `Not allowed: ${error.message}` : (error.message || String(error));
+    main.replaceChildren(h('div', { class: 'error panel', role: 'alert' }, message));
   }
 }
 
-logout.addEventListener('click', () => { clearKey(); stopTail(); location.hash = '#/projects'; loginPage('Logged out.'); });
+onKeyRefused(() => loginPage('Your key is no longer accepted (disabled or deleted); log in again.', true));
+window.addEventListener(TENANTS_CHANGED, () => { loadTenantSwitcher().catch(() => {}); });
+logout.addEventListener('click', () => {
+  logOut();
+  location.hash = '#/projects';
+  loginPage('Logged out.');
+});
 window.addEventListener('hashchange', render);
 render();

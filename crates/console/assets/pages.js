@@ -1,42 +1,9 @@
-// The console's pages. Every value from the server is put into the page as text
-// (never as HTML), so a log line cannot inject markup.
+// The search, analysis and live tail pages. Every value from the server is put into
+// the page as text (never as HTML), so a log line cannot inject markup.
 
-import { api, ApiError, poolPath, enc, openTail } from './api.js';
+import { api, poolPath, enc, openTail, tailAvailable } from './api.js';
 import { histogram, chart } from './charts.js';
-
-// h('div', {class: 'x', onclick: f}, 'text', child, ...) builds an element.
-export function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else node.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-export function toast(message) {
-  const box = document.getElementById('toast');
-  const item = h('div', {}, message);
-  box.appendChild(item);
-  setTimeout(() => item.remove(), 5000);
-}
-
-// Shows an API error; a query error points at its character position.
-function errorView(error, queryText) {
-  if (error instanceof ApiError && Number.isInteger(error.detail.position) && queryText !== undefined) {
-    const pos = error.detail.position;
-    return h('div', { class: 'error query-error', role: 'alert' },
-      h('div', {}, error.message),
-      h('pre', { class: 'mono' }, queryText, '\n', h('span', { class: 'caret' }, ' '.repeat(pos) + '^')));
-  }
-  return h('div', { class: 'error', role: 'alert' }, error.message || String(error));
-}
+import { h, errorView } from './ui.js';
 
 function setHash(path, params) {
   const query = new URLSearchParams();
@@ -75,161 +42,6 @@ function timePicker(params) {
     onchange: () => { if (preset.value) { from.value = preset.value; to.value = 'now'; } } },
   h('option', { value: '' }, 'Quick range…'), RANGES.map(([v, label]) => h('option', { value: v }, label)));
   return { from, to, node: h('span', { class: 'row' }, preset, from, '→', to) };
-}
-
-// ---------------------------------------------------------------- projects
-
-export async function projectsPage(main) {
-  const projects = (await api('GET', '/v1/projects')).projects;
-  const nameInput = h('input', { name: 'project-name', placeholder: 'new-project', 'aria-label': 'New project name', required: true });
-  const createForm = h('form', { class: 'row panel', onsubmit: async (e) => {
-    e.preventDefault();
-    try {
-      await api('POST', '/v1/projects', { name: nameInput.value.trim() });
-      toast(`Project ${nameInput.value} created`);
-      await projectsPage(main);
-    } catch (error) { createForm.appendChild(errorView(error)); }
-  } }, h('label', {}, 'Project name ', nameInput), h('button', { type: 'submit' }, 'Create project'));
-  main.replaceChildren(h('h1', {}, 'Projects'), createForm);
-  if (!projects.length) main.appendChild(h('div', { class: 'empty panel' }, 'No projects yet. Create one above, then a pool to send logs to.'));
-  for (const project of projects) main.appendChild(await projectPanel(main, project));
-}
-
-function hintsText(hints) {
-  return Object.entries(hints || {}).map(([k, v]) => `${k}:${v}`).join(', ');
-}
-
-function parseHints(text) {
-  const hints = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [name, type] = part.split(':').map((s) => s.trim());
-    hints[name] = type;
-  }
-  return hints;
-}
-
-function formatBytes(bytes) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-function formatAge(ms) {
-  if (ms < 60000) return `${Math.max(0, Math.round(ms / 1000))} s`;
-  if (ms < 3600000) return `${Math.round(ms / 60000)} min`;
-  if (ms < 86400000) return `${Math.round(ms / 3600000)} h`;
-  return `${Math.round(ms / 86400000)} d`;
-}
-
-// One line of a pool's statistics ("12,345 records · backlog 0 · 3.2 MB"), filled in
-// when GET .../stats answers, so a slow pool never holds up the page.
-function poolStatsLine(project, pool) {
-  const line = h('div', { class: 'muted pool-stats', 'aria-live': 'polite' }, 'loading stats…');
-  api('GET', `${poolPath(project.name, pool.name)}/stats`).then((stats) => {
-    const parts = [`${stats.records.toLocaleString('en-US')} records`];
-    for (const [subscription, backlog] of Object.entries(stats.backlog || {})) {
-      const name = subscription === 'loghub' ? 'backlog' : `${subscription} backlog`;
-      parts.push(`${name} ${backlog.messages.toLocaleString('en-US')}`);
-    }
-    if (stats.lag && Number.isFinite(stats.lag.newest_record_age_ms)) parts.push(`newest ${formatAge(stats.lag.newest_record_age_ms)} old`);
-    if (Number.isFinite(stats.storage_bytes)) parts.push(formatBytes(stats.storage_bytes));
-    line.textContent = parts.join(' · ');
-    line.title = 'Backlog: messages put but not yet indexed (or archived). Newest: event time of the newest indexed record.';
-  }, (error) => {
-    line.textContent = `stats unavailable: ${error.message || error}`;
-  });
-  return line;
-}
-
-async function projectPanel(main, project) {
-  const pools = (await api('GET', `/v1/projects/${enc(project.name)}/pools`)).pools;
-  const poolName = h('input', { name: 'pool-name', placeholder: 'pool name', 'aria-label': `New pool name in ${project.name}`, required: true });
-  const shards = h('input', { name: 'shards', type: 'number', min: 1, max: 64, value: 2, 'aria-label': 'Shards', class: 'narrow' });
-  const retention = h('input', { name: 'retention', type: 'number', min: 1, value: 7, 'aria-label': 'Retention days', class: 'narrow' });
-  const hints = h('input', { name: 'hints', placeholder: 'status:long, host:keyword', 'aria-label': 'Field hints' });
-  const errors = h('div');
-  const form = h('form', { class: 'row', onsubmit: async (e) => {
-    e.preventDefault();
-    errors.textContent = '';
-    try {
-      await api('POST', `/v1/projects/${enc(project.name)}/pools`, {
-        name: poolName.value.trim(), shards: Number(shards.value),
-        retention_days: Number(retention.value), field_hints: parseHints(hints.value) });
-      toast(`Pool ${poolName.value} created`);
-      await projectsPage(main);
-    } catch (error) { errors.appendChild(errorView(error)); }
-  } }, poolName, h('label', {}, 'shards ', shards), h('label', {}, 'retention (days) ', retention),
-  h('label', { class: 'grow' }, 'field hints ', hints), h('button', { type: 'submit' }, 'Create pool'));
-  const rows = pools.map((pool) => h('tr', { dataset: { pool: pool.name } },
-    h('td', {}, h('strong', {}, pool.name), poolStatsLine(project, pool)),
-    h('td', {}, String(pool.shards ?? (pool.partitions || []).length)),
-    h('td', {}, `${pool.retention_days} d`),
-    h('td', { class: 'mono' }, hintsText(pool.field_hints) || '—'),
-    h('td', {}, h('span', { class: 'row' },
-      h('a', { href: `#/search?project=${enc(project.name)}&pool=${enc(pool.name)}` }, 'Search'),
-      h('a', { href: `#/tail?project=${enc(project.name)}&pool=${enc(pool.name)}` }, 'Tail'),
-      h('button', { type: 'button', class: 'secondary', onclick: () => editPool(main, project, pool) }, 'Edit'),
-      h('button', { type: 'button', class: 'danger', onclick: () => confirmDelete(main, project, pool) }, 'Delete')))));
-  return h('section', { class: 'panel', dataset: { project: project.name } },
-    h('div', { class: 'row' }, h('h2', { class: 'grow' }, project.name),
-      h('button', { type: 'button', class: 'danger', onclick: () => confirmDelete(main, project) }, 'Delete project')),
-    project.description ? h('p', { class: 'muted' }, project.description) : null,
-    pools.length
-      ? h('table', {}, h('thead', {}, h('tr', {}, ['Pool', 'Shards', 'Retention', 'Field hints', ''].map((t) => h('th', {}, t)))), h('tbody', {}, rows))
-      : h('p', { class: 'muted' }, 'No pools in this project yet.'),
-    form, errors);
-}
-
-function dialog(title, body, actions) {
-  const box = h('dialog', { 'aria-label': title }, h('h2', {}, title), body, h('div', { class: 'row' }, actions));
-  document.body.appendChild(box);
-  box.addEventListener('close', () => box.remove());
-  box.showModal();
-  return box;
-}
-
-function confirmDelete(main, project, pool) {
-  const what = pool ? `pool ${project.name}/${pool.name}` : `project ${project.name} and all its pools`;
-  const expected = pool ? pool.name : project.name;
-  const input = h('input', { 'aria-label': 'Type the name to confirm', name: 'confirm-name' });
-  const errors = h('div');
-  const remove = h('button', { type: 'button', class: 'danger', disabled: true, onclick: async () => {
-    try {
-      const path = pool ? `/v1/projects/${enc(project.name)}/pools/${enc(pool.name)}` : `/v1/projects/${enc(project.name)}`;
-      await api('DELETE', path);
-      box.close();
-      toast(`Deleted ${what}`);
-      await projectsPage(main);
-    } catch (error) { errors.replaceChildren(errorView(error)); }
-  } }, 'Delete for good');
-  input.addEventListener('input', () => { remove.disabled = input.value !== expected; });
-  const box = dialog(`Delete ${what}?`, h('div', {},
-    h('p', {}, 'Its logs in the queue and the index are deleted. This cannot be undone.'),
-    h('label', {}, `Type “${expected}” to confirm: `, input), errors),
-  [remove, h('button', { type: 'button', class: 'secondary', onclick: () => box.close() }, 'Cancel')]);
-  input.focus();
-}
-
-function editPool(main, project, pool) {
-  const shards = h('input', { type: 'number', name: 'edit-shards', min: pool.shards ?? 1, max: 64, value: pool.shards ?? (pool.partitions || []).length });
-  const retention = h('input', { type: 'number', name: 'edit-retention', min: 1, value: pool.retention_days });
-  const hints = h('input', { name: 'edit-hints', value: hintsText(pool.field_hints), size: 40 });
-  const errors = h('div');
-  const box = dialog(`Edit pool ${pool.name}`, h('div', {},
-    h('p', {}, h('label', {}, 'Shards (can only grow) ', shards)),
-    h('p', {}, h('label', {}, 'Retention (days) ', retention)),
-    h('p', {}, h('label', {}, 'Field hints ', hints)), errors),
-  [h('button', { type: 'button', onclick: async () => {
-    try {
-      await api('PATCH', `/v1/projects/${enc(project.name)}/pools/${enc(pool.name)}`, {
-        shards: Number(shards.value), retention_days: Number(retention.value), field_hints: parseHints(hints.value) });
-      box.close();
-      toast(`Pool ${pool.name} saved`);
-      await projectsPage(main);
-    } catch (error) { errors.replaceChildren(errorView(error)); }
-  } }, 'Save'), h('button', { type: 'button', class: 'secondary', onclick: () => box.close() }, 'Cancel')]);
 }
 
 // ---------------------------------------------------------------- search
@@ -471,9 +283,16 @@ export async function tailPage(main, params) {
     state.textContent = paused ? 'paused' : 'live';
     if (!paused) { held.forEach(show); held = []; }
   });
-  const begin = () => {
+  const begin = async () => {
     stopTail();
     errors.textContent = '';
+    // A refused key would make the browser log the socket's URL, token included;
+    // checking the key first returns to the login page instead.
+    try { await api('GET', '/v1/whoami'); } catch (error) {
+      if (error.status !== 401) errors.replaceChildren(errorView(error));
+      return;
+    }
+    if (!screen.isConnected) return;
     const socket = openTail(picker.projectSelect.value, picker.poolSelect.value, query.value ? { query: query.value } : {});
     activeTail = socket;
     state.textContent = 'connecting';
@@ -499,5 +318,11 @@ export async function tailPage(main, params) {
     h('form', { class: 'panel row', onsubmit: (e) => { e.preventDefault(); setHash('tail', { project: picker.projectSelect.value, pool: picker.poolSelect.value, q: query.value, _: Date.now() % 100000 }); } },
       picker.projectSelect, picker.poolSelect, query, start, pause, h('label', {}, follow, ' auto-scroll'), state),
     errors, screen);
-  if (params.project && params.pool && picker.poolSelect.value) begin();
+  if (!tailAvailable()) {
+    start.disabled = true;
+    errors.replaceChildren(h('p', { class: 'error', role: 'alert' },
+      'Live tail works in your own tenant only: browsers cannot send the tenant header on a WebSocket. Switch back to your tenant, or log in with a key of this tenant.'));
+    return;
+  }
+  if (params.project && params.pool && picker.poolSelect.value) await begin();
 }

@@ -3,8 +3,10 @@
 //! binary and served at `/` by control-api and by `logpool standalone`.
 //!
 //! The console talks only to the public `/v1` API, with the API key the user logged
-//! in with as a bearer token. The key lives in the page's memory only: it is never put
-//! into the URL, local storage or a cookie, so closing the tab logs out.
+//! in with (checked with `GET /v1/whoami`) as a bearer token, and as `?token=` of the
+//! live tail's WebSocket only, since browsers cannot set headers there. The key lives
+//! in the page's memory only: it is never put into the page's URL, local storage or a
+//! cookie, so closing the tab logs out.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -42,6 +44,21 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../assets/charts.js"),
     },
     Asset {
+        name: "ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/ui.js"),
+    },
+    Asset {
+        name: "projects.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/projects.js"),
+    },
+    Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/admin.js"),
+    },
+    Asset {
         name: "pages.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/pages.js"),
@@ -66,11 +83,13 @@ pub fn router() -> Router {
         .route("/console/{file}", get(asset))
 }
 
-async fn index() -> Response {
+/// `/`: the console's page.
+pub async fn index() -> Response {
     serve("index.html")
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
+/// `/console/{file}`: one of the console's files.
+pub async fn asset(Path(file): Path<String>) -> Response {
     serve(&file)
 }
 

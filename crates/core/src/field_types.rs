@@ -6,8 +6,14 @@
 //! becomes `"42"`, `"TRUE"` of a `bool` field becomes `true`. A value that does not
 //! fit (`"n/a"` in a `long` field) is a conflict: it is never dropped nor refused, but
 //! kept as a string in the field's text (the overflow), where `field:n/a` and bare
-//! terms still find it; typed queries (ranges, numeric terms) do not see it. Fields
-//! without a hint keep the type of each value as sent.
+//! terms still find it; typed queries (ranges, numeric terms) do not see it.
+//!
+//! A field without a hint takes the type of the first value the pool ever saw for it
+//! ([`infer_type`]: integer → `long`, fraction → `double`, bool → `bool`, string →
+//! `text`; `message` is always `text`), and that type is then fixed exactly like a
+//! hint. Index engines persist what they learned ([`learn_types`]) and index and
+//! search with [`effective_types`]: the learned types overlaid by the hints, so a
+//! hint always wins.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -75,6 +81,83 @@ pub fn apply_hint(value: &FieldValue, hint: FieldType) -> Typed {
     }
 }
 
+/// The field that holds the raw line: always full text, whatever its first value.
+pub const MESSAGE_FIELD: &str = "message";
+
+/// The type field `name` takes from its first value when no hint declares one.
+pub fn infer_type(name: &str, value: &FieldValue) -> FieldType {
+    if name == MESSAGE_FIELD {
+        return FieldType::Text;
+    }
+    match value {
+        FieldValue::Long(_) => FieldType::Long,
+        FieldValue::Double(_) => FieldType::Double,
+        FieldValue::Bool(_) => FieldType::Bool,
+        FieldValue::Str(_) => FieldType::Text,
+    }
+}
+
+/// The types `records` teach a pool that already knows `hints` and `learned`: every
+/// field with neither gets the type of its first value in `records` order. Returns
+/// only the new entries (empty when nothing is new), which the caller persists.
+pub fn learn_types<'a>(
+    hints: &BTreeMap<String, FieldType>,
+    learned: &BTreeMap<String, FieldType>,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> BTreeMap<String, FieldType> {
+    let mut new = BTreeMap::new();
+    for record in records {
+        for (name, value) in &record.fields {
+            if hints.contains_key(name) || learned.contains_key(name) || new.contains_key(name) {
+                continue;
+            }
+            new.insert(name.clone(), infer_type(name, value));
+        }
+    }
+    new
+}
+
+/// The types a pool indexes and searches with: learned types overlaid by the hints.
+pub fn effective_types(
+    hints: &BTreeMap<String, FieldType>,
+    learned: &BTreeMap<String, FieldType>,
+) -> BTreeMap<String, FieldType> {
+    let mut types = learned.clone();
+    types.extend(hints.iter().map(|(name, hint)| (name.clone(), *hint)));
+    types
+}
+
+/// An IP address as one number: IPv4 as its IPv4-mapped IPv6 address, so both
+/// families order in one space (as Elasticsearch's `ip` type does).
+pub fn ip_number(address: IpAddr) -> u128 {
+    match address {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The inclusive range of addresses an `ip` query value means: one address
+/// (`10.0.0.1`) or a CIDR block (`10.0.0.0/24`, `2001:db8::/32`). `None` when the
+/// value is neither.
+pub fn ip_query_range(text: &str) -> Option<(u128, u128)> {
+    let text = text.trim();
+    let Some((address, prefix)) = text.split_once('/') else {
+        let number = ip_number(text.parse::<IpAddr>().ok()?);
+        return Some((number, number));
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    // An IPv4 prefix counts bits of the last 32 of the mapped address.
+    let bits = match address {
+        IpAddr::V4(_) if prefix <= 32 => prefix + 96,
+        IpAddr::V6(_) if prefix <= 128 => prefix,
+        _ => return None,
+    };
+    let host_mask = u128::MAX.checked_shr(bits).unwrap_or(0);
+    let network = ip_number(address) & !host_mask;
+    Some((network, network | host_mask))
+}
+
 /// Returns the record with declared types applied: converted values replace the
 /// originals and conflicts become strings. Engines that keep one typed copy per value
 /// (the embedded index) index this; the hit still shows the record as sent.
@@ -97,6 +180,67 @@ pub fn apply_hints(record: &Record, hints: &BTreeMap<String, FieldType>) -> Reco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(fields: &[(&str, FieldValue)]) -> Record {
+        Record {
+            time_ns: 0,
+            fields: fields
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn test_first_value_decides_and_hints_win() {
+        let hints: BTreeMap<String, FieldType> = [("user".to_string(), FieldType::Keyword)].into();
+        let first = record(&[
+            ("status", FieldValue::Long(200)),
+            ("user", FieldValue::Long(7)),
+            ("message", FieldValue::Long(1)),
+            ("ok", FieldValue::Bool(true)),
+        ]);
+        let second = record(&[
+            ("status", FieldValue::Str("abc".into())),
+            ("ratio", FieldValue::Double(0.5)),
+        ]);
+        let learned = learn_types(&hints, &BTreeMap::new(), [&first, &second]);
+        let expected: BTreeMap<String, FieldType> = [
+            ("message".to_string(), FieldType::Text),
+            ("ok".to_string(), FieldType::Bool),
+            ("ratio".to_string(), FieldType::Double),
+            ("status".to_string(), FieldType::Long),
+        ]
+        .into();
+        assert_eq!(learned, expected);
+        // Known fields are never learned again.
+        assert!(learn_types(&hints, &learned, [&second]).is_empty());
+        let mut later_hints = hints.clone();
+        later_hints.insert("status".to_string(), FieldType::Keyword);
+        let types = effective_types(&later_hints, &learned);
+        assert_eq!(types["status"], FieldType::Keyword);
+        assert_eq!(types["ratio"], FieldType::Double);
+    }
+
+    #[test]
+    fn test_ip_query_ranges() {
+        let v4 = |text: &str| ip_number(text.parse().expect("ip"));
+        assert_eq!(
+            ip_query_range("10.0.0.7"),
+            Some((v4("10.0.0.7"), v4("10.0.0.7")))
+        );
+        assert_eq!(
+            ip_query_range("10.0.0.0/24"),
+            Some((v4("10.0.0.0"), v4("10.0.0.255")))
+        );
+        assert_eq!(
+            ip_query_range("10.1.2.3/0"),
+            Some((v4("0.0.0.0"), v4("255.255.255.255")))
+        );
+        assert_eq!(ip_query_range("::/0"), Some((0, u128::MAX)));
+        assert_eq!(ip_query_range("10.0.0.0/33"), None);
+        assert_eq!(ip_query_range("localhost"), None);
+    }
 
     #[test]
     fn test_apply_hint_converts_or_overflows() {

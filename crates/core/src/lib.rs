@@ -14,9 +14,11 @@
 //! - [`archive`]: archive settings, object names and the archived line format.
 //! - [`doc_id`]: document identities derived from queue positions.
 //! - [`field_types`]: a pool's declared field types applied to values (convert or overflow).
+//! - [`typed_match`]: in-memory query evaluation under a pool's field types.
 //! - [`query`]: the query language: parser, AST and in-memory evaluation.
 //! - [`sql`]: pipe SQL (`<query> | SELECT ...`): planning and the final in-memory stage.
 
+pub mod access;
 pub mod archive;
 pub mod batch;
 pub mod doc_id;
@@ -29,3 +31,4 @@ pub mod record;
 pub mod routing;
 pub mod sql;
 pub mod timeexpr;
+pub mod typed_match;

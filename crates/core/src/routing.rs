@@ -94,6 +94,9 @@ pub struct RoutingSnapshot {
     /// Archive settings by pool id (pools without settings are not archived).
     #[serde(default)]
     pub archives: BTreeMap<i64, crate::archive::ArchiveSettings>,
+    /// Tenants, keys (hashed) and quotas.
+    #[serde(default)]
+    pub access: crate::access::AccessTable,
 }
 
 impl RoutingSnapshot {

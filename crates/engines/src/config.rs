@@ -229,6 +229,38 @@ impl TailConfig {
     }
 }
 
+/// TLS on every HTTP listener (`[tls]`). Both paths set: HTTPS only; both empty:
+/// plain HTTP. Relative paths are relative to the working directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate, followed by any intermediates.
+    pub cert_path: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+}
+
+impl TlsConfig {
+    /// Whether the listeners serve HTTPS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_path.as_os_str().is_empty()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let cert_set = !self.cert_path.as_os_str().is_empty();
+        let key_set = !self.key_path.as_os_str().is_empty();
+        match (cert_set, key_set) {
+            (true, false) => bail!(
+                "`tls.key_path` (LOGPOOL_TLS__KEY_PATH) must be set when `tls.cert_path` is set"
+            ),
+            (false, true) => bail!(
+                "`tls.cert_path` (LOGPOOL_TLS__CERT_PATH) must be set when `tls.key_path` is set"
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -262,6 +294,36 @@ pub struct Config {
     pub search: SearchConfig,
     /// Live tail settings.
     pub tail: TailConfig,
+    /// TLS on every listener.
+    pub tls: TlsConfig,
+    /// The operator key (`LOGPOOL_ADMIN_KEY`): stored (hashed) as the bootstrap
+    /// operator key by control-api at start. Unset on first start: one is generated
+    /// and printed once. Keep it out of the file; set it in the environment.
+    #[serde(default, skip_serializing)]
+    pub admin_key: Option<AdminKey>,
+}
+
+/// A secret that never appears in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct AdminKey(String);
+
+impl AdminKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> AdminKey {
+        AdminKey(key.into())
+    }
+
+    /// The key itself, to hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AdminKey(<redacted>)")
+    }
 }
 
 impl Default for Config {
@@ -283,6 +345,8 @@ impl Default for Config {
             loghub: LoghubConfig::default(),
             search: SearchConfig::default(),
             tail: TailConfig::default(),
+            tls: TlsConfig::default(),
+            admin_key: None,
         }
     }
 }
@@ -371,6 +435,7 @@ impl Config {
             );
         }
         self.tail.validate()?;
+        self.tls.validate()?;
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
             bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
         }
@@ -388,11 +453,16 @@ impl Config {
 }
 
 /// `LOGPOOL_*` variables that are not configuration: the log filter, the CLI's
-/// server URL, and the test suite's own settings.
+/// server URL and CA file, and the test suite's own settings.
 fn is_non_config_variable(name: &str) -> bool {
     matches!(
         name,
-        "LOGPOOL_LOG" | "LOGPOOL_URL" | "LOGPOOL_BIN" | "LOGPOOL_REQUIRE_ENGINES"
+        "LOGPOOL_LOG"
+            | "LOGPOOL_URL"
+            | "LOGPOOL_CA_CERT"
+            | "LOGPOOL_API_KEY"
+            | "LOGPOOL_BIN"
+            | "LOGPOOL_REQUIRE_ENGINES"
     ) || name.starts_with("LOGPOOL_TEST_")
 }
 
@@ -511,6 +581,33 @@ mod tests {
             Config::load(Some(Path::new(sample)), &env).expect_err("unknown key")
         );
         assert!(error.contains("urll"), "{error}");
+    }
+
+    #[test]
+    fn test_tls_needs_both_paths() {
+        let env = HashMap::from([(
+            "LOGPOOL_TLS__CERT_PATH".to_string(),
+            "server.pem".to_string(),
+        )]);
+        let error = Config::load(None, &env)
+            .expect_err("key missing")
+            .to_string();
+        assert!(error.contains("tls.key_path"), "{error}");
+        let env = HashMap::from([("LOGPOOL_TLS__KEY_PATH".to_string(), "key.pem".to_string())]);
+        let error = Config::load(None, &env)
+            .expect_err("cert missing")
+            .to_string();
+        assert!(error.contains("tls.cert_path"), "{error}");
+        let env = HashMap::from([
+            (
+                "LOGPOOL_TLS__CERT_PATH".to_string(),
+                "server.pem".to_string(),
+            ),
+            ("LOGPOOL_TLS__KEY_PATH".to_string(), "key.pem".to_string()),
+        ]);
+        let config = Config::load(None, &env).expect("both set");
+        assert!(config.tls.enabled());
+        assert!(!Config::default().tls.enabled());
     }
 
     #[test]

@@ -3,16 +3,16 @@
 //! once per service it runs).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use logpool_api::ApiError;
+use axum::Json;
+use logpool_api::{ApiError, Routes};
+use logpool_core::access::Permission;
 use logpool_engines::coordination::MemberInfo;
 use serde_json::{json, Value};
 
 use crate::{format_ms, ControlState};
 
-pub(crate) fn routes() -> Router<ControlState> {
-    Router::new().route("/v1/cluster/members", get(list_members))
+pub(crate) fn routes() -> Routes<ControlState> {
+    Routes::new().get("/v1/cluster/members", Permission::Operate, list_members)
 }
 
 fn member_json(member: &MemberInfo) -> Value {

@@ -5,18 +5,24 @@
 //! snapshot is published through the coordinator, and only then does the request
 //! answer, so a pool is usable by every service as soon as its create returns.
 //! Deleting a pool also deletes its queue shards and its index.
+//!
+//! Tenants, API keys and quotas ([`tenants`], [`quotas`]) are published in the same
+//! snapshot, so every service checks keys and applies limits from its own copy.
 
 pub mod archive;
 pub mod cluster;
 pub mod pools;
 pub mod projects;
+pub mod quotas;
 pub mod republish;
 pub mod stats;
+pub mod tenants;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use logpool_api::ApiError;
+use logpool_api::{ApiError, Routes, RoutingView};
+use logpool_core::access::{AccessTable, Permission, ProjectsByTenant};
 use logpool_core::names::validate_name;
 use logpool_core::routing::RoutingSnapshot;
 use logpool_engines::coordination::Coordinator;
@@ -44,6 +50,9 @@ pub struct ControlState {
     pub restores: archive::restore::Restores,
     /// Set while a stored change is not published yet ([`republish`]).
     pub routing_stale: republish::RoutingStale,
+    /// The storage-quota state measured by this process ([`quotas`]), to publish
+    /// with the next snapshot; `None` keeps what the current snapshot says.
+    over_storage_quota: Arc<Mutex<Option<ProjectsByTenant>>>,
 }
 
 impl ControlState {
@@ -63,6 +72,7 @@ impl ControlState {
             object_store: None,
             restores: archive::restore::Restores::default(),
             routing_stale: republish::RoutingStale::default(),
+            over_storage_quota: Arc::default(),
         }
     }
 
@@ -89,22 +99,84 @@ impl ControlState {
             version: 0,
             pools: pools.iter().map(|p| p.route()).collect(),
             archives: self.metadata.all_archive_settings().await?,
+            access: self.build_access().await?,
         };
         Ok(self.coordinator.publish(snapshot).await?)
     }
+
+    /// Tenants, keys (hashes only) and limits from the store, plus the storage-quota
+    /// state (measured by whichever control-api leads that job).
+    async fn build_access(&self) -> Result<AccessTable, ApiError> {
+        let mut access = AccessTable::default();
+        for tenant in self.metadata.list_tenants().await? {
+            access.tenants.insert(tenant.name);
+        }
+        for key in self.metadata.all_keys().await? {
+            access.keys.insert(key.id.clone(), key.entry());
+        }
+        for stored in self.metadata.all_limits().await? {
+            match stored.project {
+                None => {
+                    access.tenant_limits.insert(stored.tenant, stored.limits);
+                }
+                Some(project) => {
+                    access
+                        .project_limits
+                        .entry(stored.tenant)
+                        .or_default()
+                        .insert(project, stored.limits);
+                }
+            }
+        }
+        let measured = self
+            .over_storage_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        access.over_storage_quota = measured.unwrap_or_else(|| {
+            self.coordinator
+                .watch()
+                .borrow()
+                .access
+                .over_storage_quota
+                .clone()
+        });
+        Ok(access)
+    }
+
+    /// Records the storage-quota state to publish with the next snapshot.
+    pub(crate) fn set_over_storage_quota(&self, over: ProjectsByTenant) {
+        *self
+            .over_storage_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(over);
+    }
 }
 
-/// Builds the control-api router.
-pub fn router(state: ControlState) -> Router {
-    let router = Router::new()
+/// Every control-api route with its permission.
+pub fn routes() -> Routes<ControlState> {
+    Routes::new()
+        .merge(tenants::routes())
+        .merge(quotas::routes())
         .merge(projects::routes())
         .merge(pools::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
         .merge(stats::routes())
-        .with_state(state)
-        // The web console is served by the control plane (and so by standalone).
-        .merge(logpool_console::router());
+        // The web console is served by the control plane (and so by standalone); its
+        // page and files are public, its API calls carry the user's key.
+        .get("/", Permission::Public, logpool_console::index)
+        .get(
+            "/console/{file}",
+            Permission::Public,
+            logpool_console::asset,
+        )
+}
+
+/// Builds the control-api router.
+pub fn router(state: ControlState) -> Router {
+    let access = RoutingView::new(state.coordinator.watch());
+    let router = routes().into_router(access).with_state(state);
     logpool_api::layers::with_common_layers(router)
 }
 

@@ -19,6 +19,15 @@ async fn main() -> anyhow::Result<()> {
         engines.index.clone(),
     )
     .with_object_store(engines.object_store.clone());
+    let admin_key = config.admin_key.as_ref().map(|key| key.expose());
+    if let Some(generated) =
+        logpool_control_api::tenants::bootstrap_operator_key(engines.metadata.as_ref(), admin_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to store the operator key: {}", e.message))?
+    {
+        // Printed once, on the first start only; set LOGPOOL_ADMIN_KEY to choose it.
+        println!("logpool: generated operator key (shown once, keep it): {generated}");
+    }
     // Services that start later load this snapshot; ones already running see it change.
     state
         .publish_routing()
@@ -28,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
     let republish_state = state.clone();
+    let quota_state = state.clone();
     let routes = logpool_api::metrics::with_metrics("control-api", router(state), Vec::new());
     let membership = logpool_api::members::register(
         engines.coordinator.as_ref(),
@@ -44,9 +54,24 @@ async fn main() -> anyhow::Result<()> {
             let _ = republish_stopped.await;
         },
     ));
-    serve(listener, routes, &engines, shutdown_signal()).await?;
+    let (stop_quota, quota_stopped) = tokio::sync::oneshot::channel::<()>();
+    let member_id = config
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| config.listen.to_string());
+    let storage_quota = tokio::spawn(logpool_control_api::quotas::run_storage_watch(
+        quota_state,
+        engines.coordinator.campaign("storage-quota", &member_id),
+        logpool_control_api::quotas::STORAGE_CHECK_INTERVAL,
+        async move {
+            let _ = quota_stopped.await;
+        },
+    ));
+    serve(listener, routes, &engines, &config.tls, shutdown_signal()).await?;
     let _ = stop_republish.send(());
+    let _ = stop_quota.send(());
     republish.await.context("republish task panicked")?;
+    storage_quota.await.context("storage quota task panicked")?;
     membership.leave().await;
     Ok(())
 }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use logpool_api::{ApiError, AppJson};
-use logpool_core::routing::{FieldType, DEFAULT_TENANT};
+use axum::Json;
+use logpool_api::{ApiError, AppJson, Principal, Routes};
+use logpool_core::access::Permission;
+use logpool_core::routing::FieldType;
 use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,16 +24,15 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 7;
 /// Longest retention.
 pub const MAX_RETENTION_DAYS: u32 = 3650;
 
-pub(crate) fn routes() -> Router<ControlState> {
-    Router::new()
-        .route(
-            "/v1/projects/{project}/pools",
-            get(list_pools).post(create_pool),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}",
-            get(get_pool).patch(update_pool).delete(delete_pool),
-        )
+pub(crate) fn routes() -> Routes<ControlState> {
+    let pools = "/v1/projects/{project}/pools";
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    Routes::new()
+        .get(pools, Permission::Read, list_pools)
+        .post(pools, Permission::ManageProject, create_pool)
+        .get(pool, Permission::Read, get_pool)
+        .patch(pool, Permission::ManageProject, update_pool)
+        .delete(pool, Permission::ManageProject, delete_pool)
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +104,7 @@ fn pool_json(pool: &Pool) -> Value {
 
 async fn create_pool(
     State(state): State<ControlState>,
+    principal: Principal,
     Path(project): Path<String>,
     AppJson(body): AppJson<CreatePool>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -125,7 +125,7 @@ async fn create_pool(
     };
     let pool = state
         .metadata
-        .create_pool(DEFAULT_TENANT, &project, new_pool)
+        .create_pool(&principal.tenant, &project, new_pool)
         .await?;
     let route = pool.route();
     // Topics and index first, routing last: no service may route to a shard the
@@ -138,9 +138,13 @@ async fn create_pool(
 
 async fn list_pools(
     State(state): State<ControlState>,
+    principal: Principal,
     Path(project): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pools = state.metadata.list_pools(DEFAULT_TENANT, &project).await?;
+    let pools = state
+        .metadata
+        .list_pools(&principal.tenant, &project)
+        .await?;
     Ok(Json(
         json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
     ))
@@ -148,17 +152,19 @@ async fn list_pools(
 
 async fn get_pool(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = state
         .metadata
-        .get_pool(DEFAULT_TENANT, &project, &pool)
+        .get_pool(&principal.tenant, &project, &pool)
         .await?;
     Ok(Json(pool_json(&pool)))
 }
 
 async fn update_pool(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<UpdatePool>,
 ) -> Result<Json<Value>, ApiError> {
@@ -183,7 +189,7 @@ async fn update_pool(
     };
     let pool = state
         .metadata
-        .update_pool(DEFAULT_TENANT, &project, &pool, patch)
+        .update_pool(&principal.tenant, &project, &pool, patch)
         .await?;
     // A grown pool's new shards must exist on the broker before routing names them.
     state
@@ -196,12 +202,13 @@ async fn update_pool(
 
 async fn delete_pool(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let _guard = state.change_lock.lock().await;
     let pool = state
         .metadata
-        .delete_pool(DEFAULT_TENANT, &project, &pool)
+        .delete_pool(&principal.tenant, &project, &pool)
         .await?;
     state.publish_routing().await?;
     delete_pool_data(&state, &pool).await?;

@@ -2,10 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use logpool_api::{ApiError, AppJson};
-use logpool_core::routing::DEFAULT_TENANT;
+use axum::Json;
+use logpool_api::{ApiError, AppJson, Principal, Routes};
+use logpool_core::access::Permission;
 use logpool_engines::metadata::Project;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -15,15 +14,14 @@ use crate::{check_name, format_ms, ControlState};
 /// Longest accepted description.
 const MAX_DESCRIPTION_CHARS: usize = 1024;
 
-pub(crate) fn routes() -> Router<ControlState> {
-    Router::new()
-        .route("/v1/projects", get(list_projects).post(create_project))
-        .route(
-            "/v1/projects/{project}",
-            get(get_project)
-                .patch(update_project)
-                .delete(delete_project),
-        )
+pub(crate) fn routes() -> Routes<ControlState> {
+    let project = "/v1/projects/{project}";
+    Routes::new()
+        .get("/v1/projects", Permission::Read, list_projects)
+        .post("/v1/projects", Permission::ManageTenant, create_project)
+        .get(project, Permission::Read, get_project)
+        .patch(project, Permission::ManageProject, update_project)
+        .delete(project, Permission::ManageTenant, delete_project)
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +59,7 @@ fn project_json(project: &Project) -> Value {
 
 async fn create_project(
     State(state): State<ControlState>,
+    principal: Principal,
     AppJson(body): AppJson<CreateProject>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_name("name", &body.name)?;
@@ -68,28 +67,40 @@ async fn create_project(
     let _guard = state.change_lock.lock().await;
     let project = state
         .metadata
-        .create_project(DEFAULT_TENANT, &body.name, &body.description)
+        .create_project(&principal.tenant, &body.name, &body.description)
         .await?;
     Ok((StatusCode::CREATED, Json(project_json(&project))))
 }
 
-async fn list_projects(State(state): State<ControlState>) -> Result<Json<Value>, ApiError> {
-    let projects = state.metadata.list_projects(DEFAULT_TENANT).await?;
-    Ok(Json(
-        json!({ "projects": projects.iter().map(project_json).collect::<Vec<_>>() }),
-    ))
+async fn list_projects(
+    State(state): State<ControlState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let projects = state.metadata.list_projects(&principal.tenant).await?;
+    // A key limited to one project sees only that project.
+    let visible: Vec<Value> = projects
+        .iter()
+        .filter(|project| principal.may_see_project(&project.name))
+        .map(project_json)
+        .collect();
+    Ok(Json(json!({ "projects": visible })))
 }
 
 async fn get_project(
     State(state): State<ControlState>,
+    principal: Principal,
     Path(project): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let project = state.metadata.get_project(DEFAULT_TENANT, &project).await?;
+    let project = state
+        .metadata
+        .get_project(&principal.tenant, &project)
+        .await?;
     Ok(Json(project_json(&project)))
 }
 
 async fn update_project(
     State(state): State<ControlState>,
+    principal: Principal,
     Path(project): Path<String>,
     AppJson(body): AppJson<UpdateProject>,
 ) -> Result<Json<Value>, ApiError> {
@@ -99,7 +110,7 @@ async fn update_project(
     let _guard = state.change_lock.lock().await;
     let project = state
         .metadata
-        .update_project(DEFAULT_TENANT, &project, body.description)
+        .update_project(&principal.tenant, &project, body.description)
         .await?;
     Ok(Json(project_json(&project)))
 }
@@ -107,17 +118,21 @@ async fn update_project(
 /// Deletes a project with all its pools, their queue shards and their indexes.
 async fn delete_project(
     State(state): State<ControlState>,
+    principal: Principal,
     Path(project): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let _guard = state.change_lock.lock().await;
     let pools = state
         .metadata
-        .delete_project(DEFAULT_TENANT, &project)
+        .delete_project(&principal.tenant, &project)
         .await?;
     state.publish_routing().await?;
     for pool in pools {
         crate::pools::delete_pool_data(&state, &pool).await?;
     }
-    state.queue.drop_project(DEFAULT_TENANT, &project).await?;
+    state
+        .queue
+        .drop_project(&principal.tenant, &project)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,11 +6,12 @@
 //! storage size.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use logpool_api::ApiError;
+use axum::Json;
+use logpool_api::Principal;
+use logpool_api::{ApiError, Routes};
+use logpool_core::access::Permission;
 use logpool_core::query::Query;
-use logpool_core::routing::{PoolRoute, DEFAULT_TENANT};
+use logpool_core::routing::PoolRoute;
 use logpool_engines::index::SearchRequest;
 use logpool_engines::queue::ShardBacklog;
 use serde_json::{json, Map, Value};
@@ -22,22 +23,27 @@ pub const INDEX_SUBSCRIPTION: &str = "loghub";
 /// The archivers' subscription, present only while the pool's archive is enabled.
 pub const ARCHIVE_SUBSCRIPTION: &str = "archive";
 
-pub(crate) fn routes() -> Router<ControlState> {
-    Router::new().route("/v1/projects/{project}/pools/{pool}/stats", get(pool_stats))
+pub(crate) fn routes() -> Routes<ControlState> {
+    Routes::new().get(
+        "/v1/projects/{project}/pools/{pool}/stats",
+        Permission::Read,
+        pool_stats,
+    )
 }
 
 async fn pool_stats(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let stored = state
         .metadata
-        .get_pool(DEFAULT_TENANT, &project, &pool)
+        .get_pool(&principal.tenant, &project, &pool)
         .await?;
     let route = stored.route();
     let archived = state
         .metadata
-        .get_archive_settings(DEFAULT_TENANT, &project, &pool)
+        .get_archive_settings(&principal.tenant, &project, &pool)
         .await?
         .is_some_and(|settings| settings.enabled);
     let mut subscriptions = vec![INDEX_SUBSCRIPTION];

@@ -11,11 +11,15 @@ use logpool_engines::Engines;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The operator key stored as the bootstrap key of these tests.
+const TEST_KEY: &str = "test-operator-key";
+
 async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, String) {
     let request = Request::builder()
         .method(method)
         .uri(uri)
         .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {TEST_KEY}"))
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .expect("request");
     let response = app.clone().oneshot(request).await.expect("answer");
@@ -40,6 +44,10 @@ async fn test_cluster_members_and_control_metrics() {
         engines.queue.clone(),
         engines.index.clone(),
     );
+    logpool_control_api::tenants::bootstrap_operator_key(engines.metadata.as_ref(), Some(TEST_KEY))
+        .await
+        .expect("operator key");
+    state.publish_routing().await.expect("routing snapshot");
     let app = with_metrics("control-api", router(state), Vec::new());
     let coordinator = engines.coordinator.as_ref();
     let address = "127.0.0.1:18080".parse().expect("addr");

@@ -333,7 +333,8 @@ async fn index_deliveries(
                 // Rejected records are stored before their messages can be acked, so
                 // the ack after the commit never loses them.
                 if !report.rejected.is_empty() {
-                    dead_letter_records(state, route.pool_id, &report.rejected).await;
+                    dead_letter_records(state, &route.tenant, route.pool_id, &report.rejected)
+                        .await;
                 }
                 uncommitted.tags.extend(tags);
                 uncommitted.records += count;
@@ -409,8 +410,14 @@ async fn nack(state: &LoghubState, consumer: &mut dyn Consumer, tags: &[Delivery
 }
 
 /// Keeps records the index refused for good as NDJSON (record, id and reason), one
-/// object per write, under `dead-letter/{pool_id}/records/`.
-async fn dead_letter_records(state: &LoghubState, pool_id: i64, rejected: &[RejectedDoc]) {
+/// object per write, under `dead-letter/{tenant}/{pool_id}/records/` (every stored
+/// object names its tenant).
+async fn dead_letter_records(
+    state: &LoghubState,
+    tenant: &str,
+    pool_id: i64,
+    rejected: &[RejectedDoc],
+) {
     let mut body = Vec::new();
     for item in rejected {
         let line = serde_json::json!({
@@ -425,7 +432,7 @@ async fn dead_letter_records(state: &LoghubState, pool_id: i64, rejected: &[Reje
     }
     let first = rejected[0].doc.identity;
     let key = format!(
-        "dead-letter/{pool_id}/records/{}-{}-{}.ndjson",
+        "dead-letter/{tenant}/{pool_id}/records/{}-{}-{}.ndjson",
         first.partition, first.position, first.index_in_batch
     );
     state
@@ -441,7 +448,8 @@ async fn dead_letter_records(state: &LoghubState, pool_id: i64, rejected: &[Reje
 async fn dead_letter(state: &LoghubState, delivery: &Delivery, reason: &str) {
     let message = &delivery.message;
     let key = format!(
-        "dead-letter/{}/{}/{}-{}.batch",
+        "dead-letter/{}/{}/{}/{}-{}.batch",
+        message.shard.tenant,
         message.properties.pool_id,
         message.shard.project,
         message.shard.partition,

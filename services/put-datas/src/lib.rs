@@ -17,15 +17,16 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::future::try_join_all;
-use logpool_api::{time::now_ns, ApiError, AppQuery, RoutingView};
+use futures::StreamExt;
+use logpool_api::quota::{Draw, RateQuotas};
+use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
+use logpool_core::access::{AccessTable, Permission};
 use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::ingest::{parse_json_body, parse_ndjson_body, IngestError};
 use logpool_core::limits::IngestLimits;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::queue::{BatchProperties, Queue};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,8 @@ pub struct PutDatasState {
     next_shard: Arc<AtomicUsize>,
     /// Counters.
     pub stats: Arc<PutDatasStats>,
+    /// Ingest rate quotas of tenants and projects.
+    quotas: Arc<RateQuotas>,
 }
 
 /// Counters of accepted and refused input, so that loss or refusals are visible.
@@ -68,6 +71,7 @@ impl PutDatasState {
             limits,
             next_shard: Arc::new(AtomicUsize::new(0)),
             stats: Arc::new(PutDatasStats::default()),
+            quotas: Arc::new(RateQuotas::default()),
         }
     }
 }
@@ -99,13 +103,19 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
     }
 }
 
+/// The put-datas routes with their permissions.
+pub fn routes() -> Routes<PutDatasState> {
+    Routes::new().post(
+        "/v1/projects/{project}/pools/{pool}/logs",
+        Permission::Ingest,
+        put_logs,
+    )
+}
+
 /// Builds the put-datas router.
 pub fn router(state: PutDatasState) -> Router {
-    logpool_api::layers::with_common_layers(
-        Router::new()
-            .route("/v1/projects/{project}/pools/{pool}/logs", post(put_logs))
-            .with_state(state),
-    )
+    let access = state.routing.clone();
+    logpool_api::layers::with_common_layers(routes().into_router(access).with_state(state))
 }
 
 /// Query parameters of PutDatas.
@@ -138,13 +148,14 @@ pub struct PutResponse {
 
 async fn put_logs(
     State(state): State<PutDatasState>,
+    principal: Principal,
     path: Path<(String, String)>,
     params: AppQuery<PutParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PutResponse>, ApiError> {
     let stats = state.stats.clone();
-    let result = put_logs_counted(State(state), path, params, headers, body).await;
+    let result = put_logs_counted(State(state), principal, path, params, headers, body).await;
     match &result {
         Ok(Json(answer)) => {
             stats.requests_accepted.fetch_add(1, Ordering::Relaxed);
@@ -164,12 +175,27 @@ async fn put_logs(
 
 async fn put_logs_counted(
     State(state): State<PutDatasState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<PutParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PutResponse>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let tenant = principal.tenant.as_str();
+    let route = state.routing.pool(tenant, &project, &pool)?;
+    let snapshot = state.routing.snapshot();
+    if snapshot.access.is_over_storage_quota(tenant, &project) {
+        return Err(storage_quota_error(&snapshot.access, tenant, &project));
+    }
+    // A tenant or project whose rate bucket is already empty is refused before its
+    // body is decompressed and parsed, so that a flood of refused requests costs
+    // little CPU. The body is still read (and dropped) so the client gets its 429
+    // on a connection it can reuse.
+    let empty = ingest_draws(&snapshot.access, tenant, &project, 0, 0);
+    if let Err(refused) = state.quotas.take(&empty) {
+        discard_body(body, &state.limits).await;
+        return Err(refused);
+    }
     let format = BodyFormat::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
     let arrival_ns = now_ns();
@@ -179,6 +205,13 @@ async fn put_logs_counted(
     }
     .map_err(ingest_error)?;
     let accepted = records.len();
+    state.quotas.take(&ingest_draws(
+        &snapshot.access,
+        tenant,
+        &project,
+        accepted as u64,
+        raw.len() as u64,
+    ))?;
     let first_shard = state.next_shard.fetch_add(1, Ordering::Relaxed);
     let plan = sharding::plan(
         records,
@@ -210,6 +243,84 @@ async fn put_logs_counted(
     });
     let shards = try_join_all(produces).await?;
     Ok(Json(PutResponse { accepted, shards }))
+}
+
+/// Reads and drops a refused request's body, up to the body size limit.
+async fn discard_body(body: Body, limits: &IngestLimits) {
+    let mut chunks = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        seen = seen.saturating_add(chunk.len());
+        if seen > limits.max_body_bytes {
+            return;
+        }
+    }
+}
+
+/// The token-bucket draws of one request: records and bytes, from the tenant's and
+/// the project's buckets when they have a limit.
+fn ingest_draws<'a>(
+    access: &AccessTable,
+    tenant: &str,
+    project: &str,
+    records: u64,
+    bytes: u64,
+) -> Vec<Draw<'a>> {
+    let tenant_limits = access.tenant_limits.get(tenant);
+    let project_limits = access
+        .project_limits
+        .get(tenant)
+        .and_then(|projects| projects.get(project));
+    let mut draws = Vec::new();
+    for (scope, owner, limits) in [
+        (
+            format!("tenant/{tenant}"),
+            format!("tenant `{tenant}`"),
+            tenant_limits,
+        ),
+        (
+            format!("project/{tenant}/{project}"),
+            format!("project `{project}`"),
+            project_limits,
+        ),
+    ] {
+        let Some(limits) = limits else { continue };
+        if let Some(rate) = limits.ingest_records_per_s {
+            draws.push(Draw {
+                bucket: format!("{scope}/records"),
+                rate,
+                amount: records,
+                limit_name: "ingest_records_per_s",
+                owner: owner.clone(),
+            });
+        }
+        if let Some(rate) = limits.ingest_bytes_per_s {
+            draws.push(Draw {
+                bucket: format!("{scope}/bytes"),
+                rate,
+                amount: bytes,
+                limit_name: "ingest_bytes_per_s",
+                owner,
+            });
+        }
+    }
+    draws
+}
+
+fn storage_quota_error(access: &AccessTable, tenant: &str, project: &str) -> ApiError {
+    let quota = access.limits_for(tenant, Some(project)).storage_bytes;
+    let mut error = ApiError::new(
+        ErrorCode::QuotaExceeded,
+        format!(
+            "project `{project}` is over its storage quota; writes are refused until \
+             retention or a higher quota brings it under"
+        ),
+    )
+    .with_detail("limit", "storage_bytes");
+    if let Some(quota) = quota {
+        error = error.with_detail("quota", quota);
+    }
+    error
 }
 
 fn ingest_error(error: IngestError) -> ApiError {

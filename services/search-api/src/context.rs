@@ -2,11 +2,10 @@
 //! a hit in its shard's queue order, optionally only those of the hit's `source`.
 
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use logpool_api::{ApiError, AppQuery};
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::query::Query;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::index::{ContextRequest, SearchHit};
 use serde_json::{json, Value};
 
@@ -19,11 +18,11 @@ const SOURCE_FIELD: &str = "source";
 
 pub(crate) async fn context(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<std::sync::Arc<crate::limiter::TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool, id)): Path<(String, String, String)>,
     AppQuery(params): AppQuery<ContextParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     let anchor = DocIdentity::parse(&id).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -35,7 +34,7 @@ pub(crate) async fn context(
     if anchor.pool_id != route.pool_id {
         return Err(not_found());
     }
-    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    let _permit = limiter.try_acquire()?;
     let mut request = ContextRequest {
         anchor,
         filter: Query::All,

@@ -8,16 +8,13 @@
 //! `total` counts the matches in the scanned partitions.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use logpool_api::{ApiError, AppJson, AppQuery};
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::index::{SearchHit, SearchRequest};
 use serde_json::{json, Value};
 
-use crate::limiter::TenantLimiter;
 use crate::params::FieldsParams;
 use crate::planner::PlannedSearch;
 use crate::SearchState;
@@ -31,7 +28,7 @@ pub const MAX_VALUE_CHARS: usize = 200;
 
 pub(crate) async fn fields_get(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<FieldsParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -40,7 +37,7 @@ pub(crate) async fn fields_get(
 
 pub(crate) async fn fields_post(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<FieldsParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -49,14 +46,15 @@ pub(crate) async fn fields_post(
 
 async fn fields(
     state: &SearchState,
-    limiter: &Arc<TenantLimiter>,
+    limiter: &crate::limiter::TenantQueries,
     project: &str,
     pool: &str,
     params: FieldsParams,
 ) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
+    let route = state.routing.pool(limiter.tenant(), project, pool)?;
     let resolved = params.resolve(&state.config)?;
-    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    let _permit = limiter.try_acquire()?;
     let request = SearchRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,

@@ -33,12 +33,11 @@ pub mod stream;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
 use axum::{Extension, Json, Router};
-use logpool_api::{ApiError, AppJson, AppQuery, RoutingView};
+use logpool_api::{ApiError, AppJson, AppQuery, Routes, RoutingView};
+use logpool_core::access::Permission;
 use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
 use serde_json::{json, Value};
@@ -59,43 +58,51 @@ pub struct SearchState {
     pub config: SearchConfig,
 }
 
+/// The search-api routes with their permissions.
+pub fn routes() -> Routes<SearchState> {
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    let read = Permission::Read;
+    Routes::new()
+        .get(&format!("{pool}/search"), read, search_get)
+        .post(&format!("{pool}/search"), read, search_post)
+        .get(
+            &format!("{pool}/search/stream"),
+            read,
+            stream::search_stream_get,
+        )
+        .post(
+            &format!("{pool}/search/stream"),
+            read,
+            stream::search_stream_post,
+        )
+        .get(&format!("{pool}/histogram"), read, histogram_get)
+        .post(&format!("{pool}/histogram"), read, histogram_post)
+        .get(&format!("{pool}/fields"), read, fields::fields_get)
+        .post(&format!("{pool}/fields"), read, fields::fields_post)
+        .post(&format!("{pool}/query"), read, query_sql::query_post)
+        .get(
+            &format!("{pool}/records/{{id}}/context"),
+            read,
+            context::context,
+        )
+}
+
 /// Builds the search-api router.
 pub fn router(state: SearchState) -> Router {
-    let router = Router::new()
-        .route(
-            "/v1/projects/{project}/pools/{pool}/search",
-            get(search_get).post(search_post),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/search/stream",
-            get(stream::search_stream_get).post(stream::search_stream_post),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/histogram",
-            get(histogram_get).post(histogram_post),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/fields",
-            get(fields::fields_get).post(fields::fields_post),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/query",
-            axum::routing::post(query_sql::query_post),
-        )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/records/{id}/context",
-            get(context::context),
-        )
-        .layer(Extension(TenantLimiter::new(
-            state.config.max_concurrent_queries_per_tenant,
-        )))
+    let limiter = TenantLimiter::new(
+        state.config.max_concurrent_queries_per_tenant,
+        state.routing.clone(),
+    );
+    let router = routes()
+        .into_router(state.routing.clone())
+        .layer(Extension(limiter))
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
 }
 
 async fn search_get(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -104,7 +111,7 @@ async fn search_get(
 
 async fn search_post(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -120,14 +127,15 @@ pub(crate) struct PreparedSearch {
 
 pub(crate) async fn prepare_search(
     state: &SearchState,
-    limiter: &Arc<TenantLimiter>,
+    limiter: &crate::limiter::TenantQueries,
     project: &str,
     pool: &str,
     params: SearchParams,
 ) -> Result<PreparedSearch, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
+    let route = state.routing.pool(limiter.tenant(), project, pool)?;
     let resolved = params.resolve(&state.config)?;
-    let permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    let permit = limiter.try_acquire()?;
     let highlighter = resolved
         .highlight
         .then(|| Highlighter::new(&resolved.query));
@@ -164,7 +172,7 @@ pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
 
 async fn search(
     state: &SearchState,
-    limiter: &Arc<TenantLimiter>,
+    limiter: &crate::limiter::TenantQueries,
     project: &str,
     pool: &str,
     params: SearchParams,
@@ -191,7 +199,7 @@ async fn search(
 
 async fn histogram_get(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -200,7 +208,7 @@ async fn histogram_get(
 
 async fn histogram_post(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
@@ -209,14 +217,15 @@ async fn histogram_post(
 
 async fn histogram(
     state: &SearchState,
-    limiter: &Arc<TenantLimiter>,
+    limiter: &crate::limiter::TenantQueries,
     project: &str,
     pool: &str,
     params: HistogramParams,
 ) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, project, pool)?;
+    let route = state.routing.pool(limiter.tenant(), project, pool)?;
     let resolved = params.resolve(&state.config)?;
-    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    let _permit = limiter.try_acquire()?;
     let request = HistogramRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,

@@ -1,17 +1,107 @@
-//! Caps the queries one tenant runs at once, so that one tenant's heavy searches
-//! cannot take every search thread; beyond the cap the answer is 429.
+//! Caps the queries one tenant runs at once and starts per second, so that one
+//! tenant's heavy searches cannot take every search thread; beyond a cap the answer
+//! is 429. The caps are the configured default, lowered by the tenant's quota
+//! (`concurrent_queries`, `queries_per_s`, `max_query_range_s`) from the routing
+//! snapshot, so a quota change applies at the next query.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use logpool_api::{ApiError, ErrorCode};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use logpool_api::quota::{Draw, RateQuotas};
+use logpool_api::{ApiError, ErrorCode, Principal, RoutingView};
+use logpool_core::access::Limits;
+
+/// The query limits of the caller's tenant, for one request.
+#[derive(Debug, Clone)]
+pub struct TenantQueries {
+    limiter: Arc<TenantLimiter>,
+    tenant: String,
+    limits: Limits,
+}
+
+impl TenantQueries {
+    /// The tenant the request acts in (from its key).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Takes a place for one query, within the running and per-second caps.
+    ///
+    /// # Errors
+    /// 429 with `Retry-After` when a cap is reached.
+    pub fn try_acquire(&self) -> Result<QueryPermit, ApiError> {
+        if let Some(rate) = self.limits.queries_per_s {
+            self.limiter.started.take(&[Draw {
+                bucket: self.tenant.clone(),
+                rate: u64::from(rate),
+                amount: 1,
+                limit_name: "queries_per_s",
+                owner: format!("tenant `{}`", self.tenant),
+            }])?;
+        }
+        let cap = self
+            .limits
+            .concurrent_queries
+            .map_or(self.limiter.max_per_tenant, |quota| {
+                self.limiter.max_per_tenant.min(quota as usize)
+            });
+        self.limiter.try_acquire_with_cap(&self.tenant, cap)
+    }
+
+    /// Refuses a time range longer than the tenant's `max_query_range_s`.
+    ///
+    /// # Errors
+    /// 400 naming the limit.
+    pub fn check_range(&self, from_ns: i64, to_ns: i64) -> Result<(), ApiError> {
+        let Some(max_s) = self.limits.max_query_range_s else {
+            return Ok(());
+        };
+        let span_s = to_ns.saturating_sub(from_ns) / 1_000_000_000;
+        if span_s > i64::try_from(max_s).unwrap_or(i64::MAX) {
+            return Err(ApiError::bad_request(format!(
+                "the time range from `from` to `to` may span at most {max_s} seconds for this tenant"
+            ))
+            .with_detail("field", "from")
+            .with_detail("limit", "max_query_range_s")
+            .with_detail("quota", max_s));
+        }
+        Ok(())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantQueries {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<TenantQueries, ApiError> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let limiter = parts
+            .extensions
+            .get::<Arc<TenantLimiter>>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("search router without its query limiter"))?;
+        let limits = limiter
+            .routing
+            .snapshot()
+            .access
+            .limits_for(&principal.tenant, None);
+        Ok(TenantQueries {
+            limiter,
+            tenant: principal.tenant,
+            limits,
+        })
+    }
+}
 
 /// Running queries per tenant.
 #[derive(Debug)]
 pub struct TenantLimiter {
     max_per_tenant: usize,
     running: Mutex<HashMap<String, usize>>,
+    started: RateQuotas,
+    routing: RoutingView,
 }
 
 /// A running query; dropping it frees its place.
@@ -22,30 +112,41 @@ pub struct QueryPermit {
 }
 
 impl TenantLimiter {
-    /// Creates a limiter allowing `max_per_tenant` queries per tenant at once.
-    pub fn new(max_per_tenant: usize) -> Arc<TenantLimiter> {
+    /// Creates a limiter allowing `max_per_tenant` queries per tenant at once (less
+    /// where a tenant's quota in `routing` says so).
+    pub fn new(max_per_tenant: usize, routing: RoutingView) -> Arc<TenantLimiter> {
         Arc::new(TenantLimiter {
             max_per_tenant,
             running: Mutex::new(HashMap::new()),
+            started: RateQuotas::default(),
+            routing,
         })
     }
 
-    /// Takes a place for one query of `tenant`.
+    /// Takes a place for one query of `tenant` under the configured cap.
     ///
     /// # Errors
     /// 429 with `Retry-After` when the tenant already runs its maximum.
     pub fn try_acquire(self: &Arc<Self>, tenant: &str) -> Result<QueryPermit, ApiError> {
+        self.try_acquire_with_cap(tenant, self.max_per_tenant)
+    }
+
+    fn try_acquire_with_cap(
+        self: &Arc<Self>,
+        tenant: &str,
+        cap: usize,
+    ) -> Result<QueryPermit, ApiError> {
         let mut running = lock(&self.running);
         let count = running.entry(tenant.to_string()).or_insert(0);
-        if *count >= self.max_per_tenant {
+        if *count >= cap {
             return Err(ApiError::new(
                 ErrorCode::TooManyRequests,
                 format!(
-                    "at most {} queries may run at once per tenant; retry when one has finished",
-                    self.max_per_tenant
+                    "at most {cap} queries may run at once for this tenant; retry when one has finished"
                 ),
             )
-            .with_detail("limit", self.max_per_tenant)
+            .with_detail("limit", "concurrent_queries")
+            .with_detail("quota", cap)
             .with_retry_after(Duration::from_secs(1)));
         }
         *count += 1;
@@ -81,7 +182,10 @@ mod tests {
 
     #[test]
     fn test_limiter_refuses_beyond_the_cap_per_tenant() {
-        let limiter = TenantLimiter::new(2);
+        let (_sender, receiver) = tokio::sync::watch::channel(std::sync::Arc::new(
+            logpool_core::routing::RoutingSnapshot::default(),
+        ));
+        let limiter = TenantLimiter::new(2, RoutingView::new(receiver));
         let first = limiter.try_acquire("a").expect("first");
         let _second = limiter.try_acquire("a").expect("second");
         let refused = limiter.try_acquire("a").expect_err("third");

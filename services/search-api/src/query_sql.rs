@@ -10,13 +10,11 @@
 //! [`LogIndex::aggregate`]: logpool_engines::index::LogIndex::aggregate
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::Json;
 use logpool_api::{ApiError, AppJson};
 use logpool_core::record::format_time_ns;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_core::sql::finish::value_type;
 use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
 use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlColumn, SqlError, SqlTable};
@@ -24,7 +22,6 @@ use logpool_engines::index::{AggregateRequest, SearchHit, SearchRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::limiter::TenantLimiter;
 use crate::params::{SearchParams, TimeParam};
 use crate::SearchState;
 
@@ -48,11 +45,11 @@ pub struct SqlQueryParams {
 
 pub(crate) async fn query_post(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<SqlQueryParams>,
 ) -> Result<Json<SqlTable>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let split = split_pipe(&params.query).ok_or_else(|| {
         ApiError::bad_request(
             "`query` needs `| SELECT ...` after the search, e.g. `* | SELECT count(*)`; \
@@ -68,9 +65,10 @@ pub(crate) async fn query_post(
         ..SearchParams::default()
     }
     .resolve(&state.config)?;
+    limiter.check_range(search.from_ns, search.to_ns)?;
     let plan = plan_sql(split.sql, &route.name, search.query)
         .map_err(|error| sql_error(error.shifted(split.sql_offset)))?;
-    let _permit = limiter.try_acquire(DEFAULT_TENANT)?;
+    let _permit = limiter.try_acquire()?;
     let table = match plan.shape {
         PlanShape::Aggregate(aggregate) => {
             let request = AggregateRequest {

@@ -8,19 +8,15 @@
 //! the answer has started is sent as a last `{"error": {"code", "message"}}` line.
 //! Mistakes in the request are ordinary 4xx answers, before any line.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use logpool_api::{ApiError, AppJson, AppQuery};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::hits::hit_json;
-use crate::limiter::TenantLimiter;
 use crate::params::SearchParams;
 use crate::{next_cursor, prepare_search, PreparedSearch, SearchState};
 
@@ -29,7 +25,7 @@ const BUFFERED_LINES: usize = 4;
 
 pub(crate) async fn search_stream_get(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<SearchParams>,
 ) -> Result<Response, ApiError> {
@@ -38,7 +34,7 @@ pub(crate) async fn search_stream_get(
 
 pub(crate) async fn search_stream_post(
     State(state): State<SearchState>,
-    Extension(limiter): Extension<Arc<TenantLimiter>>,
+    limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppJson(params): AppJson<SearchParams>,
 ) -> Result<Response, ApiError> {
@@ -47,7 +43,7 @@ pub(crate) async fn search_stream_post(
 
 async fn search_stream(
     state: &SearchState,
-    limiter: &Arc<TenantLimiter>,
+    limiter: &crate::limiter::TenantQueries,
     project: &str,
     pool: &str,
     params: SearchParams,

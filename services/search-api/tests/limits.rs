@@ -26,7 +26,12 @@ const DAYS: i64 = 12;
 
 async fn send(app: &Router, uri: &str) -> axum::response::Response {
     app.clone()
-        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+        .oneshot(
+            Request::get(uri)
+                .header("authorization", format!("Bearer {TEST_KEY}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await
         .expect("answer")
 }
@@ -79,6 +84,16 @@ async fn test_queries_beyond_the_tenant_cap_get_429_until_one_finishes() {
         .publish(RoutingSnapshot {
             version: 0,
             pools: vec![pool],
+            access: logpool_core::access::AccessTable::default().with_key(
+                logpool_core::access::KeyEntry::from_secret(
+                    logpool_core::access::BOOTSTRAP_KEY_ID,
+                    logpool_core::routing::DEFAULT_TENANT,
+                    logpool_core::access::Role::Operator,
+                    None,
+                    "salt",
+                    TEST_KEY,
+                ),
+            ),
             ..Default::default()
         })
         .await
@@ -113,3 +128,7 @@ async fn test_queries_beyond_the_tenant_cap_get_429_until_one_finishes() {
     }
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The operator key the snapshot of these tests accepts (as the bootstrap key,
+/// which is any string that is not of the form `lpk_<id>_<secret>`).
+const TEST_KEY: &str = "test-key";

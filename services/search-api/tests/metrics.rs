@@ -20,7 +20,12 @@ const HISTOGRAM_ROUTE: &str = "/v1/projects/{project}/pools/{pool}/histogram";
 async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
     let response = app
         .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+        .oneshot(
+            Request::get(uri)
+                .header("authorization", format!("Bearer {TEST_KEY}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await
         .expect("answer");
     let status = response.status();
@@ -63,6 +68,16 @@ async fn test_metrics_count_search_requests_and_time_queries() {
             version: 0,
             pools: vec![pool],
             archives: Default::default(),
+            access: logpool_core::access::AccessTable::default().with_key(
+                logpool_core::access::KeyEntry::from_secret(
+                    logpool_core::access::BOOTSTRAP_KEY_ID,
+                    logpool_core::routing::DEFAULT_TENANT,
+                    logpool_core::access::Role::Operator,
+                    None,
+                    "salt",
+                    TEST_KEY,
+                ),
+            ),
         })
         .await
         .expect("publish");
@@ -132,3 +147,7 @@ async fn test_metrics_count_search_requests_and_time_queries() {
     // The scrape itself is not a counted request.
     assert!(!text.contains("route=\"/metrics\""), "{text}");
 }
+
+/// The operator key the snapshot of these tests accepts (as the bootstrap key,
+/// which is any string that is not of the form `lpk_<id>_<secret>`).
+const TEST_KEY: &str = "test-key";

@@ -1,7 +1,7 @@
 //! Client subcommands of the `logpool` binary: `put` and `search`.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -28,6 +28,10 @@ pub struct PutOptions {
     pub max_attempts: u32,
     /// Hide the progress bar.
     pub quiet: bool,
+    /// PEM file of the CA that issued an `https://` server's certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// API key sent as `Authorization: Bearer`.
+    pub api_key: Option<String>,
 }
 
 /// Sends a file line by line: a line that is a JSON object is sent as the record,
@@ -36,7 +40,11 @@ pub struct PutOptions {
 /// # Errors
 /// Fails on unreadable input, a rejected request (4xx), or when retries run out.
 pub async fn put(options: &PutOptions) -> anyhow::Result<u64> {
-    let client = LogpoolClient::new(&options.url)?;
+    let client = client(
+        &options.url,
+        options.ca_cert.as_deref(),
+        options.api_key.as_deref(),
+    )?;
     let (reader, total_bytes): (Box<dyn Read + Send>, Option<u64>) = match &options.file {
         Some(path) => {
             let file = std::fs::File::open(path)
@@ -147,6 +155,44 @@ pub struct SearchOptions {
     pub limit: usize,
     /// Print raw JSON hits.
     pub json: bool,
+    /// PEM file of the CA that issued an `https://` server's certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// API key sent as `Authorization: Bearer`.
+    pub api_key: Option<String>,
+}
+
+/// A client for `url` that sends `api_key`, trusting only `ca_cert` when it is given.
+fn client(
+    url: &str,
+    ca_cert: Option<&Path>,
+    api_key: Option<&str>,
+) -> anyhow::Result<LogpoolClient> {
+    let client = tls_client(url, ca_cert)?;
+    Ok(match api_key {
+        Some(key) => client.with_api_key(key),
+        None => client,
+    })
+}
+
+/// A client for `url`, trusting only `ca_cert` when it is given.
+fn tls_client(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<LogpoolClient> {
+    match ca_cert {
+        None => Ok(LogpoolClient::new(url)?),
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| {
+                format!(
+                    "failed to read the CA file {} (--ca-cert / LOGPOOL_CA_CERT)",
+                    path.display()
+                )
+            })?;
+            LogpoolClient::with_ca_pem(url, &pem).with_context(|| {
+                format!(
+                    "the CA file {} (--ca-cert / LOGPOOL_CA_CERT) is not usable",
+                    path.display()
+                )
+            })
+        }
+    }
 }
 
 /// Prints the newest matching records, one per line. Returns the total.
@@ -154,7 +200,11 @@ pub struct SearchOptions {
 /// # Errors
 /// Fails on a rejected or failed request.
 pub async fn search(options: &SearchOptions) -> anyhow::Result<u64> {
-    let client = LogpoolClient::new(&options.url)?;
+    let client = client(
+        &options.url,
+        options.ca_cert.as_deref(),
+        options.api_key.as_deref(),
+    )?;
     let mut params = json!({ "query": options.query, "limit": options.limit });
     if let Some(from) = &options.from {
         params["from"] = json!(from);

@@ -1,11 +1,11 @@
 //! The standalone product: all five services in one process on embedded engines.
 //!
 //! [`start`] builds the engines from a [`Config`], publishes the routing snapshot,
-//! serves put-datas, search-api, control-api and tail-ws on one listener, and runs
-//! loghub and index retention in the background. [`Standalone::shutdown`] stops in
-//! the order that loses nothing: stop accepting HTTP (in-flight PutDatas finish and
-//! are answered), close open tails, let loghub commit and ack what it has written,
-//! then commit the index and flush the queue.
+//! serves put-datas, search-api, control-api and tail-ws on one listener (HTTPS only
+//! when `[tls]` is set), and runs loghub and index retention in the background.
+//! [`Standalone::shutdown`] stops in the order that loses nothing: stop accepting
+//! HTTP (in-flight PutDatas finish and are answered), close open tails, let loghub
+//! commit and ack what it has written, then commit the index and flush the queue.
 
 pub mod bench;
 pub mod cli;
@@ -48,6 +48,7 @@ pub struct Standalone {
     loghub: JoinHandle<anyhow::Result<()>>,
     archive: JoinHandle<()>,
     retention: JoinHandle<()>,
+    storage_quota: JoinHandle<()>,
     /// This process's cluster member entries, one per service it runs.
     members: Vec<Box<dyn logpool_engines::coordination::Membership>>,
 }
@@ -112,6 +113,8 @@ pub fn app(
 /// # Errors
 /// Fails when an engine cannot open or the first routing snapshot cannot be published.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Standalone> {
+    // Before the engines open: a bad certificate or key fails the start at once.
+    let tls = logpool_api::tls::acceptor(&config.tls)?;
     let engines = Engines::build(&config).await?;
     let addr = listener.local_addr().context("listener has no address")?;
     let control = ControlState::new(
@@ -120,6 +123,15 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         engines.queue.clone(),
         engines.index.clone(),
     );
+    let admin_key = config.admin_key.as_ref().map(|key| key.expose());
+    if let Some(generated) =
+        logpool_control_api::tenants::bootstrap_operator_key(engines.metadata.as_ref(), admin_key)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to store the operator key: {}", e.message))?
+    {
+        // Printed once, on the first start only; set LOGPOOL_ADMIN_KEY to choose it.
+        println!("logpool: generated operator key (shown once, keep it): {generated}");
+    }
     control
         .publish_routing()
         .await
@@ -150,13 +162,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
     );
     let http = tokio::spawn({
         let mut stop = stop_receiver.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
         async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .await
-                .context("HTTP server failed")
+            match tls {
+                Some(acceptor) => logpool_api::tls::serve(listener, app, acceptor, stopped).await,
+                None => axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                    .context("HTTP server failed"),
+            }
         }
     });
     let loghub_state = LoghubState {
@@ -190,6 +206,18 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
     });
+    let storage_quota = tokio::spawn({
+        let leadership = engines.coordinator.campaign("storage-quota", "standalone");
+        let mut stop = stop_receiver.clone();
+        logpool_control_api::quotas::run_storage_watch(
+            control,
+            leadership,
+            logpool_control_api::quotas::STORAGE_CHECK_INTERVAL,
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            },
+        )
+    });
     let retention = tokio::spawn({
         let index = engines.index.clone();
         let routing = RoutingView::new(engines.coordinator.watch());
@@ -213,6 +241,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         loghub,
         archive,
         retention,
+        storage_quota,
         members,
     })
 }
@@ -233,6 +262,7 @@ impl Standalone {
             )),
         };
         let _ = self.retention.await;
+        let _ = self.storage_quota.await;
         let _ = self.stop_loghub.send(true);
         let loghub_result = self.loghub.await.context("loghub task panicked")?;
         self.archive.await.context("archive task panicked")?;

@@ -46,6 +46,12 @@ enum Command {
         /// Server URL.
         #[arg(long, env = "LOGPOOL_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// PEM file of the CA that issued an https server's certificate (only it is trusted).
+        #[arg(long, env = "LOGPOOL_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// API key, sent as `Authorization: Bearer <key>`.
+        #[arg(long, env = "LOGPOOL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         /// Records per request.
         #[arg(long, default_value_t = 5000)]
         batch_records: usize,
@@ -71,6 +77,12 @@ enum Command {
         /// Server URL.
         #[arg(long, env = "LOGPOOL_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// PEM file of the CA that issued an https server's certificate (only it is trusted).
+        #[arg(long, env = "LOGPOOL_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+        /// API key, sent as `Authorization: Bearer <key>`.
+        #[arg(long, env = "LOGPOOL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         /// Start (RFC 3339, epoch ms, `-15m`, `now`).
         #[arg(long)]
         from: Option<String>,
@@ -122,6 +134,8 @@ async fn main() -> anyhow::Result<()> {
             max_attempts,
             quiet,
             file,
+            ca_cert,
+            api_key,
         } => {
             let options = PutOptions {
                 url,
@@ -132,6 +146,8 @@ async fn main() -> anyhow::Result<()> {
                 batch_bytes: 8 * 1024 * 1024,
                 max_attempts,
                 quiet,
+                ca_cert,
+                api_key,
             };
             let accepted = put(&options).await?;
             eprintln!("{accepted} records accepted");
@@ -157,6 +173,8 @@ async fn main() -> anyhow::Result<()> {
             limit,
             json,
             query,
+            ca_cert,
+            api_key,
         } => {
             search(&SearchOptions {
                 url,
@@ -167,6 +185,8 @@ async fn main() -> anyhow::Result<()> {
                 to,
                 limit,
                 json,
+                ca_cert,
+                api_key,
             })
             .await?;
             Ok(())
@@ -179,8 +199,13 @@ async fn run_standalone(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
     let data_dir = config.data_dir.clone();
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
     let running = logpool_standalone::start(config, listener).await?;
-    tracing::info!(addr = %running.addr, data_dir = %data_dir.display(), "logpool standalone is ready");
+    tracing::info!(addr = %running.addr, scheme, data_dir = %data_dir.display(), "logpool standalone is ready");
     wait_for_signal().await?;
     tracing::info!("shutting down: draining requests, committing the index");
     running.shutdown().await?;

@@ -73,6 +73,16 @@ async fn test_metrics_follow_an_open_tail() {
                 version: 0,
                 pools: vec![pool.clone()],
                 archives: Default::default(),
+                access: logpool_core::access::AccessTable::default().with_key(
+                    logpool_core::access::KeyEntry::from_secret(
+                        logpool_core::access::BOOTSTRAP_KEY_ID,
+                        logpool_core::routing::DEFAULT_TENANT,
+                        logpool_core::access::Role::Operator,
+                        None,
+                        "salt",
+                        TEST_KEY,
+                    ),
+                ),
             })
             .await
             .expect("publish");
@@ -93,13 +103,13 @@ async fn test_metrics_follow_an_open_tail() {
 
         // A refused tail is counted as an error of the tail route.
         let refused = tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/v1/projects/shop/pools/web/tail?query=a:(b"
+            "ws://{addr}/v1/projects/shop/pools/web/tail?token={TEST_KEY}&query=a:(b"
         ))
         .await;
         assert!(refused.is_err());
 
         let (mut socket, _) = tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/v1/projects/shop/pools/web/tail"
+            "ws://{addr}/v1/projects/shop/pools/web/tail?token={TEST_KEY}"
         ))
         .await
         .expect("connect");
@@ -193,3 +203,7 @@ async fn test_metrics_follow_an_open_tail() {
     .await
     .expect("the test finishes in time");
 }
+
+/// The operator key the snapshot of these tests accepts (as the bootstrap key,
+/// which is any string that is not of the form `lpk_<id>_<secret>`).
+const TEST_KEY: &str = "test-key";

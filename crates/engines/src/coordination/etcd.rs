@@ -1174,6 +1174,7 @@ mod tests {
     fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
         RoutingSnapshot {
             version: 0,
+            access: Default::default(),
             pools: vec![PoolRoute {
                 pool_id: 7,
                 tenant: "t".into(),

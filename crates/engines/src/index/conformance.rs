@@ -5,7 +5,8 @@
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::query::{parse_query, DefaultOperator};
 use logpool_core::record::{FieldValue, Record};
-use logpool_core::routing::PoolRoute;
+use logpool_core::routing::{FieldType, PoolRoute};
+use logpool_core::sql::plan::{AggregateFn, GroupKey, KeyValue};
 
 use super::{IndexDoc, LogIndex, SearchRequest, SortKey};
 
@@ -135,6 +136,7 @@ pub(crate) const QUERY_CASES: &[(&str, u64)] = &[
     // Field groups, typed ranges and the other boolean spellings.
     ("level:(error OR info)", 2),
     ("status:(200 OR 503)", 2),
+    ("status:\"503\"", 1),
     ("status:[500 TO 599] AND NOT level:error", 1),
     ("status:>=500 AND status:<600", 2),
     ("latency:[250 TO 251]", 1),
@@ -363,7 +365,6 @@ pub(crate) async fn check_context(index: &dyn LogIndex, pool: &PoolRoute) {
 /// Checks declared field types: values are converted to the declared type, and a
 /// value that cannot have it is kept and found as text, never rejected.
 pub(crate) async fn check_field_hints(index: &dyn LogIndex, pool: &PoolRoute) {
-    use logpool_core::routing::FieldType;
     let mut pool = pool.clone();
     pool.field_hints.insert("status".into(), FieldType::Long);
     pool.field_hints.insert("ratio".into(), FieldType::Double);
@@ -431,6 +432,216 @@ pub(crate) async fn check_field_hints(index: &dyn LogIndex, pool: &PoolRoute) {
             .total,
         6
     );
+}
+
+/// Field types of [`field_type_docs`]: three declared, the rest learned.
+pub(crate) fn field_type_hints() -> std::collections::BTreeMap<String, FieldType> {
+    [
+        ("user".to_string(), FieldType::Keyword),
+        ("client".to_string(), FieldType::Ip),
+        ("at".to_string(), FieldType::Timestamp),
+    ]
+    .into()
+}
+
+/// Records for [`check_field_types`], written in two batches: the first fixes the
+/// learned types (`status` long, `ratio` double, `ok` bool), the second brings values
+/// that conflict with them or convert, on another day (a new partition).
+pub(crate) fn field_type_docs(pool_id: i64) -> (Vec<IndexDoc>, Vec<IndexDoc>) {
+    let first = vec![
+        doc(
+            pool_id,
+            0,
+            0,
+            T0,
+            &[
+                ("user", text("Alice")),
+                ("client", text("10.0.0.1")),
+                ("at", text("2023-11-14T22:13:20Z")),
+                ("status", FieldValue::Long(200)),
+                ("ratio", FieldValue::Double(0.5)),
+                ("ok", FieldValue::Bool(true)),
+            ],
+        ),
+        doc(
+            pool_id,
+            0,
+            1,
+            T0 + 1,
+            &[
+                ("user", text("alice")),
+                ("client", text("10.0.0.200")),
+                // Epoch milliseconds: 2023-11-14T22:14:20Z.
+                ("at", FieldValue::Long(1_700_000_060_000)),
+                ("status", FieldValue::Long(503)),
+            ],
+        ),
+    ];
+    let second = vec![
+        doc(
+            pool_id,
+            1,
+            0,
+            T0 + DAY_NS,
+            &[
+                ("user", text("Bob Smith")),
+                ("client", text("10.0.1.5")),
+                ("at", text("2023-11-14T22:15:00Z")),
+                ("status", text("abc")),
+                ("ratio", FieldValue::Long(2)),
+            ],
+        ),
+        doc(
+            pool_id,
+            1,
+            1,
+            T0 + DAY_NS + 1,
+            &[
+                ("user", text("bob")),
+                ("client", text("2001:db8::1")),
+                ("at", text("yesterday")),
+                ("status", text("404")),
+                ("ok", text("maybe")),
+            ],
+        ),
+        doc(
+            pool_id,
+            1,
+            2,
+            T0 + DAY_NS + 2,
+            &[
+                ("client", text("localhost")),
+                ("user", FieldValue::Long(42)),
+            ],
+        ),
+    ];
+    (first, second)
+}
+
+/// Queries over [`field_type_docs`] and the records each must find, by their index
+/// in `first ++ second`, worked out by hand from the type rules.
+pub(crate) const FIELD_TYPE_CASES: &[(&str, &[usize])] = &[
+    // keyword: the whole value, case-sensitive; wildcards on the whole value.
+    ("user:Alice", &[0]),
+    ("user:alice", &[1]),
+    ("user:\"Bob Smith\"", &[2]),
+    ("user:Bob", &[]),
+    ("user:42", &[4]),
+    ("Bob", &[2, 3]),
+    ("user:bob*", &[2, 3]),
+    ("user:a?ice", &[0, 1]),
+    ("user:[B TO a]", &[2]),
+    ("user:*", &[0, 1, 2, 3, 4]),
+    // ip: addresses, CIDR blocks, ranges over IPv4 and IPv6; the overflow is text.
+    ("client:10.0.0.1", &[0]),
+    ("client:\"10.0.0.0/24\"", &[0, 1]),
+    ("client:[10.0.0.0 TO 10.0.0.255]", &[0, 1]),
+    ("client:{10.0.0.1 TO 10.0.1.5]", &[1, 2]),
+    ("client:>=10.0.0.200", &[1, 2, 3]),
+    ("client:\"2001:db8::/32\"", &[3]),
+    ("client:localhost", &[4]),
+    ("client:[a TO z]", &[]),
+    // timestamp: RFC 3339 or epoch bounds, compared in time; the overflow is text.
+    ("at:[2023-11-14T22:13:20Z TO 2023-11-14T22:14:20Z]", &[0, 1]),
+    ("at:>2023-11-14T22:14:20Z", &[2]),
+    ("at:<1700000060000", &[0]),
+    ("at:\"2023-11-14T22:15:00Z\"", &[2]),
+    ("at:yesterday", &[3]),
+    // learned from the first value: `status` stays long after "abc" arrived.
+    ("status:abc", &[2]),
+    ("status:>=300", &[1, 3]),
+    ("status:[200 TO 404]", &[0, 3]),
+    ("status:[a TO z]", &[]),
+    ("ratio:>1", &[2]),
+    ("ok:true", &[0]),
+    ("ok:maybe", &[3]),
+    ("_exists_:status", &[0, 1, 2, 3]),
+];
+
+/// Declared and learned field types: keyword, ip and timestamp queries, and a field
+/// whose first value (200) fixes it as long: a later `"abc"` is kept as findable text,
+/// ranges keep working, and all of it holds on a second handle (`reopened`, opened
+/// after the first batch: a restart) that writes the second batch into a new day.
+pub(crate) async fn check_field_types(
+    index: &dyn LogIndex,
+    reopen: &dyn Fn() -> Box<dyn LogIndex>,
+    pool: &PoolRoute,
+) {
+    let mut pool = pool.clone();
+    pool.field_hints = field_type_hints();
+    index.ensure_pool(&pool).await.expect("ensure");
+    let (first, second) = field_type_docs(pool.pool_id);
+    let report = index
+        .write(&pool, first.clone(), false)
+        .await
+        .expect("write");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    index.commit().await.expect("commit");
+    let reopened = reopen();
+    let types = reopened.field_types(&pool).await.expect("types");
+    assert_eq!(types.get("status"), Some(&FieldType::Long), "{types:?}");
+    assert_eq!(types.get("ratio"), Some(&FieldType::Double), "{types:?}");
+    assert_eq!(types.get("user"), Some(&FieldType::Keyword), "{types:?}");
+    let report = reopened
+        .write(&pool, second.clone(), false)
+        .await
+        .expect("write");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    reopened.commit().await.expect("commit");
+    assert_eq!(
+        reopened.field_types(&pool).await.expect("types"),
+        types,
+        "types are fixed once learned"
+    );
+    let docs: Vec<IndexDoc> = first.into_iter().chain(second).collect();
+    for (query, expected) in FIELD_TYPE_CASES {
+        let mut expected: Vec<String> = expected
+            .iter()
+            .map(|i| docs[*i].identity.doc_id())
+            .collect();
+        expected.sort();
+        // The in-memory evaluator under the same types agrees.
+        let parsed = parse_query(query, DefaultOperator::And).expect(query);
+        let mut evaluated: Vec<String> = docs
+            .iter()
+            .filter(|doc| logpool_core::typed_match::matches(&parsed, &doc.record, &types))
+            .map(|doc| doc.identity.doc_id())
+            .collect();
+        evaluated.sort();
+        assert_eq!(evaluated, expected, "in-memory query {query}");
+        for (handle, engine) in [("first", index), ("reopened", reopened.as_ref())] {
+            let page = engine.search(&pool, &request(query)).await.expect(query);
+            let mut found: Vec<String> = page.hits.into_iter().map(|hit| hit.id).collect();
+            found.sort();
+            assert_eq!(found, expected, "query {query} on the {handle} handle");
+        }
+    }
+    // Pipe SQL groups a keyword by its whole value.
+    let groups = reopened
+        .aggregate(
+            &pool,
+            &super::AggregateRequest {
+                query: parse_query("_exists_:user", DefaultOperator::And).expect("query"),
+                from_ns: i64::MIN,
+                to_ns: i64::MAX,
+                group_by: vec![GroupKey::Field("user".into())],
+                aggregates: vec![AggregateFn::Count],
+                max_groups: 100,
+            },
+        )
+        .await
+        .expect("aggregate");
+    let mut keys: Vec<String> = groups
+        .iter()
+        .map(|group| format!("{:?}", group.keys))
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = ["42", "Alice", "Bob Smith", "alice", "bob"]
+        .iter()
+        .map(|key| format!("{:?}", vec![KeyValue::Str(key.to_string())]))
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
 }
 
 /// Loghub systems the agreement check indexes, and lines taken from each.

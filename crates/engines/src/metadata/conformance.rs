@@ -14,7 +14,12 @@ use std::sync::Arc;
 
 use logpool_core::routing::FieldType;
 
-use super::{MetadataError, MetadataStore, NewConsumerGroup, NewPool, PoolPatch};
+use logpool_core::access::{Limits, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT};
+
+use super::{
+    ApiKey, MetadataError, MetadataStore, NewApiKey, NewConsumerGroup, NewPool, PoolPatch,
+    StoredLimits,
+};
 
 /// Builds a pool definition with 7 days of retention and no hints.
 pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
@@ -27,8 +32,30 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
     }
 }
 
+/// The tenants the pool and project scenarios work in (projects need their tenant).
+const SCENARIO_TENANTS: [&str; 15] = [
+    "conf-recreate",
+    "conf-recreate-b",
+    "conf-partitions",
+    "conf-projects",
+    "conf-projects-other",
+    "conf-missing",
+    "conf-fields",
+    "conf-cascade",
+    "conf-all-a",
+    "conf-all-b",
+    "conf-concurrent",
+    "conf-groups",
+    "conf-heartbeats",
+    "conf-concurrent-heartbeats",
+    "conf-archive",
+];
+
 /// Runs every scenario against `store`, which must start empty.
 pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
+    for tenant in SCENARIO_TENANTS {
+        store.create_tenant(tenant).await.expect("scenario tenant");
+    }
     scenario_partitions_are_never_reused(store.as_ref()).await;
     scenario_recreated_project_continues_partition_numbers(store.as_ref()).await;
     scenario_projects_crud_and_ordering(store.as_ref()).await;
@@ -42,6 +69,11 @@ pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
     scenario_consumer_group_heartbeats_balance_and_take_over(store.as_ref()).await;
     scenario_concurrent_heartbeats_never_share_a_shard(store.clone()).await;
     scenario_archive_settings_follow_their_pool(store.as_ref()).await;
+    scenario_tenants_are_created_listed_and_unique(store.as_ref()).await;
+    scenario_keys_crud_and_tenant_isolation(store.as_ref()).await;
+    scenario_bootstrap_key_is_upserted(store.as_ref()).await;
+    scenario_limits_set_get_and_list(store.as_ref()).await;
+    scenario_deleting_a_project_removes_its_keys_and_limits(store.as_ref()).await;
     store.check_health().await.expect("health");
 }
 
@@ -928,4 +960,510 @@ async fn scenario_archive_settings_follow_their_pool(store: &dyn MetadataStore) 
         .expect("delete");
     let all = store.all_archive_settings().await.expect("all");
     assert!(!all.contains_key(&pool.id));
+}
+
+/// Tenants are unique by exact name, listed by name; `default` exists from the start;
+/// projects cannot be created in a tenant that does not exist.
+async fn scenario_tenants_are_created_listed_and_unique(store: &dyn MetadataStore) {
+    let default = store
+        .get_tenant(DEFAULT_TENANT)
+        .await
+        .expect("default tenant");
+    assert_eq!(default.name, DEFAULT_TENANT);
+    for name in ["conf-tenants-b", "conf-tenants-a", "Conf-Tenants-A"] {
+        let created = store.create_tenant(name).await.expect("tenant");
+        assert_eq!(created.name, name);
+        assert!(created.created_at_ms > 0);
+        assert_eq!(store.get_tenant(name).await.expect("get"), created);
+    }
+    assert!(matches!(
+        store.create_tenant("conf-tenants-a").await,
+        Err(MetadataError::AlreadyExists { kind: "tenant", name }) if name == "conf-tenants-a"
+    ));
+    let names: Vec<String> = store
+        .list_tenants()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|tenant| tenant.name)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "tenants are listed by name");
+    for name in [
+        DEFAULT_TENANT,
+        "conf-tenants-a",
+        "conf-tenants-b",
+        "Conf-Tenants-A",
+    ] {
+        assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
+    }
+    assert!(is_not_found(
+        store.get_tenant("conf-tenants-ghost").await.map(drop),
+        "tenant",
+        "conf-tenants-ghost"
+    ));
+    assert!(is_not_found(
+        store
+            .create_project("conf-tenants-ghost", "shop", "")
+            .await
+            .map(drop),
+        "tenant",
+        "conf-tenants-ghost"
+    ));
+    store
+        .create_project("conf-tenants-a", "shop", "")
+        .await
+        .expect("project in a new tenant");
+}
+
+fn new_key(id: &str, tenant: &str, role: Role, project: Option<&str>) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        tenant: tenant.into(),
+        role,
+        project: project.map(Into::into),
+        description: format!("key {id}"),
+        salt: format!("salt-{id}"),
+        hash: format!("hash-{id}"),
+    }
+}
+
+async fn key_ids(store: &dyn MetadataStore, tenant: &str) -> Vec<String> {
+    store
+        .list_keys(tenant)
+        .await
+        .expect("list keys")
+        .into_iter()
+        .map(|key| key.id)
+        .collect()
+}
+
+/// Keys round-trip every field and role; a key is only reachable through its own
+/// tenant; ids are unique across tenants.
+async fn scenario_keys_crud_and_tenant_isolation(store: &dyn MetadataStore) {
+    let tenant = "conf-keys";
+    let other = "conf-keys-other";
+    store.create_tenant(tenant).await.expect("tenant");
+    store.create_tenant(other).await.expect("tenant");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    store
+        .create_project(other, "mine", "")
+        .await
+        .expect("project");
+
+    let scoped = store
+        .create_key(new_key("conf-k-scoped", tenant, Role::Reader, Some("shop")))
+        .await
+        .expect("scoped key");
+    assert_eq!(scoped.id, "conf-k-scoped");
+    assert_eq!(scoped.tenant, tenant);
+    assert_eq!(scoped.role, Role::Reader);
+    assert_eq!(scoped.project.as_deref(), Some("shop"));
+    assert_eq!(scoped.description, "key conf-k-scoped");
+    assert_eq!(scoped.salt, "salt-conf-k-scoped");
+    assert_eq!(scoped.hash, "hash-conf-k-scoped");
+    assert!(scoped.enabled, "new keys are enabled");
+    assert!(scoped.created_at_ms > 0);
+    assert_eq!(
+        store.get_key(tenant, "conf-k-scoped").await.expect("get"),
+        scoped
+    );
+    for role in Role::ALL {
+        let id = format!("conf-k-{role}");
+        let key = store
+            .create_key(new_key(&id, tenant, role, None))
+            .await
+            .expect("key");
+        let read = store.get_key(tenant, &id).await.expect("get");
+        assert_eq!(read, key);
+        assert_eq!(read.role, role, "roles round-trip");
+        assert_eq!(read.project, None);
+    }
+    let foreign = store
+        .create_key(new_key("conf-k-foreign", other, Role::Reader, Some("mine")))
+        .await
+        .expect("other tenant's key");
+
+    // Creation errors.
+    assert!(is_not_found(
+        store
+            .create_key(new_key("conf-k-x", "conf-keys-ghost", Role::Reader, None))
+            .await
+            .map(drop),
+        "tenant",
+        "conf-keys-ghost"
+    ));
+    assert!(is_not_found(
+        store
+            .create_key(new_key("conf-k-x", tenant, Role::Reader, Some("mine")))
+            .await
+            .map(drop),
+        "project",
+        "mine"
+    ));
+    for (id, key_tenant) in [("conf-k-scoped", tenant), ("conf-k-scoped", other)] {
+        assert!(matches!(
+            store
+                .create_key(new_key(id, key_tenant, Role::Writer, None))
+                .await,
+            Err(MetadataError::AlreadyExists { kind: "key", name }) if name == id
+        ));
+    }
+    assert!(is_not_found(
+        store.get_key(tenant, "conf-k-x").await.map(drop),
+        "key",
+        "conf-k-x"
+    ));
+
+    // Listing: this tenant's keys only, by creation time, then id.
+    let listed = store.list_keys(tenant).await.expect("list");
+    assert_eq!(listed.len(), 1 + Role::ALL.len());
+    assert!(listed.iter().all(|key| key.tenant == tenant));
+    let order: Vec<(i64, String)> = listed
+        .iter()
+        .map(|key| (key.created_at_ms, key.id.clone()))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "keys are listed by creation time, then id");
+    assert_eq!(key_ids(store, other).await, ["conf-k-foreign"]);
+    assert!(key_ids(store, "conf-keys-ghost").await.is_empty());
+
+    // A key id of another tenant is not found through this tenant, in any operation.
+    let through_wrong_tenant = [
+        store.get_key(tenant, "conf-k-foreign").await.map(drop),
+        store
+            .set_key_enabled(tenant, "conf-k-foreign", false)
+            .await
+            .map(drop),
+        store.delete_key(tenant, "conf-k-foreign").await,
+    ];
+    for result in through_wrong_tenant {
+        assert!(is_not_found(result, "key", "conf-k-foreign"));
+    }
+    assert_eq!(
+        store
+            .get_key(other, "conf-k-foreign")
+            .await
+            .expect("intact"),
+        foreign
+    );
+
+    // Disabling and enabling, idempotently.
+    for _ in 0..2 {
+        let disabled = store
+            .set_key_enabled(tenant, "conf-k-scoped", false)
+            .await
+            .expect("disable");
+        assert!(!disabled.enabled);
+        assert_eq!(
+            disabled,
+            ApiKey {
+                enabled: false,
+                ..scoped.clone()
+            }
+        );
+    }
+    assert!(
+        !store
+            .get_key(tenant, "conf-k-scoped")
+            .await
+            .expect("get")
+            .enabled
+    );
+    assert!(
+        store
+            .set_key_enabled(tenant, "conf-k-scoped", true)
+            .await
+            .expect("enable")
+            .enabled
+    );
+    assert!(is_not_found(
+        store
+            .set_key_enabled(tenant, "conf-k-x", true)
+            .await
+            .map(drop),
+        "key",
+        "conf-k-x"
+    ));
+
+    // Deleting.
+    store
+        .delete_key(tenant, "conf-k-scoped")
+        .await
+        .expect("delete");
+    for result in [
+        store.get_key(tenant, "conf-k-scoped").await.map(drop),
+        store.delete_key(tenant, "conf-k-scoped").await,
+    ] {
+        assert!(is_not_found(result, "key", "conf-k-scoped"));
+    }
+    assert!(!key_ids(store, tenant)
+        .await
+        .contains(&"conf-k-scoped".to_string()));
+
+    // `all_keys` spans tenants and holds exactly what the lists hold.
+    let all: Vec<ApiKey> = store
+        .all_keys()
+        .await
+        .expect("all keys")
+        .into_iter()
+        .filter(|key| key.tenant == tenant || key.tenant == other)
+        .collect();
+    let mut expected = store.list_keys(tenant).await.expect("list");
+    expected.extend(store.list_keys(other).await.expect("list"));
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(all, expected, "all_keys is ordered by id");
+}
+
+/// The bootstrap key is created once, then only gets a new secret and is re-enabled.
+async fn scenario_bootstrap_key_is_upserted(store: &dyn MetadataStore) {
+    assert!(
+        store
+            .save_bootstrap_key("salt-1", "hash-1")
+            .await
+            .expect("save"),
+        "the first save creates the key"
+    );
+    let first = store
+        .get_key(DEFAULT_TENANT, BOOTSTRAP_KEY_ID)
+        .await
+        .expect("bootstrap key");
+    assert_eq!(first.tenant, DEFAULT_TENANT);
+    assert_eq!(first.role, Role::Operator);
+    assert_eq!(first.project, None);
+    assert_eq!(first.description, "operator key from first start");
+    assert_eq!(
+        (first.salt.as_str(), first.hash.as_str()),
+        ("salt-1", "hash-1")
+    );
+    assert!(first.enabled);
+
+    store
+        .set_key_enabled(DEFAULT_TENANT, BOOTSTRAP_KEY_ID, false)
+        .await
+        .expect("disable");
+    assert!(
+        !store
+            .save_bootstrap_key("salt-2", "hash-2")
+            .await
+            .expect("save again"),
+        "a second save replaces the key"
+    );
+    let second = store
+        .get_key(DEFAULT_TENANT, BOOTSTRAP_KEY_ID)
+        .await
+        .expect("bootstrap key");
+    assert_eq!(
+        second,
+        ApiKey {
+            salt: "salt-2".into(),
+            hash: "hash-2".into(),
+            ..first
+        },
+        "saving again replaces salt and hash and enables the key"
+    );
+    let bootstrap_keys = store
+        .all_keys()
+        .await
+        .expect("all")
+        .into_iter()
+        .filter(|key| key.id == BOOTSTRAP_KEY_ID)
+        .count();
+    assert_eq!(bootstrap_keys, 1);
+    assert!(matches!(
+        store
+            .create_key(new_key(
+                BOOTSTRAP_KEY_ID,
+                DEFAULT_TENANT,
+                Role::Reader,
+                None
+            ))
+            .await,
+        Err(MetadataError::AlreadyExists { kind: "key", .. })
+    ));
+}
+
+fn limits_of(tenant: &[StoredLimits], wanted: &str) -> Vec<StoredLimits> {
+    tenant
+        .iter()
+        .filter(|stored| stored.tenant == wanted)
+        .cloned()
+        .collect()
+}
+
+/// Limits are replaced as a whole, per tenant and per project, and default to none.
+async fn scenario_limits_set_get_and_list(store: &dyn MetadataStore) {
+    let tenant = "conf-limits";
+    store.create_tenant(tenant).await.expect("tenant");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    for project in [None, Some("shop"), Some("ghost")] {
+        assert_eq!(
+            store.get_limits(tenant, project).await.expect("get"),
+            Limits::default(),
+            "nothing stored means no limits ({project:?})"
+        );
+    }
+    let wide = Limits {
+        ingest_records_per_s: Some(100),
+        concurrent_queries: Some(4),
+        ..Limits::default()
+    };
+    store
+        .set_limits(tenant, None, &wide)
+        .await
+        .expect("tenant limits");
+    assert_eq!(store.get_limits(tenant, None).await.expect("get"), wide);
+    let replaced = Limits {
+        max_query_range_s: Some(86_400),
+        ..Limits::default()
+    };
+    store
+        .set_limits(tenant, None, &replaced)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_limits(tenant, None).await.expect("get"),
+        replaced,
+        "setting limits replaces them as a whole"
+    );
+    let shop = Limits {
+        ingest_records_per_s: Some(u64::MAX),
+        ingest_bytes_per_s: Some(1 << 40),
+        storage_bytes: Some(5),
+        concurrent_queries: Some(1),
+        queries_per_s: Some(2),
+        concurrent_tails: Some(3),
+        max_query_range_s: Some(60),
+    };
+    store
+        .set_limits(tenant, Some("shop"), &shop)
+        .await
+        .expect("project limits");
+    assert_eq!(
+        store.get_limits(tenant, Some("shop")).await.expect("get"),
+        shop
+    );
+    assert_eq!(store.get_limits(tenant, None).await.expect("get"), replaced);
+
+    assert!(is_not_found(
+        store.set_limits(tenant, Some("ghost"), &wide).await,
+        "project",
+        "ghost"
+    ));
+    assert!(is_not_found(
+        store.set_limits("conf-limits-ghost", None, &wide).await,
+        "tenant",
+        "conf-limits-ghost"
+    ));
+    assert!(matches!(
+        store
+            .set_limits("conf-limits-ghost", Some("shop"), &wide)
+            .await,
+        Err(MetadataError::NotFound { .. })
+    ));
+
+    let all = store.all_limits().await.expect("all limits");
+    assert_eq!(
+        limits_of(&all, tenant),
+        [
+            StoredLimits {
+                tenant: tenant.into(),
+                project: None,
+                limits: replaced,
+            },
+            StoredLimits {
+                tenant: tenant.into(),
+                project: Some("shop".into()),
+                limits: shop,
+            },
+        ]
+    );
+    assert!(limits_of(&all, "conf-limits-ghost").is_empty());
+}
+
+/// A project deleted and created again under its name starts without the old
+/// project's scoped keys and limits; other projects and tenant-wide ones stay.
+async fn scenario_deleting_a_project_removes_its_keys_and_limits(store: &dyn MetadataStore) {
+    let tenant = "conf-scoped";
+    store.create_tenant(tenant).await.expect("tenant");
+    for project in ["shop", "other"] {
+        store
+            .create_project(tenant, project, "")
+            .await
+            .expect("project");
+        store
+            .create_key(new_key(
+                &format!("conf-scoped-{project}"),
+                tenant,
+                Role::Reader,
+                Some(project),
+            ))
+            .await
+            .expect("scoped key");
+        let limits = Limits {
+            storage_bytes: Some(1_000),
+            ..Limits::default()
+        };
+        store
+            .set_limits(tenant, Some(project), &limits)
+            .await
+            .expect("project limits");
+    }
+    store
+        .create_key(new_key("conf-scoped-wide", tenant, Role::TenantAdmin, None))
+        .await
+        .expect("tenant-wide key");
+    let wide = Limits {
+        queries_per_s: Some(10),
+        ..Limits::default()
+    };
+    store
+        .set_limits(tenant, None, &wide)
+        .await
+        .expect("tenant limits");
+
+    store.delete_project(tenant, "shop").await.expect("delete");
+    assert!(is_not_found(
+        store.get_key(tenant, "conf-scoped-shop").await.map(drop),
+        "key",
+        "conf-scoped-shop"
+    ));
+    assert_eq!(
+        key_ids(store, tenant).await,
+        ["conf-scoped-other", "conf-scoped-wide"]
+    );
+    assert_eq!(
+        store.get_limits(tenant, Some("shop")).await.expect("get"),
+        Limits::default()
+    );
+    let projects: Vec<Option<String>> = limits_of(&store.all_limits().await.expect("all"), tenant)
+        .into_iter()
+        .map(|stored| stored.project)
+        .collect();
+    assert_eq!(projects, [None, Some("other".to_string())]);
+
+    // The re-created project inherits nothing.
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project again");
+    assert!(store
+        .list_keys(tenant)
+        .await
+        .expect("list")
+        .iter()
+        .all(|key| key.project.as_deref() != Some("shop")));
+    assert_eq!(
+        store.get_limits(tenant, Some("shop")).await.expect("get"),
+        Limits::default()
+    );
+    assert_eq!(store.get_limits(tenant, None).await.expect("get"), wide);
 }

@@ -3,6 +3,8 @@
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
+pub mod access;
+pub(crate) mod access_sql;
 pub(crate) mod archive_sql;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -19,6 +21,7 @@ use async_trait::async_trait;
 use logpool_core::routing::{FieldType, PoolRoute};
 use serde::Serialize;
 
+pub use access::{ApiKey, NewApiKey, StoredLimits, Tenant};
 pub use consumer_groups::{Checkpoint, ConsumerGroup, NewConsumerGroup};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
 
@@ -267,4 +270,79 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn all_archive_settings(
         &self,
     ) -> MetadataResult<BTreeMap<i64, logpool_core::archive::ArchiveSettings>>;
+
+    // --- Tenants, keys and limits (issue 7). ---
+
+    /// Creates a tenant. The `default` tenant exists from the first migration.
+    ///
+    /// # Errors
+    /// [`MetadataError::AlreadyExists`] when the name is taken.
+    async fn create_tenant(&self, name: &str) -> MetadataResult<Tenant>;
+
+    /// Lists tenants sorted by name.
+    async fn list_tenants(&self) -> MetadataResult<Vec<Tenant>>;
+
+    /// Reads one tenant.
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `tenant`).
+    async fn get_tenant(&self, name: &str) -> MetadataResult<Tenant>;
+
+    /// Stores a new key (enabled).
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `tenant`) when the tenant does not exist;
+    /// [`MetadataError::AlreadyExists`] (kind `key`) when the id is taken.
+    async fn create_key(&self, key: NewApiKey) -> MetadataResult<ApiKey>;
+
+    /// Stores the operator's bootstrap key (id [`logpool_core::access::BOOTSTRAP_KEY_ID`],
+    /// tenant `default`, role operator), replacing its salt and hash when it exists and
+    /// enabling it. Returns true when it did not exist before.
+    async fn save_bootstrap_key(&self, salt: &str, hash: &str) -> MetadataResult<bool>;
+
+    /// Reads one key of a tenant.
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `key`) when no key has that id in that tenant.
+    async fn get_key(&self, tenant: &str, id: &str) -> MetadataResult<ApiKey>;
+
+    /// Lists a tenant's keys sorted by creation time, then id.
+    async fn list_keys(&self, tenant: &str) -> MetadataResult<Vec<ApiKey>>;
+
+    /// Enables or disables a key of a tenant and returns it.
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `key`).
+    async fn set_key_enabled(&self, tenant: &str, id: &str, enabled: bool)
+        -> MetadataResult<ApiKey>;
+
+    /// Deletes a key of a tenant.
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `key`).
+    async fn delete_key(&self, tenant: &str, id: &str) -> MetadataResult<()>;
+
+    /// Every key of every tenant (for the routing snapshot).
+    async fn all_keys(&self) -> MetadataResult<Vec<ApiKey>>;
+
+    /// Replaces the limits of a tenant (`project` = `None`) or of a project.
+    ///
+    /// # Errors
+    /// [`MetadataError::NotFound`] (kind `tenant` or `project`) when it does not exist.
+    async fn set_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+        limits: &logpool_core::access::Limits,
+    ) -> MetadataResult<()>;
+
+    /// Reads the limits of a tenant or project (all `None` when never set).
+    async fn get_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+    ) -> MetadataResult<logpool_core::access::Limits>;
+
+    /// Every stored limit (for the routing snapshot).
+    async fn all_limits(&self) -> MetadataResult<Vec<StoredLimits>>;
 }

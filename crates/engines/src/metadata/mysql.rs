@@ -21,6 +21,7 @@
 //!   the store is unreachable; requests wait at most `connect_timeout_ms` for a
 //!   connection, so control-api answers quickly instead of hanging.
 
+mod access;
 mod archive;
 mod groups;
 
@@ -35,8 +36,8 @@ use sqlx::{MySql, MySqlPool, Row};
 
 use super::rows::{is_unique_violation, now_ms, pool_from_row, project_from_row, to_json};
 use super::{
-    Checkpoint, ConsumerGroup, MetadataError, MetadataResult, MetadataStore, NewConsumerGroup,
-    NewPool, Pool, PoolPatch, Project,
+    ApiKey, Checkpoint, ConsumerGroup, MetadataError, MetadataResult, MetadataStore, NewApiKey,
+    NewConsumerGroup, NewPool, Pool, PoolPatch, Project, StoredLimits, Tenant,
 };
 
 /// Settings of the MySQL (or MariaDB) metadata store.
@@ -304,6 +305,7 @@ impl MetadataStore for MysqlMetadataStore {
         name: &str,
         description: &str,
     ) -> MetadataResult<Project> {
+        self.ensure_tenant(tenant).await?;
         let now = now_ms();
         let result = sqlx::query(
             "INSERT INTO projects (tenant, name, description, next_partition, created_at_ms, updated_at_ms) \
@@ -402,6 +404,7 @@ impl MetadataStore for MysqlMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        Self::delete_project_access_in(&mut tx, tenant, name).await?;
         sqlx::query("DELETE FROM projects WHERE id = ?")
             .bind(project_id)
             .execute(&mut *tx)
@@ -670,6 +673,72 @@ impl MetadataStore for MysqlMetadataStore {
     {
         self.all_archive_settings_impl().await
     }
+
+    async fn create_tenant(&self, name: &str) -> MetadataResult<Tenant> {
+        self.create_tenant_impl(name).await
+    }
+
+    async fn list_tenants(&self) -> MetadataResult<Vec<Tenant>> {
+        self.list_tenants_impl().await
+    }
+
+    async fn get_tenant(&self, name: &str) -> MetadataResult<Tenant> {
+        self.get_tenant_impl(name).await
+    }
+
+    async fn create_key(&self, key: NewApiKey) -> MetadataResult<ApiKey> {
+        self.create_key_impl(key).await
+    }
+
+    async fn save_bootstrap_key(&self, salt: &str, hash: &str) -> MetadataResult<bool> {
+        self.save_bootstrap_key_impl(salt, hash).await
+    }
+
+    async fn get_key(&self, tenant: &str, id: &str) -> MetadataResult<ApiKey> {
+        self.get_key_impl(tenant, id).await
+    }
+
+    async fn list_keys(&self, tenant: &str) -> MetadataResult<Vec<ApiKey>> {
+        self.list_keys_impl(tenant).await
+    }
+
+    async fn set_key_enabled(
+        &self,
+        tenant: &str,
+        id: &str,
+        enabled: bool,
+    ) -> MetadataResult<ApiKey> {
+        self.set_key_enabled_impl(tenant, id, enabled).await
+    }
+
+    async fn delete_key(&self, tenant: &str, id: &str) -> MetadataResult<()> {
+        self.delete_key_impl(tenant, id).await
+    }
+
+    async fn all_keys(&self) -> MetadataResult<Vec<ApiKey>> {
+        self.all_keys_impl().await
+    }
+
+    async fn set_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+        limits: &logpool_core::access::Limits,
+    ) -> MetadataResult<()> {
+        self.set_limits_impl(tenant, project, limits).await
+    }
+
+    async fn get_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+    ) -> MetadataResult<logpool_core::access::Limits> {
+        self.get_limits_impl(tenant, project).await
+    }
+
+    async fn all_limits(&self) -> MetadataResult<Vec<StoredLimits>> {
+        self.all_limits_impl().await
+    }
 }
 
 #[cfg(test)]
@@ -743,6 +812,7 @@ mod tests {
                 let store = MysqlMetadataStore::connect(&test_config(&url))
                     .await
                     .expect("connect creates the database");
+                store.create_tenant("t").await.expect("tenant");
                 store
                     .create_project("t", "shop", "d")
                     .await
@@ -791,6 +861,65 @@ mod tests {
             .count();
             assert_eq!(applied as usize, files, "one row per migration file");
             store.check_health().await.expect("healthy");
+        })
+        .await
+        .expect("test finishes in time");
+        drop_database(&url).await;
+    }
+
+    /// A database made before tenants were stored keeps every project reachable: the
+    /// tenants of its projects become stored tenants, next to `default`.
+    #[tokio::test]
+    async fn test_upgrade_stores_the_tenants_of_existing_projects() {
+        let url = test_database_url();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/mysql");
+        for entry in std::fs::read_dir(all).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string();
+            if name.as_str() < "0010" {
+                std::fs::copy(&path, dir.path().join(&name)).expect("copy");
+            }
+        }
+        tokio::time::timeout(TEST_TIMEOUT, async {
+            MySql::create_database(&url).await.expect("create database");
+            let pool = MySqlPool::connect(&url).await.expect("connect");
+            sqlx::migrate::Migrator::new(dir.path())
+                .await
+                .expect("old migrations")
+                .run(&pool)
+                .await
+                .expect("migrate to the old schema");
+            for (tenant, created) in [("legacy", 7), ("legacy", 5), ("default", 9)] {
+                sqlx::query(
+                    "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms) VALUES (?, ?, '', ?, ?)",
+                )
+                .bind(tenant)
+                .bind(format!("p{created}"))
+                .bind(created)
+                .bind(created)
+                .execute(&pool)
+                .await
+                .expect("old project");
+            }
+            pool.close().await;
+            let store = MysqlMetadataStore::connect(&test_config(&url))
+                .await
+                .expect("upgrade");
+            let tenants = store.list_tenants().await.expect("tenants");
+            let found: Vec<(&str, i64)> = tenants
+                .iter()
+                .map(|t| (t.name.as_str(), t.created_at_ms))
+                .collect();
+            assert_eq!(found, [("default", 9), ("legacy", 5)]);
+            store
+                .set_limits("legacy", Some("p5"), &logpool_core::access::Limits::default())
+                .await
+                .expect("the old project is usable");
         })
         .await
         .expect("test finishes in time");

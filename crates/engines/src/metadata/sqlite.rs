@@ -3,6 +3,7 @@
 //! One connection: control-plane writes are rare, and a single writer avoids
 //! SQLite's "database is locked" under concurrent writes entirely.
 
+mod access;
 mod archive;
 mod groups;
 
@@ -16,8 +17,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::rows::{is_unique_violation, now_ms, pool_from_row, project_from_row, to_json};
 use super::{
-    Checkpoint, ConsumerGroup, MetadataError, MetadataResult, MetadataStore, NewConsumerGroup,
-    NewPool, Pool, PoolPatch, Project,
+    ApiKey, Checkpoint, ConsumerGroup, MetadataError, MetadataResult, MetadataStore, NewApiKey,
+    NewConsumerGroup, NewPool, Pool, PoolPatch, Project, StoredLimits, Tenant,
 };
 
 /// Settings of the SQLite store.
@@ -108,6 +109,7 @@ impl MetadataStore for SqliteMetadataStore {
         name: &str,
         description: &str,
     ) -> MetadataResult<Project> {
+        self.ensure_tenant(tenant).await?;
         let now = now_ms();
         let result = sqlx::query(
             "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms, next_partition) \
@@ -189,6 +191,7 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        Self::delete_project_access_in(&mut tx, tenant, name).await?;
         let deleted = sqlx::query("DELETE FROM projects WHERE tenant = ? AND name = ?")
             .bind(tenant)
             .bind(name)
@@ -480,6 +483,72 @@ impl MetadataStore for SqliteMetadataStore {
     {
         self.all_archive_settings_impl().await
     }
+
+    async fn create_tenant(&self, name: &str) -> MetadataResult<Tenant> {
+        self.create_tenant_impl(name).await
+    }
+
+    async fn list_tenants(&self) -> MetadataResult<Vec<Tenant>> {
+        self.list_tenants_impl().await
+    }
+
+    async fn get_tenant(&self, name: &str) -> MetadataResult<Tenant> {
+        self.get_tenant_impl(name).await
+    }
+
+    async fn create_key(&self, key: NewApiKey) -> MetadataResult<ApiKey> {
+        self.create_key_impl(key).await
+    }
+
+    async fn save_bootstrap_key(&self, salt: &str, hash: &str) -> MetadataResult<bool> {
+        self.save_bootstrap_key_impl(salt, hash).await
+    }
+
+    async fn get_key(&self, tenant: &str, id: &str) -> MetadataResult<ApiKey> {
+        self.get_key_impl(tenant, id).await
+    }
+
+    async fn list_keys(&self, tenant: &str) -> MetadataResult<Vec<ApiKey>> {
+        self.list_keys_impl(tenant).await
+    }
+
+    async fn set_key_enabled(
+        &self,
+        tenant: &str,
+        id: &str,
+        enabled: bool,
+    ) -> MetadataResult<ApiKey> {
+        self.set_key_enabled_impl(tenant, id, enabled).await
+    }
+
+    async fn delete_key(&self, tenant: &str, id: &str) -> MetadataResult<()> {
+        self.delete_key_impl(tenant, id).await
+    }
+
+    async fn all_keys(&self) -> MetadataResult<Vec<ApiKey>> {
+        self.all_keys_impl().await
+    }
+
+    async fn set_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+        limits: &logpool_core::access::Limits,
+    ) -> MetadataResult<()> {
+        self.set_limits_impl(tenant, project, limits).await
+    }
+
+    async fn get_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+    ) -> MetadataResult<logpool_core::access::Limits> {
+        self.get_limits_impl(tenant, project).await
+    }
+
+    async fn all_limits(&self) -> MetadataResult<Vec<StoredLimits>> {
+        self.all_limits_impl().await
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +575,7 @@ mod tests {
         };
         {
             let store = SqliteMetadataStore::open(&config).await.expect("open");
+            store.create_tenant("t").await.expect("tenant");
             store
                 .create_project("t", "shop", "d")
                 .await
@@ -579,6 +649,63 @@ mod tests {
             1
         );
         assert!(store.all_pools().await.expect("all").is_empty());
+    }
+
+    /// A database made before tenants were stored keeps every project reachable: the
+    /// tenants of its projects become stored tenants, next to `default`.
+    #[tokio::test]
+    async fn test_upgrade_stores_the_tenants_of_existing_projects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old_migrations = dir.path().join("migrations");
+        std::fs::create_dir(&old_migrations).expect("mkdir");
+        let all = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite");
+        for entry in std::fs::read_dir(all).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .to_string();
+            if name.as_str() < "0005" {
+                std::fs::copy(&path, old_migrations.join(&name)).expect("copy");
+            }
+        }
+        let config = SqliteMetadataConfig {
+            path: dir.path().join("meta.sqlite"),
+        };
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(&config.path)
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.expect("connect");
+            sqlx::migrate::Migrator::new(old_migrations.as_path())
+                .await
+                .expect("old migrations")
+                .run(&pool)
+                .await
+                .expect("migrate to the old schema");
+            sqlx::query(
+                "INSERT INTO projects (tenant, name, description, created_at_ms, updated_at_ms) VALUES ('legacy', 'shop', '', 5, 5)",
+            )
+            .execute(&pool)
+            .await
+            .expect("old project");
+            pool.close().await;
+        }
+        let store = SqliteMetadataStore::open(&config).await.expect("upgrade");
+        let tenants = store.list_tenants().await.expect("tenants");
+        let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["default", "legacy"]);
+        assert_eq!(tenants[1].created_at_ms, 5, "the oldest project's time");
+        assert!(tenants[0].created_at_ms > 0);
+        store
+            .set_limits(
+                "legacy",
+                Some("shop"),
+                &logpool_core::access::Limits::default(),
+            )
+            .await
+            .expect("the old project is usable");
     }
 
     #[tokio::test]

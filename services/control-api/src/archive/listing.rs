@@ -7,10 +7,10 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use logpool_api::Principal;
 use logpool_api::{time::now_ns, ApiError, AppQuery};
 use logpool_core::archive::{self, ObjectManifest, ObjectName};
 use logpool_core::record::format_time_ns;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_core::timeexpr::parse_time_expr;
 use logpool_engines::object_store::ObjectStore;
 use serde::Deserialize;
@@ -114,14 +114,15 @@ pub(crate) fn store_error(error: logpool_engines::object_store::ObjectStoreError
 
 pub(crate) async fn list_objects(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let from_ns = time_bound("from", params.from.as_deref())?;
     let to_ns = time_bound("to", params.to.as_deref())?;
-    let settings = settings_of(&state, &project, &pool).await?;
+    let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let store = object_store(&state)?;
-    let prefix = archive::pool_prefix(&settings.prefix, DEFAULT_TENANT, &project, &pool);
+    let prefix = archive::pool_prefix(&settings.prefix, &principal.tenant, &project, &pool);
     let objects = objects_in_range(store.as_ref(), &prefix, from_ns, to_ns).await?;
     let listed: Vec<Value> = objects
         .iter()

@@ -15,34 +15,44 @@ pub mod restore;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use logpool_api::{ApiError, AppJson};
+use axum::Json;
+use logpool_api::Principal;
+use logpool_api::{ApiError, AppJson, Routes};
+use logpool_core::access::Permission;
 use logpool_core::archive::{ArchiveCompression, ArchiveFormat, ArchiveSettings};
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::object_store::ObjectStore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::ControlState;
 
-pub(crate) fn routes() -> Router<ControlState> {
-    Router::new()
-        .route(
-            "/v1/projects/{project}/pools/{pool}/archive/settings",
-            get(get_settings).put(put_settings),
+pub(crate) fn routes() -> Routes<ControlState> {
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    Routes::new()
+        .get(
+            &format!("{pool}/archive/settings"),
+            Permission::Read,
+            get_settings,
         )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/archive",
-            get(listing::list_objects),
+        .put(
+            &format!("{pool}/archive/settings"),
+            Permission::ManageProject,
+            put_settings,
         )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/archive/restore",
-            post(restore::start_restore),
+        .get(
+            &format!("{pool}/archive"),
+            Permission::Read,
+            listing::list_objects,
         )
-        .route(
-            "/v1/projects/{project}/pools/{pool}/archive/restore/{id}",
-            get(restore::restore_status),
+        .post(
+            &format!("{pool}/archive/restore"),
+            Permission::ManageProject,
+            restore::start_restore,
+        )
+        .get(
+            &format!("{pool}/archive/restore/{{id}}"),
+            Permission::Read,
+            restore::restore_status,
         )
 }
 
@@ -72,12 +82,13 @@ fn settings_json(settings: &ArchiveSettings) -> Value {
 /// The stored settings of a pool, or the defaults (archive off).
 pub(crate) async fn settings_of(
     state: &ControlState,
+    tenant: &str,
     project: &str,
     pool: &str,
 ) -> Result<ArchiveSettings, ApiError> {
     Ok(state
         .metadata
-        .get_archive_settings(DEFAULT_TENANT, project, pool)
+        .get_archive_settings(tenant, project, pool)
         .await?
         .unwrap_or_default())
 }
@@ -94,20 +105,22 @@ pub(crate) fn object_store(state: &ControlState) -> Result<Arc<dyn ObjectStore>,
 
 async fn get_settings(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(settings_json(
-        &settings_of(&state, &project, &pool).await?,
+        &settings_of(&state, &principal.tenant, &project, &pool).await?,
     )))
 }
 
 async fn put_settings(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<SettingsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let _guard = state.change_lock.lock().await;
-    let mut settings = settings_of(&state, &project, &pool).await?;
+    let mut settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     if let Some(enabled) = body.enabled {
         settings.enabled = enabled;
     }
@@ -131,7 +144,7 @@ async fn put_settings(
         .map_err(|e| ApiError::bad_request(e.message).with_detail("field", e.field))?;
     state
         .metadata
-        .set_archive_settings(DEFAULT_TENANT, &project, &pool, &settings)
+        .set_archive_settings(&principal.tenant, &project, &pool, &settings)
         .await?;
     state.publish_routing().await?;
     Ok(Json(settings_json(&settings)))

@@ -18,11 +18,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use bytes::Bytes;
+use logpool_api::Principal;
 use logpool_api::{ApiError, AppJson};
 use logpool_core::archive::{self, ArchiveSettings};
 use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::record::{format_time_ns, Record};
-use logpool_core::routing::{PoolRoute, ShardAddr, DEFAULT_TENANT};
+use logpool_core::routing::{PoolRoute, ShardAddr};
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
 use serde::{Deserialize, Serialize};
@@ -100,11 +101,8 @@ fn stable_id(parts: &[&str]) -> String {
     format!("{hash:016x}")
 }
 
-fn state_key(settings: &ArchiveSettings, project: &str, id: &str) -> String {
-    format!(
-        "{}/_restores/{DEFAULT_TENANT}/{project}/{id}.json",
-        settings.prefix
-    )
+fn state_key(settings: &ArchiveSettings, tenant: &str, project: &str, id: &str) -> String {
+    format!("{}/_restores/{tenant}/{project}/{id}.json", settings.prefix)
 }
 
 async fn load_saved(store: &dyn ObjectStore, key: &str) -> Result<Option<RestoreState>, ApiError> {
@@ -129,6 +127,7 @@ async fn save(
 
 pub(crate) async fn start_restore(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<RestoreBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -150,13 +149,13 @@ pub(crate) async fn start_restore(
     }
     let source = state
         .metadata
-        .get_pool(DEFAULT_TENANT, &project, &pool)
+        .get_pool(&principal.tenant, &project, &pool)
         .await?;
     let target = state
         .metadata
-        .get_pool(DEFAULT_TENANT, &project, &body.into_pool)
+        .get_pool(&principal.tenant, &project, &body.into_pool)
         .await?;
-    let settings = settings_of(&state, &project, &pool).await?;
+    let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let store = object_store(&state)?;
     // The bounds as sent, not as resolved: a retried request with a relative bound
     // (`now`, `-1h`) is the same restore.
@@ -169,13 +168,15 @@ pub(crate) async fn start_restore(
         &body.into_pool,
         &target.id.to_string(),
     ]);
-    if let Some(job) = state.restores.job(&id) {
+    // Jobs are known by their state key, which names the tenant and project, so a
+    // status lookup can never find another tenant's restore by its id.
+    let key = state_key(&settings, &principal.tenant, &project, &id);
+    if let Some(job) = state.restores.job(&key) {
         let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if snapshot.status != "failed" {
             return Ok((StatusCode::OK, Json(snapshot.to_json())));
         }
     }
-    let key = state_key(&settings, &project, &id);
     let mut job_state = load_saved(store.as_ref(), &key)
         .await?
         .unwrap_or(RestoreState {
@@ -198,9 +199,9 @@ pub(crate) async fn start_restore(
     job_state.status = "running".to_string();
     job_state.error = None;
     let job = Arc::new(Mutex::new(job_state));
-    state.restores.insert(&id, job.clone());
+    state.restores.insert(&key, job.clone());
     let answer = job.lock().unwrap_or_else(|p| p.into_inner()).to_json();
-    let pool_prefix = archive::pool_prefix(&settings.prefix, DEFAULT_TENANT, &project, &pool);
+    let pool_prefix = archive::pool_prefix(&settings.prefix, &principal.tenant, &project, &pool);
     let queue = state.queue.clone();
     let route = target.route();
     tokio::spawn(async move {
@@ -232,17 +233,19 @@ pub(crate) async fn start_restore(
 
 pub(crate) async fn restore_status(
     State(state): State<ControlState>,
+    principal: Principal,
     Path((project, pool, id)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(job) = state.restores.job(&id) {
+    let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
+    let key = state_key(&settings, &principal.tenant, &project, &id);
+    if let Some(job) = state.restores.job(&key) {
         let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if snapshot.pool == pool {
             return Ok(Json(snapshot.to_json()));
         }
     }
-    let settings = settings_of(&state, &project, &pool).await?;
     let store = object_store(&state)?;
-    match load_saved(store.as_ref(), &state_key(&settings, &project, &id)).await? {
+    match load_saved(store.as_ref(), &key).await? {
         Some(saved) => Ok(Json(saved.to_json())),
         None => Err(ApiError::not_found(format!("restore `{id}` not found"))),
     }

@@ -81,6 +81,17 @@ impl Corpus {
     /// Record number `seq` as one NDJSON line: line `seq % len`, stamped
     /// `base_time_us + seq` microseconds. Returns the raw line's length in bytes.
     pub fn write_record(&self, seq: u64, base_time_us: i64, out: &mut Vec<u8>) -> usize {
+        self.write_record_spaced(seq, base_time_us, 1, out)
+    }
+
+    /// As [`Corpus::write_record`], stamped `base_time_us + seq * spacing_us`.
+    pub fn write_record_spaced(
+        &self,
+        seq: u64,
+        base_time_us: i64,
+        spacing_us: i64,
+        out: &mut Vec<u8>,
+    ) -> usize {
         let source = &self.lines[(seq % self.lines.len() as u64) as usize];
         let copy = seq / self.lines.len() as u64;
         let host = match &source.host {
@@ -88,7 +99,7 @@ impl Corpus {
             None => format!("{}-{}", source.system, copy % SYNTHETIC_HOSTS as u64),
         };
         let record = json!({
-            "time": base_time_us + seq as i64,
+            "time": base_time_us + seq as i64 * spacing_us,
             "seq": seq,
             "level": source.level,
             "host": host,

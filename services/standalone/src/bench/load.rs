@@ -46,6 +46,8 @@ pub struct LoadPlan {
     pub rate: Option<f64>,
     /// Event time of record 0, in microseconds.
     pub base_time_us: i64,
+    /// Microseconds between the event times of two consecutive records.
+    pub spacing_us: i64,
     /// Longest wait for the last marker to become searchable after the load.
     pub marker_timeout: Duration,
 }
@@ -101,9 +103,10 @@ pub async fn run(
                     }
                     body.clear();
                     for offset in first..last {
-                        raw_bytes += corpus.write_record(
+                        raw_bytes += corpus.write_record_spaced(
                             plan.first_seq + offset,
                             plan.base_time_us,
+                            plan.spacing_us,
                             &mut body,
                         ) as u64;
                     }

@@ -10,11 +10,15 @@
 //! 4. the server's peak RSS and bytes on disk per raw byte (queue, index, total);
 //! 5. the baseline: the same records indexed into a bare tantivy index in this
 //!    process, and logpool's end-to-end rate as a fraction of it.
+//!
+//! `logpool bench queries` is the query benchmark at scale instead: see
+//! [`query_scale`].
 
 mod baseline;
 mod corpus;
 mod load;
 mod queries;
+mod query_scale;
 mod report;
 mod server;
 mod stats;
@@ -30,9 +34,12 @@ use logpool_engines::index::TantivyIndexConfig;
 
 use self::corpus::Corpus;
 use self::load::{LoadPlan, Target};
-pub use self::report::Report;
+pub use self::query_scale::{QueryScaleArgs, QueryScaleReport};
+pub use self::report::IngestReport;
 use self::report::{Disk, Lag, Process};
-use self::server::{cpu_seconds, dir_bytes, peak_rss_bytes, rss_split_bytes, ChildServer};
+use self::server::{
+    admin_key, cpu_seconds, dir_bytes, peak_rss_bytes, rss_split_bytes, ChildServer,
+};
 use self::stats::percentile;
 
 /// Options of `logpool bench`.
@@ -54,6 +61,9 @@ pub struct BenchArgs {
     /// figures are then absent: they need the server's process and directory).
     #[arg(long)]
     pub url: Option<String>,
+    /// API key for `--url` (a started server gets a fresh operator key instead).
+    #[arg(long, env = "LOGPOOL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Seconds of the half-rate phase that measures lag below saturation (0 skips it).
     #[arg(long, default_value_t = 20)]
     pub paced_secs: u64,
@@ -64,8 +74,46 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_baseline: bool,
     /// Print the report as JSON on stdout (the table then goes to stderr).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
+    /// Another benchmark than the ingest run.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
+}
+
+/// The benchmarks other than the default ingest run.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchMode {
+    /// Query latencies at scale (10 M records by default) through the search API and
+    /// on the raw engine, over an index built once in a reusable directory.
+    Queries(QueryScaleArgs),
+}
+
+/// What `logpool bench` measured.
+#[derive(Debug)]
+pub enum Report {
+    /// The ingest run.
+    Ingest(Box<IngestReport>),
+    /// The query benchmark.
+    Queries(QueryScaleReport),
+}
+
+impl Report {
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Report::Ingest(report) => report.to_json(),
+            Report::Queries(report) => report.to_json(),
+        }
+    }
+
+    /// The report as a Markdown table.
+    pub fn to_table(&self) -> String {
+        match self {
+            Report::Ingest(report) => report.to_table(),
+            Report::Queries(report) => report.to_table(),
+        }
+    }
 }
 
 /// The Loghub samples shipped with the repository: next to the working directory,
@@ -106,6 +154,16 @@ impl Server {
 /// Fails when the server cannot start, a request is refused, or records do not
 /// become searchable in time.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
+    match &args.mode {
+        Some(BenchMode::Queries(query_args)) => {
+            Ok(Report::Queries(query_scale::run(query_args).await?))
+        }
+        None => Ok(Report::Ingest(Box::new(run_ingest(args).await?))),
+    }
+}
+
+/// The default benchmark: ingest, lag, queries, footprint and the baseline.
+async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
     if args.records == 0 || args.clients == 0 || args.batch_records == 0 {
         bail!("--records, --clients and --batch-records must be positive");
     }
@@ -113,13 +171,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let corpus = Arc::new(Corpus::load(&logs)?);
     let workdir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let data_dir = workdir.path().join("data");
-    let server = match &args.url {
-        Some(url) => Server::Remote(url.clone()),
-        None => Server::Child(Box::new(
-            ChildServer::start(&data_dir, &workdir.path().join("server.log")).await?,
-        )),
+    let key = admin_key();
+    let (server, api_key) = match &args.url {
+        Some(url) => (Server::Remote(url.clone()), args.api_key.as_deref()),
+        None => (
+            Server::Child(Box::new(
+                ChildServer::start(&data_dir, &workdir.path().join("server.log"), &key).await?,
+            )),
+            Some(key.as_str()),
+        ),
     };
-    let result = measure(args, corpus.clone(), &server).await;
+    let result = measure(args, corpus.clone(), &server, api_key).await;
     let (mut report, peak_rss) = match result {
         Ok(measured) => measured,
         Err(error) => {
@@ -180,8 +242,12 @@ async fn measure(
     args: &BenchArgs,
     corpus: Arc<Corpus>,
     server: &Server,
-) -> anyhow::Result<(Report, Option<u64>)> {
-    let client = LogpoolClient::new(server.url())?;
+    api_key: Option<&str>,
+) -> anyhow::Result<(IngestReport, Option<u64>)> {
+    let mut client = LogpoolClient::new(server.url())?;
+    if let Some(key) = api_key {
+        client = client.with_api_key(key);
+    }
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
@@ -213,6 +279,7 @@ async fn measure(
         batch_records: args.batch_records,
         rate: None,
         base_time_us,
+        spacing_us: 1,
         marker_timeout: searchable_timeout,
     };
     let pid = server.pid();
@@ -270,7 +337,7 @@ async fn measure(
     let peak_rss = pid.as_deref().and_then(peak_rss_bytes);
     let rss_at_end = pid.as_deref().and_then(rss_split_bytes);
     let million = full.records as f64 / 1e6;
-    let report = Report {
+    let report = IngestReport {
         records: full.records,
         clients: args.clients,
         batch_records: args.batch_records,

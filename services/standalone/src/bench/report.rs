@@ -51,9 +51,9 @@ pub struct Disk {
     pub total_bytes: u64,
 }
 
-/// Everything one run measured.
+/// Everything one ingest run measured.
 #[derive(Debug)]
-pub struct Report {
+pub struct IngestReport {
     /// Records of the full-speed phase.
     pub records: u64,
     /// Concurrent clients.
@@ -84,7 +84,7 @@ pub struct Report {
     pub baseline: Option<BaselineResult>,
 }
 
-impl Report {
+impl IngestReport {
     fn accepted_rate(&self) -> f64 {
         self.records as f64 / self.accept_secs.max(1e-9)
     }

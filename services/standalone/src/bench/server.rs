@@ -25,12 +25,17 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts `logpool standalone` (this very binary) on `data_dir` and waits until
-    /// it is ready.
+    /// Starts `logpool standalone` (this very binary) on `data_dir` with
+    /// `admin_key` as its operator key (`LOGPOOL_ADMIN_KEY`) and waits until it is
+    /// ready.
     ///
     /// # Errors
     /// Fails when the process cannot start or does not become ready in time.
-    pub async fn start(data_dir: &Path, log_file: &Path) -> anyhow::Result<ChildServer> {
+    pub async fn start(
+        data_dir: &Path,
+        log_file: &Path,
+        admin_key: &str,
+    ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find the logpool binary")?;
         // The port is chosen by binding port 0 and releasing it: another process could
         // take it in between, which then shows up as a start failure.
@@ -47,6 +52,7 @@ impl ChildServer {
                 command.env_remove(name);
             }
         }
+        command.env("LOGPOOL_ADMIN_KEY", admin_key);
         let child = command
             .arg("standalone")
             .arg("--data-dir")
@@ -135,6 +141,16 @@ impl ChildServer {
             }
         }
     }
+}
+
+/// A fresh administrator key for a child server, unique per run. The harness sends
+/// it as `Authorization: Bearer <key>`.
+pub fn admin_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("lpbench{nanos:x}{:x}", std::process::id())
 }
 
 /// CPU time (user + system) of a process so far, in seconds.

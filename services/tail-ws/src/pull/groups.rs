@@ -9,9 +9,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use logpool_api::{ApiError, AppJson};
+use logpool_api::{ApiError, AppJson, Principal};
 use logpool_core::names::validate_name;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_engines::metadata::NewConsumerGroup;
 use serde::Deserialize;
 use serde_json::json;
@@ -39,10 +38,11 @@ pub(super) struct CreateGroup {
 /// `POST .../consumer-groups`
 pub(super) async fn create(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<CreateGroup>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let name = body.name.ok_or_else(|| missing("name"))?;
     validate_name(&name).map_err(|message| {
         ApiError::bad_request(format!("`name`: {message}")).with_detail("field", "name")
@@ -74,9 +74,10 @@ pub(super) async fn create(
 /// `GET .../consumer-groups`
 pub(super) async fn list(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let groups = state
         .metadata
         .list_consumer_groups(&route.tenant, &route.project, &route.name)
@@ -87,9 +88,10 @@ pub(super) async fn list(
 /// `DELETE .../consumer-groups/{group}`
 pub(super) async fn delete(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     state
         .metadata
         .delete_consumer_group(&route.tenant, &route.project, &route.name, &group)
@@ -107,10 +109,11 @@ pub(super) struct Heartbeat {
 /// `POST .../consumer-groups/{group}/heartbeat` → the shards the consumer owns now.
 pub(super) async fn heartbeat(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
     AppJson(body): AppJson<Heartbeat>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let consumer = body.consumer.ok_or_else(|| missing("consumer"))?;
     validate_consumer(&consumer)?;
     let now_ms = logpool_api::time::now_ns() / 1_000_000;
@@ -139,10 +142,11 @@ pub(super) struct SaveCheckpoint {
 /// `PUT .../consumer-groups/{group}/checkpoints` `{"shard", "cursor"}`
 pub(super) async fn save_checkpoint(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
     AppJson(body): AppJson<SaveCheckpoint>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let shard_text = match body.shard.ok_or_else(|| missing("shard"))? {
         serde_json::Value::Number(number) => number.to_string(),
         other => other.to_string(),
@@ -172,9 +176,10 @@ pub(super) async fn save_checkpoint(
 /// `GET .../consumer-groups/{group}/checkpoints`
 pub(super) async fn list_checkpoints(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let checkpoints = state
         .metadata
         .list_checkpoints(&route.tenant, &route.project, &route.name, &group)

@@ -16,10 +16,10 @@ pub mod reads;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post, put};
 use axum::Router;
-use logpool_api::{ApiError, RoutingView};
-use logpool_core::routing::{PoolRoute, DEFAULT_TENANT};
+use logpool_api::{ApiError, Routes, RoutingView};
+use logpool_core::access::Permission;
+use logpool_core::routing::PoolRoute;
 use logpool_engines::metadata::MetadataStore;
 use logpool_engines::queue::Queue;
 use tokio::sync::OnceCell;
@@ -65,36 +65,53 @@ impl PullState {
     }
 }
 
+/// The queue-read and consumer-group routes with their permissions: reading,
+/// heart-beating and checkpointing are reads; creating and deleting a group changes
+/// the project.
+pub fn routes() -> Routes<PullState> {
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    let read = Permission::Read;
+    let manage = Permission::ManageProject;
+    Routes::new()
+        .get(&format!("{pool}/shards"), read, reads::list_shards)
+        .get(
+            &format!("{pool}/shards/{{shard}}/cursor"),
+            read,
+            reads::cursor,
+        )
+        .get(
+            &format!("{pool}/shards/{{shard}}/records"),
+            read,
+            reads::records,
+        )
+        .post(&format!("{pool}/consumer-groups"), manage, groups::create)
+        .get(&format!("{pool}/consumer-groups"), read, groups::list)
+        .delete(
+            &format!("{pool}/consumer-groups/{{group}}"),
+            manage,
+            groups::delete,
+        )
+        .post(
+            &format!("{pool}/consumer-groups/{{group}}/heartbeat"),
+            read,
+            groups::heartbeat,
+        )
+        .put(
+            &format!("{pool}/consumer-groups/{{group}}/checkpoints"),
+            read,
+            groups::save_checkpoint,
+        )
+        .get(
+            &format!("{pool}/consumer-groups/{{group}}/checkpoints"),
+            read,
+            groups::list_checkpoints,
+        )
+}
+
 /// Builds the queue-read router.
 pub fn router(state: PullState) -> Router {
-    let pool = "/v1/projects/{project}/pools/{pool}";
-    let router = Router::new()
-        .route(&format!("{pool}/shards"), get(reads::list_shards))
-        .route(
-            &format!("{pool}/shards/{{shard}}/cursor"),
-            get(reads::cursor),
-        )
-        .route(
-            &format!("{pool}/shards/{{shard}}/records"),
-            get(reads::records),
-        )
-        .route(
-            &format!("{pool}/consumer-groups"),
-            post(groups::create).get(groups::list),
-        )
-        .route(
-            &format!("{pool}/consumer-groups/{{group}}"),
-            axum::routing::delete(groups::delete),
-        )
-        .route(
-            &format!("{pool}/consumer-groups/{{group}}/heartbeat"),
-            post(groups::heartbeat),
-        )
-        .route(
-            &format!("{pool}/consumer-groups/{{group}}/checkpoints"),
-            put(groups::save_checkpoint).get(groups::list_checkpoints),
-        )
-        .with_state(state);
+    let access = state.routing.clone();
+    let router = routes().into_router(access).with_state(state);
     logpool_api::layers::with_common_layers(router)
 }
 
@@ -109,11 +126,12 @@ impl ShardRef {
     /// that is not a number, 404 for a shard the pool does not have.
     fn resolve(
         routing: &RoutingView,
+        tenant: &str,
         project: &str,
         pool: &str,
         shard: &str,
     ) -> Result<ShardRef, ApiError> {
-        let route = routing.pool(DEFAULT_TENANT, project, pool)?;
+        let route = routing.pool(tenant, project, pool)?;
         let shard = parse_shard(shard, &route)?;
         Ok(ShardRef { route, shard })
     }

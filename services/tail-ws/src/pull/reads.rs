@@ -11,11 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use logpool_api::{ApiError, AppQuery};
+use logpool_api::{ApiError, AppQuery, Principal};
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::record::format_time_ns;
-use logpool_core::routing::DEFAULT_TENANT;
 use logpool_core::timeexpr::parse_time_expr;
 use logpool_engines::queue::{Position, ReadStart};
 use serde::{Deserialize, Serialize};
@@ -49,9 +48,10 @@ struct ShardInfo {
 /// `GET .../shards`
 pub(super) async fn list_shards(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let key = state.cursor_key().await?;
     let mut shards = Vec::with_capacity(route.partitions.len());
     for shard in 0..route.partitions.len() as u32 {
@@ -85,10 +85,11 @@ pub(super) struct CursorParams {
 /// `GET .../shards/{k}/cursor?from=begin|end|TIME`
 pub(super) async fn cursor(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, shard)): Path<(String, String, String)>,
     AppQuery(params): AppQuery<CursorParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let shard_ref = ShardRef::resolve(&state.routing, &project, &pool, &shard)?;
+    let shard_ref = ShardRef::resolve(&state.routing, &principal.tenant, &project, &pool, &shard)?;
     let from = params.from.ok_or_else(|| {
         ApiError::bad_request(
             "`from` is required: `begin`, `end`, or a time (RFC 3339 or epoch milliseconds)",
@@ -128,10 +129,11 @@ pub(super) struct RecordsParams {
 /// `GET .../shards/{k}/records?cursor=C&count=N`
 pub(super) async fn records(
     State(state): State<PullState>,
+    principal: Principal,
     Path((project, pool, shard)): Path<(String, String, String)>,
     AppQuery(params): AppQuery<RecordsParams>,
 ) -> Result<Response, ApiError> {
-    let shard_ref = ShardRef::resolve(&state.routing, &project, &pool, &shard)?;
+    let shard_ref = ShardRef::resolve(&state.routing, &principal.tenant, &project, &pool, &shard)?;
     let count = params.count.unwrap_or(DEFAULT_COUNT);
     if !(1..=MAX_COUNT).contains(&count) {
         return Err(ApiError::bad_request(format!(

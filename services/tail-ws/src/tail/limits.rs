@@ -55,11 +55,28 @@ impl TailRegistry {
         tenant: &str,
         pool_id: i64,
     ) -> Result<TailPermit, TailLimitError> {
+        self.try_open_within(tenant, pool_id, None)
+    }
+
+    /// Like [`TailRegistry::try_open`], with the tenant's own `concurrent_tails`
+    /// quota lowering the configured per-tenant maximum.
+    ///
+    /// # Errors
+    /// Which limit is reached.
+    pub fn try_open_within(
+        self: &Arc<Self>,
+        tenant: &str,
+        pool_id: i64,
+        tenant_quota: Option<u32>,
+    ) -> Result<TailPermit, TailLimitError> {
+        let max_for_tenant = tenant_quota.map_or(self.max_per_tenant, |quota| {
+            self.max_per_tenant.min(quota as usize)
+        });
         let mut open = self.lock();
         let tenant_count = open.per_tenant.get(tenant).copied().unwrap_or(0);
-        if tenant_count >= self.max_per_tenant {
+        if tenant_count >= max_for_tenant {
             return Err(TailLimitError::TooManyForTenant {
-                max: self.max_per_tenant,
+                max: max_for_tenant,
             });
         }
         let pool_count = open.per_pool.get(&pool_id).copied().unwrap_or(0);

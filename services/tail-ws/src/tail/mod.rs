@@ -17,10 +17,9 @@ use std::time::Duration;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
-use logpool_api::{ApiError, AppQuery, RoutingView};
-use logpool_core::routing::DEFAULT_TENANT;
+use logpool_api::{ApiError, AppQuery, Principal, Routes, RoutingView};
+use logpool_core::access::Permission;
 use logpool_engines::config::TailConfig;
 use logpool_engines::queue::Queue;
 use tokio::sync::watch;
@@ -74,25 +73,41 @@ impl TailState {
     }
 }
 
+/// The live-tail route with its permission. Browsers cannot set headers on a
+/// WebSocket, so the key may also come as `?token=`.
+pub fn routes() -> Routes<TailState> {
+    Routes::new().get_with_query_token(
+        "/v1/projects/{project}/pools/{pool}/tail",
+        Permission::Read,
+        tail,
+    )
+}
+
 /// Builds the tail-ws router.
 pub fn router(state: TailState) -> Router {
-    let router = Router::new()
-        .route("/v1/projects/{project}/pools/{pool}/tail", get(tail))
-        .with_state(state);
+    let access = state.routing.clone();
+    let router = routes().into_router(access).with_state(state);
     logpool_api::layers::with_common_layers(router)
 }
 
 async fn tail(
     State(state): State<TailState>,
+    principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<TailParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let route = state.routing.pool(DEFAULT_TENANT, &project, &pool)?;
+    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let request = params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)?;
+    let tail_quota = state
+        .routing
+        .snapshot()
+        .access
+        .limits_for(&route.tenant, None)
+        .concurrent_tails;
     let permit = state
         .registry
-        .try_open(&route.tenant, route.pool_id)
+        .try_open_within(&route.tenant, route.pool_id, tail_quota)
         .map_err(|error| {
             let limit = match error {
                 TailLimitError::TooManyForTenant { max } => ("max_tails_per_tenant", max),

@@ -22,11 +22,15 @@
 //! - `time` and `@timestamp` are the event time: terms and ranges parse their bounds
 //!   with [`parse_time_text`] and compare nanoseconds exactly through the split
 //!   (`_lp_time_ms`, `_lp_time_sub`) fields; a bound that does not parse is an
-//!   [`IndexError::InvalidQuery`], as in the embedded index.
+//!   [`IndexError::InvalidQuery`], as in the embedded index. Fields typed `timestamp`
+//!   are compared the same exact way, on their own (ms, ns-within-ms) pair.
 //! - `_exists_:f` is a term on `_lp_fields`, which lists dotted prefixes too, so
 //!   `_exists_:http` finds `http.method` like an object field would.
 //! - Wildcards match one token: a bare one on `_lp_all`, a named one on the field's
-//!   text; `field:*` means the field is present.
+//!   text, and on a `keyword` field also the whole value (case-insensitively, as the
+//!   parser lowercases patterns); `field:*` means the field is present.
+//! - The hints given to [`compile`] are the pool's effective types: declared, or
+//!   learned from the first value of the field (see [`logpool_core::field_types`]).
 //!
 //! Everything runs in filter context: logs are sorted by time, never scored.
 
@@ -40,7 +44,9 @@ use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::routing::FieldType;
 use serde_json::{json, Map, Value};
 
-use super::mapping::{TypedPath, ALL_TEXT, FIELD_NAMES, NS_PER_MS, TIEBREAK, TIME_MS, TIME_SUB};
+use super::mapping::{
+    timestamp_parts, TypedPath, ALL_TEXT, FIELD_NAMES, NS_PER_MS, TIEBREAK, TIME_MS, TIME_SUB,
+};
 use crate::index::{parse_time_bound, IndexResult, SortKey};
 
 /// Field hints of the pool the query runs on.
@@ -117,6 +123,15 @@ pub(crate) fn compile(query: &Query, hints: &Hints) -> IndexResult<Value> {
                 match_none()
             } else if pattern.chars().all(|c| c == '*') {
                 present(field, hints)
+            } else if hints.get(field) == Some(&FieldType::Keyword) {
+                // A keyword matches as one whole value; patterns come lowercased.
+                any_of(vec![
+                    wildcard(&TypedPath::Text.field(field), pattern),
+                    json!({"wildcard": {TypedPath::Keyword.field(field): {
+                        "value": pattern,
+                        "case_insensitive": true
+                    }}}),
+                ])
             } else {
                 wildcard(&TypedPath::Text.field(field), pattern)
             }
@@ -233,7 +248,13 @@ fn field_value(field: &str, value: &str, hints: &Hints) -> IndexResult<Value> {
         }
         Some(FieldType::Timestamp) => {
             if let Ok(time_ns) = parse_time_text(trimmed) {
-                clauses.push(json!({"term": {TypedPath::Timestamp.field(field): time_ns}}));
+                let (ms_field, sub_field) = timestamp_parts(field);
+                clauses.push(split_time_range(
+                    &ms_field,
+                    &sub_field,
+                    Bound::Included(time_ns),
+                    Bound::Included(time_ns),
+                ));
             }
         }
         _ => {}
@@ -365,11 +386,13 @@ fn range(field: &str, lower: &RangeBound, upper: &RangeBound, hints: &Hints) -> 
                 RangeBound::Exclusive(v) => parse_time_text(v).ok().map(Bound::Excluded),
             };
             if let (Some(low), Some(high)) = (time(lower), time(upper)) {
-                clauses.push(range_clause(
-                    &TypedPath::Timestamp.field(field),
-                    low.map(Value::from),
-                    high.map(Value::from),
-                ));
+                let (ms_field, sub_field) = timestamp_parts(field);
+                clauses.push(match (low, high) {
+                    (Bound::Unbounded, Bound::Unbounded) => {
+                        json!({"exists": {"field": ms_field}})
+                    }
+                    _ => split_time_range(&ms_field, &sub_field, low, high),
+                });
             }
         }
         _ => {}
@@ -411,11 +434,22 @@ fn range_clause(es_field: &str, lower: Bound<Value>, upper: Bound<Value>) -> Val
 /// `t >= L` is `ms > L.ms OR (ms = L.ms AND sub >= L.sub)`, which collapses to
 /// `ms >= L.ms` when `L.sub` is 0; the other bounds are alike.
 pub(crate) fn time_range(lower: Bound<i64>, upper: Bound<i64>) -> Value {
+    split_time_range(TIME_MS, TIME_SUB, lower, upper)
+}
+
+/// An exact range over times in ns kept as a (ms, ns-within-ms) pair of fields: the
+/// event time, or a field typed `timestamp` (see `mapping::timestamp_parts`).
+fn split_time_range(
+    ms_field: &str,
+    sub_field: &str,
+    lower: Bound<i64>,
+    upper: Bound<i64>,
+) -> Value {
     let mut filters = Vec::new();
-    if let Some(clause) = time_bound(lower, true) {
+    if let Some(clause) = time_bound(ms_field, sub_field, lower, true) {
         filters.push(clause);
     }
-    if let Some(clause) = time_bound(upper, false) {
+    if let Some(clause) = time_bound(ms_field, sub_field, upper, false) {
         filters.push(clause);
     }
     match filters.len() {
@@ -425,7 +459,7 @@ pub(crate) fn time_range(lower: Bound<i64>, upper: Bound<i64>) -> Value {
     }
 }
 
-fn time_bound(bound: Bound<i64>, is_lower: bool) -> Option<Value> {
+fn time_bound(ms_field: &str, sub_field: &str, bound: Bound<i64>, is_lower: bool) -> Option<Value> {
     let (time_ns, inclusive) = match bound {
         Bound::Unbounded => return None,
         Bound::Included(t) => (t, true),
@@ -448,13 +482,13 @@ fn time_bound(bound: Bound<i64>, is_lower: bool) -> Option<Value> {
             (false, true) => "lte",
             (false, false) => "lt",
         };
-        return Some(json!({"range": {TIME_MS: {op: ms}}}));
+        return Some(json!({"range": {ms_field: {op: ms}}}));
     }
     Some(json!({"bool": {"should": [
-        {"range": {TIME_MS: {ms_op: ms}}},
+        {"range": {ms_field: {ms_op: ms}}},
         {"bool": {"filter": [
-            {"term": {TIME_MS: ms}},
-            {"range": {TIME_SUB: {sub_op: sub}}}
+            {"term": {ms_field: ms}},
+            {"range": {sub_field: {sub_op: sub}}}
         ]}}
     ], "minimum_should_match": 1}}))
 }

@@ -13,7 +13,8 @@
 //! | `_lp_all` | text | the text of every value, one array element per field: bare terms |
 //! | `_lp_fields` | keyword | names of present fields and their dotted prefixes: `_exists_` |
 //! | `_lp_s.*`, `_lp_l.*`, `_lp_d.*`, `_lp_b.*` | text (+ `.keyword`), long, double, boolean | one object per value type, field names encoded by [`encode_field_name`] |
-//! | `_lp_k.*`, `_lp_ip.*`, `_lp_ts.*` | keyword, ip, long ns | fields whose pool declares them `keyword`, `ip` or `timestamp` |
+//! | `_lp_k.*`, `_lp_ip.*`, `_lp_ts.*` | keyword, ip, long ns | fields typed `keyword`, `ip` or `timestamp` |
+//! | `_lp_ts_ms.*`, `_lp_ts_sub.*` | long, long | a `timestamp` field split like the event time: its terms and ranges |
 //!
 //! Why the time is split: engines that keep numbers as doubles (OpenSearch-compatible
 //! test servers do) cannot hold nanoseconds since the epoch exactly (~1.7e18 needs 61
@@ -29,10 +30,13 @@
 //! refused, and `status:500` simply asks every typed path that can hold `500`, which is
 //! what the embedded index does with its typed JSON terms.
 //!
-//! Declared field types (`field_hints`) route a field to the path of that type after
+//! Field types route a field to the path of that type after
 //! [`apply_hint`] converted the value (`"12"` into a long); a value that cannot have the
 //! declared type (`"abc"` for a long) overflows into the text path, so it is kept and
-//! found as text, never refused, exactly as in the embedded index. Every mapping comes from a dynamic template keyed by path prefix, so the
+//! found as text, never refused, exactly as in the embedded index. The types are the
+//! pool's effective ones (its `field_hints` as the index passes them here): declared,
+//! or learned from the field's first value and fixed (see `field_types` of this
+//! module's parent). Every mapping comes from a dynamic template keyed by path prefix, so the
 //! template never depends on the hints and changing them never conflicts with the
 //! mappings of existing daily indices.
 //!
@@ -67,6 +71,20 @@ pub(crate) const FIELD_NAMES: &str = "_lp_fields";
 
 /// Nanoseconds per millisecond: the split of the event time.
 pub(crate) const NS_PER_MS: i64 = 1_000_000;
+
+/// The split copies of `timestamp` fields (ms since the epoch, ns within the ms).
+const TIMESTAMP_MS: &str = "_lp_ts_ms";
+const TIMESTAMP_SUB: &str = "_lp_ts_sub";
+
+/// The (ms, ns-within-ms) fields of a `timestamp` field: exact where a cluster keeps
+/// numbers as doubles, as for the event time.
+pub(crate) fn timestamp_parts(name: &str) -> (String, String) {
+    let encoded = encode_field_name(name);
+    (
+        format!("{TIMESTAMP_MS}.{encoded}"),
+        format!("{TIMESTAMP_SUB}.{encoded}"),
+    )
+}
 
 /// The typed objects that hold record fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +205,14 @@ pub(crate) fn template_body(prefix: &str, pool: &PoolRoute, settings: TemplateSe
             );
             Value::Object(entry)
         })
+        .chain([TIMESTAMP_MS, TIMESTAMP_SUB].iter().map(|object| {
+            let mut entry = Map::new();
+            entry.insert(
+                format!("lp{object}"),
+                json!({"path_match": format!("{object}.*"), "mapping": {"type": "long"}}),
+            );
+            Value::Object(entry)
+        }))
         .collect();
     let mut properties = json!({
         TIME: {"type": "long"},
@@ -199,9 +225,13 @@ pub(crate) fn template_body(prefix: &str, pool: &PoolRoute, settings: TemplateSe
         FIELD_NAMES: {"type": "keyword"},
     });
     if let Some(map) = properties.as_object_mut() {
-        for path in TypedPath::ALL {
+        for object in TypedPath::ALL
+            .iter()
+            .map(|path| path.object())
+            .chain([TIMESTAMP_MS, TIMESTAMP_SUB])
+        {
             map.insert(
-                path.object().to_string(),
+                object.to_string(),
                 json!({"type": "object", "dynamic": true}),
             );
         }
@@ -210,6 +240,7 @@ pub(crate) fn template_body(prefix: &str, pool: &PoolRoute, settings: TemplateSe
     // `_source` halves what is stored per record.
     let mut source_excludes: Vec<&str> = vec![ALL_TEXT, FIELD_NAMES, TIME_MS, TIME_SUB];
     source_excludes.extend(TypedPath::ALL.iter().map(|path| path.object()));
+    source_excludes.extend([TIMESTAMP_MS, TIMESTAMP_SUB]);
     let mut aliases = Map::new();
     aliases.insert(alias_name(prefix, pool), json!({}));
     json!({
@@ -259,6 +290,7 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
     let record_text = serde_json::to_string(&fields_json)
         .map_err(|error| format!("record cannot be serialized: {error}"))?;
     let mut typed: Vec<Map<String, Value>> = vec![Map::new(); TypedPath::ALL.len()];
+    let (mut timestamp_ms, mut timestamp_sub) = (Map::new(), Map::new());
     for (name, value) in &record.fields {
         // A value that cannot have its declared type overflows into the text path.
         let (path, value) = match pool.field_hints.get(name) {
@@ -273,6 +305,14 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
             TypedPath::Timestamp => {
                 let time_ns = parse_time_text(&value.as_text())
                     .map_err(|error| format!("field `{name}` is declared a timestamp: {error}"))?;
+                timestamp_ms.insert(
+                    encode_field_name(name),
+                    Value::from(time_ns.div_euclid(NS_PER_MS)),
+                );
+                timestamp_sub.insert(
+                    encode_field_name(name),
+                    Value::from(time_ns.rem_euclid(NS_PER_MS)),
+                );
                 Value::from(time_ns)
             }
             _ => value.to_json(),
@@ -320,9 +360,13 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
                 .collect(),
         ),
     );
-    for (path, values) in TypedPath::ALL.iter().zip(typed) {
+    let objects = TypedPath::ALL
+        .iter()
+        .map(|path| path.object())
+        .chain([TIMESTAMP_MS, TIMESTAMP_SUB]);
+    for (object, values) in objects.zip(typed.into_iter().chain([timestamp_ms, timestamp_sub])) {
         if !values.is_empty() {
-            source.insert(path.object().into(), Value::Object(values));
+            source.insert(object.into(), Value::Object(values));
         }
     }
     Ok(Value::Object(source))

@@ -40,6 +40,7 @@ mod aggregate;
 mod bulk;
 mod context;
 mod dsl;
+mod field_types;
 mod mapping;
 mod naming;
 
@@ -167,6 +168,8 @@ pub struct ElasticsearchIndex {
     dirty_indices: Mutex<HashSet<String>>,
     /// State of the backoff jitter generator.
     jitter: AtomicU64,
+    /// Field types pools learned from first values, as last read.
+    learned_types: field_types::LearnedTypes,
 }
 
 impl std::fmt::Debug for ElasticsearchIndex {
@@ -286,6 +289,7 @@ impl ElasticsearchIndex {
             created_indices: Mutex::new(HashSet::new()),
             dirty_indices: Mutex::new(HashSet::new()),
             jitter: AtomicU64::new(seed | 1),
+            learned_types: field_types::LearnedTypes::default(),
         })
     }
 
@@ -692,6 +696,10 @@ impl LogIndex for ElasticsearchIndex {
             return Ok(report);
         }
         self.ensure_template_once(pool).await?;
+        let typed_pool = self
+            .learn_types_of(pool, docs.iter().map(|doc| &doc.record))
+            .await?;
+        let pool = &typed_pool;
         let mut lines = Vec::with_capacity(docs.len());
         let mut refused_here: BTreeMap<usize, String> = BTreeMap::new();
         for (doc_index, doc) in docs.iter().enumerate() {
@@ -755,6 +763,13 @@ impl LogIndex for ElasticsearchIndex {
         Ok(())
     }
 
+    async fn field_types(
+        &self,
+        pool: &PoolRoute,
+    ) -> IndexResult<BTreeMap<String, logpool_core::routing::FieldType>> {
+        Ok(self.typed_pool(pool).await?.field_hints)
+    }
+
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
         if request.limit > MAX_SEARCH_SIZE {
             return Err(IndexError::LimitExceeded(format!(
@@ -762,9 +777,10 @@ impl LogIndex for ElasticsearchIndex {
                 request.limit
             )));
         }
+        let typed_pool = self.typed_pool(pool).await?;
         let query = dsl::compile_with_time_range(
             &request.query,
-            &pool.field_hints,
+            &typed_pool.field_hints,
             request.from_ns,
             request.to_ns,
         )?;
@@ -798,9 +814,10 @@ impl LogIndex for ElasticsearchIndex {
                 "histogram interval must be positive".to_string(),
             ));
         }
+        let typed_pool = self.typed_pool(pool).await?;
         let query = dsl::compile_with_time_range(
             &request.query,
-            &pool.field_hints,
+            &typed_pool.field_hints,
             request.from_ns,
             request.to_ns,
         )?;
@@ -838,7 +855,8 @@ impl LogIndex for ElasticsearchIndex {
         pool: &PoolRoute,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
-        self.context_of(pool, request).await
+        self.context_of(&self.typed_pool(pool).await?, request)
+            .await
     }
 
     async fn time_partitions(
@@ -855,7 +873,8 @@ impl LogIndex for ElasticsearchIndex {
         pool: &PoolRoute,
         request: &super::AggregateRequest,
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
-        self.aggregate_groups(pool, request).await
+        self.aggregate_groups(&self.typed_pool(pool).await?, request)
+            .await
     }
 
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
@@ -873,6 +892,7 @@ impl LogIndex for ElasticsearchIndex {
         if !response.is_success() && response.status != 404 {
             return Err(response.into_error(&format!("delete index template `{template}`")));
         }
+        self.drop_learned_types(pool_id).await?;
         lock(&self.ensured_pools).remove(&pool_id);
         let prefix = naming::pool_name_prefix(&self.config.index_prefix, pool_id);
         lock(&self.created_indices).retain(|name| !name.starts_with(&prefix));

@@ -10,10 +10,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use logpool_core::query::eval::matches;
 use logpool_core::query::{parse_query, DefaultOperator};
 use logpool_core::record::FieldValue;
 use logpool_core::routing::FieldType;
+use logpool_core::typed_match::matches;
 
 use super::*;
 use crate::index::conformance::{doc, request, sample_docs, T0};
@@ -279,6 +279,16 @@ async fn test_conformance_field_hints() {
 }
 
 #[tokio::test]
+async fn test_conformance_field_types_declared_and_learned() {
+    bounded(async {
+        let pool = pool(unique());
+        let reopen = || -> Box<dyn LogIndex> { Box::new(open()) };
+        crate::index::conformance::check_field_types(&open(), &reopen, &pool).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn test_hits_carry_the_record_exactly() {
     bounded(async {
         let pool = pool(unique());
@@ -469,18 +479,16 @@ async fn test_answers_match_the_in_memory_evaluator() {
             "client:[10.0.0.0 TO 10.255.255.255]",
             "_id:*",
         ];
+        // Declared and learned (`status` is long from its first value) types, which the
+        // evaluator applies as the index does: `user:alice` is exact, `10.0.0.0/8` a
+        // CIDR block, the text "503" of a long field the number 503.
+        let types = index.field_types(&pool).await.expect("types");
         for query in queries {
             let parsed = parse_query(query, DefaultOperator::And).expect(query);
-            let expected = records.iter().filter(|r| matches(&parsed, r)).count() as u64;
-            let expected = match query {
-                // A keyword hint is exact, the evaluator knows no hints: only `Alice`.
-                "user:alice" => 0,
-                // `10.0.0.0/8` is a CIDR only for an `ip` field.
-                "client:10.0.0.0/8" => 1,
-                // Ranges of addresses compare as addresses, not text.
-                "client:[10.0.0.0 TO 10.255.255.255]" => 1,
-                _ => expected,
-            };
+            let expected = records
+                .iter()
+                .filter(|r| matches(&parsed, r, &types))
+                .count() as u64;
             let got = index.search(&pool, &request(query)).await;
             match got {
                 Ok(page) => assert_eq!(page.total, expected, "query {query}"),

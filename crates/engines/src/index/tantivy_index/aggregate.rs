@@ -1,7 +1,7 @@
 //! Pipe-SQL aggregation on the embedded index: one collector over fast fields.
 //!
 //! Group keys and aggregated fields are read from the columns of the `fields` JSON
-//! fast field, which keeps every value at its path with its JSON type (strings
+//! fast field (and of `kw` and `ts` for fields typed keyword, ip or timestamp), which keeps every value at its path with its JSON type (strings
 //! untokenised). A path may have a column per type (`status` is 500 in one record
 //! and `"n/a"` in the next); a record's value is in exactly one of them.
 //!
@@ -23,7 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, DynamicColumn, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{FIELDS, TIME};
+use super::schema::{FIELDS, KEYWORDS, TIME, TIMESTAMPS};
 use super::{tantivy_error, PartitionKey, TantivyIndex};
 use crate::index::{AggregateRequest, IndexError, IndexResult};
 
@@ -104,9 +104,18 @@ struct PathColumns {
 
 impl PathColumns {
     fn open(segment: &SegmentReader, field: &str) -> tantivy::Result<PathColumns> {
-        let name = format!("{FIELDS}.{field}");
+        let mut handles = Vec::new();
+        // A field typed `keyword` (or `ip`, grouped by its text) or `timestamp` keeps
+        // its values in a JSON field of its own; a record's value is in one of them.
+        for json_field in [FIELDS, KEYWORDS, TIMESTAMPS] {
+            handles.extend(
+                segment
+                    .fast_fields()
+                    .dynamic_column_handles(&format!("{json_field}.{field}"))?,
+            );
+        }
         let mut columns = Vec::new();
-        for handle in segment.fast_fields().dynamic_column_handles(&name)? {
+        for handle in handles {
             // Dates, IPs and bytes never come from a record's JSON value.
             match handle.open()? {
                 DynamicColumn::Str(column) => columns.push(TypedColumn::Str(column)),
@@ -577,10 +586,12 @@ impl TantivyIndex {
     pub(super) fn aggregate_blocking(
         &self,
         pool_id: i64,
+        types: &super::compile::FieldTypes,
         request: &AggregateRequest,
     ) -> IndexResult<Vec<AggregateGroup>> {
         let query = super::compile::compile_with_time_range(
             &self.schema,
+            types,
             &request.query,
             request.from_ns,
             request.to_ns,

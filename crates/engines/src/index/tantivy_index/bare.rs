@@ -3,13 +3,19 @@
 //! benchmark indexes the same records through it as the baseline that shows what
 //! the rest of the pipeline costs.
 
+use std::ops::Bound;
 use std::path::Path;
 
-use tantivy::{Index, IndexWriter};
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
-use super::schema::{fast_field_tokenizers, index_settings, LogSchema};
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, MESSAGE, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
-use crate::index::{IndexDoc, IndexResult};
+use crate::index::{IndexDoc, IndexError, IndexResult};
 
 /// A bare index writer; see the module docs.
 pub struct BareIndexWriter {
@@ -122,5 +128,279 @@ impl BareIndexWriter {
             .collect();
         spaces.sort_by_key(|space| std::cmp::Reverse(space.bytes));
         Ok(spaces)
+    }
+}
+
+/// One partition index opened read-only, queried with hand-built tantivy queries and
+/// collectors: the raw engine that the benchmark compares logpool's search API with.
+/// Each method does the work one API call needs (match, count, order by time, fetch
+/// the stored hits; or aggregate) and nothing of the service around it.
+pub struct BareIndexReader {
+    schema: LogSchema,
+    searcher: tantivy::Searcher,
+}
+
+impl std::fmt::Debug for BareIndexReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareIndexReader").finish_non_exhaustive()
+    }
+}
+
+/// What a raw search found: all matches counted, and the newest ones fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BarePage {
+    /// Matching documents.
+    pub total: u64,
+    /// Stored hits read (at most the limit).
+    pub fetched: usize,
+}
+
+impl BareIndexReader {
+    /// Opens the index in `dir` (one pool day) for reading; it is never written.
+    ///
+    /// # Errors
+    /// Fails when `dir` holds no index.
+    pub fn open(dir: &Path) -> IndexResult<BareIndexReader> {
+        let index = Index::open_in_dir(dir).map_err(tantivy_error)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_error)?;
+        Ok(BareIndexReader {
+            schema: LogSchema::new(),
+            searcher: reader.searcher(),
+        })
+    }
+
+    /// Documents in the index.
+    pub fn num_docs(&self) -> u64 {
+        self.searcher.num_docs()
+    }
+
+    /// Segments of the index (their number drives the cost of every query).
+    pub fn num_segments(&self) -> usize {
+        self.searcher.segment_readers().len()
+    }
+
+    fn time_range(&self, from_ns: i64, to_ns: i64) -> Box<dyn Query> {
+        Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_i64(self.schema.time, from_ns)),
+            Bound::Excluded(Term::from_field_i64(self.schema.time, to_ns)),
+        ))
+    }
+
+    fn message_term(&self, word: &str) -> Term {
+        let mut term = Term::from_field_json_path(self.schema.fields, MESSAGE, true);
+        term.append_type_and_str(word);
+        term
+    }
+
+    /// Bare words (lower-case tokens) as the schema lays text out: a term or phrase
+    /// over `_all` or over the message, which is indexed only under `fields.message`.
+    fn text(&self, words: &[&str]) -> Box<dyn Query> {
+        let in_message: Box<dyn Query> = match words {
+            [word] => Box::new(TermQuery::new(
+                self.message_term(word),
+                IndexRecordOption::Basic,
+            )),
+            _ => Box::new(PhraseQuery::new(
+                words.iter().map(|word| self.message_term(word)).collect(),
+            )),
+        };
+        let in_all: Box<dyn Query> = match words {
+            [word] => Box::new(TermQuery::new(
+                Term::from_field_text(self.schema.all_text, word),
+                IndexRecordOption::Basic,
+            )),
+            _ => Box::new(PhraseQuery::new(
+                words
+                    .iter()
+                    .map(|word| Term::from_field_text(self.schema.all_text, word))
+                    .collect(),
+            )),
+        };
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Should, in_message),
+            (Occur::Should, in_all),
+        ]))
+    }
+
+    /// Records in `[from_ns, to_ns)` holding `words` (one word: a term; more: a
+    /// phrase) in any field: counted, the `limit` newest fetched.
+    ///
+    /// # Errors
+    /// Fails when tantivy fails to search or read a stored hit.
+    pub fn search_text(
+        &self,
+        words: &[&str],
+        from_ns: i64,
+        to_ns: i64,
+        limit: usize,
+    ) -> IndexResult<BarePage> {
+        if words.is_empty() {
+            return Ok(BarePage {
+                total: 0,
+                fetched: 0,
+            });
+        }
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.time_range(from_ns, to_ns)),
+            (Occur::Must, self.text(words)),
+        ]);
+        self.newest(&query, limit)
+    }
+
+    /// Records in `[from_ns, to_ns)` whose string field `field` holds the word `value`
+    /// and whose integer field `range_field` is in `[low, high]`: counted, the `limit`
+    /// newest fetched. The range reads the fast column, as tantivy does by default.
+    ///
+    /// # Errors
+    /// Fails when tantivy fails to search or read a stored hit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_field_and_range(
+        &self,
+        field: &str,
+        value: &str,
+        range_field: &str,
+        (low, high): (i64, i64),
+        from_ns: i64,
+        to_ns: i64,
+        limit: usize,
+    ) -> IndexResult<BarePage> {
+        let mut term = Term::from_field_json_path(self.schema.fields, field, true);
+        term.append_type_and_str(value);
+        let bound = |value: i64| {
+            let mut term = Term::from_field_json_path(self.schema.fields, range_field, true);
+            term.append_type_and_fast_value(value);
+            term
+        };
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.time_range(from_ns, to_ns)),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(bound(low)),
+                    Bound::Included(bound(high)),
+                )),
+            ),
+        ]);
+        self.newest(&query, limit)
+    }
+
+    fn newest(&self, query: &dyn Query, limit: usize) -> IndexResult<BarePage> {
+        let newest =
+            TopDocs::with_limit(limit.max(1)).order_by_fast_field::<i64>(TIME, Order::Desc);
+        let (total, hits) = self
+            .searcher
+            .search(query, &(Count, newest))
+            .map_err(tantivy_error)?;
+        let mut fetched = 0;
+        for (_, address) in hits.into_iter().take(limit) {
+            let _: TantivyDocument = self.searcher.doc(address).map_err(tantivy_error)?;
+            fetched += 1;
+        }
+        Ok(BarePage {
+            total: total as u64,
+            fetched,
+        })
+    }
+
+    /// A `histogram` aggregation of `_time` over `[from_ns, to_ns)`: (bucket start in
+    /// ns, count) of the non-empty buckets, oldest first.
+    ///
+    /// # Errors
+    /// Fails when the aggregation fails.
+    pub fn time_histogram(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+        interval_ns: i64,
+    ) -> IndexResult<Vec<(i64, u64)>> {
+        let request = serde_json::json!({
+            "histogram": {
+                "histogram": {
+                    "field": TIME,
+                    "interval": interval_ns as f64,
+                    "min_doc_count": 1,
+                }
+            }
+        });
+        let result = self.aggregate(request, &*self.time_range(from_ns, to_ns))?;
+        let buckets = result["histogram"]["buckets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(buckets
+            .iter()
+            .filter_map(|bucket| {
+                Some((
+                    bucket["key"].as_f64()? as i64,
+                    bucket["doc_count"].as_u64()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// A `terms` aggregation over the string column of record field `field` in
+    /// `[from_ns, to_ns)`: its `size` most frequent values with their counts. Every
+    /// segment returns all its values, so the counts are exact.
+    ///
+    /// # Errors
+    /// Fails when the aggregation fails.
+    pub fn top_values(
+        &self,
+        field: &str,
+        from_ns: i64,
+        to_ns: i64,
+        size: usize,
+    ) -> IndexResult<Vec<(String, u64)>> {
+        let request = serde_json::json!({
+            "top": {
+                "terms": {
+                    "field": format!("{FIELDS}.{field}"),
+                    "size": size,
+                    "segment_size": 65_000,
+                    "order": { "_count": "desc" },
+                }
+            }
+        });
+        let result = self.aggregate(request, &*self.time_range(from_ns, to_ns))?;
+        let buckets = result["top"]["buckets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(buckets
+            .iter()
+            .filter_map(|bucket| {
+                Some((
+                    bucket["key"].as_str()?.to_string(),
+                    bucket["doc_count"].as_u64()?,
+                ))
+            })
+            .collect())
+    }
+
+    fn aggregate(
+        &self,
+        request: serde_json::Value,
+        query: &dyn Query,
+    ) -> IndexResult<serde_json::Value> {
+        let aggregations: Aggregations = serde_json::from_value(request)
+            .map_err(|e| IndexError::Internal(format!("aggregation request: {e}")))?;
+        let collector = AggregationCollector::from_aggs(
+            aggregations,
+            AggContextParams::new(AggregationLimitsGuard::default(), fast_field_tokenizers()),
+        );
+        let result = self
+            .searcher
+            .search(query, &collector)
+            .map_err(tantivy_error)?;
+        serde_json::to_value(result)
+            .map_err(|e| IndexError::Internal(format!("aggregation result: {e}")))
     }
 }

@@ -117,6 +117,43 @@ pub(crate) struct TimeHistogramSegment {
     time: Column<i64>,
     interval_ns: i64,
     buckets: BTreeMap<i64, u64>,
+    /// The bucket of the last document, counted apart: a segment's documents come
+    /// mostly in time order, so nearly all fall into the bucket of the one before
+    /// and skip the division and the map lookup (most of the cost per document).
+    open: Option<OpenBucket>,
+    /// Reused buffer of one block's times.
+    times: Vec<Option<i64>>,
+}
+
+struct OpenBucket {
+    start: i64,
+    end: i64,
+    count: u64,
+}
+
+impl TimeHistogramSegment {
+    #[inline]
+    fn count(&mut self, time_ns: i64) {
+        if let Some(open) = &mut self.open {
+            if time_ns >= open.start && time_ns < open.end {
+                open.count += 1;
+                return;
+            }
+        }
+        self.close_open_bucket();
+        let start = time_ns.div_euclid(self.interval_ns) * self.interval_ns;
+        self.open = Some(OpenBucket {
+            start,
+            end: start.saturating_add(self.interval_ns),
+            count: 1,
+        });
+    }
+
+    fn close_open_bucket(&mut self) {
+        if let Some(open) = self.open.take() {
+            *self.buckets.entry(open.start).or_insert(0) += open.count;
+        }
+    }
 }
 
 impl Collector for TimeHistogram {
@@ -132,6 +169,8 @@ impl Collector for TimeHistogram {
             time: segment.fast_fields().i64(TIME)?,
             interval_ns: self.interval_ns.max(1),
             buckets: BTreeMap::new(),
+            open: None,
+            times: Vec::new(),
         })
     }
 
@@ -155,12 +194,25 @@ impl SegmentCollector for TimeHistogramSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         if let Some(time_ns) = self.time.first(doc) {
-            let bucket = time_ns.div_euclid(self.interval_ns) * self.interval_ns;
-            *self.buckets.entry(bucket).or_insert(0) += 1;
+            self.count(time_ns);
         }
     }
 
-    fn harvest(self) -> BTreeMap<i64, u64> {
+    /// A block of matches at once (queries that do not score): their times are
+    /// read from the column in one call.
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut times = std::mem::take(&mut self.times);
+        times.clear();
+        times.resize(docs.len(), None);
+        self.time.first_vals(docs, &mut times);
+        for time_ns in times.iter().flatten() {
+            self.count(*time_ns);
+        }
+        self.times = times;
+    }
+
+    fn harvest(mut self) -> BTreeMap<i64, u64> {
+        self.close_open_bucket();
         self.buckets
     }
 }

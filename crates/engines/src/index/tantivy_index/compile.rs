@@ -2,11 +2,21 @@
 //!
 //! Text is matched through the same tokenizer the core crate's in-memory evaluator
 //! uses, so `message:"disk full"` means the same thing in search, tail and alerts.
+//!
+//! Fields typed `keyword`, `ip` or `timestamp` (declared or learned, see
+//! [`logpool_core::field_types`]) are also asked in their own JSON field: a keyword
+//! by its exact, case-sensitive value (wildcards over the whole value, case-insensitive
+//! since query patterns are lowercased), an address or CIDR block as a range of
+//! address terms, a time by its nanoseconds. Their overflow text stays findable as text.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use logpool_core::field_types::{ip_number, ip_query_range};
+use logpool_core::ingest::parse_time_text;
 use logpool_core::query::numeric::{integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
+use logpool_core::routing::FieldType;
 use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
@@ -15,12 +25,16 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::{LogSchema, MESSAGE};
+use super::schema::{ip_term, LogSchema, MESSAGE};
 use crate::index::{parse_time_bound, IndexError, IndexResult};
+
+/// The types of a pool's fields (see [`logpool_core::field_types::effective_types`]).
+pub(crate) type FieldTypes = BTreeMap<String, FieldType>;
 
 /// Compiles `query` restricted to `[from_ns, to_ns)`.
 pub(crate) fn compile_with_time_range(
     schema: &LogSchema,
+    types: &FieldTypes,
     query: &Query,
     from_ns: i64,
     to_ns: i64,
@@ -29,7 +43,7 @@ pub(crate) fn compile_with_time_range(
         Bound::Included(Term::from_field_i64(schema.time, from_ns)),
         Bound::Excluded(Term::from_field_i64(schema.time, to_ns)),
     ));
-    let compiled = compile(schema, query)?;
+    let compiled = compile(schema, types, query)?;
     Ok(Box::new(BooleanQuery::new(vec![
         (Occur::Must, time_range),
         (Occur::Must, compiled),
@@ -37,7 +51,12 @@ pub(crate) fn compile_with_time_range(
 }
 
 /// Compiles one AST node.
-pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn TantivyQuery>> {
+pub(crate) fn compile(
+    schema: &LogSchema,
+    types: &FieldTypes,
+    query: &Query,
+) -> IndexResult<Box<dyn TantivyQuery>> {
+    let field_type = |field: &str| types.get(field).copied();
     Ok(match query {
         Query::All => Box::new(AllQuery),
         Query::Term { field: None, value }
@@ -50,9 +69,15 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
             }),
             json_text_query(schema, MESSAGE, value),
         ]),
+        // A quoted value means the same as a bare one (`status:"500"` finds the number),
+        // as in the in-memory evaluator and on Elasticsearch.
         Query::Term {
             field: Some(field),
             value,
+        }
+        | Query::Phrase {
+            field: Some(field),
+            text: value,
         } => {
             if is_time_field(field) {
                 let time_ns = parse_time_bound(value)?;
@@ -63,13 +88,12 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
                     IndexRecordOption::Basic,
                 ))
             } else {
-                field_value_query(schema, field, value)
+                with_typed(
+                    field_value_query(schema, field, value),
+                    typed_value_query(schema, field_type(field), field, value),
+                )
             }
         }
-        Query::Phrase {
-            field: Some(field),
-            text,
-        } => json_text_query(schema, field, text),
         Query::Wildcard {
             field: None,
             pattern,
@@ -79,7 +103,7 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
                 .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
             any_of(vec![
                 Box::new(query),
-                named_wildcard(schema, MESSAGE, pattern)?,
+                path_regex(schema.fields, MESSAGE, pattern, false)?,
             ])
         }
         Query::Wildcard {
@@ -88,15 +112,27 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
         } => {
             if is_time_field(field) {
                 Box::new(EmptyQuery)
+            } else if pattern.chars().all(|c| c == '*') {
+                // `field:*` means the field has a value of any type, as on Elasticsearch.
+                Box::new(TermQuery::new(
+                    Term::from_field_text(schema.field_names, field),
+                    IndexRecordOption::Basic,
+                ))
             } else {
-                named_wildcard(schema, field, pattern)?
+                let keyword = match field_type(field) {
+                    Some(FieldType::Keyword) => {
+                        Some(path_regex(schema.keywords, field, pattern, true)?)
+                    }
+                    _ => None,
+                };
+                with_typed(path_regex(schema.fields, field, pattern, false)?, keyword)
             }
         }
         Query::Range {
             field,
             lower,
             upper,
-        } => range_query(schema, field, lower, upper)?,
+        } => range_query(schema, field_type(field), field, lower, upper)?,
         Query::Exists { field } => {
             if is_time_field(field) {
                 Box::new(AllQuery)
@@ -107,17 +143,18 @@ pub(crate) fn compile(schema: &LogSchema, query: &Query) -> IndexResult<Box<dyn 
                 ))
             }
         }
-        Query::And(children) => boolean(schema, children, Occur::Must)?,
-        Query::Or(children) => boolean(schema, children, Occur::Should)?,
+        Query::And(children) => boolean(schema, types, children, Occur::Must)?,
+        Query::Or(children) => boolean(schema, types, children, Occur::Should)?,
         Query::Not(inner) => Box::new(BooleanQuery::new(vec![
             (Occur::Must, Box::new(AllQuery) as Box<dyn TantivyQuery>),
-            (Occur::MustNot, compile(schema, inner)?),
+            (Occur::MustNot, compile(schema, types, inner)?),
         ])),
     })
 }
 
 fn boolean(
     schema: &LogSchema,
+    types: &FieldTypes,
     children: &[Query],
     occur: Occur,
 ) -> IndexResult<Box<dyn TantivyQuery>> {
@@ -127,11 +164,11 @@ fn boolean(
         match (occur, child) {
             // `a AND NOT b` becomes one clause list instead of nesting an AllQuery.
             (Occur::Must, Query::Not(inner)) => {
-                clauses.push((Occur::MustNot, compile(schema, inner)?))
+                clauses.push((Occur::MustNot, compile(schema, types, inner)?))
             }
             _ => {
                 has_positive = true;
-                clauses.push((occur, compile(schema, child)?));
+                clauses.push((occur, compile(schema, types, child)?));
             }
         }
     }
@@ -172,6 +209,126 @@ fn text_query(
 
 fn json_path_term(schema: &LogSchema, path: &str) -> Term {
     Term::from_field_json_path(schema.fields, path, true)
+}
+
+/// `query`, or it OR the typed clause when the field's type has one.
+fn with_typed(
+    query: Box<dyn TantivyQuery>,
+    typed: Option<Box<dyn TantivyQuery>>,
+) -> Box<dyn TantivyQuery> {
+    match typed {
+        None => query,
+        Some(typed) => any_of(vec![query, typed]),
+    }
+}
+
+fn keyword_term(schema: &LogSchema, path: &str, value: &str) -> Term {
+    let mut term = Term::from_field_json_path(schema.keywords, path, true);
+    term.append_type_and_str(value);
+    term
+}
+
+fn ip_path_term(schema: &LogSchema, path: &str, number: u128) -> Term {
+    let mut term = Term::from_field_json_path(schema.ips, path, true);
+    term.append_type_and_str(&ip_term(number));
+    term
+}
+
+fn timestamp_term(schema: &LogSchema, path: &str, time_ns: i64) -> Term {
+    let mut term = Term::from_field_json_path(schema.timestamps, path, true);
+    term.append_type_and_fast_value(time_ns);
+    term
+}
+
+/// `field:value` in the JSON field of a `keyword`, `ip` or `timestamp` field; `None`
+/// for other types or a value that cannot have the type (it may still match the
+/// overflow text).
+fn typed_value_query(
+    schema: &LogSchema,
+    field_type: Option<FieldType>,
+    path: &str,
+    value: &str,
+) -> Option<Box<dyn TantivyQuery>> {
+    match field_type? {
+        FieldType::Keyword => Some(Box::new(TermQuery::new(
+            keyword_term(schema, path, value),
+            IndexRecordOption::Basic,
+        ))),
+        FieldType::Ip => {
+            let (first, last) = ip_query_range(value)?;
+            Some(Box::new(InvertedIndexRangeQuery::new(
+                Bound::Included(ip_path_term(schema, path, first)),
+                Bound::Included(ip_path_term(schema, path, last)),
+            )))
+        }
+        FieldType::Timestamp => {
+            let time_ns = parse_time_text(value).ok()?;
+            Some(Box::new(TermQuery::new(
+                timestamp_term(schema, path, time_ns),
+                IndexRecordOption::Basic,
+            )))
+        }
+        FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => None,
+    }
+}
+
+/// A range in the JSON field of a `keyword`, `ip` or `timestamp` field. Keywords
+/// compare raw (case-sensitive) text, addresses numerically, times in ns; a bound
+/// that cannot have the type matches nothing there.
+fn typed_range_query(
+    schema: &LogSchema,
+    field_type: Option<FieldType>,
+    path: &str,
+    lower: &RangeBound,
+    upper: &RangeBound,
+) -> Option<Box<dyn TantivyQuery>> {
+    fn bound<T>(
+        bound: &RangeBound,
+        open: T,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<Bound<T>> {
+        Some(match bound {
+            RangeBound::Unbounded => Bound::Included(open),
+            RangeBound::Inclusive(v) => Bound::Included(parse(v)?),
+            RangeBound::Exclusive(v) => Bound::Excluded(parse(v)?),
+        })
+    }
+    let range = |low: Bound<Term>, high: Bound<Term>| -> Box<dyn TantivyQuery> {
+        Box::new(InvertedIndexRangeQuery::new(low, high))
+    };
+    match field_type? {
+        FieldType::Keyword => {
+            let raw = |v: &str| Some(keyword_term(schema, path, v));
+            Some(range(
+                bound(lower, keyword_term(schema, path, ""), raw)?,
+                bound(upper, keyword_term(schema, path, "\u{10ffff}"), raw)?,
+            ))
+        }
+        FieldType::Ip => {
+            let address = |v: &str| {
+                v.trim()
+                    .parse()
+                    .ok()
+                    .map(|a| ip_path_term(schema, path, ip_number(a)))
+            };
+            Some(range(
+                bound(lower, ip_path_term(schema, path, 0), address)?,
+                bound(upper, ip_path_term(schema, path, u128::MAX), address)?,
+            ))
+        }
+        FieldType::Timestamp => {
+            let time = |v: &str| {
+                parse_time_text(v)
+                    .ok()
+                    .map(|t| timestamp_term(schema, path, t))
+            };
+            Some(range(
+                bound(lower, timestamp_term(schema, path, i64::MIN), time)?,
+                bound(upper, timestamp_term(schema, path, i64::MAX), time)?,
+            ))
+        }
+        FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => None,
+    }
 }
 
 /// Text of a JSON path, matched through the tokenizer.
@@ -229,6 +386,7 @@ fn time_range(schema: &LogSchema, lower: Bound<i64>, upper: Bound<i64>) -> Box<d
 
 fn range_query(
     schema: &LogSchema,
+    field_type: Option<FieldType>,
     field: &str,
     lower: &RangeBound,
     upper: &RangeBound,
@@ -243,18 +401,34 @@ fn range_query(
         };
         return Ok(time_range(schema, convert(lower)?, convert(upper)?));
     }
+    if matches!(
+        (lower, upper),
+        (RangeBound::Unbounded, RangeBound::Unbounded)
+    ) {
+        return Ok(Box::new(TermQuery::new(
+            Term::from_field_text(schema.field_names, field),
+            IndexRecordOption::Basic,
+        )));
+    }
+    let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
     let numeric = |bound: &RangeBound| match bound {
         RangeBound::Unbounded => Some(Bound::Unbounded),
         RangeBound::Inclusive(v) => v.parse::<f64>().ok().map(Bound::Included),
         RangeBound::Exclusive(v) => v.parse::<f64>().ok().map(Bound::Excluded),
     };
+    // In a field typed other than text or keyword, the text holds only values that
+    // conflicted with the type, which typed queries do not see.
+    let declared_typed = matches!(
+        field_type,
+        Some(
+            FieldType::Long
+                | FieldType::Double
+                | FieldType::Bool
+                | FieldType::Ip
+                | FieldType::Timestamp
+        )
+    );
     if let (Some(low), Some(high)) = (numeric(lower), numeric(upper)) {
-        if matches!((low, high), (Bound::Unbounded, Bound::Unbounded)) {
-            return Ok(Box::new(TermQuery::new(
-                Term::from_field_text(schema.field_names, field),
-                IndexRecordOption::Basic,
-            )));
-        }
         let f64_term = |value: f64| {
             let mut term = json_path_term(schema, field);
             term.append_type_and_fast_value(value);
@@ -274,28 +448,37 @@ fn range_query(
             map_bound(integer_lower(low), i64::MIN, i64_term),
             map_bound(integer_upper(high), i64::MAX, i64_term),
         );
-        return Ok(Box::new(BooleanQuery::new(vec![
-            (Occur::Should, Box::new(f64_range) as Box<dyn TantivyQuery>),
-            (Occur::Should, Box::new(i64_range)),
-        ])));
+        clauses.push((Occur::Should, Box::new(f64_range)));
+        clauses.push((Occur::Should, Box::new(i64_range)));
+    } else if !declared_typed {
+        // Non-numeric bounds compare the lowercased tokens, as a keyword would.
+        let text_term = |value: String| {
+            let mut term = json_path_term(schema, field);
+            term.append_type_and_str(&value);
+            term
+        };
+        let text_bound = |bound: &RangeBound, open: String| match bound {
+            RangeBound::Unbounded => Bound::Included(open),
+            RangeBound::Inclusive(v) => Bound::Included(v.to_lowercase()),
+            RangeBound::Exclusive(v) => Bound::Excluded(v.to_lowercase()),
+        };
+        let low = text_bound(lower, String::new());
+        let high = text_bound(upper, "\u{10ffff}".to_string());
+        clauses.push((
+            Occur::Should,
+            Box::new(InvertedIndexRangeQuery::new(
+                low.map(text_term),
+                high.map(text_term),
+            )),
+        ));
     }
-    // Non-numeric bounds compare the lowercased tokens, as a keyword range would.
-    let text_term = |value: String| {
-        let mut term = json_path_term(schema, field);
-        term.append_type_and_str(&value);
-        term
-    };
-    let text_bound = |bound: &RangeBound, open: String| match bound {
-        RangeBound::Unbounded => Bound::Included(open),
-        RangeBound::Inclusive(v) => Bound::Included(v.to_lowercase()),
-        RangeBound::Exclusive(v) => Bound::Excluded(v.to_lowercase()),
-    };
-    let low = text_bound(lower, String::new());
-    let high = text_bound(upper, "\u{10ffff}".to_string());
-    Ok(Box::new(InvertedIndexRangeQuery::new(
-        low.map(text_term),
-        high.map(text_term),
-    )))
+    if let Some(typed) = typed_range_query(schema, field_type, field, lower, upper) {
+        clauses.push((Occur::Should, typed));
+    }
+    Ok(match clauses.len() {
+        0 => Box::new(EmptyQuery),
+        _ => Box::new(BooleanQuery::new(clauses)),
+    })
 }
 
 fn map_bound<T: Copy>(bound: Bound<T>, open: T, make: impl Fn(T) -> Term) -> Bound<Term> {
@@ -306,16 +489,19 @@ fn map_bound<T: Copy>(bound: Bound<T>, open: T, make: impl Fn(T) -> Term) -> Bou
     }
 }
 
-/// `field:pattern`: a regex over the field's text tokens. A JSON field keeps every
-/// path and type in one term dictionary, keyed `path \0 type value`, so the regex is
-/// anchored on this path and the string type: numbers and bools never match a
-/// wildcard, as in the in-memory evaluator and on Elasticsearch.
-fn named_wildcard(
-    schema: &LogSchema,
+/// `field:pattern`: a regex over the terms of one path of a JSON field (`fields`:
+/// the text tokens; `kw`: whole keyword values). A JSON field keeps every path and
+/// type in one term dictionary, keyed `path \0 type value`, so the regex is anchored
+/// on this path and the string type: numbers and bools never match a wildcard, as in
+/// the in-memory evaluator and on Elasticsearch. Patterns come lowercased from the
+/// parser, so a whole-value (keyword) match ignores case.
+fn path_regex(
+    json_field: Field,
     field: &str,
     pattern: &str,
+    ignore_case: bool,
 ) -> IndexResult<Box<dyn TantivyQuery>> {
-    let path_term = json_path_term(schema, field);
+    let path_term = Term::from_field_json_path(json_field, field, true);
     let path_bytes = path_term.serialized_value_bytes();
     let path = std::str::from_utf8(path_bytes)
         .map_err(|e| IndexError::InvalidQuery(format!("field `{field}`: {e}")))?;
@@ -324,8 +510,14 @@ fn named_wildcard(
         push_literal(&mut regex, c);
     }
     push_literal(&mut regex, char::from(tantivy::schema::Type::Str.to_code()));
+    if ignore_case {
+        regex.push_str("(?i:");
+    }
     regex.push_str(&wildcard_to_regex(pattern));
-    let query = RegexQuery::from_pattern(&regex, schema.fields)
+    if ignore_case {
+        regex.push(')');
+    }
+    let query = RegexQuery::from_pattern(&regex, json_field)
         .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{field}:{pattern}`: {e}")))?;
     Ok(Box::new(query))
 }

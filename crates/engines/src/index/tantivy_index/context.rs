@@ -22,6 +22,7 @@ impl TantivyIndex {
     pub(super) fn context_blocking(
         &self,
         pool_id: i64,
+        types: &compile::FieldTypes,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
         if request.anchor.pool_id != pool_id {
@@ -30,7 +31,7 @@ impl TantivyIndex {
         let anchor_tiebreak = request.anchor.tiebreak();
         let shard_first = u64::from(request.anchor.partition & 0xff) << SHARD_BITS;
         let shard_last = shard_first | ((1u64 << SHARD_BITS) - 1);
-        let filter = compile::compile(&self.schema, &request.filter)?;
+        let filter = compile::compile(&self.schema, types, &request.filter)?;
         let anchor_query = TermQuery::new(
             Term::from_field_text(self.schema.id, &request.anchor.doc_id()),
             IndexRecordOption::Basic,

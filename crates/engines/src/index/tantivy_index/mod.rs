@@ -1,6 +1,8 @@
 //! The embedded index: tantivy, one index per pool and UTC day.
 //!
-//! Layout: `{dir}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index. Retention
+//! Layout: `{dir}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index, and
+//! `{dir}/{pool_id}/field_types.json` the types the pool learned from first values
+//! (see [`types`]), which every day's documents and queries follow. Retention
 //! deletes whole day directories, and a search opens only the days that overlap its
 //! time range. Writers are opened on first write and closed (after a commit) when
 //! more than `max_open_writers` are open, since each one holds its own memory budget.
@@ -16,6 +18,7 @@ mod compile;
 mod context;
 mod schema;
 mod storage;
+mod types;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +33,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
-pub use self::bare::{BareIndexWriter, FieldSpace};
+pub use self::bare::{BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use super::{
@@ -83,6 +86,8 @@ pub struct TantivyIndex {
     config: TantivyIndexConfig,
     schema: LogSchema,
     partitions: Mutex<HashMap<PartitionKey, Arc<Partition>>>,
+    /// Field types learned from first values, per pool.
+    types: types::TypeRegistry,
     /// Serialises commits so that a commit never races a writer being closed.
     commit_lock: tokio::sync::Mutex<()>,
 }
@@ -106,6 +111,7 @@ impl TantivyIndex {
             config,
             schema: LogSchema::new(),
             partitions: Mutex::new(HashMap::new()),
+            types: types::TypeRegistry::default(),
             commit_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -179,6 +185,12 @@ impl TantivyIndex {
         replace_existing: bool,
     ) -> IndexResult<()> {
         let pool_id = pool.pool_id;
+        // New types are on disk before any document that needs them is staged.
+        let types = self.types.learn(
+            &self.pool_dir(pool_id),
+            pool,
+            docs.iter().map(|doc| &doc.record),
+        )?;
         let mut by_day: HashMap<i64, Vec<IndexDoc>> = HashMap::new();
         for doc in docs {
             by_day
@@ -212,7 +224,7 @@ impl TantivyIndex {
                     ));
                 }
                 writer
-                    .add_document(self.schema.document_with_hints(doc, &pool.field_hints))
+                    .add_document(self.schema.document_with_types(doc, &types))
                     .map_err(tantivy_error)?;
             }
             partition
@@ -275,9 +287,20 @@ impl TantivyIndex {
         }
     }
 
-    fn search_blocking(&self, pool_id: i64, request: &SearchRequest) -> IndexResult<SearchPage> {
+    /// The pool's field types as indexed: learned from first values, hints winning.
+    fn pool_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
+        self.types.types(&self.pool_dir(pool.pool_id), pool)
+    }
+
+    fn search_blocking(
+        &self,
+        pool: &PoolRoute,
+        request: &SearchRequest,
+    ) -> IndexResult<SearchPage> {
+        let pool_id = pool.pool_id;
         let query = compile::compile_with_time_range(
             &self.schema,
+            &self.pool_types(pool)?,
             &request.query,
             request.from_ns,
             request.to_ns,
@@ -343,11 +366,13 @@ impl TantivyIndex {
 
     fn histogram_blocking(
         &self,
-        pool_id: i64,
+        pool: &PoolRoute,
         request: &HistogramRequest,
     ) -> IndexResult<Vec<HistogramBucket>> {
+        let pool_id = pool.pool_id;
         let query = compile::compile_with_time_range(
             &self.schema,
+            &self.pool_types(pool)?,
             &request.query,
             request.from_ns,
             request.to_ns,
@@ -427,8 +452,12 @@ impl LogIndex for TantivyIndex {
         tokio::task::block_in_place(|| self.commit_blocking())
     }
 
+    async fn field_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
+        tokio::task::block_in_place(|| self.pool_types(pool))
+    }
+
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
-        tokio::task::block_in_place(|| self.search_blocking(pool.pool_id, request))
+        tokio::task::block_in_place(|| self.search_blocking(pool, request))
     }
 
     async fn histogram(
@@ -441,7 +470,7 @@ impl LogIndex for TantivyIndex {
                 "histogram interval must be positive".to_string(),
             ));
         }
-        tokio::task::block_in_place(|| self.histogram_blocking(pool.pool_id, request))
+        tokio::task::block_in_place(|| self.histogram_blocking(pool, request))
     }
 
     async fn context(
@@ -449,7 +478,9 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
-        tokio::task::block_in_place(|| self.context_blocking(pool.pool_id, request))
+        tokio::task::block_in_place(|| {
+            self.context_blocking(pool.pool_id, &self.pool_types(pool)?, request)
+        })
     }
 
     async fn time_partitions(
@@ -466,7 +497,9 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         request: &super::AggregateRequest,
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
-        tokio::task::block_in_place(|| self.aggregate_blocking(pool.pool_id, request))
+        tokio::task::block_in_place(|| {
+            self.aggregate_blocking(pool.pool_id, &self.pool_types(pool)?, request)
+        })
     }
 
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
@@ -475,6 +508,7 @@ impl LogIndex for TantivyIndex {
             let days = list_days(&self.pool_dir(pool_id))?;
             self.drop_partitions_blocking(pool_id, &days)?;
             lock(&self.partitions).retain(|key, _| key.pool_id != pool_id);
+            self.types.forget(pool_id);
             let dir = self.pool_dir(pool_id);
             if dir.exists() {
                 std::fs::remove_dir_all(dir)?;

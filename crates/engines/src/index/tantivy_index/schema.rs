@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use logpool_core::field_types::apply_hints;
+use logpool_core::field_types::{apply_hint, ip_number, Typed};
+use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::FieldType;
 use tantivy::schema::{
@@ -23,6 +24,14 @@ pub(crate) const SOURCE: &str = "_source";
 pub(crate) const ALL_TEXT: &str = "_all";
 pub(crate) const FIELD_NAMES: &str = "_fields";
 pub(crate) const FIELDS: &str = "fields";
+/// Values of fields typed `keyword` (and the text of `ip` values, for grouping):
+/// one untokenised, case-sensitive term per value.
+pub(crate) const KEYWORDS: &str = "kw";
+/// Values of fields typed `ip`, as [`ip_term`]: fixed-width hex of the address
+/// number, so term order is address order and CIDR blocks are term ranges.
+pub(crate) const IPS: &str = "ip";
+/// Values of fields typed `timestamp`, in nanoseconds since the epoch.
+pub(crate) const TIMESTAMPS: &str = "ts";
 /// The record field that holds the raw line. Its text is indexed once, under
 /// `fields.message`, instead of also in `_all`: bare terms search both (see
 /// [`LogSchema::indexes_in_all_text`]). It is usually most of a record's bytes.
@@ -74,6 +83,14 @@ pub(crate) struct LogSchema {
     pub(crate) all_text: Field,
     pub(crate) field_names: Field,
     pub(crate) fields: Field,
+    pub(crate) keywords: Field,
+    pub(crate) ips: Field,
+    pub(crate) timestamps: Field,
+}
+
+/// The indexed term of an IP address (see [`IPS`]).
+pub(crate) fn ip_term(number: u128) -> String {
+    format!("{number:032x}")
 }
 
 impl LogSchema {
@@ -101,6 +118,32 @@ impl LogSchema {
             // path and type: one more copy of every short value on disk.
             .set_fast(KEYWORD_TOKENIZER);
         let fields = builder.add_json_field(FIELDS, json_options);
+        let raw_indexing = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic);
+        // Typed fields live in JSON fields of their own, so record field names stay
+        // dynamic: keyword values are single raw terms with a column for pipe SQL,
+        // addresses are sortable hex terms, timestamps are i64 terms and a column.
+        let keywords = builder.add_json_field(
+            KEYWORDS,
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing.clone())
+                .set_expand_dots_enabled()
+                .set_fast(KEYWORD_TOKENIZER),
+        );
+        let ips = builder.add_json_field(
+            IPS,
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing.clone())
+                .set_expand_dots_enabled(),
+        );
+        let timestamps = builder.add_json_field(
+            TIMESTAMPS,
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing)
+                .set_expand_dots_enabled()
+                .set_fast(KEYWORD_TOKENIZER),
+        );
         LogSchema {
             schema: builder.build(),
             id,
@@ -110,21 +153,25 @@ impl LogSchema {
             all_text,
             field_names,
             fields,
+            keywords,
+            ips,
+            timestamps,
         }
     }
 
-    /// Builds the tantivy document of one record of a pool without field hints.
+    /// Builds the tantivy document of one record, every value indexed with its own
+    /// type (the benchmark baseline, which knows no pool types).
     pub(crate) fn document(&self, doc: &IndexDoc) -> TantivyDocument {
-        self.document_with_hints(doc, &BTreeMap::new())
+        self.document_with_types(doc, &BTreeMap::new())
     }
 
-    /// Builds the tantivy document of one record: the typed JSON terms follow the
-    /// pool's declared field types ([`apply_hints`]: converted, or kept as text on a
-    /// conflict), while the stored hit keeps the record as it was sent.
-    pub(crate) fn document_with_hints(
+    /// Builds the tantivy document of one record: the typed terms follow the pool's
+    /// field types (declared or learned; converted, or kept as text on a conflict),
+    /// while the stored hit keeps the record as it was sent.
+    pub(crate) fn document_with_types(
         &self,
         doc: &IndexDoc,
-        hints: &BTreeMap<String, FieldType>,
+        types: &BTreeMap<String, FieldType>,
     ) -> TantivyDocument {
         let doc_id = doc.identity.doc_id();
         let mut document = TantivyDocument::new();
@@ -132,31 +179,106 @@ impl LogSchema {
         document.add_i64(self.time, doc.record.time_ns);
         document.add_u64(self.tiebreak, doc.identity.tiebreak());
         document.add_text(self.source, stored_source(&doc_id, doc));
+        let split = TypedValues::split(&doc.record, types);
         // One value per field: tantivy leaves a position gap between values, so a
         // phrase never matches across two fields.
-        let typed = apply_hints(&doc.record, hints);
         for (name, value) in &doc.record.fields {
             let text = value.as_text();
-            if Self::indexes_in_all_text(name, &text, &typed) {
+            if Self::indexes_in_all_text(name, &text, &split.fields) {
                 document.add_text(self.all_text, text);
             }
         }
         for name in field_names_with_prefixes(&doc.record) {
             document.add_text(self.field_names, name);
         }
-        document.add_object(self.fields, json_object(&typed));
+        document.add_object(self.fields, json_object(&split.fields));
+        for (field, values) in [
+            (self.keywords, split.keywords),
+            (self.ips, split.ips),
+            (self.timestamps, split.timestamps),
+        ] {
+            if !values.is_empty() {
+                document.add_object(field, values);
+            }
+        }
         document
     }
 
     /// Whether the text of field `name` goes into `_all`. The message is left out
     /// when `fields.message` holds exactly the same text, tokenised the same way, so
     /// a bare term that searches `_all` and `fields.message` finds the same records.
-    /// A message typed as a number or bool by a hint keeps its text in `_all`.
-    fn indexes_in_all_text(name: &str, text: &str, typed: &Record) -> bool {
+    /// A message typed otherwise (a number, a keyword) keeps its text in `_all`.
+    fn indexes_in_all_text(name: &str, text: &str, fields: &BTreeMap<String, FieldValue>) -> bool {
         if name != MESSAGE {
             return true;
         }
-        !matches!(typed.fields.get(name), Some(FieldValue::Str(indexed)) if indexed == text)
+        !matches!(fields.get(name), Some(FieldValue::Str(indexed)) if indexed == text)
+    }
+}
+
+/// A record's values sorted into the JSON fields of their types.
+struct TypedValues {
+    /// Text, numbers and bools (converted to their field's type, or the overflow
+    /// text of a conflicting value).
+    fields: BTreeMap<String, FieldValue>,
+    keywords: BTreeMap<String, OwnedValue>,
+    ips: BTreeMap<String, OwnedValue>,
+    timestamps: BTreeMap<String, OwnedValue>,
+}
+
+impl TypedValues {
+    fn split(record: &Record, types: &BTreeMap<String, FieldType>) -> TypedValues {
+        let mut values = TypedValues {
+            fields: BTreeMap::new(),
+            keywords: BTreeMap::new(),
+            ips: BTreeMap::new(),
+            timestamps: BTreeMap::new(),
+        };
+        for (name, value) in &record.fields {
+            let Some(field_type) = types.get(name) else {
+                values.fields.insert(name.clone(), value.clone());
+                continue;
+            };
+            let converted = match apply_hint(value, *field_type) {
+                Typed::Fits(converted) => converted,
+                Typed::Overflow(text) => {
+                    values.fields.insert(name.clone(), FieldValue::Str(text));
+                    continue;
+                }
+            };
+            let text = converted.as_text();
+            match field_type {
+                FieldType::Keyword => {
+                    values.keywords.insert(name.clone(), OwnedValue::Str(text));
+                }
+                FieldType::Ip => match text.parse() {
+                    Ok(address) => {
+                        values
+                            .ips
+                            .insert(name.clone(), OwnedValue::Str(ip_term(ip_number(address))));
+                        // The address as written groups in pipe SQL like a keyword.
+                        values.keywords.insert(name.clone(), OwnedValue::Str(text));
+                    }
+                    Err(_) => {
+                        values.fields.insert(name.clone(), FieldValue::Str(text));
+                    }
+                },
+                FieldType::Timestamp => match parse_time_text(&text) {
+                    Ok(time_ns) => {
+                        values
+                            .timestamps
+                            .insert(name.clone(), OwnedValue::I64(time_ns));
+                    }
+                    Err(_) => {
+                        values.fields.insert(name.clone(), FieldValue::Str(text));
+                    }
+                },
+                FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => {
+                    values.fields.insert(name.clone(), converted);
+                }
+            }
+        }
+        values
     }
 }
 
@@ -197,9 +319,8 @@ fn field_names_with_prefixes(record: &Record) -> Vec<String> {
     names.into_iter().collect()
 }
 
-fn json_object(record: &Record) -> BTreeMap<String, OwnedValue> {
-    record
-        .fields
+fn json_object(fields: &BTreeMap<String, FieldValue>) -> BTreeMap<String, OwnedValue> {
+    fields
         .iter()
         .map(|(name, value)| {
             let owned = match value {

@@ -51,6 +51,14 @@ async fn test_conformance_field_hints() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn test_conformance_field_types_declared_and_learned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let reopen = move || -> Box<dyn LogIndex> { Box::new(open(&path)) };
+    crate::index::conformance::check_field_types(&open(dir.path()), &reopen, &pool(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_context() {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::index::conformance::check_context(&open(dir.path()), &pool(1)).await;

@@ -1,0 +1,517 @@
+//! Authentication and authorization of every route.
+//!
+//! Services declare their routes through [`Routes`], which records each route's
+//! method, path and [`Permission`] and wraps its handler in a check: the request's
+//! key (`Authorization: Bearer <key>`, or `?token=` on the routes that allow it, i.e.
+//! the WebSocket tail that browsers cannot add headers to) is verified against the
+//! access table of the routing snapshot, its role must grant the permission, and its
+//! tenant and project scope must cover the path. The handler then gets a
+//! [`Principal`] that names the tenant to act in: scope always comes from the key
+//! and the path, never from a body or a query.
+//!
+//! Because the router is built from the same list, [`Routes::specs`] is the complete
+//! list of routes, which the authorization matrix test walks.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Query, RawPathParams, Request};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter};
+use axum::{Extension, Router};
+use logpool_core::access::{split_key, AccessTable, KeyRefusal, Permission, Role};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::routing::RoutingView;
+
+/// Header an operator key sets to act in another tenant than `default`.
+pub const TENANT_HEADER: &str = "x-logpool-tenant";
+
+/// One route of a service, as the authorization matrix sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template (`/v1/projects/{project}`).
+    pub path: String,
+    /// What the caller's key must grant.
+    pub permission: Permission,
+    /// Whether the key may come as `?token=` (WebSocket upgrades).
+    pub token_in_query: bool,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Id of the key (never its secret).
+    pub key_id: String,
+    /// The key's role.
+    pub role: Role,
+    /// The tenant the request acts in: the key's own, or for an operator key the one
+    /// named by the path or the `X-Logpool-Tenant` header.
+    pub tenant: String,
+    /// The only project the key may touch, when it is limited to one.
+    pub project_scope: Option<String>,
+}
+
+impl Principal {
+    /// Whether the key may see `project` (for lists that span projects).
+    pub fn may_see_project(&self, project: &str) -> bool {
+        self.project_scope
+            .as_deref()
+            .is_none_or(|scope| scope == project)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Principal, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("handler reached without an authenticated key"))
+    }
+}
+
+/// Where the authorization check finds the access table: the routing view.
+#[derive(Debug, Clone)]
+struct AccessSource(RoutingView);
+
+/// A service's routes, each with the permission it needs.
+#[derive(Debug)]
+pub struct Routes<S> {
+    router: Router<S>,
+    specs: Vec<RouteSpec>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Routes::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    /// No routes yet.
+    pub fn new() -> Routes<S> {
+        Routes {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+
+    /// Adds a GET route.
+    pub fn get<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::GET,
+            MethodFilter::GET,
+            path,
+            permission,
+            false,
+            handler,
+        )
+    }
+
+    /// Adds a GET route whose key may also come as `?token=` (WebSocket upgrades,
+    /// which browsers open without custom headers).
+    pub fn get_with_query_token<H, T>(
+        self,
+        path: &str,
+        permission: Permission,
+        handler: H,
+    ) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::GET,
+            MethodFilter::GET,
+            path,
+            permission,
+            true,
+            handler,
+        )
+    }
+
+    /// Adds a POST route.
+    pub fn post<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::POST,
+            MethodFilter::POST,
+            path,
+            permission,
+            false,
+            handler,
+        )
+    }
+
+    /// Adds a PUT route.
+    pub fn put<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::PUT,
+            MethodFilter::PUT,
+            path,
+            permission,
+            false,
+            handler,
+        )
+    }
+
+    /// Adds a PATCH route.
+    pub fn patch<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::PATCH,
+            MethodFilter::PATCH,
+            path,
+            permission,
+            false,
+            handler,
+        )
+    }
+
+    /// Adds a DELETE route.
+    pub fn delete<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.add(
+            Method::DELETE,
+            MethodFilter::DELETE,
+            path,
+            permission,
+            false,
+            handler,
+        )
+    }
+
+    /// Adds the routes of another list.
+    pub fn merge(mut self, other: Routes<S>) -> Routes<S> {
+        self.router = self.router.merge(other.router);
+        self.specs.extend(other.specs);
+        self
+    }
+
+    /// Every route with its permission.
+    pub fn specs(&self) -> &[RouteSpec] {
+        &self.specs
+    }
+
+    /// The router of routes that are all [`Permission::Public`] (health, metrics):
+    /// they need no access table.
+    pub fn into_public_router(self) -> Router<S> {
+        debug_assert!(self
+            .specs
+            .iter()
+            .all(|spec| spec.permission == Permission::Public));
+        self.router
+    }
+
+    /// The router; its checks read keys from `access` (the live routing view).
+    pub fn into_router(self, access: RoutingView) -> Router<S> {
+        self.router.layer(Extension(AccessSource(access)))
+    }
+
+    fn add<H, T>(
+        mut self,
+        method: Method,
+        filter: MethodFilter,
+        path: &str,
+        permission: Permission,
+        token_in_query: bool,
+        handler: H,
+    ) -> Routes<S>
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let gate = Gate {
+            permission,
+            token_in_query,
+        };
+        let method_router = on(filter, handler).route_layer(middleware::from_fn(
+            move |request: Request, next: Next| gate.check(request, next),
+        ));
+        self.router = self.router.route(path, method_router);
+        self.specs.push(RouteSpec {
+            method,
+            path: path.to_string(),
+            permission,
+            token_in_query,
+        });
+        self
+    }
+}
+
+/// The check in front of one route.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    permission: Permission,
+    token_in_query: bool,
+}
+
+impl Gate {
+    async fn check(self, request: Request, next: Next) -> Response {
+        if self.permission == Permission::Public {
+            return next.run(request).await;
+        }
+        let (mut parts, body) = request.into_parts();
+        let principal = match self.authorize(&mut parts).await {
+            Ok(principal) => principal,
+            Err(error) => return error.into_response(),
+        };
+        parts.extensions.insert(principal);
+        next.run(Request::from_parts(parts, body)).await
+    }
+
+    async fn authorize(self, parts: &mut Parts) -> Result<Principal, ApiError> {
+        let Some(AccessSource(routing)) = parts.extensions.get::<AccessSource>().cloned() else {
+            return Err(ApiError::internal("route served without its access table"));
+        };
+        let params: Vec<(String, String)> = RawPathParams::from_request_parts(parts, &())
+            .await
+            .map(|params| {
+                params
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let query_token = if self.token_in_query {
+            Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+                .ok()
+                .and_then(|Query(mut query)| query.remove("token"))
+        } else {
+            None
+        };
+        let presented = bearer(&parts.headers)
+            .map(str::to_string)
+            .or(query_token)
+            .ok_or_else(|| {
+                unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
+            })?;
+        let snapshot = routing.snapshot();
+        authorize(
+            &snapshot.access,
+            self.permission,
+            &presented,
+            &parts.headers,
+            &params,
+        )
+    }
+}
+
+/// Decides whether `presented` may use a route that needs `permission` with these
+/// path parameters.
+fn authorize(
+    access: &AccessTable,
+    permission: Permission,
+    presented: &str,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<Principal, ApiError> {
+    let key = access.verify(presented).map_err(|refusal| {
+        // The id is public; the secret never reaches a log line.
+        let key_id = split_key(presented).0;
+        let reason = match refusal {
+            KeyRefusal::Unknown => "unknown key id",
+            KeyRefusal::Mismatch => "secret does not match",
+            KeyRefusal::Disabled => "key disabled",
+        };
+        tracing::debug!(key_id, reason, "API key refused");
+        unauthorized("API key refused: it is unknown, wrong, disabled or deleted")
+    })?;
+    if !key.role.grants(permission) {
+        return Err(ApiError::forbidden(format!(
+            "a `{}` key may not do this (it needs the `{}` permission)",
+            key.role,
+            permission.as_str()
+        ))
+        .with_detail("role", key.role.as_str())
+        .with_detail("required", permission.as_str()));
+    }
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(param, _)| param == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let mut tenant = key.tenant.clone();
+    if key.role == Role::Operator {
+        if let Some(named) = headers.get(TENANT_HEADER) {
+            let named = named.to_str().unwrap_or_default();
+            if !access.tenants.contains(named) {
+                return Err(ApiError::not_found(format!("tenant `{named}` not found"))
+                    .with_detail("header", TENANT_HEADER));
+            }
+            tenant = named.to_string();
+        }
+    }
+    if let Some(path_tenant) = param("tenant") {
+        if key.role == Role::Operator {
+            tenant = path_tenant.to_string();
+        } else if path_tenant != key.tenant {
+            return Err(ApiError::forbidden(
+                "this key belongs to another tenant than the one in the path",
+            ));
+        }
+    }
+    if let (Some(scope), Some(project)) = (&key.project, param("project")) {
+        if scope != project {
+            return Err(ApiError::forbidden(format!(
+                "this key is limited to project `{scope}`"
+            )));
+        }
+    }
+    Ok(Principal {
+        key_id: key.id.clone(),
+        role: key.role,
+        tenant,
+        project_scope: key.project.clone(),
+    })
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
+}
+
+/// The key of an `Authorization: Bearer <key>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| key.trim())
+        .filter(|key| !key.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logpool_core::access::{format_key, hash_secret, KeyEntry};
+
+    fn access() -> AccessTable {
+        let mut table = AccessTable::default();
+        table
+            .tenants
+            .extend(["default".to_string(), "acme".to_string()]);
+        for (id, tenant, role, project) in [
+            ("op", "default", Role::Operator, None),
+            ("rd", "acme", Role::Reader, Some("shop")),
+            ("ta", "acme", Role::TenantAdmin, None),
+        ] {
+            let salt = format!("salt-{id}");
+            table.keys.insert(
+                id.to_string(),
+                KeyEntry {
+                    id: id.to_string(),
+                    tenant: tenant.to_string(),
+                    role,
+                    project: project.map(str::to_string),
+                    hash: hash_secret(&salt, "secret"),
+                    salt,
+                    enabled: true,
+                },
+            );
+        }
+        table
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_tenant_comes_from_the_key_and_the_project_scope_is_enforced() {
+        let table = access();
+        let key = format_key("rd", "secret");
+        let principal = authorize(
+            &table,
+            Permission::Read,
+            &key,
+            &HeaderMap::new(),
+            &params(&[("project", "shop")]),
+        )
+        .expect("allowed");
+        assert_eq!(principal.tenant, "acme");
+        let other = authorize(
+            &table,
+            Permission::Read,
+            &key,
+            &HeaderMap::new(),
+            &params(&[("project", "bank")]),
+        );
+        assert_eq!(other.map_err(|e| e.code), Err(ErrorCode::Forbidden));
+        let ingest = authorize(&table, Permission::Ingest, &key, &HeaderMap::new(), &[]);
+        assert_eq!(ingest.map_err(|e| e.code), Err(ErrorCode::Forbidden));
+    }
+
+    #[test]
+    fn only_operators_choose_another_tenant() {
+        let table = access();
+        let mut headers = HeaderMap::new();
+        headers.insert(TENANT_HEADER, "acme".parse().expect("header"));
+        let operator = authorize(
+            &table,
+            Permission::Read,
+            &format_key("op", "secret"),
+            &headers,
+            &[],
+        )
+        .expect("operator");
+        assert_eq!(operator.tenant, "acme");
+        let admin = authorize(
+            &table,
+            Permission::ManageTenant,
+            &format_key("ta", "secret"),
+            &HeaderMap::new(),
+            &params(&[("tenant", "default")]),
+        );
+        assert_eq!(admin.map_err(|e| e.code), Err(ErrorCode::Forbidden));
+    }
+
+    #[test]
+    fn wrong_secrets_are_unauthorized_and_bearer_is_parsed_strictly() {
+        let table = access();
+        let refused = authorize(
+            &table,
+            Permission::Read,
+            &format_key("rd", "guess"),
+            &HeaderMap::new(),
+            &[],
+        );
+        assert_eq!(refused.map_err(|e| e.code), Err(ErrorCode::Unauthorized));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            "bearer  k1 ".parse().expect("header"),
+        );
+        assert_eq!(bearer(&headers), Some("k1"));
+    }
+}

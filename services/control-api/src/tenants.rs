@@ -1,0 +1,246 @@
+//! `/v1/tenants` and `/v1/tenants/{tenant}/keys`: tenants (operator only) and API
+//! keys (tenant admins of their own tenant, operators of any).
+//!
+//! A new key's secret is answered once and never stored: only a salted SHA-256 is.
+//! The secret is 256 random bits from the operating system's generator.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use logpool_api::{ApiError, AppJson, Principal, Routes};
+use logpool_core::access::{
+    format_key, hash_secret, to_hex, Permission, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT,
+};
+use logpool_engines::metadata::{ApiKey, MetadataStore, NewApiKey, Tenant};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::projects::check_description;
+use crate::{check_name, format_ms, ControlState};
+
+pub(crate) fn routes() -> Routes<ControlState> {
+    let keys = "/v1/tenants/{tenant}/keys";
+    let key = "/v1/tenants/{tenant}/keys/{id}";
+    Routes::new()
+        .get("/v1/tenants", Permission::Operate, list_tenants)
+        .post("/v1/tenants", Permission::Operate, create_tenant)
+        .get("/v1/tenants/{tenant}", Permission::ManageTenant, get_tenant)
+        .get(keys, Permission::ManageTenant, list_keys)
+        .post(keys, Permission::ManageTenant, create_key)
+        .patch(key, Permission::ManageTenant, update_key)
+        .delete(key, Permission::ManageTenant, delete_key)
+        .get("/v1/whoami", Permission::Authenticated, whoami)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    role: String,
+    project: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateKey {
+    enabled: bool,
+}
+
+fn tenant_json(tenant: &Tenant) -> Value {
+    json!({ "name": tenant.name, "created_at": format_ms(tenant.created_at_ms) })
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "tenant": key.tenant,
+        "role": key.role,
+        "project": key.project,
+        "description": key.description,
+        "enabled": key.enabled,
+        "created_at": format_ms(key.created_at_ms),
+    })
+}
+
+async fn create_tenant(
+    State(state): State<ControlState>,
+    AppJson(body): AppJson<CreateTenant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_name("name", &body.name)?;
+    let _guard = state.change_lock.lock().await;
+    let tenant = state.metadata.create_tenant(&body.name).await?;
+    state.publish_routing().await?;
+    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))))
+}
+
+async fn list_tenants(State(state): State<ControlState>) -> Result<Json<Value>, ApiError> {
+    let tenants = state.metadata.list_tenants().await?;
+    Ok(Json(
+        json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_tenant(
+    State(state): State<ControlState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = state.metadata.get_tenant(&principal.tenant).await?;
+    Ok(Json(tenant_json(&tenant)))
+}
+
+async fn whoami(principal: Principal) -> Json<Value> {
+    Json(json!({
+        "key_id": principal.key_id,
+        "role": principal.role,
+        "tenant": principal.tenant,
+        "project": principal.project_scope,
+    }))
+}
+
+async fn list_keys(
+    State(state): State<ControlState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    state.metadata.get_tenant(&principal.tenant).await?;
+    let keys = state.metadata.list_keys(&principal.tenant).await?;
+    Ok(Json(
+        json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn create_key(
+    State(state): State<ControlState>,
+    principal: Principal,
+    AppJson(body): AppJson<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`role` must be one of {}, got `{}`",
+            Role::ALL.map(Role::as_str).join(", "),
+            body.role
+        ))
+        .with_detail("field", "role")
+    })?;
+    if role == Role::Operator
+        && (principal.role != Role::Operator || principal.tenant != DEFAULT_TENANT)
+    {
+        return Err(ApiError::forbidden(
+            "operator keys can only be created by an operator, in the `default` tenant",
+        )
+        .with_detail("field", "role"));
+    }
+    if let Some(project) = &body.project {
+        if !role.may_have_project_scope() {
+            return Err(ApiError::bad_request(format!(
+                "a `{role}` key cannot be limited to a project; only project_admin, writer and reader keys can"
+            ))
+            .with_detail("field", "project"));
+        }
+        check_name("project", project)?;
+        state
+            .metadata
+            .get_project(&principal.tenant, project)
+            .await?;
+    }
+    check_description(&body.description)?;
+    let _guard = state.change_lock.lock().await;
+    let (new_key, secret) = generate_key(&principal.tenant, role, body.project, body.description);
+    let stored = state.metadata.create_key(new_key).await?;
+    state.publish_routing().await?;
+    let mut answer = key_json(&stored);
+    answer["key"] = json!(format_key(&stored.id, &secret));
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn update_key(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path((_tenant, id)): Path<(String, String)>,
+    AppJson(body): AppJson<UpdateKey>,
+) -> Result<Json<Value>, ApiError> {
+    let _guard = state.change_lock.lock().await;
+    let key = state
+        .metadata
+        .set_key_enabled(&principal.tenant, &id, body.enabled)
+        .await?;
+    state.publish_routing().await?;
+    Ok(Json(key_json(&key)))
+}
+
+async fn delete_key(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path((_tenant, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let _guard = state.change_lock.lock().await;
+    state.metadata.delete_key(&principal.tenant, &id).await?;
+    state.publish_routing().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Random hex of `bytes` bytes from the operating system.
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::fill(buffer.as_mut_slice());
+    to_hex(&buffer)
+}
+
+/// A new key: what to store, and the secret to show once.
+fn generate_key(
+    tenant: &str,
+    role: Role,
+    project: Option<String>,
+    description: String,
+) -> (NewApiKey, String) {
+    let secret = random_hex(32);
+    let salt = random_hex(16);
+    let key = NewApiKey {
+        id: random_hex(8),
+        tenant: tenant.to_string(),
+        role,
+        project,
+        description,
+        hash: hash_secret(&salt, &secret),
+        salt,
+    };
+    (key, secret)
+}
+
+/// Makes sure an operator key exists. With `admin_key` set (from
+/// `LOGPOOL_ADMIN_KEY`), that key becomes the bootstrap operator key (replacing an
+/// earlier one). Without it, a key is generated on first start only and returned so
+/// that the caller prints it once.
+///
+/// # Errors
+/// Fails when the metadata store fails.
+pub async fn bootstrap_operator_key(
+    metadata: &dyn MetadataStore,
+    admin_key: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(admin_key) = admin_key {
+        let salt = random_hex(16);
+        metadata
+            .save_bootstrap_key(&salt, &hash_secret(&salt, admin_key))
+            .await?;
+        return Ok(None);
+    }
+    match metadata.get_key(DEFAULT_TENANT, BOOTSTRAP_KEY_ID).await {
+        Ok(_) => Ok(None),
+        Err(logpool_engines::metadata::MetadataError::NotFound { .. }) => {
+            let secret = format!("lpa_{}", random_hex(32));
+            let salt = random_hex(16);
+            metadata
+                .save_bootstrap_key(&salt, &hash_secret(&salt, &secret))
+                .await?;
+            Ok(Some(secret))
+        }
+        Err(error) => Err(error.into()),
+    }
+}

@@ -579,6 +579,13 @@ async fn test_a_reader_of_acme_never_gets_a_byte_of_globex() {
         "acme's listing under globex's prefix".to_string(),
         &acme_archived,
     );
+    // The objects really are below globex's pool prefix in the store.
+    assert_eq!(
+        acme_archived.json()["prefix"],
+        "archive/globex/shop/web/acme/shop/web/",
+        "{}",
+        acme_archived.text
+    );
     for key in &globex_keys {
         assert!(
             !acme_archived.text.contains(key.as_str()),
@@ -745,6 +752,39 @@ async fn test_a_reader_of_acme_never_gets_a_byte_of_globex() {
         )
         .await;
     assert_status(&still, &[200], "globex's keys still work");
+
+    // A body that names another tenant is refused or ignored: what it creates
+    // belongs to the key's tenant.
+    for (path, body) in [
+        (
+            "/v1/projects",
+            json!({ "name": "sneaky", "tenant": "globex" }),
+        ),
+        (
+            "/v1/tenants/acme/keys",
+            json!({ "role": "reader", "tenant": "globex" }),
+        ),
+        (
+            "/v1/projects/shop/pools",
+            json!({ "name": "sneaky", "tenant": "globex", "project": "vault" }),
+        ),
+    ] {
+        let answer = f
+            .as_acme(&mut seen, &f.acme_admin, Method::POST, path, Some(body))
+            .await;
+        assert_status(&answer, &[201, 400], &format!("POST {path} naming globex"));
+        assert!(!answer.text.contains("globex"), "{}", answer.text);
+    }
+    let globex_projects = f
+        .api
+        .as_operator("globex", Method::GET, "/v1/projects", None)
+        .await;
+    assert!(!globex_projects.text.contains("sneaky"));
+    let globex_pools = f
+        .api
+        .as_operator("globex", Method::GET, "/v1/projects/vault/pools", None)
+        .await;
+    assert!(!globex_pools.text.contains("sneaky"));
 
     // 9. The live tail of acme's `shop/web` (key as `?token=`) while both tenants write.
     let (mut socket, _) = tokio_tungstenite::connect_async(format!(

@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
-use logpool_core::query::{eval::matches, Query as LogQuery};
+use logpool_core::query::Query as LogQuery;
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::{PoolRoute, RoutingSnapshot};
+use logpool_core::typed_match::matches;
 use logpool_engines::queue::{QueueError, QueueMessage, ShardReader};
 use serde_json::json;
 use tokio::sync::watch;
@@ -152,7 +153,9 @@ fn deliver(
         let matching = records
             .into_iter()
             .enumerate()
-            .filter(|(_, record)| matches(query, record))
+            // Field hints type the values as the index does (`status:>500` is numeric
+            // for a long field); types the index learned on its own are not known here.
+            .filter(|(_, record)| matches(query, record, &route.field_hints))
             .map(|(index, record)| {
                 let identity = DocIdentity {
                     pool_id: route.pool_id,

@@ -217,13 +217,27 @@ pub(super) fn read_watermarks(shard_dir: &Path) -> io::Result<Vec<(String, Optio
     Ok(watermarks)
 }
 
+/// Retries of a shard directory removal that raced with a last file write.
+const REMOVE_ATTEMPTS: u32 = 5;
+
 /// Removes a shard directory with everything in it; a missing directory is fine.
 pub(super) fn remove_shard_dir(root: &Path, shard: &ShardAddr) -> io::Result<()> {
     let dir = shard_dir(root, shard);
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
+    // A watermark write that was already under way when the shard was deleted can
+    // add a file while the directory is being emptied ("directory not empty"); it is
+    // the last one, so a few quick retries finish the removal.
+    let mut attempt = 0;
+    loop {
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => break,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) if attempt < REMOVE_ATTEMPTS => {
+                attempt += 1;
+                tracing::debug!(%error, attempt, "retrying the removal of a queue shard directory");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => return Err(error),
+        }
     }
     match dir.parent() {
         Some(parent) => sync_dir(parent),

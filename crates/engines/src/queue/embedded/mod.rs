@@ -360,11 +360,13 @@ impl Queue for EmbeddedQueue {
         for shard in shards {
             validate_shard(shard)?;
         }
-        self.writer.delete_shards(shards.to_vec()).await?;
+        // Subscriptions forget the shards first, so that they stop writing watermark
+        // files into the directories about to be removed.
         let subscriptions: Vec<_> = lock(&self.shared.subscriptions).values().cloned().collect();
         for subscription in subscriptions {
             subscription.remove_shards(shards);
         }
+        self.writer.delete_shards(shards.to_vec()).await?;
         Ok(())
     }
 

@@ -365,6 +365,9 @@ pub(crate) struct GroupCollector {
 }
 
 pub(crate) struct GroupSegment {
+    /// Set for the most common shape (one text key, only `count(*)`): counts per
+    /// term ordinal instead of a hash lookup per document.
+    ordinal_counts: Option<OrdinalCounts>,
     keys: Vec<KeyReader>,
     /// Per aggregate: the columns of its field (`None` for `count(*)`).
     inputs: Vec<Option<PathColumns>>,
@@ -373,6 +376,51 @@ pub(crate) struct GroupSegment {
     groups: HashMap<Vec<SegmentValue>, Vec<SegmentAccumulator>, FxBuildHasher>,
     overflow: bool,
     scratch: Vec<SegmentValue>,
+}
+
+/// `GROUP BY text_field` with only `count(*)`: one counter per term ordinal of the
+/// segment's column, filled a block of documents at a time. Several times faster than
+/// the general path, which hashes every document's key.
+struct OrdinalCounts {
+    ordinals: Column<u64>,
+    counts: Vec<u64>,
+    /// Documents without a value (the `NULL` group).
+    missing: u64,
+    /// Reused buffer for a block's ordinals.
+    block: Vec<Option<u64>>,
+}
+
+impl OrdinalCounts {
+    /// The fast path applies when the only key is a field with a single text column
+    /// in this segment and every aggregate is `count(*)`.
+    fn for_shape(keys: &[KeyReader], aggregates: &[AggregateFn]) -> Option<OrdinalCounts> {
+        if !aggregates
+            .iter()
+            .all(|aggregate| *aggregate == AggregateFn::Count)
+        {
+            return None;
+        }
+        let [KeyReader::Field(columns)] = keys else {
+            return None;
+        };
+        let [TypedColumn::Str(column)] = columns.columns.as_slice() else {
+            return None;
+        };
+        let terms = usize::try_from(column.num_terms()).ok()?;
+        Some(OrdinalCounts {
+            ordinals: column.ords().clone(),
+            counts: vec![0; terms],
+            missing: 0,
+            block: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, ordinal: Option<u64>) {
+        match ordinal.and_then(|ordinal| self.counts.get_mut(ordinal as usize)) {
+            Some(count) => *count += 1,
+            None => self.missing += 1,
+        }
+    }
 }
 
 /// A multiply-rotate hasher (the Firefox / rustc "Fx" hash) for the per-document
@@ -444,6 +492,7 @@ impl Collector for GroupCollector {
             });
         }
         Ok(GroupSegment {
+            ordinal_counts: OrdinalCounts::for_shape(&keys, &self.aggregates),
             keys,
             inputs,
             aggregates: self.aggregates.clone(),
@@ -470,7 +519,29 @@ impl Collector for GroupCollector {
 impl SegmentCollector for GroupSegment {
     type Fruit = Groups;
 
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let Some(fast) = self.ordinal_counts.as_mut() else {
+            for doc in docs {
+                self.collect(*doc, 0.0);
+            }
+            return;
+        };
+        let mut block = std::mem::take(&mut fast.block);
+        block.clear();
+        block.resize(docs.len(), None);
+        fast.ordinals.first_vals(docs, &mut block);
+        for ordinal in &block {
+            fast.add(*ordinal);
+        }
+        fast.block = block;
+    }
+
     fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(fast) = self.ordinal_counts.as_mut() {
+            let ordinal = fast.ordinals.first(doc);
+            fast.add(ordinal);
+            return;
+        }
         self.scratch.clear();
         for key in &self.keys {
             self.scratch.push(match key {
@@ -529,7 +600,28 @@ impl SegmentCollector for GroupSegment {
         }
     }
 
-    fn harvest(self) -> Groups {
+    fn harvest(mut self) -> Groups {
+        if let Some(fast) = self.ordinal_counts.take() {
+            let counted = fast
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(ordinal, count)| (SegmentValue::StrOrd(ordinal as u64), *count))
+                .chain((fast.missing > 0).then_some((SegmentValue::Null, fast.missing)));
+            for (value, count) in counted {
+                if self.groups.len() >= self.max_groups {
+                    self.overflow = true;
+                    break;
+                }
+                let accumulators = self
+                    .aggregates
+                    .iter()
+                    .map(|_| SegmentAccumulator::Plain(Accumulator::Count(count)))
+                    .collect();
+                self.groups.insert(vec![value], accumulators);
+            }
+        }
         let mut groups = HashMap::with_capacity(self.groups.len());
         for (segment_key, accumulators) in self.groups {
             let key: Vec<MergedKey> = segment_key

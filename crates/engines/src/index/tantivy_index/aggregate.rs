@@ -406,7 +406,7 @@ impl OrdinalCounts {
         let [TypedColumn::Str(column)] = columns.columns.as_slice() else {
             return None;
         };
-        let terms = usize::try_from(column.num_terms()).ok()?;
+        let terms = column.num_terms();
         Some(OrdinalCounts {
             ordinals: column.ords().clone(),
             counts: vec![0; terms],

@@ -15,7 +15,7 @@
 //! [`query_scale`].
 
 mod baseline;
-mod corpus;
+pub mod corpus;
 mod load;
 mod queries;
 mod query_scale;

@@ -231,7 +231,12 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
     };
 
     let day_dir = day_dir(&server_dir, dataset.day_start_us)?;
-    let raw = Arc::new(BareIndexReader::open(&day_dir).context("cannot open the index")?);
+    let raw = Arc::new(BareIndexReader::open(&day_dir).with_context(|| {
+        format!(
+            "cannot open the index of {}: build it again in a new --data-dir",
+            args.data_dir.display()
+        )
+    })?);
     if raw.num_docs() != dataset.records {
         bail!(
             "{} holds {} documents, the manifest says {}",

@@ -382,6 +382,7 @@ pub(crate) struct GroupSegment {
 /// segment's column, filled a block of documents at a time. Several times faster than
 /// the general path, which hashes every document's key.
 struct OrdinalCounts {
+    column: StrColumn,
     ordinals: Column<u64>,
     counts: Vec<u64>,
     /// Documents without a value (the `NULL` group).
@@ -408,11 +409,56 @@ impl OrdinalCounts {
         };
         let terms = column.num_terms();
         Some(OrdinalCounts {
+            column: column.clone(),
             ordinals: column.ords().clone(),
             counts: vec![0; terms],
             missing: 0,
             block: Vec::new(),
         })
+    }
+
+    /// The segment's groups, each key resolved to its text in one pass over the
+    /// dictionary: looking ordinals up one by one decompresses a dictionary block
+    /// again for each (half of a group-by's time before this).
+    fn into_groups(self, aggregates: usize, max_groups: usize) -> Groups {
+        let used: Vec<u64> = (0u64..)
+            .zip(&self.counts)
+            .filter(|(_, count)| **count > 0)
+            .map(|(ordinal, _)| ordinal)
+            .collect();
+        let count_all = |count: u64| vec![Accumulator::Count(count); aggregates];
+        let mut texts: Vec<String> = Vec::with_capacity(used.len());
+        let resolved = self
+            .column
+            .dictionary()
+            .sorted_ords_to_term_cb(&used, |bytes| {
+                texts.push(String::from_utf8_lossy(bytes).into_owned());
+            });
+        if !matches!(resolved, Ok(true)) || texts.len() != used.len() {
+            // Not expected; fall back to one lookup per ordinal rather than drop groups.
+            texts.clear();
+            for ordinal in &used {
+                let mut text = String::new();
+                if !matches!(self.column.ord_to_str(*ordinal, &mut text), Ok(true)) {
+                    text.clear();
+                }
+                texts.push(text);
+            }
+        }
+        let mut groups = Groups::default();
+        let entries = used
+            .iter()
+            .zip(texts)
+            .map(|(ordinal, text)| (MergedKey::Str(text), self.counts[*ordinal as usize]))
+            .chain((self.missing > 0).then_some((MergedKey::Null, self.missing)));
+        for (key, count) in entries {
+            if groups.groups.len() >= max_groups {
+                groups.overflow = true;
+                break;
+            }
+            groups.groups.insert(vec![key], count_all(count));
+        }
+        groups
     }
 
     fn add(&mut self, ordinal: Option<u64>) {
@@ -600,27 +646,9 @@ impl SegmentCollector for GroupSegment {
         }
     }
 
-    fn harvest(mut self) -> Groups {
-        if let Some(fast) = self.ordinal_counts.take() {
-            let counted = fast
-                .counts
-                .iter()
-                .enumerate()
-                .filter(|(_, count)| **count > 0)
-                .map(|(ordinal, count)| (SegmentValue::StrOrd(ordinal as u64), *count))
-                .chain((fast.missing > 0).then_some((SegmentValue::Null, fast.missing)));
-            for (value, count) in counted {
-                if self.groups.len() >= self.max_groups {
-                    self.overflow = true;
-                    break;
-                }
-                let accumulators = self
-                    .aggregates
-                    .iter()
-                    .map(|_| SegmentAccumulator::Plain(Accumulator::Count(count)))
-                    .collect();
-                self.groups.insert(vec![value], accumulators);
-            }
+    fn harvest(self) -> Groups {
+        if let Some(fast) = self.ordinal_counts {
+            return fast.into_groups(self.aggregates.len(), self.max_groups);
         }
         let mut groups = HashMap::with_capacity(self.groups.len());
         for (segment_key, accumulators) in self.groups {

@@ -159,16 +159,24 @@ impl BareIndexReader {
     /// Opens the index in `dir` (one pool day) for reading; it is never written.
     ///
     /// # Errors
-    /// Fails when `dir` holds no index.
+    /// Fails when `dir` holds no index, or one of another schema.
     pub fn open(dir: &Path) -> IndexResult<BareIndexReader> {
         let index = Index::open_in_dir(dir).map_err(tantivy_error)?;
+        let schema = LogSchema::new();
+        // The server refuses such an index too, with a less helpful message.
+        if index.schema() != schema.schema {
+            return Err(IndexError::Internal(format!(
+                "the index in {} was written with another schema (by another version)",
+                dir.display()
+            )));
+        }
         let reader = index
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
             .try_into()
             .map_err(tantivy_error)?;
         Ok(BareIndexReader {
-            schema: LogSchema::new(),
+            schema,
             searcher: reader.searcher(),
         })
     }

@@ -451,8 +451,16 @@ fn range_query(
             map_bound(integer_lower(low), i64::MIN, i64_term),
             map_bound(integer_upper(high), i64::MAX, i64_term),
         );
-        clauses.push((Occur::Should, Box::new(f64_range)));
-        clauses.push((Occur::Should, Box::new(i64_range)));
+        // A field typed long or double (by a hint, or learned from its first value)
+        // holds numbers of that type only, so one column is scanned instead of two:
+        // a union of both would read every value of both columns, where a single
+        // range lets the other clauses' postings drive the match.
+        if field_type != Some(FieldType::Long) {
+            clauses.push((Occur::Should, Box::new(f64_range)));
+        }
+        if field_type != Some(FieldType::Double) {
+            clauses.push((Occur::Should, Box::new(i64_range)));
+        }
     } else if !declared_typed {
         // Non-numeric bounds compare the lowercased tokens, as a keyword would.
         let text_term = |value: String| {

@@ -113,6 +113,45 @@ async fn test_histogram_buckets() {
     assert!(buckets.iter().all(|b| b.time_ns % DAY == 0));
 }
 
+/// The histogram collector keeps the bucket of the previous document open; times
+/// that jump back and forth inside one segment must still land in their buckets.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_histogram_counts_times_out_of_order() {
+    const HOUR: i64 = DAY / 24;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    // The start of T0's day: buckets are aligned to the epoch, all in one partition.
+    let day = T0 - T0.rem_euclid(DAY);
+    let offsets = [5 * HOUR, HOUR, 5 * HOUR + 1, HOUR + 1, 23 * HOUR, HOUR + 2];
+    let docs: Vec<IndexDoc> = offsets
+        .iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            let message = FieldValue::Str(format!("event {i}"));
+            doc(1, 0, i as u32, day + offset, &[("message", message)])
+        })
+        .collect();
+    index.write(&pool(1), docs, false).await.expect("write");
+    index.commit().await.expect("commit");
+    let buckets = index
+        .histogram(
+            &pool(1),
+            &HistogramRequest {
+                query: parse_query("", DefaultOperator::And).expect("query"),
+                from_ns: day,
+                to_ns: day + DAY,
+                interval_ns: HOUR,
+            },
+        )
+        .await
+        .expect("histogram");
+    let counts: Vec<(i64, u64)> = buckets
+        .iter()
+        .map(|b| ((b.time_ns - day) / HOUR, b.count))
+        .collect();
+    assert_eq!(counts, [(1, 3), (5, 2), (23, 1)]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn test_retention_and_drop_pool_touch_only_their_pool() {
     let dir = tempfile::tempdir().expect("tempdir");

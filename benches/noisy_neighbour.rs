@@ -4,10 +4,11 @@
 //! none. Phase 1 measures B alone: ingest from 4 clients sending 1,000-record
 //! batches, and searches/s (with latencies) from 2 clients over a preloaded pool.
 //! Phase 2 adds A's 8 clients sending exactly at A's quota (a well-behaved
-//! neighbour: what A's accepted load alone costs B). Phase 3 has A's clients push
-//! as fast as answers come back (the offered multiple of A's quota is printed). The
-//! figures to compare across machines are B's ratios to phase 1, phase 3 against
-//! phase 2 (what the refused excess costs), and A's accepted rate against its quota.
+//! neighbour: what A's accepted load alone costs B). Phase 3 has A's clients offer
+//! `NOISY_MULTIPLE` times its quota (default 10; 0 = as fast as answers come back;
+//! the offered and accepted rates are printed). The figures to compare across
+//! machines are B's ratios to phase 1, phase 3 against phase 2 (what the refused
+//! excess costs), and A's accepted rate against its quota.
 //!
 //! B's ingest is paced (a steady offered rate, as a real tenant's shippers send)
 //! unless `NOISY_B_RATE=0`, which makes B's clients send as fast as they can too;
@@ -15,7 +16,8 @@
 //! of the machine rather than its isolation.
 //!
 //! Settings: `NOISY_SECONDS` (each phase, default 10), `NOISY_QUOTA` (A's records/s
-//! quota, default 20,000), `NOISY_B_RATE` (B's offered records/s, default 20,000).
+//! quota, default 20,000), `NOISY_MULTIPLE`, `NOISY_B_RATE` (B's offered records/s,
+//! default 20,000).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -198,7 +200,9 @@ fn ingest_load(
                 let mut sent = 0u32;
                 while Instant::now() < stop {
                     if let Some(interval) = interval {
-                        tokio::time::sleep_until((started + interval * sent).into()).await;
+                        // Clients are staggered so that their batches do not arrive together.
+                        let offset = interval.mul_f64(c as f64 / clients as f64);
+                        tokio::time::sleep_until((started + offset + interval * sent).into()).await;
                         if Instant::now() >= stop {
                             break;
                         }
@@ -418,6 +422,7 @@ async fn wait_indexed(setup: &Setup, expected: u64) {
 async fn main() {
     let seconds = env_u64("NOISY_SECONDS", 10);
     let quota = env_u64("NOISY_QUOTA", 20_000);
+    let multiple = env_u64("NOISY_MULTIPLE", 10);
     let lines: Vec<String> = LOGHUB_SYSTEMS
         .iter()
         .flat_map(|s| loghub_lines(s))
@@ -469,16 +474,21 @@ async fn main() {
     wait_indexed(&setup, PRELOADED as u64).await;
 
     println!(
-        "noisy neighbour: {seconds} s per phase, tenant A quota {quota} records/s, tenant B ingest {:?}",
+        "noisy neighbour: {seconds} s per phase, tenant A quota {quota} records/s \
+         (phase 3 offers {multiple}x), tenant B ingest {:?}",
         setup.b_pace
     );
     let solo = run_phase(&setup, seconds, None).await;
     let polite = run_phase(&setup, seconds, Some(Pace::Rate(quota))).await;
-    let noisy = run_phase(&setup, seconds, Some(Pace::Flat)).await;
+    let flood = match multiple {
+        0 => Pace::Flat,
+        multiple => Pace::Rate(quota * multiple),
+    };
+    let noisy = run_phase(&setup, seconds, Some(flood)).await;
     let phases = [
         ("B alone", &solo),
         ("B, A at its quota", &polite),
-        ("B, A flooding", &noisy),
+        ("B, A over quota", &noisy),
     ];
     for (name, phase) in phases {
         println!(

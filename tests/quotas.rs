@@ -347,6 +347,44 @@ async fn test_a_project_quota_tighter_than_the_tenants_binds_only_that_project()
         "{accepted} records accepted, at most {ceiling} allowed"
     );
 
+    // A project deep in debt is refused before its body is even parsed: a malformed
+    // body gets the 429, not a 400.
+    set_quotas(
+        &server,
+        &key,
+        "/v1/projects/slow/quotas",
+        json!({ "ingest_records_per_s": 1 }),
+    )
+    .await;
+    let refused = wait_for(Duration::from_secs(10), || async {
+        let put = call(
+            &server,
+            &key,
+            Method::POST,
+            &logs_path("slow", "app"),
+            Some(batch(100, 0, 5)),
+        )
+        .await;
+        (put.status == StatusCode::TOO_MANY_REQUESTS).then_some(put)
+    })
+    .await
+    .expect("the 1 record/s project never refused a 100-record batch");
+    assert_eq!(refused.limit(), "ingest_records_per_s", "{}", refused.body);
+    let malformed = server
+        .client
+        .clone()
+        .with_api_key(&key)
+        .request(
+            Method::POST,
+            format!("{}{}", server.url(), logs_path("slow", "app")),
+        )
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(malformed.status(), StatusCode::TOO_MANY_REQUESTS);
+
     // The other project of the same tenant only answers to the tenant's quota.
     let result = flood(
         &server,

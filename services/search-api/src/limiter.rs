@@ -59,6 +59,9 @@ impl TenantQueries {
         let Some(max_s) = self.limits.max_query_range_s else {
             return Ok(());
         };
+        // An open end (`to` left out) means "until now" for this limit: records are
+        // not expected from the future, and a tenant should not have to send `to=now`.
+        let to_ns = to_ns.min(logpool_api::time::now_ns());
         let span_s = to_ns.saturating_sub(from_ns) / 1_000_000_000;
         if span_s > i64::try_from(max_s).unwrap_or(i64::MAX) {
             return Err(ApiError::bad_request(format!(

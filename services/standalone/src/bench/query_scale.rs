@@ -342,15 +342,21 @@ async fn build(
     Ok(dataset)
 }
 
-/// The directory of the day's index: `{index}/{pool id}/{yyyy-mm-dd}` of the only
-/// pool in the server's directory.
+/// The directory of the day's index: `{index}/{tenant}/{pool id}/{yyyy-mm-dd}` of
+/// the only pool in the server's directory.
 fn day_dir(server_dir: &Path, day_start_us: i64) -> anyhow::Result<PathBuf> {
     let index_dir = server_dir.join(&super::tantivy_config()?.dir);
-    let pools: Vec<PathBuf> = std::fs::read_dir(&index_dir)
-        .with_context(|| format!("cannot read {}", index_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_dir())
-        .collect();
+    let subdirs = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
+        Ok(std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_dir())
+            .collect())
+    };
+    let mut pools = Vec::new();
+    for tenant in subdirs(&index_dir)? {
+        pools.extend(subdirs(&tenant)?);
+    }
     let [pool] = pools.as_slice() else {
         bail!(
             "{} should hold the index of exactly one pool, it holds {}",

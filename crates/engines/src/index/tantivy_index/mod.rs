@@ -1,7 +1,7 @@
 //! The embedded index: tantivy, one index per pool and UTC day.
 //!
-//! Layout: `{dir}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index, and
-//! `{dir}/{pool_id}/field_types.json` the types the pool learned from first values
+//! Layout: `{dir}/{tenant}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index, and
+//! `{dir}/{tenant}/{pool_id}/field_types.json` the types the pool learned from first values
 //! (see [`types`]), which every day's documents and queries follow. Retention
 //! deletes whole day directories, and a search opens only the days that overlap its
 //! time range. Writers are opened on first write and closed (after a commit) when
@@ -90,6 +90,10 @@ pub struct TantivyIndex {
     types: types::TypeRegistry,
     /// Serialises commits so that a commit never races a writer being closed.
     commit_lock: tokio::sync::Mutex<()>,
+    /// `{dir}/{tenant}/{pool_id}` of each pool met through the trait (every call but
+    /// `drop_pool` names the pool's tenant), so that code keyed by pool id finds the
+    /// directory: every stored thing names its tenant.
+    pool_dirs: Mutex<HashMap<i64, PathBuf>>,
 }
 
 impl std::fmt::Debug for TantivyIndex {
@@ -113,11 +117,36 @@ impl TantivyIndex {
             partitions: Mutex::new(HashMap::new()),
             types: types::TypeRegistry::default(),
             commit_lock: tokio::sync::Mutex::new(()),
+            pool_dirs: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Records where `pool` lives; called by every trait method that names a pool.
+    fn remember(&self, pool: &PoolRoute) {
+        lock(&self.pool_dirs)
+            .entry(pool.pool_id)
+            .or_insert_with(|| {
+                self.config
+                    .dir
+                    .join(&pool.tenant)
+                    .join(pool.pool_id.to_string())
+            });
+    }
+
     fn pool_dir(&self, pool_id: i64) -> PathBuf {
-        self.config.dir.join(pool_id.to_string())
+        if let Some(dir) = lock(&self.pool_dirs).get(&pool_id) {
+            return dir.clone();
+        }
+        // Only `drop_pool` gets here with a pool not met since start: find its tenant
+        // directory. A pool with nothing on disk gets a path that does not exist.
+        let id = pool_id.to_string();
+        std::fs::read_dir(&self.config.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|tenant| tenant.path().join(&id))
+            .find(|dir| dir.is_dir())
+            .unwrap_or_else(|| self.config.dir.join("_unknown_tenant").join(id))
     }
 
     fn partition_dir(&self, key: PartitionKey) -> PathBuf {
@@ -424,6 +453,7 @@ impl TantivyIndex {
 #[async_trait]
 impl LogIndex for TantivyIndex {
     async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()> {
+        self.remember(pool);
         std::fs::create_dir_all(self.pool_dir(pool.pool_id))?;
         Ok(())
     }
@@ -434,6 +464,7 @@ impl LogIndex for TantivyIndex {
         docs: Vec<IndexDoc>,
         replace_existing: bool,
     ) -> IndexResult<WriteReport> {
+        self.remember(pool);
         // tantivy's JSON field takes any flat record, and a value that conflicts with
         // its field's declared type is kept as text, so nothing is rejected here.
         tokio::task::block_in_place(|| self.write_blocking(pool, docs, replace_existing))?;
@@ -453,10 +484,12 @@ impl LogIndex for TantivyIndex {
     }
 
     async fn field_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
+        self.remember(pool);
         tokio::task::block_in_place(|| self.pool_types(pool))
     }
 
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
+        self.remember(pool);
         tokio::task::block_in_place(|| self.search_blocking(pool, request))
     }
 
@@ -465,6 +498,7 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         request: &HistogramRequest,
     ) -> IndexResult<Vec<HistogramBucket>> {
+        self.remember(pool);
         if request.interval_ns <= 0 {
             return Err(IndexError::InvalidQuery(
                 "histogram interval must be positive".to_string(),
@@ -478,6 +512,7 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
+        self.remember(pool);
         tokio::task::block_in_place(|| {
             self.context_blocking(pool.pool_id, &self.pool_types(pool)?, request)
         })
@@ -489,6 +524,7 @@ impl LogIndex for TantivyIndex {
         from_ns: i64,
         to_ns: i64,
     ) -> IndexResult<Vec<TimePartition>> {
+        self.remember(pool);
         tokio::task::block_in_place(|| self.time_partitions_blocking(pool.pool_id, from_ns, to_ns))
     }
 
@@ -497,6 +533,7 @@ impl LogIndex for TantivyIndex {
         pool: &PoolRoute,
         request: &super::AggregateRequest,
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
+        self.remember(pool);
         tokio::task::block_in_place(|| {
             self.aggregate_blocking(pool.pool_id, &self.pool_types(pool)?, request)
         })
@@ -513,16 +550,19 @@ impl LogIndex for TantivyIndex {
             if dir.exists() {
                 std::fs::remove_dir_all(dir)?;
             }
+            lock(&self.pool_dirs).remove(&pool_id);
             Ok(())
         })
     }
 
     async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64> {
+        self.remember(pool);
         let dir = self.pool_dir(pool.pool_id);
         Ok(tokio::task::block_in_place(|| storage::dir_bytes(&dir))?)
     }
 
     async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize> {
+        self.remember(pool);
         let retention_ns = i64::from(pool.retention_days).saturating_mul(DAY_NS);
         let cutoff_ns = now_ns.saturating_sub(retention_ns);
         let _guard = self.commit_lock.lock().await;

@@ -211,7 +211,9 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
             .total,
         4
     );
-    assert!(!dir.path().join("1").exists());
+    // Pools live under their tenant's directory; the dropped one is gone from it.
+    assert!(!dir.path().join("default").join("1").exists());
+    assert!(dir.path().join("default").join("2").is_dir());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -321,7 +321,8 @@ fn build_requests(
     args: &EngineArgs,
     corpus: &Corpus,
     base_time_us: i64,
-) -> anyhow::Result<Vec<EncodedRequest>> {
+) -> anyhow::Result<(Vec<EncodedRequest>, RequestWork)> {
+    let mut work = RequestWork::default();
     let limits = IngestLimits::default();
     let mut requests = Vec::new();
     let mut seq = 0u64;
@@ -332,18 +333,30 @@ fn build_requests(
         for s in seq..end {
             corpus.write_record(s, base_time_us, &mut body);
         }
+        let started = Instant::now();
         let records = parse_ndjson_body(&body, base_time_us * 1000, &limits)
             .map_err(|e| anyhow::anyhow!("generated records do not parse: {e}"))?;
+        work.parse += started.elapsed();
+        let started = Instant::now();
         let plan = sharding::plan(records, args.shards as usize, None, requests.len());
         let mut batches = Vec::with_capacity(plan.len());
         for (shard, records) in plan {
             let payload = encode_batch(&records).context("cannot encode a batch")?;
             batches.push((shard, records.len() as u32, Bytes::from(payload)));
         }
+        work.encode += started.elapsed();
         requests.push(batches);
         seq = end;
     }
-    Ok(requests)
+    Ok((requests, work))
+}
+
+/// Time put-datas' own per-request work took here, on one thread: parsing the NDJSON
+/// bodies, and splitting and encoding the batches.
+#[derive(Debug, Default)]
+struct RequestWork {
+    parse: Duration,
+    encode: Duration,
 }
 
 fn pool_route(pool_id: i64, project: &str, shards: u32) -> PoolRoute {
@@ -559,7 +572,8 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
     let corpus = Corpus::load(&args.logs)?;
     let now = now_us()?;
     let base_time_us = now - args.records as i64;
-    let requests = Arc::new(build_requests(&args, &corpus, base_time_us)?);
+    let (requests, work) = build_requests(&args, &corpus, base_time_us)?;
+    let requests = Arc::new(requests);
     let run_id = now / 1000;
 
     eprintln!("broker alone: {} requests", requests.len());
@@ -624,6 +638,13 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         args.index_writers,
         index_rate / indexed.max(1e-9)
     );
+    let per_record_us = |d: Duration| d.as_secs_f64() * 1e6 / args.records.max(1) as f64;
+    let (parse_us, encode_us) = (per_record_us(work.parse), per_record_us(work.encode));
+    println!(
+        "| put-datas' parse + encode alone, one thread (records/s) | {accepted:.0} | {:.0} ({parse_us:.2} µs parse + {encode_us:.2} µs encode per record) | {:.2}x |",
+        1e6 / (parse_us + encode_us).max(1e-9),
+        1e6 / (parse_us + encode_us).max(1e-9) / accepted.max(1e-9)
+    );
     let mut query_json = Vec::new();
     for (spec, (name, p50, p99, matches)) in harness["queries"]
         .as_array()
@@ -650,6 +671,8 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         "put_datas_accepted_records_per_s": accepted,
         "index_records_per_s": index_rate,
         "index_writers": args.index_writers,
+        "parse_us_per_record": parse_us,
+        "encode_us_per_record": encode_us,
         "loghub_indexed_records_per_s": indexed,
         "queries": query_json,
     });

@@ -313,8 +313,12 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// [`MetadataError::NotFound`] (kind `key`).
-    async fn set_key_enabled(&self, tenant: &str, id: &str, enabled: bool)
-        -> MetadataResult<ApiKey>;
+    async fn set_key_enabled(
+        &self,
+        tenant: &str,
+        id: &str,
+        enabled: bool,
+    ) -> MetadataResult<ApiKey>;
 
     /// Deletes a key of a tenant.
     ///

@@ -232,7 +232,8 @@ async fn test_deleting_a_pool_removes_its_data_and_leaves_others_untouched() {
             .expect("put");
         assert_eq!(wait_for_count(client, "shop", pool, "line", 400).await, 400);
     }
-    let index_dir = server.data_dir.path().join("index");
+    // Pools live under their tenant's directory (the operator key's tenant here).
+    let index_dir = server.data_dir.path().join("index").join("default");
     let pool_dirs_before = std::fs::read_dir(&index_dir).expect("index dir").count();
     assert_eq!(pool_dirs_before, 2);
     let queue_files_before = count_files(&server.data_dir.path().join("queue"));

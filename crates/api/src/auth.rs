@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Query, RawPathParams, Request};
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
@@ -282,6 +282,11 @@ impl Gate {
             Err(error) => return error.into_response(),
         };
         parts.extensions.insert(principal);
+        if self.token_in_query {
+            // The key is consumed here: handlers never see it among their parameters,
+            // and nothing after this point can log it with the URI.
+            parts.uri = without_token(&parts.uri);
+        }
         next.run(Request::from_parts(parts, body)).await
     }
 
@@ -392,6 +397,30 @@ fn authorize(
     })
 }
 
+/// The URI with every `token` query parameter removed.
+fn without_token(uri: &Uri) -> Uri {
+    let Some(query) = uri.query() else {
+        return uri.clone();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split('=').next() != Some("token"))
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut uri_parts = uri.clone().into_parts();
+    match path_and_query.parse() {
+        Ok(path_and_query) => {
+            uri_parts.path_and_query = Some(path_and_query);
+            Uri::from_parts(uri_parts).unwrap_or_else(|_| uri.clone())
+        }
+        Err(_) => uri.clone(),
+    }
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, message)
 }
@@ -492,6 +521,16 @@ mod tests {
             &params(&[("tenant", "default")]),
         );
         assert_eq!(admin.map_err(|e| e.code), Err(ErrorCode::Forbidden));
+    }
+
+    #[test]
+    fn the_query_token_is_removed_before_the_handler() {
+        let uri: Uri = "/v1/tail?query=a&token=lpk_x_y&start=-5m"
+            .parse()
+            .expect("uri");
+        assert_eq!(without_token(&uri), "/v1/tail?query=a&start=-5m");
+        let only: Uri = "/v1/tail?token=k".parse().expect("uri");
+        assert_eq!(without_token(&only), "/v1/tail");
     }
 
     #[test]

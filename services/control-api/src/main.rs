@@ -19,15 +19,11 @@ async fn main() -> anyhow::Result<()> {
         engines.index.clone(),
     )
     .with_object_store(engines.object_store.clone());
-    let admin_key = config.admin_key.as_ref().map(|key| key.expose());
-    if let Some(generated) =
-        logpool_control_api::tenants::bootstrap_operator_key(engines.metadata.as_ref(), admin_key)
-            .await
-            .map_err(|e| anyhow::anyhow!("failed to store the operator key: {}", e.message))?
-    {
-        // Printed once, on the first start only; set LOGPOOL_ADMIN_KEY to choose it.
-        println!("logpool: generated operator key (shown once, keep it): {generated}");
-    }
+    logpool_control_api::tenants::announce_operator_key(
+        engines.metadata.as_ref(),
+        config.admin_key.as_ref().map(|key| key.expose()),
+    )
+    .await?;
     // Services that start later load this snapshot; ones already running see it change.
     state
         .publish_routing()

@@ -244,3 +244,21 @@ pub async fn bootstrap_operator_key(
         Err(error) => Err(error.into()),
     }
 }
+
+/// [`bootstrap_operator_key`] at start-up, printing a generated key once (on the
+/// first start only; `LOGPOOL_ADMIN_KEY` chooses it instead).
+///
+/// # Errors
+/// Fails when the metadata store fails.
+pub async fn announce_operator_key(
+    metadata: &dyn MetadataStore,
+    admin_key: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(generated) = bootstrap_operator_key(metadata, admin_key)
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to store the operator key: {}", e.message))?
+    {
+        println!("logpool: generated operator key (shown once, keep it): {generated}");
+    }
+    Ok(())
+}

@@ -15,10 +15,6 @@ pub struct TailParams {
     /// Where to begin: absent or `now` for only new records, else a time (`-5m`,
     /// RFC 3339 or epoch milliseconds) to backfill from.
     pub start: Option<String>,
-    /// The API key, for clients that cannot send `Authorization` on a WebSocket;
-    /// checked (and consumed) by the authorization layer, never used here.
-    #[serde(default, rename = "token")]
-    pub _token: Option<String>,
 }
 
 /// A checked tail request.
@@ -76,7 +72,6 @@ mod tests {
         TailParams {
             query: query.map(str::to_string),
             start: start.map(str::to_string),
-            ..TailParams::default()
         }
     }
 

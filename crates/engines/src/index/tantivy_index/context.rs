@@ -13,7 +13,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::{compile, tantivy_error, PartitionKey, TantivyIndex, DAY_NS};
-use crate::index::{ContextPage, ContextRequest, IndexResult, SearchHit, TimePartition};
+use crate::index::{ContextPage, ContextRequest, IndexResult, SearchHit, SortKey, TimePartition};
 
 /// Bits of the tiebreak below the partition byte.
 const SHARD_BITS: u32 = 56;
@@ -130,10 +130,19 @@ impl TantivyIndex {
         let found: Vec<(Option<u64>, DocAddress)> =
             searcher.search(query, &collector).map_err(tantivy_error)?;
         let mut hits = Vec::with_capacity(found.len());
-        for (_, address) in found {
+        for (tiebreak, address) in found {
+            let time = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .i64(super::schema::TIME)
+                .map_err(tantivy_error)?;
+            let sort_key = SortKey {
+                time_ns: time.first(address.doc_id).unwrap_or(i64::MIN),
+                tiebreak: tiebreak.unwrap_or(0),
+            };
             let document: TantivyDocument = searcher.doc(address).map_err(tantivy_error)?;
-            let hit = self.hit_from_document(&document)?;
-            hits.push((hit.sort_key.tiebreak, hit));
+            let hit = self.hit_from_document(&document, sort_key)?;
+            hits.push((sort_key.tiebreak, hit));
         }
         Ok(hits)
     }

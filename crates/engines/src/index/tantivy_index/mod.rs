@@ -184,6 +184,7 @@ impl TantivyIndex {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(self::schema::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(tantivy_error)?;
         let partition = Arc::new(Partition {
@@ -361,11 +362,11 @@ impl TantivyIndex {
         candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
         candidates.truncate(request.limit);
         let mut page_hits = Vec::with_capacity(candidates.len());
-        for (_, searcher_index, address) in candidates {
+        for (sort_key, searcher_index, address) in candidates {
             let document: TantivyDocument = searchers[searcher_index]
                 .doc(address)
                 .map_err(tantivy_error)?;
-            page_hits.push(self.hit_from_document(&document)?);
+            page_hits.push(self.hit_from_document(&document, sort_key)?);
         }
         Ok(SearchPage {
             hits: page_hits,
@@ -373,7 +374,13 @@ impl TantivyIndex {
         })
     }
 
-    fn hit_from_document(&self, document: &TantivyDocument) -> IndexResult<SearchHit> {
+    /// Builds a hit from its stored source and its sort key, read from the columns
+    /// by the collector that found it.
+    fn hit_from_document(
+        &self,
+        document: &TantivyDocument,
+        sort_key: SortKey,
+    ) -> IndexResult<SearchHit> {
         use tantivy::schema::document::Value;
         let source_text = document
             .get_first(self.schema.source)
@@ -383,12 +390,9 @@ impl TantivyIndex {
             .map_err(|e| IndexError::Corrupted(format!("stored source is not valid: {e}")))?;
         Ok(SearchHit {
             id: source.id,
-            time_ns: source.time_ns,
+            time_ns: sort_key.time_ns,
             shard: source.shard,
-            sort_key: SortKey {
-                time_ns: source.time_ns,
-                tiebreak: source.tiebreak,
-            },
+            sort_key,
             fields: source.fields,
         })
     }

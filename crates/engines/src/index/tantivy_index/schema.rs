@@ -7,8 +7,8 @@ use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::FieldType;
 use tantivy::schema::{
-    Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, TextFieldIndexing, FAST,
-    INDEXED, STORED, STRING, TEXT,
+    Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, TextFieldIndexing,
+    TextOptions, FAST, STORED,
 };
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::tokenizer::{RawTokenizer, RemoveLongFilter, TextAnalyzer, TokenizerManager};
@@ -59,18 +59,30 @@ pub(crate) fn fast_field_tokenizers() -> TokenizerManager {
     tokenizers
 }
 
-/// Settings of every new partition index. The document store holds the whole hit
-/// as JSON: zstd on 64 KiB blocks (tantivy's default is lz4 on 16 KiB) stores it in
-/// less than half the bytes; hits are fetched newest first, mostly from the same few
-/// blocks, so search latency did not move in the benchmark. An existing index keeps
-/// the settings it was created with.
+/// Settings of every new partition index. The document store holds the hit as
+/// JSON: zstd level 9 on 128 KiB blocks stores it in a third of the bytes of
+/// tantivy's default (lz4 on 16 KiB; level 3 on 64 KiB was 0.33, this is about 0.21
+/// per raw byte). Compression runs on the writer's store thread and merges copy
+/// blocks without recompressing them. A bigger block would save a little more but a
+/// search whose hits are scattered decompresses one block per hit (about 0.1 ms
+/// for 128 KiB). An existing index keeps the settings it was created with.
 pub(crate) fn index_settings() -> IndexSettings {
     IndexSettings {
-        docstore_compression: Compressor::Zstd(ZstdCompressor::default()),
-        docstore_blocksize: 65_536,
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(DOCSTORE_ZSTD_LEVEL),
+        }),
+        docstore_blocksize: DOCSTORE_BLOCK_BYTES,
         ..IndexSettings::default()
     }
 }
+
+const DOCSTORE_ZSTD_LEVEL: i32 = 9;
+const DOCSTORE_BLOCK_BYTES: usize = 128 * 1024;
+
+/// Decompressed document-store blocks a searcher keeps per segment. A page of hits
+/// comes from a few blocks; tantivy's default of 100 would hold 12.5 MiB per
+/// segment of every open partition.
+pub(crate) const DOCSTORE_CACHE_BLOCKS: usize = 8;
 
 /// Handles to the schema's fields.
 #[derive(Debug, Clone)]
@@ -88,6 +100,25 @@ pub(crate) struct LogSchema {
     pub(crate) timestamps: Field,
 }
 
+/// Tokenised text with positions for phrases. No field norms: hits are ordered by
+/// time, never by relevance, and norms cost a byte per document and field.
+fn tokenised_without_norms() -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+        .set_fieldnorms(false)
+}
+
+/// One untokenised term per value, without field norms (see above).
+fn untokenised_without_norms() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    )
+}
+
 /// The indexed term of an IP address (see [`IPS`]).
 pub(crate) fn ip_term(number: u128) -> String {
     format!("{number:032x}")
@@ -97,21 +128,22 @@ impl LogSchema {
     pub(crate) fn new() -> LogSchema {
         let mut builder = Schema::builder();
         // `_id` is indexed untokenised so that a redelivery can delete-then-add by id.
-        let id = builder.add_text_field(ID, STRING);
-        let time = builder.add_i64_field(TIME, INDEXED | FAST);
+        let id = builder.add_text_field(ID, untokenised_without_norms());
+        // Time ranges run on the column (tantivy's range query prefers a fast field),
+        // so `_time` has no terms.
+        let time = builder.add_i64_field(TIME, FAST);
         let tiebreak = builder.add_u64_field(TIEBREAK, FAST);
         // The whole hit is kept in one stored field: one read per hit.
         let source = builder.add_text_field(SOURCE, STORED);
         // Bare terms search every text of the record, like Elasticsearch's `*` default field.
-        let all_text = builder.add_text_field(ALL_TEXT, TEXT);
+        let all_text = builder.add_text_field(
+            ALL_TEXT,
+            TextOptions::default().set_indexing_options(tokenised_without_norms()),
+        );
         // The names of present fields, so that `_exists_:f` is a term lookup.
-        let field_names = builder.add_text_field(FIELD_NAMES, STRING);
+        let field_names = builder.add_text_field(FIELD_NAMES, untokenised_without_norms());
         let json_options = JsonObjectOptions::default()
-            .set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer("default")
-                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-            )
+            .set_indexing_options(tokenised_without_norms())
             .set_expand_dots_enabled()
             // Pipe SQL groups and aggregates over these columns (strings untokenised,
             // long ones left out: see `KEYWORD_TOKENIZER`). The cost is a column per
@@ -120,7 +152,8 @@ impl LogSchema {
         let fields = builder.add_json_field(FIELDS, json_options);
         let raw_indexing = TextFieldIndexing::default()
             .set_tokenizer("raw")
-            .set_index_option(IndexRecordOption::Basic);
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false);
         // Typed fields live in JSON fields of their own, so record field names stay
         // dynamic: keyword values are single raw terms with a column for pipe SQL,
         // addresses are sortable hex terms, timestamps are i64 terms and a column.
@@ -282,22 +315,21 @@ impl TypedValues {
     }
 }
 
-/// The stored form of a hit: everything the search API returns.
+/// The stored form of a hit: what the search API returns, except the sort key
+/// (time and tiebreak), which the columns already hold and every search reads
+/// from them anyway. Unique numbers compress poorly: leaving the two out of the
+/// JSON makes the document store about a fifth smaller.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredSource {
     pub(crate) id: String,
-    pub(crate) time_ns: i64,
     pub(crate) shard: u32,
-    pub(crate) tiebreak: u64,
     pub(crate) fields: serde_json::Map<String, serde_json::Value>,
 }
 
 fn stored_source(doc_id: &str, doc: &IndexDoc) -> String {
     let source = StoredSource {
         id: doc_id.to_string(),
-        time_ns: doc.record.time_ns,
         shard: doc.shard,
-        tiebreak: doc.identity.tiebreak(),
         fields: doc.record.fields_json(),
     };
     serde_json::to_string(&source).unwrap_or_default()

@@ -1,5 +1,6 @@
 //! The tantivy schema of a pool partition and the mapping from records to documents.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use logpool_core::field_types::{apply_hint, ip_number, Typed};
@@ -60,12 +61,13 @@ pub(crate) fn fast_field_tokenizers() -> TokenizerManager {
 }
 
 /// Settings of every new partition index. The document store holds the hit as
-/// JSON: zstd level 9 on 128 KiB blocks stores it in a third of the bytes of
-/// tantivy's default (lz4 on 16 KiB; level 3 on 64 KiB was 0.33, this is about 0.21
-/// per raw byte). Compression runs on the writer's store thread and merges copy
-/// blocks without recompressing them. A bigger block would save a little more but a
-/// search whose hits are scattered decompresses one block per hit (about 0.1 ms
-/// for 128 KiB). An existing index keeps the settings it was created with.
+/// JSON, compressed with zstd on 128 KiB blocks (tantivy's default is lz4 on 16
+/// KiB). Bigger blocks find more of the repetition in log lines; a search whose hits
+/// are scattered decompresses one block per hit (about 0.1 ms for 128 KiB), so
+/// they stop there. Level 4: level 9 stored 7 % fewer bytes but its compression
+/// took 13 % of the server's CPU while indexing (BENCHMARKS.md). Merges copy blocks
+/// without recompressing them. An existing index keeps the settings it was created
+/// with.
 pub(crate) fn index_settings() -> IndexSettings {
     IndexSettings {
         docstore_compression: Compressor::Zstd(ZstdCompressor {
@@ -76,7 +78,7 @@ pub(crate) fn index_settings() -> IndexSettings {
     }
 }
 
-const DOCSTORE_ZSTD_LEVEL: i32 = 9;
+const DOCSTORE_ZSTD_LEVEL: i32 = 4;
 const DOCSTORE_BLOCK_BYTES: usize = 128 * 1024;
 
 /// Decompressed document-store blocks a searcher keeps per segment. A page of hits
@@ -208,17 +210,16 @@ impl LogSchema {
     ) -> TantivyDocument {
         let doc_id = doc.identity.doc_id();
         let mut document = TantivyDocument::new();
-        document.add_text(self.id, &doc_id);
         document.add_i64(self.time, doc.record.time_ns);
         document.add_u64(self.tiebreak, doc.identity.tiebreak());
         document.add_text(self.source, stored_source(&doc_id, doc));
+        document.add_text(self.id, doc_id);
         let split = TypedValues::split(&doc.record, types);
         // One value per field: tantivy leaves a position gap between values, so a
         // phrase never matches across two fields.
         for (name, value) in &doc.record.fields {
-            let text = value.as_text();
-            if Self::indexes_in_all_text(name, &text, &split.fields) {
-                document.add_text(self.all_text, text);
+            if Self::indexes_in_all_text(name, value, &split.fields) {
+                document.add_text(self.all_text, value.as_text());
             }
         }
         for name in field_names_with_prefixes(&doc.record) {
@@ -241,26 +242,34 @@ impl LogSchema {
     /// when `fields.message` holds exactly the same text, tokenised the same way, so
     /// a bare term that searches `_all` and `fields.message` finds the same records.
     /// A message typed otherwise (a number, a keyword) keeps its text in `_all`.
-    fn indexes_in_all_text(name: &str, text: &str, fields: &BTreeMap<String, FieldValue>) -> bool {
+    fn indexes_in_all_text(
+        name: &str,
+        value: &FieldValue,
+        fields: &BTreeMap<&str, Cow<'_, FieldValue>>,
+    ) -> bool {
         if name != MESSAGE {
             return true;
         }
-        !matches!(fields.get(name), Some(FieldValue::Str(indexed)) if indexed == text)
+        let FieldValue::Str(text) = value else {
+            return true;
+        };
+        !matches!(fields.get(name).map(|v| v.as_ref()), Some(FieldValue::Str(indexed)) if indexed == text)
     }
 }
 
-/// A record's values sorted into the JSON fields of their types.
-struct TypedValues {
+/// A record's values sorted into the JSON fields of their types. Values that keep
+/// their type are borrowed from the record: the document copies each text once.
+struct TypedValues<'a> {
     /// Text, numbers and bools (converted to their field's type, or the overflow
     /// text of a conflicting value).
-    fields: BTreeMap<String, FieldValue>,
+    fields: BTreeMap<&'a str, Cow<'a, FieldValue>>,
     keywords: BTreeMap<String, OwnedValue>,
     ips: BTreeMap<String, OwnedValue>,
     timestamps: BTreeMap<String, OwnedValue>,
 }
 
-impl TypedValues {
-    fn split(record: &Record, types: &BTreeMap<String, FieldType>) -> TypedValues {
+impl<'a> TypedValues<'a> {
+    fn split(record: &'a Record, types: &BTreeMap<String, FieldType>) -> TypedValues<'a> {
         let mut values = TypedValues {
             fields: BTreeMap::new(),
             keywords: BTreeMap::new(),
@@ -268,14 +277,23 @@ impl TypedValues {
             timestamps: BTreeMap::new(),
         };
         for (name, value) in &record.fields {
-            let Some(field_type) = types.get(name) else {
-                values.fields.insert(name.clone(), value.clone());
-                continue;
+            let field_type = match types.get(name) {
+                None => {
+                    values.fields.insert(name, Cow::Borrowed(value));
+                    continue;
+                }
+                Some(field_type) if keeps_value_as_is(*field_type, value) => {
+                    values.fields.insert(name, Cow::Borrowed(value));
+                    continue;
+                }
+                Some(field_type) => field_type,
             };
             let converted = match apply_hint(value, *field_type) {
                 Typed::Fits(converted) => converted,
                 Typed::Overflow(text) => {
-                    values.fields.insert(name.clone(), FieldValue::Str(text));
+                    values
+                        .fields
+                        .insert(name, Cow::Owned(FieldValue::Str(text)));
                     continue;
                 }
             };
@@ -293,7 +311,9 @@ impl TypedValues {
                         values.keywords.insert(name.clone(), OwnedValue::Str(text));
                     }
                     Err(_) => {
-                        values.fields.insert(name.clone(), FieldValue::Str(text));
+                        values
+                            .fields
+                            .insert(name, Cow::Owned(FieldValue::Str(text)));
                     }
                 },
                 FieldType::Timestamp => match parse_time_text(&text) {
@@ -303,16 +323,30 @@ impl TypedValues {
                             .insert(name.clone(), OwnedValue::I64(time_ns));
                     }
                     Err(_) => {
-                        values.fields.insert(name.clone(), FieldValue::Str(text));
+                        values
+                            .fields
+                            .insert(name, Cow::Owned(FieldValue::Str(text)));
                     }
                 },
                 FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => {
-                    values.fields.insert(name.clone(), converted);
+                    values.fields.insert(name, Cow::Owned(converted));
                 }
             }
         }
         values
     }
+}
+
+/// Whether a value of `field_type` is indexed exactly as it was sent (what
+/// [`apply_hint`] would answer with a copy of it).
+fn keeps_value_as_is(field_type: FieldType, value: &FieldValue) -> bool {
+    matches!(
+        (field_type, value),
+        (FieldType::Text, FieldValue::Str(_))
+            | (FieldType::Long, FieldValue::Long(_))
+            | (FieldType::Double, FieldValue::Double(_))
+            | (FieldType::Bool, FieldValue::Bool(_))
+    )
 }
 
 /// The stored form of a hit: what the search API returns, except the sort key
@@ -326,11 +360,19 @@ pub(crate) struct StoredSource {
     pub(crate) fields: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What [`StoredSource`] reads back, written from the record without copying it.
+#[derive(serde::Serialize)]
+struct StoredSourceRef<'a> {
+    id: &'a str,
+    shard: u32,
+    fields: &'a BTreeMap<String, FieldValue>,
+}
+
 fn stored_source(doc_id: &str, doc: &IndexDoc) -> String {
-    let source = StoredSource {
-        id: doc_id.to_string(),
+    let source = StoredSourceRef {
+        id: doc_id,
         shard: doc.shard,
-        fields: doc.record.fields_json(),
+        fields: &doc.record.fields,
     };
     serde_json::to_string(&source).unwrap_or_default()
 }
@@ -351,17 +393,17 @@ fn field_names_with_prefixes(record: &Record) -> Vec<String> {
     names.into_iter().collect()
 }
 
-fn json_object(fields: &BTreeMap<String, FieldValue>) -> BTreeMap<String, OwnedValue> {
+fn json_object(fields: &BTreeMap<&str, Cow<'_, FieldValue>>) -> BTreeMap<String, OwnedValue> {
     fields
         .iter()
         .map(|(name, value)| {
-            let owned = match value {
+            let owned = match value.as_ref() {
                 FieldValue::Bool(b) => OwnedValue::Bool(*b),
                 FieldValue::Long(n) => OwnedValue::I64(*n),
                 FieldValue::Double(x) => OwnedValue::F64(*x),
                 FieldValue::Str(s) => OwnedValue::Str(s.clone()),
             };
-            (name.clone(), owned)
+            (name.to_string(), owned)
         })
         .collect()
 }

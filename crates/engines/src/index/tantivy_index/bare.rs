@@ -13,7 +13,7 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQu
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
-use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, MESSAGE, TIME};
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexError, IndexResult};
 
@@ -138,6 +138,9 @@ impl BareIndexWriter {
 pub struct BareIndexReader {
     schema: LogSchema,
     searcher: tantivy::Searcher,
+    /// Paths of `fields` that hold text in some segment, read from tantivy's own
+    /// segment metadata (not from the engine's learned types).
+    text_paths: Vec<String>,
 }
 
 impl std::fmt::Debug for BareIndexReader {
@@ -175,9 +178,22 @@ impl BareIndexReader {
             .reload_policy(tantivy::ReloadPolicy::Manual)
             .try_into()
             .map_err(tantivy_error)?;
+        let searcher = reader.searcher();
+        let mut text_paths = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            for field in segment.fields_metadata().map_err(tantivy_error)? {
+                if field.typ != tantivy::schema::Type::Str || field.postings_size.is_none() {
+                    continue;
+                }
+                if let Some(path) = field.field_name.strip_prefix(&format!("{FIELDS}.")) {
+                    text_paths.insert(path.to_string());
+                }
+            }
+        }
         Ok(BareIndexReader {
             schema,
-            searcher: reader.searcher(),
+            searcher,
+            text_paths: text_paths.into_iter().collect(),
         })
     }
 
@@ -198,40 +214,34 @@ impl BareIndexReader {
         ))
     }
 
-    fn message_term(&self, word: &str) -> Term {
-        let mut term = Term::from_field_json_path(self.schema.fields, MESSAGE, true);
+    fn path_term(&self, path: &str, word: &str) -> Term {
+        let mut term = Term::from_field_json_path(self.schema.fields, path, true);
         term.append_type_and_str(word);
         term
     }
 
     /// Bare words (lower-case tokens) as the schema lays text out: a term or phrase
-    /// over `_all` or over the message, which is indexed only under `fields.message`.
+    /// over `_all` (values that are not text) or under any text path of `fields`.
     fn text(&self, words: &[&str]) -> Box<dyn Query> {
-        let in_message: Box<dyn Query> = match words {
-            [word] => Box::new(TermQuery::new(
-                self.message_term(word),
-                IndexRecordOption::Basic,
-            )),
-            _ => Box::new(PhraseQuery::new(
-                words.iter().map(|word| self.message_term(word)).collect(),
-            )),
+        let words_query = |make_term: &dyn Fn(&str) -> Term| -> Box<dyn Query> {
+            match words {
+                [word] => Box::new(TermQuery::new(make_term(word), IndexRecordOption::Basic)),
+                _ => Box::new(PhraseQuery::new(
+                    words.iter().map(|word| make_term(word)).collect(),
+                )),
+            }
         };
-        let in_all: Box<dyn Query> = match words {
-            [word] => Box::new(TermQuery::new(
-                Term::from_field_text(self.schema.all_text, word),
-                IndexRecordOption::Basic,
-            )),
-            _ => Box::new(PhraseQuery::new(
-                words
-                    .iter()
-                    .map(|word| Term::from_field_text(self.schema.all_text, word))
-                    .collect(),
-            )),
-        };
-        Box::new(BooleanQuery::new(vec![
-            (Occur::Should, in_message),
-            (Occur::Should, in_all),
-        ]))
+        let mut alternatives = vec![(
+            Occur::Should,
+            words_query(&|word| Term::from_field_text(self.schema.all_text, word)),
+        )];
+        for path in &self.text_paths {
+            alternatives.push((
+                Occur::Should,
+                words_query(&|word| self.path_term(path, word)),
+            ));
+        }
+        Box::new(BooleanQuery::new(alternatives))
     }
 
     /// Records in `[from_ns, to_ns)` holding `words` (one word: a term; more: a

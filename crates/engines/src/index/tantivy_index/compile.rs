@@ -63,12 +63,18 @@ pub(crate) fn compile(
         | Query::Phrase {
             field: None,
             text: value,
-        } => any_of(vec![
-            text_query(schema.all_text, &tokenize(value), |field, token| {
+        } => {
+            let tokens = tokenize(value);
+            let mut alternatives = vec![text_query(schema.all_text, &tokens, |field, token| {
                 Term::from_field_text(field, token)
-            }),
-            json_text_query(schema, MESSAGE, value),
-        ]),
+            })];
+            alternatives.extend(
+                text_paths(types)
+                    .into_iter()
+                    .map(|path| json_tokens_query(schema, path, &tokens)),
+            );
+            any_of(alternatives)
+        }
         // A quoted value means the same as a bare one (`status:"500"` finds the number),
         // as in the in-memory evaluator and on Elasticsearch.
         Query::Term {
@@ -101,10 +107,7 @@ pub(crate) fn compile(
             let regex = wildcard_to_regex(pattern);
             let query = RegexQuery::from_pattern(&regex, schema.all_text)
                 .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
-            any_of(vec![
-                Box::new(query),
-                path_regex(schema.fields, MESSAGE, pattern, false)?,
-            ])
+            any_of(vec![Box::new(query), any_path_text_regex(schema, pattern)?])
         }
         Query::Wildcard {
             field: Some(field),
@@ -178,8 +181,31 @@ fn boolean(
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
-/// Bare text lives in `_all` and, for the message, in `fields.message` only (see
-/// `LogSchema::indexes_in_all_text`): a bare query matches either.
+/// The `fields` paths a bare term is asked in: text values are indexed only under
+/// their own path, not in `_all` (see `LogSchema::indexes_in_all_text`). Every field
+/// the pool has seen has a learned or declared type, so the pool's types name them
+/// all; a path without the term costs one dictionary lookup per segment.
+fn text_paths(types: &FieldTypes) -> std::collections::BTreeSet<&str> {
+    types
+        .keys()
+        .map(String::as_str)
+        .chain(std::iter::once(MESSAGE))
+        .collect()
+}
+
+/// A bare wildcard over the text values of every path of `fields`: the path part of
+/// the term is any run of bytes up to tantivy's end-of-path marker.
+fn any_path_text_regex(schema: &LogSchema, pattern: &str) -> IndexResult<Box<dyn TantivyQuery>> {
+    let mut regex = String::from("[^\\x00]*\\x00");
+    push_literal(&mut regex, char::from(tantivy::schema::Type::Str.to_code()));
+    regex.push_str(&wildcard_to_regex(pattern));
+    let query = RegexQuery::from_pattern(&regex, schema.fields)
+        .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
+    Ok(Box::new(query))
+}
+
+/// Bare text lives in `_all` (values that are not text) and under each field's own
+/// path (text): a bare query matches any of them.
 fn any_of(queries: Vec<Box<dyn TantivyQuery>>) -> Box<dyn TantivyQuery> {
     Box::new(BooleanQuery::new(
         queries
@@ -333,7 +359,11 @@ fn typed_range_query(
 
 /// Text of a JSON path, matched through the tokenizer.
 fn json_text_query(schema: &LogSchema, path: &str, text: &str) -> Box<dyn TantivyQuery> {
-    text_query(schema.fields, &tokenize(text), |_, token| {
+    json_tokens_query(schema, path, &tokenize(text))
+}
+
+fn json_tokens_query(schema: &LogSchema, path: &str, tokens: &[String]) -> Box<dyn TantivyQuery> {
+    text_query(schema.fields, tokens, |_, token| {
         let mut term = json_path_term(schema, path);
         term.append_type_and_str(token);
         term

@@ -33,9 +33,8 @@ pub(crate) const KEYWORDS: &str = "kw";
 pub(crate) const IPS: &str = "ip";
 /// Values of fields typed `timestamp`, in nanoseconds since the epoch.
 pub(crate) const TIMESTAMPS: &str = "ts";
-/// The record field that holds the raw line. Its text is indexed once, under
-/// `fields.message`, instead of also in `_all`: bare terms search both (see
-/// [`LogSchema::indexes_in_all_text`]). It is usually most of a record's bytes.
+/// The record field that holds the raw line, usually most of a record's bytes.
+/// Bare terms always ask its path, even before the pool has learned its type.
 pub(crate) const MESSAGE: &str = "message";
 
 /// The fast-field tokenizer of string values: the whole value as one token, or no
@@ -137,7 +136,8 @@ impl LogSchema {
         let tiebreak = builder.add_u64_field(TIEBREAK, FAST);
         // The whole hit is kept in one stored field: one read per hit.
         let source = builder.add_text_field(SOURCE, STORED);
-        // Bare terms search every text of the record, like Elasticsearch's `*` default field.
+        // Bare terms search every value of the record, like Elasticsearch's `*` default
+        // field: text under its own path of `fields`, other values' text here.
         let all_text = builder.add_text_field(
             ALL_TEXT,
             TextOptions::default().set_indexing_options(tokenised_without_norms()),
@@ -238,22 +238,24 @@ impl LogSchema {
         document
     }
 
-    /// Whether the text of field `name` goes into `_all`. The message is left out
-    /// when `fields.message` holds exactly the same text, tokenised the same way, so
-    /// a bare term that searches `_all` and `fields.message` finds the same records.
-    /// A message typed otherwise (a number, a keyword) keeps its text in `_all`.
+    /// Whether the text of field `name` also goes into `_all`. A value indexed as
+    /// text under its own path of `fields` (tokenised the same way) is left out:
+    /// bare terms ask `_all` and every text path (`compile::text_paths`), so they find
+    /// the same records, and each token is indexed once. Numbers, bools and values
+    /// typed keyword, ip or timestamp keep their text in `_all`, where a bare `500`
+    /// or `10.0.0.1` finds them as on Elasticsearch.
     fn indexes_in_all_text(
         name: &str,
         value: &FieldValue,
         fields: &BTreeMap<&str, Cow<'_, FieldValue>>,
     ) -> bool {
-        if name != MESSAGE {
-            return true;
-        }
-        let FieldValue::Str(text) = value else {
+        let Some(FieldValue::Str(indexed)) = fields.get(name).map(|v| v.as_ref()) else {
             return true;
         };
-        !matches!(fields.get(name).map(|v| v.as_ref()), Some(FieldValue::Str(indexed)) if indexed == text)
+        match value {
+            FieldValue::Str(text) => text != indexed,
+            other => other.as_text() != *indexed,
+        }
     }
 }
 

@@ -173,9 +173,12 @@ impl BareIndexReader {
                 dir.display()
             )));
         }
+        // The engine's document-store cache, so that fetching hits costs the same
+        // block decompression on both sides of a comparison.
         let reader = index
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(super::schema::DOCSTORE_CACHE_BLOCKS)
             .try_into()
             .map_err(tantivy_error)?;
         let searcher = reader.searcher();

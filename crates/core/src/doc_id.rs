@@ -21,10 +21,18 @@ pub struct DocIdentity {
 impl DocIdentity {
     /// Returns the document id, stable across redeliveries.
     pub fn doc_id(&self) -> String {
-        format!(
-            "{}-{}-{}-{}",
-            self.pool_id, self.partition, self.position, self.index_in_batch
-        )
+        // Built for every indexed record: integer formatting without `format!`'s
+        // machinery (1 % of the server's instructions).
+        let mut digits = itoa::Buffer::new();
+        let mut id = String::with_capacity(48);
+        id.push_str(digits.format(self.pool_id));
+        id.push('-');
+        id.push_str(digits.format(self.partition));
+        id.push('-');
+        id.push_str(digits.format(self.position));
+        id.push('-');
+        id.push_str(digits.format(self.index_in_batch));
+        id
     }
 
     /// Returns a number that orders records with equal timestamps: later messages and

@@ -106,7 +106,7 @@ pub fn parse_json_body(
     check_record_count(logs.len(), limits, "logs")?;
     let mut shared = BTreeMap::new();
     if let Some(source) = source {
-        check_value_size(SOURCE_FIELD, "source", source.len(), limits)?;
+        check_value_size(SOURCE_FIELD, || "source".to_string(), source.len(), limits)?;
         shared.insert(SOURCE_FIELD.to_string(), FieldValue::Str(source));
     }
     for (key, value) in tags {
@@ -117,8 +117,8 @@ pub fn parse_json_body(
             Value::Bool(b) => b.to_string(),
             _ => return Err(invalid(&path, "tag values must be strings")),
         };
-        check_field_name(&format!("{TAG_PREFIX}{key}"), &path, limits)?;
-        check_value_size(&path, &path, text.len(), limits)?;
+        check_field_name(&format!("{TAG_PREFIX}{key}"), || path.clone(), limits)?;
+        check_value_size(&path, || path.clone(), text.len(), limits)?;
         shared.insert(format!("{TAG_PREFIX}{key}"), FieldValue::Str(text));
     }
     let mut records = Vec::with_capacity(logs.len());
@@ -155,12 +155,12 @@ pub fn parse_ndjson_body(
         if line.is_empty() {
             continue;
         }
-        check_record_count(records.len() + 1, limits, &format!("line {line_number}"))?;
+        let path = format!("line {line_number}");
+        check_record_count(records.len() + 1, limits, &path)?;
         let value: Value = serde_json::from_slice(line).map_err(|e| IngestError::Malformed {
             location: Some(format!("line {line_number} column {}", e.column())),
             message: strip_position(&e.to_string()),
         })?;
-        let path = format!("line {line_number}");
         records.push(record_from_value(
             value,
             &path,
@@ -303,8 +303,9 @@ fn flatten_into(
     limits: &IngestLimits,
     depth: usize,
 ) -> Result<(), IngestError> {
-    let path = format!("{record_path}.{name}");
-    check_field_name(&name, &path, limits)?;
+    // The field's path only goes into error messages: built when one is needed.
+    let path = || format!("{record_path}.{name}");
+    check_field_name(&name, path, limits)?;
     let field_value = match value {
         Value::Null => return Ok(()),
         Value::Bool(b) => FieldValue::Bool(b),
@@ -313,13 +314,13 @@ fn flatten_into(
             None => FieldValue::Double(n.as_f64().unwrap_or(f64::MAX)),
         },
         Value::String(s) => {
-            check_value_size(&name, &path, s.len(), limits)?;
+            check_value_size(&name, path, s.len(), limits)?;
             FieldValue::Str(s)
         }
         Value::Object(object) => {
             if depth >= MAX_NESTING_DEPTH {
                 return Err(invalid(
-                    &path,
+                    &path(),
                     "objects nested deeper than 16 levels are not accepted",
                 ));
             }
@@ -340,7 +341,7 @@ fn flatten_into(
         }
         Value::Array(_) => {
             return Err(invalid(
-                &path,
+                &path(),
                 "arrays are not supported; send a string, number, bool or object",
             ))
         }
@@ -353,10 +354,14 @@ fn flatten_into(
     Ok(())
 }
 
-fn check_field_name(name: &str, path: &str, limits: &IngestLimits) -> Result<(), IngestError> {
+fn check_field_name(
+    name: &str,
+    path: impl Fn() -> String,
+    limits: &IngestLimits,
+) -> Result<(), IngestError> {
     if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
         return Err(invalid(
-            path,
+            &path(),
             "field names must be non-empty and have no empty dotted parts",
         ));
     }
@@ -364,7 +369,7 @@ fn check_field_name(name: &str, path: &str, limits: &IngestLimits) -> Result<(),
     if chars > limits.max_field_name_chars {
         return Err(IngestError::LimitExceeded {
             limit: "max_field_name_chars",
-            path: path.to_string(),
+            path: path(),
             message: format!(
                 "field name has {chars} characters, the limit is {}",
                 limits.max_field_name_chars
@@ -373,7 +378,7 @@ fn check_field_name(name: &str, path: &str, limits: &IngestLimits) -> Result<(),
     }
     if name.chars().any(char::is_control) {
         return Err(invalid(
-            path,
+            &path(),
             "field names must not contain control characters",
         ));
     }
@@ -382,14 +387,14 @@ fn check_field_name(name: &str, path: &str, limits: &IngestLimits) -> Result<(),
 
 fn check_value_size(
     name: &str,
-    path: &str,
+    path: impl Fn() -> String,
     len: usize,
     limits: &IngestLimits,
 ) -> Result<(), IngestError> {
     if len > limits.max_value_bytes {
         return Err(IngestError::LimitExceeded {
             limit: "max_value_bytes",
-            path: path.to_string(),
+            path: path(),
             message: format!(
                 "value of `{name}` is {len} bytes, the limit is {}",
                 limits.max_value_bytes

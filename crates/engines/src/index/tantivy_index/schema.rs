@@ -7,6 +7,7 @@ use logpool_core::field_types::{apply_hint, ip_number, Typed};
 use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::FieldType;
+use tantivy::schema::document::{ReferenceValue, ReferenceValueLeaf};
 use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, OwnedValue, Schema, TextFieldIndexing,
     TextOptions, FAST, STORED,
@@ -225,7 +226,7 @@ impl LogSchema {
         for name in field_names_with_prefixes(&doc.record) {
             document.add_text(self.field_names, name);
         }
-        document.add_object(self.fields, json_object(&split.fields));
+        document.add_field_value(self.fields, JsonFieldsRef::Object(&split.fields));
         for (field, values) in [
             (self.keywords, split.keywords),
             (self.ips, split.ips),
@@ -395,17 +396,37 @@ fn field_names_with_prefixes(record: &Record) -> Vec<String> {
     names.into_iter().collect()
 }
 
-fn json_object(fields: &BTreeMap<&str, Cow<'_, FieldValue>>) -> BTreeMap<String, OwnedValue> {
-    fields
-        .iter()
-        .map(|(name, value)| {
-            let owned = match value.as_ref() {
-                FieldValue::Bool(b) => OwnedValue::Bool(*b),
-                FieldValue::Long(n) => OwnedValue::I64(*n),
-                FieldValue::Double(x) => OwnedValue::F64(*x),
-                FieldValue::Str(s) => OwnedValue::Str(s.clone()),
-            };
-            (name.to_string(), owned)
-        })
-        .collect()
+/// The `fields` object handed to tantivy as borrowed values: tantivy copies each
+/// value once into its document, instead of once into an owned map and again from
+/// it (3 % of the server's instructions, callgrind).
+#[derive(Debug, Clone, Copy)]
+enum JsonFieldsRef<'a> {
+    Object(&'a BTreeMap<&'a str, Cow<'a, FieldValue>>),
+    Leaf(&'a FieldValue),
+}
+
+type JsonFieldsIter<'a> = std::iter::Map<
+    std::collections::btree_map::Iter<'a, &'a str, Cow<'a, FieldValue>>,
+    fn((&'a &'a str, &'a Cow<'a, FieldValue>)) -> (&'a str, JsonFieldsRef<'a>),
+>;
+
+impl<'a> tantivy::schema::Value<'a> for JsonFieldsRef<'a> {
+    type ArrayIter = std::iter::Empty<JsonFieldsRef<'a>>;
+    type ObjectIter = JsonFieldsIter<'a>;
+
+    fn as_value(&self) -> ReferenceValue<'a, Self> {
+        match *self {
+            JsonFieldsRef::Object(fields) => {
+                let entry: fn((&'a &'a str, &'a Cow<'a, FieldValue>)) -> (&'a str, Self) =
+                    |(name, value)| (*name, JsonFieldsRef::Leaf(value.as_ref()));
+                ReferenceValue::Object(fields.iter().map(entry))
+            }
+            JsonFieldsRef::Leaf(value) => ReferenceValue::Leaf(match value {
+                FieldValue::Bool(b) => ReferenceValueLeaf::Bool(*b),
+                FieldValue::Long(n) => ReferenceValueLeaf::I64(*n),
+                FieldValue::Double(x) => ReferenceValueLeaf::F64(*x),
+                FieldValue::Str(s) => ReferenceValueLeaf::Str(s),
+            }),
+        }
+    }
 }

@@ -405,9 +405,13 @@ enum JsonFieldsRef<'a> {
     Leaf(&'a FieldValue),
 }
 
+/// Turns one entry of the `fields` map into a named leaf.
+type JsonFieldEntry<'a> =
+    fn((&'a &'a str, &'a Cow<'a, FieldValue>)) -> (&'a str, JsonFieldsRef<'a>);
+
 type JsonFieldsIter<'a> = std::iter::Map<
     std::collections::btree_map::Iter<'a, &'a str, Cow<'a, FieldValue>>,
-    fn((&'a &'a str, &'a Cow<'a, FieldValue>)) -> (&'a str, JsonFieldsRef<'a>),
+    JsonFieldEntry<'a>,
 >;
 
 impl<'a> tantivy::schema::Value<'a> for JsonFieldsRef<'a> {
@@ -417,7 +421,7 @@ impl<'a> tantivy::schema::Value<'a> for JsonFieldsRef<'a> {
     fn as_value(&self) -> ReferenceValue<'a, Self> {
         match *self {
             JsonFieldsRef::Object(fields) => {
-                let entry: fn((&'a &'a str, &'a Cow<'a, FieldValue>)) -> (&'a str, Self) =
+                let entry: JsonFieldEntry<'a> =
                     |(name, value)| (*name, JsonFieldsRef::Leaf(value.as_ref()));
                 ReferenceValue::Object(fields.iter().map(entry))
             }

@@ -381,19 +381,18 @@ fn stored_source(doc_id: &str, doc: &IndexDoc) -> String {
 }
 
 /// `http.status` is present as `http.status` and `http`, like a nested object in ES.
-fn field_names_with_prefixes(record: &Record) -> Vec<String> {
+/// The names are slices of the record's own names: tantivy copies each once.
+fn field_names_with_prefixes(record: &Record) -> std::collections::BTreeSet<&str> {
     let mut names = std::collections::BTreeSet::new();
     for name in record.fields.keys() {
-        let mut end = 0;
         for (index, c) in name.char_indices() {
             if c == '.' {
-                names.insert(name[..index].to_string());
+                names.insert(&name[..index]);
             }
-            end = index + c.len_utf8();
         }
-        names.insert(name[..end].to_string());
+        names.insert(name.as_str());
     }
-    names.into_iter().collect()
+    names
 }
 
 /// The `fields` object handed to tantivy as borrowed values: tantivy copies each

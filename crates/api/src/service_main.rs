@@ -14,6 +14,13 @@ use logpool_engines::config::{Config, CoordinationConfig, TlsConfig};
 use logpool_engines::Engines;
 use tokio::net::TcpListener;
 
+/// Every logpool process (the service binaries and `logpool` itself, which all
+/// start through this crate) allocates through mimalloc: glibc malloc keeps a heap
+/// arena per thread that stays at its peak after an indexing burst (BENCHMARKS.md:
+/// peak RSS at 10 M records 1,692 → about 880 MiB).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parses `--config FILE` from the command line.
 ///
 /// # Errors

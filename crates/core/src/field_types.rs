@@ -31,11 +31,26 @@ pub enum Typed {
     Overflow(String),
 }
 
+/// Whether `value` already has the representation of `hint`, so that
+/// [`apply_hint`] answers it unchanged: callers on the indexing path can borrow it
+/// instead of taking the copy.
+pub fn fits_unchanged(hint: FieldType, value: &FieldValue) -> bool {
+    matches!(
+        (hint, value),
+        (FieldType::Text | FieldType::Keyword, FieldValue::Str(_))
+            | (FieldType::Long, FieldValue::Long(_))
+            | (FieldType::Double, FieldValue::Double(_))
+            | (FieldType::Bool, FieldValue::Bool(_))
+    )
+}
+
 /// Applies `hint` to `value`.
 pub fn apply_hint(value: &FieldValue, hint: FieldType) -> Typed {
+    if fits_unchanged(hint, value) {
+        return Typed::Fits(value.clone());
+    }
     let overflow = || Typed::Overflow(value.as_text());
     match (hint, value) {
-        (FieldType::Long, FieldValue::Long(_)) => Typed::Fits(value.clone()),
         (FieldType::Long, FieldValue::Double(x)) => {
             // Integral doubles below 2^53 convert exactly.
             if x.fract() == 0.0 && x.abs() < 9.0e15 {
@@ -48,13 +63,11 @@ pub fn apply_hint(value: &FieldValue, hint: FieldType) -> Typed {
             .trim()
             .parse::<i64>()
             .map_or_else(|_| overflow(), |n| Typed::Fits(FieldValue::Long(n))),
-        (FieldType::Double, FieldValue::Double(_)) => Typed::Fits(value.clone()),
         (FieldType::Double, FieldValue::Long(n)) => Typed::Fits(FieldValue::Double(*n as f64)),
         (FieldType::Double, FieldValue::Str(text)) => match text.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Typed::Fits(FieldValue::Double(x)),
             _ => overflow(),
         },
-        (FieldType::Bool, FieldValue::Bool(_)) => Typed::Fits(value.clone()),
         (FieldType::Bool, FieldValue::Str(text)) => match text.trim().to_ascii_lowercase().as_str()
         {
             "true" => Typed::Fits(FieldValue::Bool(true)),

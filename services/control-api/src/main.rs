@@ -7,11 +7,6 @@ use logpool_api::service_main::{init_logging, load_service_config, serve, shutdo
 use logpool_control_api::{router, ControlState};
 use logpool_engines::Engines;
 
-/// mimalloc gives freed memory back to the system; glibc malloc keeps a heap arena
-/// per thread that stays at its peak after a burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();

@@ -11,11 +11,6 @@ use logpool_engines::Engines;
 use logpool_loghub::{run, LoghubState, LoghubStats};
 use tokio::sync::watch;
 
-/// mimalloc gives freed memory back to the system; glibc malloc keeps a heap arena
-/// per thread that stays at its peak after a burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();

@@ -10,11 +10,6 @@ use clap::{Parser, Subcommand};
 use logpool_engines::config::Config;
 use logpool_standalone::cli::{put, search, PutOptions, SearchOptions};
 
-/// mimalloc gives freed memory back to the system; glibc malloc keeps a heap arena
-/// per thread that stays at its peak after an indexing burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "logpool",

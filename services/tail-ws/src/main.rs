@@ -8,11 +8,6 @@ use logpool_engines::Engines;
 use logpool_tail_ws::pull::PullState;
 use logpool_tail_ws::{router, TailState};
 
-/// mimalloc gives freed memory back to the system; glibc malloc keeps a heap arena
-/// per thread that stays at its peak after a burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();

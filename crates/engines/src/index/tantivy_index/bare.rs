@@ -182,13 +182,14 @@ impl BareIndexReader {
             .try_into()
             .map_err(tantivy_error)?;
         let searcher = reader.searcher();
+        let fields_prefix = format!("{FIELDS}.");
         let mut text_paths = std::collections::BTreeSet::new();
         for segment in searcher.segment_readers() {
             for field in segment.fields_metadata().map_err(tantivy_error)? {
                 if field.typ != tantivy::schema::Type::Str || field.postings_size.is_none() {
                     continue;
                 }
-                if let Some(path) = field.field_name.strip_prefix(&format!("{FIELDS}.")) {
+                if let Some(path) = field.field_name.strip_prefix(&fields_prefix) {
                     text_paths.insert(path.to_string());
                 }
             }

@@ -129,15 +129,20 @@ impl TantivyIndex {
             TopDocs::with_limit(limit).order_by_u64_field(super::schema::TIEBREAK, order);
         let found: Vec<(Option<u64>, DocAddress)> =
             searcher.search(query, &collector).map_err(tantivy_error)?;
+        // Each segment's time column, opened once for all the hits in it.
+        let times = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| segment.fast_fields().i64(super::schema::TIME))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(tantivy_error)?;
         let mut hits = Vec::with_capacity(found.len());
         for (tiebreak, address) in found {
-            let time = searcher
-                .segment_reader(address.segment_ord)
-                .fast_fields()
-                .i64(super::schema::TIME)
-                .map_err(tantivy_error)?;
+            let time_ns = times
+                .get(address.segment_ord as usize)
+                .and_then(|time| time.first(address.doc_id));
             let sort_key = SortKey {
-                time_ns: time.first(address.doc_id).unwrap_or(i64::MIN),
+                time_ns: time_ns.unwrap_or(i64::MIN),
                 tiebreak: tiebreak.unwrap_or(0),
             };
             let document: TantivyDocument = searcher.doc(address).map_err(tantivy_error)?;

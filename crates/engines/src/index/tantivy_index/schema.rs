@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use logpool_core::field_types::{apply_hint, ip_number, Typed};
+use logpool_core::field_types::{apply_hint, fits_unchanged, ip_number, Typed};
 use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::FieldType;
@@ -285,7 +285,10 @@ impl<'a> TypedValues<'a> {
                     values.fields.insert(name, Cow::Borrowed(value));
                     continue;
                 }
-                Some(field_type) if keeps_value_as_is(*field_type, value) => {
+                // Keyword values are copied into their own JSON field below.
+                Some(field_type)
+                    if *field_type != FieldType::Keyword && fits_unchanged(*field_type, value) =>
+                {
                     values.fields.insert(name, Cow::Borrowed(value));
                     continue;
                 }
@@ -338,18 +341,6 @@ impl<'a> TypedValues<'a> {
         }
         values
     }
-}
-
-/// Whether a value of `field_type` is indexed exactly as it was sent (what
-/// [`apply_hint`] would answer with a copy of it).
-fn keeps_value_as_is(field_type: FieldType, value: &FieldValue) -> bool {
-    matches!(
-        (field_type, value),
-        (FieldType::Text, FieldValue::Str(_))
-            | (FieldType::Long, FieldValue::Long(_))
-            | (FieldType::Double, FieldValue::Double(_))
-            | (FieldType::Bool, FieldValue::Bool(_))
-    )
 }
 
 /// The stored form of a hit: what the search API returns, except the sort key

@@ -23,6 +23,26 @@ fn pool(pool_id: i64) -> PoolRoute {
     }
 }
 
+/// Writes one record per `(time, message)` to pool 1 (partition 0, one batch) and
+/// commits.
+async fn write_messages(index: &TantivyIndex, messages: &[(i64, String)]) {
+    let docs: Vec<IndexDoc> = messages
+        .iter()
+        .enumerate()
+        .map(|(n, (time_ns, message))| {
+            doc(
+                1,
+                0,
+                n as u32,
+                *time_ns,
+                &[("message", FieldValue::Str(message.clone()))],
+            )
+        })
+        .collect();
+    index.write(&pool(1), docs, false).await.expect("write");
+    index.commit().await.expect("commit");
+}
+
 fn open(dir: &std::path::Path) -> TantivyIndex {
     TantivyIndex::open(TantivyIndexConfig {
         dir: dir.to_path_buf(),
@@ -123,16 +143,12 @@ async fn test_histogram_counts_times_out_of_order() {
     // The start of T0's day: buckets are aligned to the epoch, all in one partition.
     let day = T0 - T0.rem_euclid(DAY);
     let offsets = [5 * HOUR, HOUR, 5 * HOUR + 1, HOUR + 1, 23 * HOUR, HOUR + 2];
-    let docs: Vec<IndexDoc> = offsets
+    let messages: Vec<(i64, String)> = offsets
         .iter()
         .enumerate()
-        .map(|(i, offset)| {
-            let message = FieldValue::Str(format!("event {i}"));
-            doc(1, 0, i as u32, day + offset, &[("message", message)])
-        })
+        .map(|(i, offset)| (day + offset, format!("event {i}")))
         .collect();
-    index.write(&pool(1), docs, false).await.expect("write");
-    index.commit().await.expect("commit");
+    write_messages(&index, &messages).await;
     let buckets = index
         .histogram(
             &pool(1),
@@ -319,21 +335,12 @@ async fn test_long_strings_group_as_null() {
     let index = open(dir.path());
     let at_limit = "a".repeat(schema::KEYWORD_IGNORE_ABOVE);
     let over_limit = "b".repeat(schema::KEYWORD_IGNORE_ABOVE + 1);
-    let docs = [&at_limit, &over_limit, &over_limit]
-        .iter()
+    let messages: Vec<(i64, String)> = [&at_limit, &over_limit, &over_limit]
+        .into_iter()
         .enumerate()
-        .map(|(n, message)| {
-            doc(
-                1,
-                0,
-                n as u32,
-                T0 + n as i64,
-                &[("message", FieldValue::Str((*message).clone()))],
-            )
-        })
+        .map(|(n, message)| (T0 + n as i64, message.clone()))
         .collect();
-    index.write(&pool(1), docs, false).await.expect("write");
-    index.commit().await.expect("commit");
+    write_messages(&index, &messages).await;
     let groups = index
         .aggregate(
             &pool(1),

@@ -277,7 +277,7 @@ async fn check_loghub_sql(server: &TestServer) {
         &http,
         &base,
         "apache",
-        "* | SELECT lower(message), count(*) GROUP BY message",
+        "* | SELECT lower(word), count(*) GROUP BY word",
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -288,6 +288,21 @@ async fn check_loghub_sql(server: &TestServer) {
             .contains("function lower is not supported"),
         "{body}"
     );
+    // The raw line is full text only, on both engines.
+    for statement in [
+        "* | SELECT message, count(*) GROUP BY message",
+        "* | SELECT count(DISTINCT message)",
+    ] {
+        let (status, body) = sql(&http, &base, "apache", statement).await;
+        assert_eq!(status, 400, "{statement}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("message is the raw line, indexed for full-text search only"),
+            "{body}"
+        );
+    }
     let (status, _) = sql(&http, &base, "apache", "status:500").await;
     assert_eq!(status, 400, "a query without a pipe");
 }

@@ -5,6 +5,10 @@
 //! same documents instead of adding new ones: this is what makes at-least-once
 //! delivery from the queue an exactly-once effect in the index.
 
+/// Largest position and index in batch that [`DocIdentity::tiebreak`] holds exactly.
+const MAX_TIEBREAK_POSITION: u64 = 0xff_ffff_ffff;
+const MAX_TIEBREAK_INDEX: u32 = 0xffff;
+
 /// The identity of one record in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DocIdentity {
@@ -40,8 +44,39 @@ impl DocIdentity {
     /// as partitions stay below 256 and positions below 2^40.
     pub fn tiebreak(&self) -> u64 {
         (u64::from(self.partition & 0xff) << 56)
-            | ((self.position & 0xff_ffff_ffff) << 16)
-            | u64::from(self.index_in_batch & 0xffff)
+            | ((self.position & MAX_TIEBREAK_POSITION) << 16)
+            | u64::from(self.index_in_batch & MAX_TIEBREAK_INDEX)
+    }
+
+    /// Returns the key of the queue message the record came from, shared by every
+    /// record of that message: a redelivered message is replaced by deleting its key
+    /// once, where one unique key per record would cost a term per record.
+    pub fn message_key(&self) -> String {
+        let mut digits = itoa::Buffer::new();
+        let mut key = String::with_capacity(40);
+        key.push_str(digits.format(self.pool_id));
+        key.push('-');
+        key.push_str(digits.format(self.partition));
+        key.push('-');
+        key.push_str(digits.format(self.position));
+        key
+    }
+
+    /// Whether [`DocIdentity::tiebreak`] holds the position and the index in batch
+    /// exactly, so that [`DocIdentity::from_tiebreak`] gives this identity back.
+    pub fn tiebreak_is_exact(&self) -> bool {
+        self.position <= MAX_TIEBREAK_POSITION && self.index_in_batch <= MAX_TIEBREAK_INDEX
+    }
+
+    /// Rebuilds an identity from its pool, partition and an exact tiebreak (see
+    /// [`DocIdentity::tiebreak_is_exact`]).
+    pub fn from_tiebreak(pool_id: i64, partition: u32, tiebreak: u64) -> DocIdentity {
+        DocIdentity {
+            pool_id,
+            partition,
+            position: (tiebreak >> 16) & MAX_TIEBREAK_POSITION,
+            index_in_batch: (tiebreak & u64::from(MAX_TIEBREAK_INDEX)) as u32,
+        }
     }
 
     /// Parses a document id made by [`DocIdentity::doc_id`].
@@ -73,6 +108,30 @@ mod tests {
         assert_eq!(DocIdentity::parse(&id.doc_id()), Some(id));
         assert_eq!(DocIdentity::parse("7-3-99"), None);
         assert_eq!(DocIdentity::parse("7-3-99-1-2"), None);
+    }
+
+    #[test]
+    fn test_identity_comes_back_from_an_exact_tiebreak() {
+        let id = DocIdentity {
+            pool_id: 7,
+            partition: 300,
+            position: 0xff_ffff_ffff,
+            index_in_batch: 0xffff,
+        };
+        assert!(id.tiebreak_is_exact());
+        assert_eq!(DocIdentity::from_tiebreak(7, 300, id.tiebreak()), id);
+        assert_eq!(id.message_key(), "7-300-1099511627775");
+        let far = DocIdentity {
+            position: 1 << 40,
+            ..id
+        };
+        assert!(!far.tiebreak_is_exact());
+        let wide = DocIdentity {
+            index_in_batch: 1 << 16,
+            ..id
+        };
+        assert!(!wide.tiebreak_is_exact());
+        assert_ne!(DocIdentity::from_tiebreak(7, 300, wide.tiebreak()), wide);
     }
 
     #[test]

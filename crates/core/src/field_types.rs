@@ -95,7 +95,7 @@ pub fn apply_hint(value: &FieldValue, hint: FieldType) -> Typed {
 }
 
 /// The field that holds the raw line: always full text, whatever its first value.
-pub const MESSAGE_FIELD: &str = "message";
+pub use crate::record::MESSAGE_FIELD;
 
 /// The type field `name` takes from its first value when no hint declares one.
 pub fn infer_type(name: &str, value: &FieldValue) -> FieldType {

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Field that holds the main log line.
+/// Field that holds the main log line. It is indexed for full-text search only (no
+/// column, like Elasticsearch's log templates map it): pipe SQL cannot group or
+/// aggregate it.
 pub const MESSAGE_FIELD: &str = "message";
 /// Field that names where a record came from (host, file, app).
 pub const SOURCE_FIELD: &str = "source";

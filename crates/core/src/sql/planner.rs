@@ -19,6 +19,7 @@ use super::plan::{
 };
 use super::SqlError;
 use crate::query::{is_time_field, Query, RangeBound};
+use crate::record::MESSAGE_FIELD;
 use crate::timeexpr::parse_duration_ns;
 
 /// Nesting depth the SQL parser accepts, so hostile input cannot overflow the stack.
@@ -26,6 +27,11 @@ const MAX_SQL_DEPTH: usize = 50;
 
 const NS_PER_MS: i64 = 1_000_000;
 const NS_PER_SECOND: i64 = 1_000_000_000;
+
+/// Why `message` cannot be grouped or aggregated: engines index it as full text only.
+const FULL_TEXT_ONLY: &str = "message is the raw line, indexed for full-text search only: \
+it cannot be grouped or aggregated; filter on it in the query (`message:...`, \
+`_exists_:message`) and group by a parsed field";
 
 /// Plans `sql` (the text after the pipe) over pool `pool`, filtered by `query` (the
 /// search before the pipe).
@@ -510,6 +516,9 @@ impl Planner<'_> {
                     expr,
                 ));
             }
+            if field == MESSAGE_FIELD {
+                return Err(self.error(FULL_TEXT_ONLY, expr));
+            }
             return Ok(Some(GroupKey::Field(field)));
         }
         let Expr::Function(function) = expr else {
@@ -665,6 +674,9 @@ impl Planner<'_> {
             })?;
             if is_time_field(&field) {
                 return Err(self.error(format!("{name}(time) is not supported"), function));
+            }
+            if field == MESSAGE_FIELD {
+                return Err(self.error(FULL_TEXT_ONLY, function));
             }
             Ok(field)
         };

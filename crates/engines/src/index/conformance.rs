@@ -268,6 +268,44 @@ pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolR
             .total,
         4
     );
+    // Redelivering one queue message (position 1, whose records are a day apart)
+    // replaces its own records only.
+    let docs = sample_docs(pool.pool_id);
+    index
+        .write(pool, docs[2..].to_vec(), true)
+        .await
+        .expect("rewrite one message");
+    index.commit().await.expect("commit");
+    assert_eq!(
+        index
+            .search(pool, &request(""))
+            .await
+            .expect("search")
+            .total,
+        4
+    );
+    // Every record is found by the id its hit carries, once.
+    for doc in &docs {
+        let id = doc.identity.doc_id();
+        let page = index
+            .search(pool, &request(&format!("_id:\"{id}\"")))
+            .await
+            .expect("search by id");
+        assert_eq!(page.total, 1, "_id:{id}");
+        assert_eq!(page.hits[0].id, id);
+        assert_eq!(page.hits[0].fields, doc.record.fields_json());
+    }
+    let other_pool = DocIdentity {
+        pool_id: pool.pool_id + 1,
+        ..docs[0].identity
+    };
+    for missing in [other_pool.doc_id(), "no-such-id".to_string()] {
+        let page = index
+            .search(pool, &request(&format!("_id:\"{missing}\"")))
+            .await
+            .expect("search by id");
+        assert_eq!(page.total, 0, "_id:{missing}");
+    }
 }
 
 /// Checks context: neighbours in queue order (position, then index in batch) within

@@ -188,6 +188,14 @@ fn test_refused_constructs_are_named() {
             "FROM must name this pool `web`, found `other`",
         ),
         (
+            "SELECT message, count(*) GROUP BY message",
+            "message is the raw line, indexed for full-text search only",
+        ),
+        (
+            "SELECT count(DISTINCT message)",
+            "message is the raw line, indexed for full-text search only",
+        ),
+        (
             "SELECT count(*) FROM (SELECT 1)",
             "subqueries are not supported",
         ),

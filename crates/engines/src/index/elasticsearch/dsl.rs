@@ -41,6 +41,7 @@ use std::ops::Bound;
 use logpool_core::ingest::parse_time_text;
 use logpool_core::query::numeric::{integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
+use logpool_core::record::MESSAGE_FIELD;
 use logpool_core::routing::FieldType;
 use serde_json::{json, Map, Value};
 
@@ -336,7 +337,20 @@ fn range(field: &str, lower: &RangeBound, upper: &RangeBound, hints: &Hints) -> 
                 | FieldType::Timestamp
         )
     );
-    if !declared_typed {
+    if field == MESSAGE_FIELD {
+        // The raw line has no keyword (see the mapping): its range compares the
+        // lowercased tokens, as the embedded index does.
+        let token = |bound: &RangeBound| match bound {
+            RangeBound::Unbounded => Bound::Unbounded,
+            RangeBound::Inclusive(v) => Bound::Included(Value::String(v.to_lowercase())),
+            RangeBound::Exclusive(v) => Bound::Excluded(Value::String(v.to_lowercase())),
+        };
+        clauses.push(range_clause(
+            &TypedPath::Text.field(field),
+            token(lower),
+            token(upper),
+        ));
+    } else if !declared_typed {
         clauses.push(range_clause(
             &format!("{}.keyword", TypedPath::Text.field(field)),
             raw(lower),

@@ -53,7 +53,7 @@ use std::collections::BTreeSet;
 
 use logpool_core::field_types::{apply_hint, Typed};
 use logpool_core::ingest::parse_time_text;
-use logpool_core::record::{FieldValue, Record};
+use logpool_core::record::{FieldValue, Record, MESSAGE_FIELD};
 use logpool_core::routing::{FieldType, PoolRoute};
 use serde_json::{json, Map, Value};
 
@@ -192,9 +192,18 @@ pub(crate) struct TemplateSettings {
 
 /// The composable index template of a pool (`PUT _index_template/{name}`).
 pub(crate) fn template_body(prefix: &str, pool: &PoolRoute, settings: TemplateSettings) -> Value {
-    let dynamic_templates: Vec<Value> = TypedPath::ALL
-        .iter()
-        .map(|path| {
+    // The raw line is full text only, as in the embedded index and Elasticsearch's own
+    // log templates (`match_only_text`): a keyword of nearly unique lines would be
+    // a second copy of them, for grouping by whole lines, which pipe SQL refuses. The
+    // first matching dynamic template wins, so this one comes before `_lp_s.*`.
+    let message_template = json!({
+        "lp_message": {
+            "path_match": TypedPath::Text.field(MESSAGE_FIELD),
+            "mapping": {"type": "text", "analyzer": "lp_text", "norms": false},
+        }
+    });
+    let dynamic_templates: Vec<Value> = std::iter::once(message_template)
+        .chain(TypedPath::ALL.iter().map(|path| {
             let mut entry = Map::new();
             entry.insert(
                 format!("lp{}", path.object()),
@@ -204,7 +213,7 @@ pub(crate) fn template_body(prefix: &str, pool: &PoolRoute, settings: TemplateSe
                 }),
             );
             Value::Object(entry)
-        })
+        }))
         .chain([TIMESTAMP_MS, TIMESTAMP_SUB].iter().map(|object| {
             let mut entry = Map::new();
             entry.insert(

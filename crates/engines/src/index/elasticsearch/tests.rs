@@ -685,7 +685,11 @@ async fn test_prepare_day_creates_the_index_with_the_pool_mappings_before_its_fi
                 0,
                 1,
                 day_start + 2_000,
-                &[("user", FieldValue::Str("bob smith".into()))],
+                &[
+                    ("user", FieldValue::Str("bob smith".into())),
+                    ("message", FieldValue::Str("Disk Full on sda".into())),
+                    ("host", FieldValue::Str("web-1".into())),
+                ],
             ),
         ];
         let report = index.write(&pool, docs, false).await.expect("write");
@@ -711,6 +715,19 @@ async fn test_prepare_day_creates_the_index_with_the_pool_mappings_before_its_fi
             "keyword",
             "{mapping}"
         );
+        // The raw line is full text only; other text keeps its keyword for grouping.
+        let text = &mapping[&name]["mappings"]["properties"]["_lp_s"]["properties"];
+        assert_eq!(text["message"]["type"], "text", "{mapping}");
+        assert!(text["message"].get("fields").is_none(), "{mapping}");
+        assert_eq!(
+            text["host"]["fields"]["keyword"]["type"], "keyword",
+            "{mapping}"
+        );
+        assert_eq!(total(&index, &pool, "message:full").await, 1);
+        assert_eq!(total(&index, &pool, "\"disk full\"").await, 1);
+        // Its ranges compare the lowercased tokens.
+        assert_eq!(total(&index, &pool, "message:[Sd TO sdz]").await, 1);
+        assert_eq!(total(&index, &pool, "message:[t TO z]").await, 0);
         index.drop_pool(pool.pool_id).await.expect("drop");
     })
     .await;

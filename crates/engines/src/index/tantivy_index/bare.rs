@@ -13,7 +13,7 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQu
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
-use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, TIME};
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexError, IndexResult};
 
@@ -182,14 +182,17 @@ impl BareIndexReader {
             .try_into()
             .map_err(tantivy_error)?;
         let searcher = reader.searcher();
-        let fields_prefix = format!("{FIELDS}.");
+        let prefixes = [format!("{FIELDS}."), format!("{FULL_TEXT}.")];
         let mut text_paths = std::collections::BTreeSet::new();
         for segment in searcher.segment_readers() {
             for field in segment.fields_metadata().map_err(tantivy_error)? {
                 if field.typ != tantivy::schema::Type::Str || field.postings_size.is_none() {
                     continue;
                 }
-                if let Some(path) = field.field_name.strip_prefix(&fields_prefix) {
+                if let Some(path) = prefixes
+                    .iter()
+                    .find_map(|prefix| field.field_name.strip_prefix(prefix.as_str()))
+                {
                     text_paths.insert(path.to_string());
                 }
             }
@@ -219,7 +222,7 @@ impl BareIndexReader {
     }
 
     fn path_term(&self, path: &str, word: &str) -> Term {
-        let mut term = Term::from_field_json_path(self.schema.fields, path, true);
+        let mut term = Term::from_field_json_path(self.schema.json_field_of(path), path, true);
         term.append_type_and_str(word);
         term
     }
@@ -290,7 +293,7 @@ impl BareIndexReader {
         to_ns: i64,
         limit: usize,
     ) -> IndexResult<BarePage> {
-        let mut term = Term::from_field_json_path(self.schema.fields, field, true);
+        let mut term = Term::from_field_json_path(self.schema.json_field_of(field), field, true);
         term.append_type_and_str(value);
         let bound = |value: i64| {
             let mut term = Term::from_field_json_path(self.schema.fields, range_field, true);

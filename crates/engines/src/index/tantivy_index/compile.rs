@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use logpool_core::doc_id::DocIdentity;
 use logpool_core::field_types::{ip_number, ip_query_range};
 use logpool_core::ingest::parse_time_text;
 use logpool_core::query::numeric::{integer_lower, integer_upper};
@@ -48,6 +49,30 @@ pub(crate) fn compile_with_time_range(
         (Occur::Must, time_range),
         (Occur::Must, compiled),
     ])))
+}
+
+/// The record with `identity`: its queue message's key and its tiebreak (which keeps
+/// only the low byte of the partition; the key names the whole message). Past the
+/// tiebreak's bounds ([`DocIdentity::tiebreak_is_exact`]) two records of one message
+/// can share a tiebreak.
+pub(crate) fn record_query(schema: &LogSchema, identity: &DocIdentity) -> Box<dyn TantivyQuery> {
+    let tiebreak = Term::from_field_u64(schema.tiebreak, identity.tiebreak());
+    Box::new(BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(schema.message_key, &identity.message_key()),
+                IndexRecordOption::Basic,
+            )) as Box<dyn TantivyQuery>,
+        ),
+        (
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(tiebreak.clone()),
+                Bound::Included(tiebreak),
+            )),
+        ),
+    ]))
 }
 
 /// Compiles one AST node.
@@ -89,10 +114,10 @@ pub(crate) fn compile(
                 let time_ns = parse_time_bound(value)?;
                 time_range(schema, Bound::Included(time_ns), Bound::Included(time_ns))
             } else if field == "_id" {
-                Box::new(TermQuery::new(
-                    Term::from_field_text(schema.id, value),
-                    IndexRecordOption::Basic,
-                ))
+                match DocIdentity::parse(value) {
+                    Some(identity) => record_query(schema, &identity),
+                    None => Box::new(EmptyQuery),
+                }
             } else {
                 with_typed(
                     field_value_query(schema, field, value),
@@ -128,7 +153,10 @@ pub(crate) fn compile(
                     }
                     _ => None,
                 };
-                with_typed(path_regex(schema.fields, field, pattern, false)?, keyword)
+                with_typed(
+                    path_regex(schema.json_field_of(field), field, pattern, false)?,
+                    keyword,
+                )
             }
         }
         Query::Range {
@@ -199,9 +227,14 @@ fn any_path_text_regex(schema: &LogSchema, pattern: &str) -> IndexResult<Box<dyn
     let mut regex = String::from("[^\\x00]*\\x00");
     push_literal(&mut regex, char::from(tantivy::schema::Type::Str.to_code()));
     regex.push_str(&wildcard_to_regex(pattern));
-    let query = RegexQuery::from_pattern(&regex, schema.fields)
-        .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
-    Ok(Box::new(query))
+    let mut queries: Vec<Box<dyn TantivyQuery>> = Vec::with_capacity(2);
+    // The raw line has a JSON field of its own (`LogSchema::json_field_of`).
+    for field in [schema.fields, schema.full_text] {
+        let query = RegexQuery::from_pattern(&regex, field)
+            .map_err(|e| IndexError::InvalidQuery(format!("wildcard `{pattern}`: {e}")))?;
+        queries.push(Box::new(query));
+    }
+    Ok(any_of(queries))
 }
 
 /// Bare text lives in `_all` (values that are not text) and under each field's own
@@ -234,7 +267,7 @@ fn text_query(
 }
 
 fn json_path_term(schema: &LogSchema, path: &str) -> Term {
-    Term::from_field_json_path(schema.fields, path, true)
+    Term::from_field_json_path(schema.json_field_of(path), path, true)
 }
 
 /// `query`, or it OR the typed clause when the field's type has one.
@@ -363,7 +396,7 @@ fn json_text_query(schema: &LogSchema, path: &str, text: &str) -> Box<dyn Tantiv
 }
 
 fn json_tokens_query(schema: &LogSchema, path: &str, tokens: &[String]) -> Box<dyn TantivyQuery> {
-    text_query(schema.fields, tokens, |_, token| {
+    text_query(schema.json_field_of(path), tokens, |_, token| {
         let mut term = json_path_term(schema, path);
         term.append_type_and_str(token);
         term
@@ -458,7 +491,15 @@ fn range_query(
                 | FieldType::Timestamp
         )
     );
-    if let (Some(low), Some(high)) = (numeric(lower), numeric(upper)) {
+    // The raw line is text only and has no column to run a numeric range on: its
+    // ranges compare tokens, as on a text field without a keyword in Elasticsearch.
+    let full_text_only = schema.json_field_of(field) == schema.full_text;
+    let numeric_bounds = if full_text_only {
+        None
+    } else {
+        numeric(lower).zip(numeric(upper))
+    };
+    if let Some((low, high)) = numeric_bounds {
         let f64_term = |value: f64| {
             let mut term = json_path_term(schema, field);
             term.append_type_and_fast_value(value);

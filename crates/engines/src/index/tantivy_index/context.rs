@@ -8,8 +8,7 @@
 use std::ops::Bound;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query as TantivyQuery, RangeQuery, TermQuery};
-use tantivy::schema::IndexRecordOption;
+use tantivy::query::{BooleanQuery, Occur, Query as TantivyQuery, RangeQuery};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
 use super::{compile, tantivy_error, PartitionKey, TantivyIndex, DAY_NS};
@@ -17,6 +16,9 @@ use crate::index::{ContextPage, ContextRequest, IndexResult, SearchHit, SortKey,
 
 /// Bits of the tiebreak below the partition byte.
 const SHARD_BITS: u32 = 56;
+
+/// Records fetched to find the anchor among those sharing its tiebreak.
+const ANCHOR_CANDIDATES: usize = 4;
 
 impl TantivyIndex {
     pub(super) fn context_blocking(
@@ -32,10 +34,8 @@ impl TantivyIndex {
         let shard_first = u64::from(request.anchor.partition & 0xff) << SHARD_BITS;
         let shard_last = shard_first | ((1u64 << SHARD_BITS) - 1);
         let filter = compile::compile(&self.schema, types, &request.filter)?;
-        let anchor_query = TermQuery::new(
-            Term::from_field_text(self.schema.id, &request.anchor.doc_id()),
-            IndexRecordOption::Basic,
-        );
+        let anchor_id = request.anchor.doc_id();
+        let anchor_query = compile::record_query(&self.schema, &request.anchor);
         let before_query = self.tiebreak_range(
             filter.box_clone(),
             Bound::Included(shard_first),
@@ -55,16 +55,29 @@ impl TantivyIndex {
             };
             let searcher = partition.reader.searcher();
             if anchor.is_none() {
-                let found = self.top_by_tiebreak(&searcher, &anchor_query, 1, Order::Desc)?;
-                anchor = found.into_iter().next().map(|(_, hit)| hit);
+                // Records whose index in batch is past the tiebreak's 16 bits can share
+                // a tiebreak; their stored ids tell them apart.
+                let found = self.top_by_tiebreak(
+                    pool_id,
+                    &searcher,
+                    anchor_query.as_ref(),
+                    ANCHOR_CANDIDATES,
+                    Order::Desc,
+                )?;
+                anchor = found
+                    .into_iter()
+                    .map(|(_, hit)| hit)
+                    .find(|hit| hit.id == anchor_id);
             }
             before.extend(self.top_by_tiebreak(
+                pool_id,
                 &searcher,
                 before_query.as_ref(),
                 request.before,
                 Order::Desc,
             )?);
             after.extend(self.top_by_tiebreak(
+                pool_id,
                 &searcher,
                 after_query.as_ref(),
                 request.after,
@@ -117,6 +130,7 @@ impl TantivyIndex {
     /// The `limit` matching records nearest in tiebreak order, with their tiebreaks.
     fn top_by_tiebreak(
         &self,
+        pool_id: i64,
         searcher: &Searcher,
         query: &dyn TantivyQuery,
         limit: usize,
@@ -146,7 +160,7 @@ impl TantivyIndex {
                 tiebreak: tiebreak.unwrap_or(0),
             };
             let document: TantivyDocument = searcher.doc(address).map_err(tantivy_error)?;
-            let hit = self.hit_from_document(&document, sort_key)?;
+            let hit = self.hit_from_document(pool_id, &document, sort_key)?;
             hits.push((sort_key.tiebreak, hit));
         }
         Ok(hits)

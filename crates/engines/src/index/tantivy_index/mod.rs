@@ -7,9 +7,11 @@
 //! time range. Writers are opened on first write and closed (after a commit) when
 //! more than `max_open_writers` are open, since each one holds its own memory budget.
 //!
-//! Idempotency: every document carries its `_id`; a replacing write deletes that id
-//! before adding it, and tantivy applies a delete only to documents added before it,
-//! so the new copy survives and the old one (committed or not) is gone.
+//! Idempotency: every document carries the key of its queue message; a replacing
+//! write deletes the keys of its messages before adding their records again, and
+//! tantivy applies a delete only to documents added before it, so the new copies
+//! survive and the old ones (committed or not) are gone. A queue message is immutable,
+//! so its redelivery carries the same records.
 
 mod aggregate;
 mod bare;
@@ -246,13 +248,19 @@ impl TantivyIndex {
                     "writer slot empty after opening".to_string(),
                 ));
             };
-            for doc in &docs {
-                if replace_existing {
-                    writer.delete_term(Term::from_field_text(
-                        self.schema.id,
-                        &doc.identity.doc_id(),
-                    ));
+            if replace_existing {
+                // Every delete before every add: tantivy applies a delete to the
+                // documents added before it only, so the new copies survive.
+                let mut deleted = std::collections::HashSet::new();
+                for doc in &docs {
+                    let key = doc.identity.message_key();
+                    if !deleted.contains(&key) {
+                        writer.delete_term(Term::from_field_text(self.schema.message_key, &key));
+                        deleted.insert(key);
+                    }
                 }
+            }
+            for doc in &docs {
                 writer
                     .add_document(self.schema.document_with_types(doc, &types))
                     .map_err(tantivy_error)?;
@@ -366,7 +374,7 @@ impl TantivyIndex {
             let document: TantivyDocument = searchers[searcher_index]
                 .doc(address)
                 .map_err(tantivy_error)?;
-            page_hits.push(self.hit_from_document(&document, sort_key)?);
+            page_hits.push(self.hit_from_document(pool_id, &document, sort_key)?);
         }
         Ok(SearchPage {
             hits: page_hits,
@@ -378,6 +386,7 @@ impl TantivyIndex {
     /// by the collector that found it.
     fn hit_from_document(
         &self,
+        pool_id: i64,
         document: &TantivyDocument,
         sort_key: SortKey,
     ) -> IndexResult<SearchHit> {
@@ -389,7 +398,7 @@ impl TantivyIndex {
         let source: StoredSource = serde_json::from_str(&source_text)
             .map_err(|e| IndexError::Corrupted(format!("stored source is not valid: {e}")))?;
         Ok(SearchHit {
-            id: source.id,
+            id: source.doc_id(pool_id, sort_key.tiebreak),
             time_ns: sort_key.time_ns,
             shard: source.shard,
             sort_key,

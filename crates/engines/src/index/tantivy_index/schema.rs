@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use logpool_core::doc_id::DocIdentity;
 use logpool_core::field_types::{apply_hint, fits_unchanged, ip_number, Typed};
 use logpool_core::ingest::parse_time_text;
 use logpool_core::record::{FieldValue, Record};
@@ -19,13 +20,19 @@ use tantivy::{IndexSettings, TantivyDocument};
 use crate::index::IndexDoc;
 
 /// Field names of the schema. Names starting with `_` are internal.
-pub(crate) const ID: &str = "_id";
+/// The queue message a record came from ([`DocIdentity::message_key`]).
+///
+/// [`DocIdentity::message_key`]: logpool_core::doc_id::DocIdentity::message_key
+pub(crate) const MESSAGE_KEY: &str = "_message_key";
 pub(crate) const TIME: &str = "_time";
 pub(crate) const TIEBREAK: &str = "_tiebreak";
 pub(crate) const SOURCE: &str = "_source";
 pub(crate) const ALL_TEXT: &str = "_all";
 pub(crate) const FIELD_NAMES: &str = "_fields";
 pub(crate) const FIELDS: &str = "fields";
+/// The raw line (`message`), in a JSON field of its own: tokenised with positions like
+/// any text, but without a column (see [`LogSchema::json_field_of`]).
+pub(crate) const FULL_TEXT: &str = "full_text";
 /// Values of fields typed `keyword` (and the text of `ip` values, for grouping):
 /// one untokenised, case-sensitive term per value.
 pub(crate) const KEYWORDS: &str = "kw";
@@ -36,7 +43,7 @@ pub(crate) const IPS: &str = "ip";
 pub(crate) const TIMESTAMPS: &str = "ts";
 /// The record field that holds the raw line, usually most of a record's bytes.
 /// Bare terms always ask its path, even before the pool has learned its type.
-pub(crate) const MESSAGE: &str = "message";
+pub(crate) const MESSAGE: &str = logpool_core::record::MESSAGE_FIELD;
 
 /// The fast-field tokenizer of string values: the whole value as one token, or no
 /// token when it is longer than [`KEYWORD_IGNORE_ABOVE`] bytes. Long free text (stack
@@ -90,13 +97,14 @@ pub(crate) const DOCSTORE_CACHE_BLOCKS: usize = 8;
 #[derive(Debug, Clone)]
 pub(crate) struct LogSchema {
     pub(crate) schema: Schema,
-    pub(crate) id: Field,
+    pub(crate) message_key: Field,
     pub(crate) time: Field,
     pub(crate) tiebreak: Field,
     pub(crate) source: Field,
     pub(crate) all_text: Field,
     pub(crate) field_names: Field,
     pub(crate) fields: Field,
+    pub(crate) full_text: Field,
     pub(crate) keywords: Field,
     pub(crate) ips: Field,
     pub(crate) timestamps: Field,
@@ -129,8 +137,12 @@ pub(crate) fn ip_term(number: u128) -> String {
 impl LogSchema {
     pub(crate) fn new() -> LogSchema {
         let mut builder = Schema::builder();
-        // `_id` is indexed untokenised so that a redelivery can delete-then-add by id.
-        let id = builder.add_text_field(ID, untokenised_without_norms());
+        // A redelivered queue message replaces its records: one delete of its key, then
+        // the adds. A key per message rather than an id per record: a unique term per
+        // record cost 0.03 per raw byte and a dictionary entry at every commit. A
+        // record's own id is its message key plus the tiebreak column (`_id` queries,
+        // context anchors).
+        let message_key = builder.add_text_field(MESSAGE_KEY, untokenised_without_norms());
         // Time ranges run on the column (tantivy's range query prefers a fast field),
         // so `_time` has no terms.
         let time = builder.add_i64_field(TIME, FAST);
@@ -153,6 +165,17 @@ impl LogSchema {
             // path and type: one more copy of every short value on disk.
             .set_fast(KEYWORD_TOKENIZER);
         let fields = builder.add_json_field(FIELDS, json_options);
+        // The raw line is full text only, as Elasticsearch's log templates map
+        // `message` (`match_only_text`, no keyword): log lines hardly repeat, so a column
+        // would be a second copy of most of the record (0.18 per raw byte on Loghub
+        // lines that do not repeat, BENCHMARKS.md) and a dictionary to sort at every
+        // commit, for grouping by whole lines, which pipe SQL refuses.
+        let full_text = builder.add_json_field(
+            FULL_TEXT,
+            JsonObjectOptions::default()
+                .set_indexing_options(tokenised_without_norms())
+                .set_expand_dots_enabled(),
+        );
         let raw_indexing = TextFieldIndexing::default()
             .set_tokenizer("raw")
             .set_index_option(IndexRecordOption::Basic)
@@ -182,16 +205,27 @@ impl LogSchema {
         );
         LogSchema {
             schema: builder.build(),
-            id,
+            message_key,
             time,
             tiebreak,
             source,
             all_text,
             field_names,
             fields,
+            full_text,
             keywords,
             ips,
             timestamps,
+        }
+    }
+
+    /// The JSON field that indexes record field `path`: the raw line has its own,
+    /// every other text, number and bool is in `fields`.
+    pub(crate) fn json_field_of(&self, path: &str) -> Field {
+        if path == MESSAGE {
+            self.full_text
+        } else {
+            self.fields
         }
     }
 
@@ -209,13 +243,12 @@ impl LogSchema {
         doc: &IndexDoc,
         types: &BTreeMap<String, FieldType>,
     ) -> TantivyDocument {
-        let doc_id = doc.identity.doc_id();
         let mut document = TantivyDocument::new();
         document.add_i64(self.time, doc.record.time_ns);
         document.add_u64(self.tiebreak, doc.identity.tiebreak());
-        document.add_text(self.source, stored_source(&doc_id, doc));
-        document.add_text(self.id, doc_id);
-        let split = TypedValues::split(&doc.record, types);
+        document.add_text(self.source, stored_source(doc));
+        document.add_text(self.message_key, doc.identity.message_key());
+        let mut split = TypedValues::split(&doc.record, types);
         // One value per field: tantivy leaves a position gap between values, so a
         // phrase never matches across two fields.
         for (name, value) in &doc.record.fields {
@@ -226,7 +259,11 @@ impl LogSchema {
         for name in field_names_with_prefixes(&doc.record) {
             document.add_text(self.field_names, name);
         }
+        let message = split.fields.remove(MESSAGE);
         document.add_field_value(self.fields, JsonFieldsRef::Object(&split.fields));
+        if let Some(message) = &message {
+            document.add_field_value(self.full_text, JsonFieldsRef::Message(message.as_ref()));
+        }
         for (field, values) in [
             (self.keywords, split.keywords),
             (self.ips, split.ips),
@@ -346,25 +383,45 @@ impl<'a> TypedValues<'a> {
 /// The stored form of a hit: what the search API returns, except the sort key
 /// (time and tiebreak), which the columns already hold and every search reads
 /// from them anyway. Unique numbers compress poorly: leaving the two out of the
-/// JSON makes the document store about a fifth smaller.
+/// JSON makes the document store about a fifth smaller. For the same reason the
+/// record's id is rebuilt from its pool, `partition` and tiebreak, and stored only
+/// when the tiebreak cannot hold it ([`DocIdentity::tiebreak_is_exact`]).
+///
+/// [`DocIdentity::tiebreak_is_exact`]: logpool_core::doc_id::DocIdentity::tiebreak_is_exact
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredSource {
-    pub(crate) id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<String>,
+    pub(crate) partition: u32,
     pub(crate) shard: u32,
     pub(crate) fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl StoredSource {
+    /// The record's id: stored, or rebuilt from the pool, partition and tiebreak.
+    pub(crate) fn doc_id(&self, pool_id: i64, tiebreak: u64) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => DocIdentity::from_tiebreak(pool_id, self.partition, tiebreak).doc_id(),
+        }
+    }
 }
 
 /// What [`StoredSource`] reads back, written from the record without copying it.
 #[derive(serde::Serialize)]
 struct StoredSourceRef<'a> {
-    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    partition: u32,
     shard: u32,
     fields: &'a BTreeMap<String, FieldValue>,
 }
 
-fn stored_source(doc_id: &str, doc: &IndexDoc) -> String {
+fn stored_source(doc: &IndexDoc) -> String {
+    let identity = &doc.identity;
     let source = StoredSourceRef {
-        id: doc_id,
+        id: (!identity.tiebreak_is_exact()).then(|| identity.doc_id()),
+        partition: identity.partition,
         shard: doc.shard,
         fields: &doc.record.fields,
     };
@@ -392,8 +449,13 @@ fn field_names_with_prefixes(record: &Record) -> std::collections::BTreeSet<&str
 #[derive(Debug, Clone, Copy)]
 enum JsonFieldsRef<'a> {
     Object(&'a BTreeMap<&'a str, Cow<'a, FieldValue>>),
+    /// `{"message": value}`: the object of the full-text field.
+    Message(&'a FieldValue),
     Leaf(&'a FieldValue),
 }
+
+/// No fields: the full-text object iterates this, then its one message entry.
+static NO_FIELDS: BTreeMap<&str, Cow<'_, FieldValue>> = BTreeMap::new();
 
 /// Turns one entry of the `fields` map into a named leaf.
 type JsonFieldEntry<'a> =
@@ -406,14 +468,25 @@ type JsonFieldsIter<'a> = std::iter::Map<
 
 impl<'a> tantivy::schema::Value<'a> for JsonFieldsRef<'a> {
     type ArrayIter = std::iter::Empty<JsonFieldsRef<'a>>;
-    type ObjectIter = JsonFieldsIter<'a>;
+    type ObjectIter =
+        std::iter::Chain<JsonFieldsIter<'a>, std::option::IntoIter<(&'a str, JsonFieldsRef<'a>)>>;
 
     fn as_value(&self) -> ReferenceValue<'a, Self> {
         match *self {
             JsonFieldsRef::Object(fields) => {
                 let entry: JsonFieldEntry<'a> =
                     |(name, value)| (*name, JsonFieldsRef::Leaf(value.as_ref()));
-                ReferenceValue::Object(fields.iter().map(entry))
+                ReferenceValue::Object(fields.iter().map(entry).chain(None))
+            }
+            JsonFieldsRef::Message(value) => {
+                let entry: JsonFieldEntry<'a> =
+                    |(name, value)| (*name, JsonFieldsRef::Leaf(value.as_ref()));
+                ReferenceValue::Object(
+                    NO_FIELDS
+                        .iter()
+                        .map(entry)
+                        .chain(Some((MESSAGE, JsonFieldsRef::Leaf(value)))),
+                )
             }
             JsonFieldsRef::Leaf(value) => ReferenceValue::Leaf(match value {
                 FieldValue::Bool(b) => ReferenceValueLeaf::Bool(*b),

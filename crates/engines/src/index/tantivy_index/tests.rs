@@ -26,16 +26,21 @@ fn pool(pool_id: i64) -> PoolRoute {
 /// Writes one record per `(time, message)` to pool 1 (partition 0, one batch) and
 /// commits.
 async fn write_messages(index: &TantivyIndex, messages: &[(i64, String)]) {
-    let docs: Vec<IndexDoc> = messages
+    write_values(index, "message", messages).await;
+}
+
+/// Writes one record per `(time, text)` with the text in field `name`, and commits.
+async fn write_values(index: &TantivyIndex, name: &str, values: &[(i64, String)]) {
+    let docs: Vec<IndexDoc> = values
         .iter()
         .enumerate()
-        .map(|(n, (time_ns, message))| {
+        .map(|(n, (time_ns, text))| {
             doc(
                 1,
                 0,
                 n as u32,
                 *time_ns,
-                &[("message", FieldValue::Str(message.clone()))],
+                &[(name, FieldValue::Str(text.clone()))],
             )
         })
         .collect();
@@ -269,6 +274,8 @@ async fn test_many_days_close_writers_without_losing_data() {
 /// message typed as a number by a hint keeps its text searchable as a bare term.
 #[tokio::test(flavor = "multi_thread")]
 async fn test_bare_queries_find_the_message_indexed_once() {
+    use logpool_core::sql::plan::{AggregateFn, AggregateValue, GroupKey, KeyValue};
+
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
     let docs = vec![
@@ -323,6 +330,46 @@ async fn test_bare_queries_find_the_message_indexed_once() {
     assert_eq!(total(pool(1), "\"sda web\"").await, 0);
     assert_eq!(total(hinted.clone(), "404").await, 1);
     assert_eq!(total(hinted, "message:404").await, 1);
+    // The raw line is full text only: wildcards and ranges run on its tokens...
+    assert_eq!(total(pool(1), "message:dis*").await, 1);
+    assert_eq!(total(pool(1), "message:[Sd TO sdz]").await, 1);
+    assert_eq!(total(pool(1), "message:[t TO z]").await, 0);
+    assert_eq!(total(pool(1), "message:[100 TO 200]").await, 0);
+    // ...and it has no column (pipe SQL refuses to group by it): every record
+    // groups as null, while a short text field groups by value.
+    let group_counts = |field: &'static str| {
+        let index = &index;
+        async move {
+            let request = crate::index::AggregateRequest {
+                query: parse_query("", DefaultOperator::And).expect("query"),
+                from_ns: T0 - DAY,
+                to_ns: T0 + DAY,
+                group_by: vec![GroupKey::Field(field.into())],
+                aggregates: vec![AggregateFn::Count],
+                max_groups: 100,
+            };
+            let mut got: Vec<(KeyValue, AggregateValue)> = index
+                .aggregate(&pool(1), &request)
+                .await
+                .expect("aggregate")
+                .into_iter()
+                .map(|group| (group.keys[0].clone(), group.values[0]))
+                .collect();
+            got.sort_by_key(|(key, _)| format!("{key:?}"));
+            got
+        }
+    };
+    assert_eq!(
+        group_counts("message").await,
+        vec![(KeyValue::Null, AggregateValue::Count(2))]
+    );
+    assert_eq!(
+        group_counts("host").await,
+        vec![
+            (KeyValue::Str("disk-2".into()), AggregateValue::Count(1)),
+            (KeyValue::Str("web-1".into()), AggregateValue::Count(1)),
+        ]
+    );
 }
 
 /// Strings longer than the keyword limit have no fast column entry: they group as
@@ -335,12 +382,12 @@ async fn test_long_strings_group_as_null() {
     let index = open(dir.path());
     let at_limit = "a".repeat(schema::KEYWORD_IGNORE_ABOVE);
     let over_limit = "b".repeat(schema::KEYWORD_IGNORE_ABOVE + 1);
-    let messages: Vec<(i64, String)> = [&at_limit, &over_limit, &over_limit]
+    let details: Vec<(i64, String)> = [&at_limit, &over_limit, &over_limit]
         .into_iter()
         .enumerate()
-        .map(|(n, message)| (T0 + n as i64, message.clone()))
+        .map(|(n, detail)| (T0 + n as i64, detail.clone()))
         .collect();
-    write_messages(&index, &messages).await;
+    write_values(&index, "detail", &details).await;
     let groups = index
         .aggregate(
             &pool(1),
@@ -348,7 +395,7 @@ async fn test_long_strings_group_as_null() {
                 query: parse_query("", DefaultOperator::And).expect("query"),
                 from_ns: T0 - DAY,
                 to_ns: T0 + DAY,
-                group_by: vec![GroupKey::Field("message".into())],
+                group_by: vec![GroupKey::Field("detail".into())],
                 aggregates: vec![AggregateFn::Count],
                 max_groups: 100,
             },
@@ -367,4 +414,46 @@ async fn test_long_strings_group_as_null() {
             (KeyValue::Str(at_limit), AggregateValue::Count(1)),
         ]
     );
+}
+
+/// Ids are rebuilt from the tiebreak; past its 16 bits of index in batch the id is
+/// stored, so two records sharing a tiebreak keep their own ids and anchors.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_ids_past_the_tiebreak_bounds_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let line = |n: u32| [("message", FieldValue::Str(format!("line {n}")))];
+    // 1 and 65,537 share a tiebreak.
+    let docs = vec![
+        doc(1, 4, 1, T0, &line(1)),
+        doc(1, 4, 65_537, T0 + 1, &line(65_537)),
+        doc(1, 4, 2, T0 + 2, &line(2)),
+    ];
+    assert_eq!(docs[0].identity.tiebreak(), docs[1].identity.tiebreak());
+    index
+        .write(&pool(1), docs.clone(), false)
+        .await
+        .expect("write");
+    index.commit().await.expect("commit");
+    let page = index.search(&pool(1), &request("")).await.expect("search");
+    let mut ids: Vec<String> = page.hits.iter().map(|hit| hit.id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["1-0-4-1", "1-0-4-2", "1-0-4-65537"]);
+    for doc in &docs {
+        let context = index
+            .context(
+                &pool(1),
+                &crate::index::ContextRequest {
+                    anchor: doc.identity,
+                    filter: logpool_core::query::Query::All,
+                    before: 0,
+                    after: 0,
+                },
+            )
+            .await
+            .expect("context");
+        let anchor = context.anchor.expect("anchor found");
+        assert_eq!(anchor.id, doc.identity.doc_id());
+        assert_eq!(anchor.fields, doc.record.fields_json());
+    }
 }

@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 use logpool_api::RoutingView;
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
+use logpool_core::routing::{PoolRoute, RoutingSnapshot};
 use logpool_engines::config::LoghubConfig;
-use logpool_engines::index::{IndexDoc, LogIndex, RejectedDoc};
+use logpool_engines::index::{IndexDoc, IndexError, LogIndex, RejectedDoc, WriteReport};
 use logpool_engines::object_store::ObjectStore;
 use logpool_engines::queue::{Consumer, Delivery, DeliveryTag, Queue};
 
@@ -162,13 +163,51 @@ enum Event {
     Shutdown,
     RoutingChanged,
     Received(Result<Vec<Delivery>, logpool_engines::queue::QueueError>),
+    Written(Result<Vec<FinishedWrite>, tokio::task::JoinError>),
+}
+
+/// The records of one receive, decoded and grouped by pool and redelivery flag.
+struct Prepared {
+    writes: Vec<PreparedWrite>,
+    /// Messages of deleted pools: acked at once.
+    to_ack_now: Vec<DeliveryTag>,
+    /// Messages that can never be decoded, with why: dead-lettered, then acked.
+    undecodable: Vec<(Delivery, String)>,
+}
+
+/// One index write: the records of one pool's messages.
+struct PreparedWrite {
+    pool: PoolRoute,
+    redelivered: bool,
+    docs: Vec<IndexDoc>,
+    tags: Vec<DeliveryTag>,
+}
+
+/// What became of one [`PreparedWrite`].
+struct FinishedWrite {
+    pool: PoolRoute,
+    tags: Vec<DeliveryTag>,
+    records: usize,
+    result: Result<WriteReport, IndexError>,
+}
+
+/// The index writes under way, and the tags they carry (to nack if the task is lost).
+struct InFlight {
+    task: tokio::task::JoinHandle<Vec<FinishedWrite>>,
+    tags: Vec<DeliveryTag>,
 }
 
 /// Consumes and indexes until `shutdown` resolves, then commits and acks what it
 /// has written and returns.
 ///
+/// Two stages overlap: while one receive's records are being written (tantivy
+/// indexes them on its own thread), the next receive is taken from the queue and
+/// decoded, so the index's thread does not wait for the decoding between writes. A
+/// commit runs between writes, never during one, and acks only what was written
+/// before it.
+///
 /// # Errors
-/// Fails only when the subscription cannot be joined.
+/// Fails when the queue subscription cannot be made.
 pub async fn run(
     state: LoghubState,
     shutdown: impl Future<Output = ()> + Send,
@@ -182,6 +221,9 @@ pub async fn run(
     let mut uncommitted = Uncommitted::default();
     let mut index_backoff = Backoff::new(INDEX_BACKOFF_FIRST, INDEX_BACKOFF_MAX);
     let mut queue_backoff = Backoff::new(QUEUE_BACKOFF_FIRST, QUEUE_BACKOFF_MAX);
+    // Invariant: a decoded receive waits only while a write is in flight.
+    let mut in_flight: Option<InFlight> = None;
+    let mut decoded: Option<Vec<PreparedWrite>> = None;
     tokio::pin!(shutdown);
     loop {
         let wait = match uncommitted.first_write {
@@ -200,7 +242,8 @@ pub async fn run(
                 Ok(()) => Event::RoutingChanged,
                 Err(_) => Event::Shutdown,
             },
-            received = consumer.receive(state.config.receive_batch_messages, wait) => Event::Received(received),
+            finished = written(&mut in_flight), if in_flight.is_some() => Event::Written(finished),
+            received = consumer.receive(state.config.receive_batch_messages, wait), if decoded.is_none() => Event::Received(received),
         };
         let mut outcome = IndexOutcome::Idle;
         match event {
@@ -213,8 +256,7 @@ pub async fn run(
             }
             Event::Received(Ok(deliveries)) => {
                 queue_backoff.on_success();
-                outcome =
-                    index_deliveries(&state, consumer.as_mut(), deliveries, &mut uncommitted).await;
+                decoded = decode_deliveries(&state, consumer.as_mut(), deliveries).await;
             }
             Event::Received(Err(error)) => {
                 let pause = queue_backoff.on_failure();
@@ -228,14 +270,25 @@ pub async fn run(
                     break;
                 }
             }
+            Event::Written(finished) => {
+                let tags = in_flight.take().map(|f| f.tags).unwrap_or_default();
+                outcome =
+                    finish_writes(&state, consumer.as_mut(), finished, tags, &mut uncommitted)
+                        .await;
+            }
         }
-        let due = uncommitted.first_write.is_some_and(|first| {
-            first.elapsed() >= commit_interval
-                || uncommitted.records >= state.config.max_uncommitted_records
-        });
-        if due {
-            outcome =
-                outcome.and(commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await);
+        if in_flight.is_none() {
+            let due = uncommitted.first_write.is_some_and(|first| {
+                first.elapsed() >= commit_interval
+                    || uncommitted.records >= state.config.max_uncommitted_records
+            });
+            if due {
+                outcome =
+                    outcome.and(commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await);
+            }
+            if let Some(writes) = decoded.take() {
+                in_flight = Some(start_writes(&state, writes));
+            }
         }
         match outcome {
             IndexOutcome::Failed => {
@@ -253,9 +306,28 @@ pub async fn run(
             IndexOutcome::Idle => {}
         }
     }
-    // Graceful shutdown: what was written is committed and acked before exiting.
+    // Graceful shutdown: what was written is committed and acked before exiting;
+    // what was only decoded comes back through the queue.
+    if let Some(InFlight { task, tags }) = in_flight.take() {
+        let finished = task.await;
+        finish_writes(&state, consumer.as_mut(), finished, tags, &mut uncommitted).await;
+    }
+    if let Some(writes) = decoded.take() {
+        let tags: Vec<DeliveryTag> = writes.into_iter().flat_map(|w| w.tags).collect();
+        nack(&state, consumer.as_mut(), &tags).await;
+    }
     commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await;
     Ok(())
+}
+
+/// Waits for the writes in flight; never resolves when there are none.
+async fn written(
+    in_flight: &mut Option<InFlight>,
+) -> Result<Vec<FinishedWrite>, tokio::task::JoinError> {
+    match in_flight {
+        Some(in_flight) => (&mut in_flight.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps for `pause`; returns true (at once) when shutdown comes first.
@@ -270,19 +342,47 @@ async fn pause_unless_shutdown<F: Future<Output = ()>>(
     }
 }
 
-async fn index_deliveries(
+/// Decodes one receive off the async threads, settles what needs no index write
+/// (deleted pools, undecodable payloads), and returns the writes to make, if any.
+async fn decode_deliveries(
     state: &LoghubState,
     consumer: &mut dyn Consumer,
     deliveries: Vec<Delivery>,
-    uncommitted: &mut Uncommitted,
-) -> IndexOutcome {
+) -> Option<Vec<PreparedWrite>> {
     if deliveries.is_empty() {
-        return IndexOutcome::Idle;
+        return None;
     }
     let snapshot = state.routing.snapshot();
-    let mut to_ack_now = Vec::new();
-    // Group by pool and redelivery flag: one index write per group.
-    let mut groups: HashMap<(i64, bool), (Vec<IndexDoc>, Vec<DeliveryTag>)> = HashMap::new();
+    let prepared = match tokio::task::spawn_blocking(move || prepare(&snapshot, deliveries)).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            // The deliveries went with the task: the queue redelivers them.
+            tracing::error!(%error, "decoding queue messages failed");
+            return None;
+        }
+    };
+    let mut to_ack_now = prepared.to_ack_now;
+    for (delivery, reason) in &prepared.undecodable {
+        dead_letter(state, delivery, reason).await;
+        to_ack_now.push(delivery.tag());
+    }
+    if !to_ack_now.is_empty() {
+        if let Err(error) = consumer.ack(&to_ack_now).await {
+            tracing::warn!(%error, "ack failed; messages will be redelivered");
+        }
+    }
+    (!prepared.writes.is_empty()).then_some(prepared.writes)
+}
+
+/// Decodes deliveries and groups their records by pool and redelivery flag: one
+/// index write per group. Blocking (zstd and JSON).
+fn prepare(snapshot: &RoutingSnapshot, deliveries: Vec<Delivery>) -> Prepared {
+    let mut prepared = Prepared {
+        writes: Vec::new(),
+        to_ack_now: Vec::new(),
+        undecodable: Vec::new(),
+    };
+    let mut group_of: HashMap<(i64, bool), usize> = HashMap::new();
     for delivery in deliveries {
         let message = &delivery.message;
         let Some(route) = snapshot
@@ -290,22 +390,30 @@ async fn index_deliveries(
             .filter(|r| r.pool_id == message.properties.pool_id)
         else {
             tracing::debug!(shard = ?message.shard, position = message.position, "dropping a message of a deleted pool");
-            to_ack_now.push(delivery.tag());
+            prepared.to_ack_now.push(delivery.tag());
             continue;
         };
         let records = match decode_batch(&message.payload) {
             Ok(records) => records,
             Err(error) => {
-                dead_letter(state, &delivery, &error.to_string()).await;
-                to_ack_now.push(delivery.tag());
+                prepared.undecodable.push((delivery, error.to_string()));
                 continue;
             }
         };
         let shard_index = route.shard_index_of(message.shard.partition).unwrap_or(0) as u32;
-        let (docs, tags) = groups
+        let group = *group_of
             .entry((route.pool_id, delivery.redelivered))
-            .or_default();
-        docs.extend(
+            .or_insert_with(|| {
+                prepared.writes.push(PreparedWrite {
+                    pool: route.clone(),
+                    redelivered: delivery.redelivered,
+                    docs: Vec::new(),
+                    tags: Vec::new(),
+                });
+                prepared.writes.len() - 1
+            });
+        let write = &mut prepared.writes[group];
+        write.docs.extend(
             records
                 .into_iter()
                 .enumerate()
@@ -320,38 +428,79 @@ async fn index_deliveries(
                     record,
                 }),
         );
-        tags.push(delivery.tag());
+        write.tags.push(delivery.tag());
     }
+    prepared
+}
+
+/// Starts the writes of one receive on a task of their own.
+fn start_writes(state: &LoghubState, writes: Vec<PreparedWrite>) -> InFlight {
+    let tags = writes.iter().flat_map(|w| w.tags.iter().cloned()).collect();
+    let index = state.index.clone();
+    let task = tokio::spawn(async move {
+        let mut finished = Vec::with_capacity(writes.len());
+        for write in writes {
+            let records = write.docs.len();
+            let result = index
+                .write(&write.pool, write.docs, write.redelivered)
+                .await;
+            finished.push(FinishedWrite {
+                pool: write.pool,
+                tags: write.tags,
+                records,
+                result,
+            });
+        }
+        finished
+    });
+    InFlight { task, tags }
+}
+
+/// Books finished writes: written messages wait for the next commit, failed ones
+/// are nacked (all of them when the task itself was lost).
+async fn finish_writes(
+    state: &LoghubState,
+    consumer: &mut dyn Consumer,
+    finished: Result<Vec<FinishedWrite>, tokio::task::JoinError>,
+    in_flight_tags: Vec<DeliveryTag>,
+    uncommitted: &mut Uncommitted,
+) -> IndexOutcome {
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(error) => {
+            tracing::error!(%error, "index write task failed; messages will be redelivered");
+            state.stats.index_failures.fetch_add(1, Ordering::Relaxed);
+            nack(state, consumer, &in_flight_tags).await;
+            return IndexOutcome::Failed;
+        }
+    };
     let mut outcome = IndexOutcome::Idle;
-    for ((pool_id, redelivered), (docs, tags)) in groups {
-        let Some(route) = snapshot.pool_by_id(pool_id) else {
-            continue;
-        };
-        let count = docs.len();
-        match state.index.write(route, docs, redelivered).await {
+    for write in finished {
+        match write.result {
             Ok(report) => {
                 // Rejected records are stored before their messages can be acked, so
                 // the ack after the commit never loses them.
                 if !report.rejected.is_empty() {
-                    dead_letter_records(state, &route.tenant, route.pool_id, &report.rejected)
-                        .await;
+                    dead_letter_records(
+                        state,
+                        &write.pool.tenant,
+                        write.pool.pool_id,
+                        &report.rejected,
+                    )
+                    .await;
                 }
-                uncommitted.tags.extend(tags);
-                uncommitted.records += count;
+                uncommitted.tags.extend(write.tags);
+                uncommitted.records += write.records;
                 uncommitted.first_write.get_or_insert_with(Instant::now);
                 outcome = outcome.and(IndexOutcome::Succeeded);
             }
             Err(error) => {
+                let pool_id = write.pool.pool_id;
                 tracing::warn!(%error, pool_id, "index write failed; messages will be redelivered");
                 state.stats.index_failures.fetch_add(1, Ordering::Relaxed);
-                nack(state, consumer, &tags).await;
+                nack(state, consumer, &write.tags).await;
                 outcome = IndexOutcome::Failed;
             }
-        }
-    }
-    if !to_ack_now.is_empty() {
-        if let Err(error) = consumer.ack(&to_ack_now).await {
-            tracing::warn!(%error, "ack failed; messages will be redelivered");
         }
     }
     outcome

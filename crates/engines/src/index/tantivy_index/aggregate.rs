@@ -772,6 +772,7 @@ mod tests {
         let index = TantivyIndex::open(TantivyIndexConfig {
             dir: dir.path().to_path_buf(),
             writer_memory_bytes: 15_000_000,
+            writer_threads: 1,
             max_open_writers: 4,
         })
         .expect("open index");

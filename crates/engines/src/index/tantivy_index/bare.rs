@@ -57,9 +57,11 @@ impl BareIndexWriter {
             .fast_field_tokenizers(fast_field_tokenizers())
             .create_in_dir(dir)
             .map_err(tantivy_error)?;
+        let (threads, memory) = config.writer_budget();
         let writer = index
-            .writer_with_num_threads(1, config.writer_memory_bytes.max(15_000_000))
+            .writer_with_num_threads(threads, memory)
             .map_err(tantivy_error)?;
+        writer.set_merge_policy(Box::new(super::schema::merge_policy()));
         Ok(BareIndexWriter {
             schema,
             index,

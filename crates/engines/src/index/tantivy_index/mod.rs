@@ -52,10 +52,22 @@ const DAY_NS: i64 = 86_400_000_000_000;
 pub struct TantivyIndexConfig {
     /// Root directory of all pool indexes.
     pub dir: PathBuf,
-    /// Memory budget of one partition writer (tantivy needs at least 15 MB per thread).
+    /// Memory budget of one partition writer, shared by its indexing threads
+    /// (tantivy needs at least 15 MB per thread).
     pub writer_memory_bytes: usize,
+    /// Indexing threads of one partition writer.
+    pub writer_threads: usize,
     /// Writers kept open at once; older ones are committed and closed.
     pub max_open_writers: usize,
+}
+
+impl TantivyIndexConfig {
+    /// Indexing threads and the memory budget shared by them, raised to tantivy's
+    /// minimum of 15 MB per thread.
+    pub(crate) fn writer_budget(&self) -> (usize, usize) {
+        let threads = self.writer_threads.max(1);
+        (threads, self.writer_memory_bytes.max(threads * 15_000_000))
+    }
 }
 
 impl Default for TantivyIndexConfig {
@@ -63,6 +75,7 @@ impl Default for TantivyIndexConfig {
         TantivyIndexConfig {
             dir: PathBuf::from("index"),
             writer_memory_bytes: 32 * 1024 * 1024,
+            writer_threads: 1,
             max_open_writers: 8,
         }
     }
@@ -237,10 +250,12 @@ impl TantivyIndex {
             })?;
             let mut writer_slot = lock(&partition.writer);
             if writer_slot.is_none() {
+                let (threads, memory) = self.config.writer_budget();
                 let writer = partition
                     .index
-                    .writer_with_num_threads(1, self.config.writer_memory_bytes.max(15_000_000))
+                    .writer_with_num_threads(threads, memory)
                     .map_err(tantivy_error)?;
+                writer.set_merge_policy(Box::new(schema::merge_policy()));
                 *writer_slot = Some(writer);
             }
             let Some(writer) = writer_slot.as_mut() else {

@@ -52,6 +52,7 @@ fn open(dir: &std::path::Path) -> TantivyIndex {
     TantivyIndex::open(TantivyIndexConfig {
         dir: dir.to_path_buf(),
         writer_memory_bytes: 15_000_000,
+        writer_threads: 1,
         max_open_writers: 2,
     })
     .expect("open index")

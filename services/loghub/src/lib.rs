@@ -353,11 +353,12 @@ async fn decode_deliveries(
         return None;
     }
     let snapshot = state.routing.snapshot();
+    let tags: Vec<DeliveryTag> = deliveries.iter().map(Delivery::tag).collect();
     let prepared = match tokio::task::spawn_blocking(move || prepare(&snapshot, deliveries)).await {
         Ok(prepared) => prepared,
         Err(error) => {
-            // The deliveries went with the task: the queue redelivers them.
-            tracing::error!(%error, "decoding queue messages failed");
+            tracing::error!(%error, "decoding queue messages failed; they will be redelivered");
+            nack(state, consumer, &tags).await;
             return None;
         }
     };

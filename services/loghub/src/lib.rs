@@ -234,7 +234,10 @@ pub async fn run(
         }
         .min(Duration::from_millis(200));
         // The select only decides what happened; the consumer is used after it, so
-        // no branch future still borrows it.
+        // no branch future still borrows it. A receive still waiting when the writes in
+        // flight finish is dropped: both queues' receives are cancel-safe (the embedded
+        // one gives picked messages back, Pulsar's takes messages only right before
+        // returning them).
         let event = tokio::select! {
             biased;
             () = &mut shutdown => Event::Shutdown,

@@ -245,6 +245,15 @@ pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
 }
 
 /// Checks that replacing writes of already indexed documents never duplicate them.
+/// Records of `pool` matching `query`.
+async fn total(index: &dyn LogIndex, pool: &PoolRoute, query: &str) -> u64 {
+    index
+        .search(pool, &request(query))
+        .await
+        .expect("search")
+        .total
+}
+
 pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolRoute) {
     index
         .write(pool, sample_docs(pool.pool_id), false)
@@ -260,14 +269,7 @@ pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolR
         .await
         .expect("rewrite again");
     index.commit().await.expect("commit");
-    assert_eq!(
-        index
-            .search(pool, &request(""))
-            .await
-            .expect("search")
-            .total,
-        4
-    );
+    assert_eq!(total(index, pool, "").await, 4);
     // Redelivering one queue message (position 1, whose records are a day apart)
     // replaces its own records only.
     let docs = sample_docs(pool.pool_id);
@@ -276,14 +278,7 @@ pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolR
         .await
         .expect("rewrite one message");
     index.commit().await.expect("commit");
-    assert_eq!(
-        index
-            .search(pool, &request(""))
-            .await
-            .expect("search")
-            .total,
-        4
-    );
+    assert_eq!(total(index, pool, "").await, 4);
     // Every record is found by the id its hit carries, once.
     for doc in &docs {
         let id = doc.identity.doc_id();

@@ -15,7 +15,9 @@
 //! - `text`, `long`, `double`, `bool`: [`eval::matches`] on the converted value.
 //! - An overflow value is text: terms, phrases and wildcards see it; ranges of a
 //!   field typed other than text or keyword do not.
-//! - Bare terms, `_exists_` and the event time never depend on field types.
+//! - Bare terms see each value as the engines index it: a number (after conversion) is
+//!   found by equality and never by a wildcard; everything else by its words.
+//! - `_exists_` and the event time never depend on field types.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -34,10 +36,45 @@ pub fn matches(query: &Query, record: &Record, types: &BTreeMap<String, FieldTyp
         Query::And(queries) => queries.iter().all(|q| matches(q, record, types)),
         Query::Or(queries) => queries.iter().any(|q| matches(q, record, types)),
         Query::Not(inner) => !matches(inner, record, types),
+        Query::Term { field: None, .. }
+        | Query::Phrase { field: None, .. }
+        | Query::Wildcard { field: None, .. } => eval::matches(query, &bare_view(record, types)),
         _ => match typed_leaf(query, record, types) {
             Some(matched) => matched,
             None => eval::matches(query, record),
         },
+    }
+}
+
+/// The record as bare terms see it once types apply: a value converted to `long` or
+/// `double` is a number (found by equality, never by a wildcard); text, overflow text
+/// and bools are words; `keyword`, `ip` and `timestamp` values are the words of the
+/// value as sent.
+fn bare_view(record: &Record, types: &BTreeMap<String, FieldType>) -> Record {
+    let fields = record
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            let seen = match types.get(name) {
+                None => value.clone(),
+                Some(field_type) => match apply_hint(value, *field_type) {
+                    Typed::Fits(converted) => match field_type {
+                        FieldType::Keyword | FieldType::Ip | FieldType::Timestamp => {
+                            FieldValue::Str(value.as_text())
+                        }
+                        FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => {
+                            converted
+                        }
+                    },
+                    Typed::Overflow(text) => FieldValue::Str(text),
+                },
+            };
+            (name.clone(), seen)
+        })
+        .collect();
+    Record {
+        time_ns: record.time_ns,
+        fields,
     }
 }
 

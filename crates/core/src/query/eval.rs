@@ -69,12 +69,16 @@ pub fn matches(query: &Query, record: &Record) -> bool {
 /// Term and phrase matching: they only differ in how they were written.
 fn matches_text(field: Option<&str>, value: &str, record: &Record) -> bool {
     let Some(field) = field else {
+        // A bare term finds a number when it is that number (`500`, `500.0`), as
+        // `field:value` does; text and bools match by their words.
         let needle = tokenize(value);
         return !needle.is_empty()
-            && record
-                .fields
-                .values()
-                .any(|field_value| contains_sequence(&tokenize(&field_value.as_text()), &needle));
+            && record.fields.values().any(|field_value| match field_value {
+                FieldValue::Long(_) | FieldValue::Double(_) => {
+                    value_equals_number(field_value, value)
+                }
+                _ => contains_sequence(&tokenize(&field_value.as_text()), &needle),
+            });
     };
     if is_time_field(field) {
         return parse_time_text(value).is_ok_and(|time_ns| time_ns == record.time_ns);
@@ -87,22 +91,25 @@ fn matches_text(field: Option<&str>, value: &str, record: &Record) -> bool {
             let needle = tokenize(value);
             !needle.is_empty() && contains_sequence(&tokenize(text), &needle)
         }
-        FieldValue::Long(number) => {
-            let trimmed = value.trim();
-            match trimmed.parse::<i64>() {
-                Ok(parsed) => parsed == *number,
-                // `500.0` still equals 500; the cast is exact for every realistic status
-                // code or count, and a float query value cannot be more precise anyway.
-                Err(_) => trimmed
-                    .parse::<f64>()
-                    .is_ok_and(|parsed| parsed == *number as f64),
-            }
-        }
-        FieldValue::Double(number) => value
-            .trim()
-            .parse::<f64>()
-            .is_ok_and(|parsed| parsed == *number),
+        FieldValue::Long(_) | FieldValue::Double(_) => value_equals_number(field_value, value),
         FieldValue::Bool(flag) => value.trim().eq_ignore_ascii_case(&flag.to_string()),
+    }
+}
+
+/// Whether the query text `value` is the number `number` (a `Long` or `Double`).
+fn value_equals_number(number: &FieldValue, value: &str) -> bool {
+    let trimmed = value.trim();
+    match number {
+        FieldValue::Long(number) => match trimmed.parse::<i64>() {
+            Ok(parsed) => parsed == *number,
+            // `500.0` still equals 500; the cast is exact for every realistic status
+            // code or count, and a float query value cannot be more precise anyway.
+            Err(_) => trimmed
+                .parse::<f64>()
+                .is_ok_and(|parsed| parsed == *number as f64),
+        },
+        FieldValue::Double(number) => trimmed.parse::<f64>().is_ok_and(|parsed| parsed == *number),
+        FieldValue::Str(_) | FieldValue::Bool(_) => false,
     }
 }
 
@@ -116,10 +123,12 @@ fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
 fn matches_wildcard(field: Option<&str>, pattern: &str, record: &Record) -> bool {
     let pattern = compile_pattern(pattern);
     let Some(field) = field else {
-        return record.fields.values().any(|field_value| {
-            tokenize(&field_value.as_text())
+        // Numbers never match a wildcard, bare or on a field.
+        return record.fields.values().any(|field_value| match field_value {
+            FieldValue::Long(_) | FieldValue::Double(_) => false,
+            _ => tokenize(&field_value.as_text())
                 .iter()
-                .any(|token| wildcard_matches(&pattern, token))
+                .any(|token| wildcard_matches(&pattern, token)),
         });
     };
     if is_time_field(field) {
@@ -359,7 +368,12 @@ mod tests {
             ("message:??eer", &web, false),
             ("latency:25?.5", &web, false),
             ("ok:tr*", &login, false),
-            ("25?", &web, true),
+            // A bare number finds a number equal to it; numbers never match a
+            // wildcard: latency 251.5 is neither `251` nor `25?`.
+            ("25?", &web, false),
+            ("251.5", &web, true),
+            ("251", &web, false),
+            ("503.0", &web, true),
             ("host:*", &web, true),
             ("trace_id:*", &web, false),
             ("*", &web, true),

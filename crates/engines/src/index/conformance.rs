@@ -119,6 +119,14 @@ pub(crate) const QUERY_CASES: &[(&str, u64)] = &[
     ("(error OR login) AND status:503", 1),
     ("message:\"disk full\"", 1),
     ("500", 1),
+    // A bare number finds numbers equal to it (and the words of text); numbers never
+    // match a wildcard.
+    ("200", 1),
+    ("500.0", 1),
+    ("250.5", 1),
+    ("250", 0),
+    ("50*", 0),
+    ("true", 1),
     ("time:[2023-11-15T00:00:00Z TO *]", 2),
     ("status:{200 TO 503}", 1),
     ("NOT _exists_:status", 1),

@@ -103,7 +103,7 @@ pub(crate) fn compile(query: &Query, hints: &Hints) -> IndexResult<Value> {
         | Query::Phrase {
             field: None,
             text: value,
-        } => text_clause(ALL_TEXT, value),
+        } => bare_value(value, hints),
         Query::Term {
             field: Some(field),
             value,
@@ -192,6 +192,31 @@ fn any_of(mut clauses: Vec<Value>) -> Value {
         1 => clauses.remove(0),
         _ => json!({"bool": {"should": clauses, "minimum_should_match": 1}}),
     }
+}
+
+/// A bare term or phrase: the words of every value but numbers (`_lp_all`), or a
+/// number equal to it in any field typed `long` or `double` (numbers are not in
+/// `_lp_all`; see `mapping::document`).
+fn bare_value(value: &str, hints: &Hints) -> Value {
+    let trimmed = value.trim();
+    let mut clauses = vec![text_clause(ALL_TEXT, value)];
+    for (field, field_type) in hints {
+        match field_type {
+            FieldType::Long => {
+                if let Some(integer) = parse_integer(trimmed) {
+                    clauses.push(json!({"term": {TypedPath::Long.field(field): integer}}));
+                }
+            }
+            FieldType::Double => {
+                if let Some(number) = parse_finite(trimmed) {
+                    clauses.push(json!({"term": {TypedPath::Double.field(field): number}}));
+                }
+            }
+            _ => {}
+        }
+    }
+    clauses.retain(|clause| *clause != match_none());
+    any_of(clauses)
 }
 
 /// A term or phrase over the tokens of `text`; no tokens matches nothing.

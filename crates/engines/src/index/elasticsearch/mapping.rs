@@ -299,15 +299,18 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
     let record_text = serde_json::to_string(&fields_json)
         .map_err(|error| format!("record cannot be serialized: {error}"))?;
     let mut typed: Vec<Map<String, Value>> = vec![Map::new(); TypedPath::ALL.len()];
+    // Text of every value but numbers, which bare terms find by value in their own
+    // typed path (see `dsl::compile`), as the embedded index does.
+    let mut all_text: Vec<Value> = Vec::with_capacity(record.fields.len());
     let (mut timestamp_ms, mut timestamp_sub) = (Map::new(), Map::new());
-    for (name, value) in &record.fields {
+    for (name, sent) in &record.fields {
         // A value that cannot have its declared type overflows into the text path.
         let (path, value) = match pool.field_hints.get(name) {
-            Some(hint) => match apply_hint(value, *hint) {
+            Some(hint) => match apply_hint(sent, *hint) {
                 Typed::Fits(converted) => (TypedPath::for_hint(*hint), converted),
                 Typed::Overflow(text) => (TypedPath::Text, FieldValue::Str(text)),
             },
-            None => (TypedPath::for_value(value), value.clone()),
+            None => (TypedPath::for_value(sent), sent.clone()),
         };
         let json_value = match path {
             TypedPath::Keyword | TypedPath::Ip => Value::String(value.as_text()),
@@ -326,6 +329,9 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
             }
             _ => value.to_json(),
         };
+        if !matches!(path, TypedPath::Long | TypedPath::Double) {
+            all_text.push(Value::String(sent.as_text()));
+        }
         let slot = TypedPath::ALL
             .iter()
             .position(|candidate| *candidate == path)
@@ -350,16 +356,7 @@ pub(crate) fn document(doc: &IndexDoc, pool: &PoolRoute) -> Result<Value, String
     source.insert(RECORD.into(), Value::String(record_text));
     // One array element per field: the text field's position gap keeps phrases from
     // spanning two fields, as in the embedded index.
-    source.insert(
-        ALL_TEXT.into(),
-        Value::Array(
-            record
-                .fields
-                .values()
-                .map(|value| Value::String(value.as_text()))
-                .collect(),
-        ),
-    );
+    source.insert(ALL_TEXT.into(), Value::Array(all_text));
     source.insert(
         FIELD_NAMES.into(),
         Value::Array(

@@ -98,6 +98,9 @@ pub(crate) fn compile(
                     .into_iter()
                     .map(|path| json_tokens_query(schema, path, &tokens)),
             );
+            alternatives.extend(numeric_paths(types).filter_map(|(path, field_type)| {
+                bare_number_query(schema, path, field_type, value)
+            }));
             any_of(alternatives)
         }
         // A quoted value means the same as a bare one (`status:"500"` finds the number),
@@ -219,6 +222,42 @@ fn text_paths(types: &FieldTypes) -> std::collections::BTreeSet<&str> {
         .map(String::as_str)
         .chain(std::iter::once(MESSAGE))
         .collect()
+}
+
+/// The `fields` paths that hold numbers: a bare number is asked of each, by value
+/// (numbers are not in `_all`, see `LogSchema::indexes_in_all_text`).
+fn numeric_paths(types: &FieldTypes) -> impl Iterator<Item = (&str, FieldType)> {
+    types
+        .iter()
+        .filter(|(_, field_type)| matches!(field_type, FieldType::Long | FieldType::Double))
+        .map(|(path, field_type)| (path.as_str(), *field_type))
+}
+
+/// `value` as the number of a `long` or `double` path, when it reads as one there:
+/// `500` and `500.0` equal 500, as for `field:value` and in the in-memory evaluator.
+fn bare_number_query(
+    schema: &LogSchema,
+    path: &str,
+    field_type: FieldType,
+    value: &str,
+) -> Option<Box<dyn TantivyQuery>> {
+    let trimmed = value.trim();
+    let mut term = json_path_term(schema, path);
+    match field_type {
+        FieldType::Long => {
+            let integer = match trimmed.parse::<i64>() {
+                Ok(integer) => integer,
+                Err(_) => {
+                    let number = trimmed.parse::<f64>().ok()?;
+                    (number.fract() == 0.0 && number.abs() < 9.0e15).then_some(number as i64)?
+                }
+            };
+            term.append_type_and_fast_value(integer);
+        }
+        FieldType::Double => term.append_type_and_fast_value(trimmed.parse::<f64>().ok()?),
+        _ => return None,
+    }
+    Some(Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
 }
 
 /// A bare wildcard over the text values of every path of `fields`: the path part of

@@ -38,7 +38,14 @@ pub fn matches(query: &Query, record: &Record, types: &BTreeMap<String, FieldTyp
         Query::Not(inner) => !matches(inner, record, types),
         Query::Term { field: None, .. }
         | Query::Phrase { field: None, .. }
-        | Query::Wildcard { field: None, .. } => eval::matches(query, &bare_view(record, types)),
+        | Query::Wildcard { field: None, .. } => {
+            // Only a record with typed fields is seen differently; most are not copied.
+            if record.fields.keys().any(|name| types.contains_key(name)) {
+                eval::matches(query, &bare_view(record, types))
+            } else {
+                eval::matches(query, record)
+            }
+        }
         _ => match typed_leaf(query, record, types) {
             Some(matched) => matched,
             None => eval::matches(query, record),

@@ -23,6 +23,17 @@ pub fn integer_upper(bound: Bound<f64>) -> Bound<i64> {
     }
 }
 
+/// The integer a query value names: written as one, or as a number without a
+/// fraction that a double holds exactly (`500.0`, `5e2`). Engines ask integer-typed
+/// values for it, so `status:500.0` and a bare `500.0` find 500 everywhere.
+pub fn exact_integer(text: &str) -> Option<i64> {
+    if let Ok(integer) = text.parse::<i64>() {
+        return Some(integer);
+    }
+    let number = text.parse::<f64>().ok()?;
+    (number.fract() == 0.0 && number.abs() < 9.0e15).then_some(number as i64)
+}
+
 fn clamp_to_i64(value: f64) -> i64 {
     value.clamp(i64::MIN as f64, i64::MAX as f64) as i64
 }
@@ -30,6 +41,17 @@ fn clamp_to_i64(value: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_exact_integer() {
+        assert_eq!(exact_integer("500"), Some(500));
+        assert_eq!(exact_integer("500.0"), Some(500));
+        assert_eq!(exact_integer("5e2"), Some(500));
+        assert_eq!(exact_integer("-7"), Some(-7));
+        assert_eq!(exact_integer("500.5"), None);
+        assert_eq!(exact_integer("1e20"), None);
+        assert_eq!(exact_integer("abc"), None);
+    }
 
     #[test]
     fn test_integer_bounds() {

@@ -39,7 +39,7 @@ use std::net::IpAddr;
 use std::ops::Bound;
 
 use logpool_core::ingest::parse_time_text;
-use logpool_core::query::numeric::{integer_lower, integer_upper};
+use logpool_core::query::numeric::{exact_integer, integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::record::MESSAGE_FIELD;
 use logpool_core::routing::FieldType;
@@ -203,7 +203,7 @@ fn bare_value(value: &str, hints: &Hints) -> Value {
     for (field, field_type) in hints {
         match field_type {
             FieldType::Long => {
-                if let Some(integer) = parse_integer(trimmed) {
+                if let Some(integer) = exact_integer(trimmed) {
                     clauses.push(json!({"term": {TypedPath::Long.field(field): integer}}));
                 }
             }
@@ -252,7 +252,7 @@ fn field_value(field: &str, value: &str, hints: &Hints) -> IndexResult<Value> {
     }
     let trimmed = value.trim();
     let mut clauses = Vec::new();
-    if let Some(integer) = parse_integer(trimmed) {
+    if let Some(integer) = exact_integer(trimmed) {
         clauses.push(json!({"term": {TypedPath::Long.field(field): integer}}));
     }
     if let Some(number) = parse_finite(trimmed) {
@@ -530,16 +530,6 @@ fn time_bound(ms_field: &str, sub_field: &str, bound: Bound<i64>, is_lower: bool
             {"range": {sub_field: {sub_op: sub}}}
         ]}}
     ], "minimum_should_match": 1}}))
-}
-
-/// An integer value, also from `500.0`; as in the embedded index, floats are taken only
-/// where the conversion is exact.
-fn parse_integer(text: &str) -> Option<i64> {
-    if let Ok(integer) = text.parse::<i64>() {
-        return Some(integer);
-    }
-    let number = parse_finite(text)?;
-    (number.fract() == 0.0 && number.abs() < 9.0e15).then_some(number as i64)
 }
 
 /// A finite number: JSON has no infinities, and `inf` is no log value anyone means.

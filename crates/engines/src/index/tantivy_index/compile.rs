@@ -15,7 +15,7 @@ use std::ops::Bound;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::field_types::{ip_number, ip_query_range};
 use logpool_core::ingest::parse_time_text;
-use logpool_core::query::numeric::{integer_lower, integer_upper};
+use logpool_core::query::numeric::{exact_integer, integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::routing::FieldType;
 use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
@@ -244,16 +244,7 @@ fn bare_number_query(
     let trimmed = value.trim();
     let mut term = json_path_term(schema, path);
     match field_type {
-        FieldType::Long => {
-            let integer = match trimmed.parse::<i64>() {
-                Ok(integer) => integer,
-                Err(_) => {
-                    let number = trimmed.parse::<f64>().ok()?;
-                    (number.fract() == 0.0 && number.abs() < 9.0e15).then_some(number as i64)?
-                }
-            };
-            term.append_type_and_fast_value(integer);
-        }
+        FieldType::Long => term.append_type_and_fast_value(exact_integer(trimmed)?),
         FieldType::Double => term.append_type_and_fast_value(trimmed.parse::<f64>().ok()?),
         _ => return None,
     }

@@ -80,9 +80,13 @@ pub struct LoghubConfig {
     /// Longest time between index commits; a record is searchable about this long
     /// after it is accepted.
     pub commit_interval_ms: u64,
-    /// Records staged before a commit is forced early.
+    /// Records staged before a commit is forced early. Writes hand documents to the
+    /// index without waiting for them to be indexed, so this bounds the documents
+    /// held in memory between commits (about 1 KiB each).
     pub max_uncommitted_records: usize,
-    /// Messages taken from the queue per receive.
+    /// Messages taken from the queue per receive. One receive is decoded while the
+    /// previous one is written, so this bounds the decoded records held in memory
+    /// (64 messages of 1,000 records: 64,000).
     pub receive_batch_messages: usize,
     /// How often retention runs, in seconds.
     pub retention_check_interval_secs: u64,
@@ -107,8 +111,8 @@ impl Default for LoghubConfig {
     fn default() -> Self {
         LoghubConfig {
             commit_interval_ms: 1000,
-            max_uncommitted_records: 200_000,
-            receive_batch_messages: 256,
+            max_uncommitted_records: 100_000,
+            receive_batch_messages: 64,
             retention_check_interval_secs: 60,
             ack_delay_ms: 0,
             index_precreation_window_secs: 4 * 3600,

@@ -32,7 +32,7 @@
 use std::cmp::Ordering;
 
 use super::ast::{Query, RangeBound};
-use super::{is_time_field, tokenize};
+use super::{contains_sequence, is_time_field, tokenize};
 use crate::ingest::parse_time_text;
 use crate::record::{FieldValue, Record};
 
@@ -111,13 +111,6 @@ fn value_equals_number(number: &FieldValue, value: &str) -> bool {
         FieldValue::Double(number) => trimmed.parse::<f64>().is_ok_and(|parsed| parsed == *number),
         FieldValue::Str(_) | FieldValue::Bool(_) => false,
     }
-}
-
-/// Returns whether `needle` occurs as a contiguous run in `haystack`; `needle` is non-empty.
-fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
 }
 
 fn matches_wildcard(field: Option<&str>, pattern: &str, record: &Record) -> bool {

@@ -40,6 +40,39 @@ pub fn tokenize(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Returns whether `needle` occurs as a contiguous run in `haystack`; `needle` is
+/// non-empty. A phrase matches text when its tokens are a run of the text's tokens.
+pub fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// Returns whether the tokens of `text` include `words` (lowercase tokens, non-empty) as
+/// a run: [`contains_sequence`] over [`tokenize`], without allocating a token per word
+/// (the index checks phrases over the raw line this way, record by record).
+pub fn text_contains_words(text: &str, words: &[String]) -> bool {
+    let tokens: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
+        .collect();
+    tokens.windows(words.len()).any(|window| {
+        window
+            .iter()
+            .zip(words)
+            .all(|(token, word)| same_word(token, word))
+    })
+}
+
+/// Whether `token` lowercases to `word`.
+fn same_word(token: &str, word: &str) -> bool {
+    if token.is_ascii() {
+        token.len() == word.len() && token.eq_ignore_ascii_case(word)
+    } else {
+        token.to_lowercase() == word
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +85,43 @@ mod tests {
         );
         assert_eq!(tokenize("  "), Vec::<String>::new());
         assert!(tokenize(&"a".repeat(41)).is_empty());
+    }
+
+    #[test]
+    fn test_text_contains_words_agrees_with_tokens() {
+        let long = "x".repeat(41);
+        let texts = [
+            "RAS KERNEL INFO instruction cache parity error corrected".to_string(),
+            "ras-kernel: Héllo WORLD".to_string(),
+            format!("ras {long} kernel"),
+            "kernel ras".to_string(),
+            "".to_string(),
+        ];
+        let phrases = [
+            "ras kernel",
+            "kernel info",
+            "héllo world",
+            "cache",
+            "kernel ras",
+        ];
+        for text in &texts {
+            for phrase in phrases {
+                let words = tokenize(phrase);
+                assert_eq!(
+                    text_contains_words(text, &words),
+                    contains_sequence(&tokenize(text), &words),
+                    "{text:?} / {phrase:?}"
+                );
+            }
+        }
+        assert!(text_contains_words(
+            "RAS KERNEL INFO",
+            &tokenize("ras kernel")
+        ));
+        assert!(!text_contains_words(
+            "RAS INFO KERNEL",
+            &tokenize("ras kernel")
+        ));
+        assert!(text_contains_words("Héllo-World", &tokenize("héllo world")));
     }
 }

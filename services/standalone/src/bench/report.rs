@@ -159,6 +159,7 @@ impl IngestReport {
             "baseline": self.baseline.as_ref().map(|b| json!({
                 "records_per_s": b.records as f64 / b.seconds.max(1e-9),
                 "seconds": b.seconds,
+                "cpu_secs_per_million_records": b.cpu_seconds.map(|cpu| cpu * 1e6 / b.records.max(1) as f64),
                 "index_bytes": b.index_bytes,
                 "index_per_raw_byte": b.index_bytes as f64 / self.raw_bytes.max(1) as f64,
                 "index_per_raw_byte_by_field": b.index_bytes_by_field.iter()
@@ -206,8 +207,15 @@ impl IngestReport {
             rows.push((
                 "bare tantivy baseline".into(),
                 format!(
-                    "{rate:.0} records/s; logpool end to end = {:.2}x",
-                    self.indexed_rate() / rate
+                    "{rate:.0} records/s; logpool end to end = {:.2}x{}",
+                    self.indexed_rate() / rate,
+                    baseline
+                        .cpu_seconds
+                        .map(|cpu| format!(
+                            "; {:.1} CPU s per million records",
+                            cpu * 1e6 / baseline.records.max(1) as f64
+                        ))
+                        .unwrap_or_default()
                 ),
             ));
         }

@@ -13,7 +13,10 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQu
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
-use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, TIME};
+use super::line_phrase::LinePhraseQuery;
+use super::schema::{
+    fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, MESSAGE, TIME,
+};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexError, IndexResult};
 
@@ -69,14 +72,14 @@ impl BareIndexWriter {
         })
     }
 
-    /// Stages one document.
+    /// Stages a batch of documents, handed to the indexing thread at once as the
+    /// engine's writes are.
     ///
     /// # Errors
     /// Fails when the writer has failed.
-    pub fn add(&mut self, doc: &IndexDoc) -> IndexResult<()> {
-        self.writer
-            .add_document(self.schema.document(doc))
-            .map_err(tantivy_error)?;
+    pub fn add_batch(&mut self, docs: &[IndexDoc]) -> IndexResult<()> {
+        let documents = docs.iter().map(|doc| self.schema.document(doc));
+        super::staging::stage(&self.writer, Vec::new(), documents).map_err(tantivy_error)?;
         Ok(())
     }
 
@@ -245,10 +248,18 @@ impl BareIndexReader {
             words_query(&|word| Term::from_field_text(self.schema.all_text, word)),
         )];
         for path in &self.text_paths {
-            alternatives.push((
-                Occur::Should,
-                words_query(&|word| self.path_term(path, word)),
-            ));
+            let query = if path == MESSAGE && words.len() > 1 {
+                // The raw line has no positions (see `line_phrase`).
+                let owned: Vec<String> = words.iter().map(|word| word.to_string()).collect();
+                let terms = words
+                    .iter()
+                    .map(|word| self.path_term(path, word))
+                    .collect();
+                Box::new(LinePhraseQuery::new(terms, &owned, self.schema.source))
+            } else {
+                words_query(&|word| self.path_term(path, word))
+            };
+            alternatives.push((Occur::Should, query));
         }
         Box::new(BooleanQuery::new(alternatives))
     }

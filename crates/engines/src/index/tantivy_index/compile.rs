@@ -26,6 +26,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
+use super::line_phrase::LinePhraseQuery;
 use super::schema::{ip_term, LogSchema, MESSAGE};
 use crate::index::{parse_time_bound, IndexError, IndexResult};
 
@@ -426,10 +427,18 @@ fn json_text_query(schema: &LogSchema, path: &str, text: &str) -> Box<dyn Tantiv
 }
 
 fn json_tokens_query(schema: &LogSchema, path: &str, tokens: &[String]) -> Box<dyn TantivyQuery> {
-    text_query(schema.json_field_of(path), tokens, |_, token| {
+    let make_term = |token: &str| {
         let mut term = json_path_term(schema, path);
         term.append_type_and_str(token);
         term
+    };
+    if path == MESSAGE && tokens.len() > 1 {
+        // The raw line has no positions: its phrases are checked on the stored line.
+        let terms = tokens.iter().map(|token| make_term(token)).collect();
+        return Box::new(LinePhraseQuery::new(terms, tokens, schema.source));
+    }
+    text_query(schema.json_field_of(path), tokens, |_, token| {
+        make_term(token)
     })
 }
 

@@ -18,7 +18,9 @@ mod bare;
 mod collectors;
 mod compile;
 mod context;
+mod line_phrase;
 mod schema;
+mod staging;
 mod storage;
 mod types;
 
@@ -38,6 +40,7 @@ use tantivy::{
 pub use self::bare::{BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
+use self::staging::stage;
 use super::{
     ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc, IndexError,
     IndexResult, LogIndex, SearchHit, SearchPage, SearchRequest, SortKey, TimePartition,
@@ -263,23 +266,23 @@ impl TantivyIndex {
                     "writer slot empty after opening".to_string(),
                 ));
             };
+            let mut deletes = Vec::new();
             if replace_existing {
-                // Every delete before every add: tantivy applies a delete to the
-                // documents added before it only, so the new copies survive.
+                // Deletes are staged before the adds: a delete applies to the documents
+                // staged before it (lower opstamps) only, so the new copies survive.
                 let mut deleted = std::collections::HashSet::new();
                 for doc in &docs {
                     let key = doc.identity.message_key();
                     if !deleted.contains(&key) {
-                        writer.delete_term(Term::from_field_text(self.schema.message_key, &key));
+                        deletes.push(Term::from_field_text(self.schema.message_key, &key));
                         deleted.insert(key);
                     }
                 }
             }
-            for doc in &docs {
-                writer
-                    .add_document(self.schema.document_with_types(doc, &types))
-                    .map_err(tantivy_error)?;
-            }
+            let documents = docs
+                .iter()
+                .map(|doc| self.schema.document_with_types(doc, &types));
+            stage(writer, deletes, documents).map_err(tantivy_error)?;
             partition
                 .dirty
                 .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -30,8 +30,8 @@ pub(crate) const SOURCE: &str = "_source";
 pub(crate) const ALL_TEXT: &str = "_all";
 pub(crate) const FIELD_NAMES: &str = "_fields";
 pub(crate) const FIELDS: &str = "fields";
-/// The raw line (`message`), in a JSON field of its own: tokenised with positions like
-/// any text, but without a column (see [`LogSchema::json_field_of`]).
+/// The raw line (`message`), in a JSON field of its own: tokenised like any text, but
+/// without positions and without a column (see [`LogSchema::json_field_of`]).
 pub(crate) const FULL_TEXT: &str = "full_text";
 /// Values of fields typed `keyword` (and the text of `ip` values, for grouping):
 /// one untokenised, case-sensitive term per value.
@@ -132,6 +132,16 @@ fn tokenised_without_norms() -> TextFieldIndexing {
         .set_fieldnorms(false)
 }
 
+/// The raw line's words without positions or frequencies, as Elasticsearch's
+/// `match_only_text`: its phrases are checked on the stored line instead
+/// ([`super::line_phrase`]).
+fn words_without_positions() -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false)
+}
+
 /// One untokenised term per value, without field norms (see above).
 fn untokenised_without_norms() -> TextOptions {
     TextOptions::default().set_indexing_options(
@@ -186,7 +196,7 @@ impl LogSchema {
         let full_text = builder.add_json_field(
             FULL_TEXT,
             JsonObjectOptions::default()
-                .set_indexing_options(tokenised_without_norms())
+                .set_indexing_options(words_without_positions())
                 .set_expand_dots_enabled(),
         );
         let raw_indexing = TextFieldIndexing::default()

@@ -458,3 +458,90 @@ async fn test_ids_past_the_tiebreak_bounds_are_kept() {
         assert_eq!(anchor.fields, doc.record.fields_json());
     }
 }
+
+/// The raw line has no positions: its phrases are checked on the stored line. They
+/// match only words in a run, across segments, after a redelivery replaced records,
+/// inside AND / NOT, and a line with escapes (read as an owned string) too.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let line = |text: &str| FieldValue::Str(text.into());
+    let first = vec![
+        doc(
+            1,
+            0,
+            0,
+            T0,
+            &[
+                ("message", line("connection reset by peer")),
+                ("level", line("warn")),
+            ],
+        ),
+        doc(
+            1,
+            0,
+            1,
+            T0 + 1,
+            &[("message", line("peer reset: by connection"))],
+        ),
+        doc(
+            1,
+            0,
+            2,
+            T0 + 2,
+            &[("message", line("Connection\tRESET \"by\" peer\n"))],
+        ),
+    ];
+    index.write(&pool(1), first, false).await.expect("write");
+    index.commit().await.expect("commit");
+    // A second segment, and a redelivery of message 1 that replaces its one record.
+    let second = vec![doc(
+        1,
+        0,
+        3,
+        T0 + 3,
+        &[("message", line("reset by peer again"))],
+    )];
+    index.write(&pool(1), second, false).await.expect("write");
+    let mut redelivered = doc(
+        1,
+        1,
+        0,
+        T0 + 4,
+        &[("message", line("connection reset by peer"))],
+    );
+    index
+        .write(&pool(1), vec![redelivered.clone()], false)
+        .await
+        .expect("write");
+    index.commit().await.expect("commit");
+    redelivered
+        .record
+        .fields
+        .insert("message".into(), line("no words of it"));
+    index
+        .write(&pool(1), vec![redelivered], true)
+        .await
+        .expect("write");
+    index.commit().await.expect("commit");
+    let total = |query: &'static str| {
+        let index = &index;
+        async move {
+            index
+                .search(&pool(1), &request(query))
+                .await
+                .expect("search")
+                .total
+        }
+    };
+    assert_eq!(total("\"connection reset by peer\"").await, 2);
+    assert_eq!(total("message:\"reset by peer\"").await, 3);
+    assert_eq!(total("\"by connection\"").await, 1);
+    assert_eq!(total("\"peer by reset\"").await, 0);
+    assert_eq!(total("\"reset by peer\" AND level:warn").await, 1);
+    assert_eq!(total("\"reset by peer\" AND NOT again").await, 2);
+    assert_eq!(total("NOT \"reset by peer\"").await, 2);
+    assert_eq!(total("reset AND by AND peer").await, 4);
+    index.shutdown().await.expect("shutdown");
+}

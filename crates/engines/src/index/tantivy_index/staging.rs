@@ -2,11 +2,11 @@
 //!
 //! `IndexWriter::add_document` sends every document through tantivy's bounded
 //! channel of 10,000 operations. Once indexing falls behind, that channel is full and
-//! every send waits for one free slot: on 2 cores the sender spun and yielded for a
-//! tenth of LogHub's CPU time, taken from the indexing thread (BENCHMARKS.md). Here
-//! documents go in runs of [`DOCS_PER_RUN`] instead: one channel operation per run,
-//! and each run goes to whichever indexing thread is free, so several threads share
-//! one write.
+//! every send waits for one free slot: on 2 cores the sender spun and yielded in a
+//! tenth of the server's tokio-thread samples, time taken from the indexing thread
+//! (BENCHMARKS.md). Here documents go in runs of [`DOCS_PER_RUN`] instead: one channel
+//! operation per run, and each run goes to whichever indexing thread is free, so
+//! several threads share one write.
 //!
 //! A run never waits, so the channel no longer holds writes back. What is staged
 //! stays bounded by the commit policy instead: LogHub commits every interval or past

@@ -103,6 +103,7 @@ async fn bench_reports_every_figure() {
     }
 
     positive(&report, "/baseline/records_per_s");
+    positive(&report, "/baseline/cpu_secs_per_million_records");
     positive(&report, "/baseline/index_per_raw_byte");
     let ratio = positive(&report, "/ratio_to_baseline");
     assert!(ratio < 100.0, "{report}");

@@ -32,7 +32,8 @@
 use std::cmp::Ordering;
 
 use super::ast::{Query, RangeBound};
-use super::{contains_sequence, is_time_field, tokenize};
+use super::numeric::exact_integer;
+use super::{is_time_field, text_contains_words, tokenize};
 use crate::ingest::parse_time_text;
 use crate::record::{FieldValue, Record};
 
@@ -77,7 +78,8 @@ fn matches_text(field: Option<&str>, value: &str, record: &Record) -> bool {
                 FieldValue::Long(_) | FieldValue::Double(_) => {
                     value_equals_number(field_value, value)
                 }
-                _ => contains_sequence(&tokenize(&field_value.as_text()), &needle),
+                FieldValue::Str(text) => text_contains_words(text, &needle),
+                FieldValue::Bool(_) => text_contains_words(&field_value.as_text(), &needle),
             });
     };
     if is_time_field(field) {
@@ -89,7 +91,7 @@ fn matches_text(field: Option<&str>, value: &str, record: &Record) -> bool {
     match field_value {
         FieldValue::Str(text) => {
             let needle = tokenize(value);
-            !needle.is_empty() && contains_sequence(&tokenize(text), &needle)
+            !needle.is_empty() && text_contains_words(text, &needle)
         }
         FieldValue::Long(_) | FieldValue::Double(_) => value_equals_number(field_value, value),
         FieldValue::Bool(flag) => value.trim().eq_ignore_ascii_case(&flag.to_string()),
@@ -100,14 +102,8 @@ fn matches_text(field: Option<&str>, value: &str, record: &Record) -> bool {
 fn value_equals_number(number: &FieldValue, value: &str) -> bool {
     let trimmed = value.trim();
     match number {
-        FieldValue::Long(number) => match trimmed.parse::<i64>() {
-            Ok(parsed) => parsed == *number,
-            // `500.0` still equals 500; the cast is exact for every realistic status
-            // code or count, and a float query value cannot be more precise anyway.
-            Err(_) => trimmed
-                .parse::<f64>()
-                .is_ok_and(|parsed| parsed == *number as f64),
-        },
+        // `500.0` still equals 500, exactly as the engines read integer values.
+        FieldValue::Long(number) => exact_integer(trimmed) == Some(*number),
         FieldValue::Double(number) => trimmed.parse::<f64>().is_ok_and(|parsed| parsed == *number),
         FieldValue::Str(_) | FieldValue::Bool(_) => false,
     }

@@ -34,28 +34,21 @@ pub const MAX_TOKEN_BYTES: usize = 40;
 /// maximal runs of alphanumeric characters, lowercased, tokens longer than
 /// [`MAX_TOKEN_BYTES`] bytes dropped.
 pub fn tokenize(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
-        .map(str::to_lowercase)
-        .collect()
+    raw_tokens(text).map(str::to_lowercase).collect()
 }
 
-/// Returns whether `needle` occurs as a contiguous run in `haystack`; `needle` is
-/// non-empty. A phrase matches text when its tokens are a run of the text's tokens.
-pub fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+/// The tokens of [`tokenize`] before lowercasing, as slices of `text`.
+fn raw_tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
 }
 
 /// Returns whether the tokens of `text` include `words` (lowercase tokens, non-empty) as
-/// a run: [`contains_sequence`] over [`tokenize`], without allocating a token per word
-/// (the index checks phrases over the raw line this way, record by record).
+/// a run: a phrase matches text this way. Compares in place, without allocating a
+/// token per word (live tail, alerts and the index's phrase check on the raw line run
+/// it record by record).
 pub fn text_contains_words(text: &str, words: &[String]) -> bool {
-    let tokens: Vec<&str> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_BYTES)
-        .collect();
+    let tokens: Vec<&str> = raw_tokens(text).collect();
     tokens.windows(words.len()).any(|window| {
         window
             .iter()
@@ -76,6 +69,13 @@ fn same_word(token: &str, word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain definition of a phrase match, for comparison.
+    fn contains_sequence(haystack: &[String], needle: &[String]) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+    }
 
     #[test]
     fn test_tokenize() {

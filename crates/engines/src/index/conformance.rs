@@ -252,7 +252,6 @@ pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
     assert_eq!(index.search(pool, &ranged).await.expect("search").total, 10);
 }
 
-/// Checks that replacing writes of already indexed documents never duplicate them.
 /// Records of `pool` matching `query`.
 async fn total(index: &dyn LogIndex, pool: &PoolRoute, query: &str) -> u64 {
     index
@@ -262,6 +261,7 @@ async fn total(index: &dyn LogIndex, pool: &PoolRoute, query: &str) -> u64 {
         .total
 }
 
+/// Checks that replacing writes of already indexed documents never duplicate them.
 pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolRoute) {
     index
         .write(pool, sample_docs(pool.pool_id), false)

@@ -48,6 +48,19 @@ pub struct BaselineResult {
     pub index_bytes_by_field: Vec<FieldSpace>,
 }
 
+impl BaselineResult {
+    /// Records indexed per second of wall-clock time.
+    pub fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.seconds.max(1e-9)
+    }
+
+    /// CPU seconds per million records, when the process's CPU time could be read.
+    pub fn cpu_secs_per_million(&self) -> Option<f64> {
+        self.cpu_seconds
+            .map(|cpu| cpu * 1e6 / self.records.max(1) as f64)
+    }
+}
+
 /// Indexes records `0..records` (as the load sent them) into a new index in `dir`.
 /// Blocking.
 ///
@@ -67,8 +80,7 @@ pub fn run(
     let batch = batch_records.max(1) as u64;
     let (batches, parsed) = std::sync::mpsc::sync_channel::<Vec<IndexDoc>>(PARSED_AHEAD);
     let own_pid = std::process::id().to_string();
-    let mut cpu_at_start = None;
-    let timed = std::thread::scope(|scope| -> anyhow::Result<(Duration, Option<f64>)> {
+    let (timed, cpu_seconds) = std::thread::scope(|scope| -> anyhow::Result<_> {
         let producer = scope.spawn(move || -> anyhow::Result<()> {
             let limits = IngestLimits::default();
             let mut body = Vec::new();
@@ -100,15 +112,13 @@ pub fn run(
             }
             Ok(())
         });
-        let mut started = None;
+        // When the first document was added, and the process's CPU time then.
+        let mut started: Option<(Instant, Option<f64>)> = None;
         let mut last_commit = Instant::now();
         let mut uncommitted = 0usize;
         for docs in parsed {
             let now = Instant::now();
-            if started.is_none() {
-                started = Some(now);
-                cpu_at_start = cpu_seconds(&own_pid);
-            }
+            started.get_or_insert_with(|| (now, cpu_seconds(&own_pid)));
             if uncommitted == 0 {
                 last_commit = now;
             }
@@ -123,16 +133,15 @@ pub fn run(
             }
         }
         writer.commit()?;
-        let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+        let elapsed = started.map(|(at, _)| at.elapsed()).unwrap_or_default();
         let cpu = cpu_seconds(&own_pid)
-            .zip(cpu_at_start)
+            .zip(started.and_then(|(_, cpu)| cpu))
             .map(|(end, start)| end - start);
         producer
             .join()
             .map_err(|_| anyhow::anyhow!("the record parser panicked"))??;
         Ok((elapsed, cpu))
     })?;
-    let (timed, cpu_seconds) = timed;
     let index_bytes_by_field = writer
         .finish()
         .context("the baseline index did not finish")?;

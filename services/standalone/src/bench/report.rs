@@ -94,9 +94,7 @@ impl IngestReport {
     }
 
     fn baseline_rate(&self) -> Option<f64> {
-        self.baseline
-            .as_ref()
-            .map(|b| b.records as f64 / b.seconds.max(1e-9))
+        self.baseline.as_ref().map(BaselineResult::records_per_s)
     }
 
     fn per_raw_byte(&self, bytes: u64) -> f64 {
@@ -157,9 +155,9 @@ impl IngestReport {
                 "matches": q.matches,
             })).collect::<Vec<_>>(),
             "baseline": self.baseline.as_ref().map(|b| json!({
-                "records_per_s": b.records as f64 / b.seconds.max(1e-9),
+                "records_per_s": b.records_per_s(),
                 "seconds": b.seconds,
-                "cpu_secs_per_million_records": b.cpu_seconds.map(|cpu| cpu * 1e6 / b.records.max(1) as f64),
+                "cpu_secs_per_million_records": b.cpu_secs_per_million(),
                 "index_bytes": b.index_bytes,
                 "index_per_raw_byte": b.index_bytes as f64 / self.raw_bytes.max(1) as f64,
                 "index_per_raw_byte_by_field": b.index_bytes_by_field.iter()
@@ -203,18 +201,15 @@ impl IngestReport {
             ),
         ];
         if let Some(baseline) = &self.baseline {
-            let rate = baseline.records as f64 / baseline.seconds.max(1e-9);
+            let rate = baseline.records_per_s();
             rows.push((
                 "bare tantivy baseline".into(),
                 format!(
                     "{rate:.0} records/s; logpool end to end = {:.2}x{}",
                     self.indexed_rate() / rate,
                     baseline
-                        .cpu_seconds
-                        .map(|cpu| format!(
-                            "; {:.1} CPU s per million records",
-                            cpu * 1e6 / baseline.records.max(1) as f64
-                        ))
+                        .cpu_secs_per_million()
+                        .map(|cpu| format!("; {cpu:.1} CPU s per million records"))
                         .unwrap_or_default()
                 ),
             ));

@@ -13,10 +13,8 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQu
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
-use super::line_phrase::LinePhraseQuery;
-use super::schema::{
-    fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, MESSAGE, TIME,
-};
+use super::line_phrase::phrase_under_path;
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexError, IndexResult};
 
@@ -235,33 +233,35 @@ impl BareIndexReader {
     /// Bare words (lower-case tokens) as the schema lays text out: a term or phrase
     /// over `_all` (values that are not text) or under any text path of `fields`.
     fn text(&self, words: &[&str]) -> Box<dyn Query> {
-        let words_query = |make_term: &dyn Fn(&str) -> Term| -> Box<dyn Query> {
-            match words {
-                [word] => Box::new(TermQuery::new(make_term(word), IndexRecordOption::Basic)),
-                _ => Box::new(PhraseQuery::new(
-                    words.iter().map(|word| make_term(word)).collect(),
-                )),
-            }
+        let term = |term: Term| -> Box<dyn Query> {
+            Box::new(TermQuery::new(term, IndexRecordOption::Basic))
         };
-        let mut alternatives = vec![(
-            Occur::Should,
-            words_query(&|word| Term::from_field_text(self.schema.all_text, word)),
-        )];
+        let all_text = |word: &str| Term::from_field_text(self.schema.all_text, word);
+        let mut alternatives = vec![match words {
+            [word] => term(all_text(word)),
+            _ => Box::new(PhraseQuery::new(
+                words.iter().map(|word| all_text(word)).collect(),
+            )),
+        }];
+        let owned: Vec<String> = words.iter().map(|word| word.to_string()).collect();
         for path in &self.text_paths {
-            let query = if path == MESSAGE && words.len() > 1 {
-                // The raw line has no positions (see `line_phrase`).
-                let owned: Vec<String> = words.iter().map(|word| word.to_string()).collect();
-                let terms = words
-                    .iter()
-                    .map(|word| self.path_term(path, word))
-                    .collect();
-                Box::new(LinePhraseQuery::new(terms, &owned, self.schema.source))
-            } else {
-                words_query(&|word| self.path_term(path, word))
-            };
-            alternatives.push((Occur::Should, query));
+            alternatives.push(match words {
+                [word] => term(self.path_term(path, word)),
+                _ => {
+                    let terms = words
+                        .iter()
+                        .map(|word| self.path_term(path, word))
+                        .collect();
+                    phrase_under_path(&self.schema, path, terms, &owned)
+                }
+            });
         }
-        Box::new(BooleanQuery::new(alternatives))
+        Box::new(BooleanQuery::new(
+            alternatives
+                .into_iter()
+                .map(|query| (Occur::Should, query))
+                .collect(),
+        ))
     }
 
     /// Records in `[from_ns, to_ns)` holding `words` (one word: a term; more: a

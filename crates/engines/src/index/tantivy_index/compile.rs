@@ -26,7 +26,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::line_phrase::LinePhraseQuery;
+use super::line_phrase::phrase_under_path;
 use super::schema::{ip_term, LogSchema, MESSAGE};
 use crate::index::{parse_time_bound, IndexError, IndexResult};
 
@@ -432,14 +432,15 @@ fn json_tokens_query(schema: &LogSchema, path: &str, tokens: &[String]) -> Box<d
         term.append_type_and_str(token);
         term
     };
-    if path == MESSAGE && tokens.len() > 1 {
-        // The raw line has no positions: its phrases are checked on the stored line.
-        let terms = tokens.iter().map(|token| make_term(token)).collect();
-        return Box::new(LinePhraseQuery::new(terms, tokens, schema.source));
+    match tokens {
+        [_, _, ..] => {
+            let terms = tokens.iter().map(|token| make_term(token)).collect();
+            phrase_under_path(schema, path, terms, tokens)
+        }
+        _ => text_query(schema.json_field_of(path), tokens, |_, token| {
+            make_term(token)
+        }),
     }
-    text_query(schema.json_field_of(path), tokens, |_, token| {
-        make_term(token)
-    })
 }
 
 /// `field:value`: the value as a number or bool when it reads as one, or as text.

@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use logpool_core::query::text_contains_words;
 use tantivy::query::{
-    BooleanQuery, EnableScoring, Explanation, Occur, Query, Scorer, TermQuery, Weight,
+    BooleanQuery, EnableScoring, Explanation, Occur, PhraseQuery, Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::document::Value;
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::store::StoreReader;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyDocument, Term, TERMINATED};
 
-use super::schema::DOCSTORE_CACHE_BLOCKS;
+use super::schema::{LogSchema, DOCSTORE_CACHE_BLOCKS, MESSAGE};
 
 /// Records whose raw line holds `words` as a run of its words.
 #[derive(Debug, Clone)]
-pub(crate) struct LinePhraseQuery {
+struct LinePhraseQuery {
     /// One term per word, under the line's path.
     terms: Vec<Term>,
     /// The phrase's words, as `logpool_core::query::tokenize` splits them.
@@ -32,13 +32,24 @@ pub(crate) struct LinePhraseQuery {
     source: Field,
 }
 
-impl LinePhraseQuery {
-    pub(crate) fn new(terms: Vec<Term>, words: &[String], source: Field) -> LinePhraseQuery {
-        LinePhraseQuery {
+/// The phrase `words` (one term each in `terms`) under JSON path `path`: tantivy's
+/// phrase query on positions, or on the raw line, which has none, the check on the
+/// stored line. Every phrase under a path is built here, by the engine and by the
+/// benchmark's raw side alike.
+pub(crate) fn phrase_under_path(
+    schema: &LogSchema,
+    path: &str,
+    terms: Vec<Term>,
+    words: &[String],
+) -> Box<dyn Query> {
+    if path == MESSAGE {
+        Box::new(LinePhraseQuery {
             terms,
             words: words.into(),
-            source,
-        }
+            source: schema.source,
+        })
+    } else {
+        Box::new(PhraseQuery::new(terms))
     }
 }
 
@@ -156,7 +167,7 @@ struct StoredLine<'a> {
     fields: LineField<'a>,
 }
 
-/// The record field of the raw line (`super::schema::MESSAGE`), borrowed from the
+/// The record field of the raw line ([`MESSAGE`]), borrowed from the
 /// stored JSON unless it has escapes.
 #[derive(serde::Deserialize)]
 struct LineField<'a> {

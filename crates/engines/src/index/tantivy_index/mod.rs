@@ -270,14 +270,12 @@ impl TantivyIndex {
             if replace_existing {
                 // Deletes are staged before the adds: a delete applies to the documents
                 // staged before it (lower opstamps) only, so the new copies survive.
-                let mut deleted = std::collections::HashSet::new();
-                for doc in &docs {
-                    let key = doc.identity.message_key();
-                    if !deleted.contains(&key) {
-                        deletes.push(Term::from_field_text(self.schema.message_key, &key));
-                        deleted.insert(key);
-                    }
-                }
+                let keys: std::collections::BTreeSet<String> =
+                    docs.iter().map(|doc| doc.identity.message_key()).collect();
+                deletes.extend(
+                    keys.iter()
+                        .map(|key| Term::from_field_text(self.schema.message_key, key)),
+                );
             }
             let documents = docs
                 .iter()

@@ -123,22 +123,13 @@ pub(crate) struct LogSchema {
     pub(crate) timestamps: Field,
 }
 
-/// Tokenised text with positions for phrases. No field norms: hits are ordered by
-/// time, never by relevance, and norms cost a byte per document and field.
-fn tokenised_without_norms() -> TextFieldIndexing {
+/// Tokenised text recording `option` (positions for phrases, or doc ids only). No
+/// field norms: hits are ordered by time, never by relevance, and norms cost a byte
+/// per document and field.
+fn tokenised_without_norms(option: IndexRecordOption) -> TextFieldIndexing {
     TextFieldIndexing::default()
         .set_tokenizer("default")
-        .set_index_option(IndexRecordOption::WithFreqsAndPositions)
-        .set_fieldnorms(false)
-}
-
-/// The raw line's words without positions or frequencies, as Elasticsearch's
-/// `match_only_text`: its phrases are checked on the stored line instead
-/// ([`super::line_phrase`]).
-fn words_without_positions() -> TextFieldIndexing {
-    TextFieldIndexing::default()
-        .set_tokenizer("default")
-        .set_index_option(IndexRecordOption::Basic)
+        .set_index_option(option)
         .set_fieldnorms(false)
 }
 
@@ -176,12 +167,16 @@ impl LogSchema {
         // field: text under its own path of `fields`, other values' text here.
         let all_text = builder.add_text_field(
             ALL_TEXT,
-            TextOptions::default().set_indexing_options(tokenised_without_norms()),
+            TextOptions::default().set_indexing_options(tokenised_without_norms(
+                IndexRecordOption::WithFreqsAndPositions,
+            )),
         );
         // The names of present fields, so that `_exists_:f` is a term lookup.
         let field_names = builder.add_text_field(FIELD_NAMES, untokenised_without_norms());
         let json_options = JsonObjectOptions::default()
-            .set_indexing_options(tokenised_without_norms())
+            .set_indexing_options(tokenised_without_norms(
+                IndexRecordOption::WithFreqsAndPositions,
+            ))
             .set_expand_dots_enabled()
             // Pipe SQL groups and aggregates over these columns (strings untokenised,
             // long ones left out: see `KEYWORD_TOKENIZER`). The cost is a column per
@@ -196,7 +191,12 @@ impl LogSchema {
         let full_text = builder.add_json_field(
             FULL_TEXT,
             JsonObjectOptions::default()
-                .set_indexing_options(words_without_positions())
+                .set_indexing_options(
+                    // The raw line's words without positions or frequencies, as
+                    // Elasticsearch's `match_only_text`: its phrases are checked on the
+                    // stored line instead (`line_phrase`).
+                    tokenised_without_norms(IndexRecordOption::Basic),
+                )
                 .set_expand_dots_enabled(),
         );
         let raw_indexing = TextFieldIndexing::default()

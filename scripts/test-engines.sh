@@ -4,7 +4,7 @@
 # with throwaway data under one state directory.
 #
 # Usage:
-#   scripts/test-engines.sh build-deps          install build-time packages (protoc, cc)
+#   scripts/test-engines.sh build-deps          install build-time packages (protoc, cc, OpenSSL)
 #   scripts/test-engines.sh install             install the engines (only what is missing)
 #   scripts/test-engines.sh start <state-dir>   install, start, wait, write <state-dir>/env
 #   scripts/test-engines.sh stop  <state-dir>   stop what `start` started there
@@ -192,6 +192,12 @@ pip_install() { # <requirement>...: installs those not yet satisfied
 build_deps() {
   local pkgs=()
   command -v protoc >/dev/null 2>&1 || pkgs+=(protobuf-compiler)
+  # The etcd client's protos import protobuf's well-known types, which come with
+  # libprotobuf-dev (only recommended by protobuf-compiler).
+  [[ -f /usr/include/google/protobuf/descriptor.proto ]] || pkgs+=(libprotobuf-dev)
+  # The pulsar client's TLS links OpenSSL.
+  command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+  [[ -f /usr/include/openssl/ssl.h ]] || pkgs+=(libssl-dev)
   command -v cc >/dev/null 2>&1 || pkgs+=(build-essential)
   apt_install "${pkgs[@]}"
 }

@@ -88,6 +88,21 @@ async fn bench_reports_every_figure() {
         let ratio = positive(&report, &format!("/disk/{figure}_per_raw_byte"));
         assert!(ratio < 100.0, "{figure}: {report}");
     }
+    // Where logpool's own index bytes go: tantivy's parts of every segment, which
+    // are most of the directory (meta files and locks are the rest).
+    let parts = report["disk"]["index_per_raw_byte_by_field"]
+        .as_array()
+        .expect("index parts");
+    let share = |part: &str| -> f64 {
+        parts
+            .iter()
+            .filter(|space| part.is_empty() || space["part"] == part)
+            .filter_map(|space| space["per_raw_byte"].as_f64())
+            .sum()
+    };
+    let index = positive(&report, "/disk/index_per_raw_byte");
+    assert!(share("store") > 0.0, "{report}");
+    assert!(share("") <= index && share("") > 0.5 * index, "{report}");
 
     let queries = report["queries"].as_array().expect("queries");
     let names: Vec<&str> = queries.iter().filter_map(|q| q["name"].as_str()).collect();
@@ -161,6 +176,7 @@ async fn bench_queries_agree_with_the_raw_engine() {
                 "selective term",
                 "phrase",
                 "field + range",
+                "number equals",
                 "histogram over the day",
                 "SQL group-by top 10"
             ]
@@ -175,7 +191,9 @@ async fn bench_queries_agree_with_the_raw_engine() {
             }
             positive(report, &format!("/queries/{index}/ratio_p50"));
         }
+        // One record has the sequence number asked for.
+        assert_eq!(queries[3]["matches"], 1, "{report}");
         // The histogram covers every record (they are spread over its day).
-        assert_eq!(queries[3]["matches"], 20000, "{report}");
+        assert_eq!(queries[4]["matches"], 20000, "{report}");
     }
 }

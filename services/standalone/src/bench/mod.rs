@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use logpool_client::LogpoolClient;
 use logpool_engines::config::{Config, IndexConfig};
+use logpool_engines::index::tantivy_index::space_by_field;
 use logpool_engines::index::TantivyIndexConfig;
 
 use self::corpus::Corpus;
@@ -195,7 +196,10 @@ async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
         child.stop().await?;
         // Sizes after a clean stop: the final commit and merges are on disk.
         let queue = dir_bytes(&data_dir.join("queue"));
-        let index = dir_bytes(&data_dir.join(&tantivy_config()?.dir));
+        let index_dir = data_dir.join(&tantivy_config()?.dir);
+        let index = dir_bytes(&index_dir);
+        let index_bytes_by_field =
+            space_by_field(&index_dir).context("cannot read the index's space usage")?;
         report.process = Some(Process {
             peak_rss_bytes: peak_rss.unwrap_or(0),
             ..report.process.unwrap_or_default()
@@ -204,6 +208,7 @@ async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
             queue_bytes: queue,
             index_bytes: index,
             total_bytes: dir_bytes(&data_dir),
+            index_bytes_by_field,
         });
     }
     if !args.no_baseline {

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use logpool_engines::index::tantivy_index::FieldSpace;
+
 use super::baseline::BaselineResult;
 use super::queries::QueryResult;
 
@@ -49,6 +51,8 @@ pub struct Disk {
     pub index_bytes: u64,
     /// The whole data directory.
     pub total_bytes: u64,
+    /// Where the index's bytes go, largest first.
+    pub index_bytes_by_field: Vec<FieldSpace>,
 }
 
 /// Everything one ingest run measured.
@@ -146,6 +150,7 @@ impl IngestReport {
                 "queue_per_raw_byte": self.per_raw_byte(d.queue_bytes),
                 "index_per_raw_byte": self.per_raw_byte(d.index_bytes),
                 "total_per_raw_byte": self.per_raw_byte(d.total_bytes),
+                "index_per_raw_byte_by_field": spaces_json(&d.index_bytes_by_field, self.raw_bytes_all_phases),
             })),
             "queries": self.queries.iter().map(|q| json!({
                 "name": q.name,
@@ -160,13 +165,7 @@ impl IngestReport {
                 "cpu_secs_per_million_records": b.cpu_secs_per_million(),
                 "index_bytes": b.index_bytes,
                 "index_per_raw_byte": b.index_bytes as f64 / self.raw_bytes.max(1) as f64,
-                "index_per_raw_byte_by_field": b.index_bytes_by_field.iter()
-                    .map(|space| json!({
-                        "part": space.part,
-                        "field": space.field,
-                        "per_raw_byte": space.bytes as f64 / self.raw_bytes.max(1) as f64,
-                    }))
-                    .collect::<Vec<_>>(),
+                "index_per_raw_byte_by_field": spaces_json(&b.index_bytes_by_field, self.raw_bytes),
             })),
             "ratio_to_baseline": self.baseline_rate().map(|rate| self.indexed_rate() / rate),
         })
@@ -262,6 +261,10 @@ impl IngestReport {
                     self.per_raw_byte(disk.total_bytes)
                 ),
             ));
+            rows.push((
+                "index per raw byte (largest parts)".into(),
+                largest_spaces(&disk.index_bytes_by_field, self.raw_bytes_all_phases),
+            ));
         }
         if let Some(baseline) = &self.baseline {
             rows.push((
@@ -269,18 +272,7 @@ impl IngestReport {
                 format!(
                     "{:.2} ({})",
                     baseline.index_bytes as f64 / self.raw_bytes.max(1) as f64,
-                    baseline
-                        .index_bytes_by_field
-                        .iter()
-                        .take(TOP_SPACES)
-                        .map(|space| format!(
-                            "{} {} {:.2}",
-                            space.part,
-                            space.field,
-                            space.bytes as f64 / self.raw_bytes.max(1) as f64
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    largest_spaces(&baseline.index_bytes_by_field, self.raw_bytes),
                 ),
             ));
         }
@@ -299,4 +291,35 @@ impl IngestReport {
         }
         out
     }
+}
+
+/// Each part and field of an index, per raw byte, as JSON.
+fn spaces_json(spaces: &[FieldSpace], raw_bytes: u64) -> Vec<Value> {
+    spaces
+        .iter()
+        .map(|space| {
+            json!({
+                "part": space.part,
+                "field": space.field,
+                "per_raw_byte": space.bytes as f64 / raw_bytes.max(1) as f64,
+            })
+        })
+        .collect()
+}
+
+/// The largest parts of an index, per raw byte, for the table.
+fn largest_spaces(spaces: &[FieldSpace], raw_bytes: u64) -> String {
+    spaces
+        .iter()
+        .take(TOP_SPACES)
+        .map(|space| {
+            format!(
+                "{} {} {:.2}",
+                space.part,
+                space.field,
+                space.bytes as f64 / raw_bytes.max(1) as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

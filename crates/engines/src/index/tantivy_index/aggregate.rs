@@ -23,7 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, DynamicColumn, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::schema::{FIELDS, KEYWORDS, TIME, TIMESTAMPS};
+use super::schema::{FIELDS, KEYWORDS, NUMBERS, TIME, TIMESTAMPS};
 use super::{tantivy_error, PartitionKey, TantivyIndex};
 use crate::index::{AggregateRequest, IndexError, IndexResult};
 
@@ -105,9 +105,10 @@ struct PathColumns {
 impl PathColumns {
     fn open(segment: &SegmentReader, field: &str) -> tantivy::Result<PathColumns> {
         let mut handles = Vec::new();
-        // A field typed `keyword` (or `ip`, grouped by its text) or `timestamp` keeps
-        // its values in a JSON field of its own; a record's value is in one of them.
-        for json_field in [FIELDS, KEYWORDS, TIMESTAMPS] {
+        // Numbers, values of a field typed `keyword` (or `ip`, grouped by its text)
+        // and of one typed `timestamp` are in JSON fields of their own; a record's
+        // value is in one of them.
+        for json_field in [FIELDS, NUMBERS, KEYWORDS, TIMESTAMPS] {
             handles.extend(
                 segment
                     .fast_fields()

@@ -3,6 +3,7 @@
 //! benchmark indexes the same records through it as the baseline that shows what
 //! the rest of the pipeline costs.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
@@ -76,6 +77,8 @@ impl BareIndexWriter {
     /// # Errors
     /// Fails when the writer has failed.
     pub fn add_batch(&mut self, docs: &[IndexDoc]) -> IndexResult<()> {
+        // In arrival order: the engine's grouping by stream (`stream_order`) is
+        // logpool's own work, which the raw engine does not do.
         let documents = docs.iter().map(|doc| self.schema.document(doc));
         super::staging::stage(&self.writer, Vec::new(), documents).map_err(tantivy_error)?;
         Ok(())
@@ -99,39 +102,75 @@ impl BareIndexWriter {
         self.commit()?;
         let BareIndexWriter { index, writer, .. } = self;
         writer.wait_merging_threads().map_err(tantivy_error)?;
-        let usage = index
-            .reader()
-            .map_err(tantivy_error)?
-            .searcher()
-            .space_usage()?;
-        let mut totals = std::collections::BTreeMap::<(&'static str, String), u64>::new();
-        for segment in usage.segments() {
-            let parts = [
-                ("terms", segment.termdict()),
-                ("postings", segment.postings()),
-                ("positions", segment.positions()),
-                ("fast", segment.fast_fields()),
-                ("fieldnorms", segment.fieldnorms()),
-            ];
-            for (part, per_field) in parts {
-                for field in per_field.fields() {
-                    *totals
-                        .entry((part, field.field_name().to_string()))
-                        .or_default() += field.total().get_bytes();
-                }
-            }
-            // The store holds one field, the whole hit.
-            *totals
-                .entry(("store", super::schema::SOURCE.to_string()))
-                .or_default() += segment.store().total().get_bytes();
-        }
-        let mut spaces: Vec<FieldSpace> = totals
-            .into_iter()
-            .map(|((part, field), bytes)| FieldSpace { part, field, bytes })
-            .collect();
-        spaces.sort_by_key(|space| std::cmp::Reverse(space.bytes));
-        Ok(spaces)
+        let mut totals = BTreeMap::new();
+        add_space_by_field(&index, &mut totals)?;
+        Ok(largest_first(totals))
     }
+}
+
+/// Where the bytes of the partition indexes under `dir` (an engine's index directory,
+/// or one partition) go, largest first: tantivy's space usage per part and field,
+/// summed over every partition. Read-only; for the benchmark's report.
+///
+/// # Errors
+/// Fails when a directory cannot be listed or an index cannot be opened.
+pub fn space_by_field(dir: &Path) -> IndexResult<Vec<FieldSpace>> {
+    let mut totals = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        if dir.join("meta.json").exists() {
+            let index = Index::open_in_dir(&dir).map_err(tantivy_error)?;
+            add_space_by_field(&index, &mut totals)?;
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    Ok(largest_first(totals))
+}
+
+type SpaceTotals = BTreeMap<(&'static str, String), u64>;
+
+fn add_space_by_field(index: &Index, totals: &mut SpaceTotals) -> IndexResult<()> {
+    let usage = index
+        .reader()
+        .map_err(tantivy_error)?
+        .searcher()
+        .space_usage()?;
+    for segment in usage.segments() {
+        let parts = [
+            ("terms", segment.termdict()),
+            ("postings", segment.postings()),
+            ("positions", segment.positions()),
+            ("fast", segment.fast_fields()),
+            ("fieldnorms", segment.fieldnorms()),
+        ];
+        for (part, per_field) in parts {
+            for field in per_field.fields() {
+                *totals
+                    .entry((part, field.field_name().to_string()))
+                    .or_default() += field.total().get_bytes();
+            }
+        }
+        // The store holds one field, the whole hit.
+        *totals
+            .entry(("store", super::schema::SOURCE.to_string()))
+            .or_default() += segment.store().total().get_bytes();
+    }
+    Ok(())
+}
+
+fn largest_first(totals: SpaceTotals) -> Vec<FieldSpace> {
+    let mut spaces: Vec<FieldSpace> = totals
+        .into_iter()
+        .map(|((part, field), bytes)| FieldSpace { part, field, bytes })
+        .collect();
+    spaces.sort_by_key(|space| std::cmp::Reverse(space.bytes));
+    spaces
 }
 
 /// One partition index opened read-only, queried with hand-built tantivy queries and
@@ -289,36 +328,28 @@ impl BareIndexReader {
         self.newest(&query, limit)
     }
 
-    /// Records in `[from_ns, to_ns)` whose string field `field` holds the word `value`
-    /// and whose integer field `range_field` is in `[low, high]`: counted, the `limit`
-    /// newest fetched. The range reads the fast column, as tantivy does by default.
+    /// Records in `[from_ns, to_ns)` whose integer field `range_field` is in
+    /// `[low, high]` and, with a `word` `(field, value)`, whose string field `field`
+    /// holds the word `value`: counted, the `limit` newest fetched. The range reads
+    /// the number's column (numbers have no terms).
     ///
     /// # Errors
     /// Fails when tantivy fails to search or read a stored hit.
-    #[allow(clippy::too_many_arguments)]
-    pub fn search_field_and_range(
+    pub fn search_range(
         &self,
-        field: &str,
-        value: &str,
+        word: Option<(&str, &str)>,
         range_field: &str,
         (low, high): (i64, i64),
-        from_ns: i64,
-        to_ns: i64,
+        (from_ns, to_ns): (i64, i64),
         limit: usize,
     ) -> IndexResult<BarePage> {
-        let mut term = Term::from_field_json_path(self.schema.json_field_of(field), field, true);
-        term.append_type_and_str(value);
         let bound = |value: i64| {
-            let mut term = Term::from_field_json_path(self.schema.fields, range_field, true);
+            let mut term = Term::from_field_json_path(self.schema.numbers, range_field, true);
             term.append_type_and_fast_value(value);
             term
         };
-        let query = BooleanQuery::new(vec![
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, self.time_range(from_ns, to_ns)),
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ),
             (
                 Occur::Must,
                 Box::new(RangeQuery::new(
@@ -326,8 +357,17 @@ impl BareIndexReader {
                     Bound::Included(bound(high)),
                 )),
             ),
-        ]);
-        self.newest(&query, limit)
+        ];
+        if let Some((field, value)) = word {
+            let mut term =
+                Term::from_field_json_path(self.schema.json_field_of(field), field, true);
+            term.append_type_and_str(value);
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        self.newest(&BooleanQuery::new(clauses), limit)
     }
 
     fn newest(&self, query: &dyn Query, limit: usize) -> IndexResult<BarePage> {

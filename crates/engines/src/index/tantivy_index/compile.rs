@@ -18,7 +18,6 @@ use logpool_core::ingest::parse_time_text;
 use logpool_core::query::numeric::{exact_integer, integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::routing::FieldType;
-use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
     Query as TantivyQuery, RangeQuery, RegexQuery, TermQuery,
@@ -99,9 +98,9 @@ pub(crate) fn compile(
                     .into_iter()
                     .map(|path| json_tokens_query(schema, path, &tokens)),
             );
-            alternatives.extend(numeric_paths(types).filter_map(|(path, field_type)| {
-                bare_number_query(schema, path, field_type, value)
-            }));
+            alternatives.extend(
+                numeric_paths(types).filter_map(|path| number_equals_query(schema, path, value)),
+            );
             any_of(alternatives)
         }
         // A quoted value means the same as a bare one (`status:"500"` finds the number),
@@ -227,29 +226,36 @@ fn text_paths(types: &FieldTypes) -> std::collections::BTreeSet<&str> {
 
 /// The `fields` paths that hold numbers: a bare number is asked of each, by value
 /// (numbers are not in `_all`, see `LogSchema::indexes_in_all_text`).
-fn numeric_paths(types: &FieldTypes) -> impl Iterator<Item = (&str, FieldType)> {
+fn numeric_paths(types: &FieldTypes) -> impl Iterator<Item = &str> {
     types
         .iter()
         .filter(|(_, field_type)| matches!(field_type, FieldType::Long | FieldType::Double))
-        .map(|(path, field_type)| (path.as_str(), *field_type))
+        .map(|(path, _)| path.as_str())
 }
 
-/// `value` as the number of a `long` or `double` path, when it reads as one there:
-/// `500` and `500.0` equal 500, as for `field:value` and in the in-memory evaluator.
-fn bare_number_query(
+/// `value` as a number of `path`, when it reads as one: `500`, `500.0` and `5e2` all
+/// equal 500, whatever the type of the path's column. Numbers have no terms
+/// ([`NUMBERS`](super::schema::NUMBERS)): the range of one value scans the column,
+/// and tantivy converts the bound to the column's type (a fraction never equals an
+/// integer column's value).
+fn number_equals_query(
     schema: &LogSchema,
     path: &str,
-    field_type: FieldType,
     value: &str,
 ) -> Option<Box<dyn TantivyQuery>> {
     let trimmed = value.trim();
-    let mut term = json_path_term(schema, path);
-    match field_type {
-        FieldType::Long => term.append_type_and_fast_value(exact_integer(trimmed)?),
-        FieldType::Double => term.append_type_and_fast_value(trimmed.parse::<f64>().ok()?),
-        _ => return None,
+    let mut term = number_path_term(schema, path);
+    match exact_integer(trimmed) {
+        Some(integer) => term.append_type_and_fast_value(integer),
+        None => {
+            let number = trimmed.parse::<f64>().ok().filter(|x| x.is_finite())?;
+            term.append_type_and_fast_value(number);
+        }
     }
-    Some(Box::new(TermQuery::new(term, IndexRecordOption::Basic)))
+    Some(Box::new(RangeQuery::new(
+        Bound::Included(term.clone()),
+        Bound::Included(term),
+    )))
 }
 
 /// A bare wildcard over the text values of every path of `fields`: the path part of
@@ -299,6 +305,11 @@ fn text_query(
 
 fn json_path_term(schema: &LogSchema, path: &str) -> Term {
     Term::from_field_json_path(schema.json_field_of(path), path, true)
+}
+
+/// The start of a term of `path`'s numbers: a bound of a range on their column.
+fn number_path_term(schema: &LogSchema, path: &str) -> Term {
+    Term::from_field_json_path(schema.numbers, path, true)
 }
 
 /// `query`, or it OR the typed clause when the field's type has one.
@@ -446,30 +457,16 @@ fn json_tokens_query(schema: &LogSchema, path: &str, tokens: &[String]) -> Box<d
 /// `field:value`: the value as a number or bool when it reads as one, or as text.
 fn field_value_query(schema: &LogSchema, path: &str, value: &str) -> Box<dyn TantivyQuery> {
     let mut alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
-    if let Some(typed) =
-        convert_to_fast_value_and_append_to_json_term(&json_path_term(schema, path), value, true)
-    {
-        alternatives.push((
-            Occur::Should,
-            Box::new(TermQuery::new(typed, IndexRecordOption::Basic)),
-        ));
+    if let Some(number) = number_equals_query(schema, path, value) {
+        alternatives.push((Occur::Should, number));
     }
-    // Integers are stored as i64 and fractions as f64: `500` must also find 500.0.
-    if let Ok(number) = value.parse::<f64>() {
+    if let Ok(flag) = value.trim().parse::<bool>() {
         let mut term = json_path_term(schema, path);
-        term.append_type_and_fast_value(number);
+        term.append_type_and_fast_value(flag);
         alternatives.push((
             Occur::Should,
             Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
         ));
-        if number.fract() == 0.0 && number.abs() < 9.0e15 {
-            let mut term = json_path_term(schema, path);
-            term.append_type_and_fast_value(number as i64);
-            alternatives.push((
-                Occur::Should,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
-        }
     }
     alternatives.push((Occur::Should, json_text_query(schema, path, value)));
     Box::new(BooleanQuery::new(alternatives))
@@ -541,12 +538,12 @@ fn range_query(
     };
     if let Some((low, high)) = numeric_bounds {
         let f64_term = |value: f64| {
-            let mut term = json_path_term(schema, field);
+            let mut term = number_path_term(schema, field);
             term.append_type_and_fast_value(value);
             term
         };
         let i64_term = |value: i64| {
-            let mut term = json_path_term(schema, field);
+            let mut term = number_path_term(schema, field);
             term.append_type_and_fast_value(value);
             term
         };

@@ -22,6 +22,7 @@ mod line_phrase;
 mod schema;
 mod staging;
 mod storage;
+mod stream_order;
 mod types;
 
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
-pub use self::bare::{BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
+pub use self::bare::{space_by_field, BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use self::staging::stage;
@@ -277,8 +278,8 @@ impl TantivyIndex {
                         .map(|key| Term::from_field_text(self.schema.message_key, key)),
                 );
             }
-            let documents = docs
-                .iter()
+            let documents = stream_order::in_stream_order(&docs)
+                .into_iter()
                 .map(|doc| self.schema.document_with_types(doc, &types));
             stage(writer, deletes, documents).map_err(tantivy_error)?;
             partition

@@ -41,6 +41,14 @@ pub(crate) const KEYWORDS: &str = "kw";
 pub(crate) const IPS: &str = "ip";
 /// Values of fields typed `timestamp`, in nanoseconds since the epoch.
 pub(crate) const TIMESTAMPS: &str = "ts";
+/// Numbers (`long` and `double` values, and untyped JSON numbers): a column per path
+/// and no terms. Equality and ranges scan the column, as Elasticsearch does for a
+/// numeric field with `doc_values` and `index: false`. Numbers in logs are mostly
+/// counters, sizes, durations and ids: nearly unique per record, so terms for them
+/// were the dearest part of the index to write (a term-dictionary entry and postings
+/// per record for a sequence number) and 0.055 per raw byte on disk
+/// (BENCHMARKS.md), for equality lookups that a column scan answers in milliseconds.
+pub(crate) const NUMBERS: &str = "num";
 /// The record field that holds the raw line, usually most of a record's bytes.
 /// Bare terms always ask its path, even before the pool has learned its type.
 pub(crate) const MESSAGE: &str = logpool_core::record::MESSAGE_FIELD;
@@ -121,6 +129,7 @@ pub(crate) struct LogSchema {
     pub(crate) keywords: Field,
     pub(crate) ips: Field,
     pub(crate) timestamps: Field,
+    pub(crate) numbers: Field,
 }
 
 /// Tokenised text recording `option` (positions for phrases, or doc ids only). No
@@ -226,6 +235,12 @@ impl LogSchema {
                 .set_expand_dots_enabled()
                 .set_fast(KEYWORD_TOKENIZER),
         );
+        let numbers = builder.add_json_field(
+            NUMBERS,
+            JsonObjectOptions::default()
+                .set_expand_dots_enabled()
+                .set_fast(KEYWORD_TOKENIZER),
+        );
         LogSchema {
             schema: builder.build(),
             message_key,
@@ -239,11 +254,13 @@ impl LogSchema {
             keywords,
             ips,
             timestamps,
+            numbers,
         }
     }
 
-    /// The JSON field that indexes record field `path`: the raw line has its own,
-    /// every other text, number and bool is in `fields`.
+    /// The JSON field that indexes the text of record field `path`: the raw line has
+    /// its own, every other text and bool is in `fields` (numbers are in
+    /// [`NUMBERS`]).
     pub(crate) fn json_field_of(&self, path: &str) -> Field {
         if path == MESSAGE {
             self.full_text
@@ -275,7 +292,7 @@ impl LogSchema {
         // One value per field: tantivy leaves a position gap between values, so a
         // phrase never matches across two fields.
         for (name, value) in &doc.record.fields {
-            if Self::indexes_in_all_text(name, value, &split.fields) {
+            if Self::indexes_in_all_text(name, value, &split) {
                 document.add_text(self.all_text, value.as_text());
             }
         }
@@ -284,6 +301,9 @@ impl LogSchema {
         }
         let message = split.fields.remove(MESSAGE);
         document.add_field_value(self.fields, JsonFieldsRef::Object(&split.fields));
+        if !split.numbers.is_empty() {
+            document.add_field_value(self.numbers, JsonFieldsRef::Object(&split.numbers));
+        }
         if let Some(message) = &message {
             document.add_field_value(self.full_text, JsonFieldsRef::Message(message.as_ref()));
         }
@@ -306,15 +326,14 @@ impl LogSchema {
     /// a bare number asks every numeric path (`compile::numeric_paths`). Bools and
     /// values typed keyword, ip or timestamp keep their text in `_all`, where a bare
     /// `true` or `10.0.0.1` finds them as on Elasticsearch.
-    fn indexes_in_all_text(
-        name: &str,
-        value: &FieldValue,
-        fields: &BTreeMap<&str, Cow<'_, FieldValue>>,
-    ) -> bool {
-        let indexed = match fields.get(name).map(|v| v.as_ref()) {
+    fn indexes_in_all_text(name: &str, value: &FieldValue, split: &TypedValues<'_>) -> bool {
+        // Numbers are found as numbers under their own path (a unique number in
+        // `_all` was a unique term per record: a third of the indexing time).
+        if split.numbers.contains_key(name) {
+            return false;
+        }
+        let indexed = match split.fields.get(name).map(|v| v.as_ref()) {
             Some(FieldValue::Str(indexed)) => indexed,
-            // Numbers are found as numbers under their own path (a unique number in
-            // `_all` was a unique term per record: a third of the indexing time).
             Some(FieldValue::Long(_) | FieldValue::Double(_)) => return false,
             Some(FieldValue::Bool(_)) | None => return true,
         };
@@ -328,9 +347,11 @@ impl LogSchema {
 /// A record's values sorted into the JSON fields of their types. Values that keep
 /// their type are borrowed from the record: the document copies each text once.
 struct TypedValues<'a> {
-    /// Text, numbers and bools (converted to their field's type, or the overflow
-    /// text of a conflicting value).
+    /// Text and bools (converted to their field's type, or the overflow text of a
+    /// conflicting value).
     fields: BTreeMap<&'a str, Cow<'a, FieldValue>>,
+    /// Numbers, likewise converted (see [`NUMBERS`]).
+    numbers: BTreeMap<&'a str, Cow<'a, FieldValue>>,
     keywords: BTreeMap<String, OwnedValue>,
     ips: BTreeMap<String, OwnedValue>,
     timestamps: BTreeMap<String, OwnedValue>,
@@ -340,6 +361,7 @@ impl<'a> TypedValues<'a> {
     fn split(record: &'a Record, types: &BTreeMap<String, FieldType>) -> TypedValues<'a> {
         let mut values = TypedValues {
             fields: BTreeMap::new(),
+            numbers: BTreeMap::new(),
             keywords: BTreeMap::new(),
             ips: BTreeMap::new(),
             timestamps: BTreeMap::new(),
@@ -347,14 +369,14 @@ impl<'a> TypedValues<'a> {
         for (name, value) in &record.fields {
             let field_type = match types.get(name) {
                 None => {
-                    values.fields.insert(name, Cow::Borrowed(value));
+                    values.insert_plain(name, Cow::Borrowed(value));
                     continue;
                 }
                 // Keyword values are copied into their own JSON field below.
                 Some(field_type)
                     if *field_type != FieldType::Keyword && fits_unchanged(*field_type, value) =>
                 {
-                    values.fields.insert(name, Cow::Borrowed(value));
+                    values.insert_plain(name, Cow::Borrowed(value));
                     continue;
                 }
                 Some(field_type) => field_type,
@@ -400,11 +422,20 @@ impl<'a> TypedValues<'a> {
                     }
                 },
                 FieldType::Text | FieldType::Long | FieldType::Double | FieldType::Bool => {
-                    values.fields.insert(name, Cow::Owned(converted));
+                    values.insert_plain(name, Cow::Owned(converted));
                 }
             }
         }
         values
+    }
+
+    /// A value that keeps its JSON type: numbers to their columns, the rest to
+    /// `fields`.
+    fn insert_plain(&mut self, name: &'a str, value: Cow<'a, FieldValue>) {
+        match value.as_ref() {
+            FieldValue::Long(_) | FieldValue::Double(_) => self.numbers.insert(name, value),
+            FieldValue::Str(_) | FieldValue::Bool(_) => self.fields.insert(name, value),
+        };
     }
 }
 

@@ -545,3 +545,106 @@ async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
     assert_eq!(total("reset AND by AND peer").await, 4);
     index.shutdown().await.expect("shutdown");
 }
+
+/// Numbers have a column and no terms: equality, ranges, bare numbers and sums are
+/// answered from the column, and the segment holds no postings for them.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_numbers_are_found_through_their_columns_without_terms() {
+    use logpool_core::sql::plan::{AggregateFn, AggregateValue};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let records = [
+        (200, 1.5),
+        (500, 2.0),
+        (500, 0.25),
+        (9_007_199_254_740_993, 7.0),
+    ];
+    let docs = records
+        .iter()
+        .enumerate()
+        .map(|(n, (status, took))| {
+            doc(
+                1,
+                0,
+                n as u32,
+                T0 + n as i64,
+                &[
+                    ("status", FieldValue::Long(*status)),
+                    ("took", FieldValue::Double(*took)),
+                    ("host", FieldValue::Str(format!("web-{n}"))),
+                ],
+            )
+        })
+        .collect();
+    index.write(&pool(1), docs, false).await.expect("write");
+    index.commit().await.expect("commit");
+    let total = |query: &'static str| {
+        let index = &index;
+        async move {
+            index
+                .search(&pool(1), &request(query))
+                .await
+                .expect("search")
+                .total
+        }
+    };
+    assert_eq!(total("status:500").await, 2);
+    assert_eq!(total("status:500.0").await, 2);
+    assert_eq!(total("status:\"500\"").await, 2);
+    assert_eq!(total("status:500.5").await, 0);
+    // Past 2^53: the column keeps the integer exactly.
+    assert_eq!(total("status:9007199254740993").await, 1);
+    assert_eq!(total("status:9007199254740992").await, 0);
+    assert_eq!(total("took:2").await, 1);
+    assert_eq!(total("took:0.25").await, 1);
+    assert_eq!(total("status:[300 TO 600]").await, 2);
+    assert_eq!(total("took:{1.5 TO 7]").await, 2);
+    assert_eq!(total("500").await, 2);
+    assert_eq!(total("1.5").await, 1);
+    assert_eq!(total("host:web-1 AND status:500").await, 1);
+    assert_eq!(total("NOT status:500").await, 2);
+    let sum = index
+        .aggregate(
+            &pool(1),
+            &crate::index::AggregateRequest {
+                query: parse_query("status:500", DefaultOperator::And).expect("query"),
+                from_ns: T0 - DAY,
+                to_ns: T0 + DAY,
+                group_by: vec![],
+                aggregates: vec![AggregateFn::Sum("took".into())],
+                max_groups: 10,
+            },
+        )
+        .await
+        .expect("aggregate");
+    assert_eq!(sum[0].values[0], AggregateValue::Number(Some(2.25)));
+    // No terms for the numbers: the only numeric paths are columns of `num`.
+    let meta_dir = walk_for_meta(dir.path()).expect("a partition index on disk");
+    let on_disk = tantivy::Index::open_in_dir(meta_dir).expect("open partition");
+    let searcher = on_disk.reader().expect("reader").searcher();
+    for segment in searcher.segment_readers() {
+        for field in segment.fields_metadata().expect("metadata") {
+            if field.field_name.ends_with(".status") || field.field_name.ends_with(".took") {
+                assert!(
+                    field.postings_size.is_none(),
+                    "{} has postings",
+                    field.field_name
+                );
+                assert!(field.field_name.starts_with("num."), "{}", field.field_name);
+            }
+        }
+    }
+}
+
+/// The first directory under `dir` that holds a tantivy index.
+fn walk_for_meta(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    if dir.join("meta.json").exists() {
+        return Some(dir.to_path_buf());
+    }
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir())
+        .find_map(|path| walk_for_meta(&path))
+}

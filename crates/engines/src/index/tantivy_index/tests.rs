@@ -48,6 +48,15 @@ async fn write_values(index: &TantivyIndex, name: &str, values: &[(i64, String)]
     index.commit().await.expect("commit");
 }
 
+/// Matches of `query` in pool 1, over the conformance time range.
+async fn total(index: &TantivyIndex, query: &str) -> u64 {
+    index
+        .search(&pool(1), &request(query))
+        .await
+        .expect("search")
+        .total
+}
+
 fn open(dir: &std::path::Path) -> TantivyIndex {
     TantivyIndex::open(TantivyIndexConfig {
         dir: dir.to_path_buf(),
@@ -312,7 +321,7 @@ async fn test_bare_queries_find_the_message_indexed_once() {
     )];
     index.write(&hinted, numeric, false).await.expect("write");
     index.commit().await.expect("commit");
-    let total = |pool: PoolRoute, query: &'static str| {
+    let total_in = |pool: PoolRoute, query: &'static str| {
         let index = &index;
         async move {
             index
@@ -322,20 +331,20 @@ async fn test_bare_queries_find_the_message_indexed_once() {
                 .total
         }
     };
-    assert_eq!(total(pool(1), "full").await, 1);
-    assert_eq!(total(pool(1), "\"disk full\"").await, 1);
-    assert_eq!(total(pool(1), "fu*").await, 1);
-    assert_eq!(total(pool(1), "disk").await, 2);
-    assert_eq!(total(pool(1), "message:disk").await, 1);
-    assert_eq!(total(pool(1), "NOT full").await, 1);
-    assert_eq!(total(pool(1), "\"sda web\"").await, 0);
-    assert_eq!(total(hinted.clone(), "404").await, 1);
-    assert_eq!(total(hinted, "message:404").await, 1);
+    assert_eq!(total_in(pool(1), "full").await, 1);
+    assert_eq!(total_in(pool(1), "\"disk full\"").await, 1);
+    assert_eq!(total_in(pool(1), "fu*").await, 1);
+    assert_eq!(total_in(pool(1), "disk").await, 2);
+    assert_eq!(total_in(pool(1), "message:disk").await, 1);
+    assert_eq!(total_in(pool(1), "NOT full").await, 1);
+    assert_eq!(total_in(pool(1), "\"sda web\"").await, 0);
+    assert_eq!(total_in(hinted.clone(), "404").await, 1);
+    assert_eq!(total_in(hinted, "message:404").await, 1);
     // The raw line is full text only: wildcards and ranges run on its tokens...
-    assert_eq!(total(pool(1), "message:dis*").await, 1);
-    assert_eq!(total(pool(1), "message:[Sd TO sdz]").await, 1);
-    assert_eq!(total(pool(1), "message:[t TO z]").await, 0);
-    assert_eq!(total(pool(1), "message:[100 TO 200]").await, 0);
+    assert_eq!(total_in(pool(1), "message:dis*").await, 1);
+    assert_eq!(total_in(pool(1), "message:[Sd TO sdz]").await, 1);
+    assert_eq!(total_in(pool(1), "message:[t TO z]").await, 0);
+    assert_eq!(total_in(pool(1), "message:[100 TO 200]").await, 0);
     // ...and it has no column (pipe SQL refuses to group by it): every record
     // groups as null, while a short text field groups by value.
     let group_counts = |field: &'static str| {
@@ -525,24 +534,14 @@ async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
         .await
         .expect("write");
     index.commit().await.expect("commit");
-    let total = |query: &'static str| {
-        let index = &index;
-        async move {
-            index
-                .search(&pool(1), &request(query))
-                .await
-                .expect("search")
-                .total
-        }
-    };
-    assert_eq!(total("\"connection reset by peer\"").await, 2);
-    assert_eq!(total("message:\"reset by peer\"").await, 3);
-    assert_eq!(total("\"by connection\"").await, 1);
-    assert_eq!(total("\"peer by reset\"").await, 0);
-    assert_eq!(total("\"reset by peer\" AND level:warn").await, 1);
-    assert_eq!(total("\"reset by peer\" AND NOT again").await, 2);
-    assert_eq!(total("NOT \"reset by peer\"").await, 2);
-    assert_eq!(total("reset AND by AND peer").await, 4);
+    assert_eq!(total(&index, "\"connection reset by peer\"").await, 2);
+    assert_eq!(total(&index, "message:\"reset by peer\"").await, 3);
+    assert_eq!(total(&index, "\"by connection\"").await, 1);
+    assert_eq!(total(&index, "\"peer by reset\"").await, 0);
+    assert_eq!(total(&index, "\"reset by peer\" AND level:warn").await, 1);
+    assert_eq!(total(&index, "\"reset by peer\" AND NOT again").await, 2);
+    assert_eq!(total(&index, "NOT \"reset by peer\"").await, 2);
+    assert_eq!(total(&index, "reset AND by AND peer").await, 4);
     index.shutdown().await.expect("shutdown");
 }
 
@@ -579,31 +578,21 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
         .collect();
     index.write(&pool(1), docs, false).await.expect("write");
     index.commit().await.expect("commit");
-    let total = |query: &'static str| {
-        let index = &index;
-        async move {
-            index
-                .search(&pool(1), &request(query))
-                .await
-                .expect("search")
-                .total
-        }
-    };
-    assert_eq!(total("status:500").await, 2);
-    assert_eq!(total("status:500.0").await, 2);
-    assert_eq!(total("status:\"500\"").await, 2);
-    assert_eq!(total("status:500.5").await, 0);
+    assert_eq!(total(&index, "status:500").await, 2);
+    assert_eq!(total(&index, "status:500.0").await, 2);
+    assert_eq!(total(&index, "status:\"500\"").await, 2);
+    assert_eq!(total(&index, "status:500.5").await, 0);
     // Past 2^53: the column keeps the integer exactly.
-    assert_eq!(total("status:9007199254740993").await, 1);
-    assert_eq!(total("status:9007199254740992").await, 0);
-    assert_eq!(total("took:2").await, 1);
-    assert_eq!(total("took:0.25").await, 1);
-    assert_eq!(total("status:[300 TO 600]").await, 2);
-    assert_eq!(total("took:{1.5 TO 7]").await, 2);
-    assert_eq!(total("500").await, 2);
-    assert_eq!(total("1.5").await, 1);
-    assert_eq!(total("host:web-1 AND status:500").await, 1);
-    assert_eq!(total("NOT status:500").await, 2);
+    assert_eq!(total(&index, "status:9007199254740993").await, 1);
+    assert_eq!(total(&index, "status:9007199254740992").await, 0);
+    assert_eq!(total(&index, "took:2").await, 1);
+    assert_eq!(total(&index, "took:0.25").await, 1);
+    assert_eq!(total(&index, "status:[300 TO 600]").await, 2);
+    assert_eq!(total(&index, "took:{1.5 TO 7]").await, 2);
+    assert_eq!(total(&index, "500").await, 2);
+    assert_eq!(total(&index, "1.5").await, 1);
+    assert_eq!(total(&index, "host:web-1 AND status:500").await, 1);
+    assert_eq!(total(&index, "NOT status:500").await, 2);
     let sum = index
         .aggregate(
             &pool(1),

@@ -248,7 +248,10 @@ fn number_equals_query(
     match exact_integer(trimmed) {
         Some(integer) => term.append_type_and_fast_value(integer),
         None => {
-            let number = trimmed.parse::<f64>().ok().filter(|x| x.is_finite())?;
+            let number = trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && !below_integer_columns(*x))?;
             term.append_type_and_fast_value(number);
         }
     }
@@ -305,6 +308,14 @@ fn text_query(
 
 fn json_path_term(schema: &LogSchema, path: &str) -> Term {
     Term::from_field_json_path(schema.json_field_of(path), path, true)
+}
+
+/// Whether a float lies below every integer a column can hold. tantivy turns such an
+/// upper bound into no bound at all on an integer column, so a range ending there
+/// would match every value of it; logpool asks no column for these numbers (a
+/// double below -9.2e18 in a log is not something anyone searches for).
+fn below_integer_columns(number: f64) -> bool {
+    number < i64::MIN as f64
 }
 
 /// The start of a term of `path`'s numbers: a bound of a range on their column.
@@ -563,7 +574,11 @@ fn range_query(
         // holds numbers of that type only, so one column is scanned instead of two:
         // a union of both would read every value of both columns, where a single
         // range lets the other clauses' postings drive the match.
-        if field_type != Some(FieldType::Long) {
+        let upper_below_integers = matches!(
+            high,
+            Bound::Included(v) | Bound::Excluded(v) if below_integer_columns(v)
+        );
+        if field_type != Some(FieldType::Long) && !upper_below_integers {
             clauses.push((Occur::Should, Box::new(f64_range)));
         }
         if field_type != Some(FieldType::Double) {

@@ -593,6 +593,12 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
     assert_eq!(total(&index, "1.5").await, 1);
     assert_eq!(total(&index, "host:web-1 AND status:500").await, 1);
     assert_eq!(total(&index, "NOT status:500").await, 2);
+    // Below every integer: tantivy would read such a bound as none on an integer
+    // column and match every value.
+    assert_eq!(total(&index, "status:-1e20").await, 0);
+    assert_eq!(total(&index, "status:<-1e20").await, 0);
+    assert_eq!(total(&index, "status:>-1e20").await, 4);
+    assert_eq!(total(&index, "status:1e20").await, 0);
     let sum = index
         .aggregate(
             &pool(1),

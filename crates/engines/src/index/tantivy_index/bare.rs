@@ -14,6 +14,7 @@ use tantivy::query::{BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQu
 use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
+use super::compile::number_term;
 use super::line_phrase::phrase_under_path;
 use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
@@ -343,11 +344,7 @@ impl BareIndexReader {
         (from_ns, to_ns): (i64, i64),
         limit: usize,
     ) -> IndexResult<BarePage> {
-        let bound = |value: i64| {
-            let mut term = Term::from_field_json_path(self.schema.numbers, range_field, true);
-            term.append_type_and_fast_value(value);
-            term
-        };
+        let bound = |value: i64| number_term(&self.schema, range_field, value);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, self.time_range(from_ns, to_ns)),
             (

@@ -18,6 +18,7 @@ use logpool_core::ingest::parse_time_text;
 use logpool_core::query::numeric::{exact_integer, integer_lower, integer_upper};
 use logpool_core::query::{is_time_field, tokenize, Query, RangeBound};
 use logpool_core::routing::FieldType;
+use tantivy::fastfield::FastValue;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, InvertedIndexRangeQuery, Occur, PhraseQuery,
     Query as TantivyQuery, RangeQuery, RegexQuery, TermQuery,
@@ -224,8 +225,8 @@ fn text_paths(types: &FieldTypes) -> std::collections::BTreeSet<&str> {
         .collect()
 }
 
-/// The `fields` paths that hold numbers: a bare number is asked of each, by value
-/// (numbers are not in `_all`, see `LogSchema::indexes_in_all_text`).
+/// The paths that hold numbers: a bare number is asked of each, by value (numbers
+/// are not in `_all`, see `LogSchema::indexes_in_all_text`).
 fn numeric_paths(types: &FieldTypes) -> impl Iterator<Item = &str> {
     types
         .iter()
@@ -244,17 +245,16 @@ fn number_equals_query(
     value: &str,
 ) -> Option<Box<dyn TantivyQuery>> {
     let trimmed = value.trim();
-    let mut term = number_path_term(schema, path);
-    match exact_integer(trimmed) {
-        Some(integer) => term.append_type_and_fast_value(integer),
+    let term = match exact_integer(trimmed) {
+        Some(integer) => number_term(schema, path, integer),
         None => {
             let number = trimmed
                 .parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite() && !below_integer_columns(*x))?;
-            term.append_type_and_fast_value(number);
+            number_term(schema, path, number)
         }
-    }
+    };
     Some(Box::new(RangeQuery::new(
         Bound::Included(term.clone()),
         Bound::Included(term),
@@ -318,9 +318,11 @@ fn below_integer_columns(number: f64) -> bool {
     number < i64::MIN as f64
 }
 
-/// The start of a term of `path`'s numbers: a bound of a range on their column.
-fn number_path_term(schema: &LogSchema, path: &str) -> Term {
-    Term::from_field_json_path(schema.numbers, path, true)
+/// `value` as a number of `path`: a bound of a range on the path's column.
+pub(crate) fn number_term<T: FastValue>(schema: &LogSchema, path: &str, value: T) -> Term {
+    let mut term = Term::from_field_json_path(schema.numbers, path, true);
+    term.append_type_and_fast_value(value);
+    term
 }
 
 /// `query`, or it OR the typed clause when the field's type has one.
@@ -548,16 +550,8 @@ fn range_query(
         numeric(lower).zip(numeric(upper))
     };
     if let Some((low, high)) = numeric_bounds {
-        let f64_term = |value: f64| {
-            let mut term = number_path_term(schema, field);
-            term.append_type_and_fast_value(value);
-            term
-        };
-        let i64_term = |value: i64| {
-            let mut term = number_path_term(schema, field);
-            term.append_type_and_fast_value(value);
-            term
-        };
+        let f64_term = |value: f64| number_term(schema, field, value);
+        let i64_term = |value: i64| number_term(schema, field, value);
         // Without an explicit bound the range must still stay inside this path and type.
         // `RangeQuery` reads the path's fast column: a wide range over a field with
         // many distinct values (ids, sequence numbers) would otherwise union the

@@ -279,7 +279,6 @@ impl TantivyIndex {
                 );
             }
             let documents = stream_order::in_stream_order(&docs)
-                .into_iter()
                 .map(|doc| self.schema.document_with_types(doc, &types));
             stage(writer, deletes, documents).map_err(tantivy_error)?;
             partition

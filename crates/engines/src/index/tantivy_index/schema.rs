@@ -327,15 +327,15 @@ impl LogSchema {
     /// values typed keyword, ip or timestamp keep their text in `_all`, where a bare
     /// `true` or `10.0.0.1` finds them as on Elasticsearch.
     fn indexes_in_all_text(name: &str, value: &FieldValue, split: &TypedValues<'_>) -> bool {
-        // Numbers are found as numbers under their own path (a unique number in
-        // `_all` was a unique term per record: a third of the indexing time).
-        if split.numbers.contains_key(name) {
-            return false;
-        }
         let indexed = match split.fields.get(name).map(|v| v.as_ref()) {
             Some(FieldValue::Str(indexed)) => indexed,
+            Some(FieldValue::Bool(_)) => return true,
+            // Numbers are found as numbers under their own path (a unique number in
+            // `_all` was a unique term per record: a third of the indexing time).
+            // `fields` never holds one (`TypedValues::insert_plain`).
             Some(FieldValue::Long(_) | FieldValue::Double(_)) => return false,
-            Some(FieldValue::Bool(_)) | None => return true,
+            // Not in `fields`: a number, or a value typed keyword, ip or timestamp.
+            None => return !split.numbers.contains_key(name),
         };
         match value {
             FieldValue::Str(text) => text != indexed,

@@ -30,12 +30,12 @@ const MAX_STREAM_VALUE_BYTES: usize = 64;
 /// values. Both are computed once per record: comparing the values themselves in
 /// the sort cost a fifth of the server's CPU. Two streams sharing a key are merely
 /// staged together.
-pub(crate) fn in_stream_order(docs: &[IndexDoc]) -> Vec<&IndexDoc> {
+pub(crate) fn in_stream_order(docs: &[IndexDoc]) -> impl Iterator<Item = &IndexDoc> {
     let mut keyed: Vec<(StreamKey, &IndexDoc)> =
         docs.iter().map(|doc| (StreamKey::of(doc), doc)).collect();
     // Stable: a stream's records stay in arrival order.
     keyed.sort_by_key(|(key, _)| *key);
-    keyed.into_iter().map(|(_, doc)| doc).collect()
+    keyed.into_iter().map(|(_, doc)| doc)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,11 +55,11 @@ impl StreamKey {
         for (name, text) in stream_values(&doc.record) {
             name.hash(&mut hasher);
             text.hash(&mut hasher);
-            for byte in text.bytes().chain(std::iter::once(0)) {
-                if let Some(slot) = prefix.get_mut(filled) {
-                    *slot = byte;
-                    filled += 1;
-                }
+            // Only what still fits: `take` keeps `filled` below the prefix's length.
+            let room = prefix.len() - filled;
+            for byte in text.bytes().chain(std::iter::once(0)).take(room) {
+                prefix[filled] = byte;
+                filled += 1;
             }
         }
         StreamKey {
@@ -117,22 +117,22 @@ mod tests {
         ];
         // A second partition: staged apart from the first, even for the same host.
         docs[6].identity.partition = 1;
-        let ordered = in_stream_order(&docs);
-        let runs: Vec<(u32, String, Vec<u32>)> =
-            ordered.iter().fold(Vec::new(), |mut runs, doc| {
-                let host = match doc.record.fields.get("host") {
-                    Some(FieldValue::Str(host)) => host.clone(),
-                    _ => String::new(),
-                };
-                let key = (doc.identity.partition, host);
-                match runs.last_mut() {
-                    Some((partition, last, indexes)) if (*partition, last.clone()) == key => {
-                        indexes.push(doc.identity.index_in_batch)
-                    }
-                    _ => runs.push((key.0, key.1, vec![doc.identity.index_in_batch])),
-                }
-                runs
-            });
+        let ordered: Vec<&IndexDoc> = in_stream_order(&docs).collect();
+        let stream = |doc: &IndexDoc| {
+            let host = match doc.record.fields.get("host") {
+                Some(FieldValue::Str(host)) => host.clone(),
+                _ => String::new(),
+            };
+            (doc.identity.partition, host)
+        };
+        let runs: Vec<(u32, String, Vec<u32>)> = ordered
+            .chunk_by(|a, b| stream(a) == stream(b))
+            .map(|run| {
+                let (partition, host) = stream(run[0]);
+                let order = run.iter().map(|doc| doc.identity.index_in_batch).collect();
+                (partition, host, order)
+            })
+            .collect();
         let mut got: Vec<(u32, String, Vec<u32>)> = runs.clone();
         got.sort();
         // One run per partition and stream, in arrival order. The raw line and numbers

@@ -49,14 +49,87 @@ pub enum BatchError {
 /// # Errors
 /// Fails only if compression fails, which does not happen for in-memory buffers.
 pub fn encode_batch(records: &[Record]) -> Result<Vec<u8>, BatchError> {
-    let json = serde_json::to_vec(records).map_err(|e| BatchError::Json(e.to_string()))?;
-    let compressed = zstd::encode_all(json.as_slice(), ZSTD_LEVEL)
-        .map_err(|e| BatchError::Compression(e.to_string()))?;
-    let mut payload = Vec::with_capacity(compressed.len() + 5);
-    payload.push(BATCH_FORMAT_VERSION);
-    payload.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    payload.extend_from_slice(&compressed);
-    Ok(payload)
+    CODEC.with(|codec| codec.borrow_mut().encode(records))
+}
+
+/// Records written as a batch body's JSON objects, back to back and separated by
+/// commas, so that any run of them is one slice: put-datas writes a request's records
+/// once, then cuts the runs each shard gets without building [`Record`]s.
+#[derive(Debug, Default)]
+pub struct EncodedRecords {
+    json: Vec<u8>,
+    /// Where each record's object ends in `json`.
+    ends: Vec<usize>,
+}
+
+impl EncodedRecords {
+    /// How many records are written.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no record is written.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Writes one record.
+    pub fn push(&mut self, record: &Record) {
+        let mark = self.start_record();
+        // Writing into a Vec cannot fail; a record that could not be written would
+        // leave nothing behind.
+        if serde_json::to_writer(self.buffer(), record).is_ok() {
+            self.finish_record();
+        } else {
+            self.roll_back(mark);
+        }
+    }
+
+    /// Starts a record's object; returns the mark [`EncodedRecords::roll_back`] takes.
+    pub(crate) fn start_record(&mut self) -> usize {
+        let mark = self.json.len();
+        if !self.ends.is_empty() {
+            self.json.push(b',');
+        }
+        mark
+    }
+
+    /// The buffer the current record's object is written into.
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.json
+    }
+
+    /// Ends the current record's object.
+    pub(crate) fn finish_record(&mut self) {
+        self.ends.push(self.json.len());
+    }
+
+    /// Forgets everything written since `mark`.
+    pub(crate) fn roll_back(&mut self, mark: usize) {
+        self.json.truncate(mark);
+    }
+
+    /// Encodes records `run` into one queue payload, as [`encode_batch`] would
+    /// encode the same records.
+    ///
+    /// # Errors
+    /// Fails if `run` is outside the records, or if compression fails.
+    pub fn encode_run(&self, run: std::ops::Range<usize>) -> Result<Vec<u8>, BatchError> {
+        if run.start >= run.end || run.end > self.ends.len() {
+            return Err(BatchError::Json(format!(
+                "records {run:?} are not among the {} written",
+                self.ends.len()
+            )));
+        }
+        let start = match run.start {
+            0 => 0,
+            // Past the previous record's end and the comma after it.
+            first => self.ends[first - 1] + 1,
+        };
+        let elements = &self.json[start..self.ends[run.end - 1]];
+        let count = (run.end - run.start) as u32;
+        CODEC.with(|codec| codec.borrow_mut().encode_elements(elements, count))
+    }
 }
 
 /// Reads the record count from a payload header without decompressing it.
@@ -81,8 +154,7 @@ pub fn peek_record_count(payload: &[u8]) -> Result<u32, BatchError> {
 /// Fails on any damage; see [`BatchError`].
 pub fn decode_batch(payload: &[u8]) -> Result<Vec<Record>, BatchError> {
     let count = peek_record_count(payload)?;
-    let json =
-        zstd::decode_all(&payload[5..]).map_err(|e| BatchError::Compression(e.to_string()))?;
+    let json = CODEC.with(|codec| codec.borrow_mut().decompress(&payload[5..]))?;
     let records: Vec<Record> =
         serde_json::from_slice(&json).map_err(|e| BatchError::Json(e.to_string()))?;
     if records.len() != count as usize {
@@ -92,6 +164,101 @@ pub fn decode_batch(payload: &[u8]) -> Result<Vec<Record>, BatchError> {
         });
     }
     Ok(records)
+}
+
+/// A frame whose header declares more than this is decompressed as a stream instead
+/// of into one buffer of the declared size, so a damaged header cannot make a
+/// consumer allocate gigabytes up front.
+const MAX_PREALLOCATED_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// An encode scratch buffer larger than this is not kept for the next batch.
+const MAX_KEPT_SCRATCH_BYTES: usize = 4 * 1024 * 1024;
+
+thread_local! {
+    /// One codec per thread: a zstd context costs about a megabyte to set up, which
+    /// per batch was a measurable share of put-datas' time.
+    static CODEC: std::cell::RefCell<BatchCodec> = std::cell::RefCell::new(BatchCodec::default());
+}
+
+/// Compression contexts and the JSON scratch buffer, reused across batches.
+#[derive(Default)]
+struct BatchCodec {
+    json: Vec<u8>,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl BatchCodec {
+    fn encode(&mut self, records: &[Record]) -> Result<Vec<u8>, BatchError> {
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, records)
+            .map_err(|e| BatchError::Json(e.to_string()))?;
+        self.compress_json(records.len() as u32)
+    }
+
+    /// `elements`: record objects separated by commas, written into an array.
+    fn encode_elements(&mut self, elements: &[u8], count: u32) -> Result<Vec<u8>, BatchError> {
+        self.json.clear();
+        self.json.reserve(elements.len() + 2);
+        self.json.push(b'[');
+        self.json.extend_from_slice(elements);
+        self.json.push(b']');
+        self.compress_json(count)
+    }
+
+    /// Compresses the array in `json` behind the header.
+    fn compress_json(&mut self, count: u32) -> Result<Vec<u8>, BatchError> {
+        let compressor = match &mut self.compressor {
+            Some(compressor) => compressor,
+            empty => empty.insert(
+                zstd::bulk::Compressor::new(ZSTD_LEVEL)
+                    .map_err(|e| BatchError::Compression(e.to_string()))?,
+            ),
+        };
+        let mut payload = Vec::with_capacity(5 + zstd::zstd_safe::compress_bound(self.json.len()));
+        payload.push(BATCH_FORMAT_VERSION);
+        payload.extend_from_slice(&count.to_le_bytes());
+        // The frame goes after the header; the frame records its content size, which
+        // lets the decoder allocate its output once.
+        let mut frame = std::io::Cursor::new(payload);
+        frame.set_position(5);
+        compressor
+            .compress_to_buffer(self.json.as_slice(), &mut frame)
+            .map_err(|e| BatchError::Compression(e.to_string()))?;
+        if self.json.capacity() > MAX_KEPT_SCRATCH_BYTES {
+            self.json = Vec::new();
+        }
+        Ok(frame.into_inner())
+    }
+
+    fn decompress(&mut self, frame: &[u8]) -> Result<Vec<u8>, BatchError> {
+        let declared = zstd::zstd_safe::get_frame_content_size(frame)
+            .ok()
+            .flatten();
+        let Some(size) = declared.filter(|size| *size <= MAX_PREALLOCATED_BATCH_BYTES) else {
+            // Frames without a declared size (written by earlier builds) or with an
+            // implausible one are streamed.
+            return zstd::decode_all(frame).map_err(|e| BatchError::Compression(e.to_string()));
+        };
+        let decompressor = match &mut self.decompressor {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| BatchError::Compression(e.to_string()))?,
+            ),
+        };
+        let mut json = Vec::with_capacity(size as usize);
+        decompressor
+            .decompress_to_buffer(frame, &mut json)
+            .map_err(|e| BatchError::Compression(e.to_string()))?;
+        if json.len() as u64 != size {
+            return Err(BatchError::Compression(format!(
+                "frame declares {size} bytes and holds {}",
+                json.len()
+            )));
+        }
+        Ok(json)
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +281,30 @@ mod tests {
         let payload = encode_batch(&records).expect("encode");
         assert_eq!(peek_record_count(&payload).expect("peek"), 100);
         assert_eq!(decode_batch(&payload).expect("decode"), records);
+    }
+
+    #[test]
+    fn test_batches_of_earlier_builds_still_decode() {
+        let records: Vec<Record> = (0..10)
+            .map(|i| Record {
+                time_ns: i,
+                fields: BTreeMap::from([("message".to_string(), FieldValue::Str(format!("{i}")))]),
+            })
+            .collect();
+        // Earlier builds streamed the frame, which then declares no content size.
+        let json = serde_json::to_vec(&records).expect("json");
+        let mut streamed = vec![BATCH_FORMAT_VERSION, 10, 0, 0, 0];
+        streamed.extend(zstd::encode_all(json.as_slice(), ZSTD_LEVEL).expect("zstd"));
+        let declared = |frame: &[u8]| zstd::zstd_safe::get_frame_content_size(frame).ok();
+        assert_eq!(declared(&streamed[5..]), Some(None));
+        assert_eq!(decode_batch(&streamed).expect("decode"), records);
+        // This build's frames declare it, so decoding allocates once; and the
+        // codec reused across batches keeps each batch to itself.
+        let payload = encode_batch(&records).expect("encode");
+        assert_eq!(declared(&payload[5..]), Some(Some(json.len() as u64)));
+        let second = encode_batch(&records[..3]).expect("encode");
+        assert_eq!(decode_batch(&payload).expect("decode"), records);
+        assert_eq!(decode_batch(&second).expect("decode"), records[..3]);
     }
 
     #[test]

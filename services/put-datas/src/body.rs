@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use logpool_api::{ApiError, ErrorCode};
 use logpool_core::limits::IngestLimits;
@@ -60,7 +60,7 @@ pub async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limits: &IngestLimits,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Bytes, ApiError> {
     let max = limits.max_body_bytes;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -73,14 +73,15 @@ pub async fn read_body(
         .await
         .map_err(|_| too_large(max))?;
     let decoded = match encoding.as_str() {
-        "" | "identity" => raw.to_vec(),
+        // The received buffer itself: a plain body is parsed where it landed.
+        "" | "identity" => raw,
         "gzip" | "x-gzip" => {
-            decompress(flate2::read::MultiGzDecoder::new(raw.as_ref()), max, "gzip")?
+            decompress(flate2::read::MultiGzDecoder::new(raw.as_ref()), max, "gzip")?.into()
         }
         "zstd" => {
             let decoder = zstd::stream::read::Decoder::new(raw.as_ref())
                 .map_err(|e| ApiError::bad_request(format!("corrupt zstd body: {e}")))?;
-            decompress(decoder, max, "zstd")?
+            decompress(decoder, max, "zstd")?.into()
         }
         other => {
             return Err(ApiError::new(

@@ -24,8 +24,8 @@ use futures::StreamExt;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
-use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
-use logpool_core::ingest::{parse_json_body, parse_ndjson_body, IngestError};
+use logpool_core::batch::{EncodedRecords, BATCH_FORMAT_VERSION};
+use logpool_core::ingest::{encode_ndjson_body, parse_json_body, IngestError};
 use logpool_core::limits::IngestLimits;
 use logpool_engines::queue::{BatchProperties, Queue};
 use serde::{Deserialize, Serialize};
@@ -199,11 +199,20 @@ async fn put_logs_counted(
     let format = BodyFormat::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
     let arrival_ns = now_ns();
+    // NDJSON lines go straight into batch JSON; the envelope's shared fields (source,
+    // tags) are merged into each record first.
     let records = match format {
-        BodyFormat::Json => parse_json_body(&raw, arrival_ns, &state.limits),
-        BodyFormat::Ndjson => parse_ndjson_body(&raw, arrival_ns, &state.limits),
+        BodyFormat::Json => parse_json_body(&raw, arrival_ns, &state.limits).map(|records| {
+            let mut encoded = EncodedRecords::default();
+            for record in &records {
+                encoded.push(record);
+            }
+            encoded
+        }),
+        BodyFormat::Ndjson => encode_ndjson_body(&raw, arrival_ns, &state.limits),
     }
     .map_err(ingest_error)?;
+    let records = Arc::new(records);
     let accepted = records.len();
     state.quotas.take(&ingest_draws(
         &snapshot.access,
@@ -214,21 +223,23 @@ async fn put_logs_counted(
     ))?;
     let first_shard = state.next_shard.fetch_add(1, Ordering::Relaxed);
     let plan = sharding::plan(
-        records,
+        accepted,
         route.partitions.len(),
         params.hash_key.as_deref(),
         first_shard,
     );
-    let produces = plan.into_iter().map(|(shard_index, records)| {
+    let produces = plan.into_iter().map(|(shard_index, run)| {
         let queue = state.queue.clone();
         let shard = route.shard_addr(shard_index);
         let pool_id = route.pool_id;
+        let records = records.clone();
         async move {
             let shard = shard.ok_or_else(|| ApiError::internal("shard plan outside the pool"))?;
-            let payload = encode_batch(&records).map_err(ApiError::internal)?;
+            let record_count = run.len();
+            let payload = records.encode_run(run).map_err(ApiError::internal)?;
             let properties = BatchProperties {
                 pool_id,
-                record_count: records.len() as u32,
+                record_count: record_count as u32,
                 format_version: BATCH_FORMAT_VERSION,
             };
             let position = queue
@@ -237,7 +248,7 @@ async fn put_logs_counted(
             Ok::<_, ApiError>(ShardReceipt {
                 shard: shard_index,
                 position,
-                records: records.len(),
+                records: record_count,
             })
         }
     });

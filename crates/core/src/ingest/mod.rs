@@ -14,7 +14,15 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::limits::IngestLimits;
-use crate::record::{FieldValue, Record, MESSAGE_FIELD, SOURCE_FIELD, TAG_PREFIX};
+use crate::record::{FieldValue, Record, SOURCE_FIELD, TAG_PREFIX};
+
+mod batch_json;
+mod record_reader;
+
+pub use batch_json::encode_ndjson_body;
+use record_reader::{
+    read_record, read_record_value, FieldSink, ReadFailure, RecordFields, RecordPlace,
+};
 
 /// The field that carries the event time in a submitted record.
 pub const TIME_FIELD: &str = "time";
@@ -103,7 +111,9 @@ pub fn parse_json_body(
             ))
         }
     };
-    check_record_count(logs.len(), limits, "logs")?;
+    check_record_count(logs.len(), limits.max_records_per_request, || {
+        "logs".to_string()
+    })?;
     let mut shared = BTreeMap::new();
     if let Some(source) = source {
         check_value_size(SOURCE_FIELD, || "source".to_string(), source.len(), limits)?;
@@ -123,14 +133,16 @@ pub fn parse_json_body(
     }
     let mut records = Vec::with_capacity(logs.len());
     for (index, log) in logs.into_iter().enumerate() {
-        let path = format!("logs[{index}]");
-        records.push(record_from_value(
-            log,
-            &path,
-            &shared,
-            arrival_time_ns,
-            limits,
-        )?);
+        let place = RecordPlace::Log(index);
+        let record =
+            read_record_value(log, place, &shared, arrival_time_ns, limits).map_err(|failure| {
+                match failure {
+                    ReadFailure::Refused(refused) => refused,
+                    // A `Value` is well-formed JSON; its only failures are refusals.
+                    ReadFailure::Syntax(error) => invalid(&place.to_string(), &error.to_string()),
+                }
+            })?;
+        records.push(record);
     }
     if records.is_empty() {
         return Err(IngestError::Empty);
@@ -147,32 +159,66 @@ pub fn parse_ndjson_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<Vec<Record>, IngestError> {
-    let shared = BTreeMap::new();
     let mut records = Vec::new();
-    for (index, line) in body.split(|b| *b == b'\n').enumerate() {
-        let line_number = index + 1;
-        let line = trim_ascii(line);
-        if line.is_empty() {
-            continue;
-        }
-        let path = format!("line {line_number}");
-        check_record_count(records.len() + 1, limits, &path)?;
-        let value: Value = serde_json::from_slice(line).map_err(|e| IngestError::Malformed {
-            location: Some(format!("line {line_number} column {}", e.column())),
-            message: strip_position(&e.to_string()),
-        })?;
-        records.push(record_from_value(
-            value,
-            &path,
-            &shared,
-            arrival_time_ns,
-            limits,
-        )?);
+    for (line_number, line) in ndjson_records(body, limits) {
+        let line = line?;
+        let mut fields = RecordFields(BTreeMap::new());
+        let time_ns = read_ndjson_line(line, line_number, &mut fields, arrival_time_ns, limits)?;
+        records.push(Record {
+            time_ns,
+            fields: fields.0,
+        });
     }
     if records.is_empty() {
         return Err(IngestError::Empty);
     }
     Ok(records)
+}
+
+/// The non-empty lines of an NDJSON body with their 1-based numbers; a line past
+/// `max_records_per_request` is an error.
+fn ndjson_records<'b>(
+    body: &'b [u8],
+    limits: &IngestLimits,
+) -> impl Iterator<Item = (usize, Result<&'b [u8], IngestError>)> {
+    let max = limits.max_records_per_request;
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(index, line)| (index + 1, trim_ascii(line)))
+        .filter(|(_, line)| !line.is_empty())
+        .enumerate()
+        .map(move |(count, (line_number, line))| {
+            let path = || format!("line {line_number}");
+            (
+                line_number,
+                check_record_count(count + 1, max, path).map(|()| line),
+            )
+        })
+}
+
+/// Reads one NDJSON line into `sink`; returns the record's event time.
+fn read_ndjson_line<S: FieldSink>(
+    line: &[u8],
+    line_number: usize,
+    sink: &mut S,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<i64, IngestError> {
+    let malformed = |e: serde_json::Error| IngestError::Malformed {
+        location: Some(format!("line {line_number} column {}", e.column())),
+        message: strip_position(&e.to_string()),
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let place = RecordPlace::Line(line_number);
+    let time_ns = read_record(&mut deserializer, place, sink, arrival_time_ns, limits).map_err(
+        |failure| match failure {
+            ReadFailure::Refused(refused) => refused,
+            ReadFailure::Syntax(error) => malformed(error),
+        },
+    )?;
+    // Anything after the record's object on its line is malformed too.
+    deserializer.end().map_err(malformed)?;
+    Ok(time_ns)
 }
 
 /// Parses an event time: RFC 3339 text, or epoch seconds, milliseconds, microseconds
@@ -256,104 +302,6 @@ fn epoch_float_to_ns(value: f64) -> Result<i64, String> {
     Ok(ns.round() as i64)
 }
 
-fn record_from_value(
-    value: Value,
-    path: &str,
-    shared: &BTreeMap<String, FieldValue>,
-    arrival_time_ns: i64,
-    limits: &IngestLimits,
-) -> Result<Record, IngestError> {
-    let Value::Object(object) = value else {
-        return Err(invalid(path, "a log record must be a JSON object"));
-    };
-    let mut fields = shared.clone();
-    let mut time_ns = arrival_time_ns;
-    for (key, value) in object {
-        if key == TIME_FIELD {
-            if !value.is_null() {
-                time_ns = parse_event_time(&value)
-                    .map_err(|message| invalid(&format!("{path}.{TIME_FIELD}"), &message))?;
-            }
-            continue;
-        }
-        flatten_into(&mut fields, key, value, path, limits, 0)?;
-    }
-    if fields.len() > limits.max_fields_per_record {
-        return Err(IngestError::LimitExceeded {
-            limit: "max_fields_per_record",
-            path: path.to_string(),
-            message: format!(
-                "record has {} fields, the limit is {}",
-                fields.len(),
-                limits.max_fields_per_record
-            ),
-        });
-    }
-    Ok(Record { time_ns, fields })
-}
-
-/// Nested objects deeper than this are refused rather than flattened.
-const MAX_NESTING_DEPTH: usize = 16;
-
-fn flatten_into(
-    fields: &mut BTreeMap<String, FieldValue>,
-    name: String,
-    value: Value,
-    record_path: &str,
-    limits: &IngestLimits,
-    depth: usize,
-) -> Result<(), IngestError> {
-    // The field's path only goes into error messages: built when one is needed.
-    let path = || format!("{record_path}.{name}");
-    check_field_name(&name, path, limits)?;
-    let field_value = match value {
-        Value::Null => return Ok(()),
-        Value::Bool(b) => FieldValue::Bool(b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => FieldValue::Long(i),
-            None => FieldValue::Double(n.as_f64().unwrap_or(f64::MAX)),
-        },
-        Value::String(s) => {
-            check_value_size(&name, path, s.len(), limits)?;
-            FieldValue::Str(s)
-        }
-        Value::Object(object) => {
-            if depth >= MAX_NESTING_DEPTH {
-                return Err(invalid(
-                    &path(),
-                    "objects nested deeper than 16 levels are not accepted",
-                ));
-            }
-            for (key, inner) in object {
-                flatten_into(
-                    fields,
-                    format!("{name}.{key}"),
-                    inner,
-                    record_path,
-                    limits,
-                    depth + 1,
-                )?;
-                if fields.len() > limits.max_fields_per_record {
-                    break;
-                }
-            }
-            return Ok(());
-        }
-        Value::Array(_) => {
-            return Err(invalid(
-                &path(),
-                "arrays are not supported; send a string, number, bool or object",
-            ))
-        }
-    };
-    if name == MESSAGE_FIELD && !matches!(field_value, FieldValue::Str(_)) {
-        fields.insert(name, FieldValue::Str(field_value.as_text()));
-    } else {
-        fields.insert(name, field_value);
-    }
-    Ok(())
-}
-
 fn check_field_name(
     name: &str,
     path: impl Fn() -> String,
@@ -404,15 +352,16 @@ fn check_value_size(
     Ok(())
 }
 
-fn check_record_count(count: usize, limits: &IngestLimits, path: &str) -> Result<(), IngestError> {
-    if count > limits.max_records_per_request {
+fn check_record_count(
+    count: usize,
+    max: usize,
+    path: impl Fn() -> String,
+) -> Result<(), IngestError> {
+    if count > max {
         return Err(IngestError::LimitExceeded {
             limit: "max_records_per_request",
-            path: path.to_string(),
-            message: format!(
-                "request has more than {} records",
-                limits.max_records_per_request
-            ),
+            path: path(),
+            message: format!("request has more than {max} records"),
         });
     }
     Ok(())
@@ -556,5 +505,137 @@ mod tests {
             parse_json_body(br#"[]"#, NOW, &limits()),
             Err(IngestError::Empty)
         );
+    }
+
+    #[test]
+    fn test_ndjson_and_json_bodies_read_records_alike() {
+        let records = [
+            r#"{"time":1700000000,"message":"plain","status":200,"ratio":0.5,"ok":true}"#,
+            r#"{"message":42,"http":{"path":"/x","req":{"bytes":7}},"gone":null}"#,
+            r#"{"message":"tab\there \u00e9\ud83d\ude00","big":18446744073709551615,"neg":-3}"#,
+            r#"{"time":null,"k":"first","k":"last"}"#,
+        ];
+        let ndjson = records.join("\n");
+        let json = format!("[{}]", records.join(","));
+        let from_ndjson = parse_ndjson_body(ndjson.as_bytes(), NOW, &limits()).expect("ndjson");
+        let from_json = parse_json_body(json.as_bytes(), NOW, &limits()).expect("json");
+        assert_eq!(from_ndjson, from_json);
+        let [first, second, third, fourth] = &from_ndjson[..] else {
+            panic!("four records expected, got {from_ndjson:?}");
+        };
+        assert_eq!(first.time_ns, NOW);
+        assert_eq!(first.fields["status"], FieldValue::Long(200));
+        assert_eq!(first.fields["ratio"], FieldValue::Double(0.5));
+        assert_eq!(first.fields["ok"], FieldValue::Bool(true));
+        // The raw line is text whatever was sent; nested objects are flattened; null
+        // fields are absent.
+        assert_eq!(second.fields["message"], FieldValue::Str("42".into()));
+        assert_eq!(second.fields["http.path"], FieldValue::Str("/x".into()));
+        assert_eq!(second.fields["http.req.bytes"], FieldValue::Long(7));
+        assert_eq!(second.fields.len(), 3, "{second:?}");
+        assert_eq!(
+            third.fields["message"],
+            FieldValue::Str("tab\there \u{e9}\u{1f600}".into())
+        );
+        assert_eq!(
+            third.fields["big"],
+            FieldValue::Double(18446744073709551615.0)
+        );
+        assert_eq!(third.fields["neg"], FieldValue::Long(-3));
+        // A null time is the arrival time; a repeated key keeps its last value.
+        assert_eq!(fourth.time_ns, NOW);
+        assert_eq!(fourth.fields["k"], FieldValue::Str("last".into()));
+    }
+
+    #[test]
+    fn test_text_after_a_record_on_its_line_is_malformed() {
+        for line in [&br#"{"a":1} x"#[..], br#"{"a":1}{"b":2}"#, br#"{"a":1"#] {
+            let err = parse_ndjson_body(line, NOW, &limits()).expect_err("must fail");
+            assert!(matches!(err, IngestError::Malformed { .. }), "{err}");
+            assert!(err.to_string().contains("line 1 column"), "{err}");
+        }
+    }
+
+    #[test]
+    fn test_ndjson_refusals_name_the_line_and_field() {
+        let small = IngestLimits {
+            max_fields_per_record: 3,
+            max_field_name_chars: 8,
+            max_value_bytes: 4,
+            ..IngestLimits::default()
+        };
+        let cases: [(&[u8], &str); 8] = [
+            (
+                b"{\"a\":1}\n5",
+                "`line 2`: a log record must be a JSON object",
+            ),
+            (
+                b"[{\"a\":1}]",
+                "`line 1`: a log record must be a JSON object",
+            ),
+            (b"{\"ids\":[1,2]}", "`line 1.ids`: arrays are not supported"),
+            (
+                b"{\"a..b\":1}",
+                "`line 1.a..b`: field names must be non-empty",
+            ),
+            (
+                b"{\"o\":{\"\":1}}",
+                "`line 1.o.`: field names must be non-empty",
+            ),
+            (
+                b"{\"abcdefghi\":1}",
+                "`max_field_name_chars` exceeded at `line 1.abcdefghi`",
+            ),
+            (
+                b"{\"o\":{\"v\":\"12345\"}}",
+                "`max_value_bytes` exceeded at `line 1.o.v`",
+            ),
+            (
+                b"{\"a\":1,\"o\":{\"b\":2,\"c\":3,\"d\":4}}",
+                "`max_fields_per_record` exceeded at `line 1`",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = parse_ndjson_body(body, NOW, &small).expect_err("must fail");
+            assert!(
+                err.to_string().contains(expected),
+                "{err} (expected {expected})"
+            );
+        }
+        let ok = parse_ndjson_body(b"{\"a\":1,\"o\":{\"b\":2,\"c\":null}}", NOW, &small);
+        assert_eq!(ok.expect("three fields fit").len(), 1);
+    }
+
+    #[test]
+    fn test_nesting_deeper_than_sixteen_levels_is_refused() {
+        let nested = |levels: usize| {
+            let mut record = String::from("1");
+            for _ in 0..levels {
+                record = format!("{{\"n\":{record}}}");
+            }
+            record
+        };
+        // The record object plus 16 nested objects is the deepest accepted.
+        let deepest = parse_ndjson_body(nested(17).as_bytes(), NOW, &limits()).expect("16 levels");
+        assert_eq!(
+            deepest[0]
+                .fields
+                .keys()
+                .next()
+                .map(|k| k.matches('.').count()),
+            Some(16)
+        );
+        for body in [nested(18), format!("[{}]", nested(18))] {
+            let err = if body.starts_with('[') {
+                parse_json_body(body.as_bytes(), NOW, &limits())
+            } else {
+                parse_ndjson_body(body.as_bytes(), NOW, &limits())
+            }
+            .expect_err("must fail");
+            assert!(
+                err.to_string().contains("nested deeper than 16 levels"),
+                "{err}"
+            );
+        }
     }
 }

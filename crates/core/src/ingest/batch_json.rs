@@ -1,0 +1,221 @@
+//! NDJSON bodies written straight into queue-batch JSON.
+//!
+//! put-datas does not need a request's records as [`Record`]s: it only encodes
+//! them into queue batches. Here each line is read by the same visitor as
+//! [`super::parse_ndjson_body`] (same rules, same errors), and every field goes
+//! directly into the batch body's JSON, so the per-field `String`s, the map of every
+//! record and their drop are not paid. The JSON decodes to exactly the records
+//! `parse_ndjson_body` returns; a test holds the two paths together.
+
+use super::record_reader::{read_record_value, FieldSink, ReadFailure, RecordPlace, Scalar};
+use super::{ndjson_records, read_ndjson_line, IngestError};
+use crate::batch::EncodedRecords;
+use crate::limits::IngestLimits;
+use crate::record::Record;
+
+/// Reads an NDJSON PutDatas body into batch JSON, one record per non-empty line.
+///
+/// # Errors
+/// As [`super::parse_ndjson_body`]: an [`IngestError`] naming the 1-based line.
+pub fn encode_ndjson_body(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<EncodedRecords, IngestError> {
+    let mut records = EncodedRecords::default();
+    let mut names = Vec::new();
+    for (line_number, line) in ndjson_records(body, limits) {
+        let line = line?;
+        let mark = records.start_record();
+        records.buffer().extend_from_slice(br#"{"f":{"#);
+        names.clear();
+        let mut fields = JsonFields {
+            out: records.buffer(),
+            names: &mut names,
+            repeated: false,
+        };
+        let time_ns = read_ndjson_line(line, line_number, &mut fields, arrival_time_ns, limits)?;
+        if fields.repeated {
+            // A name sent twice: the last value wins, as in a `Record`'s map. Rare
+            // enough to read the line again the general way.
+            records.roll_back(mark);
+            let record = read_repeated(line, line_number, arrival_time_ns, limits)?;
+            records.push(&record);
+            continue;
+        }
+        let out = records.buffer();
+        out.extend_from_slice(br#"},"t":"#);
+        out.extend_from_slice(itoa::Buffer::new().format(time_ns).as_bytes());
+        out.push(b'}');
+        records.finish_record();
+    }
+    if records.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    Ok(records)
+}
+
+/// A line already read once without error, read again into a [`Record`].
+fn read_repeated(
+    line: &[u8],
+    line_number: usize,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<Record, IngestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let place = RecordPlace::Line(line_number);
+    let shared = Default::default();
+    read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits).map_err(
+        |failure| match failure {
+            ReadFailure::Refused(refused) => refused,
+            ReadFailure::Syntax(error) => IngestError::Malformed {
+                location: Some(format!("line {line_number}")),
+                message: error.to_string(),
+            },
+        },
+    )
+}
+
+/// Fields written as the members of a batch record's `f` object.
+struct JsonFields<'b> {
+    out: &'b mut Vec<u8>,
+    /// Hashes of the names written so far in this record; records have a handful
+    /// of fields, so a scan beats a set.
+    names: &'b mut Vec<u64>,
+    /// A name (or a hash) came twice; the record is then written another way.
+    repeated: bool,
+}
+
+impl FieldSink for JsonFields<'_> {
+    fn field(&mut self, name: &str, value: Scalar<'_>) -> usize {
+        let hash = fnv1a(name.as_bytes());
+        if self.names.contains(&hash) {
+            self.repeated = true;
+        }
+        if self.repeated {
+            // Nothing more is written; the count stays exact unless two names
+            // share a hash, and the second reading counts exactly.
+            if !self.names.contains(&hash) {
+                self.names.push(hash);
+            }
+            return self.names.len();
+        }
+        if !self.names.is_empty() {
+            self.out.push(b',');
+        }
+        self.names.push(hash);
+        write_json_string(self.out, name);
+        self.out.push(b':');
+        match value {
+            Scalar::Bool(true) => self.out.extend_from_slice(b"true"),
+            Scalar::Bool(false) => self.out.extend_from_slice(b"false"),
+            Scalar::Long(n) => self
+                .out
+                .extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            // serde_json's own number formatting, as a `Record` is written.
+            Scalar::Double(x) => write_json(self.out, &x),
+            Scalar::Text(text) => write_json_string(self.out, text),
+            Scalar::OwnedText(text) => write_json_string(self.out, &text),
+        }
+        self.names.len()
+    }
+}
+
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    write_json(out, text);
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Serialising a string or a number into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// FNV-1a: a cheap hash for telling a handful of names apart.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::decode_batch;
+    use crate::ingest::parse_ndjson_body;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    fn decoded(records: &EncodedRecords, run: std::ops::Range<usize>) -> Vec<Record> {
+        let payload = records.encode_run(run).expect("encode");
+        decode_batch(&payload).expect("decode")
+    }
+
+    #[test]
+    fn test_batch_json_decodes_to_the_parsed_records() {
+        let body = concat!(
+            r#"{"time":1700000000,"message":"plain","status":200,"ratio":0.5,"ok":true,"no":false}"#,
+            "\n",
+            r#"{"message":42.5,"http":{"path":"/x\"y","req":{"bytes":7}},"gone":null}"#,
+            "\r\n\n",
+            r#"{"message":"tab\there \u00e9\ud83d\ude00 \u0001","big":18446744073709551615,"neg":-3,"tiny":1e-300}"#,
+            "\n",
+            r#"{"time":"2023-11-14T22:13:20Z","k":"first","o":{"k":1},"k":"last"}"#,
+            "\n",
+            r#"{"message":true,"time":null}"#,
+            "\n",
+            r#"{}"#,
+        );
+        let limits = IngestLimits::default();
+        let parsed = parse_ndjson_body(body.as_bytes(), NOW, &limits).expect("parse");
+        let encoded = encode_ndjson_body(body.as_bytes(), NOW, &limits).expect("encode");
+        assert_eq!(encoded.len(), parsed.len());
+        assert_eq!(decoded(&encoded, 0..parsed.len()), parsed);
+        // Every run cuts at record boundaries.
+        for start in 0..parsed.len() {
+            for end in start + 1..=parsed.len() {
+                assert_eq!(
+                    decoded(&encoded, start..end),
+                    parsed[start..end],
+                    "{start}..{end}"
+                );
+            }
+        }
+        assert!(encoded.encode_run(2..2).is_err());
+        assert!(encoded.encode_run(0..parsed.len() + 1).is_err());
+    }
+
+    #[test]
+    fn test_batch_json_refuses_what_parsing_refuses() {
+        let small = IngestLimits {
+            max_records_per_request: 2,
+            max_fields_per_record: 2,
+            max_field_name_chars: 4,
+            max_value_bytes: 3,
+            ..IngestLimits::default()
+        };
+        let bodies: [&[u8]; 9] = [
+            b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}",
+            b"{\"a\":1,\"b\":2,\"c\":3}",
+            // Three names, one of them sent twice: two distinct fields fit...
+            b"{\"a\":1,\"b\":2,\"a\":3,\"c\":4}",
+            b"{\"abcde\":1}",
+            b"{\"a\":\"abcd\"}",
+            b"{\"a\":[1]}",
+            b"{\"a\":1} x",
+            b"[1]",
+            b"\n \n",
+        ];
+        for body in bodies {
+            let parsed = parse_ndjson_body(body, NOW, &small).expect_err("parse refuses");
+            let encoded = encode_ndjson_body(body, NOW, &small).expect_err("encode refuses");
+            assert_eq!(parsed, encoded, "{}", String::from_utf8_lossy(body));
+        }
+        // ...and a repeated name alone is no refusal: the last value wins.
+        let body = b"{\"a\":1,\"b\":2,\"a\":3}";
+        let encoded = encode_ndjson_body(body, NOW, &small).expect("two distinct fields");
+        assert_eq!(
+            decoded(&encoded, 0..1),
+            parse_ndjson_body(body, NOW, &small).expect("parse")
+        );
+    }
+}

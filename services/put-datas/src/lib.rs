@@ -203,7 +203,7 @@ async fn put_logs_counted(
     // tags) are merged into each record first.
     let records = match format {
         BodyFormat::Json => parse_json_body(&raw, arrival_ns, &state.limits).map(|records| {
-            let mut encoded = EncodedRecords::default();
+            let mut encoded = EncodedRecords::with_capacity(raw.len());
             for record in &records {
                 encoded.push(record);
             }

@@ -117,6 +117,14 @@ impl FieldSink for JsonFields<'_> {
             // serde_json's own number formatting, as a `Record` is written.
             Scalar::Double(x) => write_json(self.out, &x),
             Scalar::Text(text) => write_json_string(self.out, text),
+            // Only JSON text feeds this sink (NDJSON lines), so borrowed text needs
+            // no escaping; see `Scalar::Source`.
+            Scalar::Source(text) => {
+                debug_assert!(!text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
+                self.out.push(b'"');
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.push(b'"');
+            }
             Scalar::OwnedText(text) => write_json_string(self.out, &text),
         }
         self.names.len()
@@ -164,6 +172,8 @@ mod tests {
             r#"{"time":"2023-11-14T22:13:20Z","k":"first","o":{"k":1},"k":"last"}"#,
             "\n",
             r#"{"message":true,"time":null}"#,
+            "\n",
+            r#"{"raw":"日本 é </tag> 'q' ~","esc":"a\/b","key\"q":"v","nested":{"é":"ü"}}"#,
             "\n",
             r#"{}"#,
         );

@@ -49,6 +49,11 @@ pub(super) enum Scalar<'v> {
     Long(i64),
     Double(f64),
     Text(&'v str),
+    /// Text borrowed from the JSON text being read, as it stands there. It holds no
+    /// quote, backslash or control character: a string with any escape cannot be
+    /// borrowed from the source (it differs from its unescaped value), and raw
+    /// control characters are not valid JSON. It can be written back verbatim.
+    Source(&'v str),
     OwnedText(String),
 }
 
@@ -58,7 +63,7 @@ impl Scalar<'_> {
             Scalar::Bool(b) => FieldValue::Bool(b),
             Scalar::Long(n) => FieldValue::Long(n),
             Scalar::Double(x) => FieldValue::Double(x),
-            Scalar::Text(text) => FieldValue::Str(text.to_string()),
+            Scalar::Text(text) | Scalar::Source(text) => FieldValue::Str(text.to_string()),
             Scalar::OwnedText(text) => FieldValue::Str(text),
         }
     }
@@ -173,7 +178,7 @@ impl<S: FieldSink> RecordReader<'_, S> {
 
     fn insert<E: de::Error>(&mut self, value: Scalar<'_>) -> Result<(), E> {
         let text_len = match &value {
-            Scalar::Text(text) => Some(text.len()),
+            Scalar::Text(text) | Scalar::Source(text) => Some(text.len()),
             Scalar::OwnedText(text) => Some(text.len()),
             _ => None,
         };
@@ -357,6 +362,10 @@ impl<'de, S: FieldSink> Visitor<'de> for FieldSeed<'_, '_, S> {
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
         self.insert(Scalar::Text(value))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<(), E> {
+        self.insert(Scalar::Source(value))
     }
 
     fn visit_string<E: de::Error>(self, value: String) -> Result<(), E> {

@@ -137,6 +137,26 @@ async fn test_bad_ingest_requests_are_named_and_harmless() {
             "line 3",
         ),
         (
+            "NDJSON record over the field limit",
+            "application/x-ndjson",
+            None,
+            format!(
+                "{{\"message\":\"a\"}}\n{{\"o\":{}}}\n",
+                serde_json::to_string(&many_fields).expect("json")
+            )
+            .into_bytes(),
+            413,
+            "`max_fields_per_record` exceeded at `line 2`",
+        ),
+        (
+            "NDJSON array value",
+            "application/x-ndjson",
+            None,
+            b"{\"message\":\"a\",\"ids\":[1]}\n".to_vec(),
+            400,
+            "`line 1.ids`",
+        ),
+        (
             "wrong content type",
             "text/plain",
             None,

@@ -198,13 +198,7 @@ mod tests {
 
     #[test]
     fn test_batch_json_refuses_what_parsing_refuses() {
-        let small = IngestLimits {
-            max_records_per_request: 2,
-            max_fields_per_record: 2,
-            max_field_name_chars: 4,
-            max_value_bytes: 3,
-            ..IngestLimits::default()
-        };
+        let small = crate::ingest::tests::tight_limits();
         let bodies: [&[u8]; 9] = [
             b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}",
             b"{\"a\":1,\"b\":2,\"c\":3}",

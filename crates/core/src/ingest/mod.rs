@@ -475,15 +475,20 @@ mod tests {
         assert_eq!(ok.len(), 2);
     }
 
-    #[test]
-    fn test_limits_are_named() {
-        let small = IngestLimits {
+    /// Limits small enough to hit with a line of JSON.
+    pub(super) fn tight_limits() -> IngestLimits {
+        IngestLimits {
             max_records_per_request: 2,
             max_fields_per_record: 2,
             max_field_name_chars: 4,
             max_value_bytes: 3,
             ..IngestLimits::default()
-        };
+        }
+    }
+
+    #[test]
+    fn test_limits_are_named() {
+        let small = tight_limits();
         let cases: [(&[u8], &str); 4] = [
             (br#"[{},{},{}]"#, "max_records_per_request"),
             (br#"[{"a":1,"b":2,"c":3}]"#, "max_fields_per_record"),

@@ -24,8 +24,8 @@ use futures::StreamExt;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
-use logpool_core::batch::{EncodedRecords, BATCH_FORMAT_VERSION};
-use logpool_core::ingest::{encode_ndjson_body, parse_json_body, IngestError};
+use logpool_core::batch::BATCH_FORMAT_VERSION;
+use logpool_core::ingest::{encode_json_body, encode_ndjson_body, IngestError};
 use logpool_core::limits::IngestLimits;
 use logpool_engines::queue::{BatchProperties, Queue};
 use serde::{Deserialize, Serialize};
@@ -199,16 +199,9 @@ async fn put_logs_counted(
     let format = BodyFormat::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
     let arrival_ns = now_ns();
-    // NDJSON lines go straight into batch JSON; the envelope's shared fields (source,
-    // tags) are merged into each record first.
+    // Each record goes straight into batch JSON; no `Record` is built.
     let records = match format {
-        BodyFormat::Json => parse_json_body(&raw, arrival_ns, &state.limits).map(|records| {
-            let mut encoded = EncodedRecords::with_capacity(raw.len());
-            for record in &records {
-                encoded.push(record);
-            }
-            encoded
-        }),
+        BodyFormat::Json => encode_json_body(&raw, arrival_ns, &state.limits),
         BodyFormat::Ndjson => encode_ndjson_body(&raw, arrival_ns, &state.limits),
     }
     .map_err(ingest_error)?;

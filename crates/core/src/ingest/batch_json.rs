@@ -7,11 +7,14 @@
 //! record and their drop are not paid. The JSON decodes to exactly the records
 //! `parse_ndjson_body` returns; a test holds the two paths together.
 
-use super::record_reader::{read_record_value, FieldSink, ReadFailure, RecordPlace, Scalar};
-use super::{ndjson_records, read_ndjson_line, IngestError};
+use std::collections::BTreeMap;
+
+use super::envelope::{read_envelope, Envelope};
+use super::record_reader::{read_record, read_record_value, FieldSink, RecordPlace, Scalar};
+use super::{ndjson_records, read_ndjson_line, refusal_of_valid_json, IngestError};
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
-use crate::record::Record;
+use crate::record::{FieldValue, Record};
 
 /// Reads an NDJSON PutDatas body into batch JSON, one record per non-empty line.
 ///
@@ -24,58 +27,120 @@ pub fn encode_ndjson_body(
 ) -> Result<EncodedRecords, IngestError> {
     // The batch JSON is about the body's size: each record gains its `{"f":{...},"t":}`
     // frame and loses its `time` member.
-    let mut records = EncodedRecords::with_capacity(body.len() + body.len() / 8);
-    let mut names = Vec::new();
+    let mut writer = BatchWriter::new(body.len() + body.len() / 8);
+    let no_shared = BTreeMap::new();
     for (line_number, line) in ndjson_records(body, limits) {
         let line = line?;
-        let mark = records.start_record();
-        records.buffer().extend_from_slice(br#"{"f":{"#);
-        names.clear();
+        writer.write(
+            &no_shared,
+            |fields| read_ndjson_line(line, line_number, fields, arrival_time_ns, limits),
+            || {
+                let mut deserializer = serde_json::Deserializer::from_slice(line);
+                let place = RecordPlace::Line(line_number);
+                read_record_value(
+                    &mut deserializer,
+                    place,
+                    &no_shared,
+                    arrival_time_ns,
+                    limits,
+                )
+                .map_err(|failure| refusal_of_valid_json(failure, place))
+            },
+        )?;
+    }
+    writer.finish()
+}
+
+/// Reads a JSON PutDatas body (an envelope with `logs`, or an array of records)
+/// into batch JSON; the envelope's source and tags go into every record.
+///
+/// # Errors
+/// As [`super::parse_json_body`].
+pub fn encode_json_body(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+) -> Result<EncodedRecords, IngestError> {
+    let Envelope { logs, shared } = read_envelope(body, limits)?;
+    let shared_bytes: usize = shared
+        .iter()
+        .map(|(k, v)| k.len() + v.as_text().len() + 6)
+        .sum();
+    let mut writer = BatchWriter::new(body.len() + logs.len() * (shared_bytes + 32));
+    for (index, log) in logs.into_iter().enumerate() {
+        let place = RecordPlace::Log(index);
+        let read = |fields: &mut JsonFields<'_>| {
+            let mut deserializer = serde_json::Deserializer::from_str(log.get());
+            read_record(&mut deserializer, place, fields, arrival_time_ns, limits)
+                .map_err(|failure| refusal_of_valid_json(failure, place))
+        };
+        let reread = || {
+            let mut deserializer = serde_json::Deserializer::from_str(log.get());
+            read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits)
+                .map_err(|failure| refusal_of_valid_json(failure, place))
+        };
+        writer.write(&shared, read, reread)?;
+    }
+    writer.finish()
+}
+
+/// Writes records one by one into batch JSON.
+struct BatchWriter {
+    records: EncodedRecords,
+    /// Hashes of the current record's field names.
+    names: Vec<u64>,
+}
+
+impl BatchWriter {
+    fn new(capacity: usize) -> BatchWriter {
+        BatchWriter {
+            records: EncodedRecords::with_capacity(capacity),
+            names: Vec::new(),
+        }
+    }
+
+    /// Writes one record: the `shared` fields, then what `read` reads into the
+    /// fields (returning the event time). A record whose names repeat (its own, or
+    /// one of the shared ones) is written from `reread` instead, so the last value
+    /// wins as in a `Record`'s map; rare enough to read it a second time.
+    fn write(
+        &mut self,
+        shared: &BTreeMap<String, FieldValue>,
+        read: impl FnOnce(&mut JsonFields<'_>) -> Result<i64, IngestError>,
+        reread: impl FnOnce() -> Result<Record, IngestError>,
+    ) -> Result<(), IngestError> {
+        let mark = self.records.start_record();
+        self.records.buffer().extend_from_slice(br#"{"f":{"#);
+        self.names.clear();
         let mut fields = JsonFields {
-            out: records.buffer(),
-            names: &mut names,
+            out: self.records.buffer(),
+            names: &mut self.names,
             repeated: false,
         };
-        let time_ns = read_ndjson_line(line, line_number, &mut fields, arrival_time_ns, limits)?;
-        if fields.repeated {
-            // A name sent twice: the last value wins, as in a `Record`'s map. Rare
-            // enough to read the line again the general way.
-            records.roll_back(mark);
-            let record = read_repeated(line, line_number, arrival_time_ns, limits)?;
-            records.push(&record);
-            continue;
+        for (name, value) in shared {
+            fields.field(name, Scalar::from(value));
         }
-        let out = records.buffer();
+        let time_ns = read(&mut fields)?;
+        if fields.repeated {
+            self.records.roll_back(mark);
+            let record = reread()?;
+            self.records.push(&record);
+            return Ok(());
+        }
+        let out = self.records.buffer();
         out.extend_from_slice(br#"},"t":"#);
         out.extend_from_slice(itoa::Buffer::new().format(time_ns).as_bytes());
         out.push(b'}');
-        records.finish_record();
+        self.records.finish_record();
+        Ok(())
     }
-    if records.is_empty() {
-        return Err(IngestError::Empty);
-    }
-    Ok(records)
-}
 
-/// A line already read once without error, read again into a [`Record`].
-fn read_repeated(
-    line: &[u8],
-    line_number: usize,
-    arrival_time_ns: i64,
-    limits: &IngestLimits,
-) -> Result<Record, IngestError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(line);
-    let place = RecordPlace::Line(line_number);
-    let shared = Default::default();
-    read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits).map_err(
-        |failure| match failure {
-            ReadFailure::Refused(refused) => refused,
-            ReadFailure::Syntax(error) => IngestError::Malformed {
-                location: Some(format!("line {line_number}")),
-                message: error.to_string(),
-            },
-        },
-    )
+    fn finish(self) -> Result<EncodedRecords, IngestError> {
+        if self.records.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        Ok(self.records)
+    }
 }
 
 /// Fields written as the members of a batch record's `f` object.
@@ -151,7 +216,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::batch::decode_batch;
-    use crate::ingest::parse_ndjson_body;
+    use crate::ingest::{parse_json_body, parse_ndjson_body};
+    use crate::record::FieldValue;
 
     const NOW: i64 = 1_700_000_000_000_000_000;
 
@@ -223,5 +289,54 @@ mod tests {
             decoded(&encoded, 0..1),
             parse_ndjson_body(body, NOW, &small).expect("parse")
         );
+    }
+
+    #[test]
+    fn test_envelope_batch_json_decodes_to_the_parsed_records() {
+        let bodies = [
+            concat!(
+                r#"{"logs":[{"message":"a","time":1700000000},"#,
+                r#"{"message":"b \"q\" 日本","source":"own","tags.env":"mine","n":{"x":1}},"#,
+                r#"{}],"source":"web-1","tags":{"env":"prod","zone":3,"on":true}}"#
+            ),
+            r#"[{"message":"bare","k":1,"k":2},{"message":7}]"#,
+            r#" {"tags":null,"source":null,"logs":[{"m":"x"}]} "#,
+        ];
+        let limits = IngestLimits::default();
+        for body in bodies {
+            let parsed = parse_json_body(body.as_bytes(), NOW, &limits).expect("parse");
+            let encoded = encode_json_body(body.as_bytes(), NOW, &limits).expect("encode");
+            assert_eq!(decoded(&encoded, 0..encoded.len()), parsed, "{body}");
+        }
+        // The record's own field overrides the envelope's of the same name.
+        let parsed = parse_json_body(bodies[0].as_bytes(), NOW, &limits).expect("parse");
+        assert_eq!(parsed[1].fields["source"], FieldValue::Str("own".into()));
+        assert_eq!(parsed[0].fields["source"], FieldValue::Str("web-1".into()));
+        assert_eq!(parsed[2].fields["tags.zone"], FieldValue::Str("3".into()));
+    }
+
+    #[test]
+    fn test_envelope_batch_json_refuses_what_parsing_refuses() {
+        let small = crate::ingest::tests::tight_limits();
+        let bodies: [&[u8]; 13] = [
+            b"{\"logs\": [",
+            b"{\"log\":[{}]}",
+            b"{\"logs\":{}}",
+            b"{\"source\":\"s\"}",
+            b"{\"logs\":[{}],\"source\":1}",
+            b"{\"logs\":[{}],\"tags\":[]}",
+            b"{\"logs\":[{}],\"tags\":{\"a\":{}}}",
+            b"{\"logs\":[{}],\"tags\":{\"a\":\"long\"}}",
+            b"{\"logs\":[{}],\"tags\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}",
+            b"[{},{},{}]",
+            b"[{\"a\":[1]}]",
+            b"[1]",
+            b"[]",
+        ];
+        for body in bodies {
+            let parsed = parse_json_body(body, NOW, &small).expect_err("parse refuses");
+            let encoded = encode_json_body(body, NOW, &small).expect_err("encode refuses");
+            assert_eq!(parsed, encoded, "{}", String::from_utf8_lossy(body));
+        }
     }
 }

@@ -11,15 +11,18 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::limits::IngestLimits;
-use crate::record::{FieldValue, Record, SOURCE_FIELD, TAG_PREFIX};
+use crate::record::Record;
 
 mod batch_json;
+mod envelope;
 mod record_reader;
 
-pub use batch_json::encode_ndjson_body;
+use envelope::{read_envelope, Envelope};
+
+pub use batch_json::{encode_json_body, encode_ndjson_body};
 use record_reader::{
     read_record, read_record_value, FieldSink, ReadFailure, RecordFields, RecordPlace,
 };
@@ -70,84 +73,30 @@ pub fn parse_json_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<Vec<Record>, IngestError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| IngestError::Malformed {
-        location: Some(format!("line {} column {}", e.line(), e.column())),
-        message: strip_position(&e.to_string()),
-    })?;
-    let (logs, source, tags) = match value {
-        Value::Array(logs) => (logs, None, Map::new()),
-        Value::Object(mut envelope) => {
-            let logs = envelope.remove("logs");
-            let source = envelope.remove(SOURCE_FIELD);
-            let tags = envelope.remove("tags");
-            // An unknown key first: `{"log": [...]}` is a typo of `logs`, not a missing field.
-            if let Some(unknown) = envelope.keys().next() {
-                return Err(invalid(
-                    unknown,
-                    "unknown envelope key; expected `logs`, `source` or `tags`",
-                ));
-            }
-            let logs = match logs {
-                Some(Value::Array(logs)) => logs,
-                Some(_) => return Err(invalid("logs", "must be an array of log records")),
-                None => return Err(invalid("logs", "is missing; expected {\"logs\": [...]}")),
-            };
-            let source = match source {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s),
-                Some(_) => return Err(invalid("source", "must be a string")),
-            };
-            let tags = match tags {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(tags)) => tags,
-                Some(_) => return Err(invalid("tags", "must be an object of strings")),
-            };
-            (logs, source, tags)
-        }
-        _ => {
-            return Err(invalid(
-                "$",
-                "must be an object with `logs` or an array of records",
-            ))
-        }
-    };
-    check_record_count(logs.len(), limits.max_records_per_request, || {
-        "logs".to_string()
-    })?;
-    let mut shared = BTreeMap::new();
-    if let Some(source) = source {
-        check_value_size(SOURCE_FIELD, || "source".to_string(), source.len(), limits)?;
-        shared.insert(SOURCE_FIELD.to_string(), FieldValue::Str(source));
-    }
-    for (key, value) in tags {
-        let path = format!("tags.{key}");
-        let text = match value {
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(invalid(&path, "tag values must be strings")),
-        };
-        check_field_name(&format!("{TAG_PREFIX}{key}"), || path.clone(), limits)?;
-        check_value_size(&path, || path.clone(), text.len(), limits)?;
-        shared.insert(format!("{TAG_PREFIX}{key}"), FieldValue::Str(text));
-    }
+    let Envelope { logs, shared } = read_envelope(body, limits)?;
     let mut records = Vec::with_capacity(logs.len());
     for (index, log) in logs.into_iter().enumerate() {
+        let mut deserializer = serde_json::Deserializer::from_str(log.get());
         let place = RecordPlace::Log(index);
-        let record =
-            read_record_value(log, place, &shared, arrival_time_ns, limits).map_err(|failure| {
-                match failure {
-                    ReadFailure::Refused(refused) => refused,
-                    // A `Value` is well-formed JSON; its only failures are refusals.
-                    ReadFailure::Syntax(error) => invalid(&place.to_string(), &error.to_string()),
-                }
-            })?;
+        let record = read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits)
+            .map_err(|failure| refusal_of_valid_json(failure, place))?;
         records.push(record);
     }
     if records.is_empty() {
         return Err(IngestError::Empty);
     }
     Ok(records)
+}
+
+/// A record of a body whose syntax was already checked can only be refused.
+fn refusal_of_valid_json(
+    failure: ReadFailure<serde_json::Error>,
+    place: RecordPlace,
+) -> IngestError {
+    match failure {
+        ReadFailure::Refused(refused) => refused,
+        ReadFailure::Syntax(error) => invalid(&place.to_string(), &error.to_string()),
+    }
 }
 
 /// Parses an NDJSON PutDatas body: one record object per non-empty line.
@@ -397,6 +346,7 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::FieldValue;
 
     const NOW: i64 = 1_700_000_000_000_000_000;
 

@@ -57,6 +57,17 @@ pub(super) enum Scalar<'v> {
     OwnedText(String),
 }
 
+impl<'v> From<&'v FieldValue> for Scalar<'v> {
+    fn from(value: &'v FieldValue) -> Scalar<'v> {
+        match value {
+            FieldValue::Bool(b) => Scalar::Bool(*b),
+            FieldValue::Long(n) => Scalar::Long(*n),
+            FieldValue::Double(x) => Scalar::Double(*x),
+            FieldValue::Str(text) => Scalar::Text(text),
+        }
+    }
+}
+
 impl Scalar<'_> {
     fn into_field_value(self) -> FieldValue {
         match self {

@@ -9,13 +9,18 @@
 //!    encoded batches straight to the queue.
 //! 3. Batches of 1,000 records vs batches of 100 over HTTP.
 //! 4. Indexing lag: from the last 2xx until every record is searchable.
+//! 5. Reading bodies into queue batches: straight into batch JSON (what put-datas
+//!    does) vs building `Record`s and encoding them, for JSON and NDJSON bodies of
+//!    1,000 records, on one thread.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
-use logpool_core::ingest::parse_json_body;
+use logpool_core::ingest::{
+    encode_json_body, encode_ndjson_body, parse_json_body, parse_ndjson_body,
+};
 use logpool_core::limits::IngestLimits;
 use logpool_core::routing::ShardAddr;
 use logpool_e2e::{loghub_lines, wait_for_count, TestServer, LOGHUB_SYSTEMS};
@@ -172,8 +177,8 @@ async fn main() {
     let encoded: Vec<Bytes> = (0..direct_batches)
         .map(|b| {
             let body = serde_json::to_vec(&records(&lines, 1000, b * 1000)).expect("json");
-            let parsed = parse_json_body(&body, 0, &IngestLimits::default()).expect("parse");
-            Bytes::from(encode_batch(&parsed).expect("encode"))
+            let read = encode_json_body(&body, 0, &IngestLimits::default()).expect("read");
+            Bytes::from(read.encode_run(0..read.len()).expect("encode"))
         })
         .collect();
     let encode_secs = direct_started.elapsed().as_secs_f64();
@@ -226,4 +231,66 @@ async fn main() {
     );
     println!("indexing lag after last 2xx:  {:>10.2}s until {indexed} of {HTTP_RECORDS} records were searchable", lag.as_secs_f64());
     server.standalone.shutdown().await.expect("shutdown");
+
+    // 5. Reading bodies into batches, alternated rounds so that both paths see the
+    // same machine load.
+    let json_bodies: Vec<Vec<u8>> = (0..READ_BODIES)
+        .map(|b| {
+            let logs = records(&lines, 1000, b * 1000);
+            serde_json::to_vec(&json!({ "source": "bench", "logs": logs })).expect("json")
+        })
+        .collect();
+    let ndjson_bodies: Vec<Vec<u8>> = (0..READ_BODIES)
+        .map(|b| {
+            let mut body = Vec::new();
+            for record in records(&lines, 1000, b * 1000) {
+                serde_json::to_writer(&mut body, &record).expect("json");
+                body.push(b'\n');
+            }
+            body
+        })
+        .collect();
+    for (format, bodies) in [("JSON", &json_bodies), ("NDJSON", &ndjson_bodies)] {
+        let (mut via_records, mut direct) = (f64::MAX, f64::MAX);
+        for _ in 0..READ_ROUNDS {
+            via_records = via_records.min(read_bodies(bodies, format, true));
+            direct = direct.min(read_bodies(bodies, format, false));
+        }
+        println!("{format:<6} body → batches via Records: {via_records:>6.2} µs per record (best of {READ_ROUNDS})");
+        println!(
+            "{format:<6} body → batch JSON directly: {direct:>6.2} µs per record; {:.2}x faster",
+            via_records / direct
+        );
+    }
+}
+
+const READ_BODIES: usize = 100;
+const READ_ROUNDS: usize = 5;
+
+/// Reads every body into one encoded batch; returns µs per record.
+fn read_bodies(bodies: &[Vec<u8>], format: &str, via_records: bool) -> f64 {
+    let limits = IngestLimits::default();
+    let started = Instant::now();
+    let mut count = 0;
+    for body in bodies {
+        let payload = if via_records {
+            let records = match format {
+                "JSON" => parse_json_body(body, 0, &limits),
+                _ => parse_ndjson_body(body, 0, &limits),
+            }
+            .expect("parse");
+            count += records.len();
+            encode_batch(&records).expect("encode")
+        } else {
+            let read = match format {
+                "JSON" => encode_json_body(body, 0, &limits),
+                _ => encode_ndjson_body(body, 0, &limits),
+            }
+            .expect("read");
+            count += read.len();
+            read.encode_run(0..read.len()).expect("encode")
+        };
+        std::hint::black_box(payload);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / count as f64
 }

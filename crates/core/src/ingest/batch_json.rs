@@ -1,11 +1,12 @@
-//! NDJSON bodies written straight into queue-batch JSON.
+//! PutDatas bodies written straight into queue-batch JSON.
 //!
 //! put-datas does not need a request's records as [`Record`]s: it only encodes
-//! them into queue batches. Here each line is read by the same visitor as
-//! [`super::parse_ndjson_body`] (same rules, same errors), and every field goes
+//! them into queue batches. Here each record (an NDJSON line, or an element of a
+//! JSON envelope's `logs`) is read by the same visitor as [`super::parse_ndjson_body`]
+//! and [`super::parse_json_body`] (same rules, same errors), and every field goes
 //! directly into the batch body's JSON, so the per-field `String`s, the map of every
-//! record and their drop are not paid. The JSON decodes to exactly the records
-//! `parse_ndjson_body` returns; a test holds the two paths together.
+//! record and their drop are not paid. The JSON decodes to exactly the records the
+//! parsing functions return; tests hold the two paths together.
 
 use std::collections::BTreeMap;
 
@@ -182,8 +183,8 @@ impl FieldSink for JsonFields<'_> {
             // serde_json's own number formatting, as a `Record` is written.
             Scalar::Double(x) => write_json(self.out, &x),
             Scalar::Text(text) => write_json_string(self.out, text),
-            // Only JSON text feeds this sink (NDJSON lines), so borrowed text needs
-            // no escaping; see `Scalar::Source`.
+            // Only JSON text feeds this sink (NDJSON lines, slices of a JSON body),
+            // so borrowed text needs no escaping; see `Scalar::Source`.
             Scalar::Source(text) => {
                 debug_assert!(!text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
                 self.out.push(b'"');

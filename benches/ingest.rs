@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
+use logpool_core::batch::{encode_batch, EncodedRecords, BATCH_FORMAT_VERSION};
 use logpool_core::ingest::{
-    encode_json_body, encode_ndjson_body, parse_json_body, parse_ndjson_body,
+    encode_json_body, encode_ndjson_body, parse_json_body, parse_ndjson_body, IngestError,
 };
 use logpool_core::limits::IngestLimits;
+use logpool_core::record::Record;
 use logpool_core::routing::ShardAddr;
 use logpool_e2e::{loghub_lines, wait_for_count, TestServer, LOGHUB_SYSTEMS};
 use logpool_engines::queue::{BatchProperties, EmbeddedQueue, EmbeddedQueueConfig, Queue};
@@ -250,11 +251,34 @@ async fn main() {
             body
         })
         .collect();
-    for (format, bodies) in [("JSON", &json_bodies), ("NDJSON", &ndjson_bodies)] {
+    type Parse = fn(&[u8], i64, &IngestLimits) -> Result<Vec<Record>, IngestError>;
+    type Encode = fn(&[u8], i64, &IngestLimits) -> Result<EncodedRecords, IngestError>;
+    let formats: [(&str, &[Vec<u8>], Parse, Encode); 2] = [
+        ("JSON", &json_bodies, parse_json_body, encode_json_body),
+        (
+            "NDJSON",
+            &ndjson_bodies,
+            parse_ndjson_body,
+            encode_ndjson_body,
+        ),
+    ];
+    for (format, bodies, parse, encode) in formats {
+        let via_records_once = || {
+            read_bodies(bodies, |body| {
+                let records = parse(body, 0, &IngestLimits::default()).expect("parse");
+                (records.len(), encode_batch(&records).expect("encode"))
+            })
+        };
+        let direct_once = || {
+            read_bodies(bodies, |body| {
+                let read = encode(body, 0, &IngestLimits::default()).expect("read");
+                (read.len(), read.encode_run(0..read.len()).expect("encode"))
+            })
+        };
         let (mut via_records, mut direct) = (f64::MAX, f64::MAX);
         for _ in 0..READ_ROUNDS {
-            via_records = via_records.min(read_bodies(bodies, format, true));
-            direct = direct.min(read_bodies(bodies, format, false));
+            via_records = via_records.min(via_records_once());
+            direct = direct.min(direct_once());
         }
         println!("{format:<6} body → batches via Records: {via_records:>6.2} µs per record (best of {READ_ROUNDS})");
         println!(
@@ -267,29 +291,14 @@ async fn main() {
 const READ_BODIES: usize = 100;
 const READ_ROUNDS: usize = 5;
 
-/// Reads every body into one encoded batch; returns µs per record.
-fn read_bodies(bodies: &[Vec<u8>], format: &str, via_records: bool) -> f64 {
-    let limits = IngestLimits::default();
+/// Reads every body into one encoded batch with `read` (which returns the record
+/// count and the payload); returns µs per record.
+fn read_bodies(bodies: &[Vec<u8>], read: impl Fn(&[u8]) -> (usize, Vec<u8>)) -> f64 {
     let started = Instant::now();
     let mut count = 0;
     for body in bodies {
-        let payload = if via_records {
-            let records = match format {
-                "JSON" => parse_json_body(body, 0, &limits),
-                _ => parse_ndjson_body(body, 0, &limits),
-            }
-            .expect("parse");
-            count += records.len();
-            encode_batch(&records).expect("encode")
-        } else {
-            let read = match format {
-                "JSON" => encode_json_body(body, 0, &limits),
-                _ => encode_ndjson_body(body, 0, &limits),
-            }
-            .expect("read");
-            count += read.len();
-            read.encode_run(0..read.len()).expect("encode")
-        };
+        let (records, payload) = read(body);
+        count += records;
         std::hint::black_box(payload);
     }
     started.elapsed().as_secs_f64() * 1e6 / count as f64

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use super::envelope::{read_envelope, Envelope};
-use super::record_reader::{read_record, read_record_value, FieldSink, RecordPlace, Scalar};
-use super::{ndjson_records, read_ndjson_line, refusal_of_valid_json, IngestError};
+use super::envelope::read_envelope;
+use super::record_reader::{read_into_record, FieldSink, Scalar};
+use super::{read_envelope_records, read_ndjson_records, IngestError, RecordsOut};
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
-use crate::record::{FieldValue, Record};
+use crate::record::FieldValue;
 
 /// Reads an NDJSON PutDatas body into batch JSON, one record per non-empty line.
 ///
@@ -29,26 +29,7 @@ pub fn encode_ndjson_body(
     // The batch JSON is about the body's size: each record gains its `{"f":{...},"t":}`
     // frame and loses its `time` member.
     let mut writer = BatchWriter::new(body.len() + body.len() / 8);
-    let no_shared = BTreeMap::new();
-    for (line_number, line) in ndjson_records(body, limits) {
-        let line = line?;
-        writer.write(
-            &no_shared,
-            |fields| read_ndjson_line(line, line_number, fields, arrival_time_ns, limits),
-            || {
-                let mut deserializer = serde_json::Deserializer::from_slice(line);
-                let place = RecordPlace::Line(line_number);
-                read_record_value(
-                    &mut deserializer,
-                    place,
-                    &no_shared,
-                    arrival_time_ns,
-                    limits,
-                )
-                .map_err(|failure| refusal_of_valid_json(failure, place))
-            },
-        )?;
-    }
+    read_ndjson_records(body, arrival_time_ns, limits, &mut writer)?;
     writer.finish()
 }
 
@@ -62,26 +43,15 @@ pub fn encode_json_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<EncodedRecords, IngestError> {
-    let Envelope { logs, shared } = read_envelope(body, limits)?;
-    let shared_bytes: usize = shared
+    let envelope = read_envelope(body, limits)?;
+    // Every record also carries the shared fields.
+    let shared_bytes: usize = envelope
+        .shared
         .iter()
-        .map(|(k, v)| k.len() + v.as_text().len() + 6)
+        .map(|(name, value)| name.len() + value.as_text().len() + 6)
         .sum();
-    let mut writer = BatchWriter::new(body.len() + logs.len() * (shared_bytes + 32));
-    for (index, log) in logs.into_iter().enumerate() {
-        let place = RecordPlace::Log(index);
-        let read = |fields: &mut JsonFields<'_>| {
-            let mut deserializer = serde_json::Deserializer::from_str(log.get());
-            read_record(&mut deserializer, place, fields, arrival_time_ns, limits)
-                .map_err(|failure| refusal_of_valid_json(failure, place))
-        };
-        let reread = || {
-            let mut deserializer = serde_json::Deserializer::from_str(log.get());
-            read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits)
-                .map_err(|failure| refusal_of_valid_json(failure, place))
-        };
-        writer.write(&shared, read, reread)?;
-    }
+    let mut writer = BatchWriter::new(body.len() + envelope.logs.len() * (shared_bytes + 32));
+    read_envelope_records(&envelope, arrival_time_ns, limits, &mut writer)?;
     writer.finish()
 }
 
@@ -100,15 +70,23 @@ impl BatchWriter {
         }
     }
 
-    /// Writes one record: the `shared` fields, then what `read` reads into the
-    /// fields (returning the event time). A record whose names repeat (its own, or
-    /// one of the shared ones) is written from `reread` instead, so the last value
-    /// wins as in a `Record`'s map; rare enough to read it a second time.
-    fn write(
+    fn finish(self) -> Result<EncodedRecords, IngestError> {
+        if self.records.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        Ok(self.records)
+    }
+}
+
+impl RecordsOut for BatchWriter {
+    /// Writes the `shared` fields, then what `read` reads. A record whose names
+    /// repeat (its own, or one of the shared ones) is read a second time into a
+    /// `Record`, so the last value wins as in a `Record`'s map; rare enough not to
+    /// matter.
+    fn record(
         &mut self,
         shared: &BTreeMap<String, FieldValue>,
-        read: impl FnOnce(&mut JsonFields<'_>) -> Result<i64, IngestError>,
-        reread: impl FnOnce() -> Result<Record, IngestError>,
+        read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
     ) -> Result<(), IngestError> {
         let mark = self.records.start_record();
         self.records.buffer().extend_from_slice(br#"{"f":{"#);
@@ -124,7 +102,7 @@ impl BatchWriter {
         let time_ns = read(&mut fields)?;
         if fields.repeated {
             self.records.roll_back(mark);
-            let record = reread()?;
+            let record = read_into_record(shared, read)?;
             self.records.push(&record);
             return Ok(());
         }
@@ -134,13 +112,6 @@ impl BatchWriter {
         out.push(b'}');
         self.records.finish_record();
         Ok(())
-    }
-
-    fn finish(self) -> Result<EncodedRecords, IngestError> {
-        if self.records.is_empty() {
-            return Err(IngestError::Empty);
-        }
-        Ok(self.records)
     }
 }
 
@@ -159,19 +130,17 @@ impl FieldSink for JsonFields<'_> {
         let hash = fnv1a(name.as_bytes());
         if self.names.contains(&hash) {
             self.repeated = true;
+        } else {
+            self.names.push(hash);
         }
         if self.repeated {
             // Nothing more is written; the count stays exact unless two names
             // share a hash, and the second reading counts exactly.
-            if !self.names.contains(&hash) {
-                self.names.push(hash);
-            }
             return self.names.len();
         }
-        if !self.names.is_empty() {
+        if self.names.len() > 1 {
             self.out.push(b',');
         }
-        self.names.push(hash);
         write_json_string(self.out, name);
         self.out.push(b':');
         match value {
@@ -218,13 +187,36 @@ mod tests {
     use super::*;
     use crate::batch::decode_batch;
     use crate::ingest::{parse_json_body, parse_ndjson_body};
-    use crate::record::FieldValue;
+    use crate::record::Record;
 
     const NOW: i64 = 1_700_000_000_000_000_000;
 
     fn decoded(records: &EncodedRecords, run: std::ops::Range<usize>) -> Vec<Record> {
         let payload = records.encode_run(run).expect("encode");
         decode_batch(&payload).expect("decode")
+    }
+
+    /// The batch JSON of records `run`, as text.
+    fn batch_text(records: &EncodedRecords, run: std::ops::Range<usize>) -> String {
+        let payload = records.encode_run(run).expect("encode");
+        let json = zstd::decode_all(&payload[5..]).expect("zstd");
+        String::from_utf8(json).expect("utf-8")
+    }
+
+    type Read<T> = fn(&[u8], i64, &IngestLimits) -> Result<T, IngestError>;
+
+    /// Both paths refuse every body, with the same error, under tight limits.
+    fn assert_same_refusals(
+        bodies: &[&[u8]],
+        parse: Read<Vec<Record>>,
+        encode: Read<EncodedRecords>,
+    ) {
+        let small = crate::ingest::tests::tight_limits();
+        for body in bodies {
+            let parsed = parse(body, NOW, &small).expect_err("parse refuses");
+            let encoded = encode(body, NOW, &small).expect_err("encode refuses");
+            assert_eq!(parsed, encoded, "{}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
@@ -278,18 +270,16 @@ mod tests {
             b"[1]",
             b"\n \n",
         ];
-        for body in bodies {
-            let parsed = parse_ndjson_body(body, NOW, &small).expect_err("parse refuses");
-            let encoded = encode_ndjson_body(body, NOW, &small).expect_err("encode refuses");
-            assert_eq!(parsed, encoded, "{}", String::from_utf8_lossy(body));
-        }
-        // ...and a repeated name alone is no refusal: the last value wins.
+        assert_same_refusals(&bodies, parse_ndjson_body, encode_ndjson_body);
+        // ...and a repeated name alone is no refusal: the last value wins, and the
+        // batch holds the name once.
         let body = b"{\"a\":1,\"b\":2,\"a\":3}";
         let encoded = encode_ndjson_body(body, NOW, &small).expect("two distinct fields");
         assert_eq!(
             decoded(&encoded, 0..1),
             parse_ndjson_body(body, NOW, &small).expect("parse")
         );
+        assert_eq!(batch_text(&encoded, 0..1).matches("\"a\":").count(), 1);
     }
 
     #[test]
@@ -309,8 +299,13 @@ mod tests {
             let encoded = encode_json_body(body.as_bytes(), NOW, &limits).expect("encode");
             assert_eq!(decoded(&encoded, 0..encoded.len()), parsed, "{body}");
         }
-        // The record's own field overrides the envelope's of the same name.
+        // The record's own field overrides the envelope's of the same name, and the
+        // batch holds each name of a record once.
         let parsed = parse_json_body(bodies[0].as_bytes(), NOW, &limits).expect("parse");
+        let encoded = encode_json_body(bodies[0].as_bytes(), NOW, &limits).expect("encode");
+        let text = batch_text(&encoded, 1..2);
+        assert_eq!(text.matches("\"source\":").count(), 1, "{text}");
+        assert_eq!(text.matches("\"tags.env\":").count(), 1, "{text}");
         assert_eq!(parsed[1].fields["source"], FieldValue::Str("own".into()));
         assert_eq!(parsed[0].fields["source"], FieldValue::Str("web-1".into()));
         assert_eq!(parsed[2].fields["tags.zone"], FieldValue::Str("3".into()));
@@ -318,7 +313,6 @@ mod tests {
 
     #[test]
     fn test_envelope_batch_json_refuses_what_parsing_refuses() {
-        let small = crate::ingest::tests::tight_limits();
         let bodies: [&[u8]; 13] = [
             b"{\"logs\": [",
             b"{\"log\":[{}]}",
@@ -334,10 +328,6 @@ mod tests {
             b"[1]",
             b"[]",
         ];
-        for body in bodies {
-            let parsed = parse_json_body(body, NOW, &small).expect_err("parse refuses");
-            let encoded = encode_json_body(body, NOW, &small).expect_err("encode refuses");
-            assert_eq!(parsed, encoded, "{}", String::from_utf8_lossy(body));
-        }
+        assert_same_refusals(&bodies, parse_json_body, encode_json_body);
     }
 }

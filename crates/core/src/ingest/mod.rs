@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::limits::IngestLimits;
-use crate::record::Record;
+use crate::record::{FieldValue, Record};
 
 mod batch_json;
 mod envelope;
@@ -23,9 +23,7 @@ mod record_reader;
 use envelope::{read_envelope, Envelope};
 
 pub use batch_json::{encode_json_body, encode_ndjson_body};
-use record_reader::{
-    read_record, read_record_value, FieldSink, ReadFailure, RecordFields, RecordPlace,
-};
+use record_reader::{read_into_record, read_record, FieldSink, ReadFailure, RecordPlace};
 
 /// The field that carries the event time in a submitted record.
 pub const TIME_FIELD: &str = "time";
@@ -73,30 +71,13 @@ pub fn parse_json_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<Vec<Record>, IngestError> {
-    let Envelope { logs, shared } = read_envelope(body, limits)?;
-    let mut records = Vec::with_capacity(logs.len());
-    for (index, log) in logs.into_iter().enumerate() {
-        let mut deserializer = serde_json::Deserializer::from_str(log.get());
-        let place = RecordPlace::Log(index);
-        let record = read_record_value(&mut deserializer, place, &shared, arrival_time_ns, limits)
-            .map_err(|failure| refusal_of_valid_json(failure, place))?;
-        records.push(record);
-    }
+    let envelope = read_envelope(body, limits)?;
+    let mut records = Vec::with_capacity(envelope.logs.len());
+    read_envelope_records(&envelope, arrival_time_ns, limits, &mut records)?;
     if records.is_empty() {
         return Err(IngestError::Empty);
     }
     Ok(records)
-}
-
-/// A record of a body whose syntax was already checked can only be refused.
-fn refusal_of_valid_json(
-    failure: ReadFailure<serde_json::Error>,
-    place: RecordPlace,
-) -> IngestError {
-    match failure {
-        ReadFailure::Refused(refused) => refused,
-        ReadFailure::Syntax(error) => invalid(&place.to_string(), &error.to_string()),
-    }
 }
 
 /// Parses an NDJSON PutDatas body: one record object per non-empty line.
@@ -109,19 +90,75 @@ pub fn parse_ndjson_body(
     limits: &IngestLimits,
 ) -> Result<Vec<Record>, IngestError> {
     let mut records = Vec::new();
-    for (line_number, line) in ndjson_records(body, limits) {
-        let line = line?;
-        let mut fields = RecordFields(BTreeMap::new());
-        let time_ns = read_ndjson_line(line, line_number, &mut fields, arrival_time_ns, limits)?;
-        records.push(Record {
-            time_ns,
-            fields: fields.0,
-        });
-    }
+    read_ndjson_records(body, arrival_time_ns, limits, &mut records)?;
     if records.is_empty() {
         return Err(IngestError::Empty);
     }
     Ok(records)
+}
+
+/// Where a body's records go: [`Record`]s, or straight into batch JSON
+/// ([`batch_json`]). Each body format has one loop, generic over this.
+trait RecordsOut {
+    /// Takes one record on top of the request's `shared` fields. `read` reads the
+    /// record's own fields into the sink it is given and returns the event time; it
+    /// may be called a second time, with another sink.
+    fn record(
+        &mut self,
+        shared: &BTreeMap<String, FieldValue>,
+        read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
+    ) -> Result<(), IngestError>;
+}
+
+impl RecordsOut for Vec<Record> {
+    fn record(
+        &mut self,
+        shared: &BTreeMap<String, FieldValue>,
+        read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
+    ) -> Result<(), IngestError> {
+        self.push(read_into_record(shared, read)?);
+        Ok(())
+    }
+}
+
+/// Reads the records of a JSON envelope into `out`.
+fn read_envelope_records(
+    envelope: &Envelope<'_>,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    out: &mut impl RecordsOut,
+) -> Result<(), IngestError> {
+    for (index, log) in envelope.logs.iter().enumerate() {
+        let place = RecordPlace::Log(index);
+        out.record(&envelope.shared, |fields| {
+            let mut deserializer = serde_json::Deserializer::from_str(log.get());
+            // The body's syntax was checked whole: a record can only be refused.
+            read_record(&mut deserializer, place, fields, arrival_time_ns, limits).map_err(
+                |failure| match failure {
+                    ReadFailure::Refused(refused) => refused,
+                    ReadFailure::Syntax(error) => invalid(&place.to_string(), &error.to_string()),
+                },
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads the records of an NDJSON body into `out`.
+fn read_ndjson_records(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    out: &mut impl RecordsOut,
+) -> Result<(), IngestError> {
+    let no_shared = BTreeMap::new();
+    for (line_number, line) in ndjson_records(body, limits) {
+        let line = line?;
+        out.record(&no_shared, |fields| {
+            read_ndjson_line(line, line_number, fields, arrival_time_ns, limits)
+        })?;
+    }
+    Ok(())
 }
 
 /// The non-empty lines of an NDJSON body with their 1-based numbers; a line past
@@ -146,10 +183,10 @@ fn ndjson_records<'b>(
 }
 
 /// Reads one NDJSON line into `sink`; returns the record's event time.
-fn read_ndjson_line<S: FieldSink>(
+fn read_ndjson_line(
     line: &[u8],
     line_number: usize,
-    sink: &mut S,
+    sink: &mut dyn FieldSink,
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<i64, IngestError> {

@@ -5,8 +5,8 @@
 //! [`Record`]'s map, or straight into a queue batch's JSON (see
 //! [`super::batch_json`]). No intermediate `serde_json::Value` tree is built and
 //! dropped per record; for NDJSON bodies that tree was about a third of put-datas'
-//! parsing time. The same visitor reads a record that is already a `Value` (the
-//! elements of a JSON envelope's `logs`), so every body format obeys one set of rules.
+//! parsing time. NDJSON lines and the records of a JSON envelope are read by this
+//! one visitor, so every body format obeys one set of rules.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +69,15 @@ impl<'v> From<&'v FieldValue> for Scalar<'v> {
 }
 
 impl Scalar<'_> {
+    /// The length of a text value, in bytes; `None` for other values.
+    fn text_len(&self) -> Option<usize> {
+        match self {
+            Scalar::Text(text) | Scalar::Source(text) => Some(text.len()),
+            Scalar::OwnedText(text) => Some(text.len()),
+            Scalar::Bool(_) | Scalar::Long(_) | Scalar::Double(_) => None,
+        }
+    }
+
     fn into_field_value(self) -> FieldValue {
         match self {
             Scalar::Bool(b) => FieldValue::Bool(b),
@@ -88,7 +97,7 @@ pub(super) trait FieldSink {
 }
 
 /// Fields into a [`Record`]'s map; a repeated name keeps its last value.
-pub(super) struct RecordFields(pub(super) BTreeMap<String, FieldValue>);
+struct RecordFields(BTreeMap<String, FieldValue>);
 
 impl FieldSink for RecordFields {
     fn field(&mut self, name: &str, value: Scalar<'_>) -> usize {
@@ -108,7 +117,7 @@ pub(super) enum ReadFailure<E> {
 
 /// Reads one record from `deserializer` into `sink`; returns its event time (the
 /// `time` field, else `arrival_time_ns`).
-pub(super) fn read_record<'de, D: Deserializer<'de>, S: FieldSink>(
+pub(super) fn read_record<'de, D: Deserializer<'de>, S: FieldSink + ?Sized>(
     deserializer: D,
     place: RecordPlace,
     sink: &mut S,
@@ -134,16 +143,15 @@ pub(super) fn read_record<'de, D: Deserializer<'de>, S: FieldSink>(
 }
 
 /// Reads one record into a [`Record`], on top of the request's `shared` fields
-/// (source, tags), which the record's own fields of the same name override.
-pub(super) fn read_record_value<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    place: RecordPlace,
+/// (source, tags), which the record's own fields of the same name override. `read`
+/// reads the record's own fields into the sink it is given and returns the event
+/// time.
+pub(super) fn read_into_record(
     shared: &BTreeMap<String, FieldValue>,
-    arrival_time_ns: i64,
-    limits: &IngestLimits,
-) -> Result<Record, ReadFailure<D::Error>> {
+    read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
+) -> Result<Record, IngestError> {
     let mut fields = RecordFields(shared.clone());
-    let time_ns = read_record(deserializer, place, &mut fields, arrival_time_ns, limits)?;
+    let time_ns = read(&mut fields)?;
     Ok(Record {
         time_ns,
         fields: fields.0,
@@ -151,7 +159,7 @@ pub(super) fn read_record_value<'de, D: Deserializer<'de>>(
 }
 
 /// A record's state while its JSON is walked.
-struct RecordReader<'a, S> {
+struct RecordReader<'a, S: ?Sized> {
     sink: &'a mut S,
     /// The dotted name of the field being read; one buffer for the whole record.
     name: String,
@@ -161,7 +169,7 @@ struct RecordReader<'a, S> {
     refused: Option<IngestError>,
 }
 
-impl<S: FieldSink> RecordReader<'_, S> {
+impl<S: FieldSink + ?Sized> RecordReader<'_, S> {
     /// Keeps the refusal and returns the error that stops the deserializer.
     fn refuse<E: de::Error>(&mut self, error: IngestError) -> E {
         let stop = E::custom(&error);
@@ -188,12 +196,7 @@ impl<S: FieldSink> RecordReader<'_, S> {
     }
 
     fn insert<E: de::Error>(&mut self, value: Scalar<'_>) -> Result<(), E> {
-        let text_len = match &value {
-            Scalar::Text(text) | Scalar::Source(text) => Some(text.len()),
-            Scalar::OwnedText(text) => Some(text.len()),
-            _ => None,
-        };
-        if let Some(len) = text_len {
+        if let Some(len) = value.text_len() {
             if let Err(error) = check_value_size(&self.name, || self.field_path(), len, self.limits)
             {
                 return Err(self.refuse(error));
@@ -223,9 +226,9 @@ impl<S: FieldSink> RecordReader<'_, S> {
 }
 
 /// The record itself: must be an object.
-struct RecordVisitor<'r, 'a, S>(&'r mut RecordReader<'a, S>);
+struct RecordVisitor<'r, 'a, S: ?Sized>(&'r mut RecordReader<'a, S>);
 
-impl<'de, S: FieldSink> Visitor<'de> for RecordVisitor<'_, '_, S> {
+impl<'de, S: FieldSink + ?Sized> Visitor<'de> for RecordVisitor<'_, '_, S> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -312,13 +315,13 @@ impl Visitor<'_> for NameSeed<'_> {
 
 /// One field's value; the reader's `name` holds its dotted name, which is cut back
 /// to `prefix_len` once the value is read.
-struct FieldSeed<'r, 'a, S> {
+struct FieldSeed<'r, 'a, S: ?Sized> {
     reader: &'r mut RecordReader<'a, S>,
     prefix_len: usize,
     depth: usize,
 }
 
-impl<S: FieldSink> FieldSeed<'_, '_, S> {
+impl<S: FieldSink + ?Sized> FieldSeed<'_, '_, S> {
     fn insert<E: de::Error>(self, value: Scalar<'_>) -> Result<(), E> {
         self.reader.insert(value)?;
         self.reader.name.truncate(self.prefix_len);
@@ -326,7 +329,7 @@ impl<S: FieldSink> FieldSeed<'_, '_, S> {
     }
 }
 
-impl<'de, S: FieldSink> DeserializeSeed<'de> for FieldSeed<'_, '_, S> {
+impl<'de, S: FieldSink + ?Sized> DeserializeSeed<'de> for FieldSeed<'_, '_, S> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -339,7 +342,7 @@ impl<'de, S: FieldSink> DeserializeSeed<'de> for FieldSeed<'_, '_, S> {
     }
 }
 
-impl<'de, S: FieldSink> Visitor<'de> for FieldSeed<'_, '_, S> {
+impl<'de, S: FieldSink + ?Sized> Visitor<'de> for FieldSeed<'_, '_, S> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,12 +4,22 @@
 //! what each stage could do on its engine alone, with the same records, batches and
 //! concurrency, and prints the ratios:
 //!
-//! - `engines`: the broker alone (the same PutDatas batches, parsed, split per shard
-//!   and encoded as put-datas does, produced straight through the Pulsar queue engine
-//!   by as many concurrent producers as the harness has clients), the index alone
-//!   (the same records written straight through the Elasticsearch `LogIndex` in
-//!   loghub's write sizes, then committed) and the harness's queries sent straight
-//!   to the index engine; compared with the harness's JSON report.
+//! - `engines`:
+//!   - the broker alone: the same PutDatas batches, read, split per shard and
+//!     encoded as put-datas does before the clock, produced straight through the
+//!     Pulsar queue engine by as many concurrent producers as the harness has
+//!     clients (storage of ready batches: no per-record work at all);
+//!   - the broker fed the same records by its own client: one message per record,
+//!     the Pulsar client's batching and zstd compression, as a log shipper writing
+//!     to Pulsar would;
+//!   - put-datas alone: the same NDJSON requests sent straight to put-datas (no
+//!     front), while the script keeps loghub paused so that no indexing competes;
+//!   - the index alone: the same records written straight through the
+//!     Elasticsearch `LogIndex` in loghub's write sizes, then committed;
+//!   - the harness's queries sent straight to the index engine;
+//!
+//!   compared with the harness's JSON report. The three ingest runs are short, so
+//!   they alternate for `--rounds` rounds and the median is kept.
 //! - `relay`: the Pulsar framing relay the test broker needs (see
 //!   `logpool_engines::queue::pulsar::test_relay`) as a process, so that services
 //!   and the broker-alone run both go through it.
@@ -33,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use logpool_api::auth::RouteSpec;
+use logpool_client::{Encoding, LogpoolClient};
 use logpool_core::batch::{decode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::ingest::encode_ndjson_body;
@@ -48,6 +59,9 @@ use logpool_engines::queue::{BatchProperties, Queue};
 use logpool_put_datas::sharding;
 use logpool_standalone::bench::corpus::Corpus;
 use serde_json::{json, Value};
+
+/// The harness's PutDatas content type.
+const NDJSON: &str = "application/x-ndjson";
 
 /// Largest request or answer the front buffers (PutDatas' body limit is lower).
 const FRONT_MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -109,6 +123,10 @@ struct EngineArgs {
     /// Concurrent index writers for the index-alone run (loghub uses one).
     #[arg(long, default_value_t = 1)]
     index_writers: usize,
+    /// Rounds of the ingest runs alone (broker, broker fed records, put-datas),
+    /// alternated; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Timed runs of each query.
     #[arg(long, default_value_t = 30)]
     query_runs: usize,
@@ -116,9 +134,19 @@ struct EngineArgs {
     #[arg(long, default_value = "tests/data/loghub-2k")]
     logs: PathBuf,
     /// Processes whose CPU time to report per stage, as `name=pid` (the engine
-    /// servers, the relay); this process is always reported.
+    /// servers, the relay, put-datas); this process is always reported.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
+    /// put-datas' own address: with `--control-url` and `--api-key`, the same
+    /// requests are also sent straight to it (no front) for the put-datas-alone run.
+    #[arg(long)]
+    put_url: Option<String>,
+    /// control-api's address, where the put-datas-alone run creates its pool.
+    #[arg(long)]
+    control_url: Option<String>,
+    /// An operator key for both services.
+    #[arg(long, env = "LOGPOOL_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 /// CPU seconds (user + system) of a process so far, from `/proc/<pid>/stat`.
@@ -308,6 +336,12 @@ async fn forward(State(front): State<Arc<Front>>, request: Request) -> Response 
 /// encoded batch) per shard.
 type EncodedRequest = Vec<(usize, u32, Bytes)>;
 
+/// The harness's requests: each NDJSON body as sent, and as put-datas encodes it.
+struct Requests {
+    bodies: Vec<Vec<u8>>,
+    encoded: Vec<EncodedRequest>,
+}
+
 fn now_us() -> anyhow::Result<i64> {
     Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -321,14 +355,14 @@ fn build_requests(
     args: &EngineArgs,
     corpus: &Corpus,
     base_time_us: i64,
-) -> anyhow::Result<(Vec<EncodedRequest>, RequestWork)> {
+) -> anyhow::Result<(Requests, RequestWork)> {
     let mut work = RequestWork::default();
     let limits = IngestLimits::default();
     let mut requests = Vec::new();
+    let mut bodies = Vec::new();
     let mut seq = 0u64;
-    let mut body = Vec::new();
     while seq < args.records {
-        body.clear();
+        let mut body = Vec::new();
         let end = (seq + args.batch_records as u64).min(args.records);
         for s in seq..end {
             corpus.write_record(s, base_time_us, &mut body);
@@ -347,8 +381,13 @@ fn build_requests(
         }
         work.encode += started.elapsed();
         requests.push(batches);
+        bodies.push(body);
         seq = end;
     }
+    let requests = Requests {
+        bodies,
+        encoded: requests,
+    };
     Ok((requests, work))
 }
 
@@ -422,6 +461,173 @@ async fn broker_alone(
         total += task.await.context("a producer panicked")??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Feeds every request's records to the broker through its own client, one message
+/// per record, with the client's batching (a batch per shard run, flushed at the end
+/// of each request, as put-datas answers only once the broker has acknowledged) and
+/// zstd compression: what a log shipper writing to Pulsar does. `clients` concurrent
+/// producers, records cut across the shards as put-datas cuts them. Returns records/s.
+async fn broker_fed_records(
+    queue: &PulsarQueue,
+    route: &PoolRoute,
+    bodies: Arc<Vec<Vec<u8>>>,
+    records: u64,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    queue.prepare_shards(&route.shard_addrs()).await?;
+    let client = pulsar::Pulsar::builder(queue.config().url.clone(), pulsar::TokioExecutor)
+        .build()
+        .await
+        .context("cannot connect to the broker")?;
+    let topics: Vec<String> = route
+        .shard_addrs()
+        .iter()
+        .map(|shard| queue.topic(shard))
+        .collect();
+    let largest_run = bodies
+        .iter()
+        .map(|body| body.iter().filter(|&&b| b == b'\n').count())
+        .max()
+        .unwrap_or(1);
+    let options = pulsar::ProducerOptions {
+        batch_size: Some(largest_run as u32),
+        batch_byte_size: Some(usize::MAX),
+        compression: Some(pulsar::compression::Compression::Zstd(
+            pulsar::compression::CompressionZstd { level: 1 },
+        )),
+        ..pulsar::ProducerOptions::default()
+    };
+    // Producers are made before the clock, as a shipper keeps them open.
+    let mut producers = Vec::new();
+    for _ in 0..clients {
+        let mut per_shard = Vec::new();
+        for topic in &topics {
+            per_shard.push(
+                client
+                    .producer()
+                    .with_topic(topic)
+                    .with_options(options.clone())
+                    .build()
+                    .await
+                    .context("cannot create a producer")?,
+            );
+        }
+        producers.push(per_shard);
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client_index, mut per_shard) in producers.into_iter().enumerate() {
+        let (bodies, next) = (bodies.clone(), next.clone());
+        let shards = per_shard.len();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    for producer in &mut per_shard {
+                        producer.close().await.context("cannot close a producer")?;
+                    }
+                    return Ok::<(), anyhow::Error>(());
+                };
+                let lines: Vec<&[u8]> = body
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .collect();
+                let mut receipts = Vec::with_capacity(lines.len());
+                for (shard, run) in sharding::plan(lines.len(), shards, None, i + client_index) {
+                    for line in &lines[run] {
+                        let message = pulsar::producer::Message {
+                            payload: line.to_vec(),
+                            ..Default::default()
+                        };
+                        receipts.push(
+                            per_shard[shard]
+                                .send_non_blocking(message)
+                                .await
+                                .context("cannot send")?,
+                        );
+                    }
+                }
+                for producer in &mut per_shard {
+                    producer
+                        .send_batch()
+                        .await
+                        .context("cannot flush a batch")?;
+                }
+                for receipt in receipts {
+                    receipt.await.context("the broker did not acknowledge")?;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("a producer panicked")??;
+    }
+    Ok(records as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Sends every request's NDJSON body straight to put-datas (no front) with `clients`
+/// concurrent clients, into a pool of its own; returns records/s.
+async fn put_datas_alone(
+    put: &LogpoolClient,
+    control: &LogpoolClient,
+    project: &str,
+    bodies: Arc<Vec<Vec<u8>>>,
+    records: u64,
+    clients: usize,
+) -> anyhow::Result<f64> {
+    control
+        .create_project(project)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create project {project}: {e}"))?;
+    control
+        .create_pool(project, &json!({ "name": "loghub" }))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the pool: {e}"))?;
+    // One request before the clock, so that put-datas has looked up the new pool.
+    let first = bodies.first().context("no requests")?;
+    let warm_up: Vec<u8> = first
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
+    put.put_raw(project, "loghub", NDJSON, Encoding::Identity, warm_up, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("put-datas refused the first request: {e}"))?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (put, bodies, next, project) = (
+            put.clone(),
+            bodies.clone(),
+            next.clone(),
+            project.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                put.put_raw(
+                    &project,
+                    "loghub",
+                    NDJSON,
+                    Encoding::Identity,
+                    body.clone(),
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("put-datas refused a request: {e}"))?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("a client panicked")??;
+    }
+    Ok(records as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The documents of every batch, grouped as loghub writes them (one write per
@@ -559,6 +765,22 @@ async fn queries_alone(
     Ok(results)
 }
 
+/// The median of the measured rates (0 when there are none).
+fn median(rates: &[f64]) -> f64 {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// "a, b, c" of a list of rates.
+fn rounds_list(rates: &[f64]) -> String {
+    rates
+        .iter()
+        .map(|rate| format!("{rate:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn engines(args: EngineArgs) -> anyhow::Result<()> {
     let harness: Value = serde_json::from_slice(
         &std::fs::read(&args.harness)
@@ -575,20 +797,63 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
     let now = now_us()?;
     let base_time_us = now - args.records as i64;
     let (requests, work) = build_requests(&args, &corpus, base_time_us)?;
-    let requests = Arc::new(requests);
+    let bodies = Arc::new(requests.bodies);
+    let requests = Arc::new(requests.encoded);
     let run_id = now / 1000;
 
-    eprintln!("broker alone: {} requests", requests.len());
+    // The ingest runs are short (under a second each at the default sizes), so each
+    // is repeated, alternating, and the median kept.
     let queue = Arc::new(PulsarQueue::connect(queue_config).await?);
-    let broker_route = pool_route(run_id, &format!("brokeralone{run_id}"), args.shards);
-    let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
-    let broker_rate =
-        broker_alone(queue.clone(), &broker_route, requests.clone(), args.clients).await?;
-    let broker_cpu = watch.finish(started.elapsed().as_secs_f64());
-    queue
-        .drop_project(&broker_route.tenant, &broker_route.project)
-        .await?;
+    let put_clients = match (&args.put_url, &args.control_url, &args.api_key) {
+        (Some(put_url), Some(control_url), Some(key)) => Some((
+            LogpoolClient::new(put_url)?.with_api_key(key.clone()),
+            LogpoolClient::new(control_url)?.with_api_key(key.clone()),
+        )),
+        _ => None,
+    };
+    let (mut broker_rates, mut fed_rates, mut put_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ingest_cpu = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        eprintln!("round {round}: broker alone, {} requests", requests.len());
+        let route = pool_route(run_id, &format!("brokeralone{run_id}r{round}"), args.shards);
+        let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
+        broker_rates
+            .push(broker_alone(queue.clone(), &route, requests.clone(), args.clients).await?);
+        let cpu = watch.finish(started.elapsed().as_secs_f64());
+        ingest_cpu.push(format!("round {round}, broker alone: {cpu}"));
+        queue.drop_project(&route.tenant, &route.project).await?;
+
+        eprintln!("round {round}: broker fed the records by its own client");
+        let route = pool_route(run_id, &format!("brokerfed{run_id}r{round}"), args.shards);
+        let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
+        fed_rates.push(
+            broker_fed_records(&queue, &route, bodies.clone(), args.records, args.clients).await?,
+        );
+        let cpu = watch.finish(started.elapsed().as_secs_f64());
+        ingest_cpu.push(format!("round {round}, broker fed records: {cpu}"));
+        queue.drop_project(&route.tenant, &route.project).await?;
+
+        if let Some((put, control)) = &put_clients {
+            eprintln!("round {round}: put-datas alone");
+            let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
+            put_rates.push(
+                put_datas_alone(
+                    put,
+                    control,
+                    &format!("putalone{run_id}r{round}"),
+                    bodies.clone(),
+                    args.records,
+                    args.clients,
+                )
+                .await?,
+            );
+            let cpu = watch.finish(started.elapsed().as_secs_f64());
+            ingest_cpu.push(format!("round {round}, put-datas alone: {cpu}"));
+        }
+    }
     queue.shutdown().await?;
+    let (broker_rate, fed_rate) = (median(&broker_rates), median(&fed_rates));
+    let put_rate = (!put_rates.is_empty()).then(|| median(&put_rates));
 
     eprintln!("index alone: {} writer(s)", args.index_writers);
     let index = Arc::new(ElasticsearchIndex::connect(
@@ -640,6 +905,20 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         args.index_writers,
         index_rate / indexed.max(1e-9)
     );
+    println!(
+        "| ingest: put-datas accepted vs the broker fed the records by its own client (records/s) | {accepted:.0} | {fed_rate:.0} | {:.2}x |",
+        fed_rate / accepted.max(1e-9)
+    );
+    if let Some(put_rate) = put_rate {
+        println!(
+            "| ingest, each alone: put-datas accepted (same requests, no front, no indexing) vs broker produce (records/s) | {put_rate:.0} | {broker_rate:.0} | {:.2}x |",
+            broker_rate / put_rate.max(1e-9)
+        );
+        println!(
+            "| ingest, each alone: put-datas accepted vs the broker fed the records by its own client (records/s) | {put_rate:.0} | {fed_rate:.0} | {:.2}x |",
+            fed_rate / put_rate.max(1e-9)
+        );
+    }
     let per_record_us = |d: Duration| d.as_secs_f64() * 1e6 / args.records.max(1) as f64;
     let (parse_us, encode_us) = (per_record_us(work.parse), per_record_us(work.encode));
     println!(
@@ -666,11 +945,22 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         }));
     }
     println!();
-    println!("CPU during the broker-alone run: {broker_cpu}");
+    println!(
+        "Ingest runs alone, records/s of each round (the table has the median): broker {}; broker fed records {}; put-datas {}",
+        rounds_list(&broker_rates),
+        rounds_list(&fed_rates),
+        rounds_list(&put_rates)
+    );
+    for line in &ingest_cpu {
+        println!("CPU during {line}");
+    }
     println!("CPU during the index-alone run: {index_cpu}");
     let summary = json!({
         "broker_records_per_s": broker_rate,
         "put_datas_accepted_records_per_s": accepted,
+        "broker_fed_records_per_s": fed_rate,
+        "put_datas_alone_records_per_s": put_rate,
+        "rounds": { "broker": broker_rates, "broker_fed": fed_rates, "put_datas_alone": put_rates },
         "index_records_per_s": index_rate,
         "index_writers": args.index_writers,
         "parse_us_per_record": parse_us,

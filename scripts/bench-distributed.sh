@@ -69,12 +69,14 @@ work="$(mktemp -d)"
 key="lpbench-operator-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 pids=()
 names=()
+declare -A pid_of
 
 cleanup() {
   local status=$?
   set +e
   # Newest first: the front and services before the relay they go through.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -CONT "${pids[$i]}" 2>/dev/null # loghub is paused during the stage runs
     kill -TERM "${pids[$i]}" 2>/dev/null
     for _ in $(seq 1 300); do
       kill -0 "${pids[$i]}" 2>/dev/null || break
@@ -160,6 +162,7 @@ start() { # name binary args...
   "$@" >"$work/$name.out" 2>"$work/$name.log" &
   pids+=("$!")
   names+=("$name")
+  pid_of[$name]=$!
 }
 
 echo "== run $suffix in $work" >&2
@@ -226,12 +229,16 @@ elapsed=$(awk -v a="$(date +%s.%N)" -v b="$started" 'BEGIN { printf "%.1f", a - 
 snapshot "$work/cpu1"
 
 echo "== engines alone (same records, batches, concurrency)" >&2
-watch="relay=${pids[0]}"
+# Loghub is paused, so that put-datas alone runs without the index engine indexing
+# its records (the harness has waited until everything it sent was indexed).
+kill -STOP "${pid_of[loghub]}"
+watch="relay=${pid_of[relay]},put-datas=${pid_of[put-datas]}"
 for engine in pulsar es; do
   pid=$(listener_pid "${!engine}" || true)
   [[ -n "$pid" ]] && watch="$watch,$engine=$pid"
 done
-"$stage_bin" engines --watch "$watch" --config "$config" --harness "$work/harness.json" \
+LOGPOOL_API_KEY="$key" "$stage_bin" engines --watch "$watch" --config "$config" \
+  --harness "$work/harness.json" --put-url "${url[put-datas]}" --control-url "${url[control-api]}" \
   --index-prefix "lpbench${suffix}e" --records "$records" --clients "$clients" \
   --batch-records "$batch_records" --index-writers "$index_writers" --query-runs "$query_runs" \
   >"$work/stages.table" 2>"$work/stages.log"

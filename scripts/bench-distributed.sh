@@ -88,7 +88,7 @@ cleanup() {
   curl -s -o /dev/null -X DELETE "$s3/lpbench-$suffix" || true
   mysql_delete_database || true
   if [[ $status -ne 0 ]]; then
-    for log in "$work"/*.log; do
+    for log in "$work"/*.log "$work"/harness.table "$work"/harness.time; do
       [[ -f "$log" ]] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
     done
   fi

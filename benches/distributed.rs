@@ -473,6 +473,7 @@ async fn broker_fed_records(
     route: &PoolRoute,
     bodies: Arc<Vec<Vec<u8>>>,
     records: u64,
+    batch_records: usize,
     clients: usize,
 ) -> anyhow::Result<f64> {
     queue.prepare_shards(&route.shard_addrs()).await?;
@@ -485,13 +486,9 @@ async fn broker_fed_records(
         .iter()
         .map(|shard| queue.topic(shard))
         .collect();
-    let largest_run = bodies
-        .iter()
-        .map(|body| body.iter().filter(|&&b| b == b'\n').count())
-        .max()
-        .unwrap_or(1);
     let options = pulsar::ProducerOptions {
-        batch_size: Some(largest_run as u32),
+        // No shard run is longer than a request.
+        batch_size: Some(batch_records as u32),
         batch_byte_size: Some(usize::MAX),
         compression: Some(pulsar::compression::Compression::Zstd(
             pulsar::compression::CompressionZstd { level: 1 },
@@ -830,7 +827,15 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         let route = pool_route(run_id, &format!("brokerfed{run_id}r{round}"), args.shards);
         let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
         fed_rates.push(
-            broker_fed_records(&queue, &route, bodies.clone(), args.records, args.clients).await?,
+            broker_fed_records(
+                &queue,
+                &route,
+                bodies.clone(),
+                args.records,
+                args.batch_records,
+                args.clients,
+            )
+            .await?,
         );
         let cpu = watch.finish(started.elapsed().as_secs_f64());
         ingest_cpu.push(format!("round {round}, broker fed records: {cpu}"));

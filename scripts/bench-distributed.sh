@@ -69,7 +69,6 @@ work="$(mktemp -d)"
 key="lpbench-operator-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 pids=()
 names=()
-declare -A pid_of
 
 cleanup() {
   local status=$?
@@ -156,13 +155,20 @@ cpu_table() { # before after seconds
   done
 }
 
+pid_of() { # name: the pid of a process started here
+  local i
+  for i in "${!names[@]}"; do
+    [[ "${names[$i]}" == "$1" ]] && { echo "${pids[$i]}"; return 0; }
+  done
+  return 1
+}
+
 start() { # name binary args...
   local name="$1"
   shift
   "$@" >"$work/$name.out" 2>"$work/$name.log" &
   pids+=("$!")
   names+=("$name")
-  pid_of[$name]=$!
 }
 
 echo "== run $suffix in $work" >&2
@@ -231,8 +237,8 @@ snapshot "$work/cpu1"
 echo "== engines alone (same records, batches, concurrency)" >&2
 # Loghub is paused, so that put-datas alone runs without the index engine indexing
 # its records (the harness has waited until everything it sent was indexed).
-kill -STOP "${pid_of[loghub]}"
-watch="relay=${pid_of[relay]},put-datas=${pid_of[put-datas]}"
+kill -STOP "$(pid_of loghub)"
+watch="relay=$(pid_of relay),put-datas=$(pid_of put-datas)"
 for engine in pulsar es; do
   pid=$(listener_pid "${!engine}" || true)
   [[ -n "$pid" ]] && watch="$watch,$engine=$pid"

@@ -30,5 +30,6 @@ pub mod query;
 pub mod record;
 pub mod routing;
 pub mod sql;
+pub mod stable_hash;
 pub mod timeexpr;
 pub mod typed_match;

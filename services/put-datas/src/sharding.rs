@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use logpool_core::stable_hash::fnv1a;
+
 /// Requests below this many records per extra shard are not split further.
 pub const MIN_RECORDS_PER_SPLIT: usize = 500;
 
@@ -38,16 +40,6 @@ pub fn plan(
             (shard, start..(start + per_split).min(record_count))
         })
         .collect()
-}
-
-/// FNV-1a: stable across builds and platforms, unlike the std hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 #[cfg(test)]

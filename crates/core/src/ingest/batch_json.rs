@@ -16,6 +16,7 @@ use super::{read_envelope_records, read_ndjson_records, IngestError, RecordsOut}
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
 use crate::record::FieldValue;
+use crate::stable_hash::fnv1a;
 
 /// Reads an NDJSON PutDatas body into batch JSON, one record per non-empty line.
 ///
@@ -141,7 +142,7 @@ impl FieldSink for JsonFields<'_> {
         if self.names.len() > 1 {
             self.out.push(b',');
         }
-        write_json_string(self.out, name);
+        write_json(self.out, name);
         self.out.push(b':');
         match value {
             Scalar::Bool(true) => self.out.extend_from_slice(b"true"),
@@ -151,7 +152,7 @@ impl FieldSink for JsonFields<'_> {
                 .extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
             // serde_json's own number formatting, as a `Record` is written.
             Scalar::Double(x) => write_json(self.out, &x),
-            Scalar::Text(text) => write_json_string(self.out, text),
+            Scalar::Text(text) => write_json(self.out, text),
             // Only JSON text feeds this sink (NDJSON lines, slices of a JSON body),
             // so borrowed text needs no escaping; see `Scalar::Source`.
             Scalar::Source(text) => {
@@ -160,26 +161,16 @@ impl FieldSink for JsonFields<'_> {
                 self.out.extend_from_slice(text.as_bytes());
                 self.out.push(b'"');
             }
-            Scalar::OwnedText(text) => write_json_string(self.out, &text),
+            Scalar::OwnedText(text) => write_json(self.out, &text),
         }
         self.names.len()
     }
 }
 
-fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    write_json(out, text);
-}
-
+/// A name, text or number as JSON.
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serialising a string or a number into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, value);
-}
-
-/// FNV-1a: a cheap hash for telling a handful of names apart.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -37,44 +37,53 @@ pub(super) fn read_envelope<'b>(
         location: Some(format!("line {} column {}", e.line(), e.column())),
         message: strip_position(&e.to_string()),
     };
-    // This pass checks the whole body's syntax; the parts below are valid JSON.
-    let whole: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
-    let (logs, source, tags) = if whole.get().starts_with('[') {
-        (records_of(whole)?, None, Map::new())
-    } else if whole.get().starts_with('{') {
-        let mut envelope: BTreeMap<String, &RawValue> =
-            serde_json::from_str(whole.get()).map_err(malformed)?;
-        let logs = envelope.remove("logs");
-        let source = envelope.remove(SOURCE_FIELD);
-        let tags = envelope.remove("tags");
-        // An unknown key first: `{"log": [...]}` is a typo of `logs`, not a missing field.
-        if let Some(unknown) = envelope.keys().next() {
+    // The first byte tells the shape, and the parse of that shape checks the whole
+    // body's syntax as it takes the body apart: the body is not scanned once more
+    // just to check it.
+    let (logs, source, tags) = match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'[') => (
+            serde_json::from_slice::<Vec<&RawValue>>(body).map_err(malformed)?,
+            None,
+            Map::new(),
+        ),
+        Some(b'{') => {
+            let mut envelope: BTreeMap<String, &RawValue> =
+                serde_json::from_slice(body).map_err(malformed)?;
+            let logs = envelope.remove("logs");
+            let source = envelope.remove(SOURCE_FIELD);
+            let tags = envelope.remove("tags");
+            // An unknown key first: `{"log": [...]}` is a typo of `logs`, not a missing field.
+            if let Some(unknown) = envelope.keys().next() {
+                return Err(invalid(
+                    unknown,
+                    "unknown envelope key; expected `logs`, `source` or `tags`",
+                ));
+            }
+            let logs = match logs {
+                Some(logs) if logs.get().starts_with('[') => records_of(logs)?,
+                Some(_) => return Err(invalid("logs", "must be an array of log records")),
+                None => return Err(invalid("logs", "is missing; expected {\"logs\": [...]}")),
+            };
+            let source = match source.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+                None | Some(Ok(Value::Null)) => None,
+                Some(Ok(Value::String(s))) => Some(s),
+                Some(_) => return Err(invalid("source", "must be a string")),
+            };
+            let tags = match tags.map(|raw| serde_json::from_str::<Value>(raw.get())) {
+                None | Some(Ok(Value::Null)) => Map::new(),
+                Some(Ok(Value::Object(tags))) => tags,
+                Some(_) => return Err(invalid("tags", "must be an object of strings")),
+            };
+            (logs, source, tags)
+        }
+        _ => {
+            // Malformed, or well-formed JSON of another shape.
+            serde_json::from_slice::<&RawValue>(body).map_err(malformed)?;
             return Err(invalid(
-                unknown,
-                "unknown envelope key; expected `logs`, `source` or `tags`",
+                "$",
+                "must be an object with `logs` or an array of records",
             ));
         }
-        let logs = match logs {
-            Some(logs) if logs.get().starts_with('[') => records_of(logs)?,
-            Some(_) => return Err(invalid("logs", "must be an array of log records")),
-            None => return Err(invalid("logs", "is missing; expected {\"logs\": [...]}")),
-        };
-        let source = match source.map(|raw| serde_json::from_str::<Value>(raw.get())) {
-            None | Some(Ok(Value::Null)) => None,
-            Some(Ok(Value::String(s))) => Some(s),
-            Some(_) => return Err(invalid("source", "must be a string")),
-        };
-        let tags = match tags.map(|raw| serde_json::from_str::<Value>(raw.get())) {
-            None | Some(Ok(Value::Null)) => Map::new(),
-            Some(Ok(Value::Object(tags))) => tags,
-            Some(_) => return Err(invalid("tags", "must be an object of strings")),
-        };
-        (logs, source, tags)
-    } else {
-        return Err(invalid(
-            "$",
-            "must be an object with `logs` or an array of records",
-        ));
     };
     check_record_count(logs.len(), limits.max_records_per_request, || {
         "logs".to_string()

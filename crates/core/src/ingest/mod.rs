@@ -170,7 +170,7 @@ fn ndjson_records<'b>(
     let max = limits.max_records_per_request;
     body.split(|b| *b == b'\n')
         .enumerate()
-        .map(|(index, line)| (index + 1, trim_ascii(line)))
+        .map(|(index, line)| (index + 1, line.trim_ascii()))
         .filter(|(_, line)| !line.is_empty())
         .enumerate()
         .map(move |(count, (line_number, line))| {
@@ -368,18 +368,6 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +423,48 @@ mod tests {
         let err = parse_json_body(b"{\"logs\": [", NOW, &limits()).expect_err("must fail");
         assert!(matches!(err, IngestError::Malformed { .. }), "{err}");
         assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn test_json_body_shapes_are_told_apart() {
+        let malformed: [&[u8]; 6] = [
+            b"",
+            b"  ",
+            b"{\"logs\":[{}]} x",
+            b"[{}",
+            b"nope",
+            b"\n {\"logs\":[{}],}",
+        ];
+        for body in malformed {
+            let err = parse_json_body(body, NOW, &limits()).expect_err("must fail");
+            assert!(
+                matches!(
+                    err,
+                    IngestError::Malformed {
+                        location: Some(_),
+                        ..
+                    }
+                ),
+                "{}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let err = parse_json_body(b"{\"logs\":[{}]} x", NOW, &limits()).expect_err("must fail");
+        assert!(
+            err.to_string()
+                .contains("line 1 column 15: trailing characters"),
+            "{err}"
+        );
+        // Well-formed JSON of another shape is named as such.
+        for body in [&b"12"[..], b" \"text\" ", b"null"] {
+            let err = parse_json_body(body, NOW, &limits()).expect_err("must fail");
+            assert_eq!(
+                err,
+                invalid("$", "must be an object with `logs` or an array of records")
+            );
+        }
+        let records = parse_json_body(b"\r\n [{\"m\":1}] \n", NOW, &limits()).expect("array");
+        assert_eq!(records.len(), 1);
     }
 
     #[test]

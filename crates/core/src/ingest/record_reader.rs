@@ -388,9 +388,9 @@ impl<'de, S: FieldSink + ?Sized> Visitor<'de> for FieldSeed<'_, '_, S> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.depth >= MAX_NESTING_DEPTH {
-            return Err(self
-                .reader
-                .refuse_field("objects nested deeper than 16 levels are not accepted"));
+            return Err(self.reader.refuse_field(&format!(
+                "objects nested deeper than {MAX_NESTING_DEPTH} levels are not accepted"
+            )));
         }
         let own_len = self.reader.name.len();
         loop {

@@ -24,6 +24,7 @@ use logpool_core::archive::{self, ArchiveSettings};
 use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::record::{format_time_ns, Record};
 use logpool_core::routing::{PoolRoute, ShardAddr};
+use logpool_core::stable_hash::Fnv1a;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
 use serde::{Deserialize, Serialize};
@@ -89,16 +90,14 @@ pub(crate) struct RestoreBody {
     into_pool: String,
 }
 
-/// FNV-1a: a stable hash, so the same request maps to the same id in every process.
+/// A stable hash, so the same request maps to the same id in every process.
 fn stable_id(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Fnv1a::default();
     for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        hash.write(part.as_bytes());
+        hash.write(&[0]);
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hash.finish())
 }
 
 fn state_key(settings: &ArchiveSettings, tenant: &str, project: &str, id: &str) -> String {

@@ -1,4 +1,4 @@
-//! Ingest limits with their defaults.
+//! Ingest and query limits with their defaults.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,49 @@ impl Default for IngestLimits {
             max_fields_per_record: 256,
             max_field_name_chars: 128,
             max_value_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Caps on the size and shape of one query, checked before any engine work. They
+/// apply to every path that takes a query from a user: search, pipe SQL, the tail
+/// filter (and anything else that parses one), and each is named in the 400 it causes.
+/// The defaults follow what Elasticsearch users know: at most 1024 clauses, a small
+/// number of wildcards, and patterns of bounded length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryLimits {
+    /// Deepest nesting of AND / OR / NOT in the parsed query. Long runs of one
+    /// operator are flattened first, so `a AND b AND …` is one level however long.
+    pub max_depth: usize,
+    /// Nodes of the parsed query: terms plus the AND / OR / NOT nodes joining them.
+    pub max_nodes: usize,
+    /// Terms (leaf clauses: words, phrase words, wildcards, ranges, `_exists_`) in
+    /// one query, as Elasticsearch's `max_clause_count`.
+    pub max_terms: usize,
+    /// Wildcard patterns (`err*`, SQL `LIKE`) in one query: each compiles to an
+    /// automaton over the term dictionary, the costliest clause there is.
+    pub max_wildcards: usize,
+    /// Characters of one wildcard pattern, which bound the size of its automaton.
+    pub max_wildcard_chars: usize,
+    /// Depth of one pipe-SQL expression, counted from its tokens before it is parsed
+    /// (`a + b + …` is as deep as it is long; conditions joined by AND / OR in
+    /// `WHERE` are flattened instead and do not count).
+    pub max_sql_expression_depth: usize,
+    /// Tokens of the SQL after the pipe.
+    pub max_sql_tokens: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_depth: 32,
+            max_nodes: 4096,
+            max_terms: 1024,
+            max_wildcards: 32,
+            max_wildcard_chars: 256,
+            max_sql_expression_depth: 64,
+            max_sql_tokens: 16_384,
         }
     }
 }

@@ -107,8 +107,12 @@ pub(crate) async fn query_post(
 }
 
 fn sql_error(error: SqlError) -> ApiError {
-    let api_error = ApiError::bad_request(format!("unsupported or invalid SQL: {}", error.message))
-        .with_detail("field", "query");
+    let mut api_error =
+        ApiError::bad_request(format!("unsupported or invalid SQL: {}", error.message))
+            .with_detail("field", "query");
+    if let Some(limit) = error.limit {
+        api_error = api_error.with_detail("limit", limit);
+    }
     match error.position {
         Some(position) => api_error.with_detail("position", position),
         None => api_error,

@@ -13,11 +13,13 @@
 pub mod ast;
 pub mod eval;
 pub mod highlight;
+pub mod limits;
 pub mod numeric;
 pub mod parser;
 
 pub use ast::{Query, RangeBound};
-pub use parser::{parse_query, DefaultOperator, QueryParseError};
+pub use limits::{check_query, QueryLimitError};
+pub use parser::{parse_query, parse_query_with_limits, DefaultOperator, QueryParseError};
 
 /// Field names that address the record's event time rather than a record field.
 pub const TIME_FIELD_NAMES: [&str; 2] = ["time", "@timestamp"];

@@ -54,11 +54,15 @@
 //! - Boosts (`^2`) are accepted and ignored. Fuzzy and proximity (`~`) are rejected, since
 //!   the AST cannot express them and ignoring them would change what matches.
 //! - Groups nest at most [`MAX_GROUP_DEPTH`] deep so that hostile input cannot exhaust
-//!   the stack of the parser or of a back end.
+//!   the stack of the parser or of a back end, and the parsed query is checked against
+//!   [`QueryLimits`] (nesting, terms, wildcards): counting stops as soon as a limit is
+//!   passed, so an oversized query costs no more than the limit's worth of parsing.
 
 use serde::{Deserialize, Serialize};
 
 use super::ast::{Query, RangeBound};
+use super::limits::{check_query, QueryLimitError};
+use crate::limits::QueryLimits;
 
 /// Parentheses may nest at most this deep.
 pub const MAX_GROUP_DEPTH: usize = 64;
@@ -86,9 +90,23 @@ pub struct QueryParseError {
     pub expected: String,
     /// What it found instead, e.g. `")"` or `end of query`.
     pub found: String,
+    /// The limit of [`QueryLimits`] the query exceeds, when that is the problem.
+    pub limit: Option<QueryLimitError>,
 }
 
-/// Parses a Lucene / Elasticsearch `query_string` query.
+impl QueryParseError {
+    fn over_limit(position: usize, error: QueryLimitError) -> QueryParseError {
+        QueryParseError {
+            position,
+            expected: format!("at most {} {} (`{}`)", error.max, error.what, error.limit),
+            found: format!("{}", error.found),
+            limit: Some(error),
+        }
+    }
+}
+
+/// Parses a Lucene / Elasticsearch `query_string` query within the default
+/// [`QueryLimits`].
 ///
 /// Empty or whitespace-only input is [`Query::All`]. See the module documentation for
 /// the grammar and the choices made where Lucene is ambiguous.
@@ -96,18 +114,36 @@ pub struct QueryParseError {
 /// # Errors
 /// Returns a [`QueryParseError`] with the character position and what was expected
 /// for unbalanced parentheses, quotes or brackets, dangling operators, missing field
-/// values, ranges without `TO`, invalid field names and unsupported syntax (`~`).
+/// values, ranges without `TO`, invalid field names, unsupported syntax (`~`) and
+/// queries over a limit (then [`QueryParseError::limit`] names it).
 pub fn parse_query(
     input: &str,
     default_operator: DefaultOperator,
+) -> Result<Query, QueryParseError> {
+    parse_query_with_limits(input, default_operator, &QueryLimits::default())
+}
+
+/// [`parse_query`] within the given limits.
+///
+/// # Errors
+/// As [`parse_query`].
+pub fn parse_query_with_limits(
+    input: &str,
+    default_operator: DefaultOperator,
+    limits: &QueryLimits,
 ) -> Result<Query, QueryParseError> {
     let mut parser = Parser {
         chars: input.chars().collect(),
         pos: 0,
         depth: 0,
         default_operator,
+        limits,
+        num_clauses: 0,
+        num_wildcards: 0,
     };
-    parser.parse_sequence(&None, None)
+    let query = parser.parse_sequence(&None, None)?;
+    check_query(&query, limits).map_err(|error| QueryParseError::over_limit(0, error))?;
+    Ok(query)
 }
 
 const EXPECTED_CLAUSE: &str = "a term or \"(\"";
@@ -208,11 +244,16 @@ struct RangeToken {
     position: usize,
 }
 
-struct Parser {
+struct Parser<'l> {
     chars: Vec<char>,
     pos: usize,
     depth: usize,
     default_operator: DefaultOperator,
+    limits: &'l QueryLimits,
+    /// Leaf clauses parsed so far, to stop early at [`QueryLimits::max_terms`].
+    num_clauses: usize,
+    /// Wildcard clauses parsed so far, to stop early at [`QueryLimits::max_wildcards`].
+    num_wildcards: usize,
 }
 
 /// Characters that end a word (`:` ends a field name but not a value).
@@ -289,7 +330,7 @@ fn term_query(field: &Option<String>, word: &Word) -> Query {
     }
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
@@ -309,6 +350,43 @@ impl Parser {
             position,
             expected: expected.into(),
             found: self.describe(position),
+            limit: None,
+        }
+    }
+
+    /// Counts the leaf clause `query` (a clause holding a group was counted clause by
+    /// clause inside it) and stops parsing once a count passes its limit.
+    fn count_clause(&mut self, query: &Query, position: usize) -> Result<(), QueryParseError> {
+        let leaf = match query {
+            Query::Not(inner) => inner.as_ref(),
+            other => other,
+        };
+        match leaf {
+            Query::All | Query::And(_) | Query::Or(_) | Query::Not(_) => return Ok(()),
+            Query::Wildcard { .. } => self.num_wildcards += 1,
+            _ => {}
+        }
+        self.num_clauses += 1;
+        let over = if self.num_wildcards > self.limits.max_wildcards {
+            Some(QueryLimitError::new(
+                "max_wildcards",
+                self.limits.max_wildcards,
+                "wildcard patterns",
+                self.num_wildcards,
+            ))
+        } else if self.num_clauses > self.limits.max_terms {
+            Some(QueryLimitError::new(
+                "max_terms",
+                self.limits.max_terms,
+                "terms",
+                self.num_clauses,
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some(error) => Err(QueryParseError::over_limit(position, error)),
+            None => Ok(()),
         }
     }
 
@@ -406,7 +484,9 @@ impl Parser {
                     Some((Operator::Not, _)) | None => Connector::Implicit,
                 }
             };
+            let start = self.pos;
             let clause = self.parse_clause(field)?;
+            self.count_clause(&clause.query, start)?;
             items.push((connector, clause));
         }
         if items.is_empty() {
@@ -623,6 +703,7 @@ impl Parser {
                     expected: "a field name made of letters, digits, \"_\", \".\", \"-\" or \"@\""
                         .to_string(),
                     found,
+                    limit: None,
                 });
             }
         }

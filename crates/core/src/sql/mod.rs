@@ -18,6 +18,7 @@
 pub mod finish;
 pub mod plan;
 mod planner;
+pub mod shape;
 
 pub use finish::{finish_aggregate, SqlColumn, SqlTable};
 pub use plan::SqlPlan;
@@ -31,6 +32,9 @@ pub struct SqlError {
     pub message: String,
     /// 0-based character offset in the SQL text, when known.
     pub position: Option<usize>,
+    /// The limit of [`crate::limits::QueryLimits`] the statement exceeds, when that is
+    /// the problem.
+    pub limit: Option<&'static str>,
 }
 
 impl SqlError {
@@ -38,6 +42,15 @@ impl SqlError {
         SqlError {
             message: message.into(),
             position: None,
+            limit: None,
+        }
+    }
+
+    pub(crate) fn over_limit(message: impl Into<String>, limit: &'static str) -> SqlError {
+        SqlError {
+            message: message.into(),
+            position: None,
+            limit: Some(limit),
         }
     }
 
@@ -45,6 +58,7 @@ impl SqlError {
         SqlError {
             message: message.into(),
             position,
+            limit: None,
         }
     }
 

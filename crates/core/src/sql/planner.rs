@@ -17,8 +17,10 @@ use super::plan::{
     AggregateColumn, AggregateFn, AggregatePlan, CompareOp, GroupKey, Literal, Operand, OrderItem,
     PlanShape, Predicate, RowColumn, RowsPlan, SqlPlan,
 };
+use super::shape::check_sql_shape;
 use super::SqlError;
-use crate::query::{is_time_field, Query, RangeBound};
+use crate::limits::QueryLimits;
+use crate::query::{check_query, is_time_field, Query, RangeBound};
 use crate::record::MESSAGE_FIELD;
 use crate::timeexpr::parse_duration_ns;
 
@@ -34,19 +36,93 @@ it cannot be grouped or aggregated; filter on it in the query (`message:...`, \
 `_exists_:message`) and group by a parsed field";
 
 /// Plans `sql` (the text after the pipe) over pool `pool`, filtered by `query` (the
-/// search before the pipe).
+/// search before the pipe), within the default [`QueryLimits`].
 ///
 /// # Errors
-/// An [`SqlError`] naming the unsupported construct or the syntax error, with its
-/// character position in `sql` when known.
+/// An [`SqlError`] naming the unsupported construct, the syntax error or the limit
+/// exceeded, with its character position in `sql` when known.
 pub fn plan_sql(sql: &str, pool: &str, query: Query) -> Result<SqlPlan, SqlError> {
+    plan_sql_with_limits(sql, pool, query, &QueryLimits::default())
+}
+
+/// [`plan_sql`] within the given limits: the SQL's size and expression depth are
+/// checked from its tokens before it is parsed, and the planned filter (search and
+/// `WHERE` together) against every query limit.
+///
+/// # Errors
+/// As [`plan_sql`].
+pub fn plan_sql_with_limits(
+    sql: &str,
+    pool: &str,
+    query: Query,
+    limits: &QueryLimits,
+) -> Result<SqlPlan, SqlError> {
     let dialect = GenericDialect {};
-    let statements = Parser::new(&dialect)
+    check_sql_shape(sql, &dialect, limits)?;
+    let mut statements = Parser::new(&dialect)
         .with_recursion_limit(MAX_SQL_DEPTH)
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_statements())
         .map_err(|error| parser_error(sql, error))?;
-    let statement = match statements.as_slice() {
+    // The WHERE conditions may be a left-deep chain as long as `max_terms`: taken out
+    // here so that they are planned and dropped without recursion on every path.
+    let conditions = TakenConditions::take(&mut statements);
+    let plan = plan_statements(sql, pool, query, &statements, &conditions)?;
+    check_query(&plan.filter, limits)
+        .map_err(|error| SqlError::over_limit(error.to_string(), error.limit))?;
+    Ok(plan)
+}
+
+/// The `WHERE` condition of each statement, taken out of it, and dropped without
+/// recursion.
+struct TakenConditions(Vec<Option<Expr>>);
+
+impl TakenConditions {
+    fn take(statements: &mut [Statement]) -> TakenConditions {
+        TakenConditions(
+            statements
+                .iter_mut()
+                .map(|statement| match statement {
+                    Statement::Query(query) => match query.body.as_mut() {
+                        SetExpr::Select(select) => select.selection.take(),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn first(&self) -> Option<&Expr> {
+        self.0.first().and_then(Option::as_ref)
+    }
+}
+
+impl Drop for TakenConditions {
+    fn drop(&mut self) {
+        let mut stack: Vec<Expr> = self.0.drain(..).flatten().collect();
+        while let Some(expr) = stack.pop() {
+            match expr {
+                Expr::BinaryOp { left, right, .. } => {
+                    stack.push(*left);
+                    stack.push(*right);
+                }
+                Expr::UnaryOp { expr, .. } => stack.push(*expr),
+                Expr::Nested(inner) => stack.push(*inner),
+                other => drop(other),
+            }
+        }
+    }
+}
+
+fn plan_statements(
+    sql: &str,
+    pool: &str,
+    query: Query,
+    statements: &[Statement],
+    conditions: &TakenConditions,
+) -> Result<SqlPlan, SqlError> {
+    let statement = match statements {
         [statement] => statement,
         [] => return Err(SqlError::new("expected a SELECT statement after `|`")),
         [_, second, ..] => {
@@ -68,7 +144,7 @@ pub fn plan_sql(sql: &str, pool: &str, query: Query) -> Result<SqlPlan, SqlError
             position(sql, statement.span()),
         ));
     };
-    Planner { sql, pool }.plan_query(sql_query, query)
+    Planner { sql, pool }.plan_query(sql_query, conditions.first(), query)
 }
 
 struct Planner<'a> {
@@ -88,7 +164,12 @@ impl Planner<'_> {
         SqlError::at(message, position(self.sql, node.span()))
     }
 
-    fn plan_query(&self, sql_query: &SqlQuery, query: Query) -> Result<SqlPlan, SqlError> {
+    fn plan_query(
+        &self,
+        sql_query: &SqlQuery,
+        condition: Option<&Expr>,
+        query: Query,
+    ) -> Result<SqlPlan, SqlError> {
         self.refuse_query_clauses(sql_query)?;
         let select = match sql_query.body.as_ref() {
             SetExpr::Select(select) => select.as_ref(),
@@ -102,13 +183,13 @@ impl Planner<'_> {
         };
         self.refuse_select_clauses(select)?;
         self.check_from(select)?;
-        let filter = match &select.selection {
+        let filter = match condition {
             None => query,
             Some(condition) => {
                 let condition = self.where_query(condition)?;
                 match query {
                     Query::All => condition,
-                    query => Query::And(vec![query, condition]),
+                    query => join(Join::And, vec![query, condition]),
                 }
             }
         };
@@ -836,7 +917,59 @@ impl Planner<'_> {
 
     /// Translates WHERE into the query language's AST, so the engine filters with it.
     /// Comparisons mean what the query language means: `f = v` is `f:v`.
+    ///
+    /// The AND / OR / NOT / parentheses around the conditions are walked with an
+    /// explicit stack and runs of one operator are flattened into one n-ary node, so a
+    /// condition list of any length plans in constant stack.
     fn where_query(&self, expr: &Expr) -> Result<Query, SqlError> {
+        enum Task<'e> {
+            Visit(&'e Expr),
+            Join(Join, usize),
+            Negate,
+        }
+        let mut tasks = vec![Task::Visit(expr)];
+        let mut done: Vec<Query> = Vec::new();
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Visit(Expr::Nested(inner)) => tasks.push(Task::Visit(inner)),
+                Task::Visit(Expr::UnaryOp {
+                    op: UnaryOperator::Not,
+                    expr: inner,
+                }) => {
+                    tasks.push(Task::Negate);
+                    tasks.push(Task::Visit(inner));
+                }
+                Task::Visit(Expr::BinaryOp {
+                    left,
+                    op: op @ (BinaryOperator::And | BinaryOperator::Or),
+                    right,
+                }) => {
+                    let kind = if *op == BinaryOperator::And {
+                        Join::And
+                    } else {
+                        Join::Or
+                    };
+                    // Tasks run last in, first out: the left side is planned first.
+                    tasks.push(Task::Join(kind, 2));
+                    tasks.push(Task::Visit(right));
+                    tasks.push(Task::Visit(left));
+                }
+                Task::Visit(condition) => done.push(self.where_condition(condition)?),
+                Task::Join(kind, count) => {
+                    let parts = done.split_off(done.len().saturating_sub(count));
+                    done.push(join(kind, parts));
+                }
+                Task::Negate => {
+                    let inner = done.pop().unwrap_or(Query::All);
+                    done.push(Query::Not(Box::new(inner)));
+                }
+            }
+        }
+        Ok(done.pop().unwrap_or(Query::All))
+    }
+
+    /// One condition of WHERE: anything but AND, OR, NOT and parentheses.
+    fn where_condition(&self, expr: &Expr) -> Result<Query, SqlError> {
         if let Expr::Function(function) = expr {
             if AGGREGATES.contains(&function_name(function).as_str()) {
                 return Err(self.error(
@@ -854,21 +987,6 @@ impl Planner<'_> {
             }
         }
         Ok(match expr {
-            Expr::Nested(inner) => self.where_query(inner)?,
-            Expr::UnaryOp {
-                op: UnaryOperator::Not,
-                expr: inner,
-            } => Query::Not(Box::new(self.where_query(inner)?)),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::And,
-                right,
-            } => Query::And(vec![self.where_query(left)?, self.where_query(right)?]),
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Or,
-                right,
-            } => Query::Or(vec![self.where_query(left)?, self.where_query(right)?]),
             Expr::BinaryOp { left, op, right } => {
                 let compare = compare_op(op).ok_or_else(|| {
                     self.error(format!("operator {op} is not supported in WHERE"), expr)
@@ -971,6 +1089,39 @@ impl Planner<'_> {
 }
 
 const AGGREGATES: [&str; 6] = ["count", "sum", "avg", "min", "max", "percentile"];
+
+/// How [`join`] combines its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    And,
+    Or,
+}
+
+/// Joins `parts` into one n-ary node, splicing in parts that are already that
+/// operator's node (so a left-deep chain becomes one flat list, in order, in linear
+/// time).
+fn join(kind: Join, parts: Vec<Query>) -> Query {
+    let mut flat: Vec<Query> = Vec::new();
+    for part in parts {
+        match (kind, part) {
+            (Join::And, Query::And(children)) | (Join::Or, Query::Or(children)) => {
+                if flat.is_empty() {
+                    flat = children;
+                } else {
+                    flat.extend(children);
+                }
+            }
+            (_, part) => flat.push(part),
+        }
+    }
+    if flat.len() == 1 {
+        return flat.pop().unwrap_or(Query::All);
+    }
+    match kind {
+        Join::And => Query::And(flat),
+        Join::Or => Query::Or(flat),
+    }
+}
 
 fn comparison_query(field: String, compare: CompareOp, value: String) -> Query {
     let term = |value: String| Query::Term {
@@ -1175,11 +1326,12 @@ fn line_column_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
 fn parser_error(sql: &str, error: ParserError) -> SqlError {
     let text = match error {
         ParserError::TokenizerError(text) | ParserError::ParserError(text) => text,
-        ParserError::RecursionLimitExceeded => {
-            return SqlError::new(format!(
-                "SQL is nested more than {MAX_SQL_DEPTH} levels deep"
-            ))
-        }
+        ParserError::RecursionLimitExceeded => return SqlError::over_limit(
+            format!(
+                "SQL is nested more than {MAX_SQL_DEPTH} levels deep (`max_sql_expression_depth`)"
+            ),
+            "max_sql_expression_depth",
+        ),
     };
     let (message, position) = match text.find(" at Line: ") {
         Some(at) => {

@@ -691,4 +691,33 @@ mod tests {
             .to_string()
             .contains(r#"{"term":{"_lp_ip.client":"10.0.0.0/8"}}"#));
     }
+
+    #[test]
+    fn test_deepest_accepted_query_compiles_on_a_small_stack() {
+        use logpool_core::limits::QueryLimits;
+        // `t0 AND NOT (t1 OR NOT (t2 AND …))` as deep as the limits accept.
+        let mut text = "x*".to_string();
+        for level in 0.. {
+            let operator = if level % 2 == 0 { "AND NOT" } else { "OR NOT" };
+            let candidate = format!("t{level} {operator} ({text})");
+            if parse_query(&candidate, DefaultOperator::And).is_err() {
+                break;
+            }
+            text = candidate;
+        }
+        let widest = vec!["a:[1 TO 5]"; QueryLimits::default().max_terms].join(" OR ");
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                for text in [text, widest] {
+                    let query = parse_query(&text, DefaultOperator::And).expect("accepted");
+                    let compiled = compile(&query, &Hints::new()).expect("compile");
+                    let body = serde_json::to_string(&compiled).expect("serialise");
+                    assert!(!body.is_empty());
+                }
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+    }
 }

@@ -678,3 +678,64 @@ fn push_literal(regex: &mut String, c: char) {
         regex.push_str(&format!("\\x{{{:x}}}", u32::from(c)));
     }
 }
+
+#[cfg(test)]
+mod stack_tests {
+    use logpool_core::limits::QueryLimits;
+    use logpool_core::query::limits::measure;
+    use logpool_core::query::{parse_query, DefaultOperator};
+
+    use super::*;
+
+    /// `t0 AND NOT (t1 OR NOT (t2 AND …))`: the deepest nesting the limits accept,
+    /// with a NOT at every other level.
+    fn deepest_accepted() -> Query {
+        let limits = QueryLimits::default();
+        let mut text = "x*".to_string();
+        let mut level = 0;
+        loop {
+            let operator = if level % 2 == 0 { "AND NOT" } else { "OR NOT" };
+            let candidate = format!("t{level} {operator} ({text})");
+            match parse_query(&candidate, DefaultOperator::And) {
+                Ok(_) => text = candidate,
+                Err(_) => break,
+            }
+            level += 1;
+        }
+        let query = parse_query(&text, DefaultOperator::And).expect("accepted");
+        assert!(measure(&query).depth + 1 >= limits.max_depth);
+        query
+    }
+
+    #[test]
+    fn test_worst_accepted_queries_compile_on_a_small_stack() {
+        let limits = QueryLimits::default();
+        let queries = [
+            deepest_accepted(),
+            parse_query(
+                &vec!["status:[1 TO 5]"; limits.max_terms].join(" OR "),
+                DefaultOperator::And,
+            )
+            .expect("max_terms"),
+            parse_query(
+                &vec!["h*llo"; limits.max_wildcards].join(" OR "),
+                DefaultOperator::And,
+            )
+            .expect("max_wildcards"),
+        ];
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let schema = LogSchema::new();
+                let types = FieldTypes::new();
+                for query in queries {
+                    let compiled = compile_with_time_range(&schema, &types, &query, 0, i64::MAX)
+                        .expect("compiles");
+                    drop(compiled);
+                }
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+    }
+}

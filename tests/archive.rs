@@ -65,7 +65,7 @@ async fn test_every_record_is_archived_once_listed_and_readable_by_duckdb() {
 
     let objects_root = server.data_dir.path().join("objects");
     for (pool, _, compression, count) in pools {
-        let dir = objects_root.join(format!("archive/default/{project}/{pool}"));
+        let dir = objects_root.join(format!("tenant=default/archive/{project}/{pool}"));
         let sent = &sent_by_pool[pool];
         let objects =
             wait_archived(sent, Duration::from_secs(60), || read_local_objects(&dir)).await;
@@ -161,7 +161,7 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     let dir = server
         .data_dir
         .path()
-        .join(format!("objects/archive/default/{project}/orig"));
+        .join(format!("objects/tenant=default/archive/{project}/orig"));
     let objects = wait_archived(&sent, Duration::from_secs(60), || read_local_objects(&dir)).await;
     assert_exactly_once(&sent, &objects);
     assert_eq!(wait_for_count(client, project, "orig", "", 300).await, 300);
@@ -360,7 +360,7 @@ async fn test_kill_9_mid_upload_still_archives_exactly_once() {
     assert!(sent.len() > 200, "only {} records acknowledged", sent.len());
     let mut child = start_binary(&data_dir, port, &log, 0).await;
     let dir = data_dir.join(format!(
-        "objects/archive/default/{KILL_PROJECT}/{KILL_POOL}"
+        "objects/tenant=default/archive/{KILL_PROJECT}/{KILL_POOL}"
     ));
     let objects = wait_archived(&sent, Duration::from_secs(90), || read_local_objects(&dir)).await;
     // Records whose put had an unknown outcome may be archived too, once.

@@ -103,7 +103,7 @@ async fn test_archive_to_s3_survives_an_object_store_outage() {
         ..S3ObjectStoreConfig::default()
     })
     .expect("S3 client");
-    let prefix = format!("archive/default/{project}/web/");
+    let prefix = format!("tenant=default/archive/{project}/web/");
 
     // Routing reaches put-datas within seconds; the first put may be refused.
     let now = now_ms();

@@ -39,6 +39,7 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::GET, "/v1/tenants/{tenant}", ManageTenant),
         (Method::GET, "/v1/tenants/{tenant}/keys", ManageTenant),
         (Method::POST, "/v1/tenants/{tenant}/keys", ManageTenant),
+        (Method::GET, "/v1/tenants/{tenant}/keys/{id}", ManageTenant),
         (
             Method::PATCH,
             "/v1/tenants/{tenant}/keys/{id}",

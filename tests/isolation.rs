@@ -514,9 +514,9 @@ async fn test_a_reader_of_acme_never_gets_a_byte_of_globex() {
             "acme's listing shows {key}"
         );
     }
-    // acme's archive prefix pointed into globex's: acme's objects land below
-    // globex's pool prefix but globex's listing never counts them, and acme's own
-    // listing still only sees acme's objects.
+    // acme's archive prefix names globex's layout: the prefix is relative to acme's
+    // own area of the store, so acme's objects stay there, globex's listing never
+    // counts them, and acme's own listing still only sees acme's objects.
     let acme_project_admin = f.api.create_key("acme", "project_admin", None).await.1;
     let settings = "/v1/projects/shop/pools/web/archive/settings";
     let climbing = f
@@ -579,10 +579,10 @@ async fn test_a_reader_of_acme_never_gets_a_byte_of_globex() {
         "acme's listing under globex's prefix".to_string(),
         &acme_archived,
     );
-    // The objects really are below globex's pool prefix in the store.
+    // The objects are in acme's area, whatever the prefix says.
     assert_eq!(
         acme_archived.json()["prefix"],
-        "archive/globex/shop/web/acme/shop/web/",
+        "tenant=acme/archive/globex/shop/web/shop/web/",
         "{}",
         acme_archived.text
     );

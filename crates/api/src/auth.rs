@@ -317,13 +317,15 @@ impl Gate {
                 unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
             })?;
         let snapshot = routing.snapshot();
-        authorize(
+        let principal = authorize(
             &snapshot.access,
             self.permission,
             &presented,
             &parts.headers,
             &params,
-        )
+        )?;
+        crate::path_params::check(&params)?;
+        Ok(principal)
     }
 }
 

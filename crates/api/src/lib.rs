@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by the logpool services.
 //!
 //! - [`auth`]: API keys, roles and scopes: every route declares its permission.
+//! - [`path_params`]: every path parameter checked by its name before a handler.
 //! - [`error`]: `ApiError`, the one table from error codes to HTTP statuses, and the
 //!   `{ "error": { "code", "message" } }` body.
 //! - [`layers`]: middleware every service router gets.
@@ -21,6 +22,7 @@ pub mod json;
 pub mod layers;
 pub mod members;
 pub mod metrics;
+pub mod path_params;
 pub mod quota;
 pub mod routing;
 pub mod service_main;

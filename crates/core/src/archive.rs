@@ -5,8 +5,14 @@
 //! their own time, one JSON object per line, compressed:
 //!
 //! ```text
-//! {prefix}/{tenant}/{project}/{pool}/dt=YYYY-MM-DD/hour=HH/{partition}-{first}-{last}.jsonl.zst
+//! tenant={tenant}/{prefix}/{project}/{pool}/dt=YYYY-MM-DD/hour=HH/{partition}-{first}-{last}.jsonl.zst
 //! ```
+//!
+//! Every tenant's objects live in its own area, `tenant={tenant}/`, whatever the
+//! pool's prefix: the prefix is relative inside that area, so no setting lets one
+//! tenant write into another's layout. Objects written before tenant areas existed
+//! (`{prefix}/{tenant}/{project}/{pool}/...`) are still read: see
+//! [`legacy_pool_prefix`].
 //!
 //! `{partition}` is the queue partition of the shard (never reused within a project,
 //! so a re-created pool never collides with old objects), `{first}` and `{last}` the
@@ -82,7 +88,8 @@ pub struct ArchiveSettings {
     pub max_object_bytes: u64,
     /// A shard's buffer is written at the latest this long after its first record.
     pub max_delay_s: u32,
-    /// Key prefix in the object store (`/`-separated, no leading or trailing `/`).
+    /// Key prefix inside the tenant's area of the object store (`/`-separated, no
+    /// leading or trailing `/`, no `.`, `..` or empty segment): see [`pool_prefix`].
     pub prefix: String,
 }
 
@@ -160,9 +167,41 @@ fn validate_prefix(prefix: &str) -> Result<(), SettingsError> {
     Ok(())
 }
 
-/// The key prefix under which all objects of one pool live (ends with `/`).
+/// The area of the object store that holds every object of one tenant (ends with
+/// `/`). The `=` cannot appear in a prefix, so no pool prefix and no key of the
+/// legacy layout ever starts with another tenant's area.
+pub fn tenant_area(tenant: &str) -> String {
+    format!("tenant={tenant}/")
+}
+
+/// The key prefix under which all objects of one pool live (ends with `/`): the
+/// pool's `prefix` inside its tenant's area.
 pub fn pool_prefix(prefix: &str, tenant: &str, project: &str, pool: &str) -> String {
+    format!("{}{prefix}/{project}/{pool}/", tenant_area(tenant))
+}
+
+/// Where objects of a pool were written before tenant areas existed (ends with
+/// `/`). Read only: listing, restore and the archive worker's history look here as
+/// well as under [`pool_prefix`], so older archives stay found. It can only hold
+/// objects written for this tenant: every legacy key has the writing tenant as its
+/// third segment from the end, and a prefix has no `=`, so this never reaches into a
+/// tenant area.
+pub fn legacy_pool_prefix(prefix: &str, tenant: &str, project: &str, pool: &str) -> String {
     format!("{prefix}/{tenant}/{project}/{pool}/")
+}
+
+/// Where a restore keeps its progress: a `_restores` folder (ignored by Hive-style
+/// readers, and never a prefix segment) in the tenant's area under the pool prefix.
+pub fn restore_state_key(prefix: &str, tenant: &str, project: &str, id: &str) -> String {
+    format!(
+        "{}{prefix}/_restores/{project}/{id}.json",
+        tenant_area(tenant)
+    )
+}
+
+/// Where a restore kept its progress before tenant areas existed (read only).
+pub fn legacy_restore_state_key(prefix: &str, tenant: &str, project: &str, id: &str) -> String {
+    format!("{prefix}/_restores/{tenant}/{project}/{id}.json")
 }
 
 /// Start of the UTC hour that contains `time_ns`, in seconds since the epoch.
@@ -423,13 +462,13 @@ mod tests {
         let key = name.key(&prefix);
         assert_eq!(
             key,
-            "archive/default/shop/web/dt=2023-11-14/hour=22/7-10-42.jsonl.zst"
+            "tenant=default/archive/shop/web/dt=2023-11-14/hour=22/7-10-42.jsonl.zst"
         );
         let below = key.strip_prefix(&prefix).unwrap();
         assert_eq!(ObjectName::parse(below), Some(name.clone()));
         assert_eq!(
             name.manifest_key(&prefix),
-            "archive/default/shop/web/dt=2023-11-14/hour=22/7-10-42.manifest.json"
+            "tenant=default/archive/shop/web/dt=2023-11-14/hour=22/7-10-42.manifest.json"
         );
         assert_eq!(
             ObjectName::parse("dt=2023-11-14/hour=22/7-10-42.manifest.json"),
@@ -479,11 +518,50 @@ mod tests {
         settings.max_delay_s = 0;
         assert_eq!(settings.validate().unwrap_err().field, "max_delay_s");
         settings.max_delay_s = 5;
-        for prefix in ["", "/a", "a/", "a//b", "a/../b", "a b", "_x", "a/_restores"] {
+        for prefix in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "..",
+            "a/..",
+            "./a",
+            "a b",
+            "a\0b",
+            "_x",
+            "a/_restores",
+            "tenant=beta",
+        ] {
             settings.prefix = prefix.to_string();
             assert_eq!(settings.validate().unwrap_err().field, "prefix", "{prefix}");
         }
         settings.prefix = "logs/archive.v1".to_string();
         assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn test_every_pool_prefix_stays_in_its_tenants_area() {
+        // A prefix naming another tenant's documented layout stays inside the
+        // writer's own area.
+        let hostile = pool_prefix("archive/beta/shop/web", "alpha", "shop", "web");
+        assert_eq!(hostile, "tenant=alpha/archive/beta/shop/web/shop/web/");
+        for prefix in ["archive", "tenant=beta", "a/b/c", "x"] {
+            let settings = ArchiveSettings {
+                prefix: prefix.to_string(),
+                ..ArchiveSettings::default()
+            };
+            if settings.validate().is_err() {
+                continue;
+            }
+            assert!(pool_prefix(prefix, "alpha", "p", "q").starts_with(&tenant_area("alpha")));
+            assert!(restore_state_key(prefix, "alpha", "p", "0123").starts_with("tenant=alpha/"));
+            // The legacy layout never reaches into any tenant area.
+            assert!(!legacy_pool_prefix(prefix, "alpha", "p", "q").starts_with("tenant="));
+        }
+        assert_eq!(
+            legacy_pool_prefix("archive", "default", "shop", "web"),
+            "archive/default/shop/web/"
+        );
     }
 }

@@ -1,6 +1,12 @@
 //! `/v1/tenants` and `/v1/tenants/{tenant}/keys`: tenants (operator only) and API
 //! keys (tenant admins of their own tenant, operators of any).
 //!
+//! Operator keys are managed by operators only: a tenant admin of `default` (where
+//! operator keys live) neither sees them in the list nor reads, creates, enables,
+//! disables or deletes them (403). The bootstrap key cannot be disabled or deleted
+//! through the API by anyone, so the operator can never be locked out; it is
+//! replaced by restarting with another `LOGPOOL_ADMIN_KEY`.
+//!
 //! A new key's secret is answered once and never stored: only a salted SHA-256 is.
 //! The secret is 256 random bits from the operating system's generator.
 
@@ -27,6 +33,7 @@ pub(crate) fn routes() -> Routes<ControlState> {
         .get("/v1/tenants/{tenant}", Permission::ManageTenant, get_tenant)
         .get(keys, Permission::ManageTenant, list_keys)
         .post(keys, Permission::ManageTenant, create_key)
+        .get(key, Permission::ManageTenant, get_key)
         .patch(key, Permission::ManageTenant, update_key)
         .delete(key, Permission::ManageTenant, delete_key)
         .get("/v1/whoami", Permission::Authenticated, whoami)
@@ -110,9 +117,55 @@ async fn list_keys(
 ) -> Result<Json<Value>, ApiError> {
     state.metadata.get_tenant(&principal.tenant).await?;
     let keys = state.metadata.list_keys(&principal.tenant).await?;
-    Ok(Json(
-        json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
-    ))
+    let visible: Vec<Value> = keys
+        .iter()
+        .filter(|key| may_manage(&principal, key))
+        .map(key_json)
+        .collect();
+    Ok(Json(json!({ "keys": visible })))
+}
+
+/// Whether `principal` may see and change `key`: operator keys belong to operators.
+fn may_manage(principal: &Principal, key: &ApiKey) -> bool {
+    key.role != Role::Operator || principal.role == Role::Operator
+}
+
+/// The key `id` of the principal's tenant, if the principal may manage it.
+async fn managed_key(
+    state: &ControlState,
+    principal: &Principal,
+    id: &str,
+) -> Result<ApiKey, ApiError> {
+    let key = state.metadata.get_key(&principal.tenant, id).await?;
+    if !may_manage(principal, &key) {
+        return Err(ApiError::forbidden(
+            "operator keys can only be read or changed by an operator",
+        )
+        .with_detail("parameter", "id")
+        .with_detail("role", principal.role.as_str()));
+    }
+    Ok(key)
+}
+
+/// Refuses to disable or delete the bootstrap key: it is the way back in for the
+/// operator, whoever asks.
+fn keep_bootstrap_usable(principal: &Principal, id: &str, action: &str) -> Result<(), ApiError> {
+    if principal.tenant == DEFAULT_TENANT && id == BOOTSTRAP_KEY_ID {
+        return Err(ApiError::forbidden(format!(
+            "the bootstrap operator key cannot be {action} through the API; restart with another `LOGPOOL_ADMIN_KEY` to replace it"
+        ))
+        .with_detail("parameter", "id"));
+    }
+    Ok(())
+}
+
+async fn get_key(
+    State(state): State<ControlState>,
+    principal: Principal,
+    Path((_tenant, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let key = managed_key(&state, &principal, &id).await?;
+    Ok(Json(key_json(&key)))
 }
 
 async fn create_key(
@@ -165,7 +218,11 @@ async fn update_key(
     Path((_tenant, id)): Path<(String, String)>,
     AppJson(body): AppJson<UpdateKey>,
 ) -> Result<Json<Value>, ApiError> {
+    if !body.enabled {
+        keep_bootstrap_usable(&principal, &id, "disabled")?;
+    }
     let _guard = state.change_lock.lock().await;
+    managed_key(&state, &principal, &id).await?;
     let key = state
         .metadata
         .set_key_enabled(&principal.tenant, &id, body.enabled)
@@ -179,7 +236,9 @@ async fn delete_key(
     principal: Principal,
     Path((_tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    keep_bootstrap_usable(&principal, &id, "deleted")?;
     let _guard = state.change_lock.lock().await;
+    managed_key(&state, &principal, &id).await?;
     state.metadata.delete_key(&principal.tenant, &id).await?;
     state.publish_routing().await?;
     Ok(StatusCode::NO_CONTENT)

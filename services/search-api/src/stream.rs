@@ -82,7 +82,10 @@ async fn run_steps(prepared: PreparedSearch, lines: mpsc::Sender<Bytes>) {
             }
             Ok(None) => break,
             Err(error) => {
-                tracing::warn!(%error, "streaming search failed");
+                // A mistake in the query is the caller's: logging it above debug
+                // would let one reader flood the log. Engine failures are logged
+                // at warn or error by the conversion below.
+                tracing::debug!(%error, "streaming search stopped");
                 let error = ApiError::from(error);
                 let line =
                     json!({"error": {"code": error.code.as_str(), "message": error.message}});

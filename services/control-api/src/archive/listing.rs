@@ -4,15 +4,21 @@
 //! Hour partitions outside the range are skipped by name; the counts come from each
 //! object's manifest, and from the object itself when its manifest was never written
 //! (the worker stopped between the two uploads).
+//!
+//! A pool's objects are looked for in its tenant's area and in the legacy layout
+//! written before tenant areas existed ([`PoolPrefixes`]); an object found in both
+//! (a batch half written before the change and completed after it) is listed once.
+
+use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::Principal;
-use logpool_api::{time::now_ns, ApiError, AppQuery};
+use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode};
 use logpool_core::archive::{self, ObjectManifest, ObjectName};
 use logpool_core::record::format_time_ns;
 use logpool_core::timeexpr::parse_time_expr;
-use logpool_engines::object_store::ObjectStore;
+use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -35,6 +41,23 @@ pub(crate) struct ListedObject {
     pub(crate) manifest: ObjectManifest,
 }
 
+/// Where one pool's objects are: its prefix in the tenant's area (written to), and
+/// the legacy layout of the same settings (only read).
+#[derive(Debug, Clone)]
+pub(crate) struct PoolPrefixes {
+    pub(crate) current: String,
+    pub(crate) legacy: String,
+}
+
+impl PoolPrefixes {
+    pub(crate) fn new(prefix: &str, tenant: &str, project: &str, pool: &str) -> PoolPrefixes {
+        PoolPrefixes {
+            current: archive::pool_prefix(prefix, tenant, project, pool),
+            legacy: archive::legacy_pool_prefix(prefix, tenant, project, pool),
+        }
+    }
+}
+
 /// Parses `from`/`to` (any time expression) into ns; `None` is open.
 pub(crate) fn time_bound(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     value
@@ -46,19 +69,28 @@ pub(crate) fn time_bound(field: &str, value: Option<&str>) -> Result<Option<i64>
         .transpose()
 }
 
-/// Lists the objects of a pool prefix overlapping `[from, to)`, sorted by key.
+/// Lists the objects of a pool overlapping `[from, to)`, in the order of their names
+/// (hour, then partition and positions). Legacy objects come first so that the
+/// current copy of a name found in both places wins.
 pub(crate) async fn objects_in_range(
     store: &dyn ObjectStore,
-    pool_prefix: &str,
+    prefixes: &PoolPrefixes,
     from_ns: Option<i64>,
     to_ns: Option<i64>,
 ) -> Result<Vec<ListedObject>, ApiError> {
-    let keys = store.list(pool_prefix).await.map_err(store_error)?;
+    // One object per hour and position range: the same records, whatever the
+    // place or the compression they were written with.
+    let mut found: BTreeMap<(i64, u32, u64, u64), (ObjectName, String, &str)> = BTreeMap::new();
+    for pool_prefix in [prefixes.legacy.as_str(), prefixes.current.as_str()] {
+        for key in store.list(pool_prefix).await.map_err(store_error)? {
+            if let Some(name) = key.strip_prefix(pool_prefix).and_then(ObjectName::parse) {
+                let identity = (name.hour_start_s, name.partition, name.first, name.last);
+                found.insert(identity, (name, key, pool_prefix));
+            }
+        }
+    }
     let mut out = Vec::new();
-    for key in keys {
-        let Some(name) = key.strip_prefix(pool_prefix).and_then(ObjectName::parse) else {
-            continue;
-        };
+    for (name, key, pool_prefix) in found.into_values() {
         let hour_start_ns = name.hour_start_s.saturating_mul(1_000_000_000);
         let hour_end_ns = hour_start_ns.saturating_add(3_600_000_000_000);
         if from_ns.is_some_and(|from| hour_end_ns <= from)
@@ -95,7 +127,10 @@ async fn manifest_of(
     let data = store.get(key).await.map_err(store_error)?;
     let records = archive::decompress(&data, name.compression)
         .and_then(|lines| archive::parse_lines(&lines))
-        .map_err(ApiError::internal)?;
+        .map_err(|error| {
+            tracing::warn!(key, %error, "archived object cannot be read");
+            ApiError::internal("an archived object of this pool cannot be read")
+        })?;
     Ok(ObjectManifest {
         records: records.len() as u64,
         min_time_ns: records.iter().map(|r| r.time_ns).min().unwrap_or(0),
@@ -104,12 +139,24 @@ async fn manifest_of(
     })
 }
 
-/// Maps an object store failure to a 503 (the store is an external dependency).
-pub(crate) fn store_error(error: logpool_engines::object_store::ObjectStoreError) -> ApiError {
-    ApiError::new(
-        logpool_api::ErrorCode::Unavailable,
-        format!("object store: {error}"),
-    )
+/// Maps an object store failure to an answer that names no key or path (those go
+/// to the log): a missing object is a 404, a store that fails or cannot be reached
+/// a 503, and a key the store refuses a 500 (keys are built from checked names, so
+/// that is a bug, never the caller's input).
+pub(crate) fn store_error(error: ObjectStoreError) -> ApiError {
+    tracing::warn!(%error, "object store request failed");
+    let (code, message) = describe_store_error(&error);
+    ApiError::new(code, format!("object store: {message}"))
+}
+
+/// The status and a key-free description of an object store failure.
+pub(crate) fn describe_store_error(error: &ObjectStoreError) -> (ErrorCode, &'static str) {
+    match error {
+        ObjectStoreError::NotFound(_) => (ErrorCode::NotFound, "archived object not found"),
+        ObjectStoreError::InvalidKey(_) => (ErrorCode::Internal, "invalid object key"),
+        ObjectStoreError::Io(_) => (ErrorCode::Unavailable, "I/O error"),
+        ObjectStoreError::Unavailable(_) => (ErrorCode::Unavailable, "unavailable"),
+    }
 }
 
 pub(crate) async fn list_objects(
@@ -122,8 +169,8 @@ pub(crate) async fn list_objects(
     let to_ns = time_bound("to", params.to.as_deref())?;
     let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let store = object_store(&state)?;
-    let prefix = archive::pool_prefix(&settings.prefix, &principal.tenant, &project, &pool);
-    let objects = objects_in_range(store.as_ref(), &prefix, from_ns, to_ns).await?;
+    let prefixes = PoolPrefixes::new(&settings.prefix, &principal.tenant, &project, &pool);
+    let objects = objects_in_range(store.as_ref(), &prefixes, from_ns, to_ns).await?;
     let listed: Vec<Value> = objects
         .iter()
         .map(|object| {
@@ -139,5 +186,7 @@ pub(crate) async fn list_objects(
             })
         })
         .collect();
-    Ok(Json(json!({ "prefix": prefix, "objects": listed })))
+    Ok(Json(
+        json!({ "prefix": prefixes.current, "objects": listed }),
+    ))
 }

@@ -4,9 +4,10 @@
 //! # Idempotency
 //! A restore's id is a hash of its parameters (project, pool, range as sent,
 //! target), so asking again for the same restore returns the running or finished job instead of
-//! starting a second one. Progress is kept in the object store under
-//! `{prefix}/_restores/{tenant}/{project}/{id}.json`, so a restore interrupted by a
-//! control-api restart resumes when it is asked for again. Before producing an
+//! starting a second one. Progress is kept in the object store, in the tenant's area
+//! ([`archive::restore_state_key`]; progress saved before tenant areas existed is
+//! still read from its legacy key), so a restore interrupted by a control-api
+//! restart resumes when it is asked for again. Before producing an
 //! object's records the job saves, per object, the target shard and its end
 //! position; on resume it reads that shard from there and skips every batch whose
 //! payload is already in the queue, so an object is never produced twice.
@@ -30,7 +31,9 @@ use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::listing::{objects_in_range, store_error, time_bound};
+use super::listing::{
+    describe_store_error, objects_in_range, store_error, time_bound, PoolPrefixes,
+};
 use super::{object_store, settings_of};
 use crate::{check_name, ControlState};
 
@@ -38,6 +41,8 @@ use crate::{check_name, ControlState};
 const RECORDS_PER_BATCH: usize = 1000;
 /// Messages read per call while looking for already produced batches.
 const SCAN_MESSAGES: usize = 500;
+/// Length of a restore id: 64 bits in lowercase hex ([`stable_id`]).
+const RESTORE_ID_LEN: usize = 16;
 
 /// Restores started or resumed by this process, by id.
 #[derive(Debug, Clone, Default)]
@@ -100,16 +105,45 @@ fn stable_id(parts: &[&str]) -> String {
     format!("{:016x}", hash.finish())
 }
 
-fn state_key(settings: &ArchiveSettings, tenant: &str, project: &str, id: &str) -> String {
-    format!("{}/_restores/{tenant}/{project}/{id}.json", settings.prefix)
+/// Checks a restore id from a path before it goes near a key: exactly what
+/// [`stable_id`] makes, so no `/`, `..` or NUL reaches the object store.
+fn check_restore_id(id: &str) -> Result<(), ApiError> {
+    let well_formed = id.len() == RESTORE_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if well_formed {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "path parameter `id` must be a restore id of {RESTORE_ID_LEN} lowercase hex digits, got `{}`",
+        id.escape_debug().to_string().chars().take(64).collect::<String>()
+    ))
+    .with_detail("parameter", "id"))
 }
 
-async fn load_saved(store: &dyn ObjectStore, key: &str) -> Result<Option<RestoreState>, ApiError> {
-    match store.get(key).await {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-        Err(ObjectStoreError::NotFound(_)) => Ok(None),
-        Err(error) => Err(store_error(error)),
+fn state_key(settings: &ArchiveSettings, tenant: &str, project: &str, id: &str) -> String {
+    archive::restore_state_key(&settings.prefix, tenant, project, id)
+}
+
+/// The saved progress of a restore: from its key in the tenant's area, or else from
+/// where it was kept before tenant areas existed.
+async fn load_saved(
+    store: &dyn ObjectStore,
+    settings: &ArchiveSettings,
+    tenant: &str,
+    project: &str,
+    id: &str,
+) -> Result<Option<RestoreState>, ApiError> {
+    let legacy = archive::legacy_restore_state_key(&settings.prefix, tenant, project, id);
+    for key in [state_key(settings, tenant, project, id), legacy] {
+        match store.get(&key).await {
+            Ok(bytes) => return Ok(serde_json::from_slice(&bytes).ok()),
+            Err(ObjectStoreError::NotFound(_)) => {}
+            Err(error) => return Err(store_error(error)),
+        }
     }
+    Ok(None)
 }
 
 async fn save(
@@ -176,7 +210,7 @@ pub(crate) async fn start_restore(
             return Ok((StatusCode::OK, Json(snapshot.to_json())));
         }
     }
-    let mut job_state = load_saved(store.as_ref(), &key)
+    let mut job_state = load_saved(store.as_ref(), &settings, &principal.tenant, &project, &id)
         .await?
         .unwrap_or(RestoreState {
             id: id.clone(),
@@ -200,7 +234,7 @@ pub(crate) async fn start_restore(
     let job = Arc::new(Mutex::new(job_state));
     state.restores.insert(&key, job.clone());
     let answer = job.lock().unwrap_or_else(|p| p.into_inner()).to_json();
-    let pool_prefix = archive::pool_prefix(&settings.prefix, &principal.tenant, &project, &pool);
+    let prefixes = PoolPrefixes::new(&settings.prefix, &principal.tenant, &project, &pool);
     let queue = state.queue.clone();
     let route = target.route();
     tokio::spawn(async move {
@@ -211,7 +245,7 @@ pub(crate) async fn start_restore(
             job: &job,
             state_key: &key,
         };
-        let result = work.run(&pool_prefix, from_ns, to_ns).await;
+        let result = work.run(&prefixes, from_ns, to_ns).await;
         {
             let mut state = job.lock().unwrap_or_else(|p| p.into_inner());
             match result {
@@ -235,6 +269,7 @@ pub(crate) async fn restore_status(
     principal: Principal,
     Path((project, pool, id)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    check_restore_id(&id)?;
     let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let key = state_key(&settings, &principal.tenant, &project, &id);
     if let Some(job) = state.restores.job(&key) {
@@ -244,7 +279,7 @@ pub(crate) async fn restore_status(
         }
     }
     let store = object_store(&state)?;
-    match load_saved(store.as_ref(), &key).await? {
+    match load_saved(store.as_ref(), &settings, &principal.tenant, &project, &id).await? {
         Some(saved) => Ok(Json(saved.to_json())),
         None => Err(ApiError::not_found(format!("restore `{id}` not found"))),
     }
@@ -284,16 +319,16 @@ impl Work<'_> {
     async fn save(&self) -> Result<(), String> {
         save(self.store, self.state_key, self.job)
             .await
-            .map_err(|e| format!("saving progress: {e}"))
+            .map_err(|e| format!("saving progress: {}", describe_store_error(&e).1))
     }
 
     async fn run(
         &self,
-        pool_prefix: &str,
+        prefixes: &PoolPrefixes,
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<(), String> {
-        let objects = objects_in_range(self.store, pool_prefix, from, to)
+        let objects = objects_in_range(self.store, prefixes, from, to)
             .await
             .map_err(|e| e.message)?;
         let done: HashSet<String> = self
@@ -310,14 +345,19 @@ impl Work<'_> {
         });
         self.save().await?;
         for object in objects.iter().filter(|o| !done.contains(&o.key)) {
-            let data = self
-                .store
-                .get(&object.key)
-                .await
-                .map_err(|e| format!("reading {}: {e}", object.key))?;
+            // The saved error is shown to the caller: it names the object by its
+            // partition and positions, and logs the key and the store's own words.
+            let object_label = format!(
+                "archived object {}-{}-{}",
+                object.name.partition, object.name.first, object.name.last
+            );
+            let data = self.store.get(&object.key).await.map_err(|e| {
+                tracing::warn!(key = object.key, error = %e, "restore cannot read an object");
+                format!("reading {object_label}: {}", describe_store_error(&e).1)
+            })?;
             let records: Vec<Record> = archive::decompress(&data, object.name.compression)
                 .and_then(|lines| archive::parse_lines(&lines))
-                .map_err(|e| format!("{}: {e}", object.key))?
+                .map_err(|e| format!("{object_label}: {e}"))?
                 .into_iter()
                 .filter(|r| from.is_none_or(|f| r.time_ns >= f) && to.is_none_or(|t| r.time_ns < t))
                 .collect();

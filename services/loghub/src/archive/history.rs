@@ -18,20 +18,25 @@ pub(super) struct LatestBatch {
     pub(super) hours: HashSet<i64>,
 }
 
-/// Finds the newest batch of `partition` under a pool prefix. Batches of a shard are
+/// Finds the newest batch of `partition` under the pool prefixes (the current one
+/// and the legacy layout, whose objects count as written). Batches of a shard are
 /// written one after another, so every batch before the newest is complete.
 pub(super) async fn latest_batch(
     store: &dyn ObjectStore,
-    pool_prefix: &str,
+    pool_prefixes: &[&str],
     partition: u32,
 ) -> ObjectStoreResult<Option<LatestBatch>> {
-    let names: Vec<ObjectName> = store
-        .list(pool_prefix)
-        .await?
-        .iter()
-        .filter_map(|key| key.strip_prefix(pool_prefix).and_then(ObjectName::parse))
-        .filter(|name| name.partition == partition)
-        .collect();
+    let mut names: Vec<ObjectName> = Vec::new();
+    for pool_prefix in pool_prefixes {
+        names.extend(
+            store
+                .list(pool_prefix)
+                .await?
+                .iter()
+                .filter_map(|key| key.strip_prefix(pool_prefix).and_then(ObjectName::parse))
+                .filter(|name| name.partition == partition),
+        );
+    }
     let Some(newest) = names.iter().max_by_key(|name| name.last) else {
         return Ok(None);
     };
@@ -71,10 +76,30 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let latest = latest_batch(&store, prefix, 3).await.unwrap().unwrap();
+        let latest = latest_batch(&store, &[prefix], 3).await.unwrap().unwrap();
         assert_eq!((latest.first, latest.last), (10, 19));
         let hour0 = 1_767_225_600;
         assert_eq!(latest.hours, HashSet::from([hour0 + 3600, hour0 + 7200]));
-        assert_eq!(latest_batch(&store, prefix, 7).await.unwrap(), None);
+        assert_eq!(latest_batch(&store, &[prefix], 7).await.unwrap(), None);
+
+        // A batch half written under the legacy layout and completed in the tenant
+        // area is one batch, with the hours of both places.
+        let current = "tenant=default/archive/p/pool/";
+        store
+            .put(
+                &format!("{current}dt=2026-01-01/hour=03/3-10-19.jsonl.zst"),
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        let both = latest_batch(&store, &[prefix, current], 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((both.first, both.last), (10, 19));
+        assert_eq!(
+            both.hours,
+            HashSet::from([hour0 + 3600, hour0 + 7200, hour0 + 10800])
+        );
     }
 }

@@ -29,7 +29,11 @@ pub(super) enum Outcome {
 /// Where a message's records go, as routed when it arrived.
 #[derive(Debug, Clone)]
 pub(super) struct Target {
+    /// Where new objects go: the pool's prefix in its tenant's area.
     pool_prefix: String,
+    /// Where objects were written before tenant areas existed: read for history
+    /// only, so that a batch half written there is completed, not written twice.
+    legacy_prefix: String,
     settings: ArchiveSettings,
 }
 
@@ -127,6 +131,12 @@ impl ShardWorker {
                 &route.project,
                 &route.name,
             ),
+            legacy_prefix: archive::legacy_pool_prefix(
+                &settings.prefix,
+                &route.tenant,
+                &route.project,
+                &route.name,
+            ),
             settings: settings.clone(),
         };
         if self.history.is_none() {
@@ -216,7 +226,7 @@ impl ShardWorker {
             };
             match latest_batch(
                 state.object_store.as_ref(),
-                &target.pool_prefix,
+                &[&target.legacy_prefix, &target.pool_prefix],
                 self.shard.partition,
             )
             .await
@@ -456,10 +466,11 @@ mod tests {
         for key in data_keys.iter().skip(1) {
             state.object_store.delete(key).await.unwrap();
             let name =
-                ObjectName::parse(key.strip_prefix("archive/default/p/web/").unwrap()).unwrap();
+                ObjectName::parse(key.strip_prefix("tenant=default/archive/p/web/").unwrap())
+                    .unwrap();
             state
                 .object_store
-                .delete(&name.manifest_key("archive/default/p/web/"))
+                .delete(&name.manifest_key("tenant=default/archive/p/web/"))
                 .await
                 .unwrap();
         }

@@ -20,6 +20,7 @@ pub use logpool_engines::config::Config;
 pub mod fault_proxy;
 #[cfg(feature = "distributed")]
 pub mod private_servers;
+pub mod process_stats;
 #[cfg(feature = "distributed")]
 pub mod services;
 pub mod tenants;

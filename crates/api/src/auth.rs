@@ -9,10 +9,17 @@
 //! [`Principal`] that names the tenant to act in: scope always comes from the key
 //! and the path, never from a body or a query.
 //!
+//! A presented key that is refused counts against the client's address; past
+//! `http.max_auth_failures_per_address` the address gets `429` before any key is
+//! checked (see [`crate::throttle`]).
+//!
 //! Because the router is built from the same list, [`Routes::specs`] is the complete
 //! list of routes, which the authorization matrix test walks.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query, RawPathParams, Request};
 use axum::handler::Handler;
@@ -26,6 +33,7 @@ use logpool_core::access::{split_key, AccessTable, KeyRefusal, Permission, Role}
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routing::RoutingView;
+use crate::throttle::{AuthThrottle, ClientAddress};
 
 /// Header an operator key sets to act in another tenant than `default`.
 pub const TENANT_HEADER: &str = "x-logpool-tenant";
@@ -277,9 +285,21 @@ impl Gate {
             return next.run(request).await;
         }
         let (mut parts, body) = request.into_parts();
+        let throttled = throttle_of(&parts);
+        if let Some((throttle, client)) = &throttled {
+            if let Some(wait) = throttle.blocked_for(*client) {
+                return too_many_failures(wait).into_response();
+            }
+        }
         let principal = match self.authorize(&mut parts).await {
             Ok(principal) => principal,
-            Err(error) => return error.into_response(),
+            Err(Refusal::KeyRefused(error)) => {
+                if let Some((throttle, client)) = &throttled {
+                    throttle.record_failure(*client);
+                }
+                return error.into_response();
+            }
+            Err(Refusal::Other(error)) => return error.into_response(),
         };
         parts.extensions.insert(principal);
         if self.token_in_query {
@@ -290,9 +310,11 @@ impl Gate {
         next.run(Request::from_parts(parts, body)).await
     }
 
-    async fn authorize(self, parts: &mut Parts) -> Result<Principal, ApiError> {
+    async fn authorize(self, parts: &mut Parts) -> Result<Principal, Refusal> {
         let Some(AccessSource(routing)) = parts.extensions.get::<AccessSource>().cloned() else {
-            return Err(ApiError::internal("route served without its access table"));
+            return Err(Refusal::Other(ApiError::internal(
+                "route served without its access table",
+            )));
         };
         let params: Vec<(String, String)> = RawPathParams::from_request_parts(parts, &())
             .await
@@ -314,7 +336,9 @@ impl Gate {
             .map(str::to_string)
             .or(query_token)
             .ok_or_else(|| {
-                unauthorized("missing API key: send the header `Authorization: Bearer <key>`")
+                Refusal::Other(unauthorized(
+                    "missing API key: send the header `Authorization: Bearer <key>`",
+                ))
             })?;
         let snapshot = routing.snapshot();
         let principal = authorize(
@@ -323,10 +347,44 @@ impl Gate {
             &presented,
             &parts.headers,
             &params,
-        )?;
-        crate::path_params::check(&params)?;
+        )
+        .map_err(|error| {
+            if error.code == ErrorCode::Unauthorized {
+                Refusal::KeyRefused(error)
+            } else {
+                Refusal::Other(error)
+            }
+        })?;
+        crate::path_params::check(&params).map_err(Refusal::Other)?;
         Ok(principal)
     }
+}
+
+/// Why a request was not let through; only a presented key that is refused counts
+/// towards the failed-authentication throttle.
+enum Refusal {
+    KeyRefused(ApiError),
+    Other(ApiError),
+}
+
+/// The listener's throttle and the request's client address, when the server that
+/// received the request put them there.
+fn throttle_of(parts: &Parts) -> Option<(Arc<AuthThrottle>, IpAddr)> {
+    let throttle = parts.extensions.get::<Arc<AuthThrottle>>()?.clone();
+    let ClientAddress(client) = *parts.extensions.get::<ClientAddress>()?;
+    Some((throttle, client))
+}
+
+/// The 429 of a throttled address; `Retry-After` rounds up, so that a client that
+/// waits as told is let through.
+fn too_many_failures(wait: Duration) -> ApiError {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::new(
+        ErrorCode::TooManyRequests,
+        format!("too many failed authentications from this address; retry in {seconds} s"),
+    )
+    .with_detail("limit", "http.max_auth_failures_per_address")
+    .with_retry_after(Duration::from_secs(seconds))
 }
 
 /// Decides whether `presented` may use a route that needs `permission` with these

@@ -11,7 +11,11 @@
 //! - [`json`]: the `AppJson` extractor whose rejections use that body.
 //! - [`routing`]: the live routing view every service resolves pools with.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`process`]: the open-file limit and file modes every server process sets.
+//! - [`server`]: the one HTTP(S) server of every listener, with its connection
+//!   limits and timeouts.
 //! - [`service_main`]: configuration loading for the per-service binaries.
+//! - [`throttle`]: failed authentications counted per client address.
 //! - [`time`]: the clock, in one place so that tests and services agree.
 //! - [`tls`]: HTTPS on the listeners when `[tls]` is configured.
 
@@ -23,9 +27,12 @@ pub mod layers;
 pub mod members;
 pub mod metrics;
 pub mod path_params;
+pub mod process;
 pub mod quota;
 pub mod routing;
+pub mod server;
 pub mod service_main;
+pub mod throttle;
 pub mod time;
 pub mod tls;
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use axum::Router;
-use logpool_engines::config::{Config, CoordinationConfig, TlsConfig};
+use logpool_engines::config::{Config, CoordinationConfig};
 use logpool_engines::Engines;
 use tokio::net::TcpListener;
 
@@ -49,6 +49,8 @@ pub fn config_file_from_args(args: &[String]) -> anyhow::Result<Option<PathBuf>>
 /// Fails on a bad configuration (naming the key), or when the configuration uses
 /// in-process coordination, which cannot connect separate processes.
 pub fn load_service_config(service: &str) -> anyhow::Result<Config> {
+    // Before anything is opened: files private to this user, the full open-file limit.
+    crate::process::prepare();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config_file = config_file_from_args(&args)?;
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -65,7 +67,8 @@ pub fn load_service_config(service: &str) -> anyhow::Result<Config> {
 }
 
 /// Serves a service's routes plus `/healthz` and `/readyz` until `shutdown`, over
-/// HTTPS when `tls` names a certificate and key.
+/// HTTPS when `[tls]` names a certificate and key, with the connection limits of
+/// `[http]`.
 ///
 /// # Errors
 /// Fails when the certificate or key cannot be used, or the server cannot run.
@@ -73,30 +76,26 @@ pub async fn serve(
     listener: TcpListener,
     routes: Router,
     engines: &Engines,
-    tls: &TlsConfig,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = routes.merge(crate::health::router(engines.clone()));
-    serve_app(listener, app, tls, shutdown).await
+    serve_app(listener, app, config, shutdown).await
 }
 
-/// Serves `app` until `shutdown`: HTTPS only when `tls` is set, else plain HTTP.
+/// Serves `app` until `shutdown`: HTTPS only when `[tls]` is set, else plain HTTP;
+/// either way through [`crate::server::serve`].
 ///
 /// # Errors
 /// Fails when the certificate or key cannot be used, or the server cannot run.
 pub async fn serve_app(
     listener: TcpListener,
     app: Router,
-    tls: &TlsConfig,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match crate::tls::acceptor(tls)? {
-        Some(acceptor) => crate::tls::serve(listener, app, acceptor, shutdown).await,
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed"),
-    }
+    let tls = crate::tls::acceptor(&config.tls)?;
+    crate::server::serve(listener, app, tls, &config.http, shutdown).await
 }
 
 /// Logs to stderr, filtered by `LOGPOOL_LOG` (default `info`).

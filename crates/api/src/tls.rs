@@ -1,35 +1,15 @@
-//! HTTPS on a listener: loading the certificate and key named by `[tls]`, and the
-//! accept loop that serves an axum app over TLS.
-//!
-//! Plain HTTP keeps using `axum::serve`; with TLS, each accepted connection does its
-//! handshake on its own task (a slow or failing client never holds the accept loop),
-//! then hyper-util's auto builder serves HTTP/1.1 (with upgrades, for the WebSocket
-//! tail) or HTTP/2 on it. Shutdown is graceful as with `axum::serve`: stop accepting,
-//! let open connections finish their requests, then return.
+//! HTTPS on a listener: loading the certificate and key named by `[tls]` into an
+//! acceptor. The server that uses it is [`crate::server`]: each accepted connection
+//! does its handshake on its own task, within `http.tls_handshake_timeout_secs`,
+//! and ALPN picks HTTP/2 or HTTP/1.1.
 
-use std::future::Future;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use logpool_engines::config::TlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-/// Longest time a client may take to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pause after an accept error that is not about one connection (e.g. out of file
-/// descriptors), so that the loop does not spin while the condition lasts.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Why the TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -98,86 +78,11 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// Serves `app` on `listener` over TLS until `shutdown` resolves, then waits for
-/// open connections to finish their requests.
-///
-/// # Errors
-/// Never fails today; the `Result` matches the plain HTTP path.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    acceptor: TlsAcceptor,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // WebSocket over HTTP/2 (RFC 8441), as `axum::serve` allows it.
-    builder.http2().enable_connect_protocol();
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) if is_connection_error(&error) => {
-                    tracing::debug!(%error, "connection failed before it was accepted");
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; retrying shortly");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Taken before the handshake, so that shutdown also waits for (and then
-        // promptly closes) connections that are still shaking hands.
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                // Scanners, plain-HTTP clients and untrusting clients land here;
-                // one line per connection at a higher level would flood the log.
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(app),
-            );
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// Errors that concern one connection only; the listener itself is fine.
-fn is_connection_error(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     fn test_data(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -227,13 +132,22 @@ mod tests {
     #[tokio::test]
     async fn test_serves_https_survives_bad_clients_and_stops() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+        let app = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, test_acceptor(), async move {
-            let _ = stopped.await;
-        }));
+        let config = logpool_engines::config::HttpConfig {
+            tls_handshake_timeout_secs: 1,
+            ..Default::default()
+        };
+        let server = tokio::spawn(async move {
+            crate::server::serve(listener, app, Some(test_acceptor()), &config, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
         let bounded = Duration::from_secs(10);
 
         let answer = tokio::time::timeout(bounded, https_get(addr, "/ping"))
@@ -255,6 +169,18 @@ mod tests {
             "plain HTTP must not be answered"
         );
         drop(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        // A client that connects and never starts the handshake is closed after
+        // `tls_handshake_timeout_secs`.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        let mut nothing = Vec::new();
+        let closed = tokio::time::timeout(bounded, silent.read_to_end(&mut nothing)).await;
+        assert!(closed.is_ok(), "closed by the handshake timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         let answer = tokio::time::timeout(bounded, https_get(addr, "/ping"))
             .await
             .expect("in time");

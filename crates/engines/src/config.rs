@@ -265,6 +265,123 @@ impl TlsConfig {
     }
 }
 
+/// Connection hygiene on every HTTP listener, and the throttling of failed
+/// authentications (`[http]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A client must send a request's complete headers within this long after it
+    /// connects, and after each answer on a kept-alive connection; otherwise the
+    /// connection is closed. This also closes connections that send nothing.
+    pub header_read_timeout_secs: u64,
+    /// Longest TLS handshake (only with `[tls]`).
+    pub tls_handshake_timeout_secs: u64,
+    /// Whether HTTP/1.1 connections stay open between requests (they are still
+    /// closed after `header_read_timeout_secs` without a new request).
+    pub keep_alive: bool,
+    /// HTTP/2 (over TLS): interval of the pings that detect a dead peer; one not
+    /// answered within the same time closes the connection.
+    pub http2_keep_alive_interval_secs: u64,
+    /// HTTP/2: most requests in flight on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Most connections open at once on one listener. A connection beyond it is
+    /// answered `503` (plain HTTP; with TLS it is closed) and closed at once. The
+    /// value actually used is also kept below the process's file-descriptor limit
+    /// minus `reserved_file_descriptors`.
+    pub max_connections: usize,
+    /// File descriptors kept for the engines (index segments, queue segments,
+    /// databases) that connections may never take.
+    pub reserved_file_descriptors: u64,
+    /// Failed authentications from one client address within
+    /// `auth_failure_window_secs` after which that address gets `429` (without its
+    /// key being checked) until the window ends (0: no throttling).
+    pub max_auth_failures_per_address: u32,
+    /// Length of the window in which failed authentications are counted.
+    pub auth_failure_window_secs: u64,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client. From
+    /// any other peer the header is ignored and the peer's own address is used. In
+    /// the environment: comma-separated (`LOGPOOL_HTTP__TRUSTED_PROXIES=10.0.0.1,10.0.0.2`).
+    #[serde(deserialize_with = "addresses_from_list_or_text")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// A list of IP addresses, or one string of comma-separated addresses (as an
+/// environment variable gives it).
+fn addresses_from_list_or_text<'de, D>(deserializer: D) -> Result<Vec<std::net::IpAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<std::net::IpAddr>),
+        Text(String),
+    }
+    match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(list) => Ok(list),
+        ListOrText::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry.parse().map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`http.trusted_proxies`: `{entry}` is not an IP address"
+                    ))
+                })
+            })
+            .collect(),
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_secs: 10,
+            tls_handshake_timeout_secs: 10,
+            keep_alive: true,
+            http2_keep_alive_interval_secs: 20,
+            http2_max_concurrent_streams: 100,
+            max_connections: 10_000,
+            reserved_file_descriptors: 4096,
+            max_auth_failures_per_address: 20,
+            auth_failure_window_secs: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            (
+                "tls_handshake_timeout_secs",
+                self.tls_handshake_timeout_secs,
+            ),
+            (
+                "http2_keep_alive_interval_secs",
+                self.http2_keep_alive_interval_secs,
+            ),
+            (
+                "http2_max_concurrent_streams",
+                u64::from(self.http2_max_concurrent_streams),
+            ),
+            ("max_connections", self.max_connections as u64),
+            ("auth_failure_window_secs", self.auth_failure_window_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!(
+                    "`http.{key}` (LOGPOOL_HTTP__{}) must be positive",
+                    key.to_uppercase()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -300,6 +417,8 @@ pub struct Config {
     pub tail: TailConfig,
     /// TLS on every listener.
     pub tls: TlsConfig,
+    /// Connection limits and timeouts of every listener, failed-auth throttling.
+    pub http: HttpConfig,
     /// The operator key (`LOGPOOL_ADMIN_KEY`): stored (hashed) as the bootstrap
     /// operator key by control-api at start. Unset on first start: one is generated
     /// and printed once. Keep it out of the file; set it in the environment.
@@ -350,6 +469,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             tail: TailConfig::default(),
             tls: TlsConfig::default(),
+            http: HttpConfig::default(),
             admin_key: None,
         }
     }
@@ -440,6 +560,7 @@ impl Config {
         }
         self.tail.validate()?;
         self.tls.validate()?;
+        self.http.validate()?;
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
             bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
         }
@@ -612,6 +733,25 @@ mod tests {
         let config = Config::load(None, &env).expect("both set");
         assert!(config.tls.enabled());
         assert!(!Config::default().tls.enabled());
+    }
+
+    #[test]
+    fn test_trusted_proxies_from_the_environment() {
+        let env = HashMap::from([(
+            "LOGPOOL_HTTP__TRUSTED_PROXIES".to_string(),
+            "127.0.0.1, ::1".to_string(),
+        )]);
+        let config = Config::load(None, &env).expect("addresses");
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+        let env = HashMap::from([(
+            "LOGPOOL_HTTP__TRUSTED_PROXIES".to_string(),
+            "proxy.local".to_string(),
+        )]);
+        let error = format!(
+            "{:#}",
+            Config::load(None, &env).expect_err("not an address")
+        );
+        assert!(error.contains("trusted_proxies"), "{error}");
     }
 
     #[test]

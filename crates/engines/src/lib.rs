@@ -18,6 +18,7 @@ pub mod coordination;
 pub mod index;
 pub mod metadata;
 pub mod object_store;
+pub mod private_dir;
 pub mod queue;
 #[cfg(all(
     test,
@@ -75,11 +76,13 @@ impl DataDirLock {
     /// # Errors
     /// Fails when another process holds it.
     pub fn acquire(data_dir: &std::path::Path) -> anyhow::Result<DataDirLock> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = data_dir.join("logpool.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("failed to open {}", path.display()))?;
         match file.try_lock() {
@@ -102,8 +105,7 @@ impl Engines {
     /// # Errors
     /// Fails with context naming the engine that could not start.
     pub async fn build(config: &Config) -> anyhow::Result<Engines> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("failed to create data dir {}", config.data_dir.display()))?;
+        private_dir::create(&config.data_dir)?;
         let data_dir_lock = Arc::new(DataDirLock::acquire(&config.data_dir)?);
         let queue: Arc<dyn Queue> = match &config.queue {
             QueueConfig::Embedded(c) => {
@@ -156,6 +158,9 @@ impl Engines {
                     .context("failed to open the MySQL metadata store")?,
             ),
         };
+        if let MetadataConfig::Sqlite(c) = &config.metadata {
+            private_dir::restrict_database_files(&config.resolve(&c.path))?;
+        }
         let coordinator: Arc<dyn Coordinator> = match &config.coordination {
             CoordinationConfig::Local => Arc::new(LocalCoordinator::new()),
             #[cfg(feature = "etcd")]

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
             let _ = quota_stopped.await;
         },
     ));
-    serve(listener, routes, &engines, &config.tls, shutdown_signal()).await?;
+    serve(listener, routes, &engines, &config, shutdown_signal()).await?;
     let _ = stop_republish.send(());
     let _ = stop_quota.send(());
     republish.await.context("republish task panicked")?;

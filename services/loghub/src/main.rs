@@ -42,9 +42,9 @@ async fn main() -> anyhow::Result<()> {
     let mut http_stopped = stopped.clone();
     let http = tokio::spawn({
         let engines = engines.clone();
-        let tls = config.tls.clone();
+        let config = config.clone();
         async move {
-            serve(listener, routes, &engines, &tls, async move {
+            serve(listener, routes, &engines, &config, async move {
                 let _ = http_stopped.wait_for(|s| *s).await;
             })
             .await

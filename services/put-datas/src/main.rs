@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr().context("listener has no address")?,
     )
     .await?;
-    serve(listener, routes, &engines, &config.tls, shutdown_signal()).await?;
+    serve(listener, routes, &engines, &config, shutdown_signal()).await?;
     membership.leave().await;
     engines.queue.shutdown().await?;
     Ok(())

@@ -161,15 +161,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Stan
         let stopped = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        async move {
-            match tls {
-                Some(acceptor) => logpool_api::tls::serve(listener, app, acceptor, stopped).await,
-                None => axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-                    .context("HTTP server failed"),
-            }
-        }
+        let http = config.http.clone();
+        async move { logpool_api::server::serve(listener, app, tls, &http, stopped).await }
     });
     let loghub_state = LoghubState {
         queue: engines.queue.clone(),

@@ -195,6 +195,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run_standalone(config: Config) -> anyhow::Result<()> {
+    // Before anything is opened: files private to this user, the full open-file limit.
+    logpool_api::process::prepare();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;

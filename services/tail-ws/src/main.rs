@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr().context("listener has no address")?,
     )
     .await?;
-    serve(listener, routes, &engines, &config.tls, async move {
+    serve(listener, routes, &engines, &config, async move {
         shutdown_signal().await;
         let _ = stop_tails.send(true);
     })

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use logpool_core::memory::OverBudget;
 use logpool_engines::coordination::CoordinationError;
 use logpool_engines::index::IndexError;
 use logpool_engines::metadata::MetadataError;
@@ -201,6 +202,18 @@ impl From<IndexError> for ApiError {
                 ApiError::bad_request(message).with_detail("field", "query")
             }
             IndexError::LimitExceeded(message) => ApiError::bad_request(message),
+            IndexError::OverMemoryBudget { ref budget, .. } => match *budget {
+                OverBudget::Request { limit } => ApiError::bad_request(error.to_string())
+                    .with_detail("limit", "max_query_memory_bytes")
+                    .with_detail("max", limit),
+                // Other queries of the tenant hold the memory; it is back when they end.
+                OverBudget::Tenant { limit } => {
+                    ApiError::new(ErrorCode::TooManyRequests, error.to_string())
+                        .with_detail("limit", "max_query_memory_bytes_per_tenant")
+                        .with_detail("max", limit)
+                        .with_retry_after(Duration::from_secs(1))
+                }
+            },
             IndexError::Unavailable(message) => {
                 tracing::warn!(%message, "index unavailable");
                 ApiError::new(

@@ -15,6 +15,7 @@
 //! - [`doc_id`]: document identities derived from queue positions.
 //! - [`field_types`]: a pool's declared field types applied to values (convert or overflow).
 //! - [`typed_match`]: in-memory query evaluation under a pool's field types.
+//! - [`memory`]: memory budgets in bytes per request and per tenant.
 //! - [`query`]: the query language: parser, AST and in-memory evaluation.
 //! - [`sql`]: pipe SQL (`<query> | SELECT ...`): planning and the final in-memory stage.
 
@@ -25,6 +26,7 @@ pub mod doc_id;
 pub mod field_types;
 pub mod ingest;
 pub mod limits;
+pub mod memory;
 pub mod names;
 pub mod query;
 pub mod record;

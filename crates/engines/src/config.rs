@@ -147,6 +147,13 @@ pub struct SearchConfig {
     pub max_context_records: usize,
     /// Newest matching records a field summary looks at.
     pub field_summary_sample_records: usize,
+    /// Bytes one query may hold in proportion to the data it reads: the stored
+    /// records of a search page (a page that reaches it ends early with
+    /// `truncated: true` and a cursor) or a SQL group table (over it: 400).
+    pub max_query_memory_bytes: usize,
+    /// Bytes all running queries of one tenant may hold together, counted as for
+    /// `max_query_memory_bytes` (a SQL query over it: 429).
+    pub max_query_memory_bytes_per_tenant: usize,
 }
 
 impl Default for SearchConfig {
@@ -161,6 +168,8 @@ impl Default for SearchConfig {
             max_concurrent_queries_per_tenant: 8,
             max_context_records: 500,
             field_summary_sample_records: 1_000,
+            max_query_memory_bytes: 32 * 1024 * 1024,
+            max_query_memory_bytes_per_tenant: 128 * 1024 * 1024,
         }
     }
 }
@@ -176,8 +185,16 @@ pub struct TailConfig {
     /// Records a connection holds for a client that reads slowly; beyond it records
     /// are dropped and the client is told how many (`{"type":"dropped"}`).
     pub buffer_records: usize,
+    /// Bytes of records (as sent) a connection holds for a slow client; beyond it
+    /// records are dropped as for `buffer_records`.
+    pub buffer_bytes: usize,
+    /// Bytes of buffered records all tails of one tenant hold together; beyond it
+    /// records are dropped as for `buffer_records`.
+    pub buffer_bytes_per_tenant: usize,
     /// Most records in one frame.
     pub max_records_per_frame: usize,
+    /// Most bytes of records in one frame (a frame always carries at least one).
+    pub max_frame_bytes: usize,
     /// How often the queue is asked for new messages while a tail is caught up.
     pub poll_interval_ms: u64,
     /// How often the server pings.
@@ -199,7 +216,10 @@ impl Default for TailConfig {
             max_tails_per_tenant: 100,
             max_tails_per_pool: 20,
             buffer_records: 10_000,
+            buffer_bytes: 4 * 1024 * 1024,
+            buffer_bytes_per_tenant: 64 * 1024 * 1024,
             max_records_per_frame: 500,
+            max_frame_bytes: 1024 * 1024,
             poll_interval_ms: 200,
             ping_interval_secs: 20,
             pong_timeout_secs: 60,
@@ -216,7 +236,10 @@ impl TailConfig {
             ("max_tails_per_tenant", self.max_tails_per_tenant as u64),
             ("max_tails_per_pool", self.max_tails_per_pool as u64),
             ("buffer_records", self.buffer_records as u64),
+            ("buffer_bytes", self.buffer_bytes as u64),
+            ("buffer_bytes_per_tenant", self.buffer_bytes_per_tenant as u64),
             ("max_records_per_frame", self.max_records_per_frame as u64),
+            ("max_frame_bytes", self.max_frame_bytes as u64),
             ("poll_interval_ms", self.poll_interval_ms),
             ("ping_interval_secs", self.ping_interval_secs),
             ("pong_timeout_secs", self.pong_timeout_secs),
@@ -551,11 +574,14 @@ impl Config {
             || self.search.partitions_per_step == 0
             || self.search.max_concurrent_queries_per_tenant == 0
             || self.search.field_summary_sample_records == 0
+            || self.search.max_query_memory_bytes == 0
+            || self.search.max_query_memory_bytes_per_tenant == 0
         {
             bail!(
                 "`search.max_time_range_days`, `search.partitions_per_step`, \
-                 `search.max_concurrent_queries_per_tenant` and \
-                 `search.field_summary_sample_records` must be positive"
+                 `search.max_concurrent_queries_per_tenant`, \
+                 `search.field_summary_sample_records`, `search.max_query_memory_bytes` and \
+                 `search.max_query_memory_bytes_per_tenant` must be positive"
             );
         }
         self.tail.validate()?;

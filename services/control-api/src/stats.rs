@@ -81,6 +81,8 @@ async fn indexed_records(state: &ControlState, route: &PoolRoute) -> Result<Inde
         to_ns: i64::MAX,
         limit: 1,
         after: None,
+        // One hit: bounded by the limit.
+        memory: logpool_core::memory::RequestMemory::unlimited(),
     };
     let page = state.index.search(route, &request).await?;
     Ok(Indexed {

@@ -61,6 +61,7 @@ async fn fields(
         to_ns: resolved.to_ns,
         limit: resolved.limit,
         after: None,
+        memory: limiter.query_memory(),
     };
     let mut planned = PlannedSearch::start(
         state.index.clone(),

@@ -42,7 +42,7 @@ use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
 use serde_json::{json, Value};
 
-use crate::hits::hit_json;
+use crate::hits::{highlight_bytes, hit_with_highlight};
 use crate::limiter::TenantLimiter;
 use crate::params::{HistogramParams, SearchParams};
 use crate::planner::PlannedSearch;
@@ -89,9 +89,11 @@ pub fn routes() -> Routes<SearchState> {
 
 /// Builds the search-api router.
 pub fn router(state: SearchState) -> Router {
-    let limiter = TenantLimiter::new(
+    let limiter = TenantLimiter::with_memory(
         state.config.max_concurrent_queries_per_tenant,
         state.routing.clone(),
+        state.config.max_query_memory_bytes,
+        state.config.max_query_memory_bytes_per_tenant,
     );
     let router = routes()
         .into_router(state.routing.clone())
@@ -146,6 +148,7 @@ pub(crate) async fn prepare_search(
         to_ns: resolved.to_ns,
         limit: resolved.limit,
         after: resolved.after,
+        memory: limiter.query_memory(),
     };
     let planned = PlannedSearch::start(
         state.index.clone(),
@@ -162,10 +165,10 @@ pub(crate) async fn prepare_search(
     })
 }
 
-/// The cursor of the next page: after the last hit when the page is full or the
-/// search stopped early, none when every match has been returned.
+/// The cursor of the next page: after the last hit when the page is full, reached its
+/// memory budget or the search stopped early, none when every match has been returned.
 pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
-    let more = planned.hits.len() >= planned.limit() || planned.partial;
+    let more = planned.hits.len() >= planned.limit() || planned.partial || planned.truncated;
     more.then(|| planned.hits.last().map(|hit| cursor::encode(hit.sort_key)))
         .flatten()
 }
@@ -183,17 +186,39 @@ async fn search(
         permit: _permit,
     } = prepare_search(state, limiter, project, pool, params).await?;
     planned.run().await?;
-    let hits: Vec<Value> = planned
-        .hits
-        .iter()
-        .map(|hit| hit_json(hit, highlighter.as_ref()))
-        .collect();
+    let mut cursor = next_cursor(&planned);
+    let mut truncated = planned.truncated;
+    let memory = planned.memory().clone();
+    let mut last_kept = None;
+    // The hits move into the answer: a page of large records is held once, not twice.
+    let page = std::mem::take(&mut planned.hits);
+    let mut hits: Vec<Value> = Vec::with_capacity(page.len());
+    for hit in page {
+        let highlight = highlighter
+            .as_ref()
+            .map(|highlighter| highlighter.highlight(&hit.fields));
+        // Highlights count against the page's memory budget too; the page ends
+        // before the first hit whose highlight does not fit.
+        if let Some(marked) = &highlight {
+            let bytes = highlight_bytes(marked);
+            if hits.is_empty() {
+                memory.charge_anyway(bytes);
+            } else if memory.try_charge(bytes).is_err() {
+                truncated = true;
+                cursor = last_kept.map(cursor::encode);
+                break;
+            }
+        }
+        last_kept = Some(hit.sort_key);
+        hits.push(hit_with_highlight(hit, highlight));
+    }
     Ok(Json(json!({
         "hits": hits,
         "total": planned.total,
-        "cursor": next_cursor(&planned),
+        "cursor": cursor,
         "progress": planned.progress().to_json(),
         "partial": planned.partial,
+        "truncated": truncated,
     })))
 }
 

@@ -3,6 +3,10 @@
 //! is 429. The caps are the configured default, lowered by the tenant's quota
 //! (`concurrent_queries`, `queries_per_s`, `max_query_range_s`) from the routing
 //! snapshot, so a quota change applies at the next query.
+//!
+//! It also holds the tenants' memory budgets: every query gets a budget of
+//! `max_query_memory_bytes` inside its tenant's `max_query_memory_bytes_per_tenant`
+//! ([`TenantQueries::query_memory`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +17,8 @@ use axum::http::request::Parts;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{ApiError, ErrorCode, Principal, RoutingView};
 use logpool_core::access::Limits;
+use logpool_core::memory::{RequestMemory, TenantBudgets};
+use logpool_engines::config::SearchConfig;
 
 /// The query limits of the caller's tenant, for one request.
 #[derive(Debug, Clone)]
@@ -49,6 +55,13 @@ impl TenantQueries {
                 self.limiter.max_per_tenant.min(quota as usize)
             });
         self.limiter.try_acquire_with_cap(&self.tenant, cap)
+    }
+
+    /// A memory budget for one query of the tenant.
+    pub fn query_memory(&self) -> RequestMemory {
+        self.limiter
+            .memory
+            .request(&self.tenant, self.limiter.query_memory_bytes)
     }
 
     /// Refuses a time range longer than the tenant's `max_query_range_s`.
@@ -105,6 +118,8 @@ pub struct TenantLimiter {
     running: Mutex<HashMap<String, usize>>,
     started: RateQuotas,
     routing: RoutingView,
+    query_memory_bytes: usize,
+    memory: TenantBudgets,
 }
 
 /// A running query; dropping it frees its place.
@@ -118,11 +133,30 @@ impl TenantLimiter {
     /// Creates a limiter allowing `max_per_tenant` queries per tenant at once (less
     /// where a tenant's quota in `routing` says so).
     pub fn new(max_per_tenant: usize, routing: RoutingView) -> Arc<TenantLimiter> {
+        let defaults = SearchConfig::default();
+        TenantLimiter::with_memory(
+            max_per_tenant,
+            routing,
+            defaults.max_query_memory_bytes,
+            defaults.max_query_memory_bytes_per_tenant,
+        )
+    }
+
+    /// Like [`TenantLimiter::new`], with the memory budget of one query and of all
+    /// running queries of one tenant, in bytes.
+    pub fn with_memory(
+        max_per_tenant: usize,
+        routing: RoutingView,
+        query_memory_bytes: usize,
+        tenant_memory_bytes: usize,
+    ) -> Arc<TenantLimiter> {
         Arc::new(TenantLimiter {
             max_per_tenant,
             running: Mutex::new(HashMap::new()),
             started: RateQuotas::default(),
             routing,
+            query_memory_bytes,
+            memory: TenantBudgets::new(tenant_memory_bytes),
         })
     }
 

@@ -11,6 +11,10 @@
 //!
 //! `total` counts the matches in the partitions scanned so far: it is exact when
 //! `progress.scanned == progress.total`, and a lower bound otherwise.
+//!
+//! The page also ends when its records reach the request's memory budget (the engine
+//! stops loading them, see [`SearchRequest::memory`]): the page is then `truncated`,
+//! counts as full, and the cursor continues after its last hit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +58,8 @@ pub struct PlannedSearch {
     pub total: u64,
     /// Whether the budget ran out before the search was complete.
     pub partial: bool,
+    /// Whether the page ended before `limit` hits at its memory budget.
+    pub truncated: bool,
 }
 
 impl PlannedSearch {
@@ -87,6 +93,7 @@ impl PlannedSearch {
             hits: Vec::new(),
             total: 0,
             partial: false,
+            truncated: false,
         })
     }
 
@@ -102,7 +109,12 @@ impl PlannedSearch {
     pub fn is_done(&self) -> bool {
         self.partial
             || self.scanned >= self.partitions.len()
-            || (self.hits.len() >= self.request.limit && !self.track_total)
+            || (self.page_is_full() && !self.track_total)
+    }
+
+    /// Whether the page takes no more hits: it has `limit`, or reached its budget.
+    fn page_is_full(&self) -> bool {
+        self.hits.len() >= self.request.limit || self.truncated
     }
 
     /// Searches the next group of partitions and returns the hits it added (newest
@@ -111,6 +123,14 @@ impl PlannedSearch {
     /// # Errors
     /// When the index fails; the search can not continue then.
     pub async fn step(&mut self) -> IndexResult<Option<Vec<SearchHit>>> {
+        let Some(added) = self.advance().await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.hits[self.hits.len() - added..].to_vec()))
+    }
+
+    /// Like [`PlannedSearch::step`], returning only how many hits were added (no copy).
+    async fn advance(&mut self) -> IndexResult<Option<usize>> {
         if self.is_done() {
             return Ok(None);
         }
@@ -131,8 +151,13 @@ impl PlannedSearch {
             from_ns: oldest.max(self.request.from_ns),
             to_ns: newest.min(self.request.to_ns),
             // 0 once the page is full: the step only counts.
-            limit: self.request.limit.saturating_sub(self.hits.len()),
+            limit: if self.page_is_full() {
+                0
+            } else {
+                self.request.limit - self.hits.len()
+            },
             after: self.request.after,
+            memory: self.request.memory.clone(),
         };
         let page = if step_request.from_ns < step_request.to_ns {
             self.index.search(&self.route, &step_request).await?
@@ -140,15 +165,18 @@ impl PlannedSearch {
             logpool_engines::index::SearchPage {
                 hits: Vec::new(),
                 total: 0,
+                truncated: false,
             }
         };
         self.scanned = group_end;
         self.total += page.total;
-        self.hits.extend(page.hits.iter().cloned());
+        self.truncated |= page.truncated;
+        let added = page.hits.len();
+        self.hits.extend(page.hits);
         if !self.is_done() && self.started.elapsed() >= self.budget {
             self.partial = true;
         }
-        Ok(Some(page.hits))
+        Ok(Some(added))
     }
 
     /// Runs every remaining step.
@@ -156,8 +184,13 @@ impl PlannedSearch {
     /// # Errors
     /// When the index fails.
     pub async fn run(&mut self) -> IndexResult<()> {
-        while self.step().await?.is_some() {}
+        while self.advance().await?.is_some() {}
         Ok(())
+    }
+
+    /// The memory budget of the page.
+    pub fn memory(&self) -> &logpool_core::memory::RequestMemory {
+        &self.request.memory
     }
 
     /// The page size asked for.

@@ -18,7 +18,8 @@ use logpool_core::record::format_time_ns;
 use logpool_core::sql::finish::value_type;
 use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
 use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlColumn, SqlError, SqlTable};
-use logpool_engines::index::{AggregateRequest, SearchHit, SearchRequest};
+use logpool_core::memory::OverBudget;
+use logpool_engines::index::{AggregateRequest, IndexError, SearchHit, SearchRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -78,6 +79,7 @@ pub(crate) async fn query_post(
                 group_by: aggregate.group_by.clone(),
                 aggregates: aggregate.aggregates.clone(),
                 max_groups: MAX_GROUPS,
+                memory: limiter.query_memory(),
             };
             let groups = state.index.aggregate(&route, &request).await?;
             finish_aggregate(&aggregate, groups)
@@ -98,8 +100,22 @@ pub(crate) async fn query_post(
                 to_ns: search.to_ns,
                 limit,
                 after: None,
+                memory: limiter.query_memory(),
             };
+            let memory_limit = request.memory.limit();
             let page = state.index.search(&route, &request).await?;
+            if page.truncated {
+                // A table has no cursor: fewer rows than LIMIT would look complete.
+                return Err(ApiError::from(IndexError::OverMemoryBudget {
+                    message: format!(
+                        "the {limit} rows asked for hold more than the query's memory budget; \
+                         lower LIMIT or select fewer records"
+                    ),
+                    budget: OverBudget::Request {
+                        limit: memory_limit,
+                    },
+                }));
+            }
             rows_table(&rows, &page.hits)
         }
     };

@@ -4,9 +4,10 @@
 //!
 //! Lines: `{"progress": {"scanned", "total"}, "hits": [...]}` after every step (the
 //! hits that step added, newest first), then one closing line
-//! `{"done": true, "total", "cursor", "progress", "partial"}`. An index failure after
-//! the answer has started is sent as a last `{"error": {"code", "message"}}` line.
-//! Mistakes in the request are ordinary 4xx answers, before any line.
+//! `{"done": true, "total", "cursor", "progress", "partial", "truncated"}`. An index
+//! failure after the answer has started is sent as a last
+//! `{"error": {"code", "message"}}` line. Mistakes in the request are ordinary 4xx
+//! answers, before any line.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -16,7 +17,7 @@ use logpool_api::{ApiError, AppJson, AppQuery};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::hits::hit_json;
+use crate::hits::hit_into_json;
 use crate::params::SearchParams;
 use crate::{next_cursor, prepare_search, PreparedSearch, SearchState};
 
@@ -72,8 +73,8 @@ async fn run_steps(prepared: PreparedSearch, lines: mpsc::Sender<Bytes>) {
         match planned.step().await {
             Ok(Some(step_hits)) => {
                 let hits: Vec<Value> = step_hits
-                    .iter()
-                    .map(|hit| hit_json(hit, highlighter.as_ref()))
+                    .into_iter()
+                    .map(|hit| hit_into_json(hit, highlighter.as_ref()))
                     .collect();
                 let line = json!({"progress": planned.progress().to_json(), "hits": hits});
                 if !send(&lines, &line).await {
@@ -100,6 +101,7 @@ async fn run_steps(prepared: PreparedSearch, lines: mpsc::Sender<Bytes>) {
         "cursor": next_cursor(&planned),
         "progress": planned.progress().to_json(),
         "partial": planned.partial,
+        "truncated": planned.truncated,
     });
     send(&lines, &done).await;
     drop(permit);

@@ -216,6 +216,7 @@ fn request(
         group_by,
         aggregates,
         max_groups: 10_000,
+        memory: logpool_core::memory::RequestMemory::unlimited(),
     }
 }
 
@@ -418,4 +419,18 @@ pub(crate) async fn check_aggregations(index: &dyn LogIndex, pool: &PoolRoute) {
         Err(IndexError::LimitExceeded(_)) => {}
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
+
+    // A group table larger than the memory budget is an error too, naming the
+    // budget; the same request within its budget answers.
+    let mut budgeted = request(Query::All, vec![field("bytes")], vec![AggregateFn::Count]);
+    budgeted.memory = logpool_core::memory::RequestMemory::limited(2_000);
+    match index.aggregate(pool, &budgeted).await {
+        Err(IndexError::OverMemoryBudget {
+            budget: logpool_core::memory::OverBudget::Request { limit: 2_000 },
+            ..
+        }) => {}
+        other => panic!("expected OverMemoryBudget, got {other:?}"),
+    }
+    budgeted.memory = logpool_core::memory::RequestMemory::limited(10_000_000);
+    assert!(index.aggregate(pool, &budgeted).await.is_ok());
 }

@@ -3,6 +3,7 @@
 //! Elasticsearch engines are held to identical results.
 
 use logpool_core::doc_id::DocIdentity;
+use logpool_core::memory::RequestMemory;
 use logpool_core::query::{parse_query, DefaultOperator};
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::{FieldType, PoolRoute};
@@ -187,6 +188,7 @@ pub(crate) fn request_with(query: &str, operator: DefaultOperator) -> SearchRequ
         to_ns: i64::MAX,
         limit: 100,
         after: None,
+        memory: RequestMemory::unlimited(),
     }
 }
 
@@ -246,6 +248,28 @@ pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
     sorted.sort_by_key(|key| std::cmp::Reverse(*key));
     sorted.dedup();
     assert_eq!(keys, sorted, "strictly newest first, no duplicates");
+    // A memory budget of a few hits cuts every page short, flagged, and paging on
+    // from the last hit still returns every record once, in order.
+    let mut budgeted = Vec::new();
+    let mut after = None;
+    loop {
+        let mut req = request("tick");
+        req.limit = 7;
+        req.after = after;
+        req.memory = RequestMemory::limited(500);
+        let page = index.search(pool, &req).await.expect("search");
+        assert_eq!(page.total, 50);
+        if page.hits.is_empty() {
+            break;
+        }
+        assert!(page.hits.len() < 7, "{} hits within 500 bytes", page.hits.len());
+        if budgeted.len() + page.hits.len() < 50 {
+            assert!(page.truncated, "a page cut by its budget says so");
+        }
+        after = page.hits.last().map(|h| h.sort_key);
+        budgeted.extend(page.hits.into_iter().map(|hit| hit.sort_key));
+    }
+    assert_eq!(budgeted, keys, "budgeted pages return the same records");
     let mut ranged = request("tick");
     ranged.from_ns = T0 + 5_000;
     ranged.to_ns = T0 + 10_000;
@@ -668,6 +692,7 @@ pub(crate) async fn check_field_types(
                 group_by: vec![GroupKey::Field("user".into())],
                 aggregates: vec![AggregateFn::Count],
                 max_groups: 100,
+                memory: logpool_core::memory::RequestMemory::unlimited(),
             },
         )
         .await

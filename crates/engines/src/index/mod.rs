@@ -25,6 +25,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use logpool_core::doc_id::DocIdentity;
+use logpool_core::memory::{OverBudget, RequestMemory};
 use logpool_core::query::Query;
 use logpool_core::record::Record;
 use logpool_core::routing::PoolRoute;
@@ -36,6 +37,31 @@ pub use tantivy_index::{TantivyIndex, TantivyIndexConfig};
 pub(crate) fn parse_time_bound(text: &str) -> IndexResult<i64> {
     logpool_core::ingest::parse_time_text(text)
         .map_err(|e| IndexError::InvalidQuery(format!("time bound: {e}")))
+}
+
+/// The error of a SQL group table that outgrew its memory budget.
+pub(crate) fn group_table_over_budget(budget: OverBudget) -> IndexError {
+    IndexError::OverMemoryBudget {
+        message: "the SQL group table needs more memory than the query may use; \
+                  narrow the query, or group by fewer or shorter keys"
+            .to_string(),
+        budget,
+    }
+}
+
+/// Estimated heap bytes of one finished group: its key texts plus a fixed cost per
+/// group and per key or value.
+pub(crate) fn aggregate_group_bytes(group: &logpool_core::sql::plan::AggregateGroup) -> usize {
+    use logpool_core::sql::plan::KeyValue;
+    let key_text: usize = group
+        .keys
+        .iter()
+        .map(|key| match key {
+            KeyValue::Str(text) => text.len(),
+            _ => 0,
+        })
+        .sum();
+    96 + 48 * (group.keys.len() + group.values.len()) + key_text
 }
 
 /// Result alias for index operations.
@@ -50,6 +76,14 @@ pub enum IndexError {
     /// The request is over a limit.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
+    /// The request needs more memory than its budget (or its tenant's) allows.
+    #[error("{message} ({budget})")]
+    OverMemoryBudget {
+        /// What ran out, and what to do about it.
+        message: String,
+        /// Which budget refused.
+        budget: OverBudget,
+    },
     /// The engine cannot serve right now.
     #[error("index unavailable: {0}")]
     Unavailable(String),
@@ -114,6 +148,10 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Return only hits strictly older than this key (the previous page's last hit).
     pub after: Option<SortKey>,
+    /// The bytes the page's records may take, charged as their stored source is
+    /// read. The first hit is always returned; a page that reaches the budget
+    /// ends early with [`SearchPage::truncated`].
+    pub memory: RequestMemory,
 }
 
 /// One hit.
@@ -138,6 +176,9 @@ pub struct SearchPage {
     pub hits: Vec<SearchHit>,
     /// Number of records matching the query in the time range (all pages).
     pub total: u64,
+    /// The page ended before `limit` at the request's memory budget: more hits may
+    /// follow the last one.
+    pub truncated: bool,
 }
 
 /// A count of matching records per time bucket.
@@ -214,6 +255,9 @@ pub struct AggregateRequest {
     pub aggregates: Vec<logpool_core::sql::plan::AggregateFn>,
     /// More groups than this is [`IndexError::LimitExceeded`], never a silent cut.
     pub max_groups: usize,
+    /// The bytes the group table may take, charged as groups and their values are
+    /// added; more is [`IndexError::OverMemoryBudget`], never a silent cut.
+    pub memory: RequestMemory,
 }
 
 /// The index role. See the module documentation for the contract.

@@ -20,6 +20,7 @@ use axum::response::Response;
 use axum::Router;
 use logpool_api::{ApiError, AppQuery, Principal, Routes, RoutingView};
 use logpool_core::access::Permission;
+use logpool_core::memory::TenantBudgets;
 use logpool_engines::config::TailConfig;
 use logpool_engines::queue::Queue;
 use tokio::sync::watch;
@@ -48,6 +49,8 @@ pub struct TailState {
     pub registry: Arc<TailRegistry>,
     /// Counters for `/metrics`.
     pub stats: Arc<crate::metrics::TailStats>,
+    /// Bytes of buffered records per tenant (`buffer_bytes_per_tenant`).
+    pub buffer_budgets: Arc<TenantBudgets>,
 }
 
 impl TailState {
@@ -66,6 +69,7 @@ impl TailState {
             queue,
             routing,
             shutdown,
+            buffer_budgets: Arc::new(TenantBudgets::new(config.buffer_bytes_per_tenant)),
             config: Arc::new(config),
             registry,
             stats: Arc::default(),
@@ -126,13 +130,12 @@ async fn tail(
     let mut sources = Vec::with_capacity(route.partitions.len());
     for (shard_index, shard) in route.shard_addrs().into_iter().enumerate() {
         let reader = state.queue.open_reader(&shard, request.start).await?;
-        sources.push(ShardSource {
-            shard_index,
-            partition: shard.partition,
-            reader,
-        });
+        sources.push(ShardSource::new(shard_index, shard.partition, reader));
     }
-    let buffer = Arc::new(TailBuffer::new(state.config.buffer_records));
+    let memory = state
+        .buffer_budgets
+        .request(&route.tenant, state.config.buffer_bytes);
+    let buffer = Arc::new(TailBuffer::new(state.config.buffer_records, memory));
     let pump = Pump {
         route: route.clone(),
         query: request.query,

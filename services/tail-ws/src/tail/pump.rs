@@ -2,7 +2,10 @@
 //!
 //! Each shard has its own queue reader ([`Queue::open_reader`]) that goes on from
 //! where it stopped, so a backfill from `start` runs into the live records without a
-//! seam. Reading never waits for the client: the buffer drops what does not fit. The
+//! seam. Reading never waits for the client: the buffer drops what does not fit.
+//! A read asks for fewer messages when messages are large, so that what one read
+//! holds at once stays near [`READ_BYTES_TARGET`] (a backfill over large records does
+//! not load 64 full batches per shard at a time). The
 //! pump ends when the pool is deleted or the queue closes; the session aborts it
 //! when the connection ends, which drops the readers (on Pulsar, closing their
 //! non-durable subscriptions).
@@ -19,13 +22,16 @@ use logpool_core::record::format_time_ns;
 use logpool_core::routing::{PoolRoute, RoutingSnapshot};
 use logpool_core::typed_match::matches;
 use logpool_engines::queue::{QueueError, QueueMessage, ShardReader};
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::watch;
 
 use super::buffer::{BufferedRecord, TailBuffer};
 
-/// Messages read per shard per round.
+/// Messages read per shard per round at most.
 const MESSAGES_PER_READ: usize = 64;
+/// Payload bytes one read should bring in at once; the message count of the next read
+/// is lowered (down to one message) when messages are larger than this allows.
+pub const READ_BYTES_TARGET: usize = 4 * 1024 * 1024;
 /// Longest wait before a failed read is tried again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -47,6 +53,32 @@ pub struct ShardSource {
     pub partition: u32,
     /// Its reader.
     pub reader: Box<dyn ShardReader>,
+    /// Largest payload seen in the latest read, to size the next one.
+    pub largest_payload_bytes: usize,
+}
+
+impl ShardSource {
+    /// A source for a shard, before its first read.
+    pub fn new(shard_index: usize, partition: u32, reader: Box<dyn ShardReader>) -> ShardSource {
+        ShardSource {
+            shard_index,
+            partition,
+            reader,
+            largest_payload_bytes: 0,
+        }
+    }
+
+    /// How many messages the next read asks for: as many as fit in
+    /// [`READ_BYTES_TARGET`] at the size of the largest recent message.
+    fn messages_per_read(&self) -> usize {
+        (READ_BYTES_TARGET / self.largest_payload_bytes.max(1)).clamp(1, MESSAGES_PER_READ)
+    }
+
+    fn learn_message_size(&mut self, messages: &[QueueMessage]) {
+        if let Some(largest) = messages.iter().map(|message| message.payload.len()).max() {
+            self.largest_payload_bytes = largest;
+        }
+    }
 }
 
 /// Everything a pump needs.
@@ -77,9 +109,11 @@ impl Pump {
             let mut behind = false;
             let mut failed = false;
             for source in &mut self.sources {
-                match source.reader.read_next(MESSAGES_PER_READ).await {
+                let wanted = source.messages_per_read();
+                match source.reader.read_next(wanted).await {
                     Ok(messages) => {
-                        behind |= messages.len() == MESSAGES_PER_READ;
+                        behind |= messages.len() == wanted;
+                        source.learn_message_size(&messages);
                         deliver(&self.route, &self.query, source, &messages, &self.buffer);
                     }
                     Err(QueueError::Closed) => return PumpEnd::QueueClosed,
@@ -163,18 +197,29 @@ fn deliver(
                     position: message.position,
                     index_in_batch: u32::try_from(index).unwrap_or(u32::MAX),
                 };
+                let sent = SentRecord {
+                    id: identity.doc_id(),
+                    time: format_time_ns(record.time_ns),
+                    shard: source.shard_index,
+                    fields: record.fields_json(),
+                };
                 BufferedRecord {
-                    json: json!({
-                        "id": identity.doc_id(),
-                        "time": format_time_ns(record.time_ns),
-                        "shard": source.shard_index,
-                        "fields": record.fields_json(),
-                    }),
+                    // Serialising a map of JSON values to a string cannot fail.
+                    json: serde_json::to_string(&sent).unwrap_or_default(),
                     publish_time_ms: message.publish_time_ms,
                 }
             });
         buffer.push_all(matching);
     }
+}
+
+/// A record as a tail sends it, shaped like a search hit.
+#[derive(Serialize)]
+struct SentRecord {
+    id: String,
+    time: String,
+    shard: usize,
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Returns the current time in milliseconds since the epoch.

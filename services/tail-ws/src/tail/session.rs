@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
-use super::buffer::{TailBuffer, Taken};
+use super::buffer::{BufferedRecord, TailBuffer, Taken};
 use super::pump::{now_ms, PumpEnd};
 use crate::metrics::TailStats;
 
@@ -141,31 +141,23 @@ where
                 }
             },
             _ = buffer.wait_ready() => {
-                let (frame, sent) = match buffer.take(config.max_records_per_frame) {
+                let (frame, sent) = match buffer.take(config.max_records_per_frame, config.max_frame_bytes) {
                     Taken::Empty => continue,
                     Taken::Dropped(count) => (
-                        json!({ "type": "dropped", "count": count }),
+                        json!({ "type": "dropped", "count": count }).to_string(),
                         FrameSent::Dropped(count),
                     ),
                     Taken::Records(records) => {
                         idle_deadline = idle_after.map(|idle| Instant::now() + idle);
-                        // How far behind the queue the newest record of the frame is.
-                        let lag_ms = records
-                            .last()
-                            .map_or(0, |record| (now_ms() - record.publish_time_ms).max(0));
-                        let records: Vec<_> = records.into_iter().map(|record| record.json).collect();
                         let sent = records.len();
-                        (
-                            json!({ "type": "records", "records": records, "lag_ms": lag_ms }),
-                            FrameSent::Records(sent),
-                        )
+                        (records_frame(&records), FrameSent::Records(sent))
                     }
                 };
                 // More may be waiting: come back after checking the other events.
                 if buffer.has_pending() {
                     buffer.wake();
                 }
-                let message = Message::Text(frame.to_string().into());
+                let message = Message::Text(frame.into());
                 if let Some(end) = send_in_time(&mut socket, message, config).await {
                     break end;
                 }
@@ -185,6 +177,27 @@ where
             .await;
     }
     end
+}
+
+/// The text of a `records` frame: the records' JSON as buffered, joined without
+/// parsing them again, and how far behind the queue the newest of them is.
+fn records_frame(records: &[BufferedRecord]) -> String {
+    let lag_ms = records
+        .last()
+        .map_or(0, |record| (now_ms() - record.publish_time_ms).max(0));
+    let text_bytes: usize = records.iter().map(|record| record.json.len() + 1).sum();
+    let mut frame = String::with_capacity(text_bytes + 64);
+    frame.push_str(r#"{"type":"records","records":["#);
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            frame.push(',');
+        }
+        frame.push_str(&record.json);
+    }
+    frame.push_str(r#"],"lag_ms":"#);
+    frame.push_str(&lag_ms.to_string());
+    frame.push('}');
+    frame
 }
 
 /// Sends one message; returns how the session ends when the client is gone or did
@@ -224,5 +237,30 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_records_frame_is_the_json_of_its_records() {
+        let records = vec![
+            BufferedRecord {
+                json: r#"{"id":"a","fields":{"message":"x\"y"}}"#.to_string(),
+                publish_time_ms: now_ms(),
+            },
+            BufferedRecord {
+                json: r#"{"id":"b","fields":{}}"#.to_string(),
+                publish_time_ms: now_ms(),
+            },
+        ];
+        let frame: serde_json::Value =
+            serde_json::from_str(&records_frame(&records)).expect("valid JSON");
+        assert_eq!(frame["type"], "records");
+        assert_eq!(frame["records"][0]["fields"]["message"], "x\"y");
+        assert_eq!(frame["records"][1]["id"], "b");
+        assert!(frame["lag_ms"].as_i64().is_some_and(|lag| lag >= 0));
     }
 }

@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 
 use super::mapping::{TypedPath, FIELD_NAMES, NS_PER_MS, TIME_MS};
 use super::{dsl, ElasticsearchIndex};
-use crate::index::{AggregateRequest, IndexError, IndexResult};
+use crate::index::{
+    aggregate_group_bytes, group_table_over_budget, AggregateRequest, IndexError, IndexResult,
+};
 
 /// Composite buckets fetched per request.
 const PAGE_SIZE: usize = 1_000;
@@ -317,10 +319,15 @@ impl ElasticsearchIndex {
                         request.max_groups
                     )));
                 }
-                groups.push(AggregateGroup {
+                let group = AggregateGroup {
                     keys: bucket_keys(&request.group_by, &bucket["key"]),
                     values: bucket_values(&request.aggregates, bucket)?,
-                });
+                };
+                request
+                    .memory
+                    .try_charge(aggregate_group_bytes(&group))
+                    .map_err(group_table_over_budget)?;
+                groups.push(group);
             }
             match answer.get("after_key") {
                 Some(after_key) if buckets.len() == PAGE_SIZE => after = Some(after_key.clone()),

@@ -55,6 +55,7 @@ use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use elasticsearch::Elasticsearch;
+use logpool_core::memory::json_map_bytes;
 use logpool_core::routing::PoolRoute;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -70,6 +71,13 @@ use super::{
 
 /// Elasticsearch refuses `from + size` above `index.max_result_window` (10 000 by default).
 const MAX_SEARCH_SIZE: usize = 10_000;
+/// Hits asked for in the first chunk of a page; later chunks are sized from the memory
+/// budget left and the largest hit seen.
+const FIRST_CHUNK_HITS: usize = 100;
+/// Most hits asked for in one later chunk.
+const MAX_CHUNK_HITS: usize = 2_000;
+/// Bytes charged per search hit beyond its fields (id, sort key, map nodes).
+const HIT_OVERHEAD_BYTES: usize = 128;
 /// Longest list of index names put in a URL; Elasticsearch's request line limit is 4 KB.
 const MAX_URL_NAMES_BYTES: usize = 3_000;
 
@@ -784,24 +792,63 @@ impl LogIndex for ElasticsearchIndex {
             request.from_ns,
             request.to_ns,
         )?;
-        let mut body = json!({
-            "query": query,
-            "sort": dsl::newest_first_sort(),
-            "size": request.limit,
-            "track_total_hits": true,
-            "_source": [TIME, SHARD, TIEBREAK, RECORD],
-        });
-        if let Some(after) = request.after {
-            body["search_after"] = dsl::search_after(after);
-        }
         let target = self.search_target(pool, request.from_ns, request.to_ns);
-        let Some(response) = self.run_search(&target, body).await? else {
-            return Ok(SearchPage {
-                hits: Vec::new(),
-                total: 0,
+        // The page is fetched in chunks (search_after), each sized from the remaining
+        // memory budget and the largest hit so far, so a page of large records stops
+        // at the budget instead of arriving whole in one answer.
+        let mut hits = Vec::new();
+        let mut total = None;
+        let mut after = request.after;
+        let mut truncated = false;
+        let mut chunk = request.limit.min(FIRST_CHUNK_HITS);
+        loop {
+            let mut body = json!({
+                "query": query,
+                "sort": dsl::newest_first_sort(),
+                "size": chunk,
+                "track_total_hits": total.is_none(),
+                "_source": [TIME, SHARD, TIEBREAK, RECORD],
             });
-        };
-        parse_search_page(&response)
+            if let Some(after) = after {
+                body["search_after"] = dsl::search_after(after);
+            }
+            let Some(response) = self.run_search(&target, body).await? else {
+                break;
+            };
+            let (chunk_hits, chunk_total) = parse_search_hits(&response)?;
+            drop(response);
+            if total.is_none() {
+                total = Some(chunk_total.ok_or_else(|| {
+                    IndexError::Internal("search answer has no hit count".to_string())
+                })?);
+            }
+            let fetched = chunk_hits.len();
+            let mut largest = 0;
+            for hit in chunk_hits {
+                let charge = json_map_bytes(&hit.fields) + HIT_OVERHEAD_BYTES;
+                if hits.is_empty() {
+                    request.memory.charge_anyway(charge);
+                } else if request.memory.try_charge(charge).is_err() {
+                    truncated = true;
+                    break;
+                }
+                largest = largest.max(charge);
+                after = Some(hit.sort_key);
+                hits.push(hit);
+            }
+            if truncated || fetched < chunk || hits.len() >= request.limit {
+                break;
+            }
+            let room = request.memory.limit().saturating_sub(request.memory.used());
+            chunk = (room / largest.max(1))
+                .clamp(1, MAX_CHUNK_HITS)
+                .min(request.limit - hits.len());
+        }
+        Ok(SearchPage {
+            hits,
+            total: total.unwrap_or(0),
+            truncated,
+        })
     }
 
     async fn histogram(
@@ -979,14 +1026,13 @@ impl LogIndex for ElasticsearchIndex {
     }
 }
 
-/// Builds a page from a search answer.
-fn parse_search_page(response: &Value) -> IndexResult<SearchPage> {
+/// The hits of a search answer, and its hit count when it was asked to track it.
+fn parse_search_hits(response: &Value) -> IndexResult<(Vec<SearchHit>, Option<u64>)> {
     let hits_json = &response["hits"];
     // `hits.total` is an object since Elasticsearch 7, a number before.
     let total = hits_json["total"]["value"]
         .as_u64()
-        .or_else(|| hits_json["total"].as_u64())
-        .ok_or_else(|| IndexError::Internal("search answer has no hit count".to_string()))?;
+        .or_else(|| hits_json["total"].as_u64());
     let mut hits = Vec::new();
     for hit in hits_json["hits"]
         .as_array()
@@ -995,7 +1041,7 @@ fn parse_search_page(response: &Value) -> IndexResult<SearchPage> {
     {
         hits.push(parse_hit(hit)?);
     }
-    Ok(SearchPage { hits, total })
+    Ok((hits, total))
 }
 
 fn parse_hit(hit: &Value) -> IndexResult<SearchHit> {

@@ -9,6 +9,12 @@
 //! text until the segment's groups are harvested. Every group is returned (up to
 //! the request's cap), so the final stage can order by any aggregate exactly.
 //!
+//! Memory: the group table is charged to the request's memory budget as it grows
+//! (a new group, a new distinct value, a kept percentile value; key texts when a
+//! segment's groups are resolved), and re-estimated after each partition is merged,
+//! so groups seen in many segments are not counted many times. A table over budget
+//! stops growing and the request fails with [`IndexError::OverMemoryBudget`].
+//!
 //! Precision: counts, sums, min and max are exact. `count(DISTINCT f)` is exact
 //! up to 64-bit hash collisions. `percentile` is exact (linear interpolation between
 //! the closest ranks) while a group holds at most [`EXACT_PERCENTILE_VALUES`] values,
@@ -17,6 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+use logpool_core::memory::{OverBudget, RequestMemory};
 use logpool_core::sql::plan::{AggregateFn, AggregateGroup, AggregateValue, GroupKey, KeyValue};
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -29,6 +36,81 @@ use crate::index::{AggregateRequest, IndexError, IndexResult};
 
 /// Values kept exactly per group before a percentile switches to a sketch.
 pub(crate) const EXACT_PERCENTILE_VALUES: usize = 10_000;
+
+/// Estimated bytes of one group beyond its keys' text and its accumulators' values:
+/// the map entry, the key and accumulator vectors.
+const GROUP_BYTES: usize = 96;
+/// Estimated bytes of one key or accumulator slot of a group.
+const SLOT_BYTES: usize = 48;
+/// Estimated bytes of one distinct value kept (a hash set entry).
+const DISTINCT_VALUE_BYTES: usize = 24;
+/// Estimated bytes of one percentile sketch.
+const SKETCH_BYTES: usize = 4096;
+/// A segment collector charges the budget in steps of this many bytes, so the
+/// per-document path only adds to a local counter.
+const CHARGE_STEP_BYTES: usize = 64 * 1024;
+
+/// Charges a request's memory budget in steps, and remembers a refusal.
+struct Meter {
+    memory: RequestMemory,
+    pending: usize,
+    charged: usize,
+    refused: Option<OverBudget>,
+}
+
+impl Meter {
+    fn new(memory: RequestMemory) -> Meter {
+        Meter {
+            memory,
+            pending: 0,
+            charged: 0,
+            refused: None,
+        }
+    }
+
+    /// Counts `bytes` more; false once the budget has refused.
+    #[inline]
+    fn add(&mut self, bytes: usize) -> bool {
+        self.pending += bytes;
+        if self.pending >= CHARGE_STEP_BYTES {
+            self.flush();
+        }
+        self.refused.is_none()
+    }
+
+    fn flush(&mut self) {
+        if self.refused.is_some() || self.pending == 0 {
+            return;
+        }
+        match self.memory.try_charge(self.pending) {
+            Ok(()) => self.charged += self.pending,
+            Err(refused) => self.refused = Some(refused),
+        }
+        self.pending = 0;
+    }
+}
+
+/// Estimated bytes of a merged group.
+fn group_bytes(key: &[MergedKey], accumulators: &[Accumulator]) -> usize {
+    let key_text: usize = key
+        .iter()
+        .map(|value| match value {
+            MergedKey::Str(text) => text.len(),
+            _ => 0,
+        })
+        .sum();
+    let values: usize = accumulators
+        .iter()
+        .map(|accumulator| match accumulator {
+            Accumulator::Distinct(set) => set.len() * DISTINCT_VALUE_BYTES,
+            Accumulator::Percentile(percentile) => {
+                percentile.exact.len() * 8 + percentile.sketch.as_ref().map_or(0, |_| SKETCH_BYTES)
+            }
+            _ => 0,
+        })
+        .sum();
+    GROUP_BYTES + (key.len() + accumulators.len()) * SLOT_BYTES + key_text + values
+}
 
 /// A group key as merged across segments and partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -334,16 +416,21 @@ fn hash_of(key: &MergedKey) -> u64 {
     hasher.finish()
 }
 
-/// Groups merged so far, and whether the cap on groups was hit.
+/// Groups merged so far, whether the cap on groups was hit, and the bytes charged
+/// for them to the request's memory budget (or its refusal).
 #[derive(Default)]
 pub(crate) struct Groups {
     groups: HashMap<Vec<MergedKey>, Vec<Accumulator>>,
     overflow: bool,
+    charged: usize,
+    over_budget: Option<OverBudget>,
 }
 
 impl Groups {
     fn merge(&mut self, other: Groups, max_groups: usize) {
         self.overflow |= other.overflow;
+        self.charged += other.charged;
+        self.over_budget = self.over_budget.or(other.over_budget);
         for (key, accumulators) in other.groups {
             if let Some(known) = self.groups.get_mut(&key) {
                 for (mine, theirs) in known.iter_mut().zip(accumulators) {
@@ -363,6 +450,7 @@ pub(crate) struct GroupCollector {
     pub(crate) group_by: Vec<GroupKey>,
     pub(crate) aggregates: Vec<AggregateFn>,
     pub(crate) max_groups: usize,
+    pub(crate) memory: RequestMemory,
 }
 
 pub(crate) struct GroupSegment {
@@ -377,6 +465,8 @@ pub(crate) struct GroupSegment {
     groups: HashMap<Vec<SegmentValue>, Vec<SegmentAccumulator>, FxBuildHasher>,
     overflow: bool,
     scratch: Vec<SegmentValue>,
+    /// The group table's bytes against the request's budget.
+    meter: Meter,
 }
 
 /// `GROUP BY text_field` with only `count(*)`: one counter per term ordinal of the
@@ -421,7 +511,7 @@ impl OrdinalCounts {
     /// The segment's groups, each key resolved to its text in one pass over the
     /// dictionary: looking ordinals up one by one decompresses a dictionary block
     /// again for each (half of a group-by's time before this).
-    fn into_groups(self, aggregates: usize, max_groups: usize) -> Groups {
+    fn into_groups(self, aggregates: usize, max_groups: usize, mut meter: Meter) -> Groups {
         let used: Vec<u64> = (0u64..)
             .zip(&self.counts)
             .filter(|(_, count)| **count > 0)
@@ -452,13 +542,23 @@ impl OrdinalCounts {
             .zip(texts)
             .map(|(ordinal, text)| (MergedKey::Str(text), self.counts[*ordinal as usize]))
             .chain((self.missing > 0).then_some((MergedKey::Null, self.missing)));
+        // The counters of every term were charged when the segment began; the
+        // groups replace them.
+        meter.memory.release(self.counts.len() * 8);
         for (key, count) in entries {
             if groups.groups.len() >= max_groups {
                 groups.overflow = true;
                 break;
             }
-            groups.groups.insert(vec![key], count_all(count));
+            let accumulators = count_all(count);
+            if !meter.add(group_bytes(std::slice::from_ref(&key), &accumulators)) {
+                break;
+            }
+            groups.groups.insert(vec![key], accumulators);
         }
+        meter.flush();
+        groups.charged = meter.charged;
+        groups.over_budget = meter.refused;
         groups
     }
 
@@ -538,8 +638,12 @@ impl Collector for GroupCollector {
                 None => None,
             });
         }
+        // The fast path's counters (one per term of the segment) are charged up
+        // front; when they do not fit, the general path charges group by group.
+        let ordinal_counts = OrdinalCounts::for_shape(&keys, &self.aggregates)
+            .filter(|fast| self.memory.try_charge(fast.counts.len() * 8).is_ok());
         Ok(GroupSegment {
-            ordinal_counts: OrdinalCounts::for_shape(&keys, &self.aggregates),
+            ordinal_counts,
             keys,
             inputs,
             aggregates: self.aggregates.clone(),
@@ -547,6 +651,7 @@ impl Collector for GroupCollector {
             groups: HashMap::default(),
             overflow: false,
             scratch: Vec::with_capacity(self.group_by.len()),
+            meter: Meter::new(self.memory.clone()),
         })
     }
 
@@ -589,6 +694,10 @@ impl SegmentCollector for GroupSegment {
             fast.add(ordinal);
             return;
         }
+        if self.meter.refused.is_some() {
+            // The request fails at harvest; nothing may grow until then.
+            return;
+        }
         self.scratch.clear();
         for key in &self.keys {
             self.scratch.push(match key {
@@ -602,6 +711,10 @@ impl SegmentCollector for GroupSegment {
         if !self.groups.contains_key(self.scratch.as_slice()) {
             if self.groups.len() >= self.max_groups {
                 self.overflow = true;
+                return;
+            }
+            let slots = self.keys.len() + self.aggregates.len();
+            if !self.meter.add(GROUP_BYTES + slots * SLOT_BYTES) {
                 return;
             }
             let accumulators = self
@@ -627,8 +740,8 @@ impl SegmentCollector for GroupSegment {
             match (accumulator, input) {
                 (SegmentAccumulator::Distinct(set), Some(columns)) => {
                     let value = columns.value(doc);
-                    if value != SegmentValue::Null {
-                        set.insert(value);
+                    if value != SegmentValue::Null && set.insert(value) {
+                        self.meter.add(DISTINCT_VALUE_BYTES);
                     }
                 }
                 (SegmentAccumulator::Plain(Accumulator::Count(count)), None) => *count += 1,
@@ -639,7 +752,9 @@ impl SegmentCollector for GroupSegment {
                 }
                 (SegmentAccumulator::Plain(plain), Some(columns)) => {
                     if let Some(value) = columns.number(doc) {
-                        add_number(plain, value);
+                        if add_number(plain, value) {
+                            self.meter.add(8);
+                        }
                     }
                 }
                 _ => debug_assert!(false, "aggregate {aggregate:?} without its input"),
@@ -647,9 +762,9 @@ impl SegmentCollector for GroupSegment {
         }
     }
 
-    fn harvest(self) -> Groups {
+    fn harvest(mut self) -> Groups {
         if let Some(fast) = self.ordinal_counts {
-            return fast.into_groups(self.aggregates.len(), self.max_groups);
+            return fast.into_groups(self.aggregates.len(), self.max_groups, self.meter);
         }
         let mut groups = HashMap::with_capacity(self.groups.len());
         for (segment_key, accumulators) in self.groups {
@@ -680,16 +795,31 @@ impl SegmentCollector for GroupSegment {
                     (SegmentAccumulator::Plain(plain), _) => plain,
                 })
                 .collect();
+            let key_text: usize = key
+                .iter()
+                .map(|value| match value {
+                    MergedKey::Str(text) => text.len(),
+                    _ => 0,
+                })
+                .sum();
             groups.insert(key, accumulators);
+            if !self.meter.add(key_text) {
+                break;
+            }
         }
+        self.meter.flush();
         Groups {
             groups,
             overflow: self.overflow,
+            charged: self.meter.charged,
+            over_budget: self.meter.refused,
         }
     }
 }
 
-fn add_number(accumulator: &mut Accumulator, value: f64) {
+/// Adds a value to a numeric aggregate; true when the value itself is kept (an
+/// exact percentile), so the caller charges its bytes.
+fn add_number(accumulator: &mut Accumulator, value: f64) -> bool {
     match accumulator {
         Accumulator::Sum { sum, count } => {
             *sum += value;
@@ -697,9 +827,14 @@ fn add_number(accumulator: &mut Accumulator, value: f64) {
         }
         Accumulator::Min(min) => *min = min_opt(*min, Some(value)),
         Accumulator::Max(max) => *max = max_opt(*max, Some(value)),
-        Accumulator::Percentile(percentile) => percentile.add(value),
+        Accumulator::Percentile(percentile) => {
+            let kept = percentile.sketch.is_none();
+            percentile.add(value);
+            return kept;
+        }
         Accumulator::Count(_) | Accumulator::Distinct(_) => {}
     }
+    false
 }
 
 impl TantivyIndex {
@@ -721,6 +856,7 @@ impl TantivyIndex {
             group_by: request.group_by.clone(),
             aggregates: request.aggregates.clone(),
             max_groups: request.max_groups,
+            memory: request.memory.clone(),
         };
         let mut merged = Groups::default();
         for day in self.days_on_disk(pool_id, request.from_ns, request.to_ns)? {
@@ -733,9 +869,23 @@ impl TantivyIndex {
                 .search(query.as_ref(), &collector)
                 .map_err(tantivy_error)?;
             merged.merge(groups, request.max_groups);
-            if merged.overflow {
+            if merged.overflow || merged.over_budget.is_some() {
                 break;
             }
+            // Groups found in several segments were charged once per segment; what
+            // the merged table holds is less.
+            let held: usize = merged
+                .groups
+                .iter()
+                .map(|(key, accumulators)| group_bytes(key, accumulators))
+                .sum();
+            if merged.charged > held {
+                request.memory.release(merged.charged - held);
+                merged.charged = held;
+            }
+        }
+        if let Some(budget) = merged.over_budget {
+            return Err(crate::index::group_table_over_budget(budget));
         }
         if merged.overflow {
             return Err(IndexError::LimitExceeded(format!(

@@ -49,6 +49,8 @@ use super::{
 };
 
 const DAY_NS: i64 = 86_400_000_000_000;
+/// Bytes charged per search hit beyond its stored text (id, sort key, map nodes).
+const HIT_OVERHEAD_BYTES: usize = 128;
 
 /// Settings of the embedded index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,15 +388,27 @@ impl TantivyIndex {
         candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
         candidates.truncate(request.limit);
         let mut page_hits = Vec::with_capacity(candidates.len());
+        let mut truncated = false;
         for (sort_key, searcher_index, address) in candidates {
             let document: TantivyDocument = searchers[searcher_index]
                 .doc(address)
                 .map_err(tantivy_error)?;
+            let source_bytes = stored_source(&self.schema, &document)?.len();
+            // The parsed hit holds about as much as its stored text; the first one
+            // is always taken so that paging can go on.
+            let charge = source_bytes + HIT_OVERHEAD_BYTES;
+            if page_hits.is_empty() {
+                request.memory.charge_anyway(charge);
+            } else if request.memory.try_charge(charge).is_err() {
+                truncated = true;
+                break;
+            }
             page_hits.push(self.hit_from_document(pool_id, &document, sort_key)?);
         }
         Ok(SearchPage {
             hits: page_hits,
             total,
+            truncated,
         })
     }
 
@@ -406,12 +420,8 @@ impl TantivyIndex {
         document: &TantivyDocument,
         sort_key: SortKey,
     ) -> IndexResult<SearchHit> {
-        use tantivy::schema::document::Value;
-        let source_text = document
-            .get_first(self.schema.source)
-            .and_then(|v| v.as_str().map(str::to_string))
-            .ok_or_else(|| IndexError::Corrupted("document without stored source".to_string()))?;
-        let source: StoredSource = serde_json::from_str(&source_text)
+        let source_text = stored_source(&self.schema, document)?;
+        let source: StoredSource = serde_json::from_str(source_text)
             .map_err(|e| IndexError::Corrupted(format!("stored source is not valid: {e}")))?;
         Ok(SearchHit {
             id: source.doc_id(pool_id, sort_key.tiebreak),
@@ -667,6 +677,15 @@ fn list_days(pool_dir: &Path) -> IndexResult<Vec<i64>> {
         }
     }
     Ok(days)
+}
+
+/// The stored source text of a document.
+fn stored_source<'a>(schema: &LogSchema, document: &'a TantivyDocument) -> IndexResult<&'a str> {
+    use tantivy::schema::document::Value;
+    document
+        .get_first(schema.source)
+        .and_then(|value| value.as_str())
+        .ok_or_else(|| IndexError::Corrupted("document without stored source".to_string()))
 }
 
 fn tantivy_error(error: tantivy::TantivyError) -> IndexError {

@@ -357,6 +357,7 @@ async fn test_bare_queries_find_the_message_indexed_once() {
                 group_by: vec![GroupKey::Field(field.into())],
                 aggregates: vec![AggregateFn::Count],
                 max_groups: 100,
+                memory: logpool_core::memory::RequestMemory::unlimited(),
             };
             let mut got: Vec<(KeyValue, AggregateValue)> = index
                 .aggregate(&pool(1), &request)
@@ -408,6 +409,7 @@ async fn test_long_strings_group_as_null() {
                 group_by: vec![GroupKey::Field("detail".into())],
                 aggregates: vec![AggregateFn::Count],
                 max_groups: 100,
+                memory: logpool_core::memory::RequestMemory::unlimited(),
             },
         )
         .await
@@ -609,6 +611,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
                 group_by: vec![],
                 aggregates: vec![AggregateFn::Sum("took".into())],
                 max_groups: 10,
+                memory: logpool_core::memory::RequestMemory::unlimited(),
             },
         )
         .await

@@ -65,8 +65,8 @@ impl Default for QueryLimits {
             max_depth: 32,
             max_nodes: 4096,
             max_terms: 1024,
-            max_wildcards: 32,
-            max_wildcard_chars: 256,
+            max_wildcards: 16,
+            max_wildcard_chars: 128,
             max_sql_expression_depth: 64,
             max_sql_tokens: 16_384,
         }

@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 # Ports for the engine servers, away from the defaults a developer may be using.
 export LOGPOOL_TEST_PORT_BASE=${LOGPOOL_TEST_PORT_BASE:-26000}
 FEATURES="logpool-e2e/distributed"
+# The whole suite runs against every engine: a subset inherited from the caller's
+# environment would leave the distributed, tail, DuckDB and console tests skipping
+# instead of failing, so the set is fixed here and the requirement asserted below.
+export LOGPOOL_TEST_ENGINES="pulsar es etcd mysql s3"
 
 echo "== build dependencies (protoc, C compiler)"
 ./scripts/test-engines.sh build-deps
@@ -33,6 +37,18 @@ echo "== engine servers"
 ./scripts/test-engines.sh start "$state_dir"
 # shellcheck disable=SC1091
 source "$state_dir/env"
+# Every engine test must run: a missing server fails it instead of skipping it.
+if [[ "${LOGPOOL_REQUIRE_ENGINES:-}" != 1 ]]; then
+  echo "error: the engine servers did not all start (LOGPOOL_REQUIRE_ENGINES is not set)" >&2
+  exit 1
+fi
+for variable in LOGPOOL_TEST_PULSAR_URL LOGPOOL_TEST_PULSAR_METRICS_URL LOGPOOL_TEST_ES_URL \
+  LOGPOOL_TEST_ETCD_ENDPOINTS LOGPOOL_TEST_MYSQL_URL LOGPOOL_TEST_S3_ENDPOINT LOGPOOL_TEST_PYTHON; do
+  if [[ -z "${!variable:-}" ]]; then
+    echo "error: $variable is not set after starting the engine servers" >&2
+    exit 1
+  fi
+done
 
 echo "== browser for the console test (Debian chromium, playwright-core)"
 ./scripts/test-browser.sh install

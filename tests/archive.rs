@@ -225,25 +225,103 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     assert!(!hits(&orig).is_empty());
     assert_eq!(hits(&orig), hits(&back));
 
-    // Asking again returns the finished restore; nothing is produced twice.
+    // Asking again returns the finished restore; nothing is produced twice. A restore
+    // produces into the target pool's queue, so its end positions are what a repeat
+    // would move. After the second ask, one marker record per shard goes in behind
+    // anything a repeat would have produced at once; once the markers are searchable,
+    // the queue must hold the first restore and the markers, nothing else.
+    let produced_before = produced_messages(&base, project, "back").await;
     let (status, again) = send("POST", &url, &body).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"].as_str(), Some(id.as_str()));
     assert_eq!(again["status"], json!("done"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let markers = put_one_marker_per_shard(client, project, "back", 2).await;
+    assert_eq!(
+        wait_for_count(client, project, "back", "marker", markers).await,
+        markers
+    );
+    let settled = wait_for(Duration::from_secs(30), || async {
+        let stats = pool_stats(&base, project, "back").await;
+        (stats["backlog"]["loghub"]["messages"] == 0).then_some(stats)
+    })
+    .await
+    .expect("loghub caught up with the target pool");
+    assert_eq!(
+        produced_messages(&base, project, "back").await,
+        produced_before + markers,
+        "the restore was produced again: {settled}"
+    );
     let counts = count_records_by(client, project, "back", "rid")
         .await
         .expect("ids");
-    assert_eq!(counts.len(), expected_ids);
+    assert_eq!(counts.len(), expected_ids + markers as usize);
     assert!(
         counts.values().all(|n| *n == 1),
         "a restored record is doubled"
+    );
+    let (_, status_after) = send("GET", &format!("{url}/{id}"), &Value::Null).await;
+    assert_eq!(
+        status_after["records_restored"], done["records_restored"],
+        "{status_after}"
     );
 
     let (status, answer) = send("POST", &url, &json!({ "into_pool": "orig" })).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["field"], json!("into_pool"));
     server.standalone.shutdown().await.expect("shutdown");
+}
+
+/// The pool's stats (`GET .../stats`).
+async fn pool_stats(base: &str, project: &str, pool: &str) -> Value {
+    let url = format!("{base}/v1/projects/{project}/pools/{pool}/stats");
+    let (status, stats) = send("GET", &url, &Value::Null).await;
+    assert_eq!(status, 200, "{stats}");
+    stats
+}
+
+/// Messages ever produced to the pool's queue: the sum of its shards' end positions
+/// (the embedded queue numbers a shard's messages from 0).
+async fn produced_messages(base: &str, project: &str, pool: &str) -> u64 {
+    let stats = pool_stats(base, project, pool).await;
+    stats["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|shard| shard["end_position"].as_u64().expect("end position"))
+        .sum()
+}
+
+/// Puts one record (`rid` `marker-<key>`) per request, each pinned to a shard by its
+/// hash key, until every one of `shards` shards has one; returns how many were put
+/// (one queue message each).
+async fn put_one_marker_per_shard(
+    client: &LogpoolClient,
+    project: &str,
+    pool: &str,
+    shards: u64,
+) -> u64 {
+    let mut reached = std::collections::BTreeSet::new();
+    let mut put = 0;
+    for key in 0..64 {
+        let body = json!({ "logs": [{ "rid": format!("marker-{key}"), "message": "marker" }] });
+        let answer = client
+            .put_raw(
+                project,
+                pool,
+                "application/json",
+                logpool_client::Encoding::Identity,
+                serde_json::to_vec(&body).expect("body"),
+                Some(&format!("marker-{key}")),
+            )
+            .await
+            .expect("put marker");
+        put += 1;
+        reached.insert(answer["shards"][0]["shard"].as_u64().expect("shard"));
+        if reached.len() as u64 == shards {
+            return put;
+        }
+    }
+    panic!("64 hash keys reached only shards {reached:?}");
 }
 
 /// The value of an unlabelled sample in a Prometheus text exposition.

@@ -153,6 +153,64 @@ async fn bench_queries(data_dir: &std::path::Path) -> Value {
     })
 }
 
+/// What a query's answer adds up to: the search total, the histogram's sum or the
+/// sum of the top groups' counts.
+fn answer_matches(answer: &Value) -> u64 {
+    if let Some(total) = answer["total"].as_u64() {
+        return total;
+    }
+    if let Some(counts) = answer["counts"].as_array() {
+        return counts.iter().filter_map(Value::as_u64).sum();
+    }
+    answer["groups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an answer of an unknown shape: {answer}"))
+        .iter()
+        .map(|group| group[1].as_u64().expect("group count"))
+        .sum()
+}
+
+/// Compares the API's answer of one query with the raw engine's: the same totals
+/// and hits, the same buckets at the same interval, the same top groups with the
+/// same counts (groups tied at the last count may differ: where a top list cuts
+/// between equal counts is arbitrary).
+fn assert_same_answer(query: &Value) {
+    let (api, raw) = (&query["api_answer"], &query["raw_answer"]);
+    assert!(api.is_object() && raw.is_object(), "both answers: {query}");
+    match (api["groups"].as_array(), raw["groups"].as_array()) {
+        (Some(api_groups), Some(raw_groups)) => {
+            let counts = |groups: &[Value]| -> Vec<u64> {
+                groups
+                    .iter()
+                    .map(|group| group[1].as_u64().expect("group count"))
+                    .collect()
+            };
+            assert_eq!(counts(api_groups), counts(raw_groups), "{query}");
+            let cut = counts(api_groups).last().copied().unwrap_or(0);
+            let above_cut = |groups: &[Value]| -> Vec<(String, u64)> {
+                let mut kept: Vec<(String, u64)> = groups
+                    .iter()
+                    .map(|group| {
+                        let value = group[0].as_str().expect("group value").to_string();
+                        (value, group[1].as_u64().expect("group count"))
+                    })
+                    .filter(|(_, count)| *count > cut)
+                    .collect();
+                kept.sort();
+                kept
+            };
+            assert_eq!(above_cut(api_groups), above_cut(raw_groups), "{query}");
+            assert!(!api_groups.is_empty(), "{query}");
+        }
+        _ => assert_eq!(api, raw, "the API and the raw engine differ: {query}"),
+    }
+    assert_eq!(
+        query["matches"].as_u64(),
+        Some(answer_matches(api)),
+        "the reported matches are the API's answer: {query}"
+    );
+}
+
 /// The query benchmark at a small size: it builds its directory once and reuses it,
 /// and every query gives the same answer through logpool's API as on the raw engine,
 /// which is what makes the ratios of the large run meaningful.
@@ -182,6 +240,8 @@ async fn bench_queries_agree_with_the_raw_engine() {
             ]
         );
         for (index, query) in queries.iter().enumerate() {
+            assert_same_answer(query);
+            // The report's own verdict must agree with ours.
             assert_eq!(query["same_answer"], true, "{query}");
             positive(report, &format!("/queries/{index}/matches"));
             for side in ["api", "raw"] {

@@ -140,16 +140,36 @@ async fn test_five_services_as_processes_on_the_distributed_engines() {
         log_tail(&services[2].log)
     );
 
-    // Every service exposes its counters; loghub's match what went in.
-    let metrics = reqwest::get(format!("{}/metrics", services[2].client.base_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("logpool_loghub_records_indexed_total"),
-        "{metrics}"
+    // The counters match what went in: put-datas accepted, and the one loghub
+    // committed, every record exactly once (the probe, the Loghub lines and the late
+    // pool's record).
+    let records_in = expected_total + 1;
+    let put_accepted = services[0]
+        .counter("logpool_put_records_accepted_total")
+        .await;
+    assert_eq!(
+        put_accepted,
+        Some(records_in),
+        "put-datas' accepted records"
+    );
+    let counted = wait_for(Duration::from_secs(10), || async {
+        let indexed = services[2]
+            .counter("logpool_loghub_records_indexed_total")
+            .await?;
+        (indexed >= records_in).then_some(indexed)
+    })
+    .await;
+    assert_eq!(
+        counted,
+        Some(records_in),
+        "loghub's indexed records:\n{}",
+        log_tail(&services[2].log)
+    );
+    assert_eq!(
+        services[2]
+            .counter("logpool_loghub_messages_dead_lettered_total")
+            .await,
+        Some(0)
     );
 
     for service in services.iter_mut() {
@@ -207,9 +227,17 @@ async fn test_two_loghubs_share_the_queue_and_survive_a_kill_9() {
         let records: Vec<Value> = (0..200)
             .map(|i| json!({ "rid": format!("{batch}-{i}"), "message": "ha record" }))
             .collect();
-        if put.put_records(&project, "app", &records).await.is_ok() {
-            acked.extend((0..200).map(|i| format!("{batch}-{i}")));
-        }
+        // put-datas and the queue are untouched by the kill: every put must succeed.
+        let answer = put
+            .put_records(&project, "app", &records)
+            .await
+            .unwrap_or_else(|error| panic!("put {batch} failed: {error}"));
+        assert_eq!(
+            answer["accepted"].as_u64(),
+            Some(200),
+            "put {batch}: {answer}"
+        );
+        acked.extend((0..200).map(|i| format!("{batch}-{i}")));
         if batch == 20 {
             // Both loghubs share the subscription: wait until the doomed one has indexed
             // its share, then it dies without a chance to ack what it holds.
@@ -251,6 +279,7 @@ async fn test_two_loghubs_share_the_queue_and_survive_a_kill_9() {
             );
         }
     };
+    assert_eq!(acked.len(), 1 + 60 * 200, "every put was acknowledged");
     let duplicated: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).take(10).collect();
     assert!(
         duplicated.is_empty(),

@@ -8,6 +8,9 @@ use logpool_e2e::{wait_for, wait_for_count, TestServer};
 use serde_json::{json, Value};
 
 const RECORDS: u64 = 250;
+/// How long the archivers hold records before an upload (the shortest allowed is 1 s):
+/// long enough for the archive backlog to be seen.
+const ARCHIVE_DELAY_S: u64 = 3;
 
 async fn stats(server: &TestServer, project: &str, pool: &str) -> (u16, Value) {
     let url = format!("{}/v1/projects/{project}/pools/{pool}/stats", server.url());
@@ -79,27 +82,57 @@ async fn test_pool_stats_count_indexed_records_and_backlogs() {
         "{settled}"
     );
 
-    // An archived pool also reports the archivers' subscription.
+    // An archived pool also reports the archivers' subscription. Records put after
+    // archiving is on wait in the archivers' buffer for `max_delay_s` before they are
+    // uploaded and acked: the archive backlog shows them meanwhile, then falls to 0.
     let url = format!(
         "{}/v1/projects/stats/pools/web/archive/settings",
         server.url()
     );
     let response = logpool_e2e::admin_http()
         .put(url)
-        .json(&json!({ "enabled": true }))
+        .json(&json!({ "enabled": true, "max_delay_s": ARCHIVE_DELAY_S }))
         .send()
         .await
         .expect("send");
     assert_eq!(response.status().as_u16(), 200);
-    let (_, archived) = stats(&server, "stats", "web").await;
-    assert!(
-        archived["backlog"]["archive"]["messages"].is_u64(),
-        "{archived}"
+    let archived_records: Vec<Value> = (0..50)
+        .map(|i| json!({ "time": now_ms - i * 1_000, "message": format!("archived line {i}") }))
+        .collect();
+    client
+        .put_records("stats", "web", &archived_records)
+        .await
+        .expect("put");
+    let waiting = wait_for(Duration::from_secs(10), || async {
+        let (_, body) = stats(&server, "stats", "web").await;
+        (body["backlog"]["archive"]["messages"].as_u64()? > 0).then_some(body)
+    })
+    .await
+    .expect("the archive backlog shows the records the archivers hold");
+    let shard_bytes: u64 = waiting["shards"]
+        .as_array()
+        .expect("shards")
+        .iter()
+        .map(|shard| {
+            shard["backlog"]["archive"]["bytes"]
+                .as_u64()
+                .expect("bytes")
+        })
+        .sum();
+    assert!(shard_bytes > 0, "{waiting}");
+    assert_eq!(
+        waiting["backlog"]["archive"]["bytes"].as_u64(),
+        Some(shard_bytes),
+        "the total is the shards' sum: {waiting}"
     );
-    assert!(
-        archived["shards"][0]["backlog"]["archive"]["bytes"].is_u64(),
-        "{archived}"
-    );
+    let drained = wait_for(Duration::from_secs(30), || async {
+        let (_, body) = stats(&server, "stats", "web").await;
+        (body["backlog"]["archive"]["messages"] == 0).then_some(body)
+    })
+    .await
+    .expect("the archive backlog returns to 0 once the records are uploaded");
+    assert_eq!(drained["backlog"]["archive"]["bytes"], 0, "{drained}");
+    assert_eq!(drained["records"], RECORDS + 50, "{drained}");
 
     let (status, missing) = stats(&server, "stats", "nope").await;
     assert_eq!(status, 404, "{missing}");

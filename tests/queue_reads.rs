@@ -2,6 +2,7 @@
 //! the standalone product on its embedded engines.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -495,36 +496,85 @@ async fn test_cursor_into_removed_data_gets_410_with_the_earliest_cursor() {
     .await;
 }
 
+/// What one group member did, shared with the test while it runs.
+#[derive(Debug, Default)]
+struct MemberLog {
+    /// Every record number it processed, in order (repeats included).
+    processed: Mutex<Vec<u64>>,
+    /// Record numbers whose checkpoint was saved after processing.
+    committed: Mutex<BTreeSet<u64>>,
+    /// The shards it owns, as of its last heartbeat.
+    owned: Mutex<Vec<u32>>,
+    /// Checkpoints that could not be saved.
+    commit_errors: AtomicUsize,
+}
+
+impl MemberLog {
+    fn processed(&self) -> Vec<u64> {
+        self.processed.lock().expect("lock").clone()
+    }
+
+    fn owned(&self) -> Vec<u32> {
+        self.owned.lock().expect("lock").clone()
+    }
+
+    fn commit_errors(&self) -> usize {
+        self.commit_errors.load(AtomicOrdering::SeqCst)
+    }
+}
+
+/// The distinct records two members processed (or, with `committed`, checkpointed).
+fn union_of(first: &MemberLog, second: &MemberLog, committed: bool) -> BTreeSet<u64> {
+    let mut union = BTreeSet::new();
+    for log in [first, second] {
+        if committed {
+            union.extend(log.committed.lock().expect("lock").iter().copied());
+        } else {
+            union.extend(log.processed.lock().expect("lock").iter().copied());
+        }
+    }
+    union
+}
+
 /// Runs one group member until aborted: heartbeat, read, record what was processed,
-/// checkpoint.
+/// checkpoint (counting the checkpoints that fail).
 fn spawn_member(
     client: LogpoolClient,
     project: &'static str,
     consumer: &'static str,
-    processed: Arc<Mutex<Vec<u64>>>,
-    owned: Arc<Mutex<Vec<u32>>>,
+    log: Arc<MemberLog>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut member = GroupMember::new(client, project, "app", "workers", consumer);
         loop {
             if let Ok(shards) = member.heartbeat().await {
-                *owned.lock().expect("lock") = shards;
+                *log.owned.lock().expect("lock") = shards;
             }
             if let Ok(batches) = member.poll(7).await {
                 for batch in batches {
-                    processed
+                    let record_numbers = numbers(&batch.records);
+                    log.processed
                         .lock()
                         .expect("lock")
-                        .extend(numbers(&batch.records));
+                        .extend(record_numbers.iter().copied());
                     // A member may die between processing and checkpointing; the
                     // successor then repeats that batch, never skips it.
-                    let _ = member.commit(&batch).await;
+                    match member.commit(&batch).await {
+                        Ok(()) => log.committed.lock().expect("lock").extend(record_numbers),
+                        Err(_) => {
+                            log.commit_errors.fetch_add(1, AtomicOrdering::SeqCst);
+                        }
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
 }
+
+/// Shards move at most twice (when the second member joins and when one dies), and
+/// each move repeats at most the last uncheckpointed batch of 7 records per shard.
+const MAX_REPEATED: usize = 4 * 2 * 7;
 
 /// Two members split the shards; one is killed; the other takes its shards over from
 /// the checkpoints; together they processed every record, with no gap.
@@ -555,76 +605,62 @@ async fn test_consumer_group_members_split_shards_and_take_over_after_a_kill() {
         };
         put_range(0..300).await;
 
-        let first_processed = Arc::new(Mutex::new(Vec::new()));
-        let second_processed = Arc::new(Mutex::new(Vec::new()));
-        let first_owned = Arc::new(Mutex::new(Vec::new()));
-        let second_owned = Arc::new(Mutex::new(Vec::new()));
-        let first = spawn_member(client.clone(), "groups", "first", first_processed.clone(), first_owned.clone());
-        let second = spawn_member(client.clone(), "groups", "second", second_processed.clone(), second_owned.clone());
+        let first_log = Arc::new(MemberLog::default());
+        let second_log = Arc::new(MemberLog::default());
+        let first = spawn_member(client.clone(), "groups", "first", first_log.clone());
+        let second = spawn_member(client.clone(), "groups", "second", second_log.clone());
 
         let split = wait_for(Duration::from_secs(20), || async {
-            let a = first_owned.lock().expect("lock").clone();
-            let b = second_owned.lock().expect("lock").clone();
-            let busy = !first_processed.lock().expect("lock").is_empty()
-                && !second_processed.lock().expect("lock").is_empty();
+            let (a, b) = (first_log.owned(), second_log.owned());
+            let busy = !first_log.processed().is_empty() && !second_log.processed().is_empty();
             (a.len() == 2 && b.len() == 2 && busy).then_some((a, b))
         })
         .await
         .expect("the two members split the shards and both process records");
         let all_shards: BTreeSet<u32> = split.0.iter().chain(split.1.iter()).copied().collect();
         assert_eq!(all_shards, BTreeSet::from([0, 1, 2, 3]), "{split:?}");
-        let union_of = |first: &Mutex<Vec<u64>>, second: &Mutex<Vec<u64>>| {
-            let mut union: BTreeSet<u64> = first.lock().expect("lock").iter().copied().collect();
-            union.extend(second.lock().expect("lock").iter().copied());
-            union
-        };
+        // Both have processed and checkpointed every record so far.
         wait_for(Duration::from_secs(30), || async {
-            (union_of(&first_processed, &second_processed).len() == 300).then_some(())
+            (union_of(&first_log, &second_log, true).len() == 300).then_some(())
         })
         .await
-        .expect("the members process the first 300 records");
-        // Settle: both have checkpointed what they processed.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        .expect("the members process and checkpoint the first 300 records");
 
         // Kill the first member: it stops without a goodbye, as a crashed process does.
         first.abort();
         let _ = first.await;
+        let first_count_at_kill = first_log.processed().len();
         put_range(300..500).await;
 
-        let first_count_at_kill = first_processed.lock().expect("lock").len();
         let taken_over = wait_for(Duration::from_secs(60), || async {
-            let owned = second_owned.lock().expect("lock").clone();
-            let union = union_of(&first_processed, &second_processed);
-            (owned.len() == 4 && union.len() == 500).then_some(union)
+            let union = union_of(&first_log, &second_log, false);
+            (second_log.owned().len() == 4 && union.len() == 500).then_some(union)
         })
         .await;
         second.abort();
         let union = taken_over.unwrap_or_else(|| {
             panic!(
                 "the second member owns {:?} and the union misses {} records",
-                second_owned.lock().expect("lock"),
-                500 - first_processed
-                    .lock()
-                    .expect("lock")
-                    .iter()
-                    .chain(second_processed.lock().expect("lock").iter())
-                    .collect::<BTreeSet<_>>()
-                    .len()
+                second_log.owned(),
+                500 - union_of(&first_log, &second_log, false).len()
             )
         });
         assert_eq!(union, (0..500).collect::<BTreeSet<u64>>(), "every record, no gap");
+        assert_eq!(
+            (first_log.commit_errors(), second_log.commit_errors()),
+            (0, 0),
+            "checkpoints failed"
+        );
         // The survivor resumed from the checkpoints: records are repeated only around
-        // the moments shards moved (at most a couple of 7-record batches per shard),
-        // not everything the killed member had processed.
-        let num_processed = first_processed.lock().expect("lock").len()
-            + second_processed.lock().expect("lock").len();
+        // the moments shards moved, not everything the killed member had processed.
+        let num_processed = first_log.processed().len() + second_log.processed().len();
         let num_repeated = num_processed - 500;
         assert!(
             first_count_at_kill >= 60,
             "the killed member had done real work ({first_count_at_kill} records)"
         );
         assert!(
-            num_repeated <= 4 * 2 * 7,
+            num_repeated <= MAX_REPEATED,
             "{num_repeated} records processed twice; the killed member had processed {first_count_at_kill}"
         );
         server.standalone.shutdown().await.expect("shutdown");
@@ -638,15 +674,47 @@ async fn test_consumer_group_members_split_shards_and_take_over_after_a_kill() {
 #[cfg(feature = "distributed")]
 mod distributed {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use logpool_client::pull::{PullReader, StartAt};
-    use logpool_e2e::services::{engines, stop, Deployment};
+    use logpool_client::LogpoolClient;
+    use logpool_e2e::services::{engines, log_tail, Deployment};
     use logpool_e2e::wait_for;
     use serde_json::{json, Value};
 
-    use super::{bounded, numbers, read_to_end, spawn_member};
+    use super::{bounded, numbers, read_to_end, spawn_member, union_of, MemberLog, MAX_REPEATED};
+
+    /// Puts records `numbers` as one request pinned by `hash_key` (waiting while
+    /// put-datas does not know the pool yet) and returns their shard.
+    async fn put_numbers(
+        put: &LogpoolClient,
+        project: &str,
+        hash_key: &str,
+        numbers: std::ops::Range<u64>,
+    ) -> u32 {
+        let records: Vec<Value> = numbers.map(|n| json!({ "n": n })).collect();
+        loop {
+            let body = serde_json::to_vec(&json!({ "logs": records })).expect("body");
+            match put
+                .put_raw(
+                    project,
+                    "app",
+                    "application/json",
+                    logpool_client::Encoding::Identity,
+                    body,
+                    Some(hash_key),
+                )
+                .await
+            {
+                Ok(answer) => return answer["shards"][0]["shard"].as_u64().expect("shard") as u32,
+                Err(error) if error.status() == Some(404) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(error) => panic!("put: {error}"),
+            }
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn test_reads_and_groups_across_two_tail_ws_processes_on_pulsar() {
@@ -682,30 +750,8 @@ mod distributed {
             let mut n = 0u64;
             for batch in 0..40u64 {
                 let size = 1 + batch % 4;
-                let records: Vec<Value> = (n..n + size).map(|n| json!({ "n": n })).collect();
-                let shard = loop {
-                    let body = serde_json::to_vec(&json!({ "logs": records })).expect("body");
-                    match put
-                        .client
-                        .put_raw(
-                            project,
-                            "app",
-                            "application/json",
-                            logpool_client::Encoding::Identity,
-                            body,
-                            Some(&format!("key-{batch}")),
-                        )
-                        .await
-                    {
-                        Ok(answer) => {
-                            break answer["shards"][0]["shard"].as_u64().expect("shard") as u32
-                        }
-                        Err(error) if error.status() == Some(404) => {
-                            tokio::time::sleep(Duration::from_millis(200)).await
-                        }
-                        Err(error) => panic!("put: {error}"),
-                    }
-                };
+                let shard = put_numbers(&put.client, project, &format!("key-{batch}"), n..n + size)
+                    .await;
                 expected.entry(shard).or_default().extend(n..n + size);
                 n += size;
             }
@@ -748,27 +794,12 @@ mod distributed {
                 .create_consumer_group(project, "app", "workers", 2, false)
                 .await
                 .expect("group");
-            let first_processed = Arc::new(Mutex::new(Vec::new()));
-            let second_processed = Arc::new(Mutex::new(Vec::new()));
-            let first_owned = Arc::new(Mutex::new(Vec::new()));
-            let second_owned = Arc::new(Mutex::new(Vec::new()));
-            let first = spawn_member(
-                tail_a.client.clone(),
-                project,
-                "first",
-                first_processed.clone(),
-                first_owned.clone(),
-            );
-            let second = spawn_member(
-                tail_b.client.clone(),
-                project,
-                "second",
-                second_processed.clone(),
-                second_owned.clone(),
-            );
+            let first_log = Arc::new(MemberLog::default());
+            let second_log = Arc::new(MemberLog::default());
+            let first = spawn_member(tail_a.client.clone(), project, "first", first_log.clone());
+            let second = spawn_member(tail_b.client.clone(), project, "second", second_log.clone());
             let split = wait_for(Duration::from_secs(30), || async {
-                let a = first_owned.lock().expect("lock").clone();
-                let b = second_owned.lock().expect("lock").clone();
+                let (a, b) = (first_log.owned(), second_log.owned());
                 (a.len() == 2 && b.len() == 2).then_some((a, b))
             })
             .await
@@ -779,32 +810,68 @@ mod distributed {
                 BTreeSet::from([0, 1, 2, 3]),
                 "one owner per shard: {split:?}"
             );
+            // Both have processed and checkpointed every record so far.
+            wait_for(Duration::from_secs(30), || async {
+                (union_of(&first_log, &second_log, true).len() as u64 == total).then_some(())
+            })
+            .await
+            .expect("the members process and checkpoint every record");
+            assert_eq!(
+                (first_log.commit_errors(), second_log.commit_errors()),
+                (0, 0),
+                "checkpoints failed before the kill"
+            );
 
-            // Kill the first member's tail-ws process: the member can no longer
-            // heartbeat, and the second takes its shards over from the checkpoints.
-            stop(&mut tail_a).await;
+            // SIGKILL the first member's tail-ws process, as a crash would: the member
+            // can no longer heartbeat, and the second takes its shards over from the
+            // checkpoints.
+            let first_count_at_kill = first_log.processed().len();
+            tail_a.child.start_kill().expect("kill -9");
+            tail_a.child.wait().await.expect("reap");
             first.abort();
             let _ = first.await;
-            let union = wait_for(Duration::from_secs(60), || async {
-                let owned = second_owned.lock().expect("lock").clone();
-                let mut union: BTreeSet<u64> = first_processed
-                    .lock()
-                    .expect("lock")
-                    .iter()
-                    .copied()
-                    .collect();
-                union.extend(second_processed.lock().expect("lock").iter().copied());
-                (owned.len() == 4 && union.len() as u64 == total).then_some(union)
+            // More records after the kill, on every shard.
+            for batch in 0..20u64 {
+                let from = total + batch * 10;
+                put_numbers(&put.client, project, &format!("late-{batch}"), from..from + 10).await;
+            }
+            let total = total + 200;
+            let taken_over = wait_for(Duration::from_secs(60), || async {
+                let union = union_of(&first_log, &second_log, false);
+                (second_log.owned().len() == 4 && union.len() as u64 == total).then_some(union)
             })
             .await;
             second.abort();
-            let union = union.unwrap_or_else(|| {
-                panic!("the survivor owns {:?}", second_owned.lock().expect("lock"))
+            let union = taken_over.unwrap_or_else(|| {
+                panic!(
+                    "the survivor owns {:?} and the union misses {} records\nsurviving tail-ws log:\n{}",
+                    second_log.owned(),
+                    total - union_of(&first_log, &second_log, false).len() as u64,
+                    log_tail(&tail_b.log)
+                )
             });
             assert_eq!(
                 union,
                 (0..total).collect::<BTreeSet<u64>>(),
                 "every record, no gap"
+            );
+            assert_eq!(
+                second_log.commit_errors(),
+                0,
+                "the survivor's checkpoints failed"
+            );
+            // The survivor resumed from the checkpoints: records are repeated only
+            // around the moments shards moved, not everything the killed member had
+            // processed.
+            let num_processed = first_log.processed().len() + second_log.processed().len();
+            let num_repeated = num_processed - total as usize;
+            assert!(
+                first_count_at_kill >= 20,
+                "the killed member had done real work ({first_count_at_kill} records)"
+            );
+            assert!(
+                num_repeated <= MAX_REPEATED,
+                "{num_repeated} records processed twice; the killed member had processed {first_count_at_kill}"
             );
         })
         .await;

@@ -697,10 +697,34 @@ async fn test_query_and_tail_quotas_refuse_and_changes_apply_without_a_restart()
         Err(other) => panic!("the second tail failed with {other}, not a 429"),
         Ok(_) => panic!("a second tail opened under `concurrent_tails` = 1"),
     }
+    // Closing the tail frees its slot: under the same quota of 1, a new tail opens
+    // once the first has said goodbye, and holds the slot in its turn.
+    let mut first = first;
+    first.close(None).await.expect("close the first tail");
     drop(first);
-    // Once the first is closed (or the quota raised), a tail opens again.
-    set_quotas(&server, ADMIN_KEY, quotas, json!({ "concurrent_tails": 2 })).await;
     let reopened = wait_for(Duration::from_secs(10), || async {
+        tokio_tungstenite::connect_async(tail_url.as_str())
+            .await
+            .ok()
+            .map(|(tail, _)| tail)
+    })
+    .await
+    .expect("no tail could open after the first was closed");
+    assert_tail_refused(&tail_url).await;
+    // A tail whose connection just drops (no close frame) frees its slot as well.
+    drop(reopened);
+    let after_drop = wait_for(Duration::from_secs(10), || async {
+        tokio_tungstenite::connect_async(tail_url.as_str())
+            .await
+            .ok()
+            .map(|(tail, _)| tail)
+    })
+    .await
+    .expect("no tail could open after the previous one's connection dropped");
+    assert_tail_refused(&tail_url).await;
+    // Raising the quota lets a second one open next to it at once.
+    set_quotas(&server, ADMIN_KEY, quotas, json!({ "concurrent_tails": 2 })).await;
+    let second = wait_for(Duration::from_secs(10), || async {
         tokio_tungstenite::connect_async(tail_url.as_str())
             .await
             .ok()
@@ -708,9 +732,21 @@ async fn test_query_and_tail_quotas_refuse_and_changes_apply_without_a_restart()
     })
     .await;
     assert!(
-        reopened.is_some(),
-        "no tail could open after the quota was raised"
+        second.is_some(),
+        "no second tail could open after the quota was raised"
     );
+    drop(after_drop);
+}
+
+/// Asserts that opening a tail at `url` is refused with 429 (`concurrent_tails`).
+async fn assert_tail_refused(url: &str) {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+        }
+        Err(other) => panic!("the tail failed with {other}, not a 429"),
+        Ok(_) => panic!("a tail opened beyond `concurrent_tails`"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

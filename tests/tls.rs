@@ -171,7 +171,8 @@ async fn test_standalone_serves_https_and_wss_only() {
     assert_eq!(seen, (0..200).collect::<Vec<u64>>(), "tail over wss");
     let _ = tail.close(None).await;
 
-    // The CLI trusts the CA through LOGPOOL_CA_CERT (and --ca-cert).
+    // The CLI trusts the CA through LOGPOOL_CA_CERT (and --ca-cert) and sends its key
+    // through LOGPOOL_API_KEY: the search must come back with the hits.
     let search = tokio::process::Command::new(logpool_binary())
         .args(["search", "--project", PROJECT, "--pool", POOL, "--json"])
         .args([
@@ -182,28 +183,39 @@ async fn test_standalone_serves_https_and_wss_only() {
         ])
         .arg("tls_marker")
         .env("LOGPOOL_CA_CERT", tls_file("ca.pem"))
+        .env("LOGPOOL_API_KEY", ADMIN_KEY)
         .output();
     let search = tokio::time::timeout(Duration::from_secs(60), search)
         .await
         .expect("search in time")
         .expect("run search");
+    let stdout = String::from_utf8_lossy(&search.stdout);
     let stderr = String::from_utf8_lossy(&search.stderr);
-    if search.status.success() {
-        let stdout = String::from_utf8_lossy(&search.stdout);
-        assert_eq!(stdout.lines().count(), 3, "three hits printed: {stdout}");
-    } else {
-        // The CLI has no way to send an API key yet: a 401 still shows that the
-        // TLS handshake with the trusted CA succeeded and HTTP went through.
-        assert!(
-            stderr.contains("HTTP 401"),
-            "logpool search over https: {stderr}"
-        );
+    assert!(
+        search.status.success(),
+        "logpool search over https failed: {stderr}"
+    );
+    let hits: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON hit per line"))
+        .collect();
+    assert_eq!(hits.len(), 3, "three hits printed: {stdout}");
+    for hit in &hits {
+        let message = hit["fields"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("tls_marker record "), "{hit}");
     }
-    // Without the CA, the CLI refuses the server's certificate.
+    assert!(
+        stderr.contains("200 matching records"),
+        "the total of the search: {stderr}"
+    );
+    // Without the CA, the CLI refuses the server's certificate, even with a valid key:
+    // the failure is the TLS handshake, before any HTTP.
     let untrusting = tokio::process::Command::new(logpool_binary())
         .args(["search", "--project", PROJECT, "--pool", POOL, "--url"])
         .arg(format!("https://localhost:{port}"))
+        .arg("tls_marker")
         .env_remove("LOGPOOL_CA_CERT")
+        .env("LOGPOOL_API_KEY", ADMIN_KEY)
         .output();
     let untrusting = tokio::time::timeout(Duration::from_secs(60), untrusting)
         .await
@@ -211,7 +223,7 @@ async fn test_standalone_serves_https_and_wss_only() {
         .expect("run search");
     let stderr = String::from_utf8_lossy(&untrusting.stderr);
     assert!(
-        !untrusting.status.success() && !stderr.contains("HTTP 401"),
+        !untrusting.status.success() && !stderr.contains("HTTP ") && untrusting.stdout.is_empty(),
         "an unknown CA must be refused before any HTTP: {stderr}"
     );
     eprintln!("without the CA, logpool search says: {stderr}");

@@ -86,6 +86,10 @@ pub struct ScaleResult {
     /// Matching records (the search total, the histogram's sum, or the sum of the
     /// top groups).
     pub matches: u64,
+    /// The API's answer, reduced to what both sides must agree on (JSON).
+    pub api_answer: Value,
+    /// The raw engine's answer, in the same form.
+    pub raw_answer: Value,
     /// Whether the API and the raw engine gave the same answer.
     pub same_answer: bool,
     /// The API's answer and the raw engine's, in short, when they differ.
@@ -479,6 +483,19 @@ impl Answer {
         }
     }
 
+    /// The answer as JSON, for the report: `{"total", "hits"}`, `{"interval_ms",
+    /// "counts"}` or `{"groups": [[value, count], ...]}`.
+    fn to_json(&self) -> Value {
+        match self {
+            Answer::Page { total, hits } => json!({ "total": total, "hits": hits }),
+            Answer::Buckets {
+                interval_ns,
+                counts,
+            } => json!({ "interval_ms": interval_ns / 1_000_000, "counts": counts }),
+            Answer::Groups(groups) => json!({ "groups": groups }),
+        }
+    }
+
     /// Equal, except that groups tied at the count of the last one may differ (the
     /// cut of a top list between equal counts is arbitrary).
     fn agrees_with(&self, other: &Answer) -> bool {
@@ -610,6 +627,8 @@ async fn measure(
             raw_p50_ms: percentile(&mut raw_ms, 50.0),
             raw_p99_ms: percentile(&mut raw_ms, 99.0),
             matches: api_answer.matches(),
+            api_answer: api_answer.to_json(),
+            raw_answer: raw_answer.to_json(),
             same_answer,
             difference: (!same_answer)
                 .then(|| format!("API {api_answer:?}, raw engine {raw_answer:?}")),
@@ -743,6 +762,8 @@ impl QueryScaleReport {
                 "ratio_p50": ratio(q.api_p50_ms, q.raw_p50_ms),
                 "ratio_p99": ratio(q.api_p99_ms, q.raw_p99_ms),
                 "matches": q.matches,
+                "api_answer": q.api_answer,
+                "raw_answer": q.raw_answer,
                 "same_answer": q.same_answer,
                 "difference": q.difference,
                 "target_p99_ms": q.target_p99_ms,

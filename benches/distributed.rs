@@ -409,6 +409,7 @@ fn pool_route(pool_id: i64, project: &str, shards: u32) -> PoolRoute {
         partitions: (0..shards).collect(),
         retention_days: 30,
         field_hints: Default::default(),
+        event_window: Default::default(),
     }
 }
 

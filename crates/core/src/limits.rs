@@ -16,7 +16,18 @@ pub struct IngestLimits {
     pub max_field_name_chars: usize,
     /// Maximum size of one field value, in bytes.
     pub max_value_bytes: usize,
+    /// Oldest accepted event time, in days before arrival; unset follows each pool's
+    /// retention, and a value above a pool's retention counts as its retention. A
+    /// pool's own setting wins.
+    pub max_event_age_days: Option<u32>,
+    /// Furthest accepted event time, in seconds after arrival (clock skew). A pool's
+    /// own setting wins.
+    pub max_event_future_secs: u32,
 }
+
+/// Longest lead a configuration or a pool may give event times: a future day is an
+/// index partition that stays until it is past and expires.
+pub const MAX_EVENT_FUTURE_SECS: u32 = 30 * 86_400;
 
 impl Default for IngestLimits {
     fn default() -> Self {
@@ -26,6 +37,8 @@ impl Default for IngestLimits {
             max_fields_per_record: 256,
             max_field_name_chars: 128,
             max_value_bytes: 64 * 1024,
+            max_event_age_days: None,
+            max_event_future_secs: 86_400,
         }
     }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::window::EventWindowOverride;
+
 /// The tenant used until tenants and keys arrive.
 pub const DEFAULT_TENANT: &str = "default";
 
@@ -59,6 +61,10 @@ pub struct PoolRoute {
     pub retention_days: u32,
     /// Declared field types.
     pub field_hints: BTreeMap<String, FieldType>,
+    /// The pool's own event-time window settings (absent in routes published
+    /// before they existed).
+    #[serde(default)]
+    pub event_window: EventWindowOverride,
 }
 
 impl PoolRoute {

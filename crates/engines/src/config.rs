@@ -590,6 +590,20 @@ impl Config {
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
             bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
         }
+        if self.limits.max_event_age_days == Some(0) {
+            bail!("`limits.max_event_age_days` must be positive (leave it unset to follow each pool's retention)");
+        }
+        if self.limits.max_event_future_secs > logpool_core::limits::MAX_EVENT_FUTURE_SECS {
+            bail!(
+                "`limits.max_event_future_secs` must be at most {}",
+                logpool_core::limits::MAX_EVENT_FUTURE_SECS
+            );
+        }
+        if let IndexConfig::Tantivy(tantivy) = &self.index {
+            if tantivy.max_open_writers == 0 {
+                bail!("`index.max_open_writers` must be positive");
+            }
+        }
         Ok(())
     }
 

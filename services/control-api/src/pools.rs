@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use logpool_api::{ApiError, AppJson, Principal, Routes};
 use logpool_core::access::Permission;
+use logpool_core::ingest::window::EventWindowOverride;
+use logpool_core::limits::MAX_EVENT_FUTURE_SECS;
 use logpool_core::routing::FieldType;
 use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
 use serde::Deserialize;
@@ -45,6 +47,8 @@ struct CreatePool {
     retention_days: Option<u32>,
     #[serde(default, alias = "fields")]
     field_hints: BTreeMap<String, FieldType>,
+    max_event_age_days: Option<u32>,
+    max_event_future_secs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +59,21 @@ struct UpdatePool {
     retention_days: Option<u32>,
     #[serde(alias = "fields")]
     field_hints: Option<BTreeMap<String, FieldType>>,
+    /// Absent: unchanged; `null`: back to the global setting.
+    #[serde(default, deserialize_with = "present")]
+    max_event_age_days: Option<Option<u32>>,
+    /// Absent: unchanged; `null`: back to the global setting.
+    #[serde(default, deserialize_with = "present")]
+    max_event_future_secs: Option<Option<u32>>,
+}
+
+/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn check_shards(shards: u32) -> Result<(), ApiError> {
@@ -73,6 +92,33 @@ fn check_retention(days: u32) -> Result<(), ApiError> {
             "`retention_days` must be between 1 and {MAX_RETENTION_DAYS}, got {days}"
         ))
         .with_detail("field", "retention_days"));
+    }
+    Ok(())
+}
+
+/// The oldest accepted event age may be at most the longest retention (it counts
+/// as the pool's retention when above it); the lead at most
+/// [`MAX_EVENT_FUTURE_SECS`], since each future day is a partition that stays until
+/// it expires.
+fn check_event_window(
+    max_event_age_days: Option<u32>,
+    max_event_future_secs: Option<u32>,
+) -> Result<(), ApiError> {
+    if let Some(days) = max_event_age_days {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(ApiError::bad_request(format!(
+                "`max_event_age_days` must be between 1 and {MAX_RETENTION_DAYS}, got {days}"
+            ))
+            .with_detail("field", "max_event_age_days"));
+        }
+    }
+    if let Some(secs) = max_event_future_secs {
+        if secs > MAX_EVENT_FUTURE_SECS {
+            return Err(ApiError::bad_request(format!(
+                "`max_event_future_secs` must be between 0 and {MAX_EVENT_FUTURE_SECS}, got {secs}"
+            ))
+            .with_detail("field", "max_event_future_secs"));
+        }
     }
     Ok(())
 }
@@ -97,6 +143,8 @@ fn pool_json(pool: &Pool) -> Value {
         "shards": pool.partitions.len(),
         "retention_days": pool.retention_days,
         "field_hints": pool.field_hints,
+        "max_event_age_days": pool.event_window.max_event_age_days,
+        "max_event_future_secs": pool.event_window.max_event_future_secs,
         "created_at": format_ms(pool.created_at_ms),
         "updated_at": format_ms(pool.updated_at_ms),
     })
@@ -115,6 +163,7 @@ async fn create_pool(
     let retention_days = body.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     check_retention(retention_days)?;
     check_hints(&body.field_hints)?;
+    check_event_window(body.max_event_age_days, body.max_event_future_secs)?;
     let _guard = state.change_lock.lock().await;
     let new_pool = NewPool {
         name: body.name,
@@ -122,6 +171,10 @@ async fn create_pool(
         shards,
         retention_days,
         field_hints: body.field_hints,
+        event_window: EventWindowOverride {
+            max_event_age_days: body.max_event_age_days,
+            max_event_future_secs: body.max_event_future_secs,
+        },
     };
     let pool = state
         .metadata
@@ -180,12 +233,18 @@ async fn update_pool(
     if let Some(hints) = &body.field_hints {
         check_hints(hints)?;
     }
+    check_event_window(
+        body.max_event_age_days.flatten(),
+        body.max_event_future_secs.flatten(),
+    )?;
     let _guard = state.change_lock.lock().await;
     let patch = PoolPatch {
         description: body.description,
         shards: body.shards,
         retention_days: body.retention_days,
         field_hints: body.field_hints,
+        max_event_age_days: body.max_event_age_days,
+        max_event_future_secs: body.max_event_future_secs,
     };
     let pool = state
         .metadata

@@ -200,6 +200,7 @@ mod tests {
                 partitions: vec![0],
                 retention_days: 7,
                 field_hints: Default::default(),
+                event_window: Default::default(),
             })
             .collect();
         coordinator

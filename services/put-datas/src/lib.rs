@@ -25,7 +25,8 @@ use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
 use logpool_core::batch::BATCH_FORMAT_VERSION;
-use logpool_core::ingest::{encode_json_body, encode_ndjson_body, IngestError};
+use logpool_core::ingest::window::{EventTimeWindow, Refusals, RefusedRecord};
+use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
 use logpool_engines::queue::{BatchProperties, Queue};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub struct PutDatasStats {
     pub requests_accepted: AtomicU64,
     /// Records in those requests (durable in the queue).
     pub records_accepted: AtomicU64,
+    /// Records refused for an event time outside their pool's window.
+    pub records_refused: AtomicU64,
     /// Requests refused for bad input (4xx).
     pub requests_rejected: AtomicU64,
     /// Requests the queue could not take (5xx).
@@ -88,6 +91,11 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
                 "logpool_put_records_accepted_total",
                 "Records durable in the queue.",
                 self.records_accepted.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_records_refused_total",
+                "Records refused for an event time outside their pool's window.",
+                self.records_refused.load(Ordering::Relaxed),
             ),
             (
                 "logpool_put_requests_rejected_total",
@@ -140,10 +148,17 @@ pub struct ShardReceipt {
 /// The answer to a successful PutDatas.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PutResponse {
-    /// Records accepted (all of the request).
+    /// Records accepted: all of the request but those refused for their event time.
     pub accepted: usize,
     /// One receipt per batch.
     pub shards: Vec<ShardReceipt>,
+    /// Records refused because their event time is outside the pool's window.
+    #[serde(default)]
+    pub refused: usize,
+    /// The first refused records with their reasons (at most
+    /// [`logpool_core::ingest::window::MAX_LISTED_REFUSALS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_records: Vec<RefusedRecord>,
 }
 
 async fn put_logs(
@@ -199,12 +214,28 @@ async fn put_logs_counted(
     let format = BodyFormat::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
     let arrival_ns = now_ns();
-    // Each record goes straight into batch JSON; no `Record` is built.
-    let records = match format {
-        BodyFormat::Json => encode_json_body(&raw, arrival_ns, &state.limits),
-        BodyFormat::Ndjson => encode_ndjson_body(&raw, arrival_ns, &state.limits),
+    let window = EventTimeWindow::for_pool(
+        &state.limits,
+        &route.event_window,
+        route.retention_days,
+        arrival_ns,
+    );
+    // Each record goes straight into batch JSON; no `Record` is built. Records outside
+    // the event-time window are left out here, before anything is queued.
+    let (records, refusals) = match format {
+        BodyFormat::Json => encode_json_body_in_window(&raw, arrival_ns, &state.limits, &window),
+        BodyFormat::Ndjson => {
+            encode_ndjson_body_in_window(&raw, arrival_ns, &state.limits, &window)
+        }
     }
     .map_err(ingest_error)?;
+    state
+        .stats
+        .records_refused
+        .fetch_add(refusals.count as u64, Ordering::Relaxed);
+    if records.is_empty() {
+        return Err(all_refused_error(refusals));
+    }
     let accepted = records.len();
     state.quotas.take(&ingest_draws(
         &snapshot.access,
@@ -246,7 +277,35 @@ async fn put_logs_counted(
         }
     });
     let shards = try_join_all(produces).await?;
-    Ok(Json(PutResponse { accepted, shards }))
+    Ok(Json(PutResponse {
+        accepted,
+        shards,
+        refused: refusals.count,
+        refused_records: refusals.listed,
+    }))
+}
+
+/// The 400 of a request whose every record is outside the event-time window: it
+/// names the first record's limit and path, and lists the refused records as a
+/// partly accepted request would.
+fn all_refused_error(refusals: Refusals) -> ApiError {
+    let first = refusals.listed.first();
+    let mut error = ApiError::bad_request(format!(
+        "all {} records are outside the pool's accepted event-time window{}",
+        refusals.count,
+        first
+            .map(|first| format!("; `{}`: {}", first.path, first.reason))
+            .unwrap_or_default()
+    ));
+    if let Some(first) = first {
+        error = error
+            .with_detail("limit", first.limit.clone())
+            .with_detail("path", first.path.clone());
+    }
+    error.with_detail("refused", refusals.count).with_detail(
+        "refused_records",
+        serde_json::to_value(&refusals.listed).unwrap_or_default(),
+    )
 }
 
 /// Reads and drops a refused request's body, up to the body size limit.

@@ -60,6 +60,7 @@ async fn test_metrics_count_search_requests_and_time_queries() {
         partitions: vec![0],
         retention_days: 7,
         field_hints: BTreeMap::new(),
+        event_window: Default::default(),
     };
     engines.index.ensure_pool(&pool).await.expect("pool");
     engines

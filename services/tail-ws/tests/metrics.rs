@@ -61,6 +61,7 @@ async fn test_metrics_follow_an_open_tail() {
             partitions: vec![0],
             retention_days: 7,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         };
         engines
             .queue

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::envelope::read_envelope;
-use super::record_reader::{read_into_record, FieldSink, Scalar};
+use super::record_reader::{read_into_record, FieldSink, RecordPlace, Scalar};
+use super::window::{EventTimeWindow, Refusals};
 use super::{read_envelope_records, read_ndjson_records, IngestError, RecordsOut};
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
@@ -27,9 +28,25 @@ pub fn encode_ndjson_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<EncodedRecords, IngestError> {
+    encode_ndjson_body_in_window(body, arrival_time_ns, limits, &EventTimeWindow::UNBOUNDED)
+        .map(|(records, _)| records)
+}
+
+/// As [`encode_ndjson_body`], but a record whose event time is outside `window` is
+/// left out and counted in the [`Refusals`]. Only a body with neither accepted nor
+/// refused records is [`IngestError::Empty`].
+///
+/// # Errors
+/// As [`encode_ndjson_body`].
+pub fn encode_ndjson_body_in_window(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+) -> Result<(EncodedRecords, Refusals), IngestError> {
     // The batch JSON is about the body's size: each record gains its `{"f":{...},"t":}`
     // frame and loses its `time` member.
-    let mut writer = BatchWriter::new(body.len() + body.len() / 8);
+    let mut writer = BatchWriter::new(body.len() + body.len() / 8, *window);
     read_ndjson_records(body, arrival_time_ns, limits, &mut writer)?;
     writer.finish()
 }
@@ -44,6 +61,21 @@ pub fn encode_json_body(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<EncodedRecords, IngestError> {
+    encode_json_body_in_window(body, arrival_time_ns, limits, &EventTimeWindow::UNBOUNDED)
+        .map(|(records, _)| records)
+}
+
+/// As [`encode_json_body`], with the event-time `window` of
+/// [`encode_ndjson_body_in_window`].
+///
+/// # Errors
+/// As [`encode_json_body`].
+pub fn encode_json_body_in_window(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+) -> Result<(EncodedRecords, Refusals), IngestError> {
     let envelope = read_envelope(body, limits)?;
     // Every record also carries the shared fields.
     let shared_bytes: usize = envelope
@@ -51,7 +83,10 @@ pub fn encode_json_body(
         .iter()
         .map(|(name, value)| name.len() + value.as_text().len() + 6)
         .sum();
-    let mut writer = BatchWriter::new(body.len() + envelope.logs.len() * (shared_bytes + 32));
+    let mut writer = BatchWriter::new(
+        body.len() + envelope.logs.len() * (shared_bytes + 32),
+        *window,
+    );
     read_envelope_records(&envelope, arrival_time_ns, limits, &mut writer)?;
     writer.finish()
 }
@@ -61,21 +96,38 @@ struct BatchWriter {
     records: EncodedRecords,
     /// Hashes of the current record's field names.
     names: Vec<u64>,
+    /// Event times accepted; records outside are left out.
+    window: EventTimeWindow,
+    /// The records left out for their time.
+    refused: Refusals,
 }
 
 impl BatchWriter {
-    fn new(capacity: usize) -> BatchWriter {
+    fn new(capacity: usize, window: EventTimeWindow) -> BatchWriter {
         BatchWriter {
             records: EncodedRecords::with_capacity(capacity),
             names: Vec::new(),
+            window,
+            refused: Refusals::default(),
         }
     }
 
-    fn finish(self) -> Result<EncodedRecords, IngestError> {
-        if self.records.is_empty() {
+    fn finish(self) -> Result<(EncodedRecords, Refusals), IngestError> {
+        if self.records.is_empty() && self.refused.count == 0 {
             return Err(IngestError::Empty);
         }
-        Ok(self.records)
+        Ok((self.records, self.refused))
+    }
+
+    /// Leaves the record started at `mark` out when its time is outside the window;
+    /// returns whether it was left out.
+    fn refuse_outside_window(&mut self, mark: usize, place: RecordPlace, time_ns: i64) -> bool {
+        let Some((limit, reason)) = self.window.refusal(time_ns) else {
+            return false;
+        };
+        self.records.roll_back(mark);
+        self.refused.push(|| place.to_string(), limit, reason);
+        true
     }
 }
 
@@ -86,6 +138,7 @@ impl RecordsOut for BatchWriter {
     /// matter.
     fn record(
         &mut self,
+        place: RecordPlace,
         shared: &BTreeMap<String, FieldValue>,
         read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
     ) -> Result<(), IngestError> {
@@ -101,7 +154,11 @@ impl RecordsOut for BatchWriter {
             fields.field(name, Scalar::from(value));
         }
         let time_ns = read(&mut fields)?;
-        if fields.repeated {
+        let repeated = fields.repeated;
+        if self.refuse_outside_window(mark, place, time_ns) {
+            return Ok(());
+        }
+        if repeated {
             self.records.roll_back(mark);
             let record = read_into_record(shared, read)?;
             self.records.push(&record);
@@ -320,5 +377,36 @@ mod tests {
             b"[]",
         ];
         assert_same_refusals(&bodies, parse_json_body, encode_json_body);
+    }
+
+    #[test]
+    fn test_records_outside_the_window_are_left_out_and_named() {
+        let limits = IngestLimits::default();
+        let window =
+            crate::ingest::window::EventTimeWindow::for_pool(&limits, &Default::default(), 7, NOW);
+        let old = NOW - 8 * 86_400_000_000_000;
+        let ahead = NOW + 2 * 86_400_000_000_000;
+        // Records with repeated names take the second reading path: they are
+        // refused the same way.
+        let body = format!(
+            "{{\"time\":{old},\"m\":\"old\"}}\n{{\"m\":\"now\"}}\n{{\"time\":{ahead},\"m\":1,\"m\":2}}\n{{\"time\":{NOW},\"m\":\"in\",\"m\":\"in\"}}\n"
+        );
+        let (records, refused) =
+            encode_ndjson_body_in_window(body.as_bytes(), NOW, &limits, &window).expect("encode");
+        let kept = decoded(&records, 0..records.len());
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|r| r.time_ns == NOW));
+        assert_eq!(refused.count, 2);
+        assert_eq!(refused.listed[0].path, "line 1");
+        assert_eq!(refused.listed[0].limit, "max_event_age_days");
+        assert_eq!(refused.listed[1].path, "line 3");
+        assert_eq!(refused.listed[1].limit, "max_event_future_secs");
+
+        let envelope = format!("{{\"logs\":[{{\"time\":{old}}}]}}");
+        let (records, refused) =
+            encode_json_body_in_window(envelope.as_bytes(), NOW, &limits, &window)
+                .expect("a body with only refused records is not empty");
+        assert!(records.is_empty());
+        assert_eq!(refused.listed[0].path, "logs[0]");
     }
 }

@@ -19,10 +19,13 @@ use crate::record::{FieldValue, Record};
 mod batch_json;
 mod envelope;
 mod record_reader;
+pub mod window;
 
 use envelope::{read_envelope, Envelope};
 
-pub use batch_json::{encode_json_body, encode_ndjson_body};
+pub use batch_json::{
+    encode_json_body, encode_json_body_in_window, encode_ndjson_body, encode_ndjson_body_in_window,
+};
 use record_reader::{read_into_record, read_record, FieldSink, ReadFailure, RecordPlace};
 
 /// The field that carries the event time in a submitted record.
@@ -103,8 +106,10 @@ trait RecordsOut {
     /// Takes one record on top of the request's `shared` fields. `read` reads the
     /// record's own fields into the sink it is given and returns the event time; it
     /// may be called a second time, with another sink.
+    /// `place` names the record in the request.
     fn record(
         &mut self,
+        place: RecordPlace,
         shared: &BTreeMap<String, FieldValue>,
         read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
     ) -> Result<(), IngestError>;
@@ -113,6 +118,7 @@ trait RecordsOut {
 impl RecordsOut for Vec<Record> {
     fn record(
         &mut self,
+        _place: RecordPlace,
         shared: &BTreeMap<String, FieldValue>,
         read: impl Fn(&mut dyn FieldSink) -> Result<i64, IngestError>,
     ) -> Result<(), IngestError> {
@@ -130,7 +136,7 @@ fn read_envelope_records(
 ) -> Result<(), IngestError> {
     for (index, log) in envelope.logs.iter().enumerate() {
         let place = RecordPlace::Log(index);
-        out.record(&envelope.shared, |fields| {
+        out.record(place, &envelope.shared, |fields| {
             let mut deserializer = serde_json::Deserializer::from_str(log.get());
             // The body's syntax was checked whole: a record can only be refused.
             read_record(&mut deserializer, place, fields, arrival_time_ns, limits).map_err(
@@ -154,7 +160,7 @@ fn read_ndjson_records(
     let no_shared = BTreeMap::new();
     for (line_number, line) in ndjson_records(body, limits) {
         let line = line?;
-        out.record(&no_shared, |fields| {
+        out.record(RecordPlace::Line(line_number), &no_shared, |fields| {
             read_ndjson_line(line, line_number, fields, arrival_time_ns, limits)
         })?;
     }

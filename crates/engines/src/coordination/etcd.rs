@@ -1183,6 +1183,7 @@ mod tests {
                 partitions: vec![0, 1],
                 retention_days: 7,
                 field_hints: Default::default(),
+                event_window: Default::default(),
             }],
             archives: Default::default(),
         }

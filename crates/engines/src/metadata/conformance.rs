@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::routing::FieldType;
 
 use logpool_core::access::{Limits, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT};
@@ -29,6 +30,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
         shards,
         retention_days: 7,
         field_hints: BTreeMap::new(),
+        event_window: EventWindowOverride::default(),
     }
 }
 
@@ -391,6 +393,10 @@ async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
                 shards: 2,
                 retention_days: 30,
                 field_hints: hints.clone(),
+                event_window: EventWindowOverride {
+                    max_event_age_days: Some(10),
+                    max_event_future_secs: Some(600),
+                },
             },
         )
         .await
@@ -401,6 +407,9 @@ async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
     assert_eq!(created.description, "edge logs");
     assert_eq!(created.retention_days, 30);
     assert_eq!(created.field_hints, hints);
+    assert_eq!(created.event_window.max_event_age_days, Some(10));
+    assert_eq!(created.event_window.max_event_future_secs, Some(600));
+    assert_eq!(created.route().event_window, created.event_window);
     assert_eq!(created.partitions, [0, 1]);
     assert_eq!(
         store.get_pool(tenant, "shop", "nginx").await.expect("get"),
@@ -420,10 +429,20 @@ async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
                 shards: None,
                 retention_days: Some(3),
                 field_hints: Some(patch_hints),
+                // One setting back to the global one, the other left as it is.
+                max_event_age_days: Some(None),
+                max_event_future_secs: None,
             },
         )
         .await
         .expect("update");
+    assert_eq!(
+        updated.event_window,
+        EventWindowOverride {
+            max_event_age_days: None,
+            max_event_future_secs: Some(600),
+        }
+    );
     assert_eq!(updated.id, created.id);
     assert_eq!(updated.description, "all edge logs");
     assert_eq!(updated.retention_days, 3);

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::routing::{FieldType, PoolRoute};
 use serde::Serialize;
 
@@ -95,6 +96,8 @@ pub struct Pool {
     pub retention_days: u32,
     /// Declared field types.
     pub field_hints: BTreeMap<String, FieldType>,
+    /// The pool's own event-time window settings; unset ones follow the global ones.
+    pub event_window: EventWindowOverride,
     /// Creation time, ms since the epoch.
     pub created_at_ms: i64,
     /// Last change, ms since the epoch.
@@ -112,6 +115,7 @@ impl Pool {
             partitions: self.partitions.clone(),
             retention_days: self.retention_days,
             field_hints: self.field_hints.clone(),
+            event_window: self.event_window,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct NewPool {
     pub retention_days: u32,
     /// Declared field types.
     pub field_hints: BTreeMap<String, FieldType>,
+    /// The pool's own event-time window settings.
+    pub event_window: EventWindowOverride,
 }
 
 /// A partial update of a pool; `None` leaves a value unchanged.
@@ -142,6 +148,24 @@ pub struct PoolPatch {
     pub retention_days: Option<u32>,
     /// Field hints to add or change.
     pub field_hints: Option<BTreeMap<String, FieldType>>,
+    /// The pool's oldest accepted event age; `Some(None)` returns to the global one.
+    pub max_event_age_days: Option<Option<u32>>,
+    /// The pool's furthest accepted event lead; `Some(None)` returns to the global one.
+    pub max_event_future_secs: Option<Option<u32>>,
+}
+
+impl PoolPatch {
+    /// The pool's event-time settings after this patch.
+    pub fn event_window(&self, current: EventWindowOverride) -> EventWindowOverride {
+        EventWindowOverride {
+            max_event_age_days: self
+                .max_event_age_days
+                .unwrap_or(current.max_event_age_days),
+            max_event_future_secs: self
+                .max_event_future_secs
+                .unwrap_or(current.max_event_future_secs),
+        }
+    }
 }
 
 /// The metadata role.

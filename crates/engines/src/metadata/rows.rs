@@ -1,6 +1,7 @@
 //! Row decoding and helpers shared by the SQL metadata stores: both keep the same
 //! columns, so one place turns a row into a [`Project`] or a [`Pool`].
 
+use logpool_core::ingest::window::EventWindowOverride;
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -59,6 +60,9 @@ where
     let partitions: String = row.try_get("partitions").map_err(db_error)?;
     let field_hints: String = row.try_get("field_hints").map_err(db_error)?;
     let retention_days: i64 = row.try_get("retention_days").map_err(db_error)?;
+    let max_event_age_days: Option<i64> = row.try_get("max_event_age_days").map_err(db_error)?;
+    let max_event_future_secs: Option<i64> =
+        row.try_get("max_event_future_secs").map_err(db_error)?;
     Ok(Pool {
         id: row.try_get("id").map_err(db_error)?,
         tenant: row.try_get("tenant").map_err(db_error)?,
@@ -70,6 +74,11 @@ where
         retention_days: u32::try_from(retention_days).unwrap_or(u32::MAX),
         field_hints: serde_json::from_str(&field_hints)
             .map_err(|e| MetadataError::Database(format!("bad field_hints column: {e}")))?,
+        event_window: EventWindowOverride {
+            max_event_age_days: max_event_age_days.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
+            max_event_future_secs: max_event_future_secs
+                .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+        },
         created_at_ms: row.try_get("created_at_ms").map_err(db_error)?,
         updated_at_ms: row.try_get("updated_at_ms").map_err(db_error)?,
     })

@@ -48,7 +48,8 @@ macro_rules! select_pools {
     ($rest:literal) => {
         concat!(
             "SELECT p.id, pr.tenant, pr.name AS project, p.name, p.description, p.partitions, ",
-            "p.retention_days, p.field_hints, p.created_at_ms, p.updated_at_ms ",
+            "p.retention_days, p.field_hints, p.max_event_age_days, p.max_event_future_secs, ",
+            "p.created_at_ms, p.updated_at_ms ",
             "FROM pools p JOIN projects pr ON pr.id = p.project_id ",
             $rest
         )
@@ -233,8 +234,9 @@ impl MetadataStore for SqliteMetadataStore {
         let partitions: Vec<u32> = (first..first + pool.shards).collect();
         let now = now_ms();
         let inserted = sqlx::query(
-            "INSERT INTO pools (project_id, name, description, partitions, retention_days, field_hints, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO pools (project_id, name, description, partitions, retention_days, field_hints, \
+             max_event_age_days, max_event_future_secs, created_at_ms, updated_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(project_id)
         .bind(&pool.name)
@@ -242,6 +244,8 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(to_json(&partitions)?)
         .bind(i64::from(pool.retention_days))
         .bind(to_json(&pool.field_hints)?)
+        .bind(pool.event_window.max_event_age_days.map(i64::from))
+        .bind(pool.event_window.max_event_future_secs.map(i64::from))
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -338,17 +342,21 @@ impl MetadataStore for SqliteMetadataStore {
                     .map_err(db_error)?;
             }
         }
+        let event_window = patch.event_window(current.event_window);
         let mut hints = current.field_hints.clone();
         if let Some(new_hints) = patch.field_hints {
             hints.extend(new_hints);
         }
         sqlx::query(
-            "UPDATE pools SET description = ?, partitions = ?, retention_days = ?, field_hints = ?, updated_at_ms = ? WHERE id = ?",
+            "UPDATE pools SET description = ?, partitions = ?, retention_days = ?, field_hints = ?, \
+             max_event_age_days = ?, max_event_future_secs = ?, updated_at_ms = ? WHERE id = ?",
         )
         .bind(patch.description.unwrap_or(current.description))
         .bind(to_json(&partitions)?)
         .bind(i64::from(patch.retention_days.unwrap_or(current.retention_days)))
         .bind(to_json(&hints)?)
+        .bind(event_window.max_event_age_days.map(i64::from))
+        .bind(event_window.max_event_future_secs.map(i64::from))
         .bind(now_ms())
         .bind(current.id)
         .execute(&mut *tx)
@@ -564,6 +572,7 @@ mod tests {
             shards,
             retention_days: 7,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         }
     }
 

@@ -360,6 +360,7 @@ mod tests {
             partitions: vec![4],
             retention_days: 7,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         }
     }
 

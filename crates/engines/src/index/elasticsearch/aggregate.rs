@@ -374,6 +374,7 @@ mod tests {
             partitions: vec![0],
             retention_days: 7,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         };
         tokio::time::timeout(
             Duration::from_secs(120),

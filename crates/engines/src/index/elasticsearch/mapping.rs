@@ -417,6 +417,7 @@ mod tests {
                 .iter()
                 .map(|(name, hint)| (name.to_string(), *hint))
                 .collect(),
+            event_window: Default::default(),
         }
     }
 

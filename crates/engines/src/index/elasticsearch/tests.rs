@@ -67,6 +67,7 @@ fn pool(pool_id: i64) -> PoolRoute {
         partitions: vec![0, 1],
         retention_days: 7,
         field_hints: BTreeMap::new(),
+        event_window: Default::default(),
     }
 }
 

@@ -924,6 +924,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             writer_memory_bytes: 15_000_000,
             writer_threads: 1,
+            writer_merge_threads: 1,
             max_open_writers: 4,
         })
         .expect("open index");
@@ -935,6 +936,7 @@ mod tests {
             partitions: vec![0],
             retention_days: 7,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         };
         crate::index::aggregate_conformance::check_aggregations(&index, &pool).await;
     }

@@ -4,8 +4,13 @@
 //! `{dir}/{tenant}/{pool_id}/field_types.json` the types the pool learned from first values
 //! (see [`types`]), which every day's documents and queries follow. Retention
 //! deletes whole day directories, and a search opens only the days that overlap its
-//! time range. Writers are opened on first write and closed (after a commit) when
-//! more than `max_open_writers` are open, since each one holds its own memory budget.
+//! time range. Writers are opened on first write, and never more than
+//! `max_open_writers` at once, across all pools and days: each one holds its own
+//! memory budget and `writer_threads + 1 + writer_merge_threads` threads. A write
+//! that needs a writer beyond the bound first commits and closes the least recently
+//! written one (see [`TantivyIndex::open_writer_within_bound`]), so even one batch
+//! that spans many days holds at most the bound. Committing a writer early only makes
+//! documents durable sooner: messages are still acked after LogHub's own commit.
 //!
 //! Idempotency: every document carries the key of its queue message; a replacing
 //! write deletes the keys of its messages before adding their records again, and
@@ -63,7 +68,10 @@ pub struct TantivyIndexConfig {
     pub writer_memory_bytes: usize,
     /// Indexing threads of one partition writer.
     pub writer_threads: usize,
-    /// Writers kept open at once; older ones are committed and closed.
+    /// Merge threads of one partition writer (tantivy's own default is 4).
+    pub writer_merge_threads: usize,
+    /// Writers open at once, across all pools and days; before another one opens,
+    /// the least recently written is committed and closed.
     pub max_open_writers: usize,
 }
 
@@ -74,6 +82,22 @@ impl TantivyIndexConfig {
         let threads = self.writer_threads.max(1);
         (threads, self.writer_memory_bytes.max(threads * 15_000_000))
     }
+
+    /// The options of one partition writer.
+    fn writer_options(&self) -> tantivy::IndexWriterOptions {
+        let (threads, memory) = self.writer_budget();
+        tantivy::IndexWriterOptions::builder()
+            .num_worker_threads(threads)
+            .memory_budget_per_thread(memory / threads)
+            .num_merge_threads(self.writer_merge_threads.max(1))
+            .build()
+    }
+
+    /// Threads of one open writer: its indexing threads, tantivy's segment updater
+    /// and its merge threads.
+    pub fn threads_per_writer(&self) -> usize {
+        self.writer_threads.max(1) + 1 + self.writer_merge_threads.max(1)
+    }
 }
 
 impl Default for TantivyIndexConfig {
@@ -82,6 +106,7 @@ impl Default for TantivyIndexConfig {
             dir: PathBuf::from("index"),
             writer_memory_bytes: 32 * 1024 * 1024,
             writer_threads: 1,
+            writer_merge_threads: 2,
             max_open_writers: 8,
         }
     }
@@ -111,6 +136,11 @@ pub struct TantivyIndex {
     types: types::TypeRegistry,
     /// Serialises commits so that a commit never races a writer being closed.
     commit_lock: tokio::sync::Mutex<()>,
+    /// Held while a writer is opened, so that two writes cannot both see room for
+    /// one more and go past `max_open_writers`.
+    writer_gate: Mutex<()>,
+    /// The most writers ever open at once (for tests of the bound).
+    peak_open_writers: std::sync::atomic::AtomicUsize,
     /// `{dir}/{tenant}/{pool_id}` of each pool met through the trait (every call but
     /// `drop_pool` names the pool's tenant), so that code keyed by pool id finds the
     /// directory: every stored thing names its tenant.
@@ -138,6 +168,8 @@ impl TantivyIndex {
             partitions: Mutex::new(HashMap::new()),
             types: types::TypeRegistry::default(),
             commit_lock: tokio::sync::Mutex::new(()),
+            writer_gate: Mutex::new(()),
+            peak_open_writers: std::sync::atomic::AtomicUsize::new(0),
             pool_dirs: Mutex::new(HashMap::new()),
         })
     }
@@ -242,7 +274,10 @@ impl TantivyIndex {
             pool,
             docs.iter().map(|doc| &doc.record),
         )?;
-        let mut by_day: HashMap<i64, Vec<IndexDoc>> = HashMap::new();
+        // Days in order, one after another: each day's writer is opened (within the
+        // bound) only when its documents are staged.
+        let mut by_day: std::collections::BTreeMap<i64, Vec<IndexDoc>> =
+            std::collections::BTreeMap::new();
         for doc in docs {
             by_day
                 .entry(doc.record.time_ns.div_euclid(DAY_NS))
@@ -254,16 +289,14 @@ impl TantivyIndex {
             let partition = self.open_partition(key, true)?.ok_or_else(|| {
                 IndexError::Internal("partition vanished while opening".to_string())
             })?;
-            let mut writer_slot = lock(&partition.writer);
-            if writer_slot.is_none() {
-                let (threads, memory) = self.config.writer_budget();
-                let writer = partition
-                    .index
-                    .writer_with_num_threads(threads, memory)
-                    .map_err(tantivy_error)?;
-                writer.set_merge_policy(Box::new(schema::merge_policy()));
-                *writer_slot = Some(writer);
-            }
+            let mut writer_slot = loop {
+                self.open_writer_within_bound(key, &partition)?;
+                let slot = lock(&partition.writer);
+                // Another write may have closed it between the two locks: open again.
+                if slot.is_some() {
+                    break slot;
+                }
+            };
             let Some(writer) = writer_slot.as_mut() else {
                 return Err(IndexError::Internal(
                     "writer slot empty after opening".to_string(),
@@ -291,56 +324,90 @@ impl TantivyIndex {
         Ok(())
     }
 
+    /// Makes sure `partition` has a writer, first committing and closing the least
+    /// recently written writers while `max_open_writers` are open. Blocking.
+    fn open_writer_within_bound(
+        &self,
+        key: PartitionKey,
+        partition: &Partition,
+    ) -> IndexResult<()> {
+        let _gate = lock(&self.writer_gate);
+        if lock(&partition.writer).is_some() {
+            return Ok(());
+        }
+        loop {
+            let others: Vec<Arc<Partition>> = lock(&self.partitions)
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .map(|(_, p)| p.clone())
+                .collect();
+            let open: Vec<(Instant, Arc<Partition>)> = others
+                .into_iter()
+                .filter(|p| lock(&p.writer).is_some())
+                .map(|p| (*lock(&p.last_write), p))
+                .collect();
+            if open.len() < self.config.max_open_writers.max(1) {
+                self.peak_open_writers
+                    .fetch_max(open.len() + 1, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
+            if let Some((_, oldest)) = open.into_iter().min_by_key(|(last_write, _)| *last_write) {
+                self.close_writer(&oldest)?;
+            }
+        }
+        let writer = partition
+            .index
+            .writer_with_options(self.config.writer_options())
+            .map_err(tantivy_error)?;
+        writer.set_merge_policy(Box::new(schema::merge_policy()));
+        *lock(&partition.writer) = Some(writer);
+        Ok(())
+    }
+
+    /// Commits what `partition`'s writer has staged, then closes it and waits for its
+    /// threads to end. Blocking.
+    fn close_writer(&self, partition: &Partition) -> IndexResult<()> {
+        let mut writer_slot = lock(&partition.writer);
+        let Some(writer) = writer_slot.as_mut() else {
+            return Ok(());
+        };
+        if partition.dirty.load(std::sync::atomic::Ordering::SeqCst) {
+            writer.commit().map_err(tantivy_error)?;
+            partition
+                .dirty
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            partition.reader.reload().map_err(tantivy_error)?;
+        }
+        let closed = writer_slot.take();
+        drop(writer_slot);
+        if let Some(writer) = closed {
+            writer.wait_merging_threads().map_err(tantivy_error)?;
+        }
+        Ok(())
+    }
+
     fn commit_blocking(&self) -> IndexResult<()> {
         let partitions: Vec<(PartitionKey, Arc<Partition>)> = lock(&self.partitions)
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
         for (_, partition) in &partitions {
-            if partition
-                .dirty
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                let mut writer_slot = lock(&partition.writer);
-                if let Some(writer) = writer_slot.as_mut() {
-                    if let Err(error) = writer.commit() {
-                        partition
-                            .dirty
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
-                        return Err(tantivy_error(error));
-                    }
-                }
-                drop(writer_slot);
-                partition.reader.reload().map_err(tantivy_error)?;
-            }
-        }
-        self.close_idle_writers(&partitions);
-        Ok(())
-    }
-
-    /// Closes the least recently written writers beyond `max_open_writers`. They have
-    /// just been committed, so nothing staged is lost.
-    fn close_idle_writers(&self, partitions: &[(PartitionKey, Arc<Partition>)]) {
-        let mut open: Vec<(Instant, &Arc<Partition>)> = partitions
-            .iter()
-            .filter(|(_, p)| lock(&p.writer).is_some())
-            .map(|(_, p)| (*lock(&p.last_write), p))
-            .collect();
-        if open.len() <= self.config.max_open_writers {
-            return;
-        }
-        open.sort_by_key(|(last_write, _)| *last_write);
-        let excess = open.len() - self.config.max_open_writers;
-        for (_, partition) in open.into_iter().take(excess) {
-            if partition.dirty.load(std::sync::atomic::Ordering::SeqCst) {
+            // The flag is read and cleared under the writer's lock, as a write sets it
+            // and a closing writer clears it, so no staged document is missed.
+            let mut writer_slot = lock(&partition.writer);
+            if !partition.dirty.load(std::sync::atomic::Ordering::SeqCst) {
                 continue;
             }
-            if let Some(writer) = lock(&partition.writer).take() {
-                if let Err(error) = writer.wait_merging_threads() {
-                    tracing::warn!(%error, "failed to finish merges of a closed writer");
-                }
+            if let Some(writer) = writer_slot.as_mut() {
+                writer.commit().map_err(tantivy_error)?;
             }
+            partition
+                .dirty
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            drop(writer_slot);
+            partition.reader.reload().map_err(tantivy_error)?;
         }
+        Ok(())
     }
 
     /// The pool's field types as indexed: learned from first values, hints winning.

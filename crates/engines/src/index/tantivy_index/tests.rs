@@ -20,6 +20,7 @@ fn pool(pool_id: i64) -> PoolRoute {
         partitions: vec![0, 1],
         retention_days: 7,
         field_hints: BTreeMap::new(),
+        event_window: Default::default(),
     }
 }
 
@@ -62,6 +63,7 @@ fn open(dir: &std::path::Path) -> TantivyIndex {
         dir: dir.to_path_buf(),
         writer_memory_bytes: 15_000_000,
         writer_threads: 1,
+        writer_merge_threads: 1,
         max_open_writers: 2,
     })
     .expect("open index")
@@ -275,6 +277,55 @@ async fn test_many_days_close_writers_without_losing_data() {
             .expect("search")
             .total,
         5
+    );
+    index.shutdown().await.expect("shutdown");
+}
+
+/// One write whose records span many days never holds more than `max_open_writers`
+/// writers, and a redelivery of the same messages replaces them: the writers closed
+/// early were committed, nothing is lost and nothing doubled.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_one_write_over_many_days_stays_within_the_writer_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let days = 40;
+    let batch = || -> Vec<IndexDoc> {
+        (0..days)
+            .map(|day| {
+                doc(
+                    1,
+                    7,
+                    day as u32,
+                    T0 - day * DAY,
+                    &[("message", FieldValue::Str("spread".into()))],
+                )
+            })
+            .collect()
+    };
+    index.write(&pool(1), batch(), false).await.expect("write");
+    assert_eq!(
+        index
+            .peak_open_writers
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "the bound of the test index"
+    );
+    index.commit().await.expect("commit");
+    index
+        .write(&pool(1), batch(), true)
+        .await
+        .expect("redelivery");
+    index.commit().await.expect("commit");
+    let page = index
+        .search(&pool(1), &request("spread"))
+        .await
+        .expect("search");
+    assert_eq!(page.total, days as u64, "every day once");
+    assert!(
+        index
+            .peak_open_writers
+            .load(std::sync::atomic::Ordering::Relaxed)
+            <= 2
     );
     index.shutdown().await.expect("shutdown");
 }

@@ -134,6 +134,7 @@ mod tests {
             partitions: vec![0],
             retention_days: 1,
             field_hints: BTreeMap::new(),
+            event_window: Default::default(),
         }
     }
 

@@ -1326,12 +1326,14 @@ fn line_column_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
 fn parser_error(sql: &str, error: ParserError) -> SqlError {
     let text = match error {
         ParserError::TokenizerError(text) | ParserError::ParserError(text) => text,
-        ParserError::RecursionLimitExceeded => return SqlError::over_limit(
-            format!(
+        ParserError::RecursionLimitExceeded => {
+            return SqlError::over_limit(
+                format!(
                 "SQL is nested more than {MAX_SQL_DEPTH} levels deep (`max_sql_expression_depth`)"
             ),
-            "max_sql_expression_depth",
-        ),
+                "max_sql_expression_depth",
+            )
+        }
     };
     let (message, position) = match text.find(" at Line: ") {
         Some(at) => {

@@ -56,6 +56,13 @@ struct Group {
     open_cases: usize,
     /// BETWEEN whose AND is still to come.
     open_betweens: usize,
+    /// AND / OR taken as flattened joins here and in the groups inside.
+    flat_joins: usize,
+    /// A comma inside: a flattened group is then a list, not a condition.
+    has_comma: bool,
+    /// The group just closed inside this one (its depth and flattened joins), until
+    /// the next token shows whether it stands alone as a condition.
+    just_closed: Option<(usize, usize)>,
 }
 
 impl Group {
@@ -68,6 +75,35 @@ impl Group {
     fn depth(mut self) -> usize {
         self.end_sibling();
         self.deepest_sibling
+    }
+
+    /// Settles the group closed just before the current token: if the token ends
+    /// the condition (a flattened AND / OR, a closing bracket, a clause keyword or the
+    /// end), its joins stay flat; otherwise (`(a AND b) = 1`, `(a OR b) IS NULL`)
+    /// the group is an operand and its joins count as depth after all.
+    fn settle_closed(&mut self, ends_condition: bool) {
+        if let Some((depth, joins)) = self.just_closed.take() {
+            if ends_condition {
+                self.flat_joins += joins;
+            } else {
+                self.deepest_child = self.deepest_child.max(depth + joins);
+            }
+        }
+    }
+
+    /// Closes this group: its depth bound, one level for the group itself, and the
+    /// joins it flattened. A flattened group holding a comma is a tuple, whose
+    /// members are not flattened.
+    fn close(mut self) -> (usize, usize) {
+        self.settle_closed(true);
+        let joins = self.flat_joins;
+        let has_comma = self.has_comma;
+        let depth = self.depth() + 1;
+        if has_comma {
+            (depth + joins, 0)
+        } else {
+            (depth, joins)
+        }
     }
 }
 
@@ -110,6 +146,13 @@ pub fn measure_sql(sql: &str, dialect: &dyn Dialect) -> SqlShape {
             break;
         };
         let mut next_opens_flattened = false;
+        let is_flat_join = matches!(keyword, Some(Keyword::AND | Keyword::OR))
+            && group.flattens
+            && group.open_cases == 0
+            && !(keyword == Some(Keyword::AND) && group.open_betweens > 0);
+        let is_clause = top_level && keyword.is_some_and(|keyword| CLAUSES.contains(&keyword));
+        let is_closer = nested && matches!(token, Token::RParen | Token::RBracket | Token::RBrace);
+        group.settle_closed(is_flat_join || is_clause || is_closer);
         match (&token, keyword) {
             (Token::LParen | Token::LBracket | Token::LBrace, _) => {
                 group.tokens += 1;
@@ -123,15 +166,19 @@ pub fn measure_sql(sql: &str, dialect: &dyn Dialect) -> SqlShape {
                 });
                 next_opens_flattened = true;
             }
-            (Token::RParen | Token::RBracket | Token::RBrace, _) if nested => {
-                let closed = stack.pop().map_or(0, Group::depth) + 1;
+            (Token::RParen | Token::RBracket | Token::RBrace, _) if is_closer => {
+                let (closed, joins) = stack.pop().map_or((0, 0), Group::close);
                 if let Some(parent) = stack.last_mut() {
                     parent.tokens += 1;
                     parent.deepest_child = parent.deepest_child.max(closed);
+                    parent.just_closed = Some((closed, joins));
                 }
             }
-            (Token::Comma, _) => group.end_sibling(),
-            (_, Some(keyword)) if top_level && CLAUSES.contains(&keyword) => {
+            (Token::Comma, _) => {
+                group.has_comma = true;
+                group.end_sibling();
+            }
+            (_, Some(keyword)) if is_clause => {
                 group.end_sibling();
                 group.flattens = keyword == Keyword::WHERE;
                 next_opens_flattened = true;
@@ -157,8 +204,9 @@ pub fn measure_sql(sql: &str, dialect: &dyn Dialect) -> SqlShape {
                 group.open_betweens -= 1;
                 group.tokens += 1;
             }
-            (_, Some(Keyword::AND | Keyword::OR)) if group.flattens && group.open_cases == 0 => {
+            _ if is_flat_join => {
                 shape.flattened_joins += 1;
+                group.flat_joins += 1;
                 group.end_sibling();
                 next_opens_flattened = true;
             }
@@ -171,12 +219,16 @@ pub fn measure_sql(sql: &str, dialect: &dyn Dialect) -> SqlShape {
         opens_flattened = next_opens_flattened;
     }
     while stack.len() > 1 {
-        let closed = stack.pop().map_or(0, Group::depth) + 1;
+        let (closed, joins) = stack.pop().map_or((0, 0), Group::close);
         if let Some(parent) = stack.last_mut() {
             parent.deepest_child = parent.deepest_child.max(closed);
+            parent.just_closed = Some((closed, joins));
         }
     }
-    shape.depth = stack.pop().map_or(0, Group::depth);
+    shape.depth = stack.pop().map_or(0, |mut root| {
+        root.settle_closed(true);
+        root.depth()
+    });
     shape
 }
 
@@ -279,6 +331,17 @@ mod tests {
         assert_eq!(case.flattened_joins, 0);
         let subquery = shape("SELECT 1 WHERE (SELECT x WHERE a AND b AND c)");
         assert_eq!(subquery.flattened_joins, 0);
+        // A parenthesised chain used as an operand is as deep as it is long.
+        let chain = vec!["a = 1"; 100].join(" AND ");
+        for operand in [
+            format!("SELECT 1 WHERE ({chain}) = 1"),
+            format!("SELECT 1 WHERE b = 1 OR NOT ({chain}) IS NULL"),
+            format!("SELECT 1 WHERE (({chain}), 1)"),
+        ] {
+            assert!(shape(&operand).depth >= 100, "{operand}");
+        }
+        let condition = shape(&format!("SELECT 1 WHERE b = 1 OR NOT ({chain}) GROUP BY c"));
+        assert!(condition.depth < 10, "{condition:?}");
         let nested = shape("SELECT 1 WHERE NOT (a = 1 OR (b = 2 AND c = 3))");
         assert_eq!(nested.flattened_joins, 2);
         let having = shape("SELECT 1 GROUP BY a HAVING count(*) > 1 AND max(x) > 2");

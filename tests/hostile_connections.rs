@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use logpool_e2e::process_stats::{open_file_limit, ProcessStats};
-use logpool_e2e::{admin_client, free_port, start_standalone_process, wait_for, wait_for_count};
+use logpool_e2e::{
+    admin_client, free_port, start_standalone_process, wait_for, wait_for_count, ADMIN_KEY,
+};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,43 +35,52 @@ async fn read_until_closed(mut stream: TcpStream, within: Duration) -> Option<St
     }
 }
 
-/// A client that opens a fresh connection for every request, so that no kept-alive
-/// connection of an earlier request is counted or reused.
-fn fresh_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(10))
-        .default_headers(logpool_e2e::admin_headers())
-        .build()
-        .expect("client")
+/// One request on a connection of its own (`Connection: close`): status, body and
+/// how long the answer took.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let answer = read_until_closed(stream, Duration::from_secs(10))
+        .await
+        .expect("answered and closed");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body, started.elapsed())
 }
 
-async fn healthz(client: &reqwest::Client, addr: SocketAddr) -> (u16, String, Duration) {
-    let started = Instant::now();
-    let response = client
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .expect("healthz answered");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    (status, text, started.elapsed())
+async fn healthz(addr: SocketAddr) -> (u16, String, Duration) {
+    request(addr, "GET", "/healthz", "").await
 }
 
-async fn count_hits(client: &reqwest::Client, addr: SocketAddr) -> (u64, Duration) {
-    let started = Instant::now();
-    let response = client
-        .post(format!(
-            "http://{addr}/v1/projects/hostile/pools/web/search"
-        ))
-        .json(&json!({ "query": "hostile", "limit": 1 }))
-        .send()
-        .await
-        .expect("search answered");
-    assert_eq!(response.status().as_u16(), 200, "search");
-    let body: serde_json::Value = response.json().await.expect("json");
-    let total = body["total"].as_u64().expect("total");
-    (total, started.elapsed())
+async fn count_hits(addr: SocketAddr) -> (u64, Duration) {
+    let (status, body, took) = request(
+        addr,
+        "POST",
+        "/v1/projects/hostile/pools/web/search",
+        r#"{"query": "hostile", "limit": 1}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "search: {body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    (body["total"].as_u64().expect("total"), took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +136,6 @@ async fn test_half_open_connections_are_bounded_and_timed_out() {
     assert_eq!(seen, RECORDS as u64, "records searchable");
     // Its kept-alive connections would hold places under the cap.
     drop(admin);
-    let client = fresh_client();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = ProcessStats::read(pid).expect("stats");
 
@@ -151,10 +161,10 @@ async fn test_half_open_connections_are_bounded_and_timed_out() {
     println!("server while they are open: {accepted:?} (before: {before:?})");
 
     // The server still answers, promptly.
-    let (status, _, took) = healthz(&client, addr).await;
+    let (status, _, took) = healthz(addr).await;
     assert_eq!(status, 200, "healthz during the flood");
     assert!(took < Duration::from_secs(2), "healthz took {took:?}");
-    let (total, took) = count_hits(&client, addr).await;
+    let (total, took) = count_hits(addr).await;
     assert_eq!(total, RECORDS as u64, "search during the flood");
     assert!(took < Duration::from_secs(3), "search took {took:?}");
 
@@ -164,7 +174,7 @@ async fn test_half_open_connections_are_bounded_and_timed_out() {
     for _ in 0..filling {
         silent.push(TcpStream::connect(addr).await.expect("connect"));
     }
-    let (status, text, _) = healthz(&client, addr).await;
+    let (status, text, _) = healthz(addr).await;
     assert_eq!(
         status, 503,
         "at the cap a new connection is refused: {text}"
@@ -223,9 +233,9 @@ async fn test_half_open_connections_are_bounded_and_timed_out() {
     .unwrap_or_else(|| panic!("descriptors not released: {:?}", ProcessStats::read(pid)));
     println!("server after: {after:?}");
     assert!(child.try_wait().expect("wait").is_none(), "server alive");
-    let (status, _, _) = healthz(&client, addr).await;
+    let (status, _, _) = healthz(addr).await;
     assert_eq!(status, 200, "healthz after");
-    let (total, _) = count_hits(&client, addr).await;
+    let (total, _) = count_hits(addr).await;
     assert_eq!(total, RECORDS as u64, "earlier data intact");
 
     // Bounds: memory, threads and descriptors of the whole episode.

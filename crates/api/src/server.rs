@@ -277,7 +277,7 @@ async fn serve_http1<S>(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = stopping.wait_for(|stopped| *stopped) => {
+        () = until_stopped(&mut stopping) => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -308,7 +308,7 @@ async fn serve_http2<S>(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = stopping.wait_for(|stopped| *stopped) => {
+        () = until_stopped(&mut stopping) => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
@@ -316,6 +316,11 @@ async fn serve_http2<S>(
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
+}
+
+/// Resolves once shutdown began (the guard of the watch is not held across awaits).
+async fn until_stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopped| *stopped).await;
 }
 
 /// Errors that concern one connection only; the listener itself is fine.

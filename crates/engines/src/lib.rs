@@ -145,11 +145,12 @@ impl Engines {
                 let c = SqliteMetadataConfig {
                     path: config.resolve(&c.path),
                 };
-                Arc::new(
-                    SqliteMetadataStore::open(&c)
-                        .await
-                        .context("failed to open the SQLite metadata store")?,
-                )
+                let store = SqliteMetadataStore::open(&c)
+                    .await
+                    .context("failed to open the SQLite metadata store")?;
+                // It holds the key hashes and the cursor signing key.
+                private_dir::restrict_database_files(&c.path)?;
+                Arc::new(store)
             }
             #[cfg(feature = "mysql")]
             MetadataConfig::Mysql(c) => Arc::new(
@@ -158,9 +159,6 @@ impl Engines {
                     .context("failed to open the MySQL metadata store")?,
             ),
         };
-        if let MetadataConfig::Sqlite(c) = &config.metadata {
-            private_dir::restrict_database_files(&config.resolve(&c.path))?;
-        }
         let coordinator: Arc<dyn Coordinator> = match &config.coordination {
             CoordinationConfig::Local => Arc::new(LocalCoordinator::new()),
             #[cfg(feature = "etcd")]

@@ -49,21 +49,6 @@ pub(crate) fn group_table_over_budget(budget: OverBudget) -> IndexError {
     }
 }
 
-/// Estimated heap bytes of one finished group: its key texts plus a fixed cost per
-/// group and per key or value.
-pub(crate) fn aggregate_group_bytes(group: &logpool_core::sql::plan::AggregateGroup) -> usize {
-    use logpool_core::sql::plan::KeyValue;
-    let key_text: usize = group
-        .keys
-        .iter()
-        .map(|key| match key {
-            KeyValue::Str(text) => text.len(),
-            _ => 0,
-        })
-        .sum();
-    96 + 48 * (group.keys.len() + group.values.len()) + key_text
-}
-
 /// Result alias for index operations.
 pub type IndexResult<T> = Result<T, IndexError>;
 

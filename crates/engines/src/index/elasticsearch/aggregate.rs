@@ -20,9 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::mapping::{TypedPath, FIELD_NAMES, NS_PER_MS, TIME_MS};
 use super::{dsl, ElasticsearchIndex};
-use crate::index::{
-    aggregate_group_bytes, group_table_over_budget, AggregateRequest, IndexError, IndexResult,
-};
+use crate::index::{group_table_over_budget, AggregateRequest, IndexError, IndexResult};
 
 /// Composite buckets fetched per request.
 const PAGE_SIZE: usize = 1_000;
@@ -256,6 +254,21 @@ fn percentile_value(metric: &Value) -> Option<f64> {
         Value::Array(values) => values.first().and_then(|entry| entry["value"].as_f64()),
         _ => None,
     }
+}
+
+/// Estimated heap bytes of one finished group: its key texts plus a fixed cost per
+/// group and per key or value.
+fn aggregate_group_bytes(group: &logpool_core::sql::plan::AggregateGroup) -> usize {
+    use logpool_core::sql::plan::KeyValue;
+    let key_text: usize = group
+        .keys
+        .iter()
+        .map(|key| match key {
+            KeyValue::Str(text) => text.len(),
+            _ => 0,
+        })
+        .sum();
+    96 + 48 * (group.keys.len() + group.values.len()) + key_text
 }
 
 impl ElasticsearchIndex {

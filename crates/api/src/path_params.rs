@@ -28,6 +28,9 @@ pub fn check(params: &[(String, String)]) -> Result<(), ApiError> {
                 "path parameter `{name}` {rule}, got `{}`",
                 echo(value)
             ))
+            // `field` as for every other 400 naming its cause; `parameter` says
+            // where it is.
+            .with_detail("field", name.as_str())
             .with_detail("parameter", name.as_str())
         })?;
     }

@@ -28,6 +28,9 @@ pub fn check(params: &[(String, String)]) -> Result<(), ApiError> {
                 "path parameter `{name}` {rule}, got `{}`",
                 echo(value)
             ))
+            // `field` as for every other 400 naming its cause; `parameter` says
+            // where it is.
+            .with_detail("field", name.as_str())
             .with_detail("parameter", name.as_str())
         })?;
     }
@@ -36,12 +39,10 @@ pub fn check(params: &[(String, String)]) -> Result<(), ApiError> {
 
 fn check_one(name: &str, value: &str) -> Result<(), String> {
     match name {
-        "tenant" | "project" | "pool" | "group" => validate_name(value).map(|_| ()).map_err(
-            |_| {
-                "must be a name of 2 to 63 characters of a-z, 0-9 and `-`, starting with a letter or digit"
-                    .to_string()
-            },
-        ),
+        "tenant" | "project" | "pool" | "group" => validate_name(value).map_err(|_| {
+            "must be a name of 2 to 63 characters of a-z, 0-9 and `-`, starting with a letter or digit"
+                .to_string()
+        }),
         "shard" => {
             let digits = !value.is_empty() && value.len() <= 10;
             if digits && value.bytes().all(|b| b.is_ascii_digit()) {

@@ -41,6 +41,10 @@ pub(crate) struct ListedObject {
     pub(crate) manifest: ObjectManifest,
 }
 
+/// What identifies an archived object's records: hour, partition, first and last
+/// position (not the compression or the place it was written to).
+type BatchHour = (i64, u32, u64, u64);
+
 /// Where one pool's objects are: its prefix in the tenant's area (written to), and
 /// the legacy layout of the same settings (only read).
 #[derive(Debug, Clone)]
@@ -80,7 +84,7 @@ pub(crate) async fn objects_in_range(
 ) -> Result<Vec<ListedObject>, ApiError> {
     // One object per hour and position range: the same records, whatever the
     // place or the compression they were written with.
-    let mut found: BTreeMap<(i64, u32, u64, u64), (ObjectName, String, &str)> = BTreeMap::new();
+    let mut found: BTreeMap<BatchHour, (ObjectName, String, &str)> = BTreeMap::new();
     for pool_prefix in [prefixes.legacy.as_str(), prefixes.current.as_str()] {
         for key in store.list(pool_prefix).await.map_err(store_error)? {
             if let Some(name) = key.strip_prefix(pool_prefix).and_then(ObjectName::parse) {

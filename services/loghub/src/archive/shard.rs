@@ -424,7 +424,12 @@ mod tests {
 
     async fn objects(state: &ArchiveState) -> BTreeMap<String, Bytes> {
         let mut out = BTreeMap::new();
-        for key in state.object_store.list("archive/").await.unwrap() {
+        for key in state
+            .object_store
+            .list("tenant=default/archive/")
+            .await
+            .unwrap()
+        {
             let data = state.object_store.get(&key).await.unwrap();
             out.insert(key, data);
         }

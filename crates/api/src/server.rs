@@ -175,7 +175,7 @@ impl Shared {
         let refused = self.refused.fetch_add(1, Ordering::Relaxed);
         // One line for the first refusal and then one per thousand: a flood of
         // connections must not become a flood of log lines.
-        if refused % 1000 == 0 {
+        if refused.is_multiple_of(1000) {
             tracing::warn!(%peer, cap, refused = refused + 1, "connection refused: http.max_connections reached");
         }
         let Ok(slot) = self.refusals.clone().try_acquire_owned() else {

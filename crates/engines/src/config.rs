@@ -599,6 +599,8 @@ impl Config {
                 logpool_core::limits::MAX_EVENT_FUTURE_SECS
             );
         }
+        // Irrefutable when built without the distributed engines.
+        #[allow(irrefutable_let_patterns)]
         if let IndexConfig::Tantivy(tantivy) = &self.index {
             if tantivy.max_open_writers == 0 {
                 bail!("`index.max_open_writers` must be positive");

@@ -84,9 +84,9 @@ impl TantivyIndexConfig {
     }
 
     /// The options of one partition writer.
-    fn writer_options(&self) -> tantivy::IndexWriterOptions {
+    fn writer_options(&self) -> tantivy::indexer::IndexWriterOptions {
         let (threads, memory) = self.writer_budget();
-        tantivy::IndexWriterOptions::builder()
+        tantivy::indexer::IndexWriterOptions::builder()
             .num_worker_threads(threads)
             .memory_budget_per_thread(memory / threads)
             .num_merge_threads(self.writer_merge_threads.max(1))
@@ -344,7 +344,10 @@ impl TantivyIndex {
             let open: Vec<(Instant, Arc<Partition>)> = others
                 .into_iter()
                 .filter(|p| lock(&p.writer).is_some())
-                .map(|p| (*lock(&p.last_write), p))
+                .map(|p| {
+                    let last_write = *lock(&p.last_write);
+                    (last_write, p)
+                })
                 .collect();
             if open.len() < self.config.max_open_writers.max(1) {
                 self.peak_open_writers

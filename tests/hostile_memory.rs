@@ -148,7 +148,8 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_tail(port: u16, project: &str, pool: &str, start: &str) -> Socket {
-    let url = format!("ws://127.0.0.1:{port}/v1/projects/{project}/pools/{pool}/tail?start={start}");
+    let url =
+        format!("ws://127.0.0.1:{port}/v1/projects/{project}/pools/{pool}/tail?start={start}");
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
         "authorization",
@@ -199,7 +200,10 @@ async fn test_stalled_tails_with_backfill_hold_bounded_memory_and_give_it_back()
         peak / MIB,
         bound / MIB
     );
-    assert_eq!(process.metric("logpool_tail_active").await, Some(TAILS as f64));
+    assert_eq!(
+        process.metric("logpool_tail_active").await,
+        Some(TAILS as f64)
+    );
 
     // One client starts reading: the records that were buffered for it, and gap
     // markers where records were dropped; together they account for every record.
@@ -226,7 +230,11 @@ async fn test_stalled_tails_with_backfill_hold_bounded_memory_and_give_it_back()
     }
     assert_eq!(received.len() as u64 + dropped, RECORDS as u64);
     assert!(dropped > 0, "a stalled reader over 60 MB dropped records");
-    assert_eq!(received.first(), Some(&0), "the backfill starts at the oldest");
+    assert_eq!(
+        received.first(),
+        Some(&0),
+        "the backfill starts at the oldest"
+    );
     assert!(
         received.windows(2).all(|pair| pair[0] < pair[1]),
         "records arrive in order, none twice: {received:?}"
@@ -313,7 +321,10 @@ async fn test_large_search_pages_are_truncated_at_the_memory_budget() {
         let page = search(cursor).await;
         num_pages += 1;
         let hits = page["hits"].as_array().expect("hits");
-        seen.extend(hits.iter().map(|hit| hit["fields"]["n"].as_u64().expect("n")));
+        seen.extend(
+            hits.iter()
+                .map(|hit| hit["fields"]["n"].as_u64().expect("n")),
+        );
         match page["cursor"].as_str() {
             Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
             _ => break,
@@ -357,7 +368,10 @@ async fn test_high_cardinality_group_by_stops_at_the_memory_budget() {
     };
     for start in (0..RECORDS).step_by(5_000) {
         let records: Vec<Value> = (start..start + 5_000)
-            .map(|n| json!({ "a": key("a", n), "b": key("b", n), "level": ["info", "warn"][n % 2] }))
+            .map(|n| {
+                let level = ["info", "warn"][n % 2];
+                json!({ "a": key("a", n), "b": key("b", n), "level": level })
+            })
             .collect();
         client
             .put_records("mem", "keys", &records)
@@ -380,10 +394,15 @@ async fn test_high_cardinality_group_by_stops_at_the_memory_budget() {
             (status, body)
         }
     };
-    let (status, body) = sql("* | SELECT a, b, count(*) AS c GROUP BY a, b ORDER BY c DESC LIMIT 10").await;
+    let (status, body) =
+        sql("* | SELECT a, b, count(*) AS c GROUP BY a, b ORDER BY c DESC LIMIT 10").await;
     let peak = process.peak_rss();
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["limit"], json!("max_query_memory_bytes"), "{body}");
+    assert_eq!(
+        body["error"]["limit"],
+        json!("max_query_memory_bytes"),
+        "{body}"
+    );
     assert_eq!(body["error"]["max"], json!(32 * MIB), "{body}");
     let bound = 256 * MIB;
     assert!(

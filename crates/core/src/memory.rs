@@ -179,7 +179,8 @@ impl RequestMemory {
         inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= inner.limit)
+                used.checked_add(bytes)
+                    .filter(|total| *total <= inner.limit)
             })
             .map_err(|_| OverBudget::Request { limit: inner.limit })?;
         if let Some(tenant) = &inner.tenant {
@@ -274,11 +275,18 @@ mod tests {
         let second = budgets.request("t", 80);
         let other_tenant = budgets.request("u", 80);
         assert_eq!(first.try_charge(70), Ok(()));
-        assert_eq!(second.try_charge(40), Err(OverBudget::Tenant { limit: 100 }));
+        assert_eq!(
+            second.try_charge(40),
+            Err(OverBudget::Tenant { limit: 100 })
+        );
         assert_eq!(second.used(), 0);
         assert_eq!(other_tenant.try_charge(80), Ok(()), "tenants are separate");
         drop(first);
-        assert_eq!(budgets.tenant("t").used(), 0, "a finished request gives back all");
+        assert_eq!(
+            budgets.tenant("t").used(),
+            0,
+            "a finished request gives back all"
+        );
         assert_eq!(second.try_charge(80), Ok(()));
     }
 

@@ -237,7 +237,10 @@ impl TailConfig {
             ("max_tails_per_pool", self.max_tails_per_pool as u64),
             ("buffer_records", self.buffer_records as u64),
             ("buffer_bytes", self.buffer_bytes as u64),
-            ("buffer_bytes_per_tenant", self.buffer_bytes_per_tenant as u64),
+            (
+                "buffer_bytes_per_tenant",
+                self.buffer_bytes_per_tenant as u64,
+            ),
             ("max_records_per_frame", self.max_records_per_frame as u64),
             ("max_frame_bytes", self.max_frame_bytes as u64),
             ("poll_interval_ms", self.poll_interval_ms),

@@ -30,7 +30,10 @@ pub fn highlight_bytes(highlight: &BTreeMap<String, Vec<String>>) -> usize {
 }
 
 /// A hit as the API shows it, with the highlight already computed.
-pub fn hit_with_highlight(hit: SearchHit, highlight: Option<BTreeMap<String, Vec<String>>>) -> Value {
+pub fn hit_with_highlight(
+    hit: SearchHit,
+    highlight: Option<BTreeMap<String, Vec<String>>>,
+) -> Value {
     let highlight = highlight.map(|highlight| json!(highlight));
     let mut value = json!({
         "id": hit.id,

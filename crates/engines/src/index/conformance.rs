@@ -262,7 +262,11 @@ pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
         if page.hits.is_empty() {
             break;
         }
-        assert!(page.hits.len() < 7, "{} hits within 500 bytes", page.hits.len());
+        assert!(
+            page.hits.len() < 7,
+            "{} hits within 500 bytes",
+            page.hits.len()
+        );
         if budgeted.len() + page.hits.len() < 50 {
             assert!(page.truncated, "a page cut by its budget says so");
         }

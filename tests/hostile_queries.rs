@@ -253,7 +253,7 @@ async fn test_hostile_queries_are_refused_or_bounded_and_harm_nothing() {
     }
     let like_many = format!(
         "* | SELECT count(*) WHERE {}",
-        vec!["host LIKE '%a%'"; 5_000].join(" OR ")
+        vec!["host LIKE '%a%'"; 100].join(" OR ")
     );
     let (status, body) = server.sql(&like_many).await;
     assert_refused(status, &body, "max_wildcards", "LIKE");

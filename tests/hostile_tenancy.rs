@@ -406,22 +406,32 @@ async fn test_an_archive_prefix_never_leaves_the_owners_tenant_area() {
         "an object in the old shared layout: {archived:?}"
     );
 
-    // Each listing shows its own tenant's objects only, all records counted.
+    // Each listing shows its own tenant's objects only, all records counted. A data
+    // file can be on disk a moment before the listing counts it (the other tenant's
+    // may still be in flight), so the listing is read until its count settles.
     for (tenant, key, records) in [("alpha", Some(&alpha_admin), 7), ("beta", None, 6)] {
         let path = "/v1/projects/shop/pools/web/archive";
-        let listing = match key {
-            Some(key) => running.send(key, Method::GET, path, None).await,
-            None => {
-                running
-                    .as_operator_in(tenant, Method::GET, path, None)
-                    .await
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (listing, objects) = loop {
+            let listing = match key {
+                Some(key) => running.send(key, Method::GET, path, None).await,
+                None => {
+                    running
+                        .as_operator_in(tenant, Method::GET, path, None)
+                        .await
+                }
+            };
+            status_of(&listing, 200, "listing");
+            let objects = listing.json()["objects"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let counted: u64 = objects.iter().filter_map(|o| o["records"].as_u64()).sum();
+            if counted >= records || Instant::now() >= deadline {
+                break (listing, objects);
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        status_of(&listing, 200, "listing");
-        let objects = listing.json()["objects"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
         let area = format!("tenant={tenant}/");
         assert!(
             objects

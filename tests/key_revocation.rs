@@ -282,7 +282,15 @@ async fn test_secrets_never_appear_in_logs_metrics_error_bodies_or_key_listings(
         &dir.path().join("data"),
         port,
         &log,
-        &[("LOGPOOL_LOG", "debug".to_string())],
+        &[
+            ("LOGPOOL_LOG", "debug".to_string()),
+            // Refused keys are presented on purpose, more than the failed-authentication
+            // throttle allows from one address; the throttle has its own test.
+            (
+                "LOGPOOL_HTTP__MAX_AUTH_FAILURES_PER_ADDRESS",
+                "0".to_string(),
+            ),
+        ],
     )
     .await;
     let url = format!("http://127.0.0.1:{port}");

@@ -166,7 +166,7 @@ async fn test_hostile_queries_are_refused_or_bounded_and_harm_nothing() {
     let mut server = start().await;
     let limits = QueryLimits::default();
 
-    // Finding 1: long conditions. The ones that aborted the process now plan flat
+    // Long conditions. The ones that once aborted the process now plan flat
     // and answer; past the limits they are refused by name.
     // Seeded `a` is 0 to 9: every record holds `a != 100 AND a != 101 …` and
     // `a = 0 OR a = 1 …`; `host != 'web-1' AND …` leaves three hosts of four.
@@ -230,7 +230,7 @@ async fn test_hostile_queries_are_refused_or_bounded_and_harm_nothing() {
     assert_refused(status, &body, "max_depth", "deep search");
     server.assert_alive();
 
-    // Finding 2: many terms and wildcards, on search, SQL and the tail filter.
+    // Many terms and wildcards, on search, SQL and the tail filter.
     // 150,000 terms (900 KB) go in a body; the tail's query string gets the smaller
     // cases, which fit in a URL.
     let many_terms = vec!["hello"; 150_000].join(" ");

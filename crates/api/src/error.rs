@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logpool_core::memory::OverBudget;
+use logpool_core::query::QueryParseError;
 use logpool_engines::coordination::CoordinationError;
 use logpool_engines::index::IndexError;
 use logpool_engines::metadata::MetadataError;
@@ -255,5 +256,21 @@ impl From<CoordinationError> for ApiError {
             "coordination is unavailable; retry later",
         )
         .with_retry_after(Duration::from_secs(1))
+    }
+}
+
+/// A 400 for a query (search or tail filter) that does not parse or exceeds a limit,
+/// which is then named in `limit` with its `max`.
+impl From<QueryParseError> for ApiError {
+    fn from(error: QueryParseError) -> ApiError {
+        let api_error = ApiError::bad_request(format!("invalid query: {error}"))
+            .with_detail("field", "query")
+            .with_detail("position", error.position);
+        match error.limit {
+            Some(limit) => api_error
+                .with_detail("limit", limit.limit)
+                .with_detail("max", limit.max),
+            None => api_error,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! the JSON body (POST), validated into engine requests with errors naming the field.
 
 use logpool_api::{time::now_ns, ApiError};
-use logpool_core::query::{parse_query, DefaultOperator, Query, QueryParseError};
+use logpool_core::query::{parse_query, DefaultOperator, Query};
 use logpool_core::timeexpr::{parse_duration_ns, parse_time_expr};
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::SortKey;
@@ -273,20 +273,7 @@ fn parse_user_query(
             .with_detail("field", "default_operator"))
         }
     };
-    parse_query(query.unwrap_or(""), operator).map_err(query_error)
-}
-
-/// A 400 for a query that does not parse or exceeds a limit (then named in `limit`).
-pub(crate) fn query_error(error: QueryParseError) -> ApiError {
-    let api_error = ApiError::bad_request(format!("invalid query: {error}"))
-        .with_detail("field", "query")
-        .with_detail("position", error.position);
-    match error.limit {
-        Some(limit) => api_error
-            .with_detail("limit", limit.limit)
-            .with_detail("max", limit.max),
-        None => api_error,
-    }
+    parse_query(query.unwrap_or(""), operator).map_err(ApiError::from)
 }
 
 fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Option<i64>, ApiError> {

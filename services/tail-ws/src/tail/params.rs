@@ -32,18 +32,7 @@ impl TailParams {
     /// # Errors
     /// 400 naming `query` (with the position) or `start` (with the limit).
     pub fn check(&self, now_ns: i64, max_backfill_secs: u64) -> Result<TailRequest, ApiError> {
-        let query = parse_query(self.query.as_deref().unwrap_or(""), DefaultOperator::And)
-            .map_err(|error| {
-                let api_error = ApiError::bad_request(format!("invalid query: {error}"))
-                    .with_detail("field", "query")
-                    .with_detail("position", error.position);
-                match error.limit {
-                    Some(limit) => api_error
-                        .with_detail("limit", limit.limit)
-                        .with_detail("max", limit.max),
-                    None => api_error,
-                }
-            })?;
+        let query = parse_query(self.query.as_deref().unwrap_or(""), DefaultOperator::And)?;
         let start = match self.start.as_deref().map(str::trim) {
             None | Some("") | Some("now") => ReadStart::Latest,
             Some(text) => {

@@ -137,15 +137,28 @@ impl PulsarConsumer {
                 ),
             });
         }
-        let consumer = tokio::time::timeout(config.operation_timeout(), builder.build())
-            .await
-            .map_err(|_| {
-                QueueError::Unavailable(format!(
+        let subscribed =
+            match tokio::time::timeout(config.operation_timeout(), builder.build()).await {
+                Ok(Ok(consumer)) => Ok(consumer),
+                Ok(Err(error)) => Err(unavailable(
+                    &format!("could not subscribe to {topic}"),
+                    &error,
+                )),
+                Err(_) => Err(QueueError::Unavailable(format!(
                     "subscribing to {topic} timed out after {} ms",
                     config.operation_timeout_ms
-                ))
-            })?
-            .map_err(|error| unavailable(&format!("could not subscribe to {topic}"), &error))?;
+                ))),
+            };
+        let consumer = match subscribed {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                // After a broker restart the client's connection manager can keep
+                // handing out a connection that never answers, so every later
+                // subscribe would time out too: the next attempt connects afresh.
+                self.shared.reset_client().await;
+                return Err(error);
+            }
+        };
         Ok(Attached {
             topic,
             consumer,

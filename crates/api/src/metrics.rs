@@ -1,4 +1,4 @@
-//! `/metrics` in the Prometheus text format.
+//! `/metrics` in the Prometheus text format, written by prometheus-client.
 //!
 //! Each service exports its series through [`MetricSource`]s; the standalone binary
 //! exports all of them at once. Sources that only have plain counters list them in
@@ -13,7 +13,6 @@
 //! number is bounded by the routes a service has.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,10 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// One counter reading: name (snake_case, ending in `_total`), help text, value.
 pub type CounterReading = (&'static str, &'static str, u64);
@@ -74,44 +77,51 @@ async fn render(State(sources): State<Arc<Vec<Arc<dyn MetricSource>>>>) -> impl 
         source.collect(&mut exposition);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        // OpenMetrics, as the encoder writes it: a counter family is named without
+        // `_total` and its samples with it, which the older text format reads wrongly.
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         exposition.render(),
     )
 }
 
-/// The kind of a metric family, as written in `# TYPE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
+/// One sample of a family: its labels (values already escaped) and its value.
+#[derive(Debug)]
+struct Sample {
+    labels: Vec<(String, String)>,
+    value: SampleValue,
 }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
+#[derive(Debug)]
+enum SampleValue {
+    Counter(u64),
+    Gauge(i64),
+    /// Per-bucket (not cumulative) counts over [`LATENCY_BUCKETS_SECS`] then +Inf.
+    Histogram {
+        buckets: Vec<(f64, u64)>,
+        sum_secs: f64,
+        count: u64,
+    },
 }
 
 #[derive(Debug)]
 struct Family {
     help: &'static str,
-    kind: Kind,
-    lines: Vec<String>,
+    kind: MetricType,
+    samples: Vec<Sample>,
 }
 
-/// Series being rendered, grouped into families by name.
+/// Series being rendered, grouped into families by name, and written by
+/// prometheus-client's text encoder.
 #[derive(Debug, Default)]
 pub struct Exposition {
     families: BTreeMap<&'static str, Family>,
 }
 
 impl Exposition {
-    /// Adds a counter sample.
+    /// Adds a counter sample (`name` ends in `_total`, as the format writes it).
     pub fn counter(
         &mut self,
         name: &'static str,
@@ -119,8 +129,13 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: u64,
     ) {
-        let line = format!("{name}{} {value}", label_set(labels));
-        self.family(name, help, Kind::Counter).push(line);
+        self.add(
+            name,
+            help,
+            MetricType::Counter,
+            labels,
+            SampleValue::Counter(value),
+        );
     }
 
     /// Adds a gauge sample.
@@ -131,11 +146,16 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: i64,
     ) {
-        let line = format!("{name}{} {value}", label_set(labels));
-        self.family(name, help, Kind::Gauge).push(line);
+        self.add(
+            name,
+            help,
+            MetricType::Gauge,
+            labels,
+            SampleValue::Gauge(value),
+        );
     }
 
-    /// Adds a histogram: its cumulative buckets, sum (seconds) and count.
+    /// Adds a histogram: its buckets, sum (seconds) and count.
     pub fn histogram(
         &mut self,
         name: &'static str,
@@ -143,77 +163,97 @@ impl Exposition {
         labels: &[(&str, &str)],
         histogram: &DurationHistogram,
     ) {
-        let mut lines = Vec::with_capacity(histogram.counts.len() + 3);
-        let mut cumulative = 0;
-        for (bound, count) in LATENCY_BUCKETS_SECS.iter().zip(&histogram.counts) {
-            cumulative += count;
-            let le = bound.to_string();
-            let mut with_le = labels.to_vec();
-            with_le.push(("le", &le));
-            lines.push(format!("{name}_bucket{} {cumulative}", label_set(&with_le)));
-        }
-        let mut with_le = labels.to_vec();
-        with_le.push(("le", "+Inf"));
-        lines.push(format!(
-            "{name}_bucket{} {}",
-            label_set(&with_le),
-            histogram.count
-        ));
-        lines.push(format!(
-            "{name}_sum{} {}",
-            label_set(labels),
-            histogram.sum.as_secs_f64()
-        ));
-        lines.push(format!(
-            "{name}_count{} {}",
-            label_set(labels),
-            histogram.count
-        ));
-        self.family(name, help, Kind::Histogram).extend(lines);
+        let in_bounds: u64 = histogram.counts.iter().sum();
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_SECS
+            .iter()
+            .copied()
+            .zip(histogram.counts.iter().copied())
+            .collect();
+        // The encoder writes `le="+Inf"` for this bound.
+        buckets.push((f64::MAX, histogram.count.saturating_sub(in_bounds)));
+        let value = SampleValue::Histogram {
+            buckets,
+            sum_secs: histogram.sum.as_secs_f64(),
+            count: histogram.count,
+        };
+        self.add(name, help, MetricType::Histogram, labels, value);
     }
 
-    fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) -> &mut Vec<String> {
-        &mut self
-            .families
+    fn add(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        labels: &[(&str, &str)],
+        value: SampleValue,
+    ) {
+        let labels = labels
+            .iter()
+            .map(|(key, value)| ((*key).to_string(), escape_label_value(value)))
+            .collect();
+        self.families
             .entry(name)
             .or_insert(Family {
                 help,
                 kind,
-                lines: Vec::new(),
+                samples: Vec::new(),
             })
-            .lines
+            .samples
+            .push(Sample { labels, value });
     }
 
-    /// Renders every family in the text format.
-    pub fn render(&self) -> String {
+    /// Renders every family in the Prometheus text format.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Rendered(self)));
         let mut text = String::new();
-        for (name, family) in &self.families {
-            let _ = writeln!(text, "# HELP {name} {}", family.help);
-            let _ = writeln!(text, "# TYPE {name} {}", family.kind.as_str());
-            for line in &family.lines {
-                let _ = writeln!(text, "{line}");
-            }
-        }
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
         text
     }
 }
 
-/// `{a="x",b="y"}`, or nothing without labels; values escaped as the format requires.
-fn label_set(labels: &[(&str, &str)]) -> String {
-    if labels.is_empty() {
-        return String::new();
+/// An [`Exposition`] handed to the encoder as a collector of its own.
+#[derive(Debug)]
+struct Rendered(Exposition);
+
+impl Collector for Rendered {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (name, family) in &self.0.families {
+            // The encoder appends `_total` to counter samples itself.
+            let base = match family.kind {
+                MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+                _ => name,
+            };
+            let mut metric = encoder.encode_descriptor(base, family.help, None, family.kind)?;
+            for sample in &family.samples {
+                let mut labelled = metric.encode_family(&sample.labels)?;
+                match &sample.value {
+                    SampleValue::Counter(value) => {
+                        labelled.encode_counter::<NoLabelSet, _, u64>(value, None)?
+                    }
+                    SampleValue::Gauge(value) => labelled.encode_gauge(value)?,
+                    SampleValue::Histogram {
+                        buckets,
+                        sum_secs,
+                        count,
+                    } => {
+                        labelled.encode_histogram::<NoLabelSet>(*sum_secs, *count, buckets, None)?
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    let pairs: Vec<String> = labels
-        .iter()
-        .map(|(key, value)| {
-            let escaped = value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{key}=\"{escaped}\"")
-        })
-        .collect();
-    format!("{{{}}}", pairs.join(","))
+}
+
+/// The encoder writes label values as given, so they are escaped as the format
+/// requires before they reach it.
+fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Upper bounds of the latency histogram buckets, in seconds: from a cached lookup to
@@ -377,13 +417,56 @@ async fn track(State(metrics): State<Arc<HttpMetrics>>, request: Request, next: 
     response
 }
 
-/// Reads the value of one sample from a rendered exposition: `name` followed by
-/// exactly `labels` (in the order they were written). Meant for tests.
+/// Reads the value of one sample from a rendered exposition: `name` with exactly
+/// `labels`, in any order (the encoder writes `le` first). Meant for tests.
 pub fn sample_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let prefix = format!("{name}{} ", label_set(labels));
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
+    let mut wanted: Vec<(String, String)> = labels
+        .iter()
+        .map(|(key, value)| ((*key).to_string(), escape_label_value(value)))
+        .collect();
+    wanted.sort();
+    text.lines().find_map(|line| {
+        let (labels, value) = split_sample(line, name)?;
+        (labels == wanted).then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Splits an exposition line of the family sample `name` into its sorted
+/// (key, escaped value) labels and its value; `None` for any other line.
+fn split_sample<'a>(line: &'a str, name: &str) -> Option<(Vec<(String, String)>, &'a str)> {
+    let rest = line.strip_prefix(name)?;
+    if let Some(value) = rest.strip_prefix(' ') {
+        return Some((Vec::new(), value));
+    }
+    let body = rest.strip_prefix('{')?;
+    let mut chars = body.char_indices();
+    let mut labels = Vec::new();
+    let (mut key, mut value) = (String::new(), String::new());
+    let mut in_value = false;
+    while let Some((at, c)) = chars.next() {
+        match (in_value, c) {
+            (false, '}') => {
+                labels.sort();
+                return Some((labels, body[at + 1..].trim_start()));
+            }
+            (false, ',') => {}
+            (false, '=') => {
+                chars.next(); // the opening quote
+                in_value = true;
+            }
+            (false, c) => key.push(c),
+            (true, '\\') => {
+                value.push('\\');
+                value.push(chars.next()?.1);
+            }
+            (true, '"') => {
+                labels.push((std::mem::take(&mut key), std::mem::take(&mut value)));
+                in_value = false;
+            }
+            (true, c) => value.push(c),
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -430,8 +513,7 @@ mod tests {
         }
         let text = out.render();
         assert_eq!(
-            text.matches("# TYPE logpool_http_requests_total counter")
-                .count(),
+            text.matches("# TYPE logpool_http_requests counter").count(),
             1,
             "{text}"
         );
@@ -488,8 +570,19 @@ mod tests {
 
     #[test]
     fn test_label_values_are_escaped() {
-        assert_eq!(label_set(&[("a", "x\"y\\z\n")]), "{a=\"x\\\"y\\\\z\\n\"}");
-        assert_eq!(label_set(&[]), "");
+        let awkward = "x\"y\\z\n";
+        let mut out = Exposition::default();
+        out.gauge("logpool_test_gauge", "A gauge.", &[("a", awkward)], 2);
+        let text = out.render();
+        assert!(text.contains("{a=\"x\\\"y\\\\z\\n\"} 2"), "{text}");
+        assert_eq!(
+            sample_value(&text, "logpool_test_gauge", &[("a", awkward)]),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample_value(&text, "logpool_test_gauge", &[("a", "x")]),
+            None
+        );
     }
 
     #[test]

@@ -501,6 +501,43 @@ impl Default for Config {
     }
 }
 
+/// The distributed engines, each behind a cargo feature of `logpool-engines`:
+/// (config section, `type` value, feature, whether this build has it).
+const FEATURE_GATED_ENGINES: [(&str, &str, &str, bool); 5] = [
+    ("queue", "pulsar", "pulsar", cfg!(feature = "pulsar")),
+    (
+        "index",
+        "elasticsearch",
+        "elasticsearch",
+        cfg!(feature = "elasticsearch"),
+    ),
+    ("metadata", "mysql", "mysql", cfg!(feature = "mysql")),
+    ("coordination", "etcd", "etcd", cfg!(feature = "etcd")),
+    ("object_store", "s3", "s3", cfg!(feature = "s3")),
+];
+
+/// Names the cargo feature to build with when the config picks an engine this build
+/// left out (serde alone would only say "unknown variant").
+fn refuse_compiled_out_engines(
+    tree: &toml::Table,
+    engines: &[(&str, &str, &str, bool)],
+) -> anyhow::Result<()> {
+    for &(section, engine, feature, compiled) in engines {
+        let chosen = tree
+            .get(section)
+            .and_then(|value| value.get("type"))
+            .and_then(toml::Value::as_str);
+        if chosen == Some(engine) && !compiled {
+            bail!(
+                "`{section}.type = \"{engine}\"` needs the {engine} engine, which this build \
+                 leaves out: build with `--features logpool-engines/{feature}` (or \
+                 `--features logpool-e2e/distributed` for every distributed engine)"
+            );
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads the configuration: defaults, then the file (if any), then the
     /// environment (`env` is passed in so tests never touch the process environment).
@@ -534,6 +571,7 @@ impl Config {
             set_path(&mut tree, &path, parse_env_value(&env[name]))
                 .with_context(|| format!("environment variable {name} does not fit the config"))?;
         }
+        refuse_compiled_out_engines(&tree, &FEATURE_GATED_ENGINES)?;
         let config: Config = toml::Value::Table(tree)
             .try_into()
             .context("invalid configuration (check the file and LOGPOOL_* variables)")?;
@@ -751,6 +789,39 @@ mod tests {
             Config::load(Some(Path::new(sample)), &env).expect_err("unknown key")
         );
         assert!(error.contains("urll"), "{error}");
+    }
+
+    #[test]
+    fn test_an_engine_left_out_of_the_build_names_its_feature() {
+        let tree: toml::Table = "[queue]\ntype = \"pulsar\"\nurl = \"pulsar://x:6650\"\n"
+            .parse()
+            .expect("toml");
+        let without = [("queue", "pulsar", "pulsar", false)];
+        let error = refuse_compiled_out_engines(&tree, &without)
+            .expect_err("left out")
+            .to_string();
+        assert!(
+            error.contains("--features logpool-engines/pulsar") && error.contains("queue.type"),
+            "{error}"
+        );
+        let with = [("queue", "pulsar", "pulsar", true)];
+        refuse_compiled_out_engines(&tree, &with).expect("built in");
+        // What this build really has: every gated engine either loads or says why not.
+        for (section, engine, feature, compiled) in FEATURE_GATED_ENGINES {
+            let env = HashMap::from([(
+                format!("LOGPOOL_{}__TYPE", section.to_uppercase()),
+                engine.to_string(),
+            )]);
+            let error = Config::load(None, &env)
+                .err()
+                .map(|error| format!("{error:#}"))
+                .unwrap_or_default();
+            assert_eq!(
+                error.contains(&format!("logpool-engines/{feature}")),
+                !compiled,
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ async fn test_metrics_count_search_requests_and_time_queries() {
         sample_value(
             &text,
             "logpool_http_request_duration_seconds_bucket",
-            &labels(SEARCH_ROUTE, ("le", "30"))
+            &labels(SEARCH_ROUTE, ("le", "30.0"))
         ),
         Some(5.0),
         "{text}"

@@ -570,41 +570,10 @@ impl OrdinalCounts {
     }
 }
 
-/// A multiply-rotate hasher (the Firefox / rustc "Fx" hash) for the per-document
-/// group lookup: keys are term ordinals and numbers from the index, not input an
-/// attacker picks, and SipHash would be most of the cost of grouping.
-#[derive(Default, Clone, Copy)]
-struct FxHasher {
-    hash: u64,
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, value: u8) {
-        self.write_u64(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-type FxBuildHasher = std::hash::BuildHasherDefault<FxHasher>;
+/// The per-document group lookup hashes with rustc's Fx hash: keys are term ordinals
+/// and numbers from the index, not input an attacker picks, and SipHash would be most
+/// of the cost of grouping.
+type FxBuildHasher = rustc_hash::FxBuildHasher;
 
 /// Like [`Accumulator`], but distinct values are kept as segment values.
 enum SegmentAccumulator {

@@ -17,14 +17,14 @@
 //! - Apache Pulsar: `namespace="{tenant}/{ns}"`, `topic="persistent://{tenant}/{ns}/{project}-partition-{k}"`;
 //! - pulsar-lite: `namespace="{tenant}/{ns}"`, `topic="{project}"`, `partition="{k}"`.
 //!
-//! The endpoint is fetched with a minimal HTTP/1.0 GET over plain TCP (no TLS): the
-//! metrics port of a broker is an internal, unencrypted endpoint.
+//! The endpoint is fetched with the same HTTP client as the admin API (reqwest), with
+//! the page size capped: Apache brokers with many topics export a lot.
 
 use std::collections::HashMap;
 
+use std::sync::OnceLock;
+
 use logpool_core::routing::ShardAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::queue::{QueueError, QueueResult};
 
@@ -193,48 +193,35 @@ fn parse_sample(line: &str) -> Option<(&str, HashMap<String, String>, f64)> {
     Some((name, labels, value))
 }
 
-/// GETs a plain-HTTP URL and returns the body of a 200 answer.
+/// GETs a URL and returns the body of a 200 answer, refusing pages over
+/// [`MAX_METRICS_BYTES`]. The caller bounds the whole exchange with its timeout.
 pub(crate) async fn http_get(url: &str) -> QueueResult<String> {
-    let invalid = || QueueError::Unavailable(format!("metrics_url {url:?} is not an http:// URL"));
-    let rest = url.strip_prefix("http://").ok_or_else(invalid)?;
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => (&rest[..slash], &rest[slash..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(invalid());
-    }
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     let unavailable =
-        |error: std::io::Error| QueueError::Unavailable(format!("fetching {url}: {error}"));
-    let mut stream = TcpStream::connect(&address).await.map_err(unavailable)?;
-    // HTTP/1.0: the server closes after the answer and sends no chunked encoding.
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nAccept: text/plain\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
+        |error: reqwest::Error| QueueError::Unavailable(format!("fetching {url}: {error}"));
+    let mut response = CLIENT
+        .get_or_init(reqwest::Client::new)
+        .get(url)
+        .header(reqwest::header::ACCEPT, "text/plain")
+        .send()
         .await
         .map_err(unavailable)?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_METRICS_BYTES)
-        .read_to_end(&mut answer)
-        .await
-        .map_err(unavailable)?;
-    let answer = String::from_utf8_lossy(&answer);
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| QueueError::Unavailable(format!("{url} sent no HTTP answer")))?;
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
+    if response.status() != reqwest::StatusCode::OK {
         return Err(QueueError::Unavailable(format!(
-            "{url} answered {status:?}"
+            "{url} answered {}",
+            response.status()
         )));
     }
-    Ok(body.to_string())
+    let mut page = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+        if (page.len() + chunk.len()) as u64 > MAX_METRICS_BYTES {
+            return Err(QueueError::Unavailable(format!(
+                "{url} sent more than {MAX_METRICS_BYTES} bytes of metrics"
+            )));
+        }
+        page.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 #[cfg(test)]

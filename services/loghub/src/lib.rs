@@ -21,6 +21,7 @@ pub mod archive;
 mod backoff;
 pub mod precreate;
 pub mod retention;
+pub mod service;
 
 use std::collections::HashMap;
 use std::future::Future;

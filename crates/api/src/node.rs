@@ -243,10 +243,15 @@ impl Node {
         let mut members = Vec::with_capacity(started.len());
         for (name, _) in &started {
             let advertised = config.advertise_address.as_deref();
-            members.push(
-                crate::members::register(engines.coordinator.as_ref(), name, advertised, addr)
-                    .await?,
-            );
+            match crate::members::register(engines.coordinator.as_ref(), name, advertised, addr)
+                .await
+            {
+                Ok(member) => members.push(member),
+                Err(error) => {
+                    stop_background.stop();
+                    return Err(error);
+                }
+            }
         }
         let app = app(&mut started);
         let http = tokio::spawn({
@@ -278,20 +283,26 @@ impl Node {
             )),
         };
         self.stop_background.stop();
+        // A job or task that failed is reported, but the index still commits and the
+        // queue still flushes: what the others wrote is not lost to it.
         let mut task_result = Ok(());
         let (mut commit_index, mut flush_queue) = (false, false);
         for (service, handle) in self.services {
             commit_index |= handle.commits_index;
             flush_queue |= handle.flushes_queue;
             if let Some(jobs) = handle.jobs {
-                jobs.join().await.context(service)?;
+                let joined = jobs.join().await.context(service);
+                if task_result.is_ok() {
+                    task_result = joined;
+                }
             }
             for (name, task) in handle.tasks {
-                let ended = task
-                    .await
-                    .with_context(|| format!("the {service} {name} task panicked"))?;
+                let ended = match task.await {
+                    Ok(ended) => ended.with_context(|| format!("the {service} {name} task")),
+                    Err(_) => Err(anyhow::anyhow!("the {service} {name} task panicked")),
+                };
                 if task_result.is_ok() {
-                    task_result = ended.with_context(|| format!("the {service} {name} task"));
+                    task_result = ended;
                 }
             }
         }
@@ -341,6 +352,16 @@ fn candidate_name(addr: SocketAddr) -> String {
     format!("{addr}-{}", std::process::id())
 }
 
+/// Binds the configured `listen` address.
+///
+/// # Errors
+/// Names the address that could not be bound.
+pub async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.listen))
+}
+
 /// Runs `services` on `listener` until `shutdown` resolves, then stops them.
 ///
 /// # Errors
@@ -366,9 +387,7 @@ pub async fn run(
 pub async fn run_service_binary(service: Service) -> anyhow::Result<()> {
     crate::service_main::init_logging();
     let config = crate::service_main::load_service_config(service.name)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to bind {}", config.listen))?;
+    let listener = bind(&config).await?;
     run(
         config,
         vec![service],

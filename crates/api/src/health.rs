@@ -17,7 +17,7 @@ use logpool_engines::coordination::Coordinator;
 use logpool_engines::index::LogIndex;
 use logpool_engines::metadata::MetadataStore;
 use logpool_engines::queue::Queue;
-use logpool_engines::{EngineSet, Engines, MissingEngine};
+use logpool_engines::{EngineSet, MissingEngine};
 use serde_json::json;
 
 use crate::auth::Routes;
@@ -68,15 +68,6 @@ impl Readiness {
     /// Ready while the coordinator answers (every service routes by its snapshot).
     pub fn coordination(engines: &EngineSet) -> Readiness {
         Readiness::default().with(Probe::Coordination(engines.coordinator.clone()))
-    }
-
-    /// Every engine role: the readiness of a process that runs all services.
-    pub fn all(engines: &Engines) -> Readiness {
-        Readiness::default()
-            .with(Probe::Queue(engines.queue.clone()))
-            .with(Probe::Index(engines.index.clone()))
-            .with(Probe::Metadata(engines.metadata.clone()))
-            .with(Probe::Coordination(engines.coordinator.clone()))
     }
 
     /// Also needs the queue.

@@ -44,6 +44,7 @@ pub async fn start(
 ) -> anyhow::Result<ServiceHandle> {
     let engines = &context.engines;
     let config = &context.config.loghub;
+    let faults = &context.config.fault_injection;
     let (queue, index) = (engines.queue()?, engines.index()?);
     let indexer = LoghubState {
         queue: queue.clone(),
@@ -51,6 +52,7 @@ pub async fn start(
         object_store: engines.object_store()?,
         routing: context.routing(),
         config: config.clone(),
+        ack_delay: Duration::from_millis(faults.loghub_ack_delay_ms),
         stats: stats.clone(),
     };
     let archive_stats = Arc::new(ArchiveStats::default());
@@ -58,7 +60,7 @@ pub async fn start(
         queue,
         object_store: engines.object_store()?,
         routing: context.routing(),
-        fault_pause: Duration::from_millis(config.archive_fault_pause_ms),
+        fault_pause: Duration::from_millis(faults.archive_upload_pause_ms),
         stats: archive_stats.clone(),
     };
     let mut jobs = context.jobs();

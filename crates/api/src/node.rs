@@ -396,3 +396,102 @@ pub async fn run_service_binary(service: Service) -> anyhow::Result<()> {
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// What happened, in order, as the test service saw it.
+    type Events = Arc<Mutex<Vec<&'static str>>>;
+
+    fn record(events: &Events, event: &'static str) {
+        events.lock().expect("events").push(event);
+    }
+
+    /// A service with one slow route and one background task, both recording events.
+    fn recording_service(events: Events) -> Service {
+        Service::new(
+            "recorder",
+            EngineNeeds::default(),
+            move |context| async move {
+                let slow = {
+                    let events = events.clone();
+                    move || async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        record(&events, "request answered");
+                        "done"
+                    }
+                };
+                let task = tokio::spawn({
+                    let events = events.clone();
+                    let mut stopping = context.stopping.clone();
+                    async move {
+                        stopping.stopped().await;
+                        record(&events, "background stopped");
+                        Ok(())
+                    }
+                });
+                Ok(
+                    ServiceHandle::new(Readiness::coordination(&context.engines))
+                        .with_routes(Router::new().route("/slow", get(slow)))
+                        .with_task("recorder", task),
+                )
+            },
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn test_shutdown_answers_in_flight_requests_before_background_work_stops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let events: Events = Arc::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let node = Node::start(config, vec![recording_service(events.clone())], listener)
+            .await
+            .expect("start");
+        assert!(node.engines.index.is_none(), "only the engines it needs");
+        let members = node.engines.coordinator.members().await.expect("members");
+        assert_eq!(members.len(), 1, "{members:?}");
+        assert_eq!(members[0].service, "recorder");
+
+        let mut connection = tokio::net::TcpStream::connect(node.addr)
+            .await
+            .expect("connect");
+        connection
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        // The request is in flight when the shutdown starts.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let coordinator = node.engines.coordinator.clone();
+        let stopping = tokio::spawn(node.shutdown());
+        let mut answer = String::new();
+        connection
+            .read_to_string(&mut answer)
+            .await
+            .expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(10), stopping)
+            .await
+            .expect("shutdown in time")
+            .expect("shutdown task")
+            .expect("clean shutdown");
+        assert_eq!(
+            *events.lock().expect("events"),
+            ["request answered", "background stopped"]
+        );
+        assert!(
+            coordinator.members().await.expect("members").is_empty(),
+            "the member left"
+        );
+    }
+}

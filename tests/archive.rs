@@ -352,7 +352,7 @@ async fn start_binary(
         &[
             ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300".to_string()),
             (
-                "LOGPOOL_LOGHUB__ARCHIVE_FAULT_PAUSE_MS",
+                "LOGPOOL_FAULT_INJECTION__ARCHIVE_UPLOAD_PAUSE_MS",
                 pause_ms.to_string(),
             ),
         ],

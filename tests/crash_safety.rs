@@ -30,7 +30,10 @@ async fn start(
         log,
         &[
             ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "300".to_string()),
-            ("LOGPOOL_LOGHUB__ACK_DELAY_MS", ack_delay_ms.to_string()),
+            (
+                "LOGPOOL_FAULT_INJECTION__LOGHUB_ACK_DELAY_MS",
+                ack_delay_ms.to_string(),
+            ),
         ],
     )
     .await

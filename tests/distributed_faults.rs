@@ -2,7 +2,8 @@
 //! `tests/distributed.rs`) and one engine server goes away for a while and comes back.
 //!
 //! - the index server: loghub backs off, the queue backlog grows, puts keep being
-//!   accepted, and every accepted record is searchable exactly once afterwards;
+//!   accepted (put-datas stays ready, search-api is not), and every accepted record
+//!   is searchable exactly once afterwards;
 //! - the broker: put-datas answers 503 with `Retry-After`, never a 2xx, and recovers;
 //! - etcd: the data plane keeps serving with the last known routing, and a pool created
 //!   after etcd returns is served;
@@ -287,6 +288,8 @@ async fn test_index_outage_backs_off_grows_the_backlog_and_catches_up_exactly_on
     let metrics_url_opt = std::env::var("LOGPOOL_TEST_PULSAR_METRICS_URL").ok();
     let (mut waiting_peak, mut broker_backlog_peak) = (0u64, 0u64);
     let mut search_statuses = Vec::new();
+    // `/readyz` of put-datas and of search-api, asked at the same moments.
+    let mut readiness_during = Vec::new();
     let mut batch = 0;
     while outage_started.elapsed() < outage {
         ledger
@@ -309,6 +312,7 @@ async fn test_index_outage_backs_off_grows_the_backlog_and_catches_up_exactly_on
                 Ok(_) => 200,
                 Err(error) => error.status().unwrap_or(0),
             });
+            readiness_during.push((readyz_status(&put).await, readyz_status(&search).await));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -371,6 +375,15 @@ async fn test_index_outage_backs_off_grows_the_backlog_and_catches_up_exactly_on
         search_statuses.iter().all(|status| *status == 503),
         "search-api must answer 503 while the index is down: {search_statuses:?}"
     );
+    // Readiness is per service: put-datas stays in service (the queue absorbs the
+    // load, as the accepted puts above show), search-api, which can answer nothing,
+    // leaves it.
+    assert!(
+        readiness_during
+            .iter()
+            .all(|statuses| *statuses == (200, 503)),
+        "/readyz of (put-datas, search-api) while the index is down: {readiness_during:?}"
+    );
 
     // The index is back: everything acknowledged becomes searchable, once.
     proxy.up();
@@ -389,9 +402,22 @@ async fn test_index_outage_backs_off_grows_the_backlog_and_catches_up_exactly_on
          {failures} index failures, loghub CPU {cpu_during:?}, search statuses \
          {search_statuses:?}, caught up {catch_up:?} after the index returned"
     );
+    assert_eq!(
+        readyz_status(&search).await,
+        200,
+        "search-api is ready again once the index is back"
+    );
     let mut services = [control, put_service, search_service, loghub];
     for service in services.iter_mut() {
         stop(service).await;
+    }
+}
+
+/// The HTTP status of a service's `/readyz` (0 when it did not answer).
+async fn readyz_status(service: &LogpoolClient) -> u16 {
+    match service.get("/readyz").await {
+        Ok(_) => 200,
+        Err(error) => error.status().unwrap_or(0),
     }
 }
 

@@ -1,44 +1,139 @@
-//! `/healthz` (the process is alive) and `/readyz` (its engines answer).
+//! `/healthz` (the process is alive) and `/readyz` (the engines its services depend
+//! on answer).
+//!
+//! Readiness is per service: each service names the engines without which it cannot
+//! do its job ([`Readiness`]), and a process answers for the services it runs. So
+//! put-datas stays in service while the index is down (the queue absorbs the load),
+//! and search-api, which cannot answer without the index, leaves it.
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Json, Router};
 use logpool_core::access::Permission;
-use logpool_engines::Engines;
+use logpool_engines::coordination::Coordinator;
+use logpool_engines::index::LogIndex;
+use logpool_engines::metadata::MetadataStore;
+use logpool_engines::queue::Queue;
+use logpool_engines::{EngineSet, MissingEngine};
 use serde_json::json;
 
 use crate::auth::Routes;
 
+/// One engine whose health a service's readiness depends on.
+#[derive(Debug, Clone)]
+enum Probe {
+    Queue(Arc<dyn Queue>),
+    Index(Arc<dyn LogIndex>),
+    Metadata(Arc<dyn MetadataStore>),
+    Coordination(Arc<dyn Coordinator>),
+}
+
+impl Probe {
+    /// The name `/readyz` reports a failure under.
+    fn name(&self) -> &'static str {
+        match self {
+            Probe::Queue(_) => "queue",
+            Probe::Index(_) => "index",
+            Probe::Metadata(_) => "metadata",
+            Probe::Coordination(_) => "coordination",
+        }
+    }
+
+    /// Why the engine is not healthy, if it is not.
+    async fn failure(&self) -> Option<String> {
+        match self {
+            Probe::Queue(queue) => queue.check_health().await.err().map(|e| e.to_string()),
+            Probe::Index(index) => index.check_health().await.err().map(|e| e.to_string()),
+            Probe::Metadata(store) => store.check_health().await.err().map(|e| e.to_string()),
+            Probe::Coordination(coordinator) => coordinator
+                .check_health()
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        }
+    }
+}
+
+/// The engines a service needs healthy to be ready, each checked once per `/readyz`
+/// even when several services of one process need it.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    probes: Vec<Probe>,
+}
+
+impl Readiness {
+    /// Ready while the coordinator answers (every service routes by its snapshot).
+    pub fn coordination(engines: &EngineSet) -> Readiness {
+        Readiness::default().with(Probe::Coordination(engines.coordinator.clone()))
+    }
+
+    /// Also needs the queue.
+    ///
+    /// # Errors
+    /// [`MissingEngine`] when the process did not build it.
+    pub fn and_queue(self, engines: &EngineSet) -> Result<Readiness, MissingEngine> {
+        Ok(self.with(Probe::Queue(engines.queue()?)))
+    }
+
+    /// Also needs the index.
+    ///
+    /// # Errors
+    /// [`MissingEngine`] when the process did not build it.
+    pub fn and_index(self, engines: &EngineSet) -> Result<Readiness, MissingEngine> {
+        Ok(self.with(Probe::Index(engines.index()?)))
+    }
+
+    /// Also needs the metadata store.
+    ///
+    /// # Errors
+    /// [`MissingEngine`] when the process did not build it.
+    pub fn and_metadata(self, engines: &EngineSet) -> Result<Readiness, MissingEngine> {
+        Ok(self.with(Probe::Metadata(engines.metadata()?)))
+    }
+
+    /// What either readiness needs: a process is ready when all its services are.
+    pub fn union(self, other: Readiness) -> Readiness {
+        other.probes.into_iter().fold(self, Readiness::with)
+    }
+
+    /// The names of the engines checked, in check order.
+    pub fn engine_names(&self) -> Vec<&'static str> {
+        self.probes.iter().map(Probe::name).collect()
+    }
+
+    fn with(mut self, probe: Probe) -> Readiness {
+        if !self.probes.iter().any(|p| p.name() == probe.name()) {
+            self.probes.push(probe);
+        }
+        self
+    }
+}
+
 /// `/healthz` and `/readyz`: public, so that probes need no key.
-pub fn routes() -> Routes<Engines> {
+pub fn routes() -> Routes<Readiness> {
     Routes::new()
         .get("/healthz", Permission::Public, healthz)
         .get("/readyz", Permission::Public, readyz)
 }
 
-/// Routes for `/healthz` and `/readyz` over the given engines.
-pub fn router(engines: Engines) -> Router {
-    routes().into_public_router().with_state(engines)
+/// Routes for `/healthz` and `/readyz` over the given readiness.
+pub fn router(readiness: Readiness) -> Router {
+    routes().into_public_router().with_state(readiness)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(engines): State<Engines>) -> impl IntoResponse {
+async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     let mut failures = serde_json::Map::new();
-    if let Err(e) = engines.queue.check_health().await {
-        failures.insert("queue".into(), json!(e.to_string()));
-    }
-    if let Err(e) = engines.index.check_health().await {
-        failures.insert("index".into(), json!(e.to_string()));
-    }
-    if let Err(e) = engines.metadata.check_health().await {
-        failures.insert("metadata".into(), json!(e.to_string()));
-    }
-    if let Err(e) = engines.coordinator.check_health().await {
-        failures.insert("coordination".into(), json!(e.to_string()));
+    for probe in &readiness.probes {
+        if let Some(failure) = probe.failure().await {
+            failures.insert(probe.name().into(), json!(failure));
+        }
     }
     if failures.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))

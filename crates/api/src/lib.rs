@@ -10,11 +10,15 @@
 //! - [`members`]: what a service registers about itself as a cluster member.
 //! - [`json`]: the `AppJson` extractor whose rejections use that body.
 //! - [`routing`]: the live routing view every service resolves pools with.
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`health`]: `/healthz` and `/readyz`, with each service's readiness.
+//! - [`jobs`]: the runner of background jobs (periodic, leader-gated, workers).
+//! - [`node`]: the node assembly: the services of one process, their engines,
+//!   start and ordered shutdown.
 //! - [`process`]: the open-file limit and file modes every server process sets.
 //! - [`server`]: the one HTTP(S) server of every listener, with its connection
 //!   limits and timeouts.
 //! - [`service_main`]: configuration loading for the per-service binaries.
+//! - [`stop`]: the stop request of a shutdown phase.
 //! - [`throttle`]: failed authentications counted per client address.
 //! - [`time`]: the clock, in one place so that tests and services agree.
 //! - [`tls`]: HTTPS on the listeners when `[tls]` is configured.
@@ -22,16 +26,19 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod jobs;
 pub mod json;
 pub mod layers;
 pub mod members;
 pub mod metrics;
+pub mod node;
 pub mod path_params;
 pub mod process;
 pub mod quota;
 pub mod routing;
 pub mod server;
 pub mod service_main;
+pub mod stop;
 pub mod throttle;
 pub mod time;
 pub mod tls;

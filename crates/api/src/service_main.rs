@@ -2,17 +2,13 @@
 //!
 //! Every service binary takes `--config FILE` (TOML) plus `LOGPOOL_*` environment
 //! overrides, and serves `/healthz`, `/readyz` and its own routes on `listen`
-//! (HTTPS only when `[tls]` is set).
+//! (HTTPS only when `[tls]` is set) through [`crate::node::run_service_binary`].
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use axum::Router;
 use logpool_engines::config::{Config, CoordinationConfig};
-use logpool_engines::Engines;
-use tokio::net::TcpListener;
 
 /// Every logpool process (the service binaries and `logpool` itself, which all
 /// start through this crate) allocates through mimalloc: glibc malloc keeps a heap
@@ -64,38 +60,6 @@ pub fn load_service_config(service: &str) -> anyhow::Result<Config> {
         );
     }
     Ok(config)
-}
-
-/// Serves a service's routes plus `/healthz` and `/readyz` until `shutdown`, over
-/// HTTPS when `[tls]` names a certificate and key, with the connection limits of
-/// `[http]`.
-///
-/// # Errors
-/// Fails when the certificate or key cannot be used, or the server cannot run.
-pub async fn serve(
-    listener: TcpListener,
-    routes: Router,
-    engines: &Engines,
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let app = routes.merge(crate::health::router(engines.clone()));
-    serve_app(listener, app, config, shutdown).await
-}
-
-/// Serves `app` until `shutdown`: HTTPS only when `[tls]` is set, else plain HTTP;
-/// either way through [`crate::server::serve`].
-///
-/// # Errors
-/// Fails when the certificate or key cannot be used, or the server cannot run.
-pub async fn serve_app(
-    listener: TcpListener,
-    app: Router,
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let tls = crate::tls::acceptor(&config.tls)?;
-    crate::server::serve(listener, app, tls, &config.http, shutdown).await
 }
 
 /// Logs to stderr, filtered by `LOGPOOL_LOG` (default `info`).

@@ -90,10 +90,6 @@ pub struct LoghubConfig {
     pub receive_batch_messages: usize,
     /// How often retention runs, in seconds.
     pub retention_check_interval_secs: u64,
-    /// Fault injection for crash tests: wait this long between an index commit and
-    /// the ack of its messages, widening the window in which a crash makes the queue
-    /// redeliver already-indexed messages. Always 0 in production.
-    pub ack_delay_ms: u64,
     /// Tomorrow's index of each pool is created ahead of time at a moment within the
     /// last this-many seconds of the UTC day (each pool at its own fixed offset, so
     /// the index server is not asked for every pool's index at once), ending 5 minutes
@@ -101,10 +97,28 @@ pub struct LoghubConfig {
     pub index_precreation_window_secs: u64,
     /// How often the index pre-creation job looks for pools that are due, in seconds.
     pub index_precreation_check_interval_secs: u64,
-    /// Fault injection for crash tests: the archive worker pauses this long after
-    /// each object upload (and before the ack), widening the window in which a crash
-    /// leaves a batch half uploaded. Always 0 in production.
-    pub archive_fault_pause_ms: u64,
+}
+
+/// Fault injection for the crash tests, never for production: each pause widens a
+/// window in which a crash must still lose and duplicate nothing. Off (all zero) by
+/// default and left out of the sample configuration; the tests set it through
+/// `LOGPOOL_FAULT_INJECTION__*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultInjection {
+    /// loghub waits this long between an index commit and the ack of its messages,
+    /// so that a crash makes the queue redeliver already-indexed messages.
+    pub loghub_ack_delay_ms: u64,
+    /// The archive worker pauses this long after each object upload (before the
+    /// ack), so that a crash leaves a batch half uploaded.
+    pub archive_upload_pause_ms: u64,
+}
+
+impl FaultInjection {
+    /// Whether no fault is injected (the only setting for production).
+    pub fn is_off(&self) -> bool {
+        *self == FaultInjection::default()
+    }
 }
 
 impl Default for LoghubConfig {
@@ -114,10 +128,8 @@ impl Default for LoghubConfig {
             max_uncommitted_records: 100_000,
             receive_batch_messages: 64,
             retention_check_interval_secs: 60,
-            ack_delay_ms: 0,
             index_precreation_window_secs: 4 * 3600,
             index_precreation_check_interval_secs: 60,
-            archive_fault_pause_ms: 0,
         }
     }
 }
@@ -445,6 +457,9 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits and timeouts of every listener, failed-auth throttling.
     pub http: HttpConfig,
+    /// Test-only pauses (see [`FaultInjection`]); not serialised while off.
+    #[serde(skip_serializing_if = "FaultInjection::is_off")]
+    pub fault_injection: FaultInjection,
     /// The operator key (`LOGPOOL_ADMIN_KEY`): stored (hashed) as the bootstrap
     /// operator key by control-api at start. Unset on first start: one is generated
     /// and printed once. Keep it out of the file; set it in the environment.
@@ -496,6 +511,7 @@ impl Default for Config {
             tail: TailConfig::default(),
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
+            fault_injection: FaultInjection::default(),
             admin_key: None,
         }
     }
@@ -868,6 +884,26 @@ mod tests {
             Config::load(None, &env).expect_err("not an address")
         );
         assert!(error.contains("trusted_proxies"), "{error}");
+    }
+
+    #[test]
+    fn test_fault_injection_is_off_by_default_and_set_only_in_its_own_section() {
+        let defaults = Config::load(None, &HashMap::new()).expect("defaults");
+        assert!(defaults.fault_injection.is_off());
+        let serialised = toml::to_string(&defaults).expect("serialise");
+        assert!(!serialised.contains("fault_injection"), "{serialised}");
+        let env = HashMap::from([(
+            "LOGPOOL_FAULT_INJECTION__LOGHUB_ACK_DELAY_MS".to_string(),
+            "400".to_string(),
+        )]);
+        let config = Config::load(None, &env).expect("fault injection");
+        assert_eq!(config.fault_injection.loghub_ack_delay_ms, 400);
+        // The knobs are no longer loghub settings.
+        let env = HashMap::from([(
+            "LOGPOOL_LOGHUB__ACK_DELAY_MS".to_string(),
+            "400".to_string(),
+        )]);
+        assert!(Config::load(None, &env).is_err());
     }
 
     #[test]

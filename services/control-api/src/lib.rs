@@ -15,6 +15,7 @@ pub mod pools;
 pub mod projects;
 pub mod quotas;
 pub mod republish;
+pub mod service;
 pub mod stats;
 pub mod tenants;
 

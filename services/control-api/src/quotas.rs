@@ -4,19 +4,18 @@
 //!
 //! Limits are stored in the metadata store and published in the routing snapshot;
 //! every service applies them at its next request. Storage is the one quota that
-//! needs measuring: [`run_storage_watch`] sums each limited project's index storage
+//! needs measuring: [`StorageWatch`] sums each limited project's index storage
 //! every few seconds and publishes the set of projects over their quota, whose
 //! writes put-datas then refuses with 403 `quota_exceeded`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
+use logpool_api::jobs::Job;
 use logpool_api::{ApiError, AppJson, Principal, Routes};
 use logpool_core::access::{Limits, Permission, ProjectsByTenant};
-use logpool_engines::coordination::Leadership;
 use serde_json::{json, Value};
 
 use crate::ControlState;
@@ -155,26 +154,16 @@ async fn get_usage(
     })))
 }
 
-/// Every `interval` while this process leads the `storage-quota` job: measures the
-/// projects that have a storage quota and publishes the set that is over it when
-/// that set changed. Stops at `shutdown`.
-pub async fn run_storage_watch(
-    state: ControlState,
-    leadership: Box<dyn Leadership>,
-    interval: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        if !leadership.is_leader() {
-            continue;
-        }
-        match over_storage_quota(&state).await {
+/// The storage-quota watch, a job of the one control-api that leads `storage-quota`:
+/// each round measures the projects that have a storage quota and publishes the set
+/// that is over it when that set changed.
+#[derive(Debug, Clone)]
+pub struct StorageWatch(pub ControlState);
+
+impl Job for StorageWatch {
+    async fn run_once(&mut self) {
+        let state = &self.0;
+        match over_storage_quota(state).await {
             Ok(over) => {
                 let published = state
                     .coordinator

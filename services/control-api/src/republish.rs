@@ -5,12 +5,14 @@
 //! change is stored: a client that retries gets 409, and without this task the other
 //! services would not learn about the change until some later change published a new
 //! snapshot. The failed publish marks the routing stale; this task retries, under the
-//! change lock, until a publish succeeds.
+//! change lock, until a publish succeeds. Every control-api runs it (the stale
+//! flag is its own), not only a leader.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use logpool_api::jobs::Job;
 
 use crate::ControlState;
 
@@ -30,22 +32,24 @@ impl RoutingStale {
     }
 }
 
-/// Retries publishing every `interval` while the routing is stale, until `shutdown`.
-pub async fn run(state: ControlState, interval: Duration, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(interval) => {}
-        }
+/// The republish job of every control-api: each round, when the routing is stale,
+/// publishes it again under the change lock.
+#[derive(Debug, Clone)]
+pub struct Republish(pub ControlState);
+
+/// How often a stale routing is published again.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+impl Job for Republish {
+    async fn run_once(&mut self) {
+        let state = &self.0;
         if !state.routing_stale.is_stale() {
-            continue;
+            return;
         }
         let _guard = state.change_lock.lock().await;
-        // A request may have published while this task waited for the lock.
+        // A request may have published while this job waited for the lock.
         if !state.routing_stale.is_stale() {
-            continue;
+            return;
         }
         match state.publish_routing().await {
             Ok(version) => {

@@ -21,6 +21,7 @@ pub mod archive;
 mod backoff;
 pub mod precreate;
 pub mod retention;
+pub mod service;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -125,6 +126,9 @@ pub struct LoghubState {
     pub routing: RoutingView,
     /// Settings.
     pub config: LoghubConfig,
+    /// Wait between an index commit and the ack of its messages: zero except in the
+    /// crash tests (`fault_injection.loghub_ack_delay_ms`).
+    pub ack_delay: Duration,
     /// Counters.
     pub stats: Arc<LoghubStats>,
 }
@@ -522,8 +526,8 @@ async fn commit_and_ack(
     match state.index.commit().await {
         Ok(()) => {
             state.stats.commits.fetch_add(1, Ordering::Relaxed);
-            if state.config.ack_delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(state.config.ack_delay_ms)).await;
+            if !state.ack_delay.is_zero() {
+                tokio::time::sleep(state.ack_delay).await;
             }
             state
                 .stats

@@ -10,12 +10,10 @@
 //! is harmless.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
+use logpool_api::jobs::Job;
 use logpool_api::{time::now_ns, RoutingView};
-use logpool_engines::coordination::Leadership;
 use logpool_engines::index::LogIndex;
 use time::{Date, OffsetDateTime};
 
@@ -61,41 +59,42 @@ fn date_of(time_ns: i64) -> Date {
         .map_or(Date::MIN, OffsetDateTime::date)
 }
 
-/// Settings of the pre-creation job.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+/// The pre-creation job: each round creates the indices that are due.
+#[derive(Debug)]
+pub struct Precreation {
+    /// The index to create days in.
+    pub index: Arc<dyn LogIndex>,
+    /// Pool routes.
+    pub routing: RoutingView,
     /// Length of the window before midnight, in seconds.
     pub window_secs: u64,
-    /// How often due pools are looked for.
-    pub check_interval: Duration,
+    /// What this process created so far (pool id, day), so it is not asked again.
+    pub prepared: HashSet<(i64, Date)>,
 }
 
-/// Runs pre-creation every `schedule.check_interval` while `leadership` says this
-/// process leads, until `shutdown` resolves.
-pub async fn run(
-    index: Arc<dyn LogIndex>,
-    routing: RoutingView,
-    leadership: Box<dyn Leadership>,
-    schedule: Schedule,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    tokio::pin!(shutdown);
-    let mut prepared = HashSet::new();
-    loop {
-        if leadership.is_leader() {
-            prepare_due(
-                index.as_ref(),
-                &routing,
-                schedule.window_secs,
-                now_ns(),
-                &mut prepared,
-            )
-            .await;
+impl Precreation {
+    /// A job that has created nothing yet.
+    pub fn new(index: Arc<dyn LogIndex>, routing: RoutingView, window_secs: u64) -> Precreation {
+        Precreation {
+            index,
+            routing,
+            window_secs,
+            prepared: HashSet::new(),
         }
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(schedule.check_interval) => {}
-        }
+    }
+}
+
+impl Job for Precreation {
+    async fn run_once(&mut self) {
+        let now = now_ns();
+        prepare_due(
+            self.index.as_ref(),
+            &self.routing,
+            self.window_secs,
+            now,
+            &mut self.prepared,
+        )
+        .await;
     }
 }
 

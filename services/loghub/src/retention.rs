@@ -4,32 +4,24 @@
 //! the `retention` leadership runs it (the others wait their turn), which keeps the
 //! index server from receiving the same deletions from every process.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
+use logpool_api::jobs::Job;
 use logpool_api::{time::now_ns, RoutingView};
-use logpool_engines::coordination::Leadership;
 use logpool_engines::index::LogIndex;
 
-/// Runs retention every `interval`, while `leadership` says this process leads,
-/// until `shutdown` resolves.
-pub async fn run(
-    index: Arc<dyn LogIndex>,
-    routing: RoutingView,
-    leadership: Box<dyn Leadership>,
-    interval: Duration,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        if leadership.is_leader() {
-            enforce_once(index.as_ref(), &routing).await;
-        }
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(interval) => {}
-        }
+/// The retention job: each round applies every pool's retention once.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// The index whose partitions expire.
+    pub index: Arc<dyn LogIndex>,
+    /// Pool routes, with their retention.
+    pub routing: RoutingView,
+}
+
+impl Job for Retention {
+    async fn run_once(&mut self) {
+        enforce_once(self.index.as_ref(), &self.routing).await;
     }
 }
 

@@ -9,6 +9,7 @@
 //! to which shard).
 
 pub mod body;
+pub mod service;
 pub mod sharding;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -28,6 +28,7 @@ pub mod limiter;
 pub mod params;
 pub mod planner;
 pub mod query_sql;
+pub mod service;
 pub mod stream;
 
 use std::sync::Arc;

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use logpool_engines::config::Config;
 use logpool_standalone::cli::{put, search, PutOptions, SearchOptions};
@@ -197,9 +196,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run_standalone(config: Config) -> anyhow::Result<()> {
     // Before anything is opened: files private to this user, the full open-file limit.
     logpool_api::process::prepare();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("failed to bind {}", config.listen))?;
+    let listener = logpool_api::node::bind(&config).await?;
     let data_dir = config.data_dir.clone();
     let scheme = if config.tls.enabled() {
         "https"
@@ -208,19 +205,9 @@ async fn run_standalone(config: Config) -> anyhow::Result<()> {
     };
     let running = logpool_standalone::start(config, listener).await?;
     tracing::info!(addr = %running.addr, scheme, data_dir = %data_dir.display(), "logpool standalone is ready");
-    wait_for_signal().await?;
+    logpool_api::service_main::shutdown_signal().await;
     tracing::info!("shutting down: draining requests, committing the index");
     running.shutdown().await?;
     tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("failed to listen for SIGINT")?,
-        _ = terminate.recv() => {}
-    }
     Ok(())
 }

@@ -21,6 +21,7 @@
 
 pub mod metrics;
 pub mod pull;
+pub mod service;
 pub mod tail;
 
 pub use tail::limits::TailRegistry;

@@ -30,18 +30,19 @@ mod stats;
 mod upload;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use logpool_api::jobs::{LeaderWorker, Term};
 use logpool_api::RoutingView;
-use logpool_core::routing::ShardAddr;
-use logpool_engines::coordination::Leadership;
+use logpool_core::routing::{RoutingSnapshot, ShardAddr};
 use logpool_engines::object_store::ObjectStore;
 use logpool_engines::queue::{Consumer, Delivery, DeliveryTag, Queue};
+use tokio::sync::watch;
 
 use self::shard::{Outcome, ShardWorker};
 pub use self::stats::ArchiveStats;
+
 use crate::backoff::Backoff;
 
 /// The subscription the archive worker consumes with.
@@ -54,8 +55,6 @@ const RECEIVE_WAIT: Duration = Duration::from_millis(200);
 /// Pauses between attempts while the object store fails.
 const STORE_BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const STORE_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How often a process that does not lead checks again.
-const FOLLOWER_POLL: Duration = Duration::from_millis(500);
 
 /// What the archive worker needs.
 #[derive(Debug, Clone)]
@@ -78,23 +77,35 @@ enum Event {
     Received(Result<Vec<Delivery>, logpool_engines::queue::QueueError>),
 }
 
-/// Archives until `shutdown` resolves, while `leadership` says this process leads.
-/// Buffered records that were not uploaded are left unacked; they come back.
-pub async fn run(
+/// The archive worker, run while this process leads `archive` (see
+/// [`logpool_api::jobs::Jobs::while_leader`]).
+#[derive(Debug)]
+pub struct ArchiveWorker {
     state: ArchiveState,
-    leadership: Box<dyn Leadership>,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    tokio::pin!(shutdown);
-    let mut routing_changes = state.routing.receiver();
-    let mut backoff = Backoff::new(STORE_BACKOFF_FIRST, STORE_BACKOFF_MAX);
-    loop {
-        if !leadership.is_leader() {
-            if sleep_or_shutdown(FOLLOWER_POLL, &mut shutdown).await {
-                return;
-            }
-            continue;
+    routing_changes: watch::Receiver<Arc<RoutingSnapshot>>,
+    backoff: Backoff,
+}
+
+impl ArchiveWorker {
+    /// A worker over `state`.
+    pub fn new(state: ArchiveState) -> ArchiveWorker {
+        ArchiveWorker {
+            routing_changes: state.routing.receiver(),
+            state,
+            backoff: Backoff::new(STORE_BACKOFF_FIRST, STORE_BACKOFF_MAX),
         }
+    }
+}
+
+impl LeaderWorker for ArchiveWorker {
+    /// Archives for one leadership term. Buffered records that were not uploaded
+    /// when it ends are left unacked; they come back (to the next leader).
+    async fn lead(&mut self, term: &mut Term) {
+        let ArchiveWorker {
+            state,
+            routing_changes,
+            backoff,
+        } = self;
         let consumer = state
             .queue
             .subscribe(SUBSCRIPTION, state.routing.snapshot().all_shards())
@@ -103,18 +114,14 @@ pub async fn run(
             Ok(consumer) => consumer,
             Err(error) => {
                 tracing::warn!(%error, "the archive worker cannot subscribe; retrying");
-                if sleep_or_shutdown(backoff.on_failure(), &mut shutdown).await {
-                    return;
-                }
-                continue;
+                term.sleep(backoff.on_failure()).await;
+                return;
             }
         };
         let mut shards: HashMap<ShardAddr, ShardWorker> = HashMap::new();
-        // Leads until shutdown or until the leadership is lost; buffers are then
-        // dropped unacked, for the next leader.
-        while leadership.is_leader() {
-            let blocked = flush_due(&state, consumer.as_mut(), &mut shards).await;
-            update_lag(&state, &shards);
+        while term.leads() {
+            let blocked = flush_due(state, consumer.as_mut(), &mut shards).await;
+            update_lag(state, &shards);
             if blocked {
                 let pause = backoff.on_failure();
                 tracing::warn!(
@@ -122,7 +129,7 @@ pub async fn run(
                     pause_ms = pause.as_millis() as u64,
                     "archive uploads are failing; consumption pauses"
                 );
-                if sleep_or_shutdown(pause, &mut shutdown).await {
+                if term.sleep(pause).await {
                     return;
                 }
                 continue;
@@ -130,7 +137,7 @@ pub async fn run(
             backoff.on_success();
             let event = tokio::select! {
                 biased;
-                () = &mut shutdown => Event::Shutdown,
+                () = term.stopped() => Event::Shutdown,
                 changed = routing_changes.changed() => match changed {
                     Ok(()) => Event::RoutingChanged,
                     Err(_) => Event::Shutdown,
@@ -146,12 +153,12 @@ pub async fn run(
                     }
                 }
                 Event::Received(Ok(deliveries)) => {
-                    let acks = accept(&state, &mut shards, deliveries);
-                    ack(&state, consumer.as_mut(), &acks).await;
+                    let acks = accept(state, &mut shards, deliveries);
+                    ack(state, consumer.as_mut(), &acks).await;
                 }
                 Event::Received(Err(error)) => {
                     tracing::warn!(%error, "archive receive failed; retrying after a pause");
-                    if sleep_or_shutdown(STORE_BACKOFF_FIRST, &mut shutdown).await {
+                    if term.sleep(STORE_BACKOFF_FIRST).await {
                         return;
                     }
                 }
@@ -226,15 +233,4 @@ fn update_lag(state: &ArchiveState, shards: &HashMap<ShardAddr, ShardWorker>) {
         .filter_map(ShardWorker::oldest_publish_ms)
         .min();
     state.stats.set_oldest_pending_publish_ms(oldest);
-}
-
-async fn sleep_or_shutdown<F: Future<Output = ()>>(
-    pause: Duration,
-    shutdown: &mut std::pin::Pin<&mut F>,
-) -> bool {
-    tokio::select! {
-        biased;
-        () = shutdown.as_mut() => true,
-        () = tokio::time::sleep(pause) => false,
-    }
 }

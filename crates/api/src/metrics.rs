@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -207,8 +207,9 @@ impl Exposition {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Rendered(self)));
         let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
+        // Writing into a String cannot fail. `encode` ends with the `# EOF` that
+        // OpenMetrics requires.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
         text
     }
 }
@@ -227,23 +228,27 @@ impl Collector for Rendered {
             };
             let mut metric = encoder.encode_descriptor(base, family.help, None, family.kind)?;
             for sample in &family.samples {
-                let mut labelled = metric.encode_family(&sample.labels)?;
-                match &sample.value {
-                    SampleValue::Counter(value) => {
-                        labelled.encode_counter::<NoLabelSet, _, u64>(value, None)?
-                    }
-                    SampleValue::Gauge(value) => labelled.encode_gauge(value)?,
-                    SampleValue::Histogram {
-                        buckets,
-                        sum_secs,
-                        count,
-                    } => {
-                        labelled.encode_histogram::<NoLabelSet>(*sum_secs, *count, buckets, None)?
-                    }
+                // A series without labels is written bare (`name 3`, not `name{} 3`).
+                if sample.labels.is_empty() {
+                    encode_value(&mut metric, &sample.value)?;
+                } else {
+                    encode_value(&mut metric.encode_family(&sample.labels)?, &sample.value)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+fn encode_value(metric: &mut MetricEncoder<'_>, value: &SampleValue) -> std::fmt::Result {
+    match value {
+        SampleValue::Counter(value) => metric.encode_counter::<NoLabelSet, _, u64>(value, None),
+        SampleValue::Gauge(value) => metric.encode_gauge(value),
+        SampleValue::Histogram {
+            buckets,
+            sum_secs,
+            count,
+        } => metric.encode_histogram::<NoLabelSet>(*sum_secs, *count, buckets, None),
     }
 }
 
@@ -565,6 +570,8 @@ mod tests {
             Some(2.0)
         );
         assert_eq!(sample_value(&text, "logpool_plain_total", &[]), Some(3.0));
+        assert!(text.contains("\nlogpool_plain_total 3\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(text.contains("service=\"control-api\""), "{text}");
     }
 

@@ -7,6 +7,8 @@
 //! - [`metadata`]: [`metadata::MetadataStore`] — SQLite.
 //! - [`coordination`]: [`coordination::Coordinator`] — in-process watch.
 //! - [`object_store`]: [`object_store::ObjectStore`] — local files.
+//! - [`idempotency`]: [`idempotency::IdempotencyLedger`] — what PutDatas did per
+//!   request key (SQLite file, or etcd).
 //! - [`config`]: the `Config` struct.
 //! - [`Engines`]: the composition root.
 //!
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod coordination;
+pub mod idempotency;
 pub mod index;
 pub mod metadata;
 pub mod object_store;
@@ -58,6 +61,8 @@ pub struct Engines {
     pub coordinator: Arc<dyn Coordinator>,
     /// The object store.
     pub object_store: Arc<dyn ObjectStore>,
+    /// What PutDatas did per request key.
+    pub idempotency: Arc<dyn idempotency::IdempotencyLedger>,
     /// Held while these engines live: a second process on the same data directory
     /// would corrupt the embedded engines, so it is refused at start.
     pub data_dir_lock: Arc<DataDirLock>,
@@ -184,12 +189,14 @@ impl Engines {
                     .context("failed to set up the S3 object store")?,
             ),
         };
+        let idempotency = idempotency::open(config).await?;
         Ok(Engines {
             queue,
             index,
             metadata,
             coordinator,
             object_store,
+            idempotency,
             data_dir_lock,
         })
     }

@@ -16,7 +16,8 @@ async fn main() -> anyhow::Result<()> {
     let config = load_service_config("put-datas")?;
     let engines = Engines::build(&config).await?;
     let routing = RoutingView::new(engines.coordinator.watch());
-    let state = PutDatasState::new(engines.queue.clone(), routing, config.limits.clone());
+    let state = PutDatasState::new(engines.queue.clone(), routing, config.limits.clone())
+        .with_idempotency(engines.idempotency.clone(), &config.idempotency);
     let routes = logpool_api::metrics::with_metrics(
         "put-datas",
         router(state.clone()),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use logpool_client::{ClientError, Encoding, LogpoolClient};
+use logpool_client::{new_request_key, ClientError, Encoding, LogpoolClient};
 use serde_json::{json, Value};
 
 /// Options of `logpool put`.
@@ -101,15 +101,19 @@ async fn send_with_retries(
     body: Vec<u8>,
 ) -> anyhow::Result<u64> {
     let mut delay = Duration::from_millis(200);
+    // Every attempt of this batch carries the same key, so a retry after a partly
+    // stored attempt stores nothing twice.
+    let request_key = new_request_key();
     for attempt in 1..=options.max_attempts.max(1) {
         let result = client
-            .put_raw(
+            .put_raw_with_key(
                 &options.project,
                 &options.pool,
                 "application/x-ndjson",
                 Encoding::Gzip,
                 body.clone(),
                 None,
+                &request_key,
             )
             .await;
         match result {

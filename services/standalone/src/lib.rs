@@ -66,7 +66,8 @@ pub fn app(
         engines.queue.clone(),
         routing.clone(),
         config.limits.clone(),
-    );
+    )
+    .with_idempotency(engines.idempotency.clone(), &config.idempotency);
     let search = SearchState {
         index: engines.index.clone(),
         routing: routing.clone(),

@@ -767,7 +767,7 @@ mod tests {
                 &parts(),
             )
             .await;
-        let error = refused.err().expect("refused");
+        let error = refused.expect_err("refused");
         assert_eq!(error.code.status().as_u16(), 409);
         assert!(error.retry_after.is_some());
         assert_eq!(stored_messages(&queue).await, 0);

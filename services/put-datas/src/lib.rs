@@ -31,6 +31,7 @@ use logpool_core::ingest::window::{EventTimeWindow, Refusals, RefusedRecord};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
 use logpool_core::stable_hash::fnv1a;
+use logpool_core::write_token::{WriteToken, WrittenBatch};
 use logpool_engines::idempotency::memory::MemoryLedger;
 use logpool_engines::idempotency::{IdempotencyConfig, IdempotencyLedger};
 use logpool_engines::queue::Queue;
@@ -184,6 +185,10 @@ pub struct PutResponse {
     /// [`logpool_core::ingest::window::MAX_LISTED_REFUSALS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_records: Vec<RefusedRecord>,
+    /// Names this request's batches: a search, histogram, SQL query or context
+    /// with `wait_for=<token>` answers only once they are searchable.
+    #[serde(default)]
+    pub write_token: String,
 }
 
 async fn put_logs(
@@ -342,11 +347,28 @@ async fn put_logs_counted(
                 .collect::<Result<Vec<_>, ApiError>>()?
         }
     };
+    let write_token = WriteToken {
+        pool_id: route.pool_id,
+        batches: shards
+            .iter()
+            .map(|receipt| {
+                let shard = route
+                    .shard_addr(receipt.shard)
+                    .ok_or_else(|| ApiError::internal("a receipt outside the pool"))?;
+                Ok(WrittenBatch {
+                    partition: shard.partition,
+                    position: receipt.position,
+                    records: receipt.records as u32,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+    };
     Ok(Json(PutResponse {
         accepted,
         shards,
         refused: refusals.count,
         refused_records: refusals.listed,
+        write_token: write_token.to_string(),
     }))
 }
 

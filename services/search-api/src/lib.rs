@@ -17,7 +17,8 @@
 //! Modules: [`params`] (request parameters and their validation), [`cursor`],
 //! [`interval`] (automatic histogram intervals), [`planner`] (partition pruning,
 //! newest-first steps, time budget), [`limiter`] (concurrent queries per tenant),
-//! [`hits`] (the JSON of a hit).
+//! [`hits`] (the JSON of a hit), [`wait_for`] (read-your-writes: search, its
+//! stream, histogram, SQL and context may wait for a PutDatas `write_token`).
 
 pub mod context;
 pub mod cursor;
@@ -29,6 +30,7 @@ pub mod params;
 pub mod planner;
 pub mod query_sql;
 pub mod stream;
+pub mod wait_for;
 
 use std::sync::Arc;
 
@@ -46,6 +48,7 @@ use crate::hits::{highlight_bytes, hit_with_highlight};
 use crate::limiter::TenantLimiter;
 use crate::params::{HistogramParams, SearchParams};
 use crate::planner::PlannedSearch;
+use crate::wait_for::WaitFor;
 
 /// What the search handlers need.
 #[derive(Debug, Clone)]
@@ -135,8 +138,13 @@ pub(crate) async fn prepare_search(
     params: SearchParams,
 ) -> Result<PreparedSearch, ApiError> {
     let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    // The wait holds no query slot: it only asks the index for single records.
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let permit = limiter.try_acquire()?;
     let highlighter = resolved
         .highlight
@@ -248,8 +256,12 @@ async fn histogram(
     params: HistogramParams,
 ) -> Result<Json<Value>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let _permit = limiter.try_acquire()?;
     let request = HistogramRequest {
         query: resolved.query,

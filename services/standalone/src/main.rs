@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -61,6 +62,12 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Return only once every record sent is searchable (read-your-writes).
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits at most, in seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_timeout_secs: u64,
         /// File to send; stdin when missing.
         file: Option<PathBuf>,
     },
@@ -133,6 +140,8 @@ async fn main() -> anyhow::Result<()> {
             batch_records,
             max_attempts,
             quiet,
+            wait,
+            wait_timeout_secs,
             file,
             ca_cert,
             api_key,
@@ -148,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
                 quiet,
                 ca_cert,
                 api_key,
+                wait: wait.then(|| Duration::from_secs(wait_timeout_secs)),
             };
             let accepted = put(&options).await?;
             eprintln!("{accepted} records accepted");

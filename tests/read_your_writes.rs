@@ -39,13 +39,13 @@ async fn server() -> TestServer {
 
 /// Puts `count` records labelled `label` and returns the answer (retrying the 404
 /// of a pool that has not reached the routing yet).
-async fn put(client: &LogpoolClient, label: &str, count: usize) -> Value {
+async fn put(client: &LogpoolClient, project: &str, label: &str, count: usize) -> Value {
     let logs: Vec<Value> = (0..count)
         .map(|i| json!({ "label": label, "message": format!("{label} {i}") }))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match client.put_records(PROJECT, POOL, &logs).await {
+        match client.put_records(project, POOL, &logs).await {
             Err(ClientError::Http { status: 404, .. }) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
@@ -61,17 +61,17 @@ fn token(answer: &Value) -> String {
         .to_string()
 }
 
-fn pool_url(client: &LogpoolClient, rest: &str) -> String {
+fn pool_url(client: &LogpoolClient, project: &str, rest: &str) -> String {
     format!(
-        "{}/v1/projects/{PROJECT}/pools/{POOL}/{rest}",
+        "{}/v1/projects/{project}/pools/{POOL}/{rest}",
         client.base_url()
     )
 }
 
 /// Sends a POST with a JSON body and returns the status and the JSON answer.
-async fn post(client: &LogpoolClient, rest: &str, body: &Value) -> (u16, Value) {
+async fn post(client: &LogpoolClient, project: &str, rest: &str, body: &Value) -> (u16, Value) {
     let response = client
-        .request(reqwest::Method::POST, pool_url(client, rest))
+        .request(reqwest::Method::POST, pool_url(client, project, rest))
         .json(body)
         .send()
         .await
@@ -86,9 +86,9 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     let client = &server.client;
 
     // Search: without the wait the records are not there yet, with it they are.
-    let answer = put(client, "search", 300).await;
+    let answer = put(client, PROJECT, "search", 300).await;
     let search = json!({ "query": "label:search", "limit": 1000 });
-    let (status, plain) = post(client, "search", &search).await;
+    let (status, plain) = post(client, PROJECT, "search", &search).await;
     assert_eq!(status, 200, "{plain}");
     assert_eq!(
         plain["total"], 0,
@@ -97,6 +97,7 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     let started = Instant::now();
     let (status, waited) = post(
         client,
+        PROJECT,
         "search",
         &json!({ "query": "label:search", "limit": 1000, "wait_for": token(&answer) }),
     )
@@ -106,9 +107,10 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     eprintln!("search waited {:?}", started.elapsed());
 
     // Histogram.
-    let answer = put(client, "histogram", 200).await;
+    let answer = put(client, PROJECT, "histogram", 200).await;
     let (status, histogram) = post(
         client,
+        PROJECT,
         "histogram",
         &json!({ "query": "label:histogram", "from": "-1h", "to": "+1h", "wait_for": token(&answer) }),
     )
@@ -123,9 +125,10 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     assert_eq!(counted, 200, "{histogram}");
 
     // SQL.
-    let answer = put(client, "sql", 150).await;
+    let answer = put(client, PROJECT, "sql", 150).await;
     let (status, table) = post(
         client,
+        PROJECT,
         "query",
         &json!({ "query": "label:sql | SELECT count(*) AS n", "wait_for": token(&answer) }),
     )
@@ -134,7 +137,7 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     assert_eq!(table["rows"][0][0], 150, "{table}");
 
     // Context of the first record of the put's first batch, by GET.
-    let answer = put(client, "context", 10).await;
+    let answer = put(client, PROJECT, "context", 10).await;
     // The record id of a batch's first record: `{pool}-{partition}-{position}-0`,
     // read from the token (`w1.{pool}.{partition}-{position}-{records}...`).
     let written = token(&answer);
@@ -148,7 +151,7 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
     let response = client
         .request(
             reqwest::Method::GET,
-            pool_url(client, &format!("records/{id}/context")),
+            pool_url(client, PROJECT, &format!("records/{id}/context")),
         )
         .query(&[("wait_for", token(&answer)), ("after", "3".to_string())])
         .send()
@@ -164,10 +167,11 @@ async fn test_reads_with_wait_for_see_the_records_of_the_put() {
 async fn test_a_wait_that_runs_out_is_a_408_naming_what_is_missing() {
     let server = server().await;
     let client = &server.client;
-    let answer = put(client, "late", 120).await;
+    let answer = put(client, PROJECT, "late", 120).await;
     let started = Instant::now();
     let (status, error) = post(
         client,
+        PROJECT,
         "search",
         &json!({ "query": "label:late", "wait_for": token(&answer), "wait_timeout_ms": 100 }),
     )
@@ -191,7 +195,7 @@ async fn test_a_wait_that_runs_out_is_a_408_naming_what_is_missing() {
         (json!({ "wait_timeout_ms": 10 }), "wait_timeout_ms"),
         (json!({ "wait_for": "w1.999999.0-0-1" }), "wait_for"),
     ] {
-        let (status, error) = post(client, "search", &body).await;
+        let (status, error) = post(client, PROJECT, "search", &body).await;
         assert_eq!(status, 400, "{body}: {error}");
         assert_eq!(error["error"]["field"], field, "{body}: {error}");
     }
@@ -207,7 +211,7 @@ async fn test_cli_put_wait_returns_once_every_record_is_searchable() {
         .collect();
     std::fs::write(&file, text).expect("write");
     // Make sure the pool has reached the routing, so the CLI's first put lands.
-    put(&server.client, "warmup", 1).await;
+    put(&server.client, PROJECT, "warmup", 1).await;
     let started = Instant::now();
     let output = tokio::process::Command::new(logpool_binary())
         .args([
@@ -246,4 +250,86 @@ async fn test_cli_put_wait_returns_once_every_record_is_searchable() {
             .expect("count"),
         2_500
     );
+}
+
+#[cfg(feature = "distributed")]
+mod distributed {
+    //! The same on Pulsar and Elasticsearch, with the services as separate
+    //! processes: the put goes to put-datas, the reads to search-api.
+
+    use super::*;
+    use logpool_e2e::services::{engines, start_service_with_env, Deployment};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn test_wait_for_holds_reads_until_loghub_has_indexed_on_elasticsearch() {
+        let Some(engines) = engines() else { return };
+        let deployment = Deployment::new(&engines).await;
+        let control = deployment.start("control-api").await;
+        let put_service = deployment.start("put-datas").await;
+        let search = deployment.start("search-api").await;
+        // Topics are named after the project: a name of its own keeps other
+        // deployments' messages on the shared broker out of this one.
+        let project = format!("ryw-{}", deployment.suffix);
+        control
+            .client
+            .create_project(&project)
+            .await
+            .expect("project");
+        control
+            .client
+            .create_pool(&project, &json!({ "name": POOL, "shards": 3 }))
+            .await
+            .expect("pool");
+
+        // Nothing indexes yet: the wait runs out, naming what is missing.
+        let answer = put(&put_service.client, &project, "es", 300).await;
+        let wait_for = token(&answer);
+        let started = Instant::now();
+        let (status, error) = post(
+            &search.client,
+            &project,
+            "search",
+            &json!({ "query": "label:es", "wait_for": wait_for, "wait_timeout_ms": 300 }),
+        )
+        .await;
+        assert_eq!(status, 408, "{error}");
+        assert_eq!(error["error"]["pending_records"], 300, "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // Once loghub runs, the same read answers with every record (committing
+        // seldom, so that the read does wait for it).
+        let _loghub = start_service_with_env(
+            "loghub",
+            &deployment.config_path,
+            deployment.dir.path(),
+            &[(
+                "LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS".to_string(),
+                COMMIT_INTERVAL_MS.to_string(),
+            )],
+        )
+        .await;
+        let started = Instant::now();
+        let (status, found) = post(
+            &search.client,
+            &project,
+            "search",
+            &json!({ "query": "label:es", "limit": 1000, "wait_for": wait_for, "wait_timeout_ms": 30_000 }),
+        )
+        .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["total"], 300, "{}", found["total"]);
+        eprintln!("search waited {:?} for loghub", started.elapsed());
+
+        // SQL with a fresh write.
+        let answer = put(&put_service.client, &project, "es-sql", 40).await;
+        let (status, table) = post(
+            &search.client,
+            &project,
+            "query",
+            &json!({ "query": "label:es-sql | SELECT count(*) AS n", "wait_for": token(&answer) }),
+        )
+        .await;
+        assert_eq!(status, 200, "{table}");
+        assert_eq!(table["rows"][0][0], 40, "{table}");
+    }
 }

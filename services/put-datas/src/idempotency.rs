@@ -29,7 +29,9 @@
 //!    the ledger **before** any produce starts. This is what closes the window
 //!    between a produce being acknowledged and the ledger learning its position: a
 //!    `kill -9` anywhere in that window leaves an attempt behind, which step 3 of the
-//!    retry resolves by reading the queue.
+//!    retry resolves by reading the queue. A new key is created with its claim and
+//!    its attempts in one write (steps 2 and 4 together), so the first attempt of a
+//!    request costs two durable ledger writes, a retry three.
 //! 5. The parts are produced; the positions of those that succeeded are written down
 //!    and the claim is released. If a part failed, the request answers its error
 //!    (503) and the retry produces only what is missing.
@@ -314,7 +316,31 @@ impl Idempotency {
     ) -> Result<Vec<PartReceipt>, ApiError> {
         let ledger_key = format!("{pool_id}/{}", key.as_str());
         let token: u64 = rand::random();
-        let (mut record, mut version) = self.claim(&ledger_key, token, body, parts).await?;
+        // A new key (the common case) is created with its claim and its attempts in
+        // one durable write instead of two: an attempt's start read before the
+        // claim is only earlier, which a retry's scan tolerates.
+        let first_attempts = match self.ledger.get(&ledger_key).await.map_err(ledger_error)? {
+            Some(_) => None,
+            None => Some(new_attempts(queue, parts).await?),
+        };
+        let (mut record, mut version, fresh) = self
+            .claim(&ledger_key, token, body, parts, first_attempts)
+            .await?;
+        if fresh {
+            let pending: Vec<usize> = (0..parts.len()).collect();
+            return self
+                .produce_pending(
+                    queue,
+                    faults,
+                    pool_id,
+                    &ledger_key,
+                    record,
+                    version,
+                    parts,
+                    pending,
+                )
+                .await;
+        }
 
         // Step 3: settle the parts whose earlier attempt may have stored them.
         for (stored, part) in record.parts.iter_mut().zip(parts) {
@@ -344,8 +370,33 @@ impl Idempotency {
         if !pending.is_empty() {
             version = self.write(&ledger_key, &record, version).await?;
         }
+        self.produce_pending(
+            queue,
+            faults,
+            pool_id,
+            &ledger_key,
+            record,
+            version,
+            parts,
+            pending,
+        )
+        .await
+    }
 
-        // Step 5: produce, then write down what is durable and release the key.
+    /// Step 5: produces the `pending` parts (their attempts are in the ledger), then
+    /// writes down what is durable and releases the key.
+    #[allow(clippy::too_many_arguments)]
+    async fn produce_pending(
+        &self,
+        queue: &Arc<dyn Queue>,
+        faults: &ProduceFaults,
+        pool_id: i64,
+        ledger_key: &str,
+        mut record: RequestRecord,
+        version: u64,
+        parts: &[PlannedPart],
+        pending: Vec<usize>,
+    ) -> Result<Vec<PartReceipt>, ApiError> {
         let to_produce: Vec<&PlannedPart> = pending.iter().map(|&index| &parts[index]).collect();
         let outcomes = produce_parts(queue, faults, pool_id, &to_produce).await;
         let mut first_error = None;
@@ -363,7 +414,7 @@ impl Idempotency {
             }
         }
         record.claim = None;
-        if let Err(error) = self.write(&ledger_key, &record, version).await {
+        if let Err(error) = self.write(ledger_key, &record, version).await {
             // Nothing is lost: the attempts written before the produces let a retry
             // find these batches in the queue.
             tracing::warn!(key = %ledger_key, error = %error.message, "could not record produced parts");
@@ -386,14 +437,17 @@ impl Idempotency {
             .collect()
     }
 
-    /// Steps 1 and 2: reads or creates the key's record and takes its claim.
+    /// Steps 1 and 2: reads or creates the key's record and takes its claim. A
+    /// record created here holds `first_attempts` when given (then the answer's
+    /// last item is true: the parts are ready to produce).
     async fn claim(
         &self,
         ledger_key: &str,
         token: u64,
         body: String,
         parts: &[PlannedPart],
-    ) -> Result<(RequestRecord, u64), ApiError> {
+        first_attempts: Option<Vec<Attempt>>,
+    ) -> Result<(RequestRecord, u64, bool), ApiError> {
         for _ in 0..MAX_LEDGER_RACES {
             let now = now_ms();
             let claim = Claim {
@@ -408,11 +462,14 @@ impl Idempotency {
                         claim: Some(claim),
                         parts: parts
                             .iter()
-                            .map(|part| PartRecord {
+                            .enumerate()
+                            .map(|(index, part)| PartRecord {
                                 shard: part.shard_index,
                                 records: part.records,
                                 position: None,
-                                attempt: None,
+                                attempt: first_attempts
+                                    .as_ref()
+                                    .and_then(|attempts| attempts.get(index).cloned()),
                             })
                             .collect(),
                     },
@@ -456,7 +513,8 @@ impl Idempotency {
                 .await
                 .map_err(ledger_error)?
             {
-                return Ok((record, version));
+                let fresh = expected.is_none() && first_attempts.is_some();
+                return Ok((record, version, fresh));
             }
             // Another request with the key wrote in between: read what it wrote.
         }
@@ -493,6 +551,21 @@ impl Idempotency {
                 .with_retry_after(Duration::from_secs(1))
             })
     }
+}
+
+/// A new attempt for each part: the shard's end now, and the payload's hash.
+async fn new_attempts(
+    queue: &Arc<dyn Queue>,
+    parts: &[PlannedPart],
+) -> Result<Vec<Attempt>, ApiError> {
+    let mut attempts = Vec::with_capacity(parts.len());
+    for part in parts {
+        attempts.push(Attempt {
+            from: queue.end_position(&part.shard).await?,
+            payload: digest(&[&part.payload]),
+        });
+    }
+    Ok(attempts)
 }
 
 fn encode(record: &RequestRecord) -> Result<Vec<u8>, ApiError> {

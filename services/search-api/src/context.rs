@@ -36,10 +36,10 @@ pub(crate) async fn context(
     if anchor.pool_id != route.pool_id {
         return Err(not_found());
     }
+    let _permit = limiter.try_acquire()?;
     if let Some(wait) = wait {
         wait.until_searchable(&state.index, &route).await?;
     }
-    let _permit = limiter.try_acquire()?;
     let mut request = ContextRequest {
         anchor,
         filter: Query::All,

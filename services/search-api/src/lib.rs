@@ -141,11 +141,12 @@ pub(crate) async fn prepare_search(
     let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
-    // The wait holds no query slot: it only asks the index for single records.
+    // The wait holds the query's slot: the index lookups of the waiting reads of one
+    // tenant are bounded like its queries.
+    let permit = limiter.try_acquire()?;
     if let Some(wait) = wait {
         wait.until_searchable(&state.index, &route).await?;
     }
-    let permit = limiter.try_acquire()?;
     let highlighter = resolved
         .highlight
         .then(|| Highlighter::new(&resolved.query));
@@ -259,10 +260,10 @@ async fn histogram(
     let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    let _permit = limiter.try_acquire()?;
     if let Some(wait) = wait {
         wait.until_searchable(&state.index, &route).await?;
     }
-    let _permit = limiter.try_acquire()?;
     let request = HistogramRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,

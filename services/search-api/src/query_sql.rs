@@ -75,10 +75,10 @@ pub(crate) async fn query_post(
     limiter.check_range(search.from_ns, search.to_ns)?;
     let plan = plan_sql(split.sql, &route.name, search.query)
         .map_err(|error| sql_error(error.shifted(split.sql_offset)))?;
+    let _permit = limiter.try_acquire()?;
     if let Some(wait) = wait {
         wait.until_searchable(&state.index, &route).await?;
     }
-    let _permit = limiter.try_acquire()?;
     let table = match plan.shape {
         PlanShape::Aggregate(aggregate) => {
             let request = AggregateRequest {

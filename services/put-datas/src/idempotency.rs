@@ -42,13 +42,18 @@
 //! failure or a crash, and reads the shard from the attempt's start, at most
 //! [`MAX_SCANNED_MESSAGES`] messages.
 //!
+//! When the ledger cannot be reached (etcd down), ingest goes on as it does for the
+//! routing: a keyed request is stored as if it had no key ([`KeyedPut::LedgerUnavailable`]),
+//! and the ledger is left alone for a few seconds so that requests do not each wait
+//! for its timeout. A retry in that time may store batches twice.
+//!
 //! What is left to the operator: the claim must outlive the queue's produce timeout
 //! (a produce still in flight when its claim expires could be missed by the scan of
 //! a retry that took the key over), and the queue must retain a shard's messages as
 //! long as a retry may come (a retry after queue retention removed the attempt's
 //! message cannot find it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -261,6 +266,23 @@ struct Attempt {
 pub struct Idempotency {
     ledger: Arc<dyn IdempotencyLedger>,
     claim: Duration,
+    /// Until when (ms since the epoch) the ledger is not asked after it failed.
+    ledger_resting_until_ms: Arc<AtomicI64>,
+}
+
+/// How long keyed requests skip the ledger after it could not be reached, so that
+/// each of them does not wait for a ledger that is down (etcd's timeout).
+const LEDGER_REST: Duration = Duration::from_secs(5);
+
+/// What [`Idempotency::put_once`] did.
+#[derive(Debug)]
+pub enum KeyedPut {
+    /// Every part is stored once; where each one is.
+    Stored(Vec<PartReceipt>),
+    /// The ledger could not be reached and nothing was produced: the caller
+    /// stores the request as if it had no key, so that ingest goes on while the
+    /// ledger (etcd) is down, without the key's protection.
+    LedgerUnavailable,
 }
 
 /// The hex of the first 16 bytes of SHA-256 over `pieces`.
@@ -295,6 +317,7 @@ impl Idempotency {
         Idempotency {
             ledger,
             claim: Duration::from_millis(config.claim_ms),
+            ledger_resting_until_ms: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -302,9 +325,12 @@ impl Idempotency {
     /// yet, and returns where every part is. `body` identifies the request's content
     /// (see [`digest`]). See the module documentation for the steps.
     ///
+    /// When the ledger cannot be reached before anything is produced, answers
+    /// [`KeyedPut::LedgerUnavailable`] at once, and for [`LEDGER_REST`] after that.
+    ///
     /// # Errors
     /// 400 when the key was used with another body, 409 while another request holds
-    /// the key, 503 when the ledger or the queue cannot serve.
+    /// the key, 503 when the ledger fails midway or the queue cannot serve.
     pub async fn put_once(
         &self,
         queue: &Arc<dyn Queue>,
@@ -313,15 +339,28 @@ impl Idempotency {
         key: &RequestKey,
         body: String,
         parts: &[PlannedPart],
-    ) -> Result<Vec<PartReceipt>, ApiError> {
+    ) -> Result<KeyedPut, ApiError> {
         let ledger_key = format!("{pool_id}/{}", key.as_str());
         let token: u64 = rand::random();
+        if now_ms() < self.ledger_resting_until_ms.load(Ordering::Relaxed) {
+            return Ok(KeyedPut::LedgerUnavailable);
+        }
         // A new key (the common case) is created with its claim and its attempts in
         // one durable write instead of two: an attempt's start read before the
         // claim is only earlier, which a retry's scan tolerates.
-        let first_attempts = match self.ledger.get(&ledger_key).await.map_err(ledger_error)? {
-            Some(_) => None,
-            None => Some(new_attempts(queue, parts).await?),
+        let first_attempts = match self.ledger.get(&ledger_key).await {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(new_attempts(queue, parts).await?),
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    rest_secs = LEDGER_REST.as_secs(),
+                    "idempotency ledger unavailable; keyed requests are stored without it meanwhile"
+                );
+                let until = now_ms().saturating_add(LEDGER_REST.as_millis() as i64);
+                self.ledger_resting_until_ms.store(until, Ordering::Relaxed);
+                return Ok(KeyedPut::LedgerUnavailable);
+            }
         };
         let (mut record, mut version, fresh) = self
             .claim(&ledger_key, token, body, parts, first_attempts)
@@ -339,7 +378,8 @@ impl Idempotency {
                     parts,
                     pending,
                 )
-                .await;
+                .await
+                .map(KeyedPut::Stored);
         }
 
         // Step 3: settle the parts whose earlier attempt may have stored them.
@@ -381,6 +421,7 @@ impl Idempotency {
             pending,
         )
         .await
+        .map(KeyedPut::Stored)
     }
 
     /// Step 5: produces the `pending` parts (their attempts are in the ledger), then
@@ -621,6 +662,7 @@ async fn find_attempt(
 mod tests {
     use super::*;
     use logpool_engines::idempotency::memory::MemoryLedger;
+    use logpool_engines::idempotency::Versioned;
     use logpool_engines::queue::{EmbeddedQueue, EmbeddedQueueConfig};
 
     fn shard(partition: u32) -> ShardAddr {
@@ -640,6 +682,80 @@ mod tests {
                 payload: Bytes::from(format!("payload {index}")),
             })
             .collect()
+    }
+
+    fn stored(put: KeyedPut) -> Vec<PartReceipt> {
+        match put {
+            KeyedPut::Stored(receipts) => receipts,
+            KeyedPut::LedgerUnavailable => panic!("the ledger is up"),
+        }
+    }
+
+    /// A ledger that is down, counting how often it is asked.
+    #[derive(Debug, Default)]
+    struct DownLedger {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl IdempotencyLedger for DownLedger {
+        async fn get(
+            &self,
+            _key: &str,
+        ) -> logpool_engines::idempotency::LedgerResult<Option<Versioned>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(LedgerError::Unavailable("down".into()))
+        }
+
+        async fn put_if(
+            &self,
+            _key: &str,
+            _value: &[u8],
+            _expected: Option<u64>,
+        ) -> logpool_engines::idempotency::LedgerResult<Option<u64>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(LedgerError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn test_a_ledger_that_is_down_is_skipped_without_producing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue: Arc<dyn Queue> = Arc::new(
+            EmbeddedQueue::open(EmbeddedQueueConfig {
+                dir: dir.path().to_path_buf(),
+                ..EmbeddedQueueConfig::default()
+            })
+            .await
+            .expect("queue"),
+        );
+        let ledger = Arc::new(DownLedger::default());
+        let idempotency = Idempotency::new(ledger.clone(), &IdempotencyConfig::default());
+        let key = RequestKey::parse("k", "down").expect("key");
+        for _ in 0..3 {
+            let put = idempotency
+                .put_once(
+                    &queue,
+                    &ProduceFaults::default(),
+                    7,
+                    &key,
+                    "body".into(),
+                    &parts(),
+                )
+                .await
+                .expect("no error");
+            assert!(matches!(put, KeyedPut::LedgerUnavailable), "{put:?}");
+        }
+        assert_eq!(
+            ledger.calls.load(Ordering::SeqCst),
+            1,
+            "after one failure the ledger rests"
+        );
+        assert_eq!(
+            stored_messages(&queue).await,
+            0,
+            "the caller produces, not put_once"
+        );
     }
 
     async fn stored_messages(queue: &Arc<dyn Queue>) -> usize {
@@ -690,6 +806,7 @@ mod tests {
         let second = idempotency
             .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
             .await
+            .map(stored)
             .expect("retry");
         assert_eq!(second.len(), 3);
         assert_eq!(
@@ -700,6 +817,7 @@ mod tests {
         let third = idempotency
             .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
             .await
+            .map(stored)
             .expect("second retry");
         assert_eq!(
             third, second,
@@ -780,6 +898,7 @@ mod tests {
         let receipts = idempotency
             .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
             .await
+            .map(stored)
             .expect("retry");
         assert_eq!(
             stored_messages(&queue).await,

@@ -38,7 +38,7 @@ use logpool_engines::queue::Queue;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{read_body, BodyFormat};
-use crate::idempotency::{digest, Idempotency, PlannedPart, ProduceFaults, RequestKey};
+use crate::idempotency::{digest, Idempotency, KeyedPut, PlannedPart, ProduceFaults, RequestKey};
 
 /// What the ingest handlers need.
 #[derive(Debug, Clone)]
@@ -74,6 +74,9 @@ pub struct PutDatasStats {
     pub requests_rejected: AtomicU64,
     /// Requests the queue could not take (5xx).
     pub requests_failed: AtomicU64,
+    /// Requests with an `Idempotency-Key` stored without the key's protection
+    /// because the idempotency ledger could not be reached.
+    pub requests_without_ledger: AtomicU64,
 }
 
 impl PutDatasState {
@@ -132,6 +135,11 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
                 "logpool_put_requests_failed_total",
                 "PutDatas requests the queue could not take.",
                 self.requests_failed.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_requests_without_idempotency_ledger_total",
+                "PutDatas requests with an Idempotency-Key stored without it: the ledger was unreachable.",
+                self.requests_without_ledger.load(Ordering::Relaxed),
             ),
         ]
     }
@@ -310,7 +318,7 @@ async fn put_logs_counted(
                 params.hash_key.as_deref().unwrap_or("").as_bytes(),
                 &[format as u8],
             ]);
-            state
+            let keyed = state
                 .idempotency
                 .put_once(
                     &state.queue,
@@ -320,32 +328,28 @@ async fn put_logs_counted(
                     body,
                     &parts,
                 )
-                .await?
-                .into_iter()
-                .map(|receipt| ShardReceipt {
-                    shard: receipt.shard_index,
-                    position: receipt.position,
-                    records: receipt.records,
-                })
-                .collect()
-        }
-        None => {
-            let batches: Vec<&PlannedPart> = parts.iter().collect();
-            let outcomes =
-                idempotency::produce_parts(&state.queue, &state.faults, route.pool_id, &batches)
-                    .await;
-            parts
-                .iter()
-                .zip(outcomes)
-                .map(|(part, outcome)| {
-                    Ok(ShardReceipt {
-                        shard: part.shard_index,
-                        position: outcome?,
-                        records: part.records,
+                .await?;
+            match keyed {
+                KeyedPut::Stored(receipts) => receipts
+                    .into_iter()
+                    .map(|receipt| ShardReceipt {
+                        shard: receipt.shard_index,
+                        position: receipt.position,
+                        records: receipt.records,
                     })
-                })
-                .collect::<Result<Vec<_>, ApiError>>()?
+                    .collect(),
+                // Ingest goes on while the ledger (etcd) is down, as it does for the
+                // routing: the request is stored as if it had no key.
+                KeyedPut::LedgerUnavailable => {
+                    state
+                        .stats
+                        .requests_without_ledger
+                        .fetch_add(1, Ordering::Relaxed);
+                    produce_unkeyed(&state, route.pool_id, &parts).await?
+                }
+            }
         }
+        None => produce_unkeyed(&state, route.pool_id, &parts).await?,
     };
     let write_token = WriteToken {
         pool_id: route.pool_id,
@@ -370,6 +374,27 @@ async fn put_logs_counted(
         refused_records: refusals.listed,
         write_token: write_token.to_string(),
     }))
+}
+
+/// Produces every part of a request without a key (or whose key's ledger is down).
+async fn produce_unkeyed(
+    state: &PutDatasState,
+    pool_id: i64,
+    parts: &[PlannedPart],
+) -> Result<Vec<ShardReceipt>, ApiError> {
+    let batches: Vec<&PlannedPart> = parts.iter().collect();
+    let outcomes = idempotency::produce_parts(&state.queue, &state.faults, pool_id, &batches).await;
+    parts
+        .iter()
+        .zip(outcomes)
+        .map(|(part, outcome)| {
+            Ok(ShardReceipt {
+                shard: part.shard_index,
+                position: outcome?,
+                records: part.records,
+            })
+        })
+        .collect()
 }
 
 /// The 400 of a request whose every record is outside the event-time window: it

@@ -11,8 +11,8 @@
 //! Per key, the ledger ([`logpool_engines::idempotency`], shared by every put-datas
 //! instance and durable across restarts) holds a [`RequestRecord`]: a hash of the
 //! body, and for each part of the request (shard, record count) either the position
-//! at which it is durable, or the *attempt* that may have stored it: the shard's end
-//! position before the produce and a hash of the produced payload.
+//! at which it is durable, or the *attempt* that may have stored it: a time before
+//! the produce (less a margin for the clock) and a hash of the produced payload.
 //!
 //! 1. The shard split is a pure function of the key and the body (the key's hash
 //!    replaces the rotating first shard), so a retry makes the same parts. A retry
@@ -22,8 +22,8 @@
 //!    `Retry-After` while the claim lives, so two attempts never produce at once. A
 //!    claim left by a killed process expires by itself.
 //! 3. For each part with an attempt but no position, the queue is read from the
-//!    attempt's start position for a message of the pool with the attempt's payload
-//!    hash: if it is there, the part is durable (its produce was acknowledged but
+//!    first message published at or after the attempt's time for a message of the
+//!    pool with the attempt's payload hash: if it is there, the part is durable (its produce was acknowledged but
 //!    the answer was lost, or the process died before writing it down).
 //! 4. Every part still missing gets a new attempt, and the attempts are written to
 //!    the ledger **before** any produce starts. This is what closes the window
@@ -39,7 +39,7 @@
 //! The payload of each attempt is unique (the records carry the attempt's arrival
 //! time), so a 128-bit hash of it identifies the attempt's message among whatever
 //! else was produced to the shard since. The scan of step 3 only happens after a
-//! failure or a crash, and reads the shard from the attempt's start, at most
+//! failure or a crash, and reads the shard from the attempt's time, at most
 //! [`MAX_SCANNED_MESSAGES`] messages.
 //!
 //! When the ledger cannot be reached (etcd down), ingest goes on as it does for the
@@ -255,10 +255,27 @@ struct PartRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Attempt {
-    /// The shard's end position before the produce: the message is at or after it.
-    from: Position,
+    /// A time (ms since the epoch) before the produce, less [`CLOCK_MARGIN_MS`]:
+    /// the message is published at or after it. A time, not the shard's end
+    /// position, because reading the end costs a broker round trip (and a reader)
+    /// per shard on every request, while the time is only looked up on a retry.
+    since_ms: i64,
     /// Hash of the produced payload.
     payload: String,
+}
+
+/// How far before the produce a retry starts looking for an attempt's message, so
+/// that a small step back of the clock does not hide it.
+const CLOCK_MARGIN_MS: i64 = 10_000;
+
+impl Attempt {
+    /// An attempt to produce `part` now.
+    fn now(part: &PlannedPart) -> Attempt {
+        Attempt {
+            since_ms: now_ms().saturating_sub(CLOCK_MARGIN_MS),
+            payload: digest(&[&part.payload]),
+        }
+    }
 }
 
 /// Idempotent produce of requests with a key.
@@ -346,11 +363,10 @@ impl Idempotency {
             return Ok(KeyedPut::LedgerUnavailable);
         }
         // A new key (the common case) is created with its claim and its attempts in
-        // one durable write instead of two: an attempt's start read before the
-        // claim is only earlier, which a retry's scan tolerates.
+        // one durable write instead of two.
         let first_attempts = match self.ledger.get(&ledger_key).await {
             Ok(Some(_)) => None,
-            Ok(None) => Some(new_attempts(queue, parts).await?),
+            Ok(None) => Some(parts.iter().map(Attempt::now).collect()),
             Err(error) => {
                 tracing::warn!(
                     %error,
@@ -400,10 +416,7 @@ impl Idempotency {
         let mut pending = Vec::new();
         for (index, (stored, part)) in record.parts.iter_mut().zip(parts).enumerate() {
             if stored.position.is_none() {
-                stored.attempt = Some(Attempt {
-                    from: queue.end_position(&part.shard).await?,
-                    payload: digest(&[&part.payload]),
-                });
+                stored.attempt = Some(Attempt::now(part));
                 pending.push(index);
             }
         }
@@ -594,27 +607,12 @@ impl Idempotency {
     }
 }
 
-/// A new attempt for each part: the shard's end now, and the payload's hash.
-async fn new_attempts(
-    queue: &Arc<dyn Queue>,
-    parts: &[PlannedPart],
-) -> Result<Vec<Attempt>, ApiError> {
-    let mut attempts = Vec::with_capacity(parts.len());
-    for part in parts {
-        attempts.push(Attempt {
-            from: queue.end_position(&part.shard).await?,
-            payload: digest(&[&part.payload]),
-        });
-    }
-    Ok(attempts)
-}
-
 fn encode(record: &RequestRecord) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(record).map_err(ApiError::internal)
 }
 
-/// Step 3: looks for the message of `attempt` in `shard`, from the attempt's start
-/// to the shard's current end.
+/// Step 3: looks for the message of `attempt` in `shard`, from the first message
+/// published at or after the attempt's time to the shard's current end.
 async fn find_attempt(
     queue: &Arc<dyn Queue>,
     shard: &ShardAddr,
@@ -622,7 +620,7 @@ async fn find_attempt(
     attempt: &Attempt,
 ) -> Result<Option<Position>, ApiError> {
     let end = queue.end_position(shard).await?;
-    let mut from = attempt.from;
+    let mut from = queue.position_at_time(shard, attempt.since_ms).await?;
     let mut scanned = 0usize;
     while from < end {
         let messages = queue
@@ -859,7 +857,7 @@ mod tests {
             parts: Vec::new(),
         };
         for part in &parts {
-            let from = queue.end_position(&part.shard).await.expect("end");
+            let attempt = Attempt::now(part);
             // Someone else's message lands in between.
             queue
                 .produce(
@@ -877,10 +875,7 @@ mod tests {
                 shard: part.shard_index,
                 records: part.records,
                 position: None,
-                attempt: Some(Attempt {
-                    from,
-                    payload: digest(&[&part.payload]),
-                }),
+                attempt: Some(attempt),
             });
         }
         // Only the first two parts made it to the queue before the crash.

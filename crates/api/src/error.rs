@@ -33,6 +33,9 @@ pub enum ErrorCode {
     Conflict,
     /// The service is over a limit; retry later.
     TooManyRequests,
+    /// Waited the longest allowed time for something that has not happened yet
+    /// (e.g. written records becoming searchable); retry later.
+    WaitTimeout,
     /// An engine cannot serve right now; retry later.
     Unavailable,
     /// A bug or an unexpected engine failure.
@@ -51,6 +54,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::WaitTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -68,6 +72,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::WaitTimeout => "wait_timeout",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

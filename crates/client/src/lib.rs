@@ -1,8 +1,12 @@
 //! Typed HTTP client for logpool, used by the CLI, the benchmarks and the tests.
 //!
 //! Errors keep the server's JSON error body, so callers can act on `code`, and
-//! [`ClientError::is_retryable`] tells which answers are worth retrying (429, 503
-//! and transport failures).
+//! [`ClientError::is_retryable`] tells which answers are worth retrying (429, 503,
+//! a 409 with `Retry-After`, and transport failures).
+//!
+//! Every PutDatas carries an `Idempotency-Key`: retry a failed put with the same key
+//! ([`LogpoolClient::put_raw_with_key`], [`new_request_key`]) and the server stores
+//! its records once, whatever part of the first attempt was stored.
 
 pub mod pull;
 
@@ -35,7 +39,13 @@ impl ClientError {
     /// Whether retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Http { status, .. } => *status == 429 || *status == 503,
+            // A 409 with `Retry-After`: another attempt of the same keyed request is
+            // still in progress.
+            ClientError::Http {
+                status,
+                retry_after_secs,
+                ..
+            } => *status == 429 || *status == 503 || (*status == 409 && retry_after_secs.is_some()),
             ClientError::Transport(_) => true,
             ClientError::Decode(_) => false,
         }
@@ -52,6 +62,11 @@ impl ClientError {
 
 /// Result alias.
 pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A new random request key for `Idempotency-Key` (128 random bits, hex).
+pub fn new_request_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
 
 /// How a body is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +221,7 @@ impl LogpoolClient {
         Self::answer(response).await
     }
 
-    /// Sends a raw PutDatas body.
+    /// Sends a raw PutDatas body under a new request key.
     ///
     /// # Errors
     /// Any non-2xx answer.
@@ -219,12 +234,34 @@ impl LogpoolClient {
         body: Vec<u8>,
         hash_key: Option<&str>,
     ) -> ClientResult<Value> {
+        let key = new_request_key();
+        self.put_raw_with_key(project, pool, content_type, encoding, body, hash_key, &key)
+            .await
+    }
+
+    /// Sends a raw PutDatas body with `Idempotency-Key: request_key`. Sending the
+    /// same body with the same key again (a retry) stores nothing twice.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_raw_with_key(
+        &self,
+        project: &str,
+        pool: &str,
+        content_type: &str,
+        encoding: Encoding,
+        body: Vec<u8>,
+        hash_key: Option<&str>,
+        request_key: &str,
+    ) -> ClientResult<Value> {
         let mut request = self
             .request(
                 reqwest::Method::POST,
                 self.url(&format!("/v1/projects/{project}/pools/{pool}/logs")),
             )
-            .header(reqwest::header::CONTENT_TYPE, content_type);
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header("Idempotency-Key", request_key);
         if let Some(key) = hash_key {
             request = request.query(&[("hash_key", key)]);
         }

@@ -18,6 +18,7 @@
 //! - [`memory`]: memory budgets in bytes per request and per tenant.
 //! - [`query`]: the query language: parser, AST and in-memory evaluation.
 //! - [`sql`]: pipe SQL (`<query> | SELECT ...`): planning and the final in-memory stage.
+//! - [`write_token`]: what PutDatas answers so that a read can wait for its records.
 
 pub mod access;
 pub mod archive;
@@ -35,3 +36,4 @@ pub mod sql;
 pub mod stable_hash;
 pub mod timeexpr;
 pub mod typed_match;
+pub mod write_token;

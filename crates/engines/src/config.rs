@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use logpool_core::limits::IngestLimits;
 use serde::{Deserialize, Serialize};
 
+use crate::idempotency::IdempotencyConfig;
 use crate::index::TantivyIndexConfig;
 use crate::metadata::SqliteMetadataConfig;
 use crate::object_store::LocalFileObjectStoreConfig;
@@ -449,6 +450,8 @@ pub struct Config {
     pub object_store: ObjectStoreConfig,
     /// LogHub settings.
     pub loghub: LoghubConfig,
+    /// Idempotent PutDatas (request keys).
+    pub idempotency: IdempotencyConfig,
     /// Search settings.
     pub search: SearchConfig,
     /// Live tail settings.
@@ -507,6 +510,7 @@ impl Default for Config {
             coordination: CoordinationConfig::Local,
             object_store: ObjectStoreConfig::LocalFile(LocalFileObjectStoreConfig::default()),
             loghub: LoghubConfig::default(),
+            idempotency: IdempotencyConfig::default(),
             search: SearchConfig::default(),
             tail: TailConfig::default(),
             tls: TlsConfig::default(),
@@ -642,6 +646,7 @@ impl Config {
             );
         }
         self.tail.validate()?;
+        self.idempotency.validate()?;
         self.tls.validate()?;
         self.http.validate()?;
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {

@@ -7,6 +7,8 @@
 //! - [`metadata`]: [`metadata::MetadataStore`] — SQLite.
 //! - [`coordination`]: [`coordination::Coordinator`] — in-process watch.
 //! - [`object_store`]: [`object_store::ObjectStore`] — local files.
+//! - [`idempotency`]: [`idempotency::IdempotencyLedger`] — what PutDatas did per
+//!   request key (SQLite file, or etcd).
 //! - [`config`]: the `Config` struct.
 //! - [`Engines`]: the composition root.
 //!
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod coordination;
+pub mod idempotency;
 pub mod index;
 pub mod metadata;
 pub mod object_store;
@@ -58,6 +61,8 @@ pub struct Engines {
     pub coordinator: Arc<dyn Coordinator>,
     /// The object store.
     pub object_store: Arc<dyn ObjectStore>,
+    /// What PutDatas did per request key.
+    pub idempotency: Arc<dyn idempotency::IdempotencyLedger>,
     /// Held while these engines live: a second process on the same data directory
     /// would corrupt the embedded engines, so it is refused at start.
     pub data_dir_lock: Arc<DataDirLock>,
@@ -123,6 +128,8 @@ pub struct EngineNeeds {
     pub metadata: bool,
     /// The object store.
     pub object_store: bool,
+    /// The idempotency ledger (PutDatas' record of what each request key did).
+    pub idempotency: bool,
 }
 
 impl EngineNeeds {
@@ -132,6 +139,7 @@ impl EngineNeeds {
         index: true,
         metadata: true,
         object_store: true,
+        idempotency: true,
     };
 
     /// What either of two services uses: what a process running both must build.
@@ -141,6 +149,7 @@ impl EngineNeeds {
             index: self.index || other.index,
             metadata: self.metadata || other.metadata,
             object_store: self.object_store || other.object_store,
+            idempotency: self.idempotency || other.idempotency,
         }
     }
 }
@@ -166,6 +175,8 @@ pub struct EngineSet {
     pub metadata: Option<Arc<dyn MetadataStore>>,
     /// The object store, when needed.
     pub object_store: Option<Arc<dyn ObjectStore>>,
+    /// The idempotency ledger, when needed.
+    pub idempotency: Option<Arc<dyn idempotency::IdempotencyLedger>>,
     /// Held while these engines live (see [`Engines::data_dir_lock`]).
     pub data_dir_lock: Arc<DataDirLock>,
 }
@@ -200,12 +211,18 @@ impl EngineSet {
         } else {
             None
         };
+        let idempotency = if needs.idempotency {
+            Some(idempotency::open(config).await?)
+        } else {
+            None
+        };
         Ok(EngineSet {
             coordinator,
             queue,
             index,
             metadata,
             object_store,
+            idempotency,
             data_dir_lock,
         })
     }
@@ -244,6 +261,16 @@ impl EngineSet {
             .ok_or(MissingEngine("object store"))
     }
 
+    /// The idempotency ledger, or which role is missing.
+    ///
+    /// # Errors
+    /// [`MissingEngine`] when it was not built.
+    pub fn idempotency(&self) -> Result<Arc<dyn idempotency::IdempotencyLedger>, MissingEngine> {
+        self.idempotency
+            .clone()
+            .ok_or(MissingEngine("idempotency ledger"))
+    }
+
     /// Every role as [`Engines`], when all of them were built.
     ///
     /// # Errors
@@ -255,6 +282,7 @@ impl EngineSet {
             metadata: self.metadata()?,
             coordinator: self.coordinator.clone(),
             object_store: self.object_store()?,
+            idempotency: self.idempotency()?,
             data_dir_lock: self.data_dir_lock.clone(),
         })
     }
@@ -268,6 +296,7 @@ impl From<Engines> for EngineSet {
             index: Some(engines.index),
             metadata: Some(engines.metadata),
             object_store: Some(engines.object_store),
+            idempotency: Some(engines.idempotency),
             data_dir_lock: engines.data_dir_lock,
         }
     }

@@ -5,10 +5,14 @@
 //! batch per shard, and answers 200 only after every batch is durable in the queue.
 //! A full or failing queue gives 503 with `Retry-After`, never a 2xx.
 //!
+//! A request with an `Idempotency-Key` is stored at most once however often it is
+//! retried ([`idempotency`]).
+//!
 //! Modules: [`body`] (content type and decompression), [`sharding`] (which records go
-//! to which shard).
+//! to which shard), [`idempotency`] (request keys).
 
 pub mod body;
+pub mod idempotency;
 pub mod service;
 pub mod sharding;
 
@@ -20,19 +24,22 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Json, Router};
 use bytes::Bytes;
-use futures::future::try_join_all;
 use futures::StreamExt;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
-use logpool_core::batch::BATCH_FORMAT_VERSION;
 use logpool_core::ingest::window::{EventTimeWindow, Refusals, RefusedRecord};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
-use logpool_engines::queue::{BatchProperties, Queue};
+use logpool_core::stable_hash::fnv1a;
+use logpool_core::write_token::{WriteToken, WrittenBatch};
+use logpool_engines::idempotency::memory::MemoryLedger;
+use logpool_engines::idempotency::{IdempotencyConfig, IdempotencyLedger};
+use logpool_engines::queue::Queue;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{read_body, BodyFormat};
+use crate::idempotency::{digest, Idempotency, KeyedPut, PlannedPart, ProduceFaults, RequestKey};
 
 /// What the ingest handlers need.
 #[derive(Debug, Clone)]
@@ -49,6 +56,10 @@ pub struct PutDatasState {
     pub stats: Arc<PutDatasStats>,
     /// Ingest rate quotas of tenants and projects.
     quotas: Arc<RateQuotas>,
+    /// What was done for each request key.
+    idempotency: Idempotency,
+    /// Test-only produce faults (none in production).
+    faults: Arc<ProduceFaults>,
 }
 
 /// Counters of accepted and refused input, so that loss or refusals are visible.
@@ -64,11 +75,16 @@ pub struct PutDatasStats {
     pub requests_rejected: AtomicU64,
     /// Requests the queue could not take (5xx).
     pub requests_failed: AtomicU64,
+    /// Requests with an `Idempotency-Key` stored without the key's protection
+    /// because the idempotency ledger could not be reached.
+    pub requests_without_ledger: AtomicU64,
 }
 
 impl PutDatasState {
-    /// Creates the state.
+    /// Creates the state. Request keys are remembered in this process's memory only
+    /// until [`PutDatasState::with_idempotency`] gives it the durable ledger.
     pub fn new(queue: Arc<dyn Queue>, routing: RoutingView, limits: IngestLimits) -> PutDatasState {
+        let config = IdempotencyConfig::default();
         PutDatasState {
             queue,
             routing,
@@ -76,7 +92,20 @@ impl PutDatasState {
             next_shard: Arc::new(AtomicUsize::new(0)),
             stats: Arc::new(PutDatasStats::default()),
             quotas: Arc::new(RateQuotas::default()),
+            idempotency: Idempotency::new(Arc::new(MemoryLedger::new()), &config),
+            faults: Arc::new(ProduceFaults::default()),
         }
+    }
+
+    /// Remembers request keys in `ledger`, with `config`'s claim time and test faults.
+    pub fn with_idempotency(
+        mut self,
+        ledger: Arc<dyn IdempotencyLedger>,
+        config: &IdempotencyConfig,
+    ) -> PutDatasState {
+        self.idempotency = Idempotency::new(ledger, config);
+        self.faults = Arc::new(ProduceFaults::from_config(config));
+        self
     }
 }
 
@@ -107,6 +136,11 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
                 "logpool_put_requests_failed_total",
                 "PutDatas requests the queue could not take.",
                 self.requests_failed.load(Ordering::Relaxed),
+            ),
+            (
+                "logpool_put_requests_without_idempotency_ledger_total",
+                "PutDatas requests with an Idempotency-Key stored without it: the ledger was unreachable.",
+                self.requests_without_ledger.load(Ordering::Relaxed),
             ),
         ]
     }
@@ -160,6 +194,10 @@ pub struct PutResponse {
     /// [`logpool_core::ingest::window::MAX_LISTED_REFUSALS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused_records: Vec<RefusedRecord>,
+    /// Names this request's batches: a search, histogram, SQL query or context
+    /// with `wait_for=<token>` answers only once they are searchable.
+    #[serde(default)]
+    pub write_token: String,
 }
 
 async fn put_logs(
@@ -213,6 +251,7 @@ async fn put_logs_counted(
         return Err(refused);
     }
     let format = BodyFormat::from_headers(&headers)?;
+    let key = RequestKey::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
     let arrival_ns = now_ns();
     let window = EventTimeWindow::for_pool(
@@ -245,45 +284,118 @@ async fn put_logs_counted(
         accepted as u64,
         raw.len() as u64,
     ))?;
-    let first_shard = state.next_shard.fetch_add(1, Ordering::Relaxed);
+    // A keyed request is split the same way on every retry: its key, not a counter,
+    // picks the first shard.
+    let first_shard = match &key {
+        Some(key) => fnv1a(key.as_str().as_bytes()) as usize,
+        None => state.next_shard.fetch_add(1, Ordering::Relaxed),
+    };
     let plan = sharding::plan(
         accepted,
         route.partitions.len(),
         params.hash_key.as_deref(),
         first_shard,
     );
-    let produces = plan.into_iter().map(|(shard_index, run)| {
-        let queue = state.queue.clone();
-        let shard = route.shard_addr(shard_index);
-        let pool_id = route.pool_id;
-        // The produces run inside this request's task: a borrow is enough.
-        let records = &records;
-        async move {
-            let shard = shard.ok_or_else(|| ApiError::internal("shard plan outside the pool"))?;
-            let record_count = run.len();
+    let parts = plan
+        .into_iter()
+        .map(|(shard_index, run)| {
+            let shard = route
+                .shard_addr(shard_index)
+                .ok_or_else(|| ApiError::internal("shard plan outside the pool"))?;
+            let records_in_run = run.len();
             let payload = records.encode_run(run).map_err(ApiError::internal)?;
-            let properties = BatchProperties {
-                pool_id,
-                record_count: record_count as u32,
-                format_version: BATCH_FORMAT_VERSION,
-            };
-            let position = queue
-                .produce(&shard, properties, Bytes::from(payload))
-                .await?;
-            Ok::<_, ApiError>(ShardReceipt {
-                shard: shard_index,
-                position,
-                records: record_count,
+            Ok(PlannedPart {
+                shard_index,
+                shard,
+                records: records_in_run,
+                payload: Bytes::from(payload),
             })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let shards = match &key {
+        Some(key) => {
+            let body = digest(&[
+                &raw,
+                params.hash_key.as_deref().unwrap_or("").as_bytes(),
+                &[format as u8],
+            ]);
+            let keyed = state
+                .idempotency
+                .put_once(
+                    &state.queue,
+                    &state.faults,
+                    route.pool_id,
+                    key,
+                    body,
+                    &parts,
+                )
+                .await?;
+            match keyed {
+                KeyedPut::Stored(receipts) => receipts
+                    .into_iter()
+                    .map(|receipt| ShardReceipt {
+                        shard: receipt.shard_index,
+                        position: receipt.position,
+                        records: receipt.records,
+                    })
+                    .collect(),
+                // Ingest goes on while the ledger (etcd) is down, as it does for the
+                // routing: the request is stored as if it had no key.
+                KeyedPut::LedgerUnavailable => {
+                    state
+                        .stats
+                        .requests_without_ledger
+                        .fetch_add(1, Ordering::Relaxed);
+                    produce_unkeyed(&state, route.pool_id, &parts).await?
+                }
+            }
         }
-    });
-    let shards = try_join_all(produces).await?;
+        None => produce_unkeyed(&state, route.pool_id, &parts).await?,
+    };
+    let write_token = WriteToken {
+        pool_id: route.pool_id,
+        batches: shards
+            .iter()
+            .map(|receipt| {
+                let shard = route
+                    .shard_addr(receipt.shard)
+                    .ok_or_else(|| ApiError::internal("a receipt outside the pool"))?;
+                Ok(WrittenBatch {
+                    partition: shard.partition,
+                    position: receipt.position,
+                    records: receipt.records as u32,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+    };
     Ok(Json(PutResponse {
         accepted,
         shards,
         refused: refusals.count,
         refused_records: refusals.listed,
+        write_token: write_token.to_string(),
     }))
+}
+
+/// Produces every part of a request without a key (or whose key's ledger is down).
+async fn produce_unkeyed(
+    state: &PutDatasState,
+    pool_id: i64,
+    parts: &[PlannedPart],
+) -> Result<Vec<ShardReceipt>, ApiError> {
+    let batches: Vec<&PlannedPart> = parts.iter().collect();
+    let outcomes = idempotency::produce_parts(&state.queue, &state.faults, pool_id, &batches).await;
+    parts
+        .iter()
+        .zip(outcomes)
+        .map(|(part, outcome)| {
+            Ok(ShardReceipt {
+                shard: part.shard_index,
+                position: outcome?,
+                records: part.records,
+            })
+        })
+        .collect()
 }
 
 /// The 400 of a request whose every record is outside the event-time window: it

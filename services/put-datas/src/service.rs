@@ -15,6 +15,7 @@ pub const NAME: &str = "put-datas";
 pub fn service() -> Service {
     let needs = EngineNeeds {
         queue: true,
+        idempotency: true,
         ..EngineNeeds::default()
     };
     Service::new(NAME, needs, start)
@@ -23,14 +24,15 @@ pub fn service() -> Service {
 /// Starts put-datas.
 ///
 /// # Errors
-/// Fails when the process did not build the queue.
+/// Fails when the process did not build the queue or the idempotency ledger.
 pub async fn start(context: ServiceContext) -> anyhow::Result<ServiceHandle> {
     let engines = &context.engines;
     let state = PutDatasState::new(
         engines.queue()?,
         context.routing(),
         context.config.limits.clone(),
-    );
+    )
+    .with_idempotency(engines.idempotency()?, &context.config.idempotency);
     let readiness = Readiness::coordination(engines).and_queue(engines)?;
     Ok(ServiceHandle::new(readiness)
         .with_metrics(state.stats.clone())

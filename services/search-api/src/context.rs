@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::hits::hit_json;
 use crate::params::ContextParams;
+use crate::wait_for::WaitFor;
 use crate::SearchState;
 
 /// The field whose value `same_source` compares.
@@ -23,6 +24,7 @@ pub(crate) async fn context(
     AppQuery(params): AppQuery<ContextParams>,
 ) -> Result<Json<Value>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     let anchor = DocIdentity::parse(&id).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -35,6 +37,9 @@ pub(crate) async fn context(
         return Err(not_found());
     }
     let _permit = limiter.try_acquire()?;
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let mut request = ContextRequest {
         anchor,
         filter: Query::All,

@@ -17,7 +17,8 @@
 //! Modules: [`params`] (request parameters and their validation), [`cursor`],
 //! [`interval`] (automatic histogram intervals), [`planner`] (partition pruning,
 //! newest-first steps, time budget), [`limiter`] (concurrent queries per tenant),
-//! [`hits`] (the JSON of a hit).
+//! [`hits`] (the JSON of a hit), [`wait_for`] (read-your-writes: search, its
+//! stream, histogram, SQL and context may wait for a PutDatas `write_token`).
 
 pub mod context;
 pub mod cursor;
@@ -30,6 +31,7 @@ pub mod planner;
 pub mod query_sql;
 pub mod service;
 pub mod stream;
+pub mod wait_for;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ use crate::hits::{highlight_bytes, hit_with_highlight};
 use crate::limiter::TenantLimiter;
 use crate::params::{HistogramParams, SearchParams};
 use crate::planner::PlannedSearch;
+use crate::wait_for::WaitFor;
 
 /// What the search handlers need.
 #[derive(Debug, Clone)]
@@ -136,9 +139,15 @@ pub(crate) async fn prepare_search(
     params: SearchParams,
 ) -> Result<PreparedSearch, ApiError> {
     let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
+    // The wait holds the query's slot: the index lookups of the waiting reads of one
+    // tenant are bounded like its queries.
     let permit = limiter.try_acquire()?;
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let highlighter = resolved
         .highlight
         .then(|| Highlighter::new(&resolved.query));
@@ -249,9 +258,13 @@ async fn histogram(
     params: HistogramParams,
 ) -> Result<Json<Value>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let request = HistogramRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,

@@ -41,6 +41,10 @@ pub struct SearchParams {
     /// Count every match (default true); `false` stops as soon as the page is full
     /// and makes `total` a lower bound.
     pub track_total: Option<bool>,
+    /// A PutDatas `write_token`: answer only once its records are searchable.
+    pub wait_for: Option<String>,
+    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
+    pub wait_timeout_ms: Option<u64>,
 }
 
 /// Field summary parameters.
@@ -67,6 +71,10 @@ pub struct ContextParams {
     pub after: Option<usize>,
     /// Only records with the anchor's `source`.
     pub same_source: Option<bool>,
+    /// A PutDatas `write_token`: answer only once its records are searchable.
+    pub wait_for: Option<String>,
+    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
+    pub wait_timeout_ms: Option<u64>,
 }
 
 /// Histogram parameters.
@@ -83,6 +91,10 @@ pub struct HistogramParams {
     pub interval: Option<String>,
     /// `and` (default) or `or`.
     pub default_operator: Option<String>,
+    /// A PutDatas `write_token`: answer only once its records are searchable.
+    pub wait_for: Option<String>,
+    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
+    pub wait_timeout_ms: Option<u64>,
 }
 
 /// Validated search parameters.

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::params::{SearchParams, TimeParam};
+use crate::wait_for::WaitFor;
 use crate::SearchState;
 
 /// Groups one statement may produce; more is a 400 rather than a silent cut, since
@@ -42,6 +43,10 @@ pub struct SqlQueryParams {
     pub to: Option<TimeParam>,
     /// `and` (default) or `or`: how adjacent terms of the search combine.
     pub default_operator: Option<String>,
+    /// A PutDatas `write_token`: answer only once its records are searchable.
+    pub wait_for: Option<String>,
+    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
+    pub wait_timeout_ms: Option<u64>,
 }
 
 pub(crate) async fn query_post(
@@ -51,6 +56,7 @@ pub(crate) async fn query_post(
     AppJson(params): AppJson<SqlQueryParams>,
 ) -> Result<Json<SqlTable>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
+    let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let split = split_pipe(&params.query).ok_or_else(|| {
         ApiError::bad_request(
             "`query` needs `| SELECT ...` after the search, e.g. `* | SELECT count(*)`; \
@@ -70,6 +76,9 @@ pub(crate) async fn query_post(
     let plan = plan_sql(split.sql, &route.name, search.query)
         .map_err(|error| sql_error(error.shifted(split.sql_offset)))?;
     let _permit = limiter.try_acquire()?;
+    if let Some(wait) = wait {
+        wait.until_searchable(&state.index, &route).await?;
+    }
     let table = match plan.shape {
         PlanShape::Aggregate(aggregate) => {
             let request = AggregateRequest {

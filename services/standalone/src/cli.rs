@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use logpool_client::{ClientError, Encoding, LogpoolClient};
+use logpool_client::{new_request_key, ClientError, Encoding, LogpoolClient};
 use serde_json::{json, Value};
 
 /// Options of `logpool put`.
@@ -32,13 +32,18 @@ pub struct PutOptions {
     pub ca_cert: Option<PathBuf>,
     /// API key sent as `Authorization: Bearer`.
     pub api_key: Option<String>,
+    /// After the last batch, wait up to this long until every record sent is
+    /// searchable (`--wait`); `None` returns once the records are durable.
+    pub wait: Option<Duration>,
 }
 
 /// Sends a file line by line: a line that is a JSON object is sent as the record,
 /// any other line as `{"message": line}`. Returns the number of records accepted.
+/// With [`PutOptions::wait`], returns only once they are all searchable.
 ///
 /// # Errors
-/// Fails on unreadable input, a rejected request (4xx), or when retries run out.
+/// Fails on unreadable input, a rejected request (4xx), when retries run out, or
+/// when the records are not searchable within the wait.
 pub async fn put(options: &PutOptions) -> anyhow::Result<u64> {
     let client = client(
         &options.url,
@@ -67,6 +72,7 @@ pub async fn put(options: &PutOptions) -> anyhow::Result<u64> {
         (None, false) => ProgressBar::new_spinner(),
     };
     let mut accepted = 0u64;
+    let mut write_tokens = Vec::new();
     let mut batch = Vec::with_capacity(options.batch_bytes.min(16 * 1024 * 1024));
     let mut batch_records = 0usize;
     for (index, line) in BufReader::new(reader).lines().enumerate() {
@@ -83,40 +89,99 @@ pub async fn put(options: &PutOptions) -> anyhow::Result<u64> {
         batch.push(b'\n');
         batch_records += 1;
         if batch_records >= options.batch_records || batch.len() >= options.batch_bytes {
-            accepted += send_with_retries(&client, options, std::mem::take(&mut batch)).await?;
+            let sent = send_with_retries(&client, options, std::mem::take(&mut batch)).await?;
+            accepted += sent.accepted;
+            write_tokens.push(sent.write_token);
             batch_records = 0;
             progress.set_message(format!("{accepted} records"));
         }
     }
     if batch_records > 0 {
-        accepted += send_with_retries(&client, options, batch).await?;
+        let sent = send_with_retries(&client, options, batch).await?;
+        accepted += sent.accepted;
+        write_tokens.push(sent.write_token);
+    }
+    if let Some(wait) = options.wait {
+        progress.set_message(format!("{accepted} records, waiting until searchable"));
+        wait_until_searchable(&client, options, &write_tokens, wait).await?;
     }
     progress.finish_with_message(format!("{accepted} records"));
     Ok(accepted)
+}
+
+/// What the server answered for one batch.
+struct Sent {
+    accepted: u64,
+    write_token: String,
+}
+
+/// Waits until the records of every token are searchable, asking the server to hold
+/// a one-hit search until they are (`wait_for`), for at most `wait` in all.
+async fn wait_until_searchable(
+    client: &LogpoolClient,
+    options: &PutOptions,
+    write_tokens: &[String],
+    wait: Duration,
+) -> anyhow::Result<()> {
+    /// The server's longest wait per request.
+    const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + wait;
+    for token in write_tokens {
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let params = json!({
+                "limit": 1,
+                "track_total": false,
+                "wait_for": token,
+                "wait_timeout_ms": left.min(MAX_SERVER_WAIT).as_millis() as u64,
+            });
+            match client
+                .search(&options.project, &options.pool, &params)
+                .await
+            {
+                Ok(_) => break,
+                Err(ClientError::Http { status: 408, .. }) if !left.is_zero() => continue,
+                Err(error) => bail!(
+                    "the records were stored, but are not all searchable after {wait:?}: {error}"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn send_with_retries(
     client: &LogpoolClient,
     options: &PutOptions,
     body: Vec<u8>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Sent> {
     let mut delay = Duration::from_millis(200);
+    // Every attempt of this batch carries the same key, so a retry after a partly
+    // stored attempt stores nothing twice.
+    let request_key = new_request_key();
     for attempt in 1..=options.max_attempts.max(1) {
         let result = client
-            .put_raw(
+            .put_raw_with_key(
                 &options.project,
                 &options.pool,
                 "application/x-ndjson",
                 Encoding::Gzip,
                 body.clone(),
                 None,
+                &request_key,
             )
             .await;
         match result {
             Ok(answer) => {
-                return answer["accepted"]
-                    .as_u64()
-                    .context("answer has no `accepted`")
+                return Ok(Sent {
+                    accepted: answer["accepted"]
+                        .as_u64()
+                        .context("answer has no `accepted`")?,
+                    write_token: answer["write_token"]
+                        .as_str()
+                        .context("answer has no `write_token`")?
+                        .to_string(),
+                })
             }
             Err(error) if error.is_retryable() && attempt < options.max_attempts => {
                 let wait = match &error {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use logpool_engines::config::Config;
@@ -60,6 +61,12 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Return only once every record sent is searchable (read-your-writes).
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits at most, in seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_timeout_secs: u64,
         /// File to send; stdin when missing.
         file: Option<PathBuf>,
     },
@@ -132,6 +139,8 @@ async fn main() -> anyhow::Result<()> {
             batch_records,
             max_attempts,
             quiet,
+            wait,
+            wait_timeout_secs,
             file,
             ca_cert,
             api_key,
@@ -147,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
                 quiet,
                 ca_cert,
                 api_key,
+                wait: wait.then(|| Duration::from_secs(wait_timeout_secs)),
             };
             let accepted = put(&options).await?;
             eprintln!("{accepted} records accepted");

@@ -58,8 +58,6 @@ pub type MysqlMetadataStore = SqlMetadataStore<MySql>;
 impl Dialect for MySql {
     const LABEL: &'static str = "MySQL";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
-    // `delete_project` locks the project row for update, so it waits for a key or
-    // limit being written for that project, and the write waits for a deletion.
     const FOR_SHARE: &'static str = " LOCK IN SHARE MODE";
     const INSERT_OR_IGNORE: &'static str = "INSERT IGNORE";
     const GREATEST: &'static str = "GREATEST";

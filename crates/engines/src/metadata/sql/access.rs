@@ -30,6 +30,29 @@ sql_impl! {
         Ok(())
     }
 
+    /// Fails with NotFound (kind `project`) when the project does not exist, and
+    /// keeps it from being deleted until the transaction ends: a key or limit for a
+    /// project that does not exist would be inherited by a project created later
+    /// under that name. `delete_project` locks the project row for update, so it
+    /// waits for the key or limit being written, and the write waits for a deletion.
+    async fn hold_project_in(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        project: &str,
+    ) -> MetadataResult<()> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM projects WHERE tenant = ? AND name = ?{}",
+            DB::FOR_SHARE
+        )))
+        .bind(tenant)
+        .bind(project)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error::<DB>)?
+        .ok_or_else(|| not_found("project", project))?;
+        Ok(())
+    }
+
     /// Deletes the keys scoped to a project and the project's limits, inside the
     /// transaction that deletes the project: a project re-created under the same
     /// name must not inherit an old key or limit.
@@ -115,18 +138,7 @@ sql_impl! {
         self.ensure_tenant(&key.tenant).await?;
         let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
         if let Some(project) = &key.project {
-            // A key for a project that does not exist would be inherited by a project
-            // created later under that name.
-            sqlx::query(AssertSqlSafe(format!(
-                "SELECT id FROM projects WHERE tenant = ? AND name = ?{}",
-                DB::FOR_SHARE
-            )))
-            .bind(&key.tenant)
-            .bind(project)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?
-            .ok_or_else(|| not_found("project", project))?;
+            Self::hold_project_in(&mut tx, &key.tenant, project).await?;
         }
         let stored = ApiKey {
             id: key.id,
@@ -295,16 +307,7 @@ sql_impl! {
         self.ensure_tenant(tenant).await?;
         let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
         if let Some(project) = project {
-            sqlx::query(AssertSqlSafe(format!(
-                "SELECT id FROM projects WHERE tenant = ? AND name = ?{}",
-                DB::FOR_SHARE
-            )))
-            .bind(tenant)
-            .bind(project)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?
-            .ok_or_else(|| not_found("project", project))?;
+            Self::hold_project_in(&mut tx, tenant, project).await?;
         }
         sqlx::query(AssertSqlSafe(DB::upsert(
             "INSERT INTO limits (tenant, project, limits, updated_at_ms) VALUES (?, ?, ?, ?)",

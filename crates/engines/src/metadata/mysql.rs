@@ -165,7 +165,7 @@ mod tests {
     use sqlx::MySqlPool;
 
     use super::*;
-    use crate::metadata::conformance::{new_pool, run_metadata_conformance};
+    use crate::metadata::conformance::new_pool;
     use crate::metadata::{AccessStore, CatalogStore};
 
     const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -209,18 +209,36 @@ mod tests {
         let _ = MySql::drop_database(url).await;
     }
 
-    #[tokio::test]
-    async fn test_metadata_conformance_on_mysql() {
-        let url = test_database_url();
-        tokio::time::timeout(TEST_TIMEOUT, async {
+    /// A database of its own on the test server, dropped after the scenario.
+    struct MysqlFixture {
+        store: Arc<MysqlMetadataStore>,
+        url: String,
+    }
+
+    impl crate::metadata::conformance::ConformanceFixture for MysqlFixture {
+        async fn open() -> Self {
+            let url = test_database_url();
             let store = MysqlMetadataStore::connect(&test_config(&url))
                 .await
                 .expect("connect");
-            run_metadata_conformance(Arc::new(store)).await;
-        })
-        .await
-        .expect("the conformance suite finishes in time");
-        drop_database(&url).await;
+            MysqlFixture {
+                store: Arc::new(store),
+                url,
+            }
+        }
+
+        fn store(&self) -> Arc<dyn crate::metadata::MetadataStore> {
+            self.store.clone()
+        }
+
+        async fn close(self) {
+            self.store.pool().close().await;
+            drop_database(&self.url).await;
+        }
+    }
+
+    mod conformance {
+        crate::metadata::conformance::metadata_conformance_tests!(super::MysqlFixture);
     }
 
     #[tokio::test]

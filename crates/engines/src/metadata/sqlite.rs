@@ -248,18 +248,33 @@ mod tests {
             .expect("the old project is usable");
     }
 
-    #[tokio::test]
-    async fn test_metadata_conformance_on_sqlite() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = SqliteMetadataConfig {
-            path: dir.path().join("meta.sqlite"),
-        };
-        let store = SqliteMetadataStore::open(&config).await.expect("open");
-        tokio::time::timeout(
-            std::time::Duration::from_secs(60),
-            crate::metadata::conformance::run_metadata_conformance(std::sync::Arc::new(store)),
-        )
-        .await
-        .expect("the conformance suite finishes within 60 s");
+    /// A store in a temporary directory of its own.
+    struct SqliteFixture {
+        store: std::sync::Arc<SqliteMetadataStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl crate::metadata::conformance::ConformanceFixture for SqliteFixture {
+        async fn open() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = SqliteMetadataConfig {
+                path: dir.path().join("meta.sqlite"),
+            };
+            let store = SqliteMetadataStore::open(&config).await.expect("open");
+            SqliteFixture {
+                store: std::sync::Arc::new(store),
+                _dir: dir,
+            }
+        }
+
+        fn store(&self) -> std::sync::Arc<dyn crate::metadata::MetadataStore> {
+            self.store.clone()
+        }
+
+        async fn close(self) {}
+    }
+
+    mod conformance {
+        crate::metadata::conformance::metadata_conformance_tests!(super::SqliteFixture);
     }
 }

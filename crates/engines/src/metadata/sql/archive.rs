@@ -22,16 +22,16 @@ sql_impl! {
         ) -> MetadataResult<()> {
             let pool = self.get_pool(tenant, project, pool).await?;
             sqlx::query(AssertSqlSafe(DB::upsert(
-                "INSERT INTO pool_archive_settings (pool_id, settings, updated_at_ms) VALUES (?, ?, ?)",
-                &["pool_id"],
-                &["settings", "updated_at_ms"],
-            )))
-            .bind(pool.id)
-            .bind(to_json(settings)?)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "INSERT INTO pool_archive_settings (pool_id, settings, updated_at_ms) VALUES (?, ?, ?)",
+                    &["pool_id"],
+                    &["settings", "updated_at_ms"],
+                )))
+                .bind(pool.id)
+                .bind(to_json(settings)?)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error::<DB>)?;
             Ok(())
         }
 
@@ -49,7 +49,8 @@ sql_impl! {
                 .map_err(db_error::<DB>)?;
             match row {
                 Some(row) => Ok(Some(settings_from_json(
-                    &row.try_get::<String, _>("settings").map_err(db_error::<DB>)?,
+                    &row.try_get::<String, _>("settings")
+                        .map_err(db_error::<DB>)?,
                 )?)),
                 None => Ok(None),
             }
@@ -58,11 +59,11 @@ sql_impl! {
         async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<i64, ArchiveSettings>> {
             // Joined with pools: settings of a deleted pool never reach a snapshot.
             let rows = sqlx::query(
-                "SELECT a.pool_id, a.settings FROM pool_archive_settings a JOIN pools p ON p.id = a.pool_id ORDER BY a.pool_id",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "SELECT a.pool_id, a.settings FROM pool_archive_settings a JOIN pools p ON p.id = a.pool_id ORDER BY a.pool_id",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error::<DB>)?;
             let mut all = BTreeMap::new();
             for row in rows {
                 let pool_id: i64 = row.try_get("pool_id").map_err(db_error::<DB>)?;

@@ -18,7 +18,11 @@ fn partitions_exhausted() -> MetadataError {
 
 sql_impl! {
     impl {
-        pub(super) async fn project_row(&self, tenant: &str, name: &str) -> MetadataResult<Project> {
+        pub(super) async fn project_row(
+            &self,
+            tenant: &str,
+            name: &str,
+        ) -> MetadataResult<Project> {
             let row = sqlx::query(AssertSqlSafe(format!(
                 "{SELECT_PROJECTS} WHERE tenant = ? AND name = ?"
             )))
@@ -106,19 +110,19 @@ sql_impl! {
             self.ensure_tenant(tenant).await?;
             let now = now_ms();
             let result = sqlx::query(
-                "INSERT INTO projects (tenant, name, description, next_partition, created_at_ms, updated_at_ms) \
-                 VALUES (?, ?, ?, COALESCE((SELECT r.next_partition FROM retired_project_partitions r \
-                 WHERE r.tenant = ? AND r.project = ?), 0), ?, ?)",
-            )
-            .bind(tenant)
-            .bind(name)
-            .bind(description)
-            .bind(tenant)
-            .bind(name)
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
+                    "INSERT INTO projects (tenant, name, description, next_partition, created_at_ms, updated_at_ms) \
+                     VALUES (?, ?, ?, COALESCE((SELECT r.next_partition FROM retired_project_partitions r \
+                     WHERE r.tenant = ? AND r.project = ?), 0), ?, ?)",
+                )
+                .bind(tenant)
+                .bind(name)
+                .bind(description)
+                .bind(tenant)
+                .bind(name)
+                .bind(now)
+                .bind(now)
+                .execute(&self.pool)
+                .await;
             match result {
                 Ok(_) => self.project_row(tenant, name).await,
                 Err(error) if is_unique_violation(&error) => Err(already_exists("project", name)),
@@ -182,7 +186,7 @@ sql_impl! {
             // name never gets the old queue partitions back.
             sqlx::query(AssertSqlSafe(DB::upsert(
                 "INSERT INTO retired_project_partitions (tenant, project, next_partition) \
-                 SELECT tenant, name, next_partition FROM projects WHERE id = ?",
+                     SELECT tenant, name, next_partition FROM projects WHERE id = ?",
                 &["tenant", "project"],
                 &["next_partition"],
             )))
@@ -221,22 +225,22 @@ sql_impl! {
                     .collect();
             let now = now_ms();
             let inserted = sqlx::query(
-                "INSERT INTO pools (project_id, name, description, partitions, retention_days, field_hints, \
-                 max_event_age_days, max_event_future_secs, created_at_ms, updated_at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(project_id)
-            .bind(&pool.name)
-            .bind(&pool.description)
-            .bind(to_json(&partitions)?)
-            .bind(i64::from(pool.retention_days))
-            .bind(to_json(&pool.field_hints)?)
-            .bind(pool.event_window.max_event_age_days.map(i64::from))
-            .bind(pool.event_window.max_event_future_secs.map(i64::from))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
+                    "INSERT INTO pools (project_id, name, description, partitions, retention_days, field_hints, \
+                     max_event_age_days, max_event_future_secs, created_at_ms, updated_at_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(project_id)
+                .bind(&pool.name)
+                .bind(&pool.description)
+                .bind(to_json(&partitions)?)
+                .bind(i64::from(pool.retention_days))
+                .bind(to_json(&pool.field_hints)?)
+                .bind(pool.event_window.max_event_age_days.map(i64::from))
+                .bind(pool.event_window.max_event_future_secs.map(i64::from))
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
             match inserted {
                 Ok(_) => {}
                 // Dropping `tx` rolls back, so the partitions allocated above are not
@@ -301,13 +305,18 @@ sql_impl! {
                 let have = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
                 if shards < have {
                     return Err(MetadataError::Conflict(format!(
-                        "`shards` can only grow: pool `{name}` has {have} shards, asked for {shards}"
-                    )));
+                            "`shards` can only grow: pool `{name}` has {have} shards, asked for {shards}"
+                        )));
                 }
                 if shards > have {
                     partitions.extend(
-                        Self::allocate_partitions(&mut tx, project_id, next_partition, shards - have)
-                            .await?,
+                        Self::allocate_partitions(
+                            &mut tx,
+                            project_id,
+                            next_partition,
+                            shards - have,
+                        )
+                        .await?,
                     );
                 }
             }
@@ -317,26 +326,31 @@ sql_impl! {
                 hints.extend(new_hints);
             }
             sqlx::query(
-                "UPDATE pools SET description = ?, partitions = ?, retention_days = ?, field_hints = ?, \
-                 max_event_age_days = ?, max_event_future_secs = ?, updated_at_ms = ? WHERE id = ?",
-            )
-            .bind(patch.description.unwrap_or(current.description))
-            .bind(to_json(&partitions)?)
-            .bind(i64::from(patch.retention_days.unwrap_or(current.retention_days)))
-            .bind(to_json(&hints)?)
-            .bind(event_window.max_event_age_days.map(i64::from))
-            .bind(event_window.max_event_future_secs.map(i64::from))
-            .bind(now_ms())
-            .bind(current.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "UPDATE pools SET description = ?, partitions = ?, retention_days = ?, field_hints = ?, \
+                     max_event_age_days = ?, max_event_future_secs = ?, updated_at_ms = ? WHERE id = ?",
+                )
+                .bind(patch.description.unwrap_or(current.description))
+                .bind(to_json(&partitions)?)
+                .bind(i64::from(patch.retention_days.unwrap_or(current.retention_days)))
+                .bind(to_json(&hints)?)
+                .bind(event_window.max_event_age_days.map(i64::from))
+                .bind(event_window.max_event_future_secs.map(i64::from))
+                .bind(now_ms())
+                .bind(current.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error::<DB>)?;
             let updated = Self::pool_for_update(&mut tx, project_id, name).await?;
             tx.commit().await.map_err(db_error::<DB>)?;
             Ok(updated)
         }
 
-        async fn delete_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
+        async fn delete_pool(
+            &self,
+            tenant: &str,
+            project: &str,
+            name: &str,
+        ) -> MetadataResult<Pool> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
             let (project_id, _) = Self::lock_project(&mut tx, tenant, project).await?;
             let pool = Self::pool_for_update(&mut tx, project_id, name).await?;
@@ -373,7 +387,11 @@ sql_impl! {
             }
         }
 
-        async fn get_or_create_secret(&self, name: &str, candidate: &str) -> MetadataResult<String> {
+        async fn get_or_create_secret(
+            &self,
+            name: &str,
+            candidate: &str,
+        ) -> MetadataResult<String> {
             sqlx::query(AssertSqlSafe(format!(
                 "{} INTO server_secrets (name, secret, created_at_ms) VALUES (?, ?, ?)",
                 DB::INSERT_OR_IGNORE

@@ -62,23 +62,25 @@ sql_impl! {
             project: &str,
             pool: &str,
         ) -> MetadataResult<(i64, u32)> {
-            let project_exists = sqlx::query("SELECT id FROM projects WHERE tenant = ? AND name = ?")
-                .bind(tenant)
-                .bind(project)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(db_error::<DB>)?;
+            let project_exists =
+                sqlx::query("SELECT id FROM projects WHERE tenant = ? AND name = ?")
+                    .bind(tenant)
+                    .bind(project)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_error::<DB>)?;
             let Some(project_row) = project_exists else {
                 return Err(not_found("project", project));
             };
             let project_id: i64 = project_row.try_get("id").map_err(db_error::<DB>)?;
-            let row = sqlx::query("SELECT id, partitions FROM pools WHERE project_id = ? AND name = ?")
-                .bind(project_id)
-                .bind(pool)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(db_error::<DB>)?
-                .ok_or_else(|| not_found("pool", pool))?;
+            let row =
+                sqlx::query("SELECT id, partitions FROM pools WHERE project_id = ? AND name = ?")
+                    .bind(project_id)
+                    .bind(pool)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_error::<DB>)?
+                    .ok_or_else(|| not_found("pool", pool))?;
             let partitions: String = row.try_get("partitions").map_err(db_error::<DB>)?;
             let partitions: Vec<u32> = serde_json::from_str(&partitions)
                 .map_err(|e| MetadataError::Database(format!("bad partitions column: {e}")))?;
@@ -103,15 +105,15 @@ sql_impl! {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
             let (pool_id, _) = self.get_pool_in(&mut tx, tenant, project, pool).await?;
             let inserted = sqlx::query(
-                "INSERT INTO consumer_groups (pool_id, name, timeout_s, in_order, created_at_ms) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(pool_id)
-            .bind(&group.name)
-            .bind(i64::from(group.timeout_s))
-            .bind(i64::from(group.in_order))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await;
+                    "INSERT INTO consumer_groups (pool_id, name, timeout_s, in_order, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(pool_id)
+                .bind(&group.name)
+                .bind(i64::from(group.timeout_s))
+                .bind(i64::from(group.in_order))
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await;
             match inserted {
                 Ok(_) => {}
                 Err(error) if is_unique_violation(&error) => {
@@ -178,18 +180,18 @@ sql_impl! {
             let group_id = found.group.id;
             // A heartbeat that arrives late never moves the last one back in time.
             sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO consumer_group_members (group_id, consumer, last_heartbeat_ms) VALUES (?, ?, ?) \
-                 {} last_heartbeat_ms = {}(last_heartbeat_ms, {})",
-                DB::on_conflict_update(&["group_id", "consumer"]),
-                DB::GREATEST,
-                DB::proposed("last_heartbeat_ms")
-            )))
-            .bind(group_id)
-            .bind(consumer)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "INSERT INTO consumer_group_members (group_id, consumer, last_heartbeat_ms) VALUES (?, ?, ?) \
+                     {} last_heartbeat_ms = {}(last_heartbeat_ms, {})",
+                    DB::on_conflict_update(&["group_id", "consumer"]),
+                    DB::GREATEST,
+                    DB::proposed("last_heartbeat_ms")
+                )))
+                .bind(group_id)
+                .bind(consumer)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error::<DB>)?;
             let expired_before = now_ms.saturating_sub(i64::from(found.group.timeout_s) * 1000);
             sqlx::query(
                 "DELETE FROM consumer_group_members WHERE group_id = ? AND last_heartbeat_ms < ?",
@@ -202,17 +204,17 @@ sql_impl! {
             // Locking reads: a plain read would see the snapshot taken before this
             // transaction waited for the group lock, missing the last heartbeat's writes.
             let live = sqlx::query(AssertSqlSafe(format!(
-                "SELECT consumer FROM consumer_group_members WHERE group_id = ? ORDER BY consumer{}",
-                DB::FOR_UPDATE
-            )))
-            .bind(group_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?
-            .iter()
-            .map(|row| row.try_get::<String, _>("consumer"))
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(db_error::<DB>)?;
+                    "SELECT consumer FROM consumer_group_members WHERE group_id = ? ORDER BY consumer{}",
+                    DB::FOR_UPDATE
+                )))
+                .bind(group_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error::<DB>)?
+                .iter()
+                .map(|row| row.try_get::<String, _>("consumer"))
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(db_error::<DB>)?;
             let owner_rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT shard, consumer FROM consumer_group_owners WHERE group_id = ?{}",
                 DB::FOR_UPDATE
@@ -238,14 +240,14 @@ sql_impl! {
                     .map_err(db_error::<DB>)?;
                 for (shard, owner) in &assignment {
                     sqlx::query(
-                        "INSERT INTO consumer_group_owners (group_id, shard, consumer) VALUES (?, ?, ?)",
-                    )
-                    .bind(group_id)
-                    .bind(i64::from(*shard))
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error::<DB>)?;
+                            "INSERT INTO consumer_group_owners (group_id, shard, consumer) VALUES (?, ?, ?)",
+                        )
+                        .bind(group_id)
+                        .bind(i64::from(*shard))
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error::<DB>)?;
                 }
             }
             tx.commit().await.map_err(db_error::<DB>)?;
@@ -269,17 +271,17 @@ sql_impl! {
             let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
             let updated_at_ms = now_ms();
             sqlx::query(AssertSqlSafe(DB::upsert(
-                "INSERT INTO consumer_group_checkpoints (group_id, shard, checkpoint, updated_at_ms) VALUES (?, ?, ?, ?)",
-                &["group_id", "shard"],
-                &["checkpoint", "updated_at_ms"],
-            )))
-            .bind(found.group.id)
-            .bind(i64::from(shard))
-            .bind(cursor)
-            .bind(updated_at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "INSERT INTO consumer_group_checkpoints (group_id, shard, checkpoint, updated_at_ms) VALUES (?, ?, ?, ?)",
+                    &["group_id", "shard"],
+                    &["checkpoint", "updated_at_ms"],
+                )))
+                .bind(found.group.id)
+                .bind(i64::from(shard))
+                .bind(cursor)
+                .bind(updated_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error::<DB>)?;
             tx.commit().await.map_err(db_error::<DB>)?;
             Ok(Checkpoint {
                 shard,
@@ -298,12 +300,12 @@ sql_impl! {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
             let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
             let rows = sqlx::query(
-                "SELECT shard, checkpoint, updated_at_ms FROM consumer_group_checkpoints WHERE group_id = ? ORDER BY shard",
-            )
-            .bind(found.group.id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error::<DB>)?;
+                    "SELECT shard, checkpoint, updated_at_ms FROM consumer_group_checkpoints WHERE group_id = ? ORDER BY shard",
+                )
+                .bind(found.group.id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error::<DB>)?;
             tx.commit().await.map_err(db_error::<DB>)?;
             rows.iter()
                 .map(|row| checkpoint_from_row(row, db_error::<DB>))

@@ -13,8 +13,8 @@
 //!   MySQL [`Dialect`] (upserts, `FOR UPDATE` row locks) and the connection.
 //! - Names use the `utf8mb4_bin` collation, so they are case-sensitive exactly as in
 //!   SQLite, and both dialects pass the same conformance suite (`metadata::conformance`).
-//! - Losing the server is reported as [`MetadataError::Database`] with a message saying
-//!   the store is unreachable; requests wait at most `connect_timeout_ms` for a
+//! - Losing the server is reported as [`MetadataError::Unavailable`], saying the
+//!   store is unreachable; requests wait at most `connect_timeout_ms` for a
 //!   connection, so control-api answers quickly instead of hanging.
 
 use std::str::FromStr;

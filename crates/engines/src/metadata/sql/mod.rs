@@ -92,8 +92,8 @@ impl<DB: Dialect> SqlMetadataStore<DB> {
         }
     }
 
-    /// The connection pool (for tests that look at the schema).
-    #[cfg(test)]
+    /// The connection pool (for the MySQL tests that look at the schema).
+    #[cfg(all(test, feature = "mysql"))]
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool
     }

@@ -1,8 +1,13 @@
 //! Stored tenants, API keys and limits (the source of truth for
 //! [`logpool_core::access::AccessTable`]).
 
+use std::fmt::Debug;
+
+use async_trait::async_trait;
 use logpool_core::access::{KeyEntry, Limits, Role};
 use serde::Serialize;
+
+use super::MetadataResult;
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,4 +87,85 @@ pub struct StoredLimits {
     pub project: Option<String>,
     /// The limits.
     pub limits: Limits,
+}
+
+/// Tenants, API keys and limits.
+#[async_trait]
+pub trait AccessStore: Send + Sync + Debug + 'static {
+    /// Creates a tenant. The `default` tenant exists from the first migration.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::AlreadyExists`] when the name is taken.
+    async fn create_tenant(&self, name: &str) -> MetadataResult<Tenant>;
+
+    /// Lists tenants sorted by name.
+    async fn list_tenants(&self) -> MetadataResult<Vec<Tenant>>;
+
+    /// Reads one tenant.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `tenant`).
+    async fn get_tenant(&self, name: &str) -> MetadataResult<Tenant>;
+
+    /// Stores a new key (enabled).
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `tenant`) when the tenant does not exist;
+    /// [`super::MetadataError::AlreadyExists`] (kind `key`) when the id is taken.
+    async fn create_key(&self, key: NewApiKey) -> MetadataResult<ApiKey>;
+
+    /// Stores the operator's bootstrap key (id [`logpool_core::access::BOOTSTRAP_KEY_ID`],
+    /// tenant `default`, role operator), replacing its salt and hash when it exists and
+    /// enabling it. Returns true when it did not exist before.
+    async fn save_bootstrap_key(&self, salt: &str, hash: &str) -> MetadataResult<bool>;
+
+    /// Reads one key of a tenant.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `key`) when no key has that id in that tenant.
+    async fn get_key(&self, tenant: &str, id: &str) -> MetadataResult<ApiKey>;
+
+    /// Lists a tenant's keys sorted by creation time, then id.
+    async fn list_keys(&self, tenant: &str) -> MetadataResult<Vec<ApiKey>>;
+
+    /// Enables or disables a key of a tenant and returns it.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `key`).
+    async fn set_key_enabled(
+        &self,
+        tenant: &str,
+        id: &str,
+        enabled: bool,
+    ) -> MetadataResult<ApiKey>;
+
+    /// Deletes a key of a tenant.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `key`).
+    async fn delete_key(&self, tenant: &str, id: &str) -> MetadataResult<()>;
+
+    /// Every key of every tenant (for the routing snapshot).
+    async fn all_keys(&self) -> MetadataResult<Vec<ApiKey>>;
+
+    /// Replaces the limits of a tenant (`project` = `None`) or of a project.
+    ///
+    /// # Errors
+    /// [`super::MetadataError::NotFound`] (kind `tenant` or `project`) when it does not exist.
+    async fn set_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+        limits: &logpool_core::access::Limits,
+    ) -> MetadataResult<()>;
+
+    /// Reads the limits of a tenant or project (all `None` when never set).
+    async fn get_limits(
+        &self,
+        tenant: &str,
+        project: Option<&str>,
+    ) -> MetadataResult<logpool_core::access::Limits>;
+
+    /// Every stored limit (for the routing snapshot).
+    async fn all_limits(&self) -> MetadataResult<Vec<StoredLimits>>;
 }

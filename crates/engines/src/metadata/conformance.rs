@@ -3,14 +3,17 @@
 //! The SQLite (embedded) and MySQL (distributed) stores must behave identically:
 //! the same errors for the same mistakes, the same orderings, and the same partition
 //! allocation (numbers are handed out per project and never reused, even after the
-//! pool that held them is deleted). Each implementation's test module calls
-//! [`run_metadata_conformance`] with a fresh, empty store.
+//! pool that held them is deleted). Each implementation's test module expands
+//! [`metadata_conformance_tests`] with a [`ConformanceFixture`] that opens a fresh,
+//! empty store: one named test per scenario, each on a store of its own.
 //!
 //! Every scenario uses its own tenant and checks `all_pools` only for that tenant, so
 //! the scenarios do not depend on each other's leftovers.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::routing::FieldType;
@@ -53,36 +56,120 @@ const SCENARIO_TENANTS: [&str; 15] = [
     "conf-archive",
 ];
 
-/// Runs every scenario against `store`, which must start empty.
-pub(crate) async fn run_metadata_conformance(store: Arc<dyn MetadataStore>) {
-    for tenant in SCENARIO_TENANTS {
-        store.create_tenant(tenant).await.expect("scenario tenant");
+/// How long one scenario may take, store set-up included.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fresh, empty store of one implementation for one scenario, and what to do with
+/// it once the scenario has run.
+pub(crate) trait ConformanceFixture: Sized + Send + 'static {
+    /// Opens an empty store.
+    async fn open() -> Self;
+    /// The store the scenario runs against.
+    fn store(&self) -> Arc<dyn MetadataStore>;
+    /// Releases what `open` created (a database on a shared server, say).
+    async fn close(self);
+}
+
+/// What a scenario takes: the store borrowed, or shared (to run tasks at once).
+pub(crate) trait ScenarioStore<'a> {
+    fn from_store(store: &'a Arc<dyn MetadataStore>) -> Self;
+}
+
+impl<'a> ScenarioStore<'a> for &'a dyn MetadataStore {
+    fn from_store(store: &'a Arc<dyn MetadataStore>) -> Self {
+        store.as_ref()
     }
-    scenario_partitions_are_never_reused(store.as_ref()).await;
-    scenario_recreated_project_continues_partition_numbers(store.as_ref()).await;
-    scenario_projects_crud_and_ordering(store.as_ref()).await;
-    scenario_unknown_objects_are_not_found(store.as_ref()).await;
-    scenario_pool_fields_and_updates(store.as_ref()).await;
-    scenario_delete_project_returns_and_cascades_its_pools(store.as_ref()).await;
-    scenario_all_pools_and_routes(store.as_ref()).await;
-    scenario_concurrent_pool_creation_allocates_disjoint_partitions(store.clone()).await;
-    scenario_server_secret_is_created_once(store.as_ref()).await;
-    scenario_consumer_group_crud_and_errors(store.as_ref()).await;
-    scenario_consumer_group_heartbeats_balance_and_take_over(store.as_ref()).await;
-    scenario_concurrent_heartbeats_never_share_a_shard(store.clone()).await;
-    scenario_archive_settings_follow_their_pool(store.as_ref()).await;
-    scenario_tenants_are_created_listed_and_unique(store.as_ref()).await;
-    scenario_keys_crud_and_tenant_isolation(store.as_ref()).await;
-    scenario_bootstrap_key_is_upserted(store.as_ref()).await;
-    scenario_limits_set_get_and_list(store.as_ref()).await;
-    scenario_deleting_a_project_removes_its_keys_and_limits(store.as_ref()).await;
+}
+
+impl ScenarioStore<'_> for Arc<dyn MetadataStore> {
+    fn from_store(store: &Arc<dyn MetadataStore>) -> Self {
+        store.clone()
+    }
+}
+
+/// Runs one scenario on a fresh store of `F`, then closes the store whether the
+/// scenario passed or not, and passes the scenario's panic on.
+pub(crate) async fn run_scenario<F, Fut>(
+    name: &str,
+    scenario: impl FnOnce(Arc<dyn MetadataStore>) -> Fut + Send + 'static,
+) where
+    F: ConformanceFixture,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let fixture = tokio::time::timeout(SCENARIO_TIMEOUT, F::open())
+        .await
+        .unwrap_or_else(|_| panic!("{name}: the store opens within {SCENARIO_TIMEOUT:?}"));
+    let store = fixture.store();
+    let outcome = tokio::spawn(tokio::time::timeout(SCENARIO_TIMEOUT, async move {
+        for tenant in SCENARIO_TENANTS {
+            store.create_tenant(tenant).await.expect("scenario tenant");
+        }
+        scenario(store).await;
+    }))
+    .await;
+    fixture.close().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("{name}: the scenario finishes within {SCENARIO_TIMEOUT:?}"),
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// Expands to one `#[tokio::test]` per scenario on the fixture `$fixture` (a
+/// [`ConformanceFixture`]), each on a fresh store, so one failing scenario does not
+/// hide the others.
+macro_rules! metadata_conformance_tests {
+    ($fixture:ty) => {
+        $crate::metadata::conformance::metadata_conformance_tests!(
+            @each $fixture;
+            scenario_partitions_are_never_reused,
+            scenario_recreated_project_continues_partition_numbers,
+            scenario_projects_crud_and_ordering,
+            scenario_unknown_objects_are_not_found,
+            scenario_pool_fields_and_updates,
+            scenario_delete_project_returns_and_cascades_its_pools,
+            scenario_all_pools_and_routes,
+            scenario_concurrent_pool_creation_allocates_disjoint_partitions,
+            scenario_server_secret_is_created_once,
+            scenario_consumer_group_crud_and_errors,
+            scenario_consumer_group_heartbeats_balance_and_take_over,
+            scenario_concurrent_heartbeats_never_share_a_shard,
+            scenario_archive_settings_follow_their_pool,
+            scenario_tenants_are_created_listed_and_unique,
+            scenario_keys_crud_and_tenant_isolation,
+            scenario_bootstrap_key_is_upserted,
+            scenario_limits_set_get_and_list,
+            scenario_deleting_a_project_removes_its_keys_and_limits,
+            scenario_store_is_healthy,
+        );
+    };
+    (@each $fixture:ty; $($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                use $crate::metadata::conformance::{self as conformance, ScenarioStore};
+                conformance::run_scenario::<$fixture, _>(stringify!($scenario), |store| async move {
+                    conformance::$scenario(ScenarioStore::from_store(&store)).await
+                })
+                .await;
+            }
+        )*
+    };
+}
+
+pub(crate) use metadata_conformance_tests;
+
+/// A store that is up answers its health check.
+pub(crate) async fn scenario_store_is_healthy(store: &dyn MetadataStore) {
     store.check_health().await.expect("health");
 }
 
 /// Queue topics are named by tenant, project name and partition number, so a project
 /// deleted and created again under the same name must not start at partition 0 again:
 /// it would be handed the old project's topics.
-async fn scenario_recreated_project_continues_partition_numbers(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_recreated_project_continues_partition_numbers(
+    store: &dyn MetadataStore,
+) {
     let tenant = "conf-recreate";
     store
         .create_project(tenant, "shop", "d")
@@ -143,7 +230,7 @@ async fn scenario_recreated_project_continues_partition_numbers(store: &dyn Meta
 }
 
 /// The scenario of the original SQLite test: allocation, duplicates, growth, deletion.
-async fn scenario_partitions_are_never_reused(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataStore) {
     let tenant = "conf-partitions";
     store
         .create_project(tenant, "shop", "d")
@@ -241,7 +328,7 @@ async fn scenario_partitions_are_never_reused(store: &dyn MetadataStore) {
 }
 
 /// Creation, duplicates, listing order, tenant isolation and description updates.
-async fn scenario_projects_crud_and_ordering(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_projects_crud_and_ordering(store: &dyn MetadataStore) {
     let tenant = "conf-projects";
     for name in ["bravo", "alpha", "charlie"] {
         let project = store
@@ -319,7 +406,7 @@ async fn scenario_projects_crud_and_ordering(store: &dyn MetadataStore) {
 }
 
 /// Every lookup, update and deletion of something missing answers `NotFound`.
-async fn scenario_unknown_objects_are_not_found(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_unknown_objects_are_not_found(store: &dyn MetadataStore) {
     let tenant = "conf-missing";
     let is_missing_project = |result| is_not_found(result, "project", "ghost");
     assert!(is_missing_project(
@@ -374,7 +461,7 @@ async fn scenario_unknown_objects_are_not_found(store: &dyn MetadataStore) {
 }
 
 /// Descriptions, retention and field hints round-trip; patches merge hints.
-async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
     let tenant = "conf-fields";
     store
         .create_project(tenant, "shop", "")
@@ -483,7 +570,9 @@ async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) {
 }
 
 /// Deleting a project returns its pools and removes them everywhere.
-async fn scenario_delete_project_returns_and_cascades_its_pools(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_delete_project_returns_and_cascades_its_pools(
+    store: &dyn MetadataStore,
+) {
     let tenant = "conf-cascade";
     store
         .create_project(tenant, "gone", "")
@@ -548,7 +637,7 @@ async fn scenario_delete_project_returns_and_cascades_its_pools(store: &dyn Meta
 }
 
 /// `all_pools` spans projects and tenants, ordered by pool id; routes mirror pools.
-async fn scenario_all_pools_and_routes(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_all_pools_and_routes(store: &dyn MetadataStore) {
     let tenants = ["conf-all-a", "conf-all-b"];
     let mut created = Vec::new();
     for tenant in tenants {
@@ -588,7 +677,7 @@ async fn scenario_all_pools_and_routes(store: &dyn MetadataStore) {
 }
 
 /// Pools created at the same time in one project never share a partition.
-async fn scenario_concurrent_pool_creation_allocates_disjoint_partitions(
+pub(crate) async fn scenario_concurrent_pool_creation_allocates_disjoint_partitions(
     store: Arc<dyn MetadataStore>,
 ) {
     let tenant = "conf-concurrent";
@@ -644,7 +733,7 @@ fn is_not_found(
 }
 
 /// The first caller's candidate wins; later candidates get the stored secret.
-async fn scenario_server_secret_is_created_once(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_server_secret_is_created_once(store: &dyn MetadataStore) {
     let first = store
         .get_or_create_secret("conf-secret", "aa11")
         .await
@@ -666,7 +755,7 @@ fn new_group(name: &str, timeout_s: u32, in_order: bool) -> NewConsumerGroup {
 }
 
 /// Groups are per pool, listed by name, 404 when unknown, deleted with their pool.
-async fn scenario_consumer_group_crud_and_errors(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn MetadataStore) {
     let tenant = "conf-groups";
     store
         .create_project(tenant, "shop", "")
@@ -818,7 +907,9 @@ async fn scenario_consumer_group_crud_and_errors(store: &dyn MetadataStore) {
 
 /// Two members split four shards; when one stops heart-beating for the timeout,
 /// the other owns everything; a member joining later gets its share.
-async fn scenario_consumer_group_heartbeats_balance_and_take_over(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_consumer_group_heartbeats_balance_and_take_over(
+    store: &dyn MetadataStore,
+) {
     let tenant = "conf-heartbeats";
     store
         .create_project(tenant, "shop", "")
@@ -870,7 +961,9 @@ async fn scenario_consumer_group_heartbeats_balance_and_take_over(store: &dyn Me
 
 /// Heartbeats of many members at once (as from several tail-ws processes) end in an
 /// assignment where every shard has exactly one owner.
-async fn scenario_concurrent_heartbeats_never_share_a_shard(store: Arc<dyn MetadataStore>) {
+pub(crate) async fn scenario_concurrent_heartbeats_never_share_a_shard(
+    store: Arc<dyn MetadataStore>,
+) {
     let tenant = "conf-concurrent-heartbeats";
     store
         .create_project(tenant, "shop", "")
@@ -926,7 +1019,7 @@ async fn scenario_concurrent_heartbeats_never_share_a_shard(store: Arc<dyn Metad
 
 /// Archive settings are stored per pool, replaced by a later set, listed by pool id
 /// for the routing snapshot, and deleted with their pool.
-async fn scenario_archive_settings_follow_their_pool(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_archive_settings_follow_their_pool(store: &dyn MetadataStore) {
     use logpool_core::archive::{ArchiveCompression, ArchiveSettings};
     let tenant = "conf-archive";
     store
@@ -983,7 +1076,7 @@ async fn scenario_archive_settings_follow_their_pool(store: &dyn MetadataStore) 
 
 /// Tenants are unique by exact name, listed by name; `default` exists from the start;
 /// projects cannot be created in a tenant that does not exist.
-async fn scenario_tenants_are_created_listed_and_unique(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_tenants_are_created_listed_and_unique(store: &dyn MetadataStore) {
     let default = store
         .get_tenant(DEFAULT_TENANT)
         .await
@@ -1060,7 +1153,7 @@ async fn key_ids(store: &dyn MetadataStore, tenant: &str) -> Vec<String> {
 
 /// Keys round-trip every field and role; a key is only reachable through its own
 /// tenant; ids are unique across tenants.
-async fn scenario_keys_crud_and_tenant_isolation(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_keys_crud_and_tenant_isolation(store: &dyn MetadataStore) {
     let tenant = "conf-keys";
     let other = "conf-keys-other";
     store.create_tenant(tenant).await.expect("tenant");
@@ -1240,7 +1333,7 @@ async fn scenario_keys_crud_and_tenant_isolation(store: &dyn MetadataStore) {
 }
 
 /// The bootstrap key is created once, then only gets a new secret and is re-enabled.
-async fn scenario_bootstrap_key_is_upserted(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_bootstrap_key_is_upserted(store: &dyn MetadataStore) {
     assert!(
         store
             .save_bootstrap_key("salt-1", "hash-1")
@@ -1316,7 +1409,7 @@ fn limits_of(tenant: &[StoredLimits], wanted: &str) -> Vec<StoredLimits> {
 }
 
 /// Limits are replaced as a whole, per tenant and per project, and default to none.
-async fn scenario_limits_set_get_and_list(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_limits_set_get_and_list(store: &dyn MetadataStore) {
     let tenant = "conf-limits";
     store.create_tenant(tenant).await.expect("tenant");
     store
@@ -1410,7 +1503,9 @@ async fn scenario_limits_set_get_and_list(store: &dyn MetadataStore) {
 
 /// A project deleted and created again under its name starts without the old
 /// project's scoped keys and limits; other projects and tenant-wide ones stay.
-async fn scenario_deleting_a_project_removes_its_keys_and_limits(store: &dyn MetadataStore) {
+pub(crate) async fn scenario_deleting_a_project_removes_its_keys_and_limits(
+    store: &dyn MetadataStore,
+) {
     let tenant = "conf-scoped";
     store.create_tenant(tenant).await.expect("tenant");
     for project in ["shop", "other"] {

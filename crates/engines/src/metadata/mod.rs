@@ -4,14 +4,13 @@
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
 pub mod access;
-pub(crate) mod access_sql;
-pub(crate) mod archive_sql;
+pub mod archive;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod consumer_groups;
 #[cfg(feature = "mysql")]
 pub mod mysql;
-pub(crate) mod rows;
+pub mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -22,8 +21,10 @@ use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::routing::{FieldType, PoolRoute};
 use serde::Serialize;
 
-pub use access::{ApiKey, NewApiKey, StoredLimits, Tenant};
-pub use consumer_groups::{Checkpoint, ConsumerGroup, NewConsumerGroup};
+pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
+pub use archive::ArchiveStore;
+pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
+pub use sql::{Dialect, SqlMetadataStore};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
 
 /// Result alias for metadata operations.
@@ -168,9 +169,9 @@ impl PoolPatch {
     }
 }
 
-/// The metadata role.
+/// Projects and pools (with the partitions they own), and the server's own state.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + Debug + 'static {
+pub trait CatalogStore: Send + Sync + Debug + 'static {
     /// Creates a project.
     async fn create_project(
         &self,
@@ -217,160 +218,10 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// first when there is none yet. Every process sharing the store gets the same
     /// value, also after restarts.
     async fn get_or_create_secret(&self, name: &str, candidate: &str) -> MetadataResult<String>;
-
-    /// Creates a consumer group of a pool. Deleting the pool deletes its groups.
-    async fn create_consumer_group(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: NewConsumerGroup,
-    ) -> MetadataResult<ConsumerGroup>;
-    /// Lists a pool's consumer groups by name.
-    async fn list_consumer_groups(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-    ) -> MetadataResult<Vec<ConsumerGroup>>;
-    /// Deletes a consumer group with its members and checkpoints.
-    async fn delete_consumer_group(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-    ) -> MetadataResult<()>;
-    /// Records a heartbeat of `consumer` at `now_ms`, forgets members silent for the
-    /// group's timeout, rebalances ([`consumer_groups::rebalance`]) and returns the
-    /// shard indexes `consumer` owns now, ascending. One transaction, so concurrent
-    /// heartbeats through different processes see one consistent assignment.
-    async fn consumer_group_heartbeat(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-        consumer: &str,
-        now_ms: i64,
-    ) -> MetadataResult<Vec<u32>>;
-    /// Saves a group's checkpoint for one shard, replacing the previous one.
-    async fn save_checkpoint(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-        shard: u32,
-        cursor: &str,
-    ) -> MetadataResult<Checkpoint>;
-    /// Lists a group's checkpoints by shard.
-    async fn list_checkpoints(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-    ) -> MetadataResult<Vec<Checkpoint>>;
-
-    /// Stores a pool's archive settings, replacing earlier ones. Deleting the pool
-    /// deletes them.
-    async fn set_archive_settings(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        settings: &logpool_core::archive::ArchiveSettings,
-    ) -> MetadataResult<()>;
-    /// Returns a pool's archive settings, `None` when they were never set.
-    async fn get_archive_settings(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-    ) -> MetadataResult<Option<logpool_core::archive::ArchiveSettings>>;
-    /// Returns the archive settings of every existing pool by pool id, for the
-    /// routing snapshot.
-    async fn all_archive_settings(
-        &self,
-    ) -> MetadataResult<BTreeMap<i64, logpool_core::archive::ArchiveSettings>>;
-
-    // --- Tenants, keys and limits (issue 7). ---
-
-    /// Creates a tenant. The `default` tenant exists from the first migration.
-    ///
-    /// # Errors
-    /// [`MetadataError::AlreadyExists`] when the name is taken.
-    async fn create_tenant(&self, name: &str) -> MetadataResult<Tenant>;
-
-    /// Lists tenants sorted by name.
-    async fn list_tenants(&self) -> MetadataResult<Vec<Tenant>>;
-
-    /// Reads one tenant.
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `tenant`).
-    async fn get_tenant(&self, name: &str) -> MetadataResult<Tenant>;
-
-    /// Stores a new key (enabled).
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `tenant`) when the tenant does not exist;
-    /// [`MetadataError::AlreadyExists`] (kind `key`) when the id is taken.
-    async fn create_key(&self, key: NewApiKey) -> MetadataResult<ApiKey>;
-
-    /// Stores the operator's bootstrap key (id [`logpool_core::access::BOOTSTRAP_KEY_ID`],
-    /// tenant `default`, role operator), replacing its salt and hash when it exists and
-    /// enabling it. Returns true when it did not exist before.
-    async fn save_bootstrap_key(&self, salt: &str, hash: &str) -> MetadataResult<bool>;
-
-    /// Reads one key of a tenant.
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `key`) when no key has that id in that tenant.
-    async fn get_key(&self, tenant: &str, id: &str) -> MetadataResult<ApiKey>;
-
-    /// Lists a tenant's keys sorted by creation time, then id.
-    async fn list_keys(&self, tenant: &str) -> MetadataResult<Vec<ApiKey>>;
-
-    /// Enables or disables a key of a tenant and returns it.
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `key`).
-    async fn set_key_enabled(
-        &self,
-        tenant: &str,
-        id: &str,
-        enabled: bool,
-    ) -> MetadataResult<ApiKey>;
-
-    /// Deletes a key of a tenant.
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `key`).
-    async fn delete_key(&self, tenant: &str, id: &str) -> MetadataResult<()>;
-
-    /// Every key of every tenant (for the routing snapshot).
-    async fn all_keys(&self) -> MetadataResult<Vec<ApiKey>>;
-
-    /// Replaces the limits of a tenant (`project` = `None`) or of a project.
-    ///
-    /// # Errors
-    /// [`MetadataError::NotFound`] (kind `tenant` or `project`) when it does not exist.
-    async fn set_limits(
-        &self,
-        tenant: &str,
-        project: Option<&str>,
-        limits: &logpool_core::access::Limits,
-    ) -> MetadataResult<()>;
-
-    /// Reads the limits of a tenant or project (all `None` when never set).
-    async fn get_limits(
-        &self,
-        tenant: &str,
-        project: Option<&str>,
-    ) -> MetadataResult<logpool_core::access::Limits>;
-
-    /// Every stored limit (for the routing snapshot).
-    async fn all_limits(&self) -> MetadataResult<Vec<StoredLimits>>;
 }
+
+/// The metadata role: every aggregate's store in one object, so services hold one
+/// `Arc<dyn MetadataStore>`. A new aggregate adds its own small trait here.
+pub trait MetadataStore: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore {}
+
+impl<T> MetadataStore for T where T: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore {}

@@ -1,4 +1,5 @@
-//! The metadata role: projects and pools (later keys, quotas, saved searches).
+//! The metadata role: tenants, keys and limits, projects and pools, consumer groups,
+//! archive settings.
 //!
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.

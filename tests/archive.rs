@@ -166,10 +166,23 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     assert_exactly_once(&sent, &objects);
     assert_eq!(wait_for_count(client, project, "orig", "", 300).await, 300);
 
-    // Restore the whole range but the oldest hour.
+    // Restore the whole range but the oldest hour, the start given as epoch
+    // milliseconds in a JSON number (a time that is not a time is refused first).
     let from = now - 4 * 3_600_000 - 1_800_000;
     let url = format!("{base}/v1/projects/{project}/pools/orig/archive/restore");
-    let body = json!({ "from": from.to_string(), "to": "now", "into_pool": "back" });
+    let (status, answer) = send(
+        "POST",
+        &url,
+        &json!({ "from": 1.5, "to": "now", "into_pool": "back" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("from") && message.contains("epoch milliseconds"),
+        "{answer}"
+    );
+    let body = json!({ "from": from, "to": "now", "into_pool": "back" });
     let (status, job) = send("POST", &url, &body).await;
     assert!(status == 202 || status == 200, "{status} {job}");
     let id = job["id"].as_str().expect("restore id").to_string();
@@ -230,7 +243,9 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     // would move. After the second ask, one marker record per shard goes in behind
     // anything a repeat would have produced at once; once the markers are searchable,
     // the queue must hold the first restore and the markers, nothing else.
+    // The same bound as digits in a string is the same restore.
     let produced_before = produced_messages(&base, project, "back").await;
+    let body = json!({ "from": from.to_string(), "to": "now", "into_pool": "back" });
     let (status, again) = send("POST", &url, &body).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"].as_str(), Some(id.as_str()));

@@ -10,15 +10,7 @@ use serde::Deserialize;
 
 use crate::interval::{auto_interval, buckets_needed};
 
-/// A time given as text (`now`, `-15m`, RFC 3339, epoch ms) or as epoch ms number.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TimeParam {
-    /// Epoch milliseconds.
-    Millis(i64),
-    /// Any text form.
-    Text(String),
-}
+pub use logpool_wire::TimeParam;
 
 /// Search parameters.
 #[derive(Debug, Clone, Default, Deserialize)]

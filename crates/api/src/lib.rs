@@ -38,5 +38,5 @@ pub mod tls;
 
 pub use auth::{Principal, Routes};
 pub use error::{ApiError, ErrorCode};
-pub use json::{AppJson, AppQuery};
+pub use json::{AppJson, AppParams, AppQuery};
 pub use routing::RoutingView;

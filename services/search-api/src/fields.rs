@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use logpool_api::{ApiError, AppJson, AppQuery};
+use logpool_api::{ApiError, AppParams};
 use logpool_engines::index::{SearchHit, SearchRequest};
 use serde_json::{json, Value};
 
@@ -26,32 +26,13 @@ pub const MAX_VALUES: usize = 10;
 /// Longer string values are counted by their first this many characters.
 pub const MAX_VALUE_CHARS: usize = 200;
 
-pub(crate) async fn fields_get(
+pub(crate) async fn fields(
     State(state): State<SearchState>,
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<FieldsParams>,
+    AppParams(params): AppParams<FieldsParams>,
 ) -> Result<Json<Value>, ApiError> {
-    fields(&state, &limiter, &project, &pool, params).await
-}
-
-pub(crate) async fn fields_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<FieldsParams>,
-) -> Result<Json<Value>, ApiError> {
-    fields(&state, &limiter, &project, &pool, params).await
-}
-
-async fn fields(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: FieldsParams,
-) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json, Router};
-use logpool_api::{ApiError, AppJson, AppQuery, Routes, RoutingView};
+use logpool_api::{ApiError, AppParams, Routes, RoutingView};
 use logpool_core::access::Permission;
 use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
@@ -63,22 +63,14 @@ pub fn routes() -> Routes<SearchState> {
     let pool = "/v1/projects/{project}/pools/{pool}";
     let read = Permission::Read;
     Routes::new()
-        .get(&format!("{pool}/search"), read, search_get)
-        .post(&format!("{pool}/search"), read, search_post)
-        .get(
+        .get_or_post(&format!("{pool}/search"), read, search)
+        .get_or_post(
             &format!("{pool}/search/stream"),
             read,
-            stream::search_stream_get,
+            stream::search_stream,
         )
-        .post(
-            &format!("{pool}/search/stream"),
-            read,
-            stream::search_stream_post,
-        )
-        .get(&format!("{pool}/histogram"), read, histogram_get)
-        .post(&format!("{pool}/histogram"), read, histogram_post)
-        .get(&format!("{pool}/fields"), read, fields::fields_get)
-        .post(&format!("{pool}/fields"), read, fields::fields_post)
+        .get_or_post(&format!("{pool}/histogram"), read, histogram)
+        .get_or_post(&format!("{pool}/fields"), read, fields::fields)
         .post(&format!("{pool}/query"), read, query_sql::query_post)
         .get(
             &format!("{pool}/records/{{id}}/context"),
@@ -100,24 +92,6 @@ pub fn router(state: SearchState) -> Router {
         .layer(Extension(limiter))
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
-}
-
-async fn search_get(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
-    search(&state, &limiter, &project, &pool, params).await
-}
-
-async fn search_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
-    search(&state, &limiter, &project, &pool, params).await
 }
 
 /// A validated search, ready to run: the planner and what the answer needs.
@@ -174,17 +148,16 @@ pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
 }
 
 async fn search(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: SearchParams,
+    State(state): State<SearchState>,
+    limiter: crate::limiter::TenantQueries,
+    Path((project, pool)): Path<(String, String)>,
+    AppParams(params): AppParams<SearchParams>,
 ) -> Result<Json<Value>, ApiError> {
     let PreparedSearch {
         mut planned,
         highlighter,
         permit: _permit,
-    } = prepare_search(state, limiter, project, pool, params).await?;
+    } = prepare_search(&state, &limiter, &project, &pool, params).await?;
     planned.run().await?;
     let mut cursor = next_cursor(&planned);
     let mut truncated = planned.truncated;
@@ -222,32 +195,13 @@ async fn search(
     })))
 }
 
-async fn histogram_get(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<HistogramParams>,
-) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &limiter, &project, &pool, params).await
-}
-
-async fn histogram_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<HistogramParams>,
-) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &limiter, &project, &pool, params).await
-}
-
 async fn histogram(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: HistogramParams,
+    State(state): State<SearchState>,
+    limiter: crate::limiter::TenantQueries,
+    Path((project, pool)): Path<(String, String)>,
+    AppParams(params): AppParams<HistogramParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;

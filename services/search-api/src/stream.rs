@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use logpool_api::{ApiError, AppJson, AppQuery};
+use logpool_api::{ApiError, AppParams};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -24,32 +24,13 @@ use crate::{next_cursor, prepare_search, PreparedSearch, SearchState};
 /// Lines buffered ahead of a slow reader; the search waits beyond that.
 const BUFFERED_LINES: usize = 4;
 
-pub(crate) async fn search_stream_get(
+pub(crate) async fn search_stream(
     State(state): State<SearchState>,
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<SearchParams>,
+    AppParams(params): AppParams<SearchParams>,
 ) -> Result<Response, ApiError> {
-    search_stream(&state, &limiter, &project, &pool, params).await
-}
-
-pub(crate) async fn search_stream_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<SearchParams>,
-) -> Result<Response, ApiError> {
-    search_stream(&state, &limiter, &project, &pool, params).await
-}
-
-async fn search_stream(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: SearchParams,
-) -> Result<Response, ApiError> {
-    let prepared = prepare_search(state, limiter, project, pool, params).await?;
+    let prepared = prepare_search(&state, &limiter, &project, &pool, params).await?;
     let (lines, receiver) = mpsc::channel::<Bytes>(BUFFERED_LINES);
     // The task ends when the search is done or the client has gone (a send fails),
     // and holds the query permit until then.

@@ -13,9 +13,10 @@ use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::{ApiError, AppParams};
 use logpool_engines::index::{SearchHit, SearchRequest};
-use serde_json::{json, Value};
+use logpool_wire::search::{FieldSummary, FieldsAnswer, ValueCount};
+use serde_json::Value;
 
-use crate::params::FieldsParams;
+use crate::params::{FieldsParams, Resolve};
 use crate::planner::PlannedSearch;
 use crate::SearchState;
 
@@ -31,7 +32,7 @@ pub(crate) async fn fields(
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppParams(params): AppParams<FieldsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FieldsAnswer>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
@@ -53,14 +54,14 @@ pub(crate) async fn fields(
     )
     .await?;
     planned.run().await?;
-    Ok(Json(json!({
-        "fields": summarize(&planned.hits),
-        "sampled": planned.hits.len(),
-        "sample_limit": planned.limit(),
-        "total": planned.total,
-        "progress": planned.progress().to_json(),
-        "partial": planned.partial,
-    })))
+    Ok(Json(FieldsAnswer {
+        fields: summarize(&planned.hits),
+        partial: planned.partial,
+        progress: planned.progress(),
+        sample_limit: planned.limit(),
+        sampled: planned.hits.len(),
+        total: planned.total,
+    }))
 }
 
 /// What the sample says about one field.
@@ -74,7 +75,7 @@ struct FieldCounts {
 
 /// Counts fields and values over `hits`: `[{"name", "count", "distinct", "top":
 /// [{"value", "count"}]}]`, most frequent fields first, ties by name.
-pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
+pub fn summarize(hits: &[SearchHit]) -> Vec<FieldSummary> {
     let mut by_field: HashMap<&str, FieldCounts> = HashMap::new();
     for hit in hits {
         for (name, value) in &hit.fields {
@@ -106,15 +107,15 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
                 .collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(MAX_VALUES);
-            json!({
-                "name": name,
-                "count": counts.records,
-                "distinct": distinct,
-                "top": top
+            FieldSummary {
+                count: counts.records,
+                distinct,
+                name: name.to_string(),
+                top: top
                     .into_iter()
-                    .map(|(_, count, value)| json!({"value": value, "count": count}))
-                    .collect::<Vec<Value>>(),
-            })
+                    .map(|(_, count, value)| ValueCount { count, value })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -122,6 +123,8 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use logpool_engines::index::SortKey;
+
+    use serde_json::json;
 
     use super::*;
 
@@ -146,11 +149,17 @@ mod tests {
             hit(json!({"level": "info"})),
         ];
         let summary = summarize(&hits);
-        assert_eq!(summary[0]["name"], "level");
-        assert_eq!(summary[0]["count"], 3);
-        assert_eq!(summary[0]["top"][0], json!({"value": "error", "count": 2}));
-        assert_eq!(summary[1]["name"], "status");
+        assert_eq!(summary[0].name, "level");
+        assert_eq!(summary[0].count, 3);
+        assert_eq!(
+            summary[0].top[0],
+            ValueCount {
+                count: 2,
+                value: json!("error")
+            }
+        );
+        assert_eq!(summary[1].name, "status");
         // The number 500 and the string "500" are different values.
-        assert_eq!(summary[1]["distinct"], 2);
+        assert_eq!(summary[1].distinct, 2);
     }
 }

@@ -40,11 +40,11 @@ use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
-use serde_json::{json, Value};
+use logpool_wire::search::{Bucket, HistogramAnswer, Hit, SearchAnswer};
 
 use crate::hits::{highlight_bytes, hit_with_highlight};
 use crate::limiter::TenantLimiter;
-use crate::params::{HistogramParams, SearchParams};
+use crate::params::{HistogramParams, Resolve, SearchParams};
 use crate::planner::PlannedSearch;
 
 /// What the search handlers need.
@@ -152,7 +152,7 @@ async fn search(
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppParams(params): AppParams<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchAnswer>, ApiError> {
     let PreparedSearch {
         mut planned,
         highlighter,
@@ -165,7 +165,7 @@ async fn search(
     let mut last_kept = None;
     // The hits move into the answer: a page of large records is held once, not twice.
     let page = std::mem::take(&mut planned.hits);
-    let mut hits: Vec<Value> = Vec::with_capacity(page.len());
+    let mut hits: Vec<Hit> = Vec::with_capacity(page.len());
     for hit in page {
         let highlight = highlighter
             .as_ref()
@@ -185,14 +185,14 @@ async fn search(
         last_kept = Some(hit.sort_key);
         hits.push(hit_with_highlight(hit, highlight));
     }
-    Ok(Json(json!({
-        "hits": hits,
-        "total": planned.total,
-        "cursor": cursor,
-        "progress": planned.progress().to_json(),
-        "partial": planned.partial,
-        "truncated": truncated,
-    })))
+    Ok(Json(SearchAnswer {
+        cursor,
+        hits,
+        partial: planned.partial,
+        progress: planned.progress(),
+        total: planned.total,
+        truncated,
+    }))
 }
 
 async fn histogram(
@@ -200,7 +200,7 @@ async fn histogram(
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
     AppParams(params): AppParams<HistogramParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HistogramAnswer>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
@@ -229,13 +229,16 @@ async fn histogram(
                 break;
             }
         }
-        buckets.push(json!({ "time": format_time_ns(bucket), "count": count }));
+        buckets.push(Bucket {
+            count,
+            time: format_time_ns(bucket),
+        });
         bucket = bucket.saturating_add(request.interval_ns);
     }
-    Ok(Json(json!({
-        "interval_ms": request.interval_ns / 1_000_000,
-        "from": format_time_ns(request.from_ns),
-        "to": format_time_ns(request.to_ns),
-        "buckets": buckets,
-    })))
+    Ok(Json(HistogramAnswer {
+        buckets,
+        from: format_time_ns(request.from_ns),
+        interval_ms: request.interval_ns / 1_000_000,
+        to: format_time_ns(request.to_ns),
+    }))
 }

@@ -18,31 +18,19 @@ use logpool_core::memory::OverBudget;
 use logpool_core::record::format_time_ns;
 use logpool_core::sql::finish::value_type;
 use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
-use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlColumn, SqlError, SqlTable};
+use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlError};
 use logpool_engines::index::{AggregateRequest, IndexError, SearchHit, SearchRequest};
-use serde::Deserialize;
+use logpool_wire::search::{SqlColumn, SqlTable};
 use serde_json::Value;
 
-use crate::params::{SearchParams, TimeParam};
+use crate::params::{Resolve, SearchParams};
 use crate::SearchState;
 
 /// Groups one statement may produce; more is a 400 rather than a silent cut, since
 /// HAVING and ORDER BY need every group to be exact.
 pub const MAX_GROUPS: usize = 100_000;
 
-/// The body of a pipe-SQL request.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlQueryParams {
-    /// `<search query> | SELECT ...`.
-    pub query: String,
-    /// Inclusive start; missing means the beginning of the data.
-    pub from: Option<TimeParam>,
-    /// Exclusive end; missing means no upper bound.
-    pub to: Option<TimeParam>,
-    /// `and` (default) or `or`: how adjacent terms of the search combine.
-    pub default_operator: Option<String>,
-}
+pub use logpool_wire::search::SqlQueryParams;
 
 pub(crate) async fn query_post(
     State(state): State<SearchState>,
@@ -82,7 +70,7 @@ pub(crate) async fn query_post(
                 memory: limiter.query_memory(),
             };
             let groups = state.index.aggregate(&route, &request).await?;
-            finish_aggregate(&aggregate, groups)
+            table_of(finish_aggregate(&aggregate, groups))
         }
         PlanShape::Rows(rows) => {
             let limit = rows.limit.unwrap_or(state.config.default_limit);
@@ -132,6 +120,21 @@ fn sql_error(error: SqlError) -> ApiError {
     match error.position {
         Some(position) => api_error.with_detail("position", position),
         None => api_error,
+    }
+}
+
+/// The wire form of a table the SQL stage finished.
+fn table_of(table: logpool_core::sql::SqlTable) -> SqlTable {
+    SqlTable {
+        columns: table
+            .columns
+            .into_iter()
+            .map(|column| SqlColumn {
+                name: column.name,
+                column_type: column.column_type,
+            })
+            .collect(),
+        rows: table.rows,
     }
 }
 

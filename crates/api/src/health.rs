@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::{Json, Router};
 use logpool_core::access::Permission;
 use logpool_engines::Engines;
-use serde_json::json;
+use logpool_wire::health::Health;
 
 use crate::auth::Routes;
 
@@ -22,30 +22,33 @@ pub fn router(engines: Engines) -> Router {
     routes().into_public_router().with_state(engines)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Health> {
+    Json(Health::status("ok"))
 }
 
 async fn readyz(State(engines): State<Engines>) -> impl IntoResponse {
-    let mut failures = serde_json::Map::new();
+    let mut failures = std::collections::BTreeMap::new();
     if let Err(e) = engines.queue.check_health().await {
-        failures.insert("queue".into(), json!(e.to_string()));
+        failures.insert("queue".into(), e.to_string());
     }
     if let Err(e) = engines.index.check_health().await {
-        failures.insert("index".into(), json!(e.to_string()));
+        failures.insert("index".into(), e.to_string());
     }
     if let Err(e) = engines.metadata.check_health().await {
-        failures.insert("metadata".into(), json!(e.to_string()));
+        failures.insert("metadata".into(), e.to_string());
     }
     if let Err(e) = engines.coordinator.check_health().await {
-        failures.insert("coordination".into(), json!(e.to_string()));
+        failures.insert("coordination".into(), e.to_string());
     }
     if failures.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        (StatusCode::OK, Json(Health::status("ready")))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "failures": failures })),
+            Json(Health {
+                failures: Some(failures),
+                status: "not_ready".to_string(),
+            }),
         )
     }
 }

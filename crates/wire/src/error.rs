@@ -119,3 +119,53 @@ impl Serialize for ErrorObject {
         fields.serialize(serializer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_sit_beside_code_and_message_in_name_order() {
+        let mut details = Map::new();
+        details.insert("limit".into(), Value::from(1000));
+        details.insert("field".into(), Value::from("limit"));
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: ErrorCode::BadRequest,
+                message: "too many".into(),
+                details,
+            },
+        };
+        let text = serde_json::to_string(&body).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":{"code":"bad_request","field":"limit","limit":1000,"message":"too many"}}"#
+        );
+        let back: ErrorBody = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, body);
+        assert_eq!(back.error.detail_str("field"), Some("limit"));
+    }
+
+    #[test]
+    fn every_code_is_written_as_its_name() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::QuotaExceeded,
+            ErrorCode::NotFound,
+            ErrorCode::Conflict,
+            ErrorCode::Gone,
+            ErrorCode::TooManyRequests,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                Value::from(code.as_str())
+            );
+        }
+    }
+}

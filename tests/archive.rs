@@ -14,6 +14,7 @@ use archive_support::{
     assert_exactly_once, duckdb_count, enable_archive, now_ms, put_all, read_local_objects,
     records, send, wait_archived, Sent,
 };
+use logpool_client::wire::search::{SearchAnswer, SearchParams};
 use logpool_client::LogpoolClient;
 use logpool_e2e::{
     count_records_by, free_port, start_standalone_process, wait_for, wait_for_count, TestServer,
@@ -210,7 +211,13 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     // Same search results over the range in both pools.
     let restored = wait_for_count(client, project, "back", "", expected_ids as u64).await;
     assert_eq!(restored, expected_ids as u64);
-    let range = json!({ "query": "ok:true", "from": from.to_string(), "to": "now", "limit": 1000 });
+    let range = SearchParams {
+        query: Some("ok:true".to_string()),
+        from: Some(from.to_string().into()),
+        to: Some("now".into()),
+        limit: Some(1000),
+        ..SearchParams::default()
+    };
     let orig = client
         .search(project, "orig", &range)
         .await
@@ -219,13 +226,11 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
         .search(project, "back", &range)
         .await
         .expect("search back");
-    let hits = |answer: &Value| {
-        let mut hits: Vec<Value> = answer["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|hit| json!({ "time": hit["time"], "fields": hit["fields"] }))
+    let hits = |answer: &SearchAnswer| {
+        let mut hits: Vec<Value> = answer
+            .hits
+            .iter()
+            .map(|hit| json!({ "time": hit.time, "fields": hit.fields }))
             .collect();
         hits.sort_by_key(|hit| {
             hit["fields"]["rid"]

@@ -177,7 +177,10 @@ async fn assert_exactly_once(
             .search(
                 project,
                 pool,
-                &json!({ "query": format!("rid:\"{first}\"") }),
+                &logpool_client::wire::search::SearchParams {
+                    query: Some(format!("rid:\"{first}\"")),
+                    ..Default::default()
+                },
             )
             .await;
         panic!(

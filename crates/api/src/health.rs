@@ -7,14 +7,17 @@ use axum::{Json, Router};
 use logpool_core::access::Permission;
 use logpool_engines::Engines;
 use logpool_wire::health::Health;
+use logpool_wire::openapi::OPENAPI_PATH;
 
 use crate::auth::Routes;
 
-/// `/healthz` and `/readyz`: public, so that probes need no key.
+/// `/healthz`, `/readyz` and the OpenAPI document: public, so that probes and
+/// client generators need no key.
 pub fn routes() -> Routes<Engines> {
     Routes::new()
         .get("/healthz", Permission::Public, healthz)
         .get("/readyz", Permission::Public, readyz)
+        .get(OPENAPI_PATH, Permission::Public, crate::openapi::serve)
 }
 
 /// Routes for `/healthz` and `/readyz` over the given engines.

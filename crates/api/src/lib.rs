@@ -26,6 +26,7 @@ pub mod json;
 pub mod layers;
 pub mod members;
 pub mod metrics;
+pub mod openapi;
 pub mod path_params;
 pub mod process;
 pub mod quota;

@@ -11,6 +11,7 @@
 pub mod control;
 pub mod error;
 pub mod health;
+pub mod openapi;
 pub mod search;
 pub mod time;
 

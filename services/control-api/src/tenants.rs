@@ -18,6 +18,7 @@ use logpool_core::access::{
     format_key, hash_secret, to_hex, Permission, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT,
 };
 use logpool_engines::metadata::{ApiKey, MetadataStore, NewApiKey, Tenant};
+use logpool_wire::control::Whoami;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -102,13 +103,13 @@ async fn get_tenant(
     Ok(Json(tenant_json(&tenant)))
 }
 
-async fn whoami(principal: Principal) -> Json<Value> {
-    Json(json!({
-        "key_id": principal.key_id,
-        "role": principal.role,
-        "tenant": principal.tenant,
-        "project": principal.project_scope,
-    }))
+async fn whoami(principal: Principal) -> Json<Whoami> {
+    Json(Whoami {
+        key_id: principal.key_id,
+        project: principal.project_scope,
+        role: principal.role.as_str().to_string(),
+        tenant: principal.tenant,
+    })
 }
 
 async fn list_keys(

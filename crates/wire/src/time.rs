@@ -91,6 +91,28 @@ impl<'de> Deserialize<'de> for TimeParam {
     }
 }
 
+impl utoipa::PartialSchema for TimeParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .description(Some("epoch milliseconds")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String).description(Some(
+                "RFC 3339, `now`, relative like `-15m` or `now-2h`, or epoch milliseconds as digits",
+            )))
+            .description(Some("A point in time"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeParam {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,25 +152,3 @@ mod tests {
         );
     }
 }
-
-impl utoipa::PartialSchema for TimeParam {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                        utoipa::openapi::KnownFormat::Int64,
-                    )))
-                    .description(Some("epoch milliseconds")),
-            )
-            .item(ObjectBuilder::new().schema_type(Type::String).description(Some(
-                "RFC 3339, `now`, relative like `-15m` or `now-2h`, or epoch milliseconds as digits",
-            )))
-            .description(Some("A point in time"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for TimeParam {}

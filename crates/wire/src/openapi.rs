@@ -57,8 +57,10 @@ struct Shape {
 
 /// The 2xx answer of a route.
 enum Answer {
-    /// `200` with a JSON body of the named schema.
-    Json(&'static str),
+    /// A status with a JSON body of the named schema.
+    Json(u16, &'static str),
+    /// `204`, no body.
+    NoContent,
     /// `200` with NDJSON lines of the named schemas.
     Lines(&'static [&'static str]),
     /// A status and what it means, with a JSON object not typed here yet.
@@ -83,13 +85,13 @@ fn shape(method: &str, path: &str) -> Shape {
             summary: "The process is alive.",
             query: Vec::new(),
             body: None,
-            answer: Answer::Json("Health"),
+            answer: Answer::Json(200, "Health"),
         },
         ("GET", _, "/readyz") => Shape {
             summary: "The engines answer (503 with `failures` when one does not).",
             query: Vec::new(),
             body: None,
-            answer: Answer::Json("Health"),
+            answer: Answer::Json(200, "Health"),
         },
         ("GET", _, OPENAPI_PATH) => Shape {
             summary: "This document.",
@@ -107,7 +109,7 @@ fn shape(method: &str, path: &str) -> Shape {
             summary: "One page of matching records, newest first.",
             query: query(get_only(method, SearchParams::into_params(in_query))),
             body: post_only(method, "SearchParams"),
-            answer: Answer::Json("SearchAnswer"),
+            answer: Answer::Json(200, "SearchAnswer"),
         },
         ("GET" | "POST", Some("/search/stream"), _) => Shape {
             summary: "A search answered as NDJSON, one line per step, then a `done` line.",
@@ -119,25 +121,25 @@ fn shape(method: &str, path: &str) -> Shape {
             summary: "Matching records per time bucket.",
             query: query(get_only(method, HistogramParams::into_params(in_query))),
             body: post_only(method, "HistogramParams"),
-            answer: Answer::Json("HistogramAnswer"),
+            answer: Answer::Json(200, "HistogramAnswer"),
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
             summary: "The most common fields and values of a sample of matching records.",
             query: query(get_only(method, FieldsParams::into_params(in_query))),
             body: post_only(method, "FieldsParams"),
-            answer: Answer::Json("FieldsAnswer"),
+            answer: Answer::Json(200, "FieldsAnswer"),
         },
         ("GET", Some("/records/{id}/context"), _) => Shape {
             summary: "The records written before and after one record in its shard.",
             query: ContextParams::into_params(in_query),
             body: None,
-            answer: Answer::Json("ContextAnswer"),
+            answer: Answer::Json(200, "ContextAnswer"),
         },
         ("POST", Some("/query"), _) => Shape {
             summary: "Pipe SQL: `<search> | SELECT ...` as a table.",
             query: Vec::new(),
             body: Some("SqlQueryParams"),
-            answer: Answer::Json("SqlTable"),
+            answer: Answer::Json(200, "SqlTable"),
         },
         ("POST", Some("/logs"), _) => Shape {
             summary: "PutDatas: append records (JSON, NDJSON or the binary batch format).",
@@ -163,7 +165,7 @@ fn shape(method: &str, path: &str) -> Shape {
             summary: "The caller's key: tenant, role and project scope.",
             query: Vec::new(),
             body: None,
-            answer: Answer::Json("Whoami"),
+            answer: Answer::Json(200, "Whoami"),
         },
         ("GET", _, path) if path.starts_with("/console") || path == "/" => Shape {
             summary: "The web console.",
@@ -171,12 +173,93 @@ fn shape(method: &str, path: &str) -> Shape {
             body: None,
             answer: Answer::Media(200, "text/html", "The console's pages and assets."),
         },
+        (_, _, "/v1/tenants" | "/v1/tenants/{tenant}")
+        | (_, _, "/v1/tenants/{tenant}/keys" | "/v1/tenants/{tenant}/keys/{id}")
+        | (_, _, "/v1/projects" | "/v1/projects/{project}") => control_shape(method, path),
+        ("POST", _, "/v1/projects/{project}/pools") | ("POST", Some("/consumer-groups"), _) => {
+            Shape {
+                summary: "Creates what the path names.",
+                query: Vec::new(),
+                body: None,
+                answer: Answer::Untyped(201, "The created object."),
+            }
+        }
+        ("POST", Some("/archive/restore"), _) => Shape {
+            summary: "Starts restoring an archived time range into a pool.",
+            query: Vec::new(),
+            body: None,
+            answer: Answer::Untyped(202, "The restore job, to follow by its id."),
+        },
+        ("DELETE", _, _) => Shape {
+            summary: "Deletes what the path names.",
+            query: Vec::new(),
+            body: None,
+            answer: Answer::NoContent,
+        },
         ("GET", _, _) => untyped("Reads the named object or list."),
         ("POST", _, _) => untyped("Creates or runs what the path names."),
         ("PUT", _, _) => untyped("Sets what the path names."),
         ("PATCH", _, _) => untyped("Changes what the path names."),
-        ("DELETE", _, _) => untyped("Deletes what the path names."),
         _ => untyped("See the API reference."),
+    }
+}
+
+/// Tenants, keys and projects, whose answers are the types of [`control`].
+fn control_shape(method: &str, path: &str) -> Shape {
+    let (summary, body, answer) = match (method, path) {
+        ("GET", "/v1/tenants") => ("Every tenant.", None, Answer::Json(200, "TenantList")),
+        ("POST", "/v1/tenants") => (
+            "Creates a tenant.",
+            Some("CreateTenant"),
+            Answer::Json(201, "Tenant"),
+        ),
+        ("GET", "/v1/tenants/{tenant}") => ("The tenant.", None, Answer::Json(200, "Tenant")),
+        ("GET", "/v1/tenants/{tenant}/keys") => (
+            "The tenant's API keys (never their secrets).",
+            None,
+            Answer::Json(200, "KeyList"),
+        ),
+        ("POST", "/v1/tenants/{tenant}/keys") => (
+            "Creates an API key; the answer holds the full key, shown only once.",
+            Some("CreateKey"),
+            Answer::Json(201, "ApiKey"),
+        ),
+        ("GET", "/v1/tenants/{tenant}/keys/{id}") => {
+            ("One API key.", None, Answer::Json(200, "ApiKey"))
+        }
+        ("PATCH", "/v1/tenants/{tenant}/keys/{id}") => (
+            "Enables or disables an API key.",
+            Some("UpdateKey"),
+            Answer::Json(200, "ApiKey"),
+        ),
+        ("GET", "/v1/projects") => (
+            "The projects the key may see.",
+            None,
+            Answer::Json(200, "ProjectList"),
+        ),
+        ("POST", "/v1/projects") => (
+            "Creates a project.",
+            Some("CreateProject"),
+            Answer::Json(201, "Project"),
+        ),
+        ("GET", "/v1/projects/{project}") => ("The project.", None, Answer::Json(200, "Project")),
+        ("PATCH", "/v1/projects/{project}") => (
+            "Changes the project's description.",
+            Some("UpdateProject"),
+            Answer::Json(200, "Project"),
+        ),
+        ("DELETE", _) => ("Deletes what the path names.", None, Answer::NoContent),
+        _ => (
+            "See the API reference.",
+            None,
+            Answer::Untyped(200, "A JSON object (not described by a schema yet)."),
+        ),
+    };
+    Shape {
+        summary,
+        query: Vec::new(),
+        body,
+        answer,
     }
 }
 
@@ -227,6 +310,17 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<SqlQueryParams>(&mut schemas);
     add::<SqlTable>(&mut schemas);
     add::<control::Whoami>(&mut schemas);
+    add::<control::CreateTenant>(&mut schemas);
+    add::<control::Tenant>(&mut schemas);
+    add::<control::TenantList>(&mut schemas);
+    add::<control::CreateKey>(&mut schemas);
+    add::<control::UpdateKey>(&mut schemas);
+    add::<control::ApiKey>(&mut schemas);
+    add::<control::KeyList>(&mut schemas);
+    add::<control::CreateProject>(&mut schemas);
+    add::<control::UpdateProject>(&mut schemas);
+    add::<control::Project>(&mut schemas);
+    add::<control::ProjectList>(&mut schemas);
     schemas
 }
 
@@ -271,12 +365,15 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     let shape = shape(&route.method, &route.path);
     let mut responses = ResponsesBuilder::new();
     responses = match shape.answer {
-        Answer::Json(schema) => responses.response(
-            "200",
+        Answer::Json(status, schema) => responses.response(
+            status.to_string(),
             ResponseBuilder::new()
-                .description("OK")
+                .description(if status == 201 { "Created" } else { "OK" })
                 .content("application/json", json_content(schema)),
         ),
+        Answer::NoContent => {
+            responses.response("204", ResponseBuilder::new().description("Done; no body."))
+        }
         Answer::Lines(schemas) => responses.response(
             "200",
             ResponseBuilder::new()

@@ -10,6 +10,7 @@ pub mod pull;
 use std::time::Duration;
 
 pub use logpool_wire as wire;
+use logpool_wire::control::{CreateProject, Project};
 use logpool_wire::search::{HistogramAnswer, HistogramParams, SearchAnswer, SearchParams};
 use logpool_wire::{ErrorBody, ErrorCode, ErrorObject};
 use serde::de::DeserializeOwned;
@@ -192,10 +193,14 @@ impl LogpoolClient {
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn create_project(&self, name: &str) -> ClientResult<Value> {
+    pub async fn create_project(&self, name: &str) -> ClientResult<Project> {
+        let body = CreateProject {
+            name: name.to_string(),
+            description: String::new(),
+        };
         let response = self
             .request(reqwest::Method::POST, self.url("/v1/projects"))
-            .json(&serde_json::json!({ "name": name }))
+            .json(&body)
             .send()
             .await?;
         Self::answer(response).await
@@ -221,7 +226,7 @@ impl LogpoolClient {
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<Value> {
+    pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<()> {
         let response = self
             .request(
                 reqwest::Method::DELETE,
@@ -229,7 +234,7 @@ impl LogpoolClient {
             )
             .send()
             .await?;
-        Self::answer(response).await
+        Self::answer::<Value>(response).await.map(drop)
     }
 
     /// Sends a raw PutDatas body.

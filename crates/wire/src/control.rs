@@ -165,3 +165,25 @@ pub struct PoolList {
     /// The project's pools.
     pub pools: Vec<Pool>,
 }
+
+/// One service process registered with the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    /// Where it serves HTTP (`host:port`).
+    pub address: String,
+    /// Unique among the service's instances.
+    pub id: String,
+    /// `put-datas`, `loghub`, `control-api`, `search-api` or `tail-ws`.
+    pub service: String,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// The logpool version it runs.
+    pub version: String,
+}
+
+/// `GET /v1/cluster/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    /// The service processes running now.
+    pub members: Vec<Member>,
+}

@@ -161,6 +161,12 @@ fn shape(method: &str, path: &str) -> Shape {
             body: None,
             answer: Answer::Media(101, "application/json", "Switching to WebSocket."),
         },
+        ("GET", _, "/v1/cluster/members") => Shape {
+            summary: "The service processes running now.",
+            query: Vec::new(),
+            body: None,
+            answer: Answer::Json(200, "MemberList"),
+        },
         ("GET", _, "/v1/whoami") => Shape {
             summary: "The caller's key: tenant, role and project scope.",
             query: Vec::new(),
@@ -321,6 +327,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::UpdateProject>(&mut schemas);
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
+    add::<control::MemberList>(&mut schemas);
     schemas
 }
 

@@ -67,6 +67,15 @@ fn every_route_is_documented_with_its_permission_and_roles() {
             route.path
         );
     }
+    // Every schema a route or a schema refers to is in the document.
+    let text = generated();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "`{name}` is referred to but not defined"
+        );
+    }
     // The search answer's schema is the wire type's, field by field.
     let search = &document["paths"]["/v1/projects/{project}/pools/{pool}/search"]["post"];
     assert_eq!(

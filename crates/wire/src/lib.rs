@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod openapi;
 pub mod search;
+pub mod stats;
 pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, ErrorObject};

@@ -161,6 +161,12 @@ fn shape(method: &str, path: &str) -> Shape {
             body: None,
             answer: Answer::Media(101, "application/json", "Switching to WebSocket."),
         },
+        ("GET", Some("/stats"), _) => Shape {
+            summary: "What the pool holds and how far each consumer is behind.",
+            query: Vec::new(),
+            body: None,
+            answer: Answer::Json(200, "PoolStats"),
+        },
         ("GET", _, "/v1/cluster/members") => Shape {
             summary: "The service processes running now.",
             query: Vec::new(),
@@ -328,6 +334,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
     add::<control::MemberList>(&mut schemas);
+    add::<crate::stats::PoolStats>(&mut schemas);
     schemas
 }
 

@@ -54,8 +54,9 @@ ENGINES=${LOGPOOL_TEST_ENGINES:-$ALL_ENGINES}
 PIP_PULSAR=("pulsar-lite==0.2.0" "pulsar-client>=3" "zstandard")
 PIP_ES=("osmem-server==0.1.6")
 PIP_S3=("moto[server]>=5")
-# A WebSocket client nobody here wrote, for the live tail tests (tests/tail_ws.rs).
-PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0")
+# Clients nobody here wrote: a WebSocket client for the live tail tests
+# (tests/tail_ws.rs), DuckDB, and an OpenAPI validator (tests/openapi.rs).
+PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0" "openapi-spec-validator==0.9.0")
 
 log() { echo "test-engines: $*" >&2; }
 die() {

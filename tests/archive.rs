@@ -14,6 +14,7 @@ use archive_support::{
     assert_exactly_once, duckdb_count, enable_archive, now_ms, put_all, read_local_objects,
     records, send, wait_archived, Sent,
 };
+use logpool_client::wire::search::{SearchAnswer, SearchParams};
 use logpool_client::LogpoolClient;
 use logpool_e2e::{
     count_records_by, free_port, start_standalone_process, wait_for, wait_for_count, TestServer,
@@ -166,10 +167,23 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     assert_exactly_once(&sent, &objects);
     assert_eq!(wait_for_count(client, project, "orig", "", 300).await, 300);
 
-    // Restore the whole range but the oldest hour.
+    // Restore the whole range but the oldest hour, the start given as epoch
+    // milliseconds in a JSON number (a time that is not a time is refused first).
     let from = now - 4 * 3_600_000 - 1_800_000;
     let url = format!("{base}/v1/projects/{project}/pools/orig/archive/restore");
-    let body = json!({ "from": from.to_string(), "to": "now", "into_pool": "back" });
+    let (status, answer) = send(
+        "POST",
+        &url,
+        &json!({ "from": 1.5, "to": "now", "into_pool": "back" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("from") && message.contains("epoch milliseconds"),
+        "{answer}"
+    );
+    let body = json!({ "from": from, "to": "now", "into_pool": "back" });
     let (status, job) = send("POST", &url, &body).await;
     assert!(status == 202 || status == 200, "{status} {job}");
     let id = job["id"].as_str().expect("restore id").to_string();
@@ -197,7 +211,13 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     // Same search results over the range in both pools.
     let restored = wait_for_count(client, project, "back", "", expected_ids as u64).await;
     assert_eq!(restored, expected_ids as u64);
-    let range = json!({ "query": "ok:true", "from": from.to_string(), "to": "now", "limit": 1000 });
+    let range = SearchParams {
+        query: Some("ok:true".to_string()),
+        from: Some(from.to_string().into()),
+        to: Some("now".into()),
+        limit: Some(1000),
+        ..SearchParams::default()
+    };
     let orig = client
         .search(project, "orig", &range)
         .await
@@ -206,13 +226,11 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
         .search(project, "back", &range)
         .await
         .expect("search back");
-    let hits = |answer: &Value| {
-        let mut hits: Vec<Value> = answer["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|hit| json!({ "time": hit["time"], "fields": hit["fields"] }))
+    let hits = |answer: &SearchAnswer| {
+        let mut hits: Vec<Value> = answer
+            .hits
+            .iter()
+            .map(|hit| json!({ "time": hit.time, "fields": hit.fields }))
             .collect();
         hits.sort_by_key(|hit| {
             hit["fields"]["rid"]
@@ -230,7 +248,9 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     // would move. After the second ask, one marker record per shard goes in behind
     // anything a repeat would have produced at once; once the markers are searchable,
     // the queue must hold the first restore and the markers, nothing else.
+    // The same bound as digits in a string is the same restore.
     let produced_before = produced_messages(&base, project, "back").await;
+    let body = json!({ "from": from.to_string(), "to": "now", "into_pool": "back" });
     let (status, again) = send("POST", &url, &body).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"].as_str(), Some(id.as_str()));

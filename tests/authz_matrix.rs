@@ -29,6 +29,7 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
     let fixed = [
         (Method::GET, "/healthz", Public),
         (Method::GET, "/readyz", Public),
+        (Method::GET, "/v1/openapi.json", Public),
         (Method::GET, "/metrics", Public),
         (Method::GET, "/", Public),
         (Method::GET, "/console/{file}", Public),

@@ -4,7 +4,7 @@ use logpool_client::ClientError;
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
 
-fn status_of(result: Result<Value, ClientError>) -> u16 {
+fn status_of<T>(result: Result<T, ClientError>) -> u16 {
     match result {
         Ok(_) => 200,
         Err(error) => error.status().unwrap_or(0),
@@ -207,7 +207,12 @@ async fn test_project_and_pool_lifecycle() {
         404
     );
     assert_eq!(
-        status_of(server.client.search("shop", "nginx", &json!({})).await),
+        status_of(
+            server
+                .client
+                .search("shop", "nginx", &Default::default())
+                .await
+        ),
         404
     );
     server.standalone.shutdown().await.expect("shutdown");
@@ -240,7 +245,7 @@ async fn test_deleting_a_pool_removes_its_data_and_leaves_others_untouched() {
 
     client.delete_pool("shop", "web").await.expect("delete");
     assert_eq!(
-        status_of(client.search("shop", "web", &json!({})).await),
+        status_of(client.search("shop", "web", &Default::default()).await),
         404
     );
     assert_eq!(

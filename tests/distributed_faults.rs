@@ -178,7 +178,10 @@ async fn assert_exactly_once(
             .search(
                 project,
                 pool,
-                &json!({ "query": format!("rid:\"{first}\"") }),
+                &logpool_client::wire::search::SearchParams {
+                    query: Some(format!("rid:\"{first}\"")),
+                    ..Default::default()
+                },
             )
             .await;
         panic!(
@@ -671,7 +674,8 @@ async fn test_mysql_outage_gives_503_on_control_api_while_data_flows() {
                 control
                     .client
                     .create_project(&format!("{project}-x{batch}"))
-                    .await,
+                    .await
+                    .map(|_| Value::Null),
             ),
             (
                 "list pools",

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use logpool_client::wire::search::SearchParams;
 use logpool_client::LogpoolClient;
 use logpool_e2e::{admin_client, admin_http, free_port, start_standalone_process, wait_for_count};
 use serde_json::{json, Value};
@@ -352,11 +353,15 @@ async fn test_a_long_retention_pool_takes_four_hundred_days_with_bounded_writers
         .search(
             PROJECT,
             "year",
-            &json!({ "query": "yearly AND day:399", "limit": 10 }),
+            &SearchParams {
+                query: Some("yearly AND day:399".to_string()),
+                limit: Some(10),
+                ..SearchParams::default()
+            },
         )
         .await
         .expect("oldest day");
-    assert_eq!(histogram["total"], 2, "{histogram}");
+    assert_eq!(histogram.total, 2, "{histogram:?}");
     let peak_threads = watch.peak();
     let peak_rss_kib = proc_status(pid, "VmHWM").expect("VmHWM");
     eprintln!(

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use logpool_client::wire::search::SearchParams;
 use logpool_client::LogpoolClient;
 use logpool_e2e::{admin_client, admin_http, free_port, start_standalone_process, ADMIN_KEY};
 use serde_json::{json, Value};
@@ -282,25 +283,27 @@ async fn test_large_search_pages_are_truncated_at_the_memory_budget() {
     let search = |cursor: Option<String>| {
         let client = process.client.clone();
         async move {
-            let mut params = json!({ "query": "*", "limit": 10_000 });
-            if let Some(cursor) = cursor {
-                params["cursor"] = json!(cursor);
-            }
+            let params = SearchParams {
+                query: Some("*".to_string()),
+                limit: Some(10_000),
+                cursor,
+                ..SearchParams::default()
+            };
             client.search("mem", "big", &params).await.expect("search")
         }
     };
     let pages = futures::future::join_all((0..4).map(|_| search(None))).await;
     let peak = process.peak_rss();
     for page in &pages {
-        let hits = page["hits"].as_array().expect("hits").len();
+        let hits = page.hits.len();
         // 32 MiB of 60 KiB records: about 540 hits, never the whole 1,000.
         assert!(
             (1..RECORDS).contains(&hits),
             "{hits} hits on a page of 60 KiB records"
         );
-        assert_eq!(page["truncated"], json!(true), "{}", page["truncated"]);
-        assert!(page["cursor"].is_string(), "a truncated page has a cursor");
-        assert_eq!(page["total"], json!(RECORDS));
+        assert!(page.truncated, "the page ends at the memory budget");
+        assert!(page.cursor.is_some(), "a truncated page has a cursor");
+        assert_eq!(page.total, RECORDS as u64);
     }
     // All four at once cannot hold more than the tenant's 128 MiB of records, each
     // held a few times over while it is turned into the answer.
@@ -320,13 +323,13 @@ async fn test_large_search_pages_are_truncated_at_the_memory_budget() {
     loop {
         let page = search(cursor).await;
         num_pages += 1;
-        let hits = page["hits"].as_array().expect("hits");
         seen.extend(
-            hits.iter()
-                .map(|hit| hit["fields"]["n"].as_u64().expect("n")),
+            page.hits
+                .iter()
+                .map(|hit| hit.fields["n"].as_u64().expect("n")),
         );
-        match page["cursor"].as_str() {
-            Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
+        match page.cursor {
+            Some(next) if !page.hits.is_empty() => cursor = Some(next),
             _ => break,
         }
         assert!(num_pages < 20, "paging ends");
@@ -339,7 +342,7 @@ async fn test_large_search_pages_are_truncated_at_the_memory_budget() {
         "search: baseline {} MiB, peak {} MiB, {} hits on the first page, {} pages, {:.1} s",
         baseline / MIB,
         peak / MIB,
-        pages[0]["hits"].as_array().map_or(0, Vec::len),
+        pages[0].hits.len(),
         num_pages,
         started.elapsed().as_secs_f64()
     );

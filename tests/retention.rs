@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use logpool_client::wire::search::SearchParams;
 use logpool_client::LogpoolClient;
 use logpool_e2e::{admin_client, free_port, start_standalone_process, wait_for, ADMIN_KEY};
 use serde_json::{json, Value};
@@ -45,9 +46,15 @@ fn records(age: &str, age_days: i64, now_ms: i64) -> Vec<Value> {
 
 /// How many records of age group `age` the pool holds (over the last 40 days).
 async fn stored(client: &LogpoolClient, age: &str) -> Option<u64> {
-    let params = json!({ "query": format!("age:{age}"), "from": "-40d", "to": "now", "limit": 1 });
+    let params = SearchParams {
+        query: Some(format!("age:{age}")),
+        from: Some("-40d".into()),
+        to: Some("now".into()),
+        limit: Some(1),
+        ..SearchParams::default()
+    };
     let page = client.search(PROJECT, POOL, &params).await.ok()?;
-    page["total"].as_u64()
+    Some(page.total)
 }
 
 /// The stored counts of the three age groups.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use logpool_client::wire::search::{HistogramParams, SearchParams};
 use logpool_core::query::tokenize;
 use logpool_e2e::{loghub_lines, wait_for_count, TestServer, LOGHUB_SYSTEMS};
 use serde_json::{json, Value};
@@ -175,60 +176,79 @@ async fn test_loghub_samples_round_trip_with_exact_counts() {
             .search(
                 PROJECT,
                 &pool,
-                &json!({ "query": term, "from": (BASE_TIME_SECS + 500) * 1000, "to": (BASE_TIME_SECS + 1500) * 1000, "limit": 10 }),
+                &SearchParams {
+                    query: Some(term.clone()),
+                    from: Some(((BASE_TIME_SECS + 500) * 1000).into()),
+                    to: Some(((BASE_TIME_SECS + 1500) * 1000).into()),
+                    limit: Some(10),
+                    ..SearchParams::default()
+                },
             )
             .await
             .expect("ranged search");
         assert_eq!(
-            ranged["total"].as_u64(),
+            Some(ranged.total),
             Some(scan_count(&lines[500..1500], std::slice::from_ref(&term))),
             "{system}: time range"
         );
         let rfc_ranged = client
-            .search(PROJECT, &pool, &json!({ "from": "2023-11-14T22:13:20Z", "to": "2023-11-14T22:14:20Z", "limit": 1 }))
+            .search(
+                PROJECT,
+                &pool,
+                &SearchParams {
+                    from: Some("2023-11-14T22:13:20Z".into()),
+                    to: Some("2023-11-14T22:14:20Z".into()),
+                    limit: Some(1),
+                    ..SearchParams::default()
+                },
+            )
             .await
             .expect("rfc3339 range");
-        assert_eq!(
-            rfc_ranged["total"].as_u64(),
-            Some(60),
-            "{system}: RFC 3339 range"
-        );
+        assert_eq!(rfc_ranged.total, 60, "{system}: RFC 3339 range");
 
         // Newest first, and the hit carries what was sent.
         let newest = client
-            .search(PROJECT, &pool, &json!({ "limit": 1 }))
+            .search(
+                PROJECT,
+                &pool,
+                &SearchParams {
+                    limit: Some(1),
+                    ..SearchParams::default()
+                },
+            )
             .await
             .expect("newest");
-        let hit = &newest["hits"][0];
+        let hit = &newest.hits[0];
         assert_eq!(
-            hit["fields"]["line_no"].as_u64(),
+            hit.fields["line_no"].as_u64(),
             Some(total - 1),
             "{system}: newest first"
         );
         assert_eq!(
-            hit["fields"]["message"].as_str(),
+            hit.fields["message"].as_str(),
             Some(lines[lines.len() - 1].as_str())
         );
-        assert!(hit["id"].is_string() && hit["shard"].is_u64() && hit["time"].is_string());
+        assert!(!hit.id.is_empty() && !hit.time.is_empty());
 
         // Paging with the cursor visits every match exactly once.
         let mut seen = std::collections::HashSet::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut params = json!({ "query": term, "limit": 333 });
-            if let Some(c) = &cursor {
-                params["cursor"] = json!(c);
-            }
+            let params = SearchParams {
+                query: Some(term.clone()),
+                limit: Some(333),
+                cursor: cursor.take(),
+                ..SearchParams::default()
+            };
             let page = client.search(PROJECT, &pool, &params).await.expect("page");
-            let hits = page["hits"].as_array().cloned().unwrap_or_default();
-            for hit in &hits {
+            for hit in &page.hits {
                 assert!(
-                    seen.insert(hit["id"].as_str().unwrap_or_default().to_string()),
+                    seen.insert(hit.id.clone()),
                     "{system}: a page repeated a hit"
                 );
             }
-            match page["cursor"].as_str() {
-                Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
+            match page.cursor {
+                Some(next) if !page.hits.is_empty() => cursor = Some(next),
                 _ => break,
             }
         }
@@ -243,16 +263,17 @@ async fn test_loghub_samples_round_trip_with_exact_counts() {
             .histogram(
                 PROJECT,
                 &pool,
-                &json!({ "from": BASE_TIME_SECS * 1000, "to": (BASE_TIME_SECS + 2000) * 1000 }),
+                &HistogramParams {
+                    from: Some((BASE_TIME_SECS * 1000).into()),
+                    to: Some(((BASE_TIME_SECS + 2000) * 1000).into()),
+                    ..HistogramParams::default()
+                },
             )
             .await
             .expect("histogram");
-        let buckets = histogram["buckets"].as_array().cloned().unwrap_or_default();
+        let buckets = histogram.buckets;
         assert!(buckets.len() <= 120, "{system}: at most 120 buckets");
-        let sum: u64 = buckets
-            .iter()
-            .map(|b| b["count"].as_u64().unwrap_or(0))
-            .sum();
+        let sum: u64 = buckets.iter().map(|b| b.count).sum();
         assert_eq!(sum, total, "{system}: histogram sums to the total");
     }
     server.standalone.shutdown().await.expect("shutdown");

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use logpool_client::wire::search::HistogramParams;
 use logpool_core::query::tokenize;
 use logpool_e2e::{loghub_lines, wait_for_count, TestServer};
 use serde_json::{json, Value};
@@ -300,14 +301,18 @@ async fn load_five_days(server: &TestServer, pool: &str, now_secs: i64) -> Vec<i
     // Counted with a histogram: a search may stop early on purpose in these tests.
     let indexed = logpool_e2e::wait_for(Duration::from_secs(30), || async {
         let histogram = client
-            .histogram(PROJECT, pool, &json!({"query": "tick", "from": "-6d"}))
+            .histogram(
+                PROJECT,
+                pool,
+                &HistogramParams {
+                    query: Some("tick".to_string()),
+                    from: Some("-6d".into()),
+                    ..HistogramParams::default()
+                },
+            )
             .await
             .ok()?;
-        let counted: u64 = histogram["buckets"]
-            .as_array()?
-            .iter()
-            .filter_map(|b| b["count"].as_u64())
-            .sum();
+        let counted: u64 = histogram.buckets.iter().map(|b| b.count).sum();
         (counted == 25).then_some(())
     })
     .await;

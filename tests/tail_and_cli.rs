@@ -173,6 +173,32 @@ async fn test_cli_put_and_search() {
     assert_eq!(lines[0]["fields"]["n"], 2499, "newest first");
     assert!(String::from_utf8_lossy(&output.stderr).contains("250 matching records"));
 
+    // Time options as users type them: `--from -1h` after the query, its value
+    // starting with a dash. Every record arrived just now, so `--from -1h` finds
+    // them all and `--to -1h` none.
+    for (option, expected) in [
+        ("--from", "250 matching records"),
+        ("--to", "0 matching records"),
+    ] {
+        let output = tokio::process::Command::new(logpool_binary())
+            .args(["search", "--project", "cli", "--pool", "files", "--url"])
+            .arg(server.url())
+            .args(["json AND n:>2000", option, "-1h"])
+            .env("LOGPOOL_API_KEY", ADMIN_KEY)
+            .output()
+            .await
+            .expect("run search");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "search {option} -1h failed: {stderr}"
+        );
+        assert!(
+            stderr.lines().any(|line| line == expected),
+            "{option} -1h: {stderr}"
+        );
+    }
+
     // A rejected request makes the command fail with the server's reason.
     let output = tokio::process::Command::new(logpool_binary())
         .args([

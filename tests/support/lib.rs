@@ -158,21 +158,23 @@ pub async fn count_records_by(
     let mut counts = std::collections::HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut params = serde_json::json!({ "limit": 10000 });
-        if let Some(c) = &cursor {
-            params["cursor"] = serde_json::json!(c);
-        }
+        let params = logpool_client::wire::search::SearchParams {
+            limit: Some(10000),
+            cursor: cursor.take(),
+            ..Default::default()
+        };
         let page = client.search(project, pool, &params).await?;
-        let hits = page["hits"].as_array().cloned().unwrap_or_default();
-        for hit in &hits {
-            let value = hit["fields"][field]
-                .as_str()
+        for hit in &page.hits {
+            let value = hit
+                .fields
+                .get(field)
+                .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_string();
             *counts.entry(value).or_insert(0) += 1;
         }
-        match page["cursor"].as_str() {
-            Some(next) if !hits.is_empty() => cursor = Some(next.to_string()),
+        match page.cursor {
+            Some(next) if !page.hits.is_empty() => cursor = Some(next),
             _ => return Ok(counts),
         }
     }

@@ -166,6 +166,17 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         )
     }
 
+    /// Adds a GET and a POST route served by one handler, which takes its
+    /// parameters with [`crate::AppParams`] (query string or JSON body).
+    pub fn get_or_post<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
+    where
+        H: Handler<T, S> + Clone,
+        T: 'static,
+    {
+        self.get(path, permission, handler.clone())
+            .post(path, permission, handler)
+    }
+
     /// Adds a PUT route.
     pub fn put<H, T>(self, path: &str, permission: Permission, handler: H) -> Routes<S>
     where

@@ -10,73 +10,13 @@ use logpool_engines::coordination::CoordinationError;
 use logpool_engines::index::IndexError;
 use logpool_engines::metadata::MetadataError;
 use logpool_engines::queue::QueueError;
-use serde_json::json;
+use logpool_wire::{ErrorBody, ErrorObject};
 
-/// Machine-readable error codes, stable across releases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The request is malformed or a value is invalid.
-    BadRequest,
-    /// The body is not in an accepted format.
-    UnsupportedMediaType,
-    /// A limit was exceeded.
-    PayloadTooLarge,
-    /// No API key, or one that is unknown, wrong or disabled.
-    Unauthorized,
-    /// The key's role or scope does not allow the request.
-    Forbidden,
-    /// A stored quota (e.g. storage) refuses the write until usage drops.
-    QuotaExceeded,
-    /// The named object does not exist.
-    NotFound,
-    /// The object exists already or the change conflicts with its state.
-    Conflict,
-    /// The service is over a limit; retry later.
-    TooManyRequests,
-    /// Waited the longest allowed time for something that has not happened yet
-    /// (e.g. written records becoming searchable); retry later.
-    WaitTimeout,
-    /// An engine cannot serve right now; retry later.
-    Unavailable,
-    /// A bug or an unexpected engine failure.
-    Internal,
-}
+pub use logpool_wire::ErrorCode;
 
-impl ErrorCode {
-    /// Returns the HTTP status of this code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::QuotaExceeded => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::WaitTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// Returns the code as it appears in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::QuotaExceeded => "quota_exceeded",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::TooManyRequests => "too_many_requests",
-            ErrorCode::WaitTimeout => "wait_timeout",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error answer: a code, a message for people, and extra JSON details.
@@ -139,12 +79,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = serde_json::Map::new();
-        error.insert("code".into(), json!(self.code.as_str()));
-        error.insert("message".into(), json!(self.message));
-        error.extend(self.details);
-        let mut response =
-            (self.code.status(), axum::Json(json!({ "error": error }))).into_response();
+        let status = status_of(self.code);
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         if self.code == ErrorCode::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -18,7 +18,8 @@ use logpool_engines::index::LogIndex;
 use logpool_engines::metadata::MetadataStore;
 use logpool_engines::queue::Queue;
 use logpool_engines::{EngineSet, MissingEngine};
-use serde_json::json;
+use logpool_wire::health::Health;
+use logpool_wire::openapi::OPENAPI_PATH;
 
 use crate::auth::Routes;
 
@@ -112,11 +113,13 @@ impl Readiness {
     }
 }
 
-/// `/healthz` and `/readyz`: public, so that probes need no key.
+/// `/healthz`, `/readyz` and the OpenAPI document: public, so that probes and
+/// client generators need no key.
 pub fn routes() -> Routes<Readiness> {
     Routes::new()
         .get("/healthz", Permission::Public, healthz)
         .get("/readyz", Permission::Public, readyz)
+        .get(OPENAPI_PATH, Permission::Public, crate::openapi::serve)
 }
 
 /// Routes for `/healthz` and `/readyz` over the given readiness.
@@ -124,23 +127,26 @@ pub fn router(readiness: Readiness) -> Router {
     routes().into_public_router().with_state(readiness)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Health> {
+    Json(Health::status("ok"))
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
-    let mut failures = serde_json::Map::new();
+    let mut failures = std::collections::BTreeMap::new();
     for probe in &readiness.probes {
         if let Some(failure) = probe.failure().await {
-            failures.insert(probe.name().into(), json!(failure));
+            failures.insert(probe.name().to_string(), failure);
         }
     }
     if failures.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        (StatusCode::OK, Json(Health::status("ready")))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "failures": failures })),
+            Json(Health {
+                failures: Some(failures),
+                status: "not_ready".to_string(),
+            }),
         )
     }
 }

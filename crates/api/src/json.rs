@@ -1,7 +1,7 @@
 //! A JSON extractor whose rejections are [`ApiError`]s naming the problem.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -54,7 +54,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppQuery<T>(pub T);
 
-impl<T, S> axum::extract::FromRequestParts<S> for AppQuery<T>
+impl<T, S> FromRequestParts<S> for AppQuery<T>
 where
     T: DeserializeOwned,
     S: Send + Sync,
@@ -74,5 +74,108 @@ where
                     .trim_start_matches("Failed to deserialize query string: ")
             ))),
         }
+    }
+}
+
+/// Parameters that a GET takes from the query string and a POST from a JSON body,
+/// under the same names: one handler serves both methods (search, histogram, field
+/// summaries), so the two cannot drift apart.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppParams<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = request.method();
+        if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+            let (mut parts, _body) = request.into_parts();
+            let AppQuery(value) = AppQuery::<T>::from_request_parts(&mut parts, state).await?;
+            Ok(AppParams(value))
+        } else {
+            let AppJson(value) = AppJson::<T>::from_request(request, state).await?;
+            Ok(AppParams(value))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::on;
+    use axum::routing::MethodFilter;
+    use axum::Router;
+    use serde::Deserialize;
+    use tower::ServiceExt;
+
+    use super::AppParams;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        query: Option<String>,
+        limit: Option<u32>,
+    }
+
+    async fn echo(AppParams(params): AppParams<Params>) -> String {
+        format!("{:?} {:?}", params.query, params.limit)
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, String) {
+        let app = Router::new().route("/p", on(MethodFilter::GET.or(MethodFilter::POST), echo));
+        let answer = app.oneshot(request).await.expect("answer");
+        let status = answer.status();
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn post(content_type: Option<&str>, body: &str) -> Request<Body> {
+        let mut request = Request::post("/p");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        request.body(Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn get_reads_the_query_string_and_post_the_json_body() {
+        let get = Request::get("/p?query=a%20b&limit=5")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            call(get).await,
+            (StatusCode::OK, "Some(\"a b\") Some(5)".into())
+        );
+        let body = r#"{"query": "a b", "limit": 5}"#;
+        let posted = call(post(Some("application/json"), body)).await;
+        assert_eq!(posted, (StatusCode::OK, "Some(\"a b\") Some(5)".into()));
+    }
+
+    #[tokio::test]
+    async fn each_method_refuses_in_the_error_format() {
+        let get = Request::get("/p?limit=many")
+            .body(Body::empty())
+            .expect("request");
+        let (status, body) = call(get).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("invalid query string") && body.contains("limit"),
+            "{body}"
+        );
+        let (status, body) = call(post(Some("application/json"), r#"{"nope": 1}"#)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("invalid JSON body") && body.contains("nope"),
+            "{body}"
+        );
+        let (status, body) = call(post(None, r#"{"limit": 1}"#)).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     }
 }

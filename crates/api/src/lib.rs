@@ -32,6 +32,7 @@ pub mod layers;
 pub mod members;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod path_params;
 pub mod process;
 pub mod quota;
@@ -45,5 +46,5 @@ pub mod tls;
 
 pub use auth::{Principal, Routes};
 pub use error::{ApiError, ErrorCode};
-pub use json::{AppJson, AppQuery};
+pub use json::{AppJson, AppParams, AppQuery};
 pub use routing::RoutingView;

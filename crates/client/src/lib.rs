@@ -1,8 +1,9 @@
 //! Typed HTTP client for logpool, used by the CLI, the benchmarks and the tests.
 //!
-//! Errors keep the server's JSON error body, so callers can act on `code`, and
-//! [`ClientError::is_retryable`] tells which answers are worth retrying (429, 503,
-//! a 409 with `Retry-After`, and transport failures).
+//! Answers are the types of [`logpool_wire`] (re-exported as [`wire`]), the same
+//! the server writes. Errors carry the server's error object decoded, so callers can
+//! act on its `code`, and [`ClientError::is_retryable`] tells which answers are
+//! worth retrying (429, 503, a 409 with `Retry-After`, and transport failures).
 //!
 //! Every PutDatas carries an `Idempotency-Key`: retry a failed put with the same key
 //! ([`LogpoolClient::put_raw_with_key`], [`new_request_key`]) and the server stores
@@ -12,6 +13,12 @@ pub mod pull;
 
 use std::time::Duration;
 
+pub use logpool_wire as wire;
+use logpool_wire::control::{CreateProject, Project};
+use logpool_wire::search::{HistogramAnswer, HistogramParams, SearchAnswer, SearchParams};
+use logpool_wire::{ErrorBody, ErrorCode, ErrorObject};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Errors of the client.
@@ -22,7 +29,10 @@ pub enum ClientError {
     Http {
         /// The status.
         status: u16,
-        /// The body (JSON error object as text).
+        /// The error object of the body, when the body is the API's error envelope
+        /// (a proxy in between may answer otherwise).
+        error: Option<Box<ErrorObject>>,
+        /// The body as text.
         body: String,
         /// `Retry-After` in seconds, if sent.
         retry_after_secs: Option<u64>,
@@ -57,6 +67,19 @@ impl ClientError {
             ClientError::Http { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The server's error object, if it sent one.
+    pub fn error(&self) -> Option<&ErrorObject> {
+        match self {
+            ClientError::Http { error, .. } => error.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server's error code, if it sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.error().map(|error| error.code)
     }
 }
 
@@ -156,7 +179,9 @@ impl LogpoolClient {
         format!("{}{}", self.base_url, path)
     }
 
-    async fn answer(response: reqwest::Response) -> ClientResult<Value> {
+    /// Decodes a 2xx answer as `T` (an empty body as JSON `null`), and any other
+    /// status as [`ClientError::Http`].
+    async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> ClientResult<T> {
         let status = response.status();
         let retry_after_secs = response
             .headers()
@@ -165,26 +190,32 @@ impl LogpoolClient {
             .and_then(|v| v.parse().ok());
         let body = response.text().await?;
         if !status.is_success() {
+            let error = serde_json::from_str::<ErrorBody>(&body)
+                .ok()
+                .map(|envelope| Box::new(envelope.error));
             return Err(ClientError::Http {
                 status: status.as_u16(),
+                error,
                 body,
                 retry_after_secs,
             });
         }
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&body).map_err(|e| ClientError::Decode(format!("{e}: {body}")))
+        let text = if body.is_empty() { "null" } else { &body };
+        serde_json::from_str(text).map_err(|e| ClientError::Decode(format!("{e}: {body}")))
     }
 
     /// Creates a project.
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn create_project(&self, name: &str) -> ClientResult<Value> {
+    pub async fn create_project(&self, name: &str) -> ClientResult<Project> {
+        let body = CreateProject {
+            name: name.to_string(),
+            description: String::new(),
+        };
         let response = self
             .request(reqwest::Method::POST, self.url("/v1/projects"))
-            .json(&serde_json::json!({ "name": name }))
+            .json(&body)
             .send()
             .await?;
         Self::answer(response).await
@@ -210,7 +241,7 @@ impl LogpoolClient {
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<Value> {
+    pub async fn delete_pool(&self, project: &str, pool: &str) -> ClientResult<()> {
         let response = self
             .request(
                 reqwest::Method::DELETE,
@@ -218,7 +249,7 @@ impl LogpoolClient {
             )
             .send()
             .await?;
-        Self::answer(response).await
+        Self::answer::<Value>(response).await.map(drop)
     }
 
     /// Sends a raw PutDatas body under a new request key.
@@ -306,11 +337,16 @@ impl LogpoolClient {
         .await
     }
 
-    /// Searches a pool with a JSON body (`query`, `from`, `to`, `limit`, `cursor`).
+    /// Searches a pool (one page, newest first).
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn search(&self, project: &str, pool: &str, params: &Value) -> ClientResult<Value> {
+    pub async fn search(
+        &self,
+        project: &str,
+        pool: &str,
+        params: &SearchParams,
+    ) -> ClientResult<SearchAnswer> {
         let response = self
             .request(
                 reqwest::Method::POST,
@@ -330,8 +366,8 @@ impl LogpoolClient {
         &self,
         project: &str,
         pool: &str,
-        params: &Value,
-    ) -> ClientResult<Value> {
+        params: &HistogramParams,
+    ) -> ClientResult<HistogramAnswer> {
         let response = self
             .request(
                 reqwest::Method::POST,
@@ -346,18 +382,29 @@ impl LogpoolClient {
     /// Returns the total number of records matching `query` (all time).
     ///
     /// # Errors
-    /// Any non-2xx answer, or an answer without `total`.
+    /// Any non-2xx answer.
     pub async fn count(&self, project: &str, pool: &str, query: &str) -> ClientResult<u64> {
-        let answer = self
-            .search(
-                project,
-                pool,
-                &serde_json::json!({ "query": query, "limit": 1 }),
-            )
-            .await?;
-        answer["total"]
-            .as_u64()
-            .ok_or_else(|| ClientError::Decode(format!("no total in {answer}")))
+        let params = SearchParams {
+            query: Some(query.to_string()),
+            limit: Some(1),
+            ..SearchParams::default()
+        };
+        Ok(self.search(project, pool, &params).await?.total)
+    }
+
+    /// POSTs any JSON body to any path and returns the JSON answer (for requests
+    /// the typed calls cannot express, such as deliberately wrong ones).
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> ClientResult<Value> {
+        Self::answer(
+            self.request(reqwest::Method::POST, self.url(path))
+                .json(body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     /// GETs any path and returns the JSON answer.

@@ -71,12 +71,9 @@ impl ShardBatch {
 /// Returns the earliest valid cursor sent with a 410 (the cursor's data is gone).
 pub fn earliest_cursor_of(error: &ClientError) -> Option<String> {
     match error {
-        ClientError::Http {
-            status: 410, body, ..
-        } => serde_json::from_str::<Value>(body)
-            .ok()?
-            .pointer("/error/earliest_cursor")?
-            .as_str()
+        ClientError::Http { status: 410, .. } => error
+            .error()?
+            .detail_str("earliest_cursor")
             .map(str::to_string),
         _ => None,
     }
@@ -154,7 +151,7 @@ impl LogpoolClient {
             .query(&[("cursor", cursor), ("count", &count.to_string())])
             .send()
             .await?;
-        let answer = Self::answer(response).await?;
+        let answer: Value = Self::answer(response).await?;
         Ok(ShardBatch {
             shard,
             records: answer["records"].as_array().cloned().unwrap_or_default(),
@@ -209,7 +206,7 @@ impl LogpoolClient {
             )
             .send()
             .await?;
-        Self::answer(response).await.map(drop)
+        Self::answer::<Value>(response).await.map(drop)
     }
 
     /// Sends a heartbeat and returns the shards `consumer` owns now.
@@ -234,7 +231,7 @@ impl LogpoolClient {
             .json(&json!({ "consumer": consumer }))
             .send()
             .await?;
-        let answer = Self::answer(response).await?;
+        let answer: Value = Self::answer(response).await?;
         answer["shards"]
             .as_array()
             .ok_or_else(|| ClientError::Decode(format!("no `shards` in {answer}")))?
@@ -271,7 +268,7 @@ impl LogpoolClient {
             .json(&json!({ "shard": shard, "cursor": cursor }))
             .send()
             .await?;
-        Self::answer(response).await.map(drop)
+        Self::answer::<Value>(response).await.map(drop)
     }
 
     /// Returns a group's checkpoints as shard → cursor.

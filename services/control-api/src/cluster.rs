@@ -7,7 +7,7 @@ use axum::Json;
 use logpool_api::{ApiError, Routes};
 use logpool_core::access::Permission;
 use logpool_engines::coordination::MemberInfo;
-use serde_json::{json, Value};
+use logpool_wire::control::{Member, MemberList};
 
 use crate::{format_ms, ControlState};
 
@@ -15,18 +15,19 @@ pub(crate) fn routes() -> Routes<ControlState> {
     Routes::new().get("/v1/cluster/members", Permission::Operate, list_members)
 }
 
-fn member_json(member: &MemberInfo) -> Value {
-    json!({
-        "service": member.service,
-        "id": member.id,
-        "address": member.address,
-        "version": member.version,
-        "started_at": format_ms(member.started_at_ms),
-    })
+fn member_of(member: &MemberInfo) -> Member {
+    Member {
+        address: member.address.clone(),
+        id: member.id.clone(),
+        service: member.service.clone(),
+        started_at: format_ms(member.started_at_ms),
+        version: member.version.clone(),
+    }
 }
 
-async fn list_members(State(state): State<ControlState>) -> Result<Json<Value>, ApiError> {
+async fn list_members(State(state): State<ControlState>) -> Result<Json<MemberList>, ApiError> {
     let members = state.coordinator.members().await?;
-    let members: Vec<Value> = members.iter().map(member_json).collect();
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(MemberList {
+        members: members.iter().map(member_of).collect(),
+    }))
 }

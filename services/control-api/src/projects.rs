@@ -6,8 +6,7 @@ use axum::Json;
 use logpool_api::{ApiError, AppJson, Principal, Routes};
 use logpool_core::access::Permission;
 use logpool_engines::metadata::Project;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use logpool_wire::control as wire;
 
 use crate::{check_name, format_ms, ControlState};
 
@@ -24,20 +23,6 @@ pub(crate) fn routes() -> Routes<ControlState> {
         .delete(project, Permission::ManageTenant, delete_project)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateProject {
-    name: String,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateProject {
-    description: Option<String>,
-}
-
 pub(crate) fn check_description(description: &str) -> Result<(), ApiError> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::bad_request(format!(
@@ -48,20 +33,20 @@ pub(crate) fn check_description(description: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn project_json(project: &Project) -> Value {
-    json!({
-        "name": project.name,
-        "description": project.description,
-        "created_at": format_ms(project.created_at_ms),
-        "updated_at": format_ms(project.updated_at_ms),
-    })
+fn project_of(project: &Project) -> wire::Project {
+    wire::Project {
+        created_at: format_ms(project.created_at_ms),
+        description: project.description.clone(),
+        name: project.name.clone(),
+        updated_at: format_ms(project.updated_at_ms),
+    }
 }
 
 async fn create_project(
     State(state): State<ControlState>,
     principal: Principal,
-    AppJson(body): AppJson<CreateProject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    AppJson(body): AppJson<wire::CreateProject>,
+) -> Result<(StatusCode, Json<wire::Project>), ApiError> {
     check_name("name", &body.name)?;
     check_description(&body.description)?;
     let _guard = state.change_lock.lock().await;
@@ -69,41 +54,41 @@ async fn create_project(
         .metadata
         .create_project(&principal.tenant, &body.name, &body.description)
         .await?;
-    Ok((StatusCode::CREATED, Json(project_json(&project))))
+    Ok((StatusCode::CREATED, Json(project_of(&project))))
 }
 
 async fn list_projects(
     State(state): State<ControlState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ProjectList>, ApiError> {
     let projects = state.metadata.list_projects(&principal.tenant).await?;
     // A key limited to one project sees only that project.
-    let visible: Vec<Value> = projects
+    let visible = projects
         .iter()
         .filter(|project| principal.may_see_project(&project.name))
-        .map(project_json)
+        .map(project_of)
         .collect();
-    Ok(Json(json!({ "projects": visible })))
+    Ok(Json(wire::ProjectList { projects: visible }))
 }
 
 async fn get_project(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Project>, ApiError> {
     let project = state
         .metadata
         .get_project(&principal.tenant, &project)
         .await?;
-    Ok(Json(project_json(&project)))
+    Ok(Json(project_of(&project)))
 }
 
 async fn update_project(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-    AppJson(body): AppJson<UpdateProject>,
-) -> Result<Json<Value>, ApiError> {
+    AppJson(body): AppJson<wire::UpdateProject>,
+) -> Result<Json<wire::Project>, ApiError> {
     if let Some(description) = &body.description {
         check_description(description)?;
     }
@@ -112,7 +97,7 @@ async fn update_project(
         .metadata
         .update_project(&principal.tenant, &project, body.description)
         .await?;
-    Ok(Json(project_json(&project)))
+    Ok(Json(project_of(&project)))
 }
 
 /// Deletes a project with all its pools, their queue shards and their indexes.

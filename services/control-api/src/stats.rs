@@ -5,6 +5,8 @@
 //! the answer costs one backlog call per subscription, one match-all count and one
 //! storage size.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::Principal;
@@ -14,7 +16,7 @@ use logpool_core::query::Query;
 use logpool_core::routing::PoolRoute;
 use logpool_engines::index::SearchRequest;
 use logpool_engines::queue::ShardBacklog;
-use serde_json::{json, Map, Value};
+use logpool_wire::stats::{Backlog, Lag, PoolStats, ShardStats};
 
 use crate::ControlState;
 
@@ -35,7 +37,7 @@ async fn pool_stats(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PoolStats>, ApiError> {
     let stored = state
         .metadata
         .get_pool(&principal.tenant, &project, &pool)
@@ -60,8 +62,8 @@ async fn pool_stats(
     }
     let indexed = indexed_records(&state, &route).await?;
     let storage_bytes = state.index.storage_bytes(&route).await?;
-    let mut stats = stats_json(&backlogs, &indexed, now_ns());
-    stats["storage_bytes"] = json!(storage_bytes);
+    let mut stats = stats_of(&backlogs, &indexed, now_ns());
+    stats.storage_bytes = storage_bytes;
     Ok(Json(stats))
 }
 
@@ -98,35 +100,36 @@ fn now_ns() -> i64 {
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn stats_json(backlogs: &[(&str, Vec<ShardBacklog>)], indexed: &Indexed, now_ns: i64) -> Value {
+/// The stats of a pool but its storage, which the caller measures.
+fn stats_of(backlogs: &[(&str, Vec<ShardBacklog>)], indexed: &Indexed, now_ns: i64) -> PoolStats {
     let shard_count = backlogs.first().map_or(0, |(_, shards)| shards.len());
     let mut shards = Vec::with_capacity(shard_count);
     for index in 0..shard_count {
-        let mut per_subscription = Map::new();
+        let mut per_subscription = BTreeMap::new();
         let mut end_position = 0;
         for (subscription, shard_backlogs) in backlogs {
             if let Some(backlog) = shard_backlogs.get(index) {
                 end_position = backlog.end_position;
                 per_subscription.insert(
                     (*subscription).to_string(),
-                    json!({ "messages": backlog.messages, "bytes": backlog.bytes }),
+                    Backlog {
+                        bytes: backlog.bytes,
+                        messages: backlog.messages,
+                    },
                 );
             }
         }
-        shards.push(json!({
-            "shard": index,
-            "end_position": end_position,
-            "backlog": per_subscription,
-        }));
+        shards.push(ShardStats {
+            backlog: per_subscription,
+            end_position,
+            shard: index,
+        });
     }
-    let mut totals = Map::new();
+    let mut totals = BTreeMap::new();
     for (subscription, shard_backlogs) in backlogs {
         let messages: u64 = shard_backlogs.iter().map(|b| b.messages).sum();
         let bytes: u64 = shard_backlogs.iter().map(|b| b.bytes).sum();
-        totals.insert(
-            (*subscription).to_string(),
-            json!({ "messages": messages, "bytes": bytes }),
-        );
+        totals.insert((*subscription).to_string(), Backlog { bytes, messages });
     }
     let index_backlog = backlogs
         .iter()
@@ -135,16 +138,17 @@ fn stats_json(backlogs: &[(&str, Vec<ShardBacklog>)], indexed: &Indexed, now_ns:
             shards.iter().map(|b| b.messages).sum::<u64>()
         });
     let newest = indexed.newest_time_ns;
-    json!({
-        "records": indexed.records,
-        "backlog": totals,
-        "shards": shards,
-        "lag": {
-            "unindexed_messages": index_backlog,
-            "newest_record_time": newest.map(logpool_core::record::format_time_ns),
-            "newest_record_age_ms": newest.map(|t| now_ns.saturating_sub(t) / 1_000_000),
+    PoolStats {
+        backlog: totals,
+        lag: Lag {
+            newest_record_age_ms: newest.map(|t| now_ns.saturating_sub(t) / 1_000_000),
+            newest_record_time: newest.map(logpool_core::record::format_time_ns),
+            unindexed_messages: index_backlog,
         },
-    })
+        records: indexed.records,
+        shards,
+        storage_bytes: 0,
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn test_stats_json_sums_subscriptions_per_shard_and_in_total() {
+    fn test_stats_sum_subscriptions_per_shard_and_in_total() {
         let backlogs = [
             (INDEX_SUBSCRIPTION, vec![backlog(0, 2, 5), backlog(1, 0, 7)]),
             (
@@ -179,7 +183,8 @@ mod tests {
             records: 10,
             newest_time_ns: Some(1_000_000_000),
         };
-        let stats = stats_json(&backlogs, &indexed, 3_000_000_000);
+        let stats =
+            serde_json::to_value(stats_of(&backlogs, &indexed, 3_000_000_000)).expect("json");
         assert_eq!(stats["records"], 10);
         assert_eq!(stats["backlog"]["loghub"]["messages"], 2);
         assert_eq!(stats["backlog"]["archive"]["messages"], 6);
@@ -191,13 +196,13 @@ mod tests {
     }
 
     #[test]
-    fn test_stats_json_of_an_empty_pool_has_no_newest_record() {
+    fn test_stats_of_an_empty_pool_has_no_newest_record() {
         let backlogs = [(INDEX_SUBSCRIPTION, vec![backlog(0, 0, 0)])];
         let indexed = Indexed {
             records: 0,
             newest_time_ns: None,
         };
-        let stats = stats_json(&backlogs, &indexed, 1);
+        let stats = serde_json::to_value(stats_of(&backlogs, &indexed, 1)).expect("json");
         assert_eq!(stats["records"], 0);
         assert!(stats["lag"]["newest_record_time"].is_null());
         assert!(stats["backlog"].get("archive").is_none());

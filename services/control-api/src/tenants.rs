@@ -18,8 +18,7 @@ use logpool_core::access::{
     format_key, hash_secret, to_hex, Permission, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT,
 };
 use logpool_engines::metadata::{ApiKey, MetadataStore, NewApiKey, Tenant};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use logpool_wire::control::{self as wire, Whoami};
 
 use crate::projects::check_description;
 use crate::{check_name, format_ms, ControlState};
@@ -39,90 +38,75 @@ pub(crate) fn routes() -> Routes<ControlState> {
         .get("/v1/whoami", Permission::Authenticated, whoami)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateTenant {
-    name: String,
+fn tenant_of(tenant: &Tenant) -> wire::Tenant {
+    wire::Tenant {
+        created_at: format_ms(tenant.created_at_ms),
+        name: tenant.name.clone(),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateKey {
-    role: String,
-    project: Option<String>,
-    #[serde(default)]
-    description: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateKey {
-    enabled: bool,
-}
-
-fn tenant_json(tenant: &Tenant) -> Value {
-    json!({ "name": tenant.name, "created_at": format_ms(tenant.created_at_ms) })
-}
-
-fn key_json(key: &ApiKey) -> Value {
-    json!({
-        "id": key.id,
-        "tenant": key.tenant,
-        "role": key.role,
-        "project": key.project,
-        "description": key.description,
-        "enabled": key.enabled,
-        "created_at": format_ms(key.created_at_ms),
-    })
+fn key_of(key: &ApiKey) -> wire::ApiKey {
+    wire::ApiKey {
+        created_at: format_ms(key.created_at_ms),
+        description: key.description.clone(),
+        enabled: key.enabled,
+        id: key.id.clone(),
+        key: None,
+        project: key.project.clone(),
+        role: key.role.as_str().to_string(),
+        tenant: key.tenant.clone(),
+    }
 }
 
 async fn create_tenant(
     State(state): State<ControlState>,
-    AppJson(body): AppJson<CreateTenant>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    AppJson(body): AppJson<wire::CreateTenant>,
+) -> Result<(StatusCode, Json<wire::Tenant>), ApiError> {
     check_name("name", &body.name)?;
     let _guard = state.change_lock.lock().await;
     let tenant = state.metadata.create_tenant(&body.name).await?;
     state.publish_routing().await?;
-    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))))
+    Ok((StatusCode::CREATED, Json(tenant_of(&tenant))))
 }
 
-async fn list_tenants(State(state): State<ControlState>) -> Result<Json<Value>, ApiError> {
+async fn list_tenants(
+    State(state): State<ControlState>,
+) -> Result<Json<wire::TenantList>, ApiError> {
     let tenants = state.metadata.list_tenants().await?;
-    Ok(Json(
-        json!({ "tenants": tenants.iter().map(tenant_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(wire::TenantList {
+        tenants: tenants.iter().map(tenant_of).collect(),
+    }))
 }
 
 async fn get_tenant(
     State(state): State<ControlState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Tenant>, ApiError> {
     let tenant = state.metadata.get_tenant(&principal.tenant).await?;
-    Ok(Json(tenant_json(&tenant)))
+    Ok(Json(tenant_of(&tenant)))
 }
 
-async fn whoami(principal: Principal) -> Json<Value> {
-    Json(json!({
-        "key_id": principal.key_id,
-        "role": principal.role,
-        "tenant": principal.tenant,
-        "project": principal.project_scope,
-    }))
+async fn whoami(principal: Principal) -> Json<Whoami> {
+    Json(Whoami {
+        key_id: principal.key_id,
+        project: principal.project_scope,
+        role: principal.role.as_str().to_string(),
+        tenant: principal.tenant,
+    })
 }
 
 async fn list_keys(
     State(state): State<ControlState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::KeyList>, ApiError> {
     state.metadata.get_tenant(&principal.tenant).await?;
     let keys = state.metadata.list_keys(&principal.tenant).await?;
-    let visible: Vec<Value> = keys
+    let visible = keys
         .iter()
         .filter(|key| may_manage(&principal, key))
-        .map(key_json)
+        .map(key_of)
         .collect();
-    Ok(Json(json!({ "keys": visible })))
+    Ok(Json(wire::KeyList { keys: visible }))
 }
 
 /// Whether `principal` may see and change `key`: operator keys belong to operators.
@@ -163,16 +147,16 @@ async fn get_key(
     State(state): State<ControlState>,
     principal: Principal,
     Path((_tenant, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ApiKey>, ApiError> {
     let key = managed_key(&state, &principal, &id).await?;
-    Ok(Json(key_json(&key)))
+    Ok(Json(key_of(&key)))
 }
 
 async fn create_key(
     State(state): State<ControlState>,
     principal: Principal,
-    AppJson(body): AppJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    AppJson(body): AppJson<wire::CreateKey>,
+) -> Result<(StatusCode, Json<wire::ApiKey>), ApiError> {
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::bad_request(format!(
             "`role` must be one of {}, got `{}`",
@@ -207,8 +191,8 @@ async fn create_key(
     let (new_key, secret) = generate_key(&principal.tenant, role, body.project, body.description);
     let stored = state.metadata.create_key(new_key).await?;
     state.publish_routing().await?;
-    let mut answer = key_json(&stored);
-    answer["key"] = json!(format_key(&stored.id, &secret));
+    let mut answer = key_of(&stored);
+    answer.key = Some(format_key(&stored.id, &secret));
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -216,8 +200,8 @@ async fn update_key(
     State(state): State<ControlState>,
     principal: Principal,
     Path((_tenant, id)): Path<(String, String)>,
-    AppJson(body): AppJson<UpdateKey>,
-) -> Result<Json<Value>, ApiError> {
+    AppJson(body): AppJson<wire::UpdateKey>,
+) -> Result<Json<wire::ApiKey>, ApiError> {
     if !body.enabled {
         keep_bootstrap_usable(&principal, &id, "disabled")?;
     }
@@ -228,7 +212,7 @@ async fn update_key(
         .set_key_enabled(&principal.tenant, &id, body.enabled)
         .await?;
     state.publish_routing().await?;
-    Ok(Json(key_json(&key)))
+    Ok(Json(key_of(&key)))
 }
 
 async fn delete_key(

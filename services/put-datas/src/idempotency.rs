@@ -826,7 +826,7 @@ mod tests {
             .put_once(&queue, &faults, 7, &key, "other".into(), &parts)
             .await;
         assert_eq!(
-            other_body.map_err(|e| e.code.status().as_u16()).err(),
+            other_body.map_err(|e| e.code.http_status()).err(),
             Some(400)
         );
     }
@@ -955,7 +955,7 @@ mod tests {
             )
             .await;
         let error = refused.expect_err("refused");
-        assert_eq!(error.code.status().as_u16(), 409);
+        assert_eq!(error.code.http_status(), 409);
         assert!(error.retry_after.is_some());
         assert_eq!(stored_messages(&queue).await, 0);
     }

@@ -217,7 +217,7 @@ async fn put_logs(
                 .records_accepted
                 .fetch_add(answer.accepted as u64, Ordering::Relaxed);
         }
-        Err(error) if error.code.status().is_client_error() => {
+        Err(error) if error.code.is_client_error() => {
             stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
         }
         Err(_) => {

@@ -7,10 +7,11 @@ use logpool_api::{ApiError, AppQuery};
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::query::Query;
 use logpool_engines::index::{ContextRequest, SearchHit};
-use serde_json::{json, Value};
+use logpool_wire::search::ContextAnswer;
+use serde_json::Value;
 
-use crate::hits::hit_json;
-use crate::params::ContextParams;
+use crate::hits::hit_of;
+use crate::params::{ContextParams, Resolve};
 use crate::wait_for::WaitFor;
 use crate::SearchState;
 
@@ -22,7 +23,7 @@ pub(crate) async fn context(
     limiter: crate::limiter::TenantQueries,
     Path((project, pool, id)): Path<(String, String, String)>,
     AppQuery(params): AppQuery<ContextParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ContextAnswer>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
@@ -66,14 +67,10 @@ pub(crate) async fn context(
         page.before.retain(same);
         page.after.retain(same);
     }
-    let list = |hits: &[SearchHit]| {
-        hits.iter()
-            .map(|hit| hit_json(hit, None))
-            .collect::<Vec<_>>()
-    };
-    Ok(Json(json!({
-        "anchor": hit_json(&anchor_hit, None),
-        "before": list(&page.before),
-        "after": list(&page.after),
-    })))
+    let list = |hits: &[SearchHit]| hits.iter().map(|hit| hit_of(hit, None)).collect();
+    Ok(Json(ContextAnswer {
+        after: list(&page.after),
+        anchor: hit_of(&anchor_hit, None),
+        before: list(&page.before),
+    }))
 }

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use logpool_api::{ApiError, AppJson, AppQuery};
+use logpool_api::{ApiError, AppParams};
 use logpool_engines::index::{SearchHit, SearchRequest};
-use serde_json::{json, Value};
+use logpool_wire::search::{FieldSummary, FieldsAnswer, ValueCount};
+use serde_json::Value;
 
-use crate::params::FieldsParams;
+use crate::params::{FieldsParams, Resolve};
 use crate::planner::PlannedSearch;
 use crate::SearchState;
 
@@ -26,32 +27,13 @@ pub const MAX_VALUES: usize = 10;
 /// Longer string values are counted by their first this many characters.
 pub const MAX_VALUE_CHARS: usize = 200;
 
-pub(crate) async fn fields_get(
+pub(crate) async fn fields(
     State(state): State<SearchState>,
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<FieldsParams>,
-) -> Result<Json<Value>, ApiError> {
-    fields(&state, &limiter, &project, &pool, params).await
-}
-
-pub(crate) async fn fields_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<FieldsParams>,
-) -> Result<Json<Value>, ApiError> {
-    fields(&state, &limiter, &project, &pool, params).await
-}
-
-async fn fields(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: FieldsParams,
-) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    AppParams(params): AppParams<FieldsParams>,
+) -> Result<Json<FieldsAnswer>, ApiError> {
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;
@@ -72,14 +54,14 @@ async fn fields(
     )
     .await?;
     planned.run().await?;
-    Ok(Json(json!({
-        "fields": summarize(&planned.hits),
-        "sampled": planned.hits.len(),
-        "sample_limit": planned.limit(),
-        "total": planned.total,
-        "progress": planned.progress().to_json(),
-        "partial": planned.partial,
-    })))
+    Ok(Json(FieldsAnswer {
+        fields: summarize(&planned.hits),
+        partial: planned.partial,
+        progress: planned.progress(),
+        sample_limit: planned.limit(),
+        sampled: planned.hits.len(),
+        total: planned.total,
+    }))
 }
 
 /// What the sample says about one field.
@@ -93,7 +75,7 @@ struct FieldCounts {
 
 /// Counts fields and values over `hits`: `[{"name", "count", "distinct", "top":
 /// [{"value", "count"}]}]`, most frequent fields first, ties by name.
-pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
+pub fn summarize(hits: &[SearchHit]) -> Vec<FieldSummary> {
     let mut by_field: HashMap<&str, FieldCounts> = HashMap::new();
     for hit in hits {
         for (name, value) in &hit.fields {
@@ -125,15 +107,15 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
                 .collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(MAX_VALUES);
-            json!({
-                "name": name,
-                "count": counts.records,
-                "distinct": distinct,
-                "top": top
+            FieldSummary {
+                count: counts.records,
+                distinct,
+                name: name.to_string(),
+                top: top
                     .into_iter()
-                    .map(|(_, count, value)| json!({"value": value, "count": count}))
-                    .collect::<Vec<Value>>(),
-            })
+                    .map(|(_, count, value)| ValueCount { count, value })
+                    .collect(),
+            }
         })
         .collect()
 }
@@ -141,6 +123,8 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use logpool_engines::index::SortKey;
+
+    use serde_json::json;
 
     use super::*;
 
@@ -165,11 +149,17 @@ mod tests {
             hit(json!({"level": "info"})),
         ];
         let summary = summarize(&hits);
-        assert_eq!(summary[0]["name"], "level");
-        assert_eq!(summary[0]["count"], 3);
-        assert_eq!(summary[0]["top"][0], json!({"value": "error", "count": 2}));
-        assert_eq!(summary[1]["name"], "status");
+        assert_eq!(summary[0].name, "level");
+        assert_eq!(summary[0].count, 3);
+        assert_eq!(
+            summary[0].top[0],
+            ValueCount {
+                count: 2,
+                value: json!("error")
+            }
+        );
+        assert_eq!(summary[1].name, "status");
         // The number 500 and the string "500" are different values.
-        assert_eq!(summary[1]["distinct"], 2);
+        assert_eq!(summary[1].distinct, 2);
     }
 }

@@ -37,17 +37,17 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json, Router};
-use logpool_api::{ApiError, AppJson, AppQuery, Routes, RoutingView};
+use logpool_api::{ApiError, AppParams, Routes, RoutingView};
 use logpool_core::access::Permission;
 use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{HistogramRequest, LogIndex, SearchRequest};
-use serde_json::{json, Value};
+use logpool_wire::search::{Bucket, HistogramAnswer, Hit, SearchAnswer};
 
 use crate::hits::{highlight_bytes, hit_with_highlight};
 use crate::limiter::TenantLimiter;
-use crate::params::{HistogramParams, SearchParams};
+use crate::params::{HistogramParams, Resolve, SearchParams};
 use crate::planner::PlannedSearch;
 use crate::wait_for::WaitFor;
 
@@ -67,22 +67,14 @@ pub fn routes() -> Routes<SearchState> {
     let pool = "/v1/projects/{project}/pools/{pool}";
     let read = Permission::Read;
     Routes::new()
-        .get(&format!("{pool}/search"), read, search_get)
-        .post(&format!("{pool}/search"), read, search_post)
-        .get(
+        .get_or_post(&format!("{pool}/search"), read, search)
+        .get_or_post(
             &format!("{pool}/search/stream"),
             read,
-            stream::search_stream_get,
+            stream::search_stream,
         )
-        .post(
-            &format!("{pool}/search/stream"),
-            read,
-            stream::search_stream_post,
-        )
-        .get(&format!("{pool}/histogram"), read, histogram_get)
-        .post(&format!("{pool}/histogram"), read, histogram_post)
-        .get(&format!("{pool}/fields"), read, fields::fields_get)
-        .post(&format!("{pool}/fields"), read, fields::fields_post)
+        .get_or_post(&format!("{pool}/histogram"), read, histogram)
+        .get_or_post(&format!("{pool}/fields"), read, fields::fields)
         .post(&format!("{pool}/query"), read, query_sql::query_post)
         .get(
             &format!("{pool}/records/{{id}}/context"),
@@ -104,24 +96,6 @@ pub fn router(state: SearchState) -> Router {
         .layer(Extension(limiter))
         .with_state(state);
     logpool_api::layers::with_common_layers(router)
-}
-
-async fn search_get(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
-    search(&state, &limiter, &project, &pool, params).await
-}
-
-async fn search_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
-    search(&state, &limiter, &project, &pool, params).await
 }
 
 /// A validated search, ready to run: the planner and what the answer needs.
@@ -184,17 +158,16 @@ pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
 }
 
 async fn search(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: SearchParams,
-) -> Result<Json<Value>, ApiError> {
+    State(state): State<SearchState>,
+    limiter: crate::limiter::TenantQueries,
+    Path((project, pool)): Path<(String, String)>,
+    AppParams(params): AppParams<SearchParams>,
+) -> Result<Json<SearchAnswer>, ApiError> {
     let PreparedSearch {
         mut planned,
         highlighter,
         permit: _permit,
-    } = prepare_search(state, limiter, project, pool, params).await?;
+    } = prepare_search(&state, &limiter, &project, &pool, params).await?;
     planned.run().await?;
     let mut cursor = next_cursor(&planned);
     let mut truncated = planned.truncated;
@@ -202,7 +175,7 @@ async fn search(
     let mut last_kept = None;
     // The hits move into the answer: a page of large records is held once, not twice.
     let page = std::mem::take(&mut planned.hits);
-    let mut hits: Vec<Value> = Vec::with_capacity(page.len());
+    let mut hits: Vec<Hit> = Vec::with_capacity(page.len());
     for hit in page {
         let highlight = highlighter
             .as_ref()
@@ -222,42 +195,23 @@ async fn search(
         last_kept = Some(hit.sort_key);
         hits.push(hit_with_highlight(hit, highlight));
     }
-    Ok(Json(json!({
-        "hits": hits,
-        "total": planned.total,
-        "cursor": cursor,
-        "progress": planned.progress().to_json(),
-        "partial": planned.partial,
-        "truncated": truncated,
-    })))
-}
-
-async fn histogram_get(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<HistogramParams>,
-) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &limiter, &project, &pool, params).await
-}
-
-async fn histogram_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<HistogramParams>,
-) -> Result<Json<Value>, ApiError> {
-    histogram(&state, &limiter, &project, &pool, params).await
+    Ok(Json(SearchAnswer {
+        cursor,
+        hits,
+        partial: planned.partial,
+        progress: planned.progress(),
+        total: planned.total,
+        truncated,
+    }))
 }
 
 async fn histogram(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: HistogramParams,
-) -> Result<Json<Value>, ApiError> {
-    let route = state.routing.pool(limiter.tenant(), project, pool)?;
+    State(state): State<SearchState>,
+    limiter: crate::limiter::TenantQueries,
+    Path((project, pool)): Path<(String, String)>,
+    AppParams(params): AppParams<HistogramParams>,
+) -> Result<Json<HistogramAnswer>, ApiError> {
+    let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
@@ -289,13 +243,16 @@ async fn histogram(
                 break;
             }
         }
-        buckets.push(json!({ "time": format_time_ns(bucket), "count": count }));
+        buckets.push(Bucket {
+            count,
+            time: format_time_ns(bucket),
+        });
         bucket = bucket.saturating_add(request.interval_ns);
     }
-    Ok(Json(json!({
-        "interval_ms": request.interval_ns / 1_000_000,
-        "from": format_time_ns(request.from_ns),
-        "to": format_time_ns(request.to_ns),
-        "buckets": buckets,
-    })))
+    Ok(Json(HistogramAnswer {
+        buckets,
+        from: format_time_ns(request.from_ns),
+        interval_ms: request.interval_ns / 1_000_000,
+        to: format_time_ns(request.to_ns),
+    }))
 }

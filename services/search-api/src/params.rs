@@ -6,95 +6,22 @@ use logpool_core::query::{parse_query, DefaultOperator, Query};
 use logpool_core::timeexpr::{parse_duration_ns, parse_time_expr};
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::SortKey;
-use serde::Deserialize;
 
 use crate::interval::{auto_interval, buckets_needed};
 
-/// A time given as text (`now`, `-15m`, RFC 3339, epoch ms) or as epoch ms number.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum TimeParam {
-    /// Epoch milliseconds.
-    Millis(i64),
-    /// Any text form.
-    Text(String),
-}
+pub use logpool_wire::search::{ContextParams, FieldsParams, HistogramParams, SearchParams};
+pub use logpool_wire::TimeParam;
 
-/// Search parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchParams {
-    /// The query; empty or missing matches everything.
-    pub query: Option<String>,
-    /// Inclusive start; missing means the beginning of the data.
-    pub from: Option<TimeParam>,
-    /// Exclusive end; missing means no upper bound.
-    pub to: Option<TimeParam>,
-    /// Hits per page.
-    pub limit: Option<usize>,
-    /// Cursor from the previous page.
-    pub cursor: Option<String>,
-    /// `and` (default) or `or`: how adjacent terms combine.
-    pub default_operator: Option<String>,
-    /// Mark the matched words of each hit (`highlight` in every hit).
-    pub highlight: Option<bool>,
-    /// Count every match (default true); `false` stops as soon as the page is full
-    /// and makes `total` a lower bound.
-    pub track_total: Option<bool>,
-    /// A PutDatas `write_token`: answer only once its records are searchable.
-    pub wait_for: Option<String>,
-    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
-    pub wait_timeout_ms: Option<u64>,
-}
+/// Checks request parameters into what the engine runs.
+pub trait Resolve {
+    /// The checked form.
+    type Resolved;
 
-/// Field summary parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldsParams {
-    /// The query; empty or missing matches everything.
-    pub query: Option<String>,
-    /// Inclusive start; missing means the beginning of the data.
-    pub from: Option<TimeParam>,
-    /// Exclusive end; missing means no upper bound.
-    pub to: Option<TimeParam>,
-    /// `and` (default) or `or`.
-    pub default_operator: Option<String>,
-}
-
-/// Context parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContextParams {
-    /// Earlier records of the shard to return; default 10.
-    pub before: Option<usize>,
-    /// Later records of the shard to return; default 10.
-    pub after: Option<usize>,
-    /// Only records with the anchor's `source`.
-    pub same_source: Option<bool>,
-    /// A PutDatas `write_token`: answer only once its records are searchable.
-    pub wait_for: Option<String>,
-    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
-    pub wait_timeout_ms: Option<u64>,
-}
-
-/// Histogram parameters.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistogramParams {
-    /// The query.
-    pub query: Option<String>,
-    /// Inclusive start; default `-15m`.
-    pub from: Option<TimeParam>,
-    /// Exclusive end; default `now`.
-    pub to: Option<TimeParam>,
-    /// Bucket width like `1m`; automatic when missing.
-    pub interval: Option<String>,
-    /// `and` (default) or `or`.
-    pub default_operator: Option<String>,
-    /// A PutDatas `write_token`: answer only once its records are searchable.
-    pub wait_for: Option<String>,
-    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
-    pub wait_timeout_ms: Option<u64>,
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// 400 naming the field (and the limit, where one is reached).
+    fn resolve(self, config: &SearchConfig) -> Result<Self::Resolved, ApiError>;
 }
 
 /// Validated search parameters.
@@ -129,12 +56,14 @@ pub struct ResolvedHistogram {
     pub interval_ns: i64,
 }
 
-impl SearchParams {
+impl Resolve for SearchParams {
+    type Resolved = ResolvedSearch;
+
     /// Validates the parameters.
     ///
     /// # Errors
     /// 400 naming the field.
-    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
+    fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
         let now = now_ns();
         let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
         let from_ns = resolve_time("from", self.from.as_ref(), now)?.unwrap_or(i64::MIN);
@@ -166,12 +95,14 @@ impl SearchParams {
     }
 }
 
-impl FieldsParams {
+impl Resolve for FieldsParams {
+    type Resolved = ResolvedSearch;
+
     /// Validates the parameters as a search over the newest sample of records.
     ///
     /// # Errors
     /// 400 naming the field.
-    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
+    fn resolve(self, config: &SearchConfig) -> Result<ResolvedSearch, ApiError> {
         let now = now_ns();
         let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
         let from_ns = resolve_time("from", self.from.as_ref(), now)?.unwrap_or(i64::MIN);
@@ -203,12 +134,14 @@ pub struct ResolvedContext {
 /// Records on each side of a context request when the request does not say.
 pub const DEFAULT_CONTEXT_RECORDS: usize = 10;
 
-impl ContextParams {
+impl Resolve for ContextParams {
+    type Resolved = ResolvedContext;
+
     /// Validates the parameters.
     ///
     /// # Errors
     /// 400 naming `before` or `after` and the limit.
-    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedContext, ApiError> {
+    fn resolve(self, config: &SearchConfig) -> Result<ResolvedContext, ApiError> {
         let max = config.max_context_records;
         let check = |field: &str, value: Option<usize>| -> Result<usize, ApiError> {
             let value = value.unwrap_or(DEFAULT_CONTEXT_RECORDS.min(max));
@@ -229,12 +162,14 @@ impl ContextParams {
     }
 }
 
-impl HistogramParams {
+impl Resolve for HistogramParams {
+    type Resolved = ResolvedHistogram;
+
     /// Validates the parameters and picks the interval.
     ///
     /// # Errors
     /// 400 naming the field.
-    pub fn resolve(self, config: &SearchConfig) -> Result<ResolvedHistogram, ApiError> {
+    fn resolve(self, config: &SearchConfig) -> Result<ResolvedHistogram, ApiError> {
         let now = now_ns();
         let query = parse_user_query(self.query.as_deref(), self.default_operator.as_deref())?;
         let from_ns =

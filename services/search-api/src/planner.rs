@@ -22,23 +22,8 @@ use std::time::{Duration, Instant};
 use logpool_core::routing::PoolRoute;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{IndexResult, LogIndex, SearchHit, SearchRequest, TimePartition};
-use serde_json::{json, Value};
 
-/// How far a search has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Partitions searched.
-    pub scanned: usize,
-    /// Partitions of the range that hold data.
-    pub total: usize,
-}
-
-impl Progress {
-    /// The `progress` object of an answer.
-    pub fn to_json(self) -> Value {
-        json!({ "scanned": self.scanned, "total": self.total })
-    }
-}
+pub use logpool_wire::search::Progress;
 
 /// A search in progress over one pool.
 #[derive(Debug)]

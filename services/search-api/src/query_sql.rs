@@ -18,12 +18,12 @@ use logpool_core::memory::OverBudget;
 use logpool_core::record::format_time_ns;
 use logpool_core::sql::finish::value_type;
 use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
-use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlColumn, SqlError, SqlTable};
+use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlError};
 use logpool_engines::index::{AggregateRequest, IndexError, SearchHit, SearchRequest};
-use serde::Deserialize;
+use logpool_wire::search::{SqlColumn, SqlTable};
 use serde_json::Value;
 
-use crate::params::{SearchParams, TimeParam};
+use crate::params::{Resolve, SearchParams};
 use crate::wait_for::WaitFor;
 use crate::SearchState;
 
@@ -31,23 +31,7 @@ use crate::SearchState;
 /// HAVING and ORDER BY need every group to be exact.
 pub const MAX_GROUPS: usize = 100_000;
 
-/// The body of a pipe-SQL request.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlQueryParams {
-    /// `<search query> | SELECT ...`.
-    pub query: String,
-    /// Inclusive start; missing means the beginning of the data.
-    pub from: Option<TimeParam>,
-    /// Exclusive end; missing means no upper bound.
-    pub to: Option<TimeParam>,
-    /// `and` (default) or `or`: how adjacent terms of the search combine.
-    pub default_operator: Option<String>,
-    /// A PutDatas `write_token`: answer only once its records are searchable.
-    pub wait_for: Option<String>,
-    /// How long to wait for `wait_for`, in milliseconds (default 10000, at most 60000).
-    pub wait_timeout_ms: Option<u64>,
-}
+pub use logpool_wire::search::SqlQueryParams;
 
 pub(crate) async fn query_post(
     State(state): State<SearchState>,
@@ -91,7 +75,7 @@ pub(crate) async fn query_post(
                 memory: limiter.query_memory(),
             };
             let groups = state.index.aggregate(&route, &request).await?;
-            finish_aggregate(&aggregate, groups)
+            table_of(finish_aggregate(&aggregate, groups))
         }
         PlanShape::Rows(rows) => {
             let limit = rows.limit.unwrap_or(state.config.default_limit);
@@ -141,6 +125,21 @@ fn sql_error(error: SqlError) -> ApiError {
     match error.position {
         Some(position) => api_error.with_detail("position", position),
         None => api_error,
+    }
+}
+
+/// The wire form of a table the SQL stage finished.
+fn table_of(table: logpool_core::sql::SqlTable) -> SqlTable {
+    SqlTable {
+        columns: table
+            .columns
+            .into_iter()
+            .map(|column| SqlColumn {
+                name: column.name,
+                column_type: column.column_type,
+            })
+            .collect(),
+        rows: table.rows,
     }
 }
 

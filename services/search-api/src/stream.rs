@@ -13,43 +13,26 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use logpool_api::{ApiError, AppJson, AppQuery};
-use serde_json::{json, Value};
+use logpool_api::{ApiError, AppParams};
+use logpool_wire::search::{Hit, StreamDone, StreamStep};
+use logpool_wire::{ErrorBody, ErrorObject};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::hits::hit_into_json;
+use crate::hits::hit_into_wire;
 use crate::params::SearchParams;
 use crate::{next_cursor, prepare_search, PreparedSearch, SearchState};
 
 /// Lines buffered ahead of a slow reader; the search waits beyond that.
 const BUFFERED_LINES: usize = 4;
 
-pub(crate) async fn search_stream_get(
+pub(crate) async fn search_stream(
     State(state): State<SearchState>,
     limiter: crate::limiter::TenantQueries,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<SearchParams>,
+    AppParams(params): AppParams<SearchParams>,
 ) -> Result<Response, ApiError> {
-    search_stream(&state, &limiter, &project, &pool, params).await
-}
-
-pub(crate) async fn search_stream_post(
-    State(state): State<SearchState>,
-    limiter: crate::limiter::TenantQueries,
-    Path((project, pool)): Path<(String, String)>,
-    AppJson(params): AppJson<SearchParams>,
-) -> Result<Response, ApiError> {
-    search_stream(&state, &limiter, &project, &pool, params).await
-}
-
-async fn search_stream(
-    state: &SearchState,
-    limiter: &crate::limiter::TenantQueries,
-    project: &str,
-    pool: &str,
-    params: SearchParams,
-) -> Result<Response, ApiError> {
-    let prepared = prepare_search(state, limiter, project, pool, params).await?;
+    let prepared = prepare_search(&state, &limiter, &project, &pool, params).await?;
     let (lines, receiver) = mpsc::channel::<Bytes>(BUFFERED_LINES);
     // The task ends when the search is done or the client has gone (a send fails),
     // and holds the query permit until then.
@@ -72,11 +55,14 @@ async fn run_steps(prepared: PreparedSearch, lines: mpsc::Sender<Bytes>) {
     loop {
         match planned.step().await {
             Ok(Some(step_hits)) => {
-                let hits: Vec<Value> = step_hits
+                let hits: Vec<Hit> = step_hits
                     .into_iter()
-                    .map(|hit| hit_into_json(hit, highlighter.as_ref()))
+                    .map(|hit| hit_into_wire(hit, highlighter.as_ref()))
                     .collect();
-                let line = json!({"progress": planned.progress().to_json(), "hits": hits});
+                let line = StreamStep {
+                    hits,
+                    progress: planned.progress(),
+                };
                 if !send(&lines, &line).await {
                     return;
                 }
@@ -88,28 +74,40 @@ async fn run_steps(prepared: PreparedSearch, lines: mpsc::Sender<Bytes>) {
                 // at warn or error by the conversion below.
                 tracing::debug!(%error, "streaming search stopped");
                 let error = ApiError::from(error);
-                let line =
-                    json!({"error": {"code": error.code.as_str(), "message": error.message}});
+                // The code and message only: details may name internals of the engine.
+                let line = ErrorBody {
+                    error: ErrorObject {
+                        code: error.code,
+                        message: error.message,
+                        details: Default::default(),
+                    },
+                };
                 send(&lines, &line).await;
                 return;
             }
         }
     }
-    let done = json!({
-        "done": true,
-        "total": planned.total,
-        "cursor": next_cursor(&planned),
-        "progress": planned.progress().to_json(),
-        "partial": planned.partial,
-        "truncated": planned.truncated,
-    });
+    let done = StreamDone {
+        cursor: next_cursor(&planned),
+        done: true,
+        partial: planned.partial,
+        progress: planned.progress(),
+        total: planned.total,
+        truncated: planned.truncated,
+    };
     send(&lines, &done).await;
     drop(permit);
 }
 
 /// Sends one NDJSON line; false when the client has gone.
-async fn send(lines: &mpsc::Sender<Bytes>, line: &Value) -> bool {
-    let mut text = line.to_string();
-    text.push('\n');
+async fn send(lines: &mpsc::Sender<Bytes>, line: &impl Serialize) -> bool {
+    let mut text = match serde_json::to_vec(line) {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::error!(%error, "a stream line could not be written");
+            return false;
+        }
+    };
+    text.push(b'\n');
     lines.send(Bytes::from(text)).await.is_ok()
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use logpool_client::wire::search::SearchParams;
+use logpool_client::wire::TimeParam;
 use logpool_client::{new_request_key, ClientError, Encoding, LogpoolClient};
 use serde_json::{json, Value};
 
@@ -129,12 +131,13 @@ async fn wait_until_searchable(
     for token in write_tokens {
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let params = json!({
-                "limit": 1,
-                "track_total": false,
-                "wait_for": token,
-                "wait_timeout_ms": left.min(MAX_SERVER_WAIT).as_millis() as u64,
-            });
+            let params = SearchParams {
+                limit: Some(1),
+                track_total: Some(false),
+                wait_for: Some(token.clone()),
+                wait_timeout_ms: Some(left.min(MAX_SERVER_WAIT).as_millis() as u64),
+                ..SearchParams::default()
+            };
             match client
                 .search(&options.project, &options.pool, &params)
                 .await
@@ -270,30 +273,31 @@ pub async fn search(options: &SearchOptions) -> anyhow::Result<u64> {
         options.ca_cert.as_deref(),
         options.api_key.as_deref(),
     )?;
-    let mut params = json!({ "query": options.query, "limit": options.limit });
-    if let Some(from) = &options.from {
-        params["from"] = json!(from);
-    }
-    if let Some(to) = &options.to {
-        params["to"] = json!(to);
-    }
+    let params = SearchParams {
+        query: Some(options.query.clone()),
+        from: options.from.clone().map(TimeParam::from),
+        to: options.to.clone().map(TimeParam::from),
+        limit: Some(options.limit),
+        ..SearchParams::default()
+    };
     let answer = client
         .search(&options.project, &options.pool, &params)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let empty = Vec::new();
-    for hit in answer["hits"].as_array().unwrap_or(&empty) {
+    for hit in &answer.hits {
         if options.json {
-            println!("{hit}");
+            println!("{}", serde_json::to_string(hit)?);
         } else {
-            let message = hit["fields"]["message"]
-                .as_str()
+            let message = hit
+                .fields
+                .get("message")
+                .and_then(Value::as_str)
                 .map(str::to_string)
-                .unwrap_or_else(|| hit["fields"].to_string());
-            println!("{} {}", hit["time"].as_str().unwrap_or(""), message);
+                .unwrap_or_else(|| Value::Object(hit.fields.clone()).to_string());
+            println!("{} {}", hit.time, message);
         }
     }
-    let total = answer["total"].as_u64().unwrap_or(0);
+    let total = answer.total;
     eprintln!("{total} matching records");
     Ok(total)
 }

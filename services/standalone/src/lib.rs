@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

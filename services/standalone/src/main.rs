@@ -89,11 +89,11 @@ enum Command {
         /// API key, sent as `Authorization: Bearer <key>`.
         #[arg(long, env = "LOGPOOL_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
-        /// Start (RFC 3339, epoch ms, `-15m`, `now`).
-        #[arg(long)]
+        /// Start (RFC 3339, epoch ms, `-15m`, `now`); `--from -1h` reads `-1h` as the value.
+        #[arg(long, allow_hyphen_values = true)]
         from: Option<String>,
-        /// End.
-        #[arg(long)]
+        /// End, in the same forms as `--from`.
+        #[arg(long, allow_hyphen_values = true)]
         to: Option<String>,
         /// Hits to print.
         #[arg(long, default_value_t = 100)]

@@ -28,6 +28,7 @@ use logpool_core::routing::{PoolRoute, ShardAddr};
 use logpool_core::stable_hash::Fnv1a;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
+use logpool_wire::TimeParam;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -90,8 +91,9 @@ impl RestoreState {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RestoreBody {
-    from: Option<String>,
-    to: Option<String>,
+    /// A time like the listing's `from`, as text or epoch milliseconds.
+    from: Option<TimeParam>,
+    to: Option<TimeParam>,
     into_pool: String,
 }
 
@@ -171,8 +173,10 @@ pub(crate) async fn start_restore(
         )
         .with_detail("field", "into_pool"));
     }
-    let from_ns = time_bound("from", body.from.as_deref())?;
-    let to_ns = time_bound("to", body.to.as_deref())?;
+    let from_text = body.from.as_ref().map(TimeParam::as_text);
+    let to_text = body.to.as_ref().map(TimeParam::as_text);
+    let from_ns = time_bound("from", from_text.as_deref())?;
+    let to_ns = time_bound("to", to_text.as_deref())?;
     if let (Some(from), Some(to)) = (from_ns, to_ns) {
         if from >= to {
             return Err(
@@ -196,8 +200,8 @@ pub(crate) async fn start_restore(
         &project,
         &pool,
         &source.id.to_string(),
-        body.from.as_deref().unwrap_or(""),
-        body.to.as_deref().unwrap_or(""),
+        from_text.as_deref().unwrap_or(""),
+        to_text.as_deref().unwrap_or(""),
         &body.into_pool,
         &target.id.to_string(),
     ]);

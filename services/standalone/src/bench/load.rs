@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use logpool_client::wire::search::SearchParams;
 use logpool_client::{ClientError, Encoding, LogpoolClient};
 use serde_json::json;
 
@@ -216,10 +217,11 @@ async fn markers(
                 .take(MARKERS_PER_POLL)
                 .map(|(token, _)| token.as_str())
                 .collect();
-            let params = json!({
-                "query": format!("marker:({})", oldest.join(" OR ")),
-                "limit": MARKERS_PER_POLL,
-            });
+            let params = SearchParams {
+                query: Some(format!("marker:({})", oldest.join(" OR "))),
+                limit: Some(MARKERS_PER_POLL),
+                ..SearchParams::default()
+            };
             // A failed search is retried at the next poll; it only delays the figure.
             if let Ok(answer) = target
                 .client
@@ -227,10 +229,10 @@ async fn markers(
                 .await
             {
                 let seen_at = Instant::now();
-                let hits = answer["hits"].as_array().cloned().unwrap_or_default();
-                let found: Vec<String> = hits
+                let found: Vec<String> = answer
+                    .hits
                     .iter()
-                    .filter_map(|hit| hit["fields"]["marker"].as_str().map(str::to_string))
+                    .filter_map(|hit| hit.fields.get("marker")?.as_str().map(str::to_string))
                     .collect();
                 outstanding.retain(|(token, acked)| {
                     let hit = found.iter().any(|f| f == token);

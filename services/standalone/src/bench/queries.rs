@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use logpool_client::wire::search::{HistogramParams, SearchParams};
 use serde_json::{json, Value};
 
 use super::load::Target;
@@ -86,29 +87,27 @@ pub async fn run(
         let mut matches = 0;
         for run in 0..=runs.max(1) {
             let started = Instant::now();
-            let answer = if spec.histogram {
-                target
+            let found: u64 = if spec.histogram {
+                let params: HistogramParams = serde_json::from_value(spec.params.clone())?;
+                let answer = target
                     .client
-                    .histogram(&target.project, &target.pool, &spec.params)
+                    .histogram(&target.project, &target.pool, &params)
                     .await
+                    .with_context(|| format!("query `{}` failed", spec.name))?;
+                answer.buckets.iter().map(|bucket| bucket.count).sum()
             } else {
-                target
+                let params: SearchParams = serde_json::from_value(spec.params.clone())?;
+                let answer = target
                     .client
-                    .search(&target.project, &target.pool, &spec.params)
+                    .search(&target.project, &target.pool, &params)
                     .await
-            }
-            .with_context(|| format!("query `{}` failed", spec.name))?;
+                    .with_context(|| format!("query `{}` failed", spec.name))?;
+                answer.total
+            };
             if run > 0 {
                 latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             }
-            matches = if spec.histogram {
-                answer["buckets"]
-                    .as_array()
-                    .map(|buckets| buckets.iter().filter_map(|b| b["count"].as_u64()).sum())
-                    .unwrap_or(0)
-            } else {
-                answer["total"].as_u64().unwrap_or(0)
-            };
+            matches = found;
         }
         results.push(QueryResult {
             name: spec.name,

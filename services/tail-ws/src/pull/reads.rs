@@ -8,10 +8,9 @@
 //! 410 with the earliest valid cursor, never silently moved forward.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use logpool_api::{ApiError, AppQuery, Principal};
+use logpool_api::{ApiError, AppQuery, ErrorCode, Principal};
 use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::record::format_time_ns;
@@ -267,14 +266,11 @@ fn cursor_error(error: CursorError) -> ApiError {
 
 /// The 410 for a cursor whose data retention removed.
 fn gone(earliest_cursor: &str) -> Response {
-    (
-        StatusCode::GONE,
-        Json(json!({ "error": {
-            "code": "gone",
-            "message": "the data at `cursor` was removed by retention; go on from `earliest_cursor`",
-            "field": "cursor",
-            "earliest_cursor": earliest_cursor,
-        }})),
+    ApiError::new(
+        ErrorCode::Gone,
+        "the data at `cursor` was removed by retention; go on from `earliest_cursor`",
     )
-        .into_response()
+    .with_detail("field", "cursor")
+    .with_detail("earliest_cursor", earliest_cursor)
+    .into_response()
 }

@@ -1,0 +1,20 @@
+//! The JSON of the logpool HTTP API as types.
+//!
+//! The services answer with these types and the client decodes them, so the two
+//! cannot drift apart; the OpenAPI document is generated from them. The crate
+//! depends on nothing of the server (no engine, no query language): a program that
+//! only talks to logpool needs nothing else.
+//!
+//! Fields of answers are declared in the order of their names: that is the order
+//! the answers had when they were built as JSON maps, so their bytes stay the same.
+
+pub mod control;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod search;
+pub mod stats;
+pub mod time;
+
+pub use error::{ErrorBody, ErrorCode, ErrorObject};
+pub use time::TimeParam;

@@ -113,13 +113,18 @@ async function render() {
       : `A ${currentSession().role} key can only put logs; the console needs a key that can read.`));
     return;
   }
+  // Each render draws into a view of its own: a page still loading when the user
+  // logs out or moves on then fills a view that is no longer on screen, instead of
+  // replacing the login page or the next page.
+  const view = h('div', { class: 'view' });
+  main.replaceChildren(view);
   try {
-    await target.show(main, params);
+    await target.show(view, params);
   } catch (error) {
     // A refused key has already brought the login page back.
     if (error instanceof ApiError && error.status === 401) return;
     const message = error instanceof ApiError && error.status === 403 ? `Not allowed: ${error.message}` : (error.message || String(error));
-    main.replaceChildren(h('div', { class: 'error panel', role: 'alert' }, message));
+    view.replaceChildren(h('div', { class: 'error panel', role: 'alert' }, message));
   }
 }
 

@@ -870,3 +870,50 @@ fn test_config_defaults_and_unknown_fields() -> TestResult {
     assert!(serde_json::from_str::<EmbeddedQueueConfig>(r#"{"segment_bytes": 1}"#).is_err());
     Ok(())
 }
+
+/// An embedded queue in a temporary directory for one conformance scenario. Small
+/// segments make every scenario's reads and acks cross segment boundaries.
+struct EmbeddedFixture {
+    queue: Arc<EmbeddedQueue>,
+    // Removed (with the queue's files) when the fixture is dropped.
+    _dir: tempfile::TempDir,
+}
+
+/// The nack delay of the conformance queue: long enough to tell "after the delay"
+/// from "at once".
+const CONFORMANCE_NACK_DELAY: Duration = Duration::from_millis(200);
+
+impl crate::queue::conformance::QueueFixture for EmbeddedFixture {
+    async fn open() -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+            segment_max_bytes: 256,
+            nack_redelivery_delay_ms: CONFORMANCE_NACK_DELAY.as_millis() as u64,
+            ..config(dir.path())
+        })
+        .await
+        .expect("open the embedded queue");
+        Some(EmbeddedFixture {
+            queue: Arc::new(queue),
+            _dir: dir,
+        })
+    }
+
+    fn under_test(&self) -> crate::queue::conformance::QueueUnderTest {
+        crate::queue::conformance::QueueUnderTest {
+            queue: self.queue.clone(),
+            tenant: "default".to_string(),
+            nack_delay: CONFORMANCE_NACK_DELAY,
+            quiet_wait: Duration::from_millis(100),
+        }
+    }
+
+    async fn close(self) {
+        // Best effort: the scenario may have shut the queue down already.
+        let _ = self.queue.shutdown().await;
+    }
+}
+
+mod conformance {
+    crate::queue::conformance::queue_conformance_tests!(super::EmbeddedFixture);
+}

@@ -141,6 +141,52 @@ fn positions(deliveries: &[Delivery]) -> Vec<Position> {
     positions
 }
 
+/// A queue on the test broker (through a relay of its own) for one conformance
+/// scenario, on a tenant no other test uses. It reads backlogs from the broker's
+/// metrics, as deployments do.
+struct PulsarFixture {
+    queue: Arc<PulsarQueue>,
+    tenant: String,
+    _relay: TestRelay,
+}
+
+impl crate::queue::conformance::QueueFixture for PulsarFixture {
+    async fn open() -> Option<Self> {
+        let url = broker_url()?;
+        let relay = TestRelay::start(&url).await.expect("start the test relay");
+        let queue = PulsarQueue::connect(PulsarQueueConfig {
+            metrics_url: Some(metrics_url()),
+            ..test_config(relay.url())
+        })
+        .await
+        .expect("connect to the test broker");
+        Some(PulsarFixture {
+            queue: Arc::new(queue),
+            tenant: unique("conf"),
+            _relay: relay,
+        })
+    }
+
+    fn under_test(&self) -> crate::queue::conformance::QueueUnderTest {
+        crate::queue::conformance::QueueUnderTest {
+            queue: self.queue.clone(),
+            tenant: self.tenant.clone(),
+            nack_delay: Duration::from_millis(self.queue.config().nack_redelivery_delay_ms),
+            // Deliveries travel through the broker: give a late one time to show up.
+            quiet_wait: Duration::from_millis(800),
+        }
+    }
+
+    async fn close(self) {
+        // Best effort: the scenario may have shut the queue down already.
+        let _ = self.queue.shutdown().await;
+    }
+}
+
+mod conformance {
+    crate::queue::conformance::queue_conformance_tests!(super::PulsarFixture);
+}
+
 /// Runs a broker test body under the time limit.
 async fn bounded(body: impl std::future::Future<Output = TestResult>) -> TestResult {
     tokio::time::timeout(TEST_TIME_LIMIT, body)

@@ -154,6 +154,25 @@ impl Coordinator for LocalCoordinator {
 mod tests {
     use super::*;
 
+    /// A fresh in-process coordinator for one conformance scenario.
+    struct LocalFixture(Arc<LocalCoordinator>);
+
+    impl crate::coordination::conformance::CoordinatorFixture for LocalFixture {
+        async fn open() -> Option<Self> {
+            Some(LocalFixture(Arc::new(LocalCoordinator::new())))
+        }
+
+        fn coordinator(&self) -> Arc<dyn Coordinator> {
+            self.0.clone()
+        }
+
+        async fn close(self) {}
+    }
+
+    mod conformance {
+        crate::coordination::conformance::coordinator_conformance_tests!(super::LocalFixture);
+    }
+
     #[tokio::test]
     async fn test_publish_bumps_version_and_wakes_watchers() {
         let coordinator = LocalCoordinator::new();

@@ -669,9 +669,10 @@ pub(crate) async fn scenario_owned_readers_go_on_where_they_stopped(
     assert!(from_earliest.read_next(10).await?.is_empty());
     assert!(live.read_next(10).await?.is_empty());
     let after = under_test.produce_n(&addr, 2).await?;
-    for reader in [&mut from_earliest, &mut live] {
-        assert_eq!(positions_of(&reader.read_next(10).await?), after);
-        assert!(reader.read_next(10).await?.is_empty());
+    for (name, reader) in [("earliest", &mut from_earliest), ("latest", &mut live)] {
+        let read = positions_of(&reader.read_next(10).await?);
+        assert_eq!(read, after, "the reader opened at the {name} message");
+        assert!(reader.read_next(10).await?.is_empty(), "{name}");
     }
     Ok(())
 }

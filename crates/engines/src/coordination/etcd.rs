@@ -1250,6 +1250,49 @@ mod tests {
         }
     }
 
+    /// A coordinator on a fresh prefix of the test server for one conformance
+    /// scenario; the prefix is deleted afterwards.
+    struct EtcdFixture {
+        coordinator: Arc<EtcdCoordinator>,
+        endpoints: Vec<String>,
+        prefix: String,
+    }
+
+    impl crate::coordination::conformance::CoordinatorFixture for EtcdFixture {
+        async fn open() -> Option<Self> {
+            let endpoints: Vec<String> =
+                crate::test_env::engine_address("LOGPOOL_TEST_ETCD_ENDPOINTS")?
+                    .split(',')
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+            let prefix = format!("/logpool-test-{}", random_hex());
+            let coordinator = EtcdCoordinator::connect(test_config(endpoints.clone(), &prefix))
+                .await
+                .expect("connect to the test etcd");
+            Some(EtcdFixture {
+                coordinator: Arc::new(coordinator),
+                endpoints,
+                prefix,
+            })
+        }
+
+        fn coordinator(&self) -> Arc<dyn Coordinator> {
+            self.coordinator.clone()
+        }
+
+        async fn close(self) {
+            self.coordinator.shutdown().await;
+            if let Ok(client) = Client::connect(&self.endpoints, None).await {
+                delete_prefix(&client, &format!("{}/", self.prefix)).await;
+            }
+        }
+    }
+
+    mod conformance {
+        crate::coordination::conformance::coordinator_conformance_tests!(super::EtcdFixture);
+    }
+
     #[tokio::test]
     async fn test_publish_is_seen_by_another_instance_within_seconds() {
         with_prefix(|endpoints, prefix| async move {

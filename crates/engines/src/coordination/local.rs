@@ -154,18 +154,23 @@ impl Coordinator for LocalCoordinator {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn test_publish_bumps_version_and_wakes_watchers() {
-        let coordinator = LocalCoordinator::new();
-        let mut receiver = coordinator.watch();
-        assert_eq!(receiver.borrow().version, 0);
-        let version = coordinator
-            .publish(RoutingSnapshot::default())
-            .await
-            .expect("publish");
-        assert_eq!(version, 1);
-        receiver.changed().await.expect("changed");
-        assert_eq!(receiver.borrow().version, 1);
+    /// A fresh in-process coordinator for one conformance scenario.
+    struct LocalFixture(Arc<LocalCoordinator>);
+
+    impl crate::coordination::conformance::CoordinatorFixture for LocalFixture {
+        async fn open() -> Option<Self> {
+            Some(LocalFixture(Arc::new(LocalCoordinator::new())))
+        }
+
+        fn coordinator(&self) -> Arc<dyn Coordinator> {
+            self.0.clone()
+        }
+
+        async fn close(self) {}
+    }
+
+    mod conformance {
+        crate::coordination::conformance::coordinator_conformance_tests!(super::LocalFixture);
     }
 
     fn member(service: &str, id: &str) -> MemberInfo {
@@ -178,38 +183,21 @@ mod tests {
         }
     }
 
+    /// On top of the conformance scenarios: in one process a replaced registration
+    /// knows at once that it no longer owns the entry.
     #[tokio::test]
-    async fn test_members_are_listed_until_they_leave_or_drop() {
+    async fn test_a_replaced_registration_is_no_longer_registered() {
         let coordinator = LocalCoordinator::new();
-        let search = coordinator
+        let first = coordinator
             .register(member("search-api", "b:2"))
             .await
             .expect("register");
-        let control = coordinator
-            .register(member("control-api", "a:1"))
+        assert!(first.is_registered());
+        let replacement = coordinator
+            .register(member("search-api", "b:2"))
             .await
-            .expect("register");
-        assert!(search.is_registered());
-        let listed = coordinator.members().await.expect("members");
-        assert_eq!(
-            listed,
-            [member("control-api", "a:1"), member("search-api", "b:2")]
-        );
-
-        control.leave().await;
-        assert_eq!(
-            coordinator.members().await.expect("members"),
-            [member("search-api", "b:2")]
-        );
-
-        // A re-registration replaces the entry; the old handle no longer owns it.
-        let mut newer = member("search-api", "b:2");
-        newer.version = "2.0.0".into();
-        let replacement = coordinator.register(newer.clone()).await.expect("again");
-        assert!(!search.is_registered());
-        drop(search);
-        assert_eq!(coordinator.members().await.expect("members"), [newer]);
-        drop(replacement);
-        assert!(coordinator.members().await.expect("members").is_empty());
+            .expect("register again");
+        assert!(!first.is_registered());
+        assert!(replacement.is_registered());
     }
 }

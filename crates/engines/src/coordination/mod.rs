@@ -9,6 +9,8 @@
 //! running ([`Coordinator::members`]); and singleton jobs run under a leadership
 //! ([`Coordinator::campaign`]).
 
+#[cfg(test)]
+pub(crate) mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod local;

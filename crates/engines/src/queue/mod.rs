@@ -16,6 +16,8 @@
 //!   backlog is over the configured limit, which is how backpressure reaches clients
 //!   (PutDatas answers 503 with `Retry-After`).
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod embedded;
 #[cfg(feature = "pulsar")]
 pub mod pulsar;

@@ -1,6 +1,6 @@
 //! Behaviour tests of the embedded queue on temporary directories.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,35 +97,10 @@ fn segment_files(dir: &Path, addr: &ShardAddr) -> Result<Vec<PathBuf>, std::io::
         .collect())
 }
 
-#[tokio::test]
-async fn test_produce_and_read_round_trip() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = EmbeddedQueue::open(config(dir.path())).await?;
-    let addr = shard(0);
-    let position = queue
-        .produce(&addr, properties(3), Bytes::from_static(b"three records"))
-        .await?;
-    assert_eq!(position, 0);
-    let messages = queue.read(&addr, ReadStart::Earliest, 10).await?;
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].shard, addr);
-    assert_eq!(messages[0].position, 0);
-    assert_eq!(messages[0].properties, properties(3));
-    assert_eq!(messages[0].payload, Bytes::from_static(b"three records"));
-    assert!(messages[0].publish_time_ms > 0);
-    assert_eq!(queue.end_position(&addr).await?, 1);
-    assert!(queue.read(&addr, ReadStart::Latest, 10).await?.is_empty());
-    assert!(queue
-        .read(&shard(9), ReadStart::Earliest, 10)
-        .await?
-        .is_empty());
-    assert_eq!(queue.end_position(&shard(9)).await?, 0);
-    queue.check_health().await?;
-    Ok(())
-}
-
+/// On top of the conformance scenario: embedded positions count from 0 without a gap,
+/// also with concurrent producers and rolled segments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_positions_strictly_increase_per_shard() -> TestResult {
+async fn test_positions_are_contiguous_from_zero_across_rolled_segments() -> TestResult {
     let dir = tempfile::tempdir()?;
     let queue = Arc::new(
         EmbeddedQueue::open(EmbeddedQueueConfig {
@@ -355,52 +330,6 @@ async fn test_group_commit_shares_fsyncs_among_concurrent_producers() -> TestRes
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_shared_subscription_delivers_each_message_to_one_consumer() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = EmbeddedQueue::open(config(dir.path())).await?;
-    let shards = vec![shard(0), shard(1)];
-    let mut first = queue.subscribe("indexer", shards.clone()).await?;
-    let mut second = queue.subscribe("indexer", shards.clone()).await?;
-    for addr in &shards {
-        produce_n(&queue, addr, 20, 10).await?;
-    }
-
-    let mut first_seen = HashSet::new();
-    let mut second_seen = HashSet::new();
-    for _ in 0..50 {
-        if first_seen.len() + second_seen.len() == 40 {
-            break;
-        }
-        // Both hold their deliveries un-acked at the same time: they must be disjoint.
-        let from_first = first.receive(7, Duration::from_millis(50)).await?;
-        let from_second = second.receive(7, Duration::from_millis(50)).await?;
-        for delivery in &from_first {
-            assert!(!delivery.redelivered);
-            assert!(first_seen.insert(delivery.tag()));
-        }
-        for delivery in &from_second {
-            assert!(!delivery.redelivered);
-            assert!(!first_seen.contains(&delivery.tag()), "delivered twice");
-            assert!(second_seen.insert(delivery.tag()));
-        }
-        first.ack(&tags(&from_first)).await?;
-        second.ack(&tags(&from_second)).await?;
-    }
-    assert_eq!(first_seen.len() + second_seen.len(), 40);
-    assert!(!first_seen.is_empty() && !second_seen.is_empty());
-    assert!(first_seen.is_disjoint(&second_seen));
-    assert!(first
-        .receive(10, Duration::from_millis(20))
-        .await?
-        .is_empty());
-    let backlogs = queue.backlog("indexer", &shards).await?;
-    assert!(backlogs
-        .iter()
-        .all(|backlog| backlog.messages == 0 && backlog.end_position == 20));
-    Ok(())
-}
-
 #[tokio::test]
 async fn test_receive_spreads_over_shards_in_position_order() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -427,52 +356,10 @@ async fn test_receive_spreads_over_shards_in_position_order() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_receive_wakes_up_on_produce() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = Arc::new(EmbeddedQueue::open(config(dir.path())).await?);
-    let mut consumer = queue.subscribe("tail", vec![shard(0)]).await?;
-    let waiting = tokio::spawn(async move {
-        let deliveries = consumer.receive(10, Duration::from_secs(20)).await;
-        (consumer, deliveries)
-    });
-    tokio::task::yield_now().await;
-    queue
-        .produce(&shard(0), properties(1), Bytes::from_static(b"wake"))
-        .await?;
-    let (_consumer, deliveries) = waiting.await?;
-    let deliveries = deliveries?;
-    assert_eq!(positions(&deliveries), vec![0]);
-    Ok(())
-}
-
+/// On top of the conformance scenario: with the survivor attached before the loss,
+/// only what the lost consumer held comes back flagged; what it never got is fresh.
 #[tokio::test]
-async fn test_nacked_messages_are_redelivered_with_flag() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = EmbeddedQueue::open(config(dir.path())).await?;
-    let addr = shard(0);
-    produce_n(&queue, &addr, 4, 10).await?;
-    let mut consumer = queue.subscribe("indexer", vec![addr.clone()]).await?;
-    let deliveries = receive_at_least(&mut consumer, 4).await?;
-    assert_eq!(positions(&deliveries), vec![0, 1, 2, 3]);
-    assert!(deliveries.iter().all(|delivery| !delivery.redelivered));
-    consumer.ack(&tags(&deliveries[..1])).await?;
-    consumer.nack(&tags(&deliveries[1..3])).await?;
-
-    let again = receive_at_least(&mut consumer, 2).await?;
-    assert_eq!(positions(&again), vec![1, 2]);
-    assert!(again.iter().all(|delivery| delivery.redelivered));
-    consumer.ack(&tags(&again)).await?;
-    consumer.ack(&tags(&deliveries[3..])).await?;
-    assert!(consumer
-        .receive(10, Duration::from_millis(60))
-        .await?
-        .is_empty());
-    Ok(())
-}
-
-#[tokio::test]
-async fn test_dropped_consumer_messages_are_redelivered() -> TestResult {
+async fn test_only_what_a_dropped_consumer_held_comes_back_flagged() -> TestResult {
     let dir = tempfile::tempdir()?;
     let queue = EmbeddedQueue::open(config(dir.path())).await?;
     let addr = shard(0);
@@ -525,55 +412,8 @@ async fn test_ack_persists_across_reopen() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn test_read_from_position_and_publish_time() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
-        segment_max_bytes: 200,
-        ..config(dir.path())
-    })
-    .await?;
-    let addr = shard(0);
-    for _ in 0..4 {
-        produce_n(&queue, &addr, 3, 40).await?;
-        // Spread publish times over several milliseconds.
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
-    let all = queue.read(&addr, ReadStart::Earliest, 100).await?;
-    assert_eq!(all.len(), 12);
-
-    let from_position = queue.read(&addr, ReadStart::Position(4), 3).await?;
-    assert_eq!(positions_of(&from_position), vec![4, 5, 6]);
-    assert!(queue
-        .read(&addr, ReadStart::Position(12), 3)
-        .await?
-        .is_empty());
-
-    for probe in [0, 5, 7, 11] {
-        let time_ms = all[probe].publish_time_ms;
-        let from_time = queue
-            .read(&addr, ReadStart::PublishTime(time_ms), 100)
-            .await?;
-        let first = from_time.first().ok_or("empty read from time")?;
-        assert!(first.publish_time_ms >= time_ms);
-        assert!(first.position <= probe as u64);
-        if first.position > 0 {
-            assert!(all[first.position as usize - 1].publish_time_ms < time_ms);
-        }
-        assert_eq!(from_time.last().map(|message| message.position), Some(11));
-    }
-    let after_all = all[11].publish_time_ms + 1;
-    assert!(queue
-        .read(&addr, ReadStart::PublishTime(after_all), 10)
-        .await?
-        .is_empty());
-    assert_eq!(
-        queue.read(&addr, ReadStart::PublishTime(0), 2).await?.len(),
-        2
-    );
-    Ok(())
-}
-
+/// On top of the conformance scenario: exact payload bytes, a shard never written to,
+/// and a subscription that does not exist yet (it would start at the earliest message).
 #[tokio::test]
 async fn test_backlog_counts_unacked_messages_and_bytes() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -717,7 +557,7 @@ async fn test_retention_deletes_only_fully_acked_old_segments() -> TestResult {
 }
 
 #[tokio::test]
-async fn test_begin_position_follows_retention_and_position_at_time() -> TestResult {
+async fn test_begin_position_follows_retention() -> TestResult {
     let dir = tempfile::tempdir()?;
     // 64-byte payloads make 101-byte entries: one entry per segment.
     let one_entry_segments = EmbeddedQueueConfig {
@@ -735,19 +575,6 @@ async fn test_begin_position_follows_retention_and_position_at_time() -> TestRes
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
         assert_eq!(queue.begin_position(&addr).await?, 0);
-        let all = queue.read(&addr, ReadStart::Earliest, 10).await?;
-        for message in &all {
-            assert_eq!(
-                queue
-                    .position_at_time(&addr, message.publish_time_ms)
-                    .await?,
-                all.iter()
-                    .find(|m| m.publish_time_ms >= message.publish_time_ms)
-                    .map_or(4, |m| m.position)
-            );
-        }
-        let after_all = all[3].publish_time_ms + 1;
-        assert_eq!(queue.position_at_time(&addr, after_all).await?, 4);
         queue.shutdown().await?;
     }
     // Without subscriptions age alone decides; the last segment always stays.
@@ -808,52 +635,26 @@ async fn test_delete_shards_removes_data_and_subscription_state() -> TestResult 
     Ok(())
 }
 
+/// On top of the conformance scenario: what was produced before shutdown is there
+/// after a reopen.
 #[tokio::test]
-async fn test_set_shards_changes_what_a_consumer_reads() -> TestResult {
+async fn test_shutdown_keeps_what_was_produced() -> TestResult {
     let dir = tempfile::tempdir()?;
     let queue = EmbeddedQueue::open(config(dir.path())).await?;
-    produce_n(&queue, &shard(0), 2, 10).await?;
-    produce_n(&queue, &shard(1), 2, 10).await?;
-    let mut consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
-    let first = receive_at_least(&mut consumer, 2).await?;
-    assert!(first
-        .iter()
-        .all(|delivery| delivery.message.shard == shard(0)));
-    consumer.set_shards(vec![shard(1)]).await?;
-    let second = receive_at_least(&mut consumer, 2).await?;
-    assert!(second
-        .iter()
-        .all(|delivery| delivery.message.shard == shard(1)));
-    assert_eq!(positions(&second), vec![0, 1]);
-    Ok(())
-}
-
-#[tokio::test]
-async fn test_shutdown_refuses_further_produces() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let queue = EmbeddedQueue::open(config(dir.path())).await?;
-    let mut consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
+    let consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
     queue
         .produce(&shard(0), properties(1), Bytes::from_static(b"last"))
         .await?;
-    queue.shutdown().await?;
-    let refused = queue
-        .produce(&shard(0), properties(1), Bytes::from_static(b"late"))
-        .await;
-    assert!(matches!(refused, Err(QueueError::Closed)), "{refused:?}");
-    assert!(matches!(
-        queue.check_health().await,
-        Err(QueueError::Closed)
-    ));
-    assert!(matches!(
-        consumer.receive(1, Duration::from_millis(10)).await,
-        Err(QueueError::Closed)
-    ));
     queue.shutdown().await?;
     drop(consumer);
     drop(queue);
     let queue = EmbeddedQueue::open(config(dir.path())).await?;
     assert_eq!(queue.end_position(&shard(0)).await?, 1);
+    let mut consumer = queue.subscribe("indexer", vec![shard(0)]).await?;
+    assert_eq!(
+        positions(&receive_at_least(&mut consumer, 1).await?),
+        vec![0]
+    );
     Ok(())
 }
 
@@ -869,4 +670,51 @@ fn test_config_defaults_and_unknown_fields() -> TestResult {
     assert_eq!(parsed.max_group_commit_delay_us, 0);
     assert!(serde_json::from_str::<EmbeddedQueueConfig>(r#"{"segment_bytes": 1}"#).is_err());
     Ok(())
+}
+
+/// An embedded queue in a temporary directory for one conformance scenario. Small
+/// segments make every scenario's reads and acks cross segment boundaries.
+struct EmbeddedFixture {
+    queue: Arc<EmbeddedQueue>,
+    // Removed (with the queue's files) when the fixture is dropped.
+    _dir: tempfile::TempDir,
+}
+
+/// The nack delay of the conformance queue: long enough to tell "after the delay"
+/// from "at once".
+const CONFORMANCE_NACK_DELAY: Duration = Duration::from_millis(200);
+
+impl crate::queue::conformance::QueueFixture for EmbeddedFixture {
+    async fn open() -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let queue = EmbeddedQueue::open(EmbeddedQueueConfig {
+            segment_max_bytes: 256,
+            nack_redelivery_delay_ms: CONFORMANCE_NACK_DELAY.as_millis() as u64,
+            ..config(dir.path())
+        })
+        .await
+        .expect("open the embedded queue");
+        Some(EmbeddedFixture {
+            queue: Arc::new(queue),
+            _dir: dir,
+        })
+    }
+
+    fn under_test(&self) -> crate::queue::conformance::QueueUnderTest {
+        crate::queue::conformance::QueueUnderTest {
+            queue: self.queue.clone(),
+            tenant: "default".to_string(),
+            nack_delay: CONFORMANCE_NACK_DELAY,
+            quiet_wait: Duration::from_millis(100),
+        }
+    }
+
+    async fn close(self) {
+        // Best effort: the scenario may have shut the queue down already.
+        let _ = self.queue.shutdown().await;
+    }
+}
+
+mod conformance {
+    crate::queue::conformance::queue_conformance_tests!(super::EmbeddedFixture);
 }

@@ -474,6 +474,10 @@ async fn read_with(
         return Ok((Vec::new(), reader));
     }
     let mut messages = Vec::new();
+    // Positions strictly increase, so a message at or before the last one seen in this
+    // read is the broker delivering it again (seen on pulsar-lite right after a reader
+    // caught up): returning it would show a tail the same record twice.
+    let mut last_seen: Option<Position> = None;
     while messages.len() < max_messages {
         let message = match reader.reader.next_message().await {
             Some(Ok(message)) => message,
@@ -486,6 +490,10 @@ async fn read_with(
         };
         let id = message.message_id.id.clone();
         let position = position_of(&id)?;
+        if last_seen.is_some_and(|seen| position <= seen) {
+            continue;
+        }
+        last_seen = Some(position);
         reader.next_position = Some(position.saturating_add(1));
         let message = queue_message(shard, &id, message.payload)?;
         let wanted = from.is_none_or(|from| position >= from)

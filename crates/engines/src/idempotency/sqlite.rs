@@ -39,16 +39,23 @@ impl SqliteLedger {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
         }
-        // Every write is on disk before PutDatas goes on (synchronous = FULL): the
-        // entry written before a produce is what makes a crash right after it safe.
+        // The entry written before a produce is what makes a crash right after it
+        // safe. In WAL mode with synchronous = NORMAL a committed write survives the
+        // process being killed (it is in the WAL, which the OS holds) without an
+        // fsync per commit: with one per commit, the ledger's writes, serialised
+        // behind SQLite's one writer, cut PutDatas' accepted rate by a third. Only
+        // an OS crash or power loss can take back the last writes; a retry after
+        // that may store a record twice (the queue itself is fsynced).
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
+        // One connection: writers queue in process instead of meeting SQLite's lock,
+        // whose busy handler sleeps for milliseconds on every collision.
         let pool = SqlitePoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .connect_with(options)
             .await
             .map_err(db_error)?;

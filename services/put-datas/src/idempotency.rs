@@ -30,8 +30,9 @@
 //!    between a produce being acknowledged and the ledger learning its position: a
 //!    `kill -9` anywhere in that window leaves an attempt behind, which step 3 of the
 //!    retry resolves by reading the queue. A new key is created with its claim and
-//!    its attempts in one write (steps 2 and 4 together), so the first attempt of a
-//!    request costs two durable ledger writes, a retry three.
+//!    its attempts in one conditional write (steps 2 and 4 together, on the
+//!    condition that the key is new), so the first attempt of a request costs two
+//!    ledger writes and no read; only a retry reads the record.
 //! 5. The parts are produced; the positions of those that succeeded are written down
 //!    and the claim is released. If a part failed, the request answers its error
 //!    (503) and the retry produces only what is missing.
@@ -362,11 +363,47 @@ impl Idempotency {
         if now_ms() < self.ledger_resting_until_ms.load(Ordering::Relaxed) {
             return Ok(KeyedPut::LedgerUnavailable);
         }
-        // A new key (the common case) is created with its claim and its attempts in
-        // one durable write instead of two.
-        let first_attempts = match self.ledger.get(&ledger_key).await {
-            Ok(Some(_)) => None,
-            Ok(None) => Some(parts.iter().map(Attempt::now).collect()),
+        // A new key (the common case) costs one ledger write: its claim and its
+        // attempts are written at once, on the condition that the key is new. Only
+        // when it is not (a retry) are the stored attempts read and settled.
+        let fresh = RequestRecord {
+            body: body.clone(),
+            claim: Some(Claim {
+                token,
+                until_ms: now_ms().saturating_add(self.claim.as_millis() as i64),
+            }),
+            parts: parts
+                .iter()
+                .map(|part| PartRecord {
+                    shard: part.shard_index,
+                    records: part.records,
+                    position: None,
+                    attempt: Some(Attempt::now(part)),
+                })
+                .collect(),
+        };
+        match self
+            .ledger
+            .put_if(&ledger_key, &encode(&fresh)?, None)
+            .await
+        {
+            Ok(Some(version)) => {
+                let pending: Vec<usize> = (0..parts.len()).collect();
+                return self
+                    .produce_pending(
+                        queue,
+                        faults,
+                        pool_id,
+                        &ledger_key,
+                        fresh,
+                        version,
+                        parts,
+                        pending,
+                    )
+                    .await
+                    .map(KeyedPut::Stored);
+            }
+            Ok(None) => {}
             Err(error) => {
                 tracing::warn!(
                     %error,
@@ -377,26 +414,8 @@ impl Idempotency {
                 self.ledger_resting_until_ms.store(until, Ordering::Relaxed);
                 return Ok(KeyedPut::LedgerUnavailable);
             }
-        };
-        let (mut record, mut version, fresh) = self
-            .claim(&ledger_key, token, body, parts, first_attempts)
-            .await?;
-        if fresh {
-            let pending: Vec<usize> = (0..parts.len()).collect();
-            return self
-                .produce_pending(
-                    queue,
-                    faults,
-                    pool_id,
-                    &ledger_key,
-                    record,
-                    version,
-                    parts,
-                    pending,
-                )
-                .await
-                .map(KeyedPut::Stored);
         }
+        let (mut record, mut version) = self.claim(&ledger_key, token, body, parts).await?;
 
         // Step 3: settle the parts whose earlier attempt may have stored them.
         for (stored, part) in record.parts.iter_mut().zip(parts) {
@@ -491,17 +510,15 @@ impl Idempotency {
             .collect()
     }
 
-    /// Steps 1 and 2: reads or creates the key's record and takes its claim. A
-    /// record created here holds `first_attempts` when given (then the answer's
-    /// last item is true: the parts are ready to produce).
+    /// Steps 1 and 2 of a key seen before: reads its record (or creates one without
+    /// attempts, when it expired meanwhile) and takes its claim.
     async fn claim(
         &self,
         ledger_key: &str,
         token: u64,
         body: String,
         parts: &[PlannedPart],
-        first_attempts: Option<Vec<Attempt>>,
-    ) -> Result<(RequestRecord, u64, bool), ApiError> {
+    ) -> Result<(RequestRecord, u64), ApiError> {
         for _ in 0..MAX_LEDGER_RACES {
             let now = now_ms();
             let claim = Claim {
@@ -516,14 +533,11 @@ impl Idempotency {
                         claim: Some(claim),
                         parts: parts
                             .iter()
-                            .enumerate()
-                            .map(|(index, part)| PartRecord {
+                            .map(|part| PartRecord {
                                 shard: part.shard_index,
                                 records: part.records,
                                 position: None,
-                                attempt: first_attempts
-                                    .as_ref()
-                                    .and_then(|attempts| attempts.get(index).cloned()),
+                                attempt: None,
                             })
                             .collect(),
                     },
@@ -567,8 +581,7 @@ impl Idempotency {
                 .await
                 .map_err(ledger_error)?
             {
-                let fresh = expected.is_none() && first_attempts.is_some();
-                return Ok((record, version, fresh));
+                return Ok((record, version));
             }
             // Another request with the key wrote in between: read what it wrote.
         }

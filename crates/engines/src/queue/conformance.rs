@@ -150,7 +150,7 @@ pub(crate) use queue_conformance_tests;
 
 // --- helpers ------------------------------------------------------------------------
 
-fn properties(record_count: u32) -> BatchProperties {
+pub(crate) fn properties(record_count: u32) -> BatchProperties {
     BatchProperties {
         pool_id: 7,
         record_count,
@@ -158,7 +158,7 @@ fn properties(record_count: u32) -> BatchProperties {
     }
 }
 
-async fn produce_n(
+pub(crate) async fn produce_n(
     queue: &dyn Queue,
     addr: &ShardAddr,
     count: usize,
@@ -176,7 +176,7 @@ async fn produce_n(
 }
 
 /// Receives until `count` deliveries arrived or a bounded number of attempts passed.
-async fn receive_at_least(
+pub(crate) async fn receive_at_least(
     consumer: &mut Box<dyn Consumer>,
     count: usize,
 ) -> Result<Vec<Delivery>, QueueError> {
@@ -194,7 +194,7 @@ async fn receive_at_least(
     Ok(deliveries)
 }
 
-fn tags(deliveries: &[Delivery]) -> Vec<DeliveryTag> {
+pub(crate) fn tags(deliveries: &[Delivery]) -> Vec<DeliveryTag> {
     deliveries.iter().map(Delivery::tag).collect()
 }
 

@@ -12,9 +12,8 @@ use logpool_core::routing::ShardAddr;
 
 use super::layout::{list_segments, shard_dir};
 use super::{EmbeddedQueue, EmbeddedQueueConfig};
-use crate::queue::{
-    BatchProperties, Consumer, Delivery, DeliveryTag, Position, Queue, QueueError, ReadStart,
-};
+use crate::queue::conformance::{properties, receive_at_least, tags};
+use crate::queue::{Delivery, Position, Queue, QueueError, ReadStart};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -23,14 +22,6 @@ fn shard(partition: u32) -> ShardAddr {
         tenant: "default".to_string(),
         project: "web".to_string(),
         partition,
-    }
-}
-
-fn properties(record_count: u32) -> BatchProperties {
-    BatchProperties {
-        pool_id: 7,
-        record_count,
-        format_version: 1,
     }
 }
 
@@ -58,29 +49,6 @@ async fn produce_n(
         );
     }
     Ok(positions)
-}
-
-/// Receives until `count` deliveries arrived or a bounded number of attempts passed.
-async fn receive_at_least(
-    consumer: &mut Box<dyn Consumer>,
-    count: usize,
-) -> Result<Vec<Delivery>, QueueError> {
-    let mut deliveries = Vec::new();
-    for _ in 0..50 {
-        if deliveries.len() >= count {
-            break;
-        }
-        deliveries.extend(
-            consumer
-                .receive(count - deliveries.len(), Duration::from_millis(200))
-                .await?,
-        );
-    }
-    Ok(deliveries)
-}
-
-fn tags(deliveries: &[Delivery]) -> Vec<DeliveryTag> {
-    deliveries.iter().map(Delivery::tag).collect()
 }
 
 fn positions(deliveries: &[Delivery]) -> Vec<Position> {

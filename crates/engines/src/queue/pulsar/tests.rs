@@ -17,9 +17,8 @@ use pulsar::proto::{MessageIdData, ServerError};
 
 use super::test_relay::TestRelay;
 use super::{classify_send_error, message_id_of, position_of, PulsarQueue, PulsarQueueConfig};
-use crate::queue::{
-    BatchProperties, Consumer, Delivery, DeliveryTag, Position, Queue, QueueError, ReadStart,
-};
+use crate::queue::conformance::{produce_n, properties, receive_at_least, tags};
+use crate::queue::{BatchProperties, Position, Queue, QueueError, ReadStart};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -65,14 +64,6 @@ fn shard(tenant: &str, partition: u32) -> ShardAddr {
     }
 }
 
-fn properties(record_count: u32) -> BatchProperties {
-    BatchProperties {
-        pool_id: 7,
-        record_count,
-        format_version: 1,
-    }
-}
-
 fn test_config(url: String) -> PulsarQueueConfig {
     PulsarQueueConfig {
         url,
@@ -90,46 +81,6 @@ async fn open_queue(
     let relay = TestRelay::start(broker_url).await?;
     let queue = PulsarQueue::connect(test_config(relay.url())).await?;
     Ok((queue, relay))
-}
-
-async fn produce_n(
-    queue: &PulsarQueue,
-    addr: &ShardAddr,
-    count: usize,
-) -> Result<Vec<Position>, QueueError> {
-    let mut positions = Vec::with_capacity(count);
-    for number in 0..count {
-        let payload = Bytes::from(format!("message {number}"));
-        positions.push(
-            queue
-                .produce(addr, properties(number as u32), payload)
-                .await?,
-        );
-    }
-    Ok(positions)
-}
-
-/// Receives until `count` deliveries arrived or a bounded number of attempts passed.
-async fn receive_at_least(
-    consumer: &mut Box<dyn Consumer>,
-    count: usize,
-) -> Result<Vec<Delivery>, QueueError> {
-    let mut deliveries = Vec::new();
-    for _ in 0..40 {
-        if deliveries.len() >= count {
-            break;
-        }
-        deliveries.extend(
-            consumer
-                .receive(count - deliveries.len(), Duration::from_millis(250))
-                .await?,
-        );
-    }
-    Ok(deliveries)
-}
-
-fn tags(deliveries: &[Delivery]) -> Vec<DeliveryTag> {
-    deliveries.iter().map(Delivery::tag).collect()
 }
 
 /// A queue on the test broker (through a relay of its own) for one conformance

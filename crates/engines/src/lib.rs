@@ -16,6 +16,8 @@
 //! Elasticsearch, MySQL, etcd, S3) plug into the same traits.
 
 pub mod config;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod coordination;
 pub mod idempotency;
 pub mod index;

@@ -16,11 +16,9 @@ use logpool_core::routing::{PoolRoute, RoutingSnapshot};
 
 use super::{Coordinator, MemberInfo};
 
-/// What a scenario returns: `?` on coordinator calls, a message when it fails.
-pub(crate) type ScenarioResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) use crate::conformance::ScenarioResult;
 
-/// How long one scenario may take, set-up included.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::conformance::SCENARIO_TIMEOUT;
 
 /// How long a change may take to reach a watcher or the member list.
 const PROPAGATION: Duration = Duration::from_secs(5);
@@ -59,12 +57,7 @@ pub(crate) async fn run_scenario<F, Fut>(
     ))
     .await;
     fixture.close().await;
-    match outcome {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => panic!("{name}: {error}"),
-        Ok(Err(_)) => panic!("{name}: the scenario finishes within {SCENARIO_TIMEOUT:?}"),
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
-    }
+    crate::conformance::report(name, outcome);
 }
 
 /// Expands to one `#[tokio::test]` per scenario on the fixture `$fixture` (a

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::routing::FieldType;
@@ -56,8 +55,7 @@ const SCENARIO_TENANTS: [&str; 15] = [
     "conf-archive",
 ];
 
-/// How long one scenario may take, store set-up included.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::conformance::SCENARIO_TIMEOUT;
 
 /// A fresh, empty store of one implementation for one scenario, and what to do with
 /// it once the scenario has run.
@@ -105,14 +103,11 @@ pub(crate) async fn run_scenario<F, Fut>(
             store.create_tenant(tenant).await.expect("scenario tenant");
         }
         scenario(store).await;
+        Ok(())
     }))
     .await;
     fixture.close().await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => panic!("{name}: the scenario finishes within {SCENARIO_TIMEOUT:?}"),
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
-    }
+    crate::conformance::report(name, outcome);
 }
 
 /// Expands to one `#[tokio::test]` per scenario on the fixture `$fixture` (a

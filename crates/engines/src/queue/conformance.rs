@@ -26,12 +26,9 @@ use super::{
     BatchProperties, Consumer, Delivery, DeliveryTag, Position, Queue, QueueError, ReadStart,
 };
 
-/// What a scenario returns: `?` on queue calls, a message when it fails.
-pub(crate) type ScenarioResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) use crate::conformance::ScenarioResult;
 
-/// How long one scenario may take, queue set-up included. The backlog scenario waits
-/// for the broker's metrics, which pulsar-lite refreshes about every 10 s.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(90);
+use crate::conformance::SCENARIO_TIMEOUT;
 
 /// A queue of one implementation for one scenario, and what to do with it afterwards.
 pub(crate) trait QueueFixture: Sized + Send + 'static {
@@ -102,12 +99,7 @@ pub(crate) async fn run_scenario<F, Fut>(
     let under_test = fixture.under_test();
     let outcome = tokio::spawn(tokio::time::timeout(SCENARIO_TIMEOUT, scenario(under_test))).await;
     fixture.close().await;
-    match outcome {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => panic!("{name}: {error}"),
-        Ok(Err(_)) => panic!("{name}: the scenario finishes within {SCENARIO_TIMEOUT:?}"),
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
-    }
+    crate::conformance::report(name, outcome);
 }
 
 /// Expands to one `#[tokio::test]` per scenario on the fixture `$fixture` (a

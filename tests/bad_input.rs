@@ -378,6 +378,25 @@ async fn test_bad_search_requests_are_named() {
             .await,
     );
     assert_eq!(status, 400, "too many buckets");
+    // Times far outside what a log can carry are refused by name, as numbers and as
+    // text; before, a huge negative `from` overflowed the histogram's bucket rounding.
+    for (from, to) in [
+        (json!(-5_851_314_828_368_225_800_i64), json!("now")),
+        (json!("-5851314828368225800"), json!("now")),
+        (json!("-1h"), json!("9223372036854775807")),
+        (json!("-1h"), json!("now+15000w")),
+    ] {
+        let (status, error) = error_of(
+            client
+                .post(
+                    &format!("/v1/projects/{PROJECT}/pools/{POOL}/histogram"),
+                    &json!({ "from": from, "to": to }),
+                )
+                .await,
+        );
+        assert_eq!(status, 400, "{from}..{to}: {error}");
+        assert!(error.to_string().contains("out of range"), "{error}");
+    }
     let (status, error) = error_of(
         client
             .get(&format!(

@@ -1,13 +1,34 @@
 //! Time expressions for `from` and `to`: `now`, relative offsets like `-15m` or
 //! `now-2h`, RFC 3339 text, and epoch milliseconds.
 
+/// The earliest time a request may name: 1823-09-21, half of `i64` nanoseconds
+/// before the epoch. Keeping both ends within half the range means `to - from`,
+/// bucket rounding and offsets never overflow, wherever a span is computed.
+pub const EARLIEST_NS: i64 = -(i64::MAX / 2);
+/// The latest time a request may name: 2116-02-20, half of `i64` nanoseconds after
+/// the epoch.
+pub const LATEST_NS: i64 = i64::MAX / 2;
+
 /// Parses a time expression relative to `now_ns`.
 ///
 /// Plain integers are epoch milliseconds, as in Elasticsearch's `epoch_millis`.
 ///
 /// # Errors
-/// Returns a message listing the accepted forms.
+/// Returns a message listing the accepted forms, or naming the range when the time
+/// lies outside [`EARLIEST_NS`, `LATEST_NS`].
 pub fn parse_time_expr(expr: &str, now_ns: i64) -> Result<i64, String> {
+    let time_ns = parse_unbounded(expr, now_ns)?;
+    if (EARLIEST_NS..=LATEST_NS).contains(&time_ns) {
+        Ok(time_ns)
+    } else {
+        Err(format!(
+            "`{}` is out of range: times must lie between 1823-09-21 and 2116-02-20",
+            expr.trim().escape_debug()
+        ))
+    }
+}
+
+fn parse_unbounded(expr: &str, now_ns: i64) -> Result<i64, String> {
     let text = expr.trim();
     if text.is_empty() {
         return Err("empty time expression".to_string());
@@ -73,5 +94,21 @@ mod tests {
         assert!(parse_time_expr("yesterday", NOW).is_err());
         assert!(parse_time_expr("-15y", NOW).is_err());
         assert!(parse_time_expr("", NOW).is_err());
+    }
+
+    #[test]
+    fn test_times_outside_the_safe_range_are_refused() {
+        for far in [
+            "-5851314828368225800",
+            "9223372036854775807",
+            "-15000w",
+            "now+15000w",
+            "2200-01-01T00:00:00Z",
+        ] {
+            let error = parse_time_expr(far, NOW).expect_err(far);
+            assert!(error.contains("out of range"), "{far}: {error}");
+        }
+        assert_eq!(parse_time_expr("0", NOW), Ok(0));
+        assert!(parse_time_expr("2116-01-01T00:00:00Z", NOW).is_ok());
     }
 }

@@ -229,7 +229,10 @@ async fn histogram(
     // Every bucket of the range is listed, empty ones with 0, so charts need no gaps logic.
     let mut counts = counted.into_iter().peekable();
     let mut buckets = Vec::new();
-    let mut bucket = request.from_ns.div_euclid(request.interval_ns) * request.interval_ns;
+    let mut bucket = request
+        .from_ns
+        .div_euclid(request.interval_ns)
+        .saturating_mul(request.interval_ns);
     while bucket < request.to_ns {
         let mut count = 0;
         while let Some(next) = counts.peek() {

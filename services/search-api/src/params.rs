@@ -226,11 +226,13 @@ fn parse_user_query(
 fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Option<i64>, ApiError> {
     match value {
         None => Ok(None),
-        Some(TimeParam::Millis(ms)) => Ok(Some(ms.saturating_mul(1_000_000))),
         Some(TimeParam::Text(text)) if text.trim().is_empty() => Ok(None),
-        Some(TimeParam::Text(text)) => parse_time_expr(text, now).map(Some).map_err(|message| {
-            ApiError::bad_request(format!("`{field}`: {message}")).with_detail("field", field)
-        }),
+        // A number is read as its digits so that both forms meet the same range check.
+        Some(time) => parse_time_expr(&time.as_text(), now)
+            .map(Some)
+            .map_err(|message| {
+                ApiError::bad_request(format!("`{field}`: {message}")).with_detail("field", field)
+            }),
     }
 }
 

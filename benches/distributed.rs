@@ -410,6 +410,7 @@ fn pool_route(pool_id: i64, project: &str, shards: u32) -> PoolRoute {
         retention_days: 30,
         field_hints: Default::default(),
         event_window: Default::default(),
+        learned_types: Default::default(),
     }
 }
 

@@ -531,3 +531,113 @@ async fn test_tail_on_pulsar_leaves_no_subscription_behind() {
         "a closed tail must leave no subscription on the broker"
     );
 }
+
+/// The live tail types a field as search does once the pool learned its type: the
+/// first value of `status` is a number, so `status` is `long`, and `status:>=500`
+/// compares numbers in both places, also for the text "1000" of a later record
+/// (before, the tail knew only declared types and compared such values as text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_agrees_with_search_on_learned_types() {
+    let Some(python) = python() else { return };
+    let project = "tailtypes";
+    let server = server_with_pool(project, 1, |_| {}).await;
+    let client = &server.client;
+    client
+        .put_records(
+            project,
+            "app",
+            &[json!({ "message": "first", "status": 200, "n": 0 })],
+        )
+        .await
+        .expect("put");
+    // The type is learned when the record is indexed; it reaches every service with
+    // the next routing snapshot, which the field list shows.
+    let fields_path = format!("/v1/projects/{project}/pools/app/fields?query=*&from=-1h");
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let answer = client.get(&fields_path).await.expect("fields");
+        let status_type = answer["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|field| field["name"] == "status")
+            .map(|field| field["type"].clone());
+        if status_type == Some(json!("long")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`status` never showed as long: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let query = "status:>=500";
+    let url = tail_url(&server, project, "app", "query=status%3A%3E%3D500");
+    let mut tail = PyTail::start(&python, &url, &[]).await;
+    tail.connected().await;
+    // Numbers, numeric text that sorts differently as text, and text that is no
+    // number (kept as text by search, never in a numeric range).
+    let statuses = [
+        json!("1000"),
+        json!("60"),
+        json!("503"),
+        json!(" 600 "),
+        json!("abc"),
+        json!(404),
+        json!(7000),
+        json!("4999.5"),
+    ];
+    let records: Vec<Value> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| json!({ "message": "later", "status": status, "n": i + 1 }))
+        .collect();
+    client
+        .put_records(project, "app", &records)
+        .await
+        .expect("put");
+    // A last matching record: on one shard the tail delivers in queue order, so
+    // everything it would send of the batch above comes before this one.
+    let sentinel = 99;
+    client
+        .put_records(
+            project,
+            "app",
+            &[json!({ "message": "sentinel", "status": 999, "n": sentinel })],
+        )
+        .await
+        .expect("put");
+    let mut tailed = Vec::new();
+    while !tailed.contains(&sentinel) {
+        tailed.extend(numbers_of(&tail.next_frame().await));
+    }
+    tailed.sort_unstable();
+    let search = |query: &'static str| {
+        let path = format!(
+            "/v1/projects/{project}/pools/app/search?query={}&from=-1h&limit=100",
+            query.replace('>', "%3E").replace('=', "%3D")
+        );
+        async move { client.get(&path).await.expect("search") }
+    };
+    // Wait until search sees the sentinel, then compare.
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    let found = loop {
+        let answer = search(query).await;
+        let mut found: Vec<u64> = answer["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(|hit| hit["fields"]["n"].as_u64().expect("n"))
+            .collect();
+        if found.contains(&sentinel) {
+            found.sort_unstable();
+            break found;
+        }
+        assert!(Instant::now() < deadline, "search never saw the sentinel");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(tailed, found, "the tail and search match the same records");
+    // Numerically 1000, 503, " 600 " and 7000, and the sentinel; "4999.5" is no
+    // long, so it is kept as text, outside every numeric range.
+    assert_eq!(found, vec![1, 3, 4, 7, sentinel]);
+}

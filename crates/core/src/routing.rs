@@ -65,9 +65,21 @@ pub struct PoolRoute {
     /// before they existed).
     #[serde(default)]
     pub event_window: EventWindowOverride,
+    /// Types the pool learned from the first value of each field without a hint,
+    /// fixed in the metadata store by the first writer (see
+    /// [`crate::field_types`]). Every reader (index, search, tail, alerts) types
+    /// values with [`PoolRoute::field_types`], so they all agree.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learned_types: BTreeMap<String, FieldType>,
 }
 
 impl PoolRoute {
+    /// The types the pool indexes and searches with: the learned types overlaid by
+    /// the hints, so a hint always wins.
+    pub fn field_types(&self) -> BTreeMap<String, FieldType> {
+        crate::field_types::effective_types(&self.field_hints, &self.learned_types)
+    }
+
     /// Returns the queue address of shard `shard_index` of this pool.
     pub fn shard_addr(&self, shard_index: usize) -> Option<ShardAddr> {
         self.partitions.get(shard_index).map(|partition| ShardAddr {

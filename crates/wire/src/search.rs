@@ -254,6 +254,12 @@ pub struct FieldSummary {
     pub name: String,
     /// Its most frequent values, most frequent first.
     pub top: Vec<ValueCount>,
+    /// The type search, SQL and the live tail give the field (`text`, `keyword`,
+    /// `long`, `double`, `bool`, `ip` or `timestamp`): its hint, or the type the pool
+    /// learned from the field's first value. Absent while the field is not typed
+    /// yet (learned moments ago).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub field_type: Option<String>,
 }
 
 /// The answer to a field summary.

@@ -51,6 +51,10 @@ pub struct ControlState {
     pub restores: archive::restore::Restores,
     /// Set while a stored change is not published yet ([`republish`]).
     pub routing_stale: republish::RoutingStale,
+    /// The learned-types revision of the metadata store when the last published
+    /// snapshot was built: a different one means loghub learned types since
+    /// ([`republish`]).
+    pub(crate) published_types_revision: Arc<std::sync::atomic::AtomicI64>,
     /// The storage-quota state measured by this process ([`quotas`]), to publish
     /// with the next snapshot; `None` keeps what the current snapshot says.
     over_storage_quota: Arc<Mutex<Option<ProjectsByTenant>>>,
@@ -73,6 +77,9 @@ impl ControlState {
             object_store: None,
             restores: archive::restore::Restores::default(),
             routing_stale: republish::RoutingStale::default(),
+            published_types_revision: Arc::new(std::sync::atomic::AtomicI64::new(
+                republish::NEVER_PUBLISHED,
+            )),
             over_storage_quota: Arc::default(),
         }
     }
@@ -95,14 +102,28 @@ impl ControlState {
     }
 
     async fn build_and_publish_routing(&self) -> Result<u64, ApiError> {
+        // Read before the types themselves: a type learned meanwhile moves the
+        // revision past this one, so the next republish round carries it.
+        let types_revision = self.metadata.field_types_revision().await?;
         let pools = self.metadata.all_pools().await?;
+        let mut learned = self.metadata.all_learned_field_types().await?;
         let snapshot = RoutingSnapshot {
             version: 0,
-            pools: pools.iter().map(|p| p.route()).collect(),
+            pools: pools
+                .iter()
+                .map(|pool| {
+                    let mut route = pool.route();
+                    route.learned_types = learned.remove(&pool.id).unwrap_or_default();
+                    route
+                })
+                .collect(),
             archives: self.metadata.all_archive_settings().await?,
             access: self.build_access().await?,
         };
-        Ok(self.coordinator.publish(snapshot).await?)
+        let version = self.coordinator.publish(snapshot).await?;
+        self.published_types_revision
+            .store(types_revision, std::sync::atomic::Ordering::Release);
+        Ok(version)
     }
 
     /// Tenants, keys (hashes only) and limits from the store, plus the storage-quota

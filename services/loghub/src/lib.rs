@@ -21,6 +21,7 @@ pub mod archive;
 mod backoff;
 pub mod precreate;
 pub mod retention;
+pub mod schema;
 pub mod service;
 
 use std::collections::HashMap;
@@ -120,6 +121,8 @@ pub struct LoghubState {
     pub queue: Arc<dyn Queue>,
     /// The index to write.
     pub index: Arc<dyn LogIndex>,
+    /// Where the types of new fields are fixed before a batch is indexed.
+    pub schemas: Arc<schema::PoolSchemas>,
     /// Where undecodable payloads are kept.
     pub object_store: Arc<dyn ObjectStore>,
     /// Pool routes.
@@ -445,13 +448,15 @@ fn prepare(snapshot: &RoutingSnapshot, deliveries: Vec<Delivery>) -> Prepared {
 fn start_writes(state: &LoghubState, writes: Vec<PreparedWrite>) -> InFlight {
     let tags = writes.iter().flat_map(|w| w.tags.iter().cloned()).collect();
     let index = state.index.clone();
+    let schemas = state.schemas.clone();
     let task = tokio::spawn(async move {
         let mut finished = Vec::with_capacity(writes.len());
         for write in writes {
             let records = write.docs.len();
-            let result = index
-                .write(&write.pool, write.docs, write.redelivered)
-                .await;
+            let result = match schemas.route_for(&write.pool, &write.docs).await {
+                Ok(typed) => index.write(&typed, write.docs, write.redelivered).await,
+                Err(error) => Err(error),
+            };
             finished.push(FinishedWrite {
                 pool: write.pool,
                 tags: write.tags,

@@ -13,6 +13,7 @@ use logpool_engines::EngineNeeds;
 use crate::archive::{ArchiveState, ArchiveStats, ArchiveWorker};
 use crate::precreate::Precreation;
 use crate::retention::Retention;
+use crate::schema::PoolSchemas;
 use crate::{LoghubState, LoghubStats};
 
 /// The service's name.
@@ -28,6 +29,7 @@ pub fn service_with_stats(stats: Arc<LoghubStats>) -> Service {
     let needs = EngineNeeds {
         queue: true,
         index: true,
+        metadata: true,
         object_store: true,
         ..EngineNeeds::default()
     };
@@ -49,6 +51,7 @@ pub async fn start(
     let indexer = LoghubState {
         queue: queue.clone(),
         index: index.clone(),
+        schemas: Arc::new(PoolSchemas::new(engines.metadata()?)),
         object_store: engines.object_store()?,
         routing: context.routing(),
         config: config.clone(),

@@ -7,11 +7,12 @@
 //! counts are exact for the sample and `sampled` says how many records it holds;
 //! `total` counts the matches in the scanned partitions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::{ApiError, AppParams};
+use logpool_core::routing::FieldType;
 use logpool_engines::index::{SearchHit, SearchRequest};
 use logpool_wire::search::{FieldSummary, FieldsAnswer, ValueCount};
 use serde_json::Value;
@@ -34,6 +35,7 @@ pub(crate) async fn fields(
     AppParams(params): AppParams<FieldsParams>,
 ) -> Result<Json<FieldsAnswer>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
+    let types = route.field_types();
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;
@@ -55,7 +57,7 @@ pub(crate) async fn fields(
     .await?;
     planned.run().await?;
     Ok(Json(FieldsAnswer {
-        fields: summarize(&planned.hits),
+        fields: summarize(&planned.hits, &types),
         partial: planned.partial,
         progress: planned.progress(),
         sample_limit: planned.limit(),
@@ -74,8 +76,9 @@ struct FieldCounts {
 }
 
 /// Counts fields and values over `hits`: `[{"name", "count", "distinct", "top":
-/// [{"value", "count"}]}]`, most frequent fields first, ties by name.
-pub fn summarize(hits: &[SearchHit]) -> Vec<FieldSummary> {
+/// [{"value", "count"}], "type"}]`, most frequent fields first, ties by name, each
+/// with its type in `types`.
+pub fn summarize(hits: &[SearchHit], types: &BTreeMap<String, FieldType>) -> Vec<FieldSummary> {
     let mut by_field: HashMap<&str, FieldCounts> = HashMap::new();
     for hit in hits {
         for (name, value) in &hit.fields {
@@ -110,6 +113,7 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<FieldSummary> {
             FieldSummary {
                 count: counts.records,
                 distinct,
+                field_type: types.get(name).map(|field_type| type_name(*field_type)),
                 name: name.to_string(),
                 top: top
                     .into_iter()
@@ -118,6 +122,14 @@ pub fn summarize(hits: &[SearchHit]) -> Vec<FieldSummary> {
             }
         })
         .collect()
+}
+
+/// A type as the API writes it (`long`, `keyword`, …).
+fn type_name(field_type: FieldType) -> String {
+    serde_json::to_value(field_type)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -148,7 +160,8 @@ mod tests {
             hit(json!({"level": "error", "status": "500"})),
             hit(json!({"level": "info"})),
         ];
-        let summary = summarize(&hits);
+        let types = BTreeMap::from([("status".to_string(), FieldType::Long)]);
+        let summary = summarize(&hits, &types);
         assert_eq!(summary[0].name, "level");
         assert_eq!(summary[0].count, 3);
         assert_eq!(
@@ -161,5 +174,7 @@ mod tests {
         assert_eq!(summary[1].name, "status");
         // The number 500 and the string "500" are different values.
         assert_eq!(summary[1].distinct, 2);
+        assert_eq!(summary[1].field_type.as_deref(), Some("long"));
+        assert_eq!(summary[0].field_type, None, "not typed yet");
     }
 }

@@ -55,6 +55,7 @@ async fn test_queries_beyond_the_tenant_cap_get_429_until_one_finishes() {
         retention_days: 7,
         field_hints: BTreeMap::new(),
         event_window: Default::default(),
+        learned_types: Default::default(),
     };
     engines.index.ensure_pool(&pool).await.expect("pool");
     let docs: Vec<IndexDoc> = (0..DAYS)

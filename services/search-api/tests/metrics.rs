@@ -61,6 +61,7 @@ async fn test_metrics_count_search_requests_and_time_queries() {
         retention_days: 7,
         field_hints: BTreeMap::new(),
         event_window: Default::default(),
+        learned_types: Default::default(),
     };
     engines.index.ensure_pool(&pool).await.expect("pool");
     engines

@@ -62,6 +62,7 @@ async fn test_metrics_follow_an_open_tail() {
             retention_days: 7,
             field_hints: BTreeMap::new(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         };
         engines
             .queue

@@ -107,6 +107,7 @@ fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
             retention_days: 7,
             field_hints: Default::default(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         }],
         archives: Default::default(),
     }

@@ -1184,6 +1184,7 @@ mod tests {
                 retention_days: 7,
                 field_hints: Default::default(),
                 event_window: Default::default(),
+                learned_types: Default::default(),
             }],
             archives: Default::default(),
         }

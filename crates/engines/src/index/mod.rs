@@ -264,15 +264,6 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     /// Makes every staged document durable and searchable.
     async fn commit(&self) -> IndexResult<()>;
 
-    /// The pool's field types: declared by its hints or learned from the first value
-    /// of each field (a hint wins). Searches, histograms, context and aggregations
-    /// already compile with them; in-memory matching (tail, alerts) passes them to
-    /// [`logpool_core::typed_match::matches`] to agree with search.
-    async fn field_types(
-        &self,
-        pool: &PoolRoute,
-    ) -> IndexResult<std::collections::BTreeMap<String, logpool_core::routing::FieldType>>;
-
     /// Searches one pool.
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage>;
 

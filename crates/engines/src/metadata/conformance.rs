@@ -37,7 +37,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
 }
 
 /// The tenants the pool and project scenarios work in (projects need their tenant).
-const SCENARIO_TENANTS: [&str; 15] = [
+const SCENARIO_TENANTS: [&str; 16] = [
     "conf-recreate",
     "conf-recreate-b",
     "conf-partitions",
@@ -53,6 +53,7 @@ const SCENARIO_TENANTS: [&str; 15] = [
     "conf-heartbeats",
     "conf-concurrent-heartbeats",
     "conf-archive",
+    "conf-schema",
 ];
 
 use crate::conformance::SCENARIO_TIMEOUT;
@@ -130,6 +131,7 @@ macro_rules! metadata_conformance_tests {
             scenario_consumer_group_heartbeats_balance_and_take_over,
             scenario_concurrent_heartbeats_never_share_a_shard,
             scenario_archive_settings_follow_their_pool,
+            scenario_learned_types_first_writer_wins,
             scenario_tenants_are_created_listed_and_unique,
             scenario_keys_crud_and_tenant_isolation,
             scenario_bootstrap_key_is_upserted,
@@ -1575,4 +1577,106 @@ pub(crate) async fn scenario_deleting_a_project_removes_its_keys_and_limits(
         Limits::default()
     );
     assert_eq!(store.get_limits(tenant, None).await.expect("get"), wide);
+}
+
+/// Learned field types: the first writer of a field wins, also when writers race;
+/// names of any length fit; the revision moves with every new type; deleting the
+/// pool deletes its types.
+pub(crate) async fn scenario_learned_types_first_writer_wins(store: Arc<dyn MetadataStore>) {
+    let tenant = "conf-schema";
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("project");
+    let pool = store
+        .create_pool(tenant, "shop", new_pool("web", 1))
+        .await
+        .expect("pool");
+    let other = store
+        .create_pool(tenant, "shop", new_pool("api", 1))
+        .await
+        .expect("pool");
+    let before = store.field_types_revision().await.expect("revision");
+    let types = |entries: &[(&str, FieldType)]| -> BTreeMap<String, FieldType> {
+        entries
+            .iter()
+            .map(|(name, field_type)| (name.to_string(), *field_type))
+            .collect()
+    };
+    let long_name = "field.".repeat(200);
+    let learned = store
+        .learn_field_types(
+            pool.id,
+            &types(&[("status", FieldType::Long), (&long_name, FieldType::Text)]),
+        )
+        .await
+        .expect("learn");
+    assert_eq!(
+        learned,
+        types(&[("status", FieldType::Long), (&long_name, FieldType::Text)])
+    );
+    let after_first = store.field_types_revision().await.expect("revision");
+    assert_ne!(after_first, before, "a learned type moves the revision");
+    // A later writer proposing another type for a known field gets the stored one.
+    let learned = store
+        .learn_field_types(
+            pool.id,
+            &types(&[("status", FieldType::Text), ("latency", FieldType::Double)]),
+        )
+        .await
+        .expect("learn");
+    assert_eq!(learned["status"], FieldType::Long, "the first writer wins");
+    assert_eq!(learned["latency"], FieldType::Double);
+    assert_eq!(learned.len(), 3);
+    // Nothing new: the revision stays.
+    let revision = store.field_types_revision().await.expect("revision");
+    store
+        .learn_field_types(pool.id, &types(&[("status", FieldType::Bool)]))
+        .await
+        .expect("learn");
+    assert_eq!(
+        store.field_types_revision().await.expect("revision"),
+        revision
+    );
+    // Racing writers of one new field all end up with one and the same type.
+    let racers = [
+        FieldType::Long,
+        FieldType::Text,
+        FieldType::Bool,
+        FieldType::Ip,
+    ];
+    let tasks: Vec<_> = racers
+        .iter()
+        .map(|field_type| {
+            let store = store.clone();
+            let proposal = types(&[("raced", *field_type)]);
+            tokio::spawn(async move { store.learn_field_types(pool.id, &proposal).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        let learned = task.await.expect("task").expect("learn");
+        seen.push(learned["raced"]);
+    }
+    assert!(seen.windows(2).all(|pair| pair[0] == pair[1]), "{seen:?}");
+    // Types belong to their pool.
+    let learned = store
+        .learn_field_types(other.id, &types(&[("status", FieldType::Keyword)]))
+        .await
+        .expect("learn");
+    assert_eq!(learned, types(&[("status", FieldType::Keyword)]));
+    let all = store.all_learned_field_types().await.expect("all");
+    assert_eq!(all[&pool.id].len(), 4);
+    assert_eq!(all[&pool.id][&long_name], FieldType::Text);
+    assert_eq!(all[&other.id]["status"], FieldType::Keyword);
+    store
+        .delete_pool(tenant, "shop", "web")
+        .await
+        .expect("delete");
+    let all = store.all_learned_field_types().await.expect("all");
+    assert!(
+        !all.contains_key(&pool.id),
+        "deleting the pool deletes its types"
+    );
+    assert!(all.contains_key(&other.id));
 }

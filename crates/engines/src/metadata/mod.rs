@@ -11,6 +11,7 @@ pub(crate) mod conformance;
 pub mod consumer_groups;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod schema;
 pub mod sql;
 pub mod sqlite;
 
@@ -25,6 +26,7 @@ use serde::Serialize;
 pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
+pub use schema::{LearnedTypes, SchemaStore};
 pub use sql::{Dialect, SqlMetadataStore};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
 
@@ -118,6 +120,7 @@ impl Pool {
             retention_days: self.retention_days,
             field_hints: self.field_hints.clone(),
             event_window: self.event_window,
+            learned_types: BTreeMap::new(),
         }
     }
 }
@@ -223,6 +226,12 @@ pub trait CatalogStore: Send + Sync + Debug + 'static {
 
 /// The metadata role: every aggregate's store in one object, so services hold one
 /// `Arc<dyn MetadataStore>`. A new aggregate adds its own small trait here.
-pub trait MetadataStore: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore {}
+pub trait MetadataStore:
+    CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore
+{
+}
 
-impl<T> MetadataStore for T where T: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore {}
+impl<T> MetadataStore for T where
+    T: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore
+{
+}

@@ -361,6 +361,7 @@ mod tests {
             retention_days: 7,
             field_hints: BTreeMap::new(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //!
 //! [`Queue::open_reader`]: logpool_engines::queue::Queue::open_reader
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use logpool_core::batch::decode_batch;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::query::Query as LogQuery;
 use logpool_core::record::format_time_ns;
-use logpool_core::routing::{PoolRoute, RoutingSnapshot};
+use logpool_core::routing::{FieldType, PoolRoute, RoutingSnapshot};
 use logpool_core::typed_match::matches;
 use logpool_engines::queue::{QueueError, QueueMessage, ShardReader};
 use serde::Serialize;
@@ -102,9 +103,23 @@ impl Pump {
     /// Reads until the pool is deleted or the queue closes.
     pub async fn run(mut self) -> PumpEnd {
         let mut retry_delay = self.poll_interval;
+        // The pool's field types, as search has them: they grow while the pool
+        // learns new fields, so they are taken again from every new snapshot.
+        let mut types = self.route.field_types();
+        let mut seen_version = None;
         loop {
-            if self.pool_deleted() {
-                return PumpEnd::PoolDeleted;
+            let snapshot = self.routing.borrow().clone();
+            if seen_version != Some(snapshot.version) {
+                seen_version = Some(snapshot.version);
+                let Some(route) = snapshot.pool_by_id(self.route.pool_id) else {
+                    return PumpEnd::PoolDeleted;
+                };
+                if route.learned_types != self.route.learned_types
+                    || route.field_hints != self.route.field_hints
+                {
+                    self.route = route.clone();
+                    types = self.route.field_types();
+                }
             }
             let mut behind = false;
             let mut failed = false;
@@ -114,7 +129,12 @@ impl Pump {
                     Ok(messages) => {
                         behind |= messages.len() == wanted;
                         source.learn_message_size(&messages);
-                        deliver(&self.route, &self.query, source, &messages, &self.buffer);
+                        let tailed = Tailed {
+                            route: &self.route,
+                            types: &types,
+                            query: &self.query,
+                        };
+                        deliver(&tailed, source, &messages, &self.buffer);
                     }
                     Err(QueueError::Closed) => return PumpEnd::QueueClosed,
                     Err(error) => {
@@ -147,13 +167,13 @@ impl Pump {
             }
         }
     }
+}
 
-    fn pool_deleted(&self) -> bool {
-        self.routing
-            .borrow()
-            .pool_by_id(self.route.pool_id)
-            .is_none()
-    }
+/// What a pump tails: the pool, its field types and the filter.
+struct Tailed<'a> {
+    route: &'a PoolRoute,
+    types: &'a BTreeMap<String, FieldType>,
+    query: &'a LogQuery,
 }
 
 /// Decodes messages of one shard and buffers the pool's records that match.
@@ -162,12 +182,16 @@ impl Pump {
 /// without being decoded: a client that cannot keep up then costs the server almost
 /// nothing, so it cannot slow ingestion or other tails by making this task busy.
 fn deliver(
-    route: &PoolRoute,
-    query: &LogQuery,
+    tailed: &Tailed<'_>,
     source: &ShardSource,
     messages: &[QueueMessage],
     buffer: &TailBuffer,
 ) {
+    let Tailed {
+        route,
+        types,
+        query,
+    } = tailed;
     for message in messages {
         // A partition may hold messages of an earlier pool that had it.
         if message.properties.pool_id != route.pool_id {
@@ -187,9 +211,9 @@ fn deliver(
         let matching = records
             .into_iter()
             .enumerate()
-            // Field hints type the values as the index does (`status:>500` is numeric
-            // for a long field); types the index learned on its own are not known here.
-            .filter(|(_, record)| matches(query, record, &route.field_hints))
+            // The pool's types (hints and learned) type the values as search does:
+            // `status:>=500` is numeric for a long field, also for the text "503".
+            .filter(|(_, record)| matches(query, record, types))
             .map(|(index, record)| {
                 let identity = DocIdentity {
                     pool_id: route.pool_id,

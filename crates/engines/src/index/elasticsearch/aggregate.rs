@@ -388,6 +388,7 @@ mod tests {
             retention_days: 7,
             field_hints: BTreeMap::new(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         };
         tokio::time::timeout(
             Duration::from_secs(120),

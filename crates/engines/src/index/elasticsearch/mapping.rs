@@ -35,8 +35,8 @@
 //! declared type (`"abc"` for a long) overflows into the text path, so it is kept and
 //! found as text, never refused, exactly as in the embedded index. The types are the
 //! pool's effective ones (its `field_hints` as the index passes them here): declared,
-//! or learned from the field's first value and fixed (see `field_types` of this
-//! module's parent). Every mapping comes from a dynamic template keyed by path prefix, so the
+//! or learned from the field's first value and fixed in the metadata store (see
+//! [`logpool_core::field_types`]). Every mapping comes from a dynamic template keyed by path prefix, so the
 //! template never depends on the hints and changing them never conflicts with the
 //! mappings of existing daily indices.
 //!
@@ -418,6 +418,7 @@ mod tests {
                 .map(|(name, hint)| (name.to_string(), *hint))
                 .collect(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         }
     }
 

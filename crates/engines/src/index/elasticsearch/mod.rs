@@ -40,7 +40,6 @@ mod aggregate;
 mod bulk;
 mod context;
 mod dsl;
-mod field_types;
 mod mapping;
 mod naming;
 
@@ -55,6 +54,7 @@ use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use elasticsearch::Elasticsearch;
+use logpool_core::field_types::types_for_write;
 use logpool_core::memory::json_map_bytes;
 use logpool_core::routing::PoolRoute;
 use serde::{Deserialize, Serialize};
@@ -176,8 +176,6 @@ pub struct ElasticsearchIndex {
     dirty_indices: Mutex<HashSet<String>>,
     /// State of the backoff jitter generator.
     jitter: AtomicU64,
-    /// Field types pools learned from first values, as last read.
-    learned_types: field_types::LearnedTypes,
 }
 
 impl std::fmt::Debug for ElasticsearchIndex {
@@ -297,7 +295,6 @@ impl ElasticsearchIndex {
             created_indices: Mutex::new(HashSet::new()),
             dirty_indices: Mutex::new(HashSet::new()),
             jitter: AtomicU64::new(seed | 1),
-            learned_types: field_types::LearnedTypes::default(),
         })
     }
 
@@ -704,9 +701,10 @@ impl LogIndex for ElasticsearchIndex {
             return Ok(report);
         }
         self.ensure_template_once(pool).await?;
-        let typed_pool = self
-            .learn_types_of(pool, docs.iter().map(|doc| &doc.record))
-            .await?;
+        let typed_pool = with_types(
+            pool,
+            types_for_write(pool, docs.iter().map(|doc| &doc.record)),
+        );
         let pool = &typed_pool;
         let mut lines = Vec::with_capacity(docs.len());
         let mut refused_here: BTreeMap<usize, String> = BTreeMap::new();
@@ -771,13 +769,6 @@ impl LogIndex for ElasticsearchIndex {
         Ok(())
     }
 
-    async fn field_types(
-        &self,
-        pool: &PoolRoute,
-    ) -> IndexResult<BTreeMap<String, logpool_core::routing::FieldType>> {
-        Ok(self.typed_pool(pool).await?.field_hints)
-    }
-
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
         if request.limit > MAX_SEARCH_SIZE {
             return Err(IndexError::LimitExceeded(format!(
@@ -785,7 +776,7 @@ impl LogIndex for ElasticsearchIndex {
                 request.limit
             )));
         }
-        let typed_pool = self.typed_pool(pool).await?;
+        let typed_pool = typed_pool(pool);
         let query = dsl::compile_with_time_range(
             &request.query,
             &typed_pool.field_hints,
@@ -861,7 +852,7 @@ impl LogIndex for ElasticsearchIndex {
                 "histogram interval must be positive".to_string(),
             ));
         }
-        let typed_pool = self.typed_pool(pool).await?;
+        let typed_pool = typed_pool(pool);
         let query = dsl::compile_with_time_range(
             &request.query,
             &typed_pool.field_hints,
@@ -902,8 +893,7 @@ impl LogIndex for ElasticsearchIndex {
         pool: &PoolRoute,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
-        self.context_of(&self.typed_pool(pool).await?, request)
-            .await
+        self.context_of(&typed_pool(pool), request).await
     }
 
     async fn time_partitions(
@@ -920,8 +910,7 @@ impl LogIndex for ElasticsearchIndex {
         pool: &PoolRoute,
         request: &super::AggregateRequest,
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
-        self.aggregate_groups(&self.typed_pool(pool).await?, request)
-            .await
+        self.aggregate_groups(&typed_pool(pool), request).await
     }
 
     async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
@@ -939,7 +928,6 @@ impl LogIndex for ElasticsearchIndex {
         if !response.is_success() && response.status != 404 {
             return Err(response.into_error(&format!("delete index template `{template}`")));
         }
-        self.drop_learned_types(pool_id).await?;
         lock(&self.ensured_pools).remove(&pool_id);
         let prefix = naming::pool_name_prefix(&self.config.index_prefix, pool_id);
         lock(&self.created_indices).retain(|name| !name.starts_with(&prefix));
@@ -1134,3 +1122,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests;
+
+/// The pool with its effective types as its hints: what searches compile with.
+fn typed_pool(pool: &PoolRoute) -> PoolRoute {
+    with_types(pool, pool.field_types())
+}
+
+/// The pool with `types` as its hints: the mapping and the query compiler type
+/// values by the hints alone.
+fn with_types(
+    pool: &PoolRoute,
+    types: BTreeMap<String, logpool_core::routing::FieldType>,
+) -> PoolRoute {
+    PoolRoute {
+        field_hints: types,
+        ..pool.clone()
+    }
+}

@@ -68,6 +68,7 @@ fn pool(pool_id: i64) -> PoolRoute {
         retention_days: 7,
         field_hints: BTreeMap::new(),
         event_window: Default::default(),
+        learned_types: Default::default(),
     }
 }
 
@@ -417,6 +418,13 @@ async fn test_answers_match_the_in_memory_evaluator() {
             doc(id, 1, 1, T0 + DAY, &[("message", text("tomorrow"))]),
         ];
         let records: Vec<_> = docs.iter().map(|d| d.record.clone()).collect();
+        // As loghub does: the batch's new types are fixed before it is written.
+        let mut pool = pool.clone();
+        pool.learned_types = logpool_core::field_types::learn_types(
+            &pool.field_hints,
+            &pool.learned_types,
+            records.iter(),
+        );
         index.write(&pool, docs, false).await.expect("write");
         index.commit().await.expect("commit");
         let queries = [
@@ -483,7 +491,7 @@ async fn test_answers_match_the_in_memory_evaluator() {
         // Declared and learned (`status` is long from its first value) types, which the
         // evaluator applies as the index does: `user:alice` is exact, `10.0.0.0/8` a
         // CIDR block, the text "503" of a long field the number 503.
-        let types = index.field_types(&pool).await.expect("types");
+        let types = pool.field_types();
         for query in queries {
             let parsed = parse_query(query, DefaultOperator::And).expect(query);
             let expected = records

@@ -906,6 +906,7 @@ mod tests {
             retention_days: 7,
             field_hints: BTreeMap::new(),
             event_window: Default::default(),
+            learned_types: Default::default(),
         };
         crate::index::aggregate_conformance::check_aggregations(&index, &pool).await;
     }

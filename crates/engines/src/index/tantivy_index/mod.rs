@@ -1,8 +1,8 @@
 //! The embedded index: tantivy, one index per pool and UTC day.
 //!
-//! Layout: `{dir}/{tenant}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index, and
-//! `{dir}/{tenant}/{pool_id}/field_types.json` the types the pool learned from first values
-//! (see [`types`]), which every day's documents and queries follow. Retention
+//! Layout: `{dir}/{tenant}/{pool_id}/{yyyy-mm-dd}/` holds one tantivy index. Every
+//! day's documents and queries follow the pool's field types, which come with its
+//! route ([`PoolRoute::field_types`]): the index keeps no schema of its own. Retention
 //! deletes whole day directories, and a search opens only the days that overlap its
 //! time range. Writers are opened on first write, and never more than
 //! `max_open_writers` at once, across all pools and days: each one holds its own
@@ -28,7 +28,6 @@ mod schema;
 mod staging;
 mod storage;
 mod stream_order;
-mod types;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use logpool_core::field_types::types_for_write;
 use logpool_core::routing::PoolRoute;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
@@ -132,8 +132,6 @@ pub struct TantivyIndex {
     config: TantivyIndexConfig,
     schema: LogSchema,
     partitions: Mutex<HashMap<PartitionKey, Arc<Partition>>>,
-    /// Field types learned from first values, per pool.
-    types: types::TypeRegistry,
     /// Serialises commits so that a commit never races a writer being closed.
     commit_lock: tokio::sync::Mutex<()>,
     /// Held while a writer is opened, so that two writes cannot both see room for
@@ -166,7 +164,6 @@ impl TantivyIndex {
             config,
             schema: LogSchema::new(),
             partitions: Mutex::new(HashMap::new()),
-            types: types::TypeRegistry::default(),
             commit_lock: tokio::sync::Mutex::new(()),
             writer_gate: Mutex::new(()),
             peak_open_writers: std::sync::atomic::AtomicUsize::new(0),
@@ -268,12 +265,7 @@ impl TantivyIndex {
         replace_existing: bool,
     ) -> IndexResult<()> {
         let pool_id = pool.pool_id;
-        // New types are on disk before any document that needs them is staged.
-        let types = self.types.learn(
-            &self.pool_dir(pool_id),
-            pool,
-            docs.iter().map(|doc| &doc.record),
-        )?;
+        let types = types_for_write(pool, docs.iter().map(|doc| &doc.record));
         // Days in order, one after another: each day's writer is opened (within the
         // bound) only when its documents are staged.
         let mut by_day: std::collections::BTreeMap<i64, Vec<IndexDoc>> =
@@ -415,7 +407,7 @@ impl TantivyIndex {
 
     /// The pool's field types as indexed: learned from first values, hints winning.
     fn pool_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
-        self.types.types(&self.pool_dir(pool.pool_id), pool)
+        Ok(pool.field_types())
     }
 
     fn search_blocking(
@@ -592,11 +584,6 @@ impl LogIndex for TantivyIndex {
         tokio::task::block_in_place(|| self.commit_blocking())
     }
 
-    async fn field_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
-        self.remember(pool);
-        tokio::task::block_in_place(|| self.pool_types(pool))
-    }
-
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
         self.remember(pool);
         tokio::task::block_in_place(|| self.search_blocking(pool, request))
@@ -654,7 +641,6 @@ impl LogIndex for TantivyIndex {
             let days = list_days(&self.pool_dir(pool_id))?;
             self.drop_partitions_blocking(pool_id, &days)?;
             lock(&self.partitions).retain(|key, _| key.pool_id != pool_id);
-            self.types.forget(pool_id);
             let dir = self.pool_dir(pool_id);
             if dir.exists() {
                 std::fs::remove_dir_all(dir)?;

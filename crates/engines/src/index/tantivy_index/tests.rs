@@ -21,6 +21,7 @@ fn pool(pool_id: i64) -> PoolRoute {
         retention_days: 7,
         field_hints: BTreeMap::new(),
         event_window: Default::default(),
+        learned_types: Default::default(),
     }
 }
 

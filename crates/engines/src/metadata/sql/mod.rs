@@ -21,6 +21,7 @@ mod archive;
 mod catalog;
 mod groups;
 pub(crate) mod rows;
+mod schema;
 
 use std::fmt::Debug;
 use std::marker::PhantomData;

@@ -43,8 +43,10 @@ impl RoutingStale {
 #[derive(Debug, Clone)]
 pub struct Republish(pub ControlState);
 
-/// How often a stale routing is published again.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+/// How often the job looks: a stale routing is published again, and learned types
+/// reach the snapshot, within this. loghub holds a batch with a new field until its
+/// type is in the snapshot, so this is also the delay of a field's first batch.
+pub const INTERVAL: Duration = Duration::from_millis(250);
 
 /// The learned-types revision before the first publish: no store answers it.
 pub(crate) const NEVER_PUBLISHED: i64 = -1;

@@ -51,7 +51,7 @@ pub async fn start(
     let indexer = LoghubState {
         queue: queue.clone(),
         index: index.clone(),
-        schemas: Arc::new(PoolSchemas::new(engines.metadata()?)),
+        schemas: Arc::new(PoolSchemas::new(engines.metadata()?, context.routing())),
         object_store: engines.object_store()?,
         routing: context.routing(),
         config: config.clone(),

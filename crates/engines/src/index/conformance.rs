@@ -192,10 +192,25 @@ pub(crate) fn request_with(query: &str, operator: DefaultOperator) -> SearchRequ
     }
 }
 
+/// The route loghub would write `docs` with: `pool` carrying the types the docs
+/// teach it (in production they are fixed in the metadata store first).
+pub(crate) fn learned(pool: &PoolRoute, docs: &[IndexDoc]) -> PoolRoute {
+    let mut pool = pool.clone();
+    let new = logpool_core::field_types::learn_types(
+        &pool.field_hints,
+        &pool.learned_types,
+        docs.iter().map(|doc| &doc.record),
+    );
+    pool.learned_types.extend(new);
+    pool
+}
+
 /// Writes [`sample_docs`], commits, and checks every query of [`QUERY_CASES`].
 pub(crate) async fn check_query_suite(index: &dyn LogIndex, pool: &PoolRoute) {
+    let docs = sample_docs(pool.pool_id);
+    let pool = &learned(pool, &docs);
     let report = index
-        .write(pool, sample_docs(pool.pool_id), false)
+        .write(pool, docs, false)
         .await
         .expect("write");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);

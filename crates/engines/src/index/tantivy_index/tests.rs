@@ -7,7 +7,7 @@ use logpool_core::record::FieldValue;
 use logpool_core::routing::PoolRoute;
 
 use super::*;
-use crate::index::conformance::{doc, request, sample_docs, T0};
+use crate::index::conformance::{doc, learned, request, sample_docs, T0};
 
 const DAY: i64 = DAY_NS;
 
@@ -52,8 +52,13 @@ async fn write_values(index: &TantivyIndex, name: &str, values: &[(i64, String)]
 
 /// Matches of `query` in pool 1, over the conformance time range.
 async fn total(index: &TantivyIndex, query: &str) -> u64 {
+    total_in(index, &pool(1), query).await
+}
+
+/// Matches of `query` in `pool`, over the conformance time range.
+async fn total_in(index: &TantivyIndex, pool: &PoolRoute, query: &str) -> u64 {
     index
-        .search(&pool(1), &request(query))
+        .search(pool, &request(query))
         .await
         .expect("search")
         .total
@@ -359,7 +364,8 @@ async fn test_bare_queries_find_the_message_indexed_once() {
             &[("host", FieldValue::Str("disk-2".into()))],
         ),
     ];
-    index.write(&pool(1), docs, false).await.expect("write");
+    let pool1 = learned(&pool(1), &docs);
+    index.write(&pool1, docs, false).await.expect("write");
     let mut hinted = pool(2);
     hinted
         .field_hints
@@ -383,24 +389,25 @@ async fn test_bare_queries_find_the_message_indexed_once() {
                 .total
         }
     };
-    assert_eq!(total_in(pool(1), "full").await, 1);
-    assert_eq!(total_in(pool(1), "\"disk full\"").await, 1);
-    assert_eq!(total_in(pool(1), "fu*").await, 1);
-    assert_eq!(total_in(pool(1), "disk").await, 2);
-    assert_eq!(total_in(pool(1), "message:disk").await, 1);
-    assert_eq!(total_in(pool(1), "NOT full").await, 1);
-    assert_eq!(total_in(pool(1), "\"sda web\"").await, 0);
+    assert_eq!(total_in(pool1.clone(), "full").await, 1);
+    assert_eq!(total_in(pool1.clone(), "\"disk full\"").await, 1);
+    assert_eq!(total_in(pool1.clone(), "fu*").await, 1);
+    assert_eq!(total_in(pool1.clone(), "disk").await, 2);
+    assert_eq!(total_in(pool1.clone(), "message:disk").await, 1);
+    assert_eq!(total_in(pool1.clone(), "NOT full").await, 1);
+    assert_eq!(total_in(pool1.clone(), "\"sda web\"").await, 0);
     assert_eq!(total_in(hinted.clone(), "404").await, 1);
     assert_eq!(total_in(hinted, "message:404").await, 1);
     // The raw line is full text only: wildcards and ranges run on its tokens...
-    assert_eq!(total_in(pool(1), "message:dis*").await, 1);
-    assert_eq!(total_in(pool(1), "message:[Sd TO sdz]").await, 1);
-    assert_eq!(total_in(pool(1), "message:[t TO z]").await, 0);
-    assert_eq!(total_in(pool(1), "message:[100 TO 200]").await, 0);
+    assert_eq!(total_in(pool1.clone(), "message:dis*").await, 1);
+    assert_eq!(total_in(pool1.clone(), "message:[Sd TO sdz]").await, 1);
+    assert_eq!(total_in(pool1.clone(), "message:[t TO z]").await, 0);
+    assert_eq!(total_in(pool1.clone(), "message:[100 TO 200]").await, 0);
     // ...and it has no column (pipe SQL refuses to group by it): every record
     // groups as null, while a short text field groups by value.
     let group_counts = |field: &'static str| {
         let index = &index;
+        let pool1 = &pool1;
         async move {
             let request = crate::index::AggregateRequest {
                 query: parse_query("", DefaultOperator::And).expect("query"),
@@ -412,7 +419,7 @@ async fn test_bare_queries_find_the_message_indexed_once() {
                 memory: logpool_core::memory::RequestMemory::unlimited(),
             };
             let mut got: Vec<(KeyValue, AggregateValue)> = index
-                .aggregate(&pool(1), &request)
+                .aggregate(pool1, &request)
                 .await
                 .expect("aggregate")
                 .into_iter()
@@ -613,7 +620,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
         (500, 0.25),
         (9_007_199_254_740_993, 7.0),
     ];
-    let docs = records
+    let docs: Vec<IndexDoc> = records
         .iter()
         .enumerate()
         .map(|(n, (status, took))| {
@@ -630,32 +637,33 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
             )
         })
         .collect();
-    index.write(&pool(1), docs, false).await.expect("write");
+    let pool1 = learned(&pool(1), &docs);
+    index.write(&pool1, docs, false).await.expect("write");
     index.commit().await.expect("commit");
-    assert_eq!(total(&index, "status:500").await, 2);
-    assert_eq!(total(&index, "status:500.0").await, 2);
-    assert_eq!(total(&index, "status:\"500\"").await, 2);
-    assert_eq!(total(&index, "status:500.5").await, 0);
+    assert_eq!(total_in(&index, &pool1, "status:500").await, 2);
+    assert_eq!(total_in(&index, &pool1, "status:500.0").await, 2);
+    assert_eq!(total_in(&index, &pool1, "status:\"500\"").await, 2);
+    assert_eq!(total_in(&index, &pool1, "status:500.5").await, 0);
     // Past 2^53: the column keeps the integer exactly.
-    assert_eq!(total(&index, "status:9007199254740993").await, 1);
-    assert_eq!(total(&index, "status:9007199254740992").await, 0);
-    assert_eq!(total(&index, "took:2").await, 1);
-    assert_eq!(total(&index, "took:0.25").await, 1);
-    assert_eq!(total(&index, "status:[300 TO 600]").await, 2);
-    assert_eq!(total(&index, "took:{1.5 TO 7]").await, 2);
-    assert_eq!(total(&index, "500").await, 2);
-    assert_eq!(total(&index, "1.5").await, 1);
-    assert_eq!(total(&index, "host:web-1 AND status:500").await, 1);
-    assert_eq!(total(&index, "NOT status:500").await, 2);
+    assert_eq!(total_in(&index, &pool1, "status:9007199254740993").await, 1);
+    assert_eq!(total_in(&index, &pool1, "status:9007199254740992").await, 0);
+    assert_eq!(total_in(&index, &pool1, "took:2").await, 1);
+    assert_eq!(total_in(&index, &pool1, "took:0.25").await, 1);
+    assert_eq!(total_in(&index, &pool1, "status:[300 TO 600]").await, 2);
+    assert_eq!(total_in(&index, &pool1, "took:{1.5 TO 7]").await, 2);
+    assert_eq!(total_in(&index, &pool1, "500").await, 2);
+    assert_eq!(total_in(&index, &pool1, "1.5").await, 1);
+    assert_eq!(total_in(&index, &pool1, "host:web-1 AND status:500").await, 1);
+    assert_eq!(total_in(&index, &pool1, "NOT status:500").await, 2);
     // Below every integer: tantivy would read such a bound as none on an integer
     // column and match every value.
-    assert_eq!(total(&index, "status:-1e20").await, 0);
-    assert_eq!(total(&index, "status:<-1e20").await, 0);
-    assert_eq!(total(&index, "status:>-1e20").await, 4);
-    assert_eq!(total(&index, "status:1e20").await, 0);
+    assert_eq!(total_in(&index, &pool1, "status:-1e20").await, 0);
+    assert_eq!(total_in(&index, &pool1, "status:<-1e20").await, 0);
+    assert_eq!(total_in(&index, &pool1, "status:>-1e20").await, 4);
+    assert_eq!(total_in(&index, &pool1, "status:1e20").await, 0);
     let sum = index
         .aggregate(
-            &pool(1),
+            &pool1,
             &crate::index::AggregateRequest {
                 query: parse_query("status:500", DefaultOperator::And).expect("query"),
                 from_ns: T0 - DAY,

@@ -658,6 +658,17 @@ async fn test_mysql_outage_gives_503_on_control_api_while_data_flows() {
     let project = format!("sql-{}", deployment.suffix);
     let mut ledger = Ledger::default();
     create_served_pool(&control.client, &put, &project, "app", &mut ledger).await;
+    // The pool learns the types of its fields (stored in MySQL) when the first
+    // records are indexed; records with those fields then need no MySQL at all.
+    assert_exactly_once(
+        &search,
+        &project,
+        "app",
+        &ledger,
+        Duration::from_secs(60),
+        &loghub,
+    )
+    .await;
 
     mariadb.kill();
     let outage_started = Instant::now();
@@ -730,9 +741,33 @@ async fn test_mysql_outage_gives_503_on_control_api_while_data_flows() {
         &loghub,
     )
     .await;
+    // A field never seen before needs its type stored first: the record is
+    // accepted now and indexed once MySQL is back, never lost nor typed twice.
+    put.put_records(
+        &project,
+        "app",
+        &[json!({ "rid": "new-field-0", "message": "a field first seen in the outage", "outage_field": 7 })],
+    )
+    .await
+    .expect("a record with a new field is accepted while MySQL is down");
 
     mariadb.start().await;
     let restarted = Instant::now();
+    let new_field_found = wait_for(Duration::from_secs(60), || async {
+        let answer = search
+            .get(&format!(
+                "/v1/projects/{project}/pools/app/search?query=outage_field%3A%3E%3D7&from=-1h"
+            ))
+            .await
+            .ok()?;
+        (answer["total"] == 1).then_some(answer)
+    })
+    .await;
+    assert!(
+        new_field_found.is_some(),
+        "the record with a new field was not indexed after MySQL returned:\n{}",
+        log_tail(&loghub.log)
+    );
     let created = wait_for(Duration::from_secs(60), || async {
         control
             .client

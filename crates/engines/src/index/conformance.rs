@@ -209,10 +209,7 @@ pub(crate) fn learned(pool: &PoolRoute, docs: &[IndexDoc]) -> PoolRoute {
 pub(crate) async fn check_query_suite(index: &dyn LogIndex, pool: &PoolRoute) {
     let docs = sample_docs(pool.pool_id);
     let pool = &learned(pool, &docs);
-    let report = index
-        .write(pool, docs, false)
-        .await
-        .expect("write");
+    let report = index.write(pool, docs, false).await.expect("write");
     assert!(report.rejected.is_empty(), "{:?}", report.rejected);
     index.commit().await.expect("commit");
     for (query, expected) in QUERY_CASES {

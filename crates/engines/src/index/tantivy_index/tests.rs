@@ -653,7 +653,10 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
     assert_eq!(total_in(&index, &pool1, "took:{1.5 TO 7]").await, 2);
     assert_eq!(total_in(&index, &pool1, "500").await, 2);
     assert_eq!(total_in(&index, &pool1, "1.5").await, 1);
-    assert_eq!(total_in(&index, &pool1, "host:web-1 AND status:500").await, 1);
+    assert_eq!(
+        total_in(&index, &pool1, "host:web-1 AND status:500").await,
+        1
+    );
     assert_eq!(total_in(&index, &pool1, "NOT status:500").await, 2);
     // Below every integer: tantivy would read such a bound as none on an integer
     // column and match every value.

@@ -228,8 +228,14 @@ try {
     if (!text.includes('needle')) throw new Error(`hit does not show the match: ${text}`);
     const marked = await page.locator('tr.hit mark').first().innerText();
     if (marked.toLowerCase() !== 'needle') throw new Error(`the match is not highlighted: ${marked}`);
-    // The field list shows the hosts of the three hits, from the server's summary.
+    // The field list shows the hosts of the three hits, from the server's summary,
+    // and each field's type as search has it: declared (`host`) or learned (`level`).
     await page.locator('aside.fields').getByText('web-1').waitFor();
+    const typeOf = async (name) => page.locator(`aside.fields li[data-field="${name}"] .field-type`).innerText();
+    const [hostType, levelType, statusType] = [await typeOf('host'), await typeOf('level'), await typeOf('status')];
+    if (hostType !== 'keyword' || levelType !== 'text' || statusType !== 'long') {
+      throw new Error(`field types shown: host ${hostType}, level ${levelType}, status ${statusType}`);
+    }
   });
 
   await step('pool-stats', async () => {

@@ -137,12 +137,15 @@ export async function searchPage(main, params) {
   let serverSummary = null;
   const renderFields = () => {
     const summary = serverSummary ? serverSummary.fields.filter((f) => f.name !== 'message').slice(0, 12).map((f) => ({
-      name: f.name, values: f.top.slice(0, 5).map((v) => ({ value: String(v.value), count: v.count })) })) : fieldSummary(hits);
+      name: f.name, type: f.type, values: f.top.slice(0, 5).map((v) => ({ value: String(v.value), count: v.count })) })) : fieldSummary(hits);
     const scope = serverSummary
       ? `top values in ${serverSummary.sampled === serverSummary.total ? 'all' : `a sample of ${serverSummary.sampled} of the`} ${serverSummary.total} matches`
       : `top values in the ${hits.length} loaded records`;
     fieldsBox.replaceChildren(h('h2', {}, 'Fields'), h('p', { class: 'muted' }, scope),
-      h('ul', {}, summary.map((field) => h('li', {}, h('strong', {}, field.name),
+      // The type is the one search gives the field (hint or learned), so a reader
+      // knows whether `status:>=500` compares numbers or text.
+      h('ul', {}, summary.map((field) => h('li', { dataset: { field: field.name } }, h('strong', {}, field.name),
+        field.type ? h('span', { class: 'field-type muted', title: `searched as ${field.type}` }, field.type) : null,
         field.values.map((v) => h('div', { class: 'value', tabindex: 0, role: 'button', title: `Filter on ${field.name}:${v.value}`,
           onclick: () => addFilter(field.name, v.value),
           onkeydown: (e) => { if (e.key === 'Enter') addFilter(field.name, v.value); } },

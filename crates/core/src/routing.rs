@@ -33,6 +33,21 @@ pub enum FieldType {
     Timestamp,
 }
 
+impl FieldType {
+    /// The type's name as the API, the config and the metadata store write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Keyword => "keyword",
+            FieldType::Long => "long",
+            FieldType::Double => "double",
+            FieldType::Bool => "bool",
+            FieldType::Ip => "ip",
+            FieldType::Timestamp => "timestamp",
+        }
+    }
+}
+
 /// One queue partition: the unit of order and parallelism.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ShardAddr {

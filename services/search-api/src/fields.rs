@@ -113,7 +113,9 @@ pub fn summarize(hits: &[SearchHit], types: &BTreeMap<String, FieldType>) -> Vec
             FieldSummary {
                 count: counts.records,
                 distinct,
-                field_type: types.get(name).map(|field_type| type_name(*field_type)),
+                field_type: types
+                    .get(name)
+                    .map(|field_type| field_type.name().to_string()),
                 name: name.to_string(),
                 top: top
                     .into_iter()
@@ -122,14 +124,6 @@ pub fn summarize(hits: &[SearchHit], types: &BTreeMap<String, FieldType>) -> Vec
             }
         })
         .collect()
-}
-
-/// A type as the API writes it (`long`, `keyword`, …).
-fn type_name(field_type: FieldType) -> String {
-    serde_json::to_value(field_type)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

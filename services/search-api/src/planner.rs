@@ -1,7 +1,9 @@
 //! The search planner: long ranges without timeouts.
 //!
-//! A search asks the index which time partitions (days) of the range hold data, then
-//! searches them newest first, `partitions_per_step` at a time. Hits come newest first,
+//! A search asks the index once for a plan: the time partitions (days) of the range
+//! that hold data and the compiled query. It then searches those partitions newest
+//! first, `partitions_per_step` at a time, handing each step its partitions, so no
+//! step lists partitions or compiles the query again. Hits come newest first,
 //! so the pages of successive steps simply follow each other. Once the page is full no
 //! more hits are fetched: with `track_total` (the default) the remaining partitions
 //! are only counted, step by step, so `total` stays exact; without it the search stops
@@ -21,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use logpool_core::routing::PoolRoute;
 use logpool_engines::config::SearchConfig;
-use logpool_engines::index::{IndexResult, LogIndex, SearchHit, SearchRequest, TimePartition};
+use logpool_engines::index::{
+    IndexResult, LogIndex, PageRequest, SearchHit, SearchPage, SearchPlan, SearchRequest,
+};
 
 pub use logpool_wire::search::Progress;
 
@@ -29,9 +33,8 @@ pub use logpool_wire::search::Progress;
 #[derive(Debug)]
 pub struct PlannedSearch {
     index: Arc<dyn LogIndex>,
-    route: PoolRoute,
     request: SearchRequest,
-    partitions: Vec<TimePartition>,
+    plan: SearchPlan,
     partitions_per_step: usize,
     scanned: usize,
     track_total: bool,
@@ -48,11 +51,12 @@ pub struct PlannedSearch {
 }
 
 impl PlannedSearch {
-    /// Lists the partitions of the range; nothing is searched yet. With
-    /// `track_total`, partitions past a full page are still counted.
+    /// Plans the search (lists the partitions of the range, compiles the query);
+    /// nothing is searched yet. With `track_total`, partitions past a full page are
+    /// still counted.
     ///
     /// # Errors
-    /// When the index cannot list its partitions.
+    /// When the index cannot list its partitions or refuses the query.
     pub async fn start(
         index: Arc<dyn LogIndex>,
         route: PoolRoute,
@@ -61,15 +65,13 @@ impl PlannedSearch {
         config: &SearchConfig,
     ) -> IndexResult<PlannedSearch> {
         let started = Instant::now();
-        let mut partitions = index
-            .time_partitions(&route, request.from_ns, request.to_ns)
+        let plan = index
+            .plan_search(&route, &request.query, request.from_ns, request.to_ns)
             .await?;
-        partitions.sort_by(|a, b| b.cmp(a));
         Ok(PlannedSearch {
             index,
-            route,
             request,
-            partitions,
+            plan,
             partitions_per_step: config.partitions_per_step.max(1),
             scanned: 0,
             track_total,
@@ -86,14 +88,14 @@ impl PlannedSearch {
     pub fn progress(&self) -> Progress {
         Progress {
             scanned: self.scanned,
-            total: self.partitions.len(),
+            total: self.plan.partitions().len(),
         }
     }
 
     /// Whether no further step will run.
     pub fn is_done(&self) -> bool {
         self.partial
-            || self.scanned >= self.partitions.len()
+            || self.scanned >= self.plan.partitions().len()
             || (self.page_is_full() && !self.track_total)
     }
 
@@ -119,22 +121,9 @@ impl PlannedSearch {
         if self.is_done() {
             return Ok(None);
         }
-        let group_end = (self.scanned + self.partitions_per_step).min(self.partitions.len());
-        let group = &self.partitions[self.scanned..group_end];
-        let newest = group
-            .iter()
-            .map(|p| p.to_ns)
-            .max()
-            .unwrap_or(self.request.to_ns);
-        let oldest = group
-            .iter()
-            .map(|p| p.from_ns)
-            .min()
-            .unwrap_or(self.request.from_ns);
-        let step_request = SearchRequest {
-            query: self.request.query.clone(),
-            from_ns: oldest.max(self.request.from_ns),
-            to_ns: newest.min(self.request.to_ns),
+        let partitions = self.plan.partitions();
+        let group_end = (self.scanned + self.partitions_per_step).min(partitions.len());
+        let page = PageRequest {
             // 0 once the page is full: the step only counts.
             limit: if self.page_is_full() {
                 0
@@ -144,15 +133,10 @@ impl PlannedSearch {
             after: self.request.after,
             memory: self.request.memory.clone(),
         };
-        let page = if step_request.from_ns < step_request.to_ns {
-            self.index.search(&self.route, &step_request).await?
-        } else {
-            logpool_engines::index::SearchPage {
-                hits: Vec::new(),
-                total: 0,
-                truncated: false,
-            }
-        };
+        let page: SearchPage = self
+            .index
+            .search_partitions(&self.plan, &partitions[self.scanned..group_end], &page)
+            .await?;
         self.scanned = group_end;
         self.total += page.total;
         self.truncated |= page.truncated;

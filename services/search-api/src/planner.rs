@@ -167,3 +167,246 @@ impl PlannedSearch {
         self.request.limit
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use logpool_core::doc_id::DocIdentity;
+    use logpool_core::memory::RequestMemory;
+    use logpool_core::query::{parse_query, DefaultOperator, Query};
+    use logpool_core::record::{FieldValue, Record};
+    use logpool_core::sql::plan::AggregateGroup;
+    use logpool_engines::index::{
+        AggregateRequest, ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc,
+        PlannedPartition, SearchPage, TantivyIndex, TantivyIndexConfig, TimePartition, WriteReport,
+    };
+
+    use super::*;
+
+    const DAY_NS: i64 = 86_400_000_000_000;
+    /// 2023-11-14T00:00:00Z, a day boundary.
+    const DAY0: i64 = 1_699_920_000_000_000_000;
+
+    /// The engine's calls a search makes, counted; everything else is passed on.
+    #[derive(Debug)]
+    struct CountingIndex {
+        inner: TantivyIndex,
+        plans: AtomicUsize,
+        partition_searches: AtomicUsize,
+        range_searches: AtomicUsize,
+        listings: AtomicUsize,
+    }
+
+    impl CountingIndex {
+        fn counts(&self) -> [usize; 4] {
+            [
+                self.plans.load(Ordering::Relaxed),
+                self.partition_searches.load(Ordering::Relaxed),
+                self.range_searches.load(Ordering::Relaxed),
+                self.listings.load(Ordering::Relaxed),
+            ]
+        }
+    }
+
+    #[async_trait]
+    impl LogIndex for CountingIndex {
+        async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()> {
+            self.inner.ensure_pool(pool).await
+        }
+        async fn write(
+            &self,
+            pool: &PoolRoute,
+            docs: Vec<IndexDoc>,
+            replace_existing: bool,
+        ) -> IndexResult<WriteReport> {
+            self.inner.write(pool, docs, replace_existing).await
+        }
+        async fn commit(&self) -> IndexResult<()> {
+            self.inner.commit().await
+        }
+        async fn field_types(
+            &self,
+            pool: &PoolRoute,
+        ) -> IndexResult<BTreeMap<String, logpool_core::routing::FieldType>> {
+            self.inner.field_types(pool).await
+        }
+        async fn search(
+            &self,
+            pool: &PoolRoute,
+            request: &SearchRequest,
+        ) -> IndexResult<SearchPage> {
+            self.range_searches.fetch_add(1, Ordering::Relaxed);
+            self.inner.search(pool, request).await
+        }
+        async fn plan_search(
+            &self,
+            pool: &PoolRoute,
+            query: &Query,
+            from_ns: i64,
+            to_ns: i64,
+        ) -> IndexResult<SearchPlan> {
+            self.plans.fetch_add(1, Ordering::Relaxed);
+            self.inner.plan_search(pool, query, from_ns, to_ns).await
+        }
+        async fn search_partitions(
+            &self,
+            plan: &SearchPlan,
+            partitions: &[PlannedPartition],
+            page: &PageRequest,
+        ) -> IndexResult<SearchPage> {
+            self.partition_searches.fetch_add(1, Ordering::Relaxed);
+            self.inner.search_partitions(plan, partitions, page).await
+        }
+        async fn histogram(
+            &self,
+            pool: &PoolRoute,
+            request: &HistogramRequest,
+        ) -> IndexResult<Vec<HistogramBucket>> {
+            self.inner.histogram(pool, request).await
+        }
+        async fn prepare_day(&self, pool: &PoolRoute, day: time::Date) -> IndexResult<()> {
+            self.inner.prepare_day(pool, day).await
+        }
+        async fn context(
+            &self,
+            pool: &PoolRoute,
+            request: &ContextRequest,
+        ) -> IndexResult<ContextPage> {
+            self.inner.context(pool, request).await
+        }
+        async fn time_partitions(
+            &self,
+            pool: &PoolRoute,
+            from_ns: i64,
+            to_ns: i64,
+        ) -> IndexResult<Vec<TimePartition>> {
+            self.listings.fetch_add(1, Ordering::Relaxed);
+            self.inner.time_partitions(pool, from_ns, to_ns).await
+        }
+        async fn aggregate(
+            &self,
+            pool: &PoolRoute,
+            request: &AggregateRequest,
+        ) -> IndexResult<Vec<AggregateGroup>> {
+            self.inner.aggregate(pool, request).await
+        }
+        async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
+            self.inner.drop_pool(pool_id).await
+        }
+        async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64> {
+            self.inner.storage_bytes(pool).await
+        }
+        async fn drop_expired(&self, pool: &PoolRoute, now_ns: i64) -> IndexResult<usize> {
+            self.inner.drop_expired(pool, now_ns).await
+        }
+        async fn check_health(&self) -> IndexResult<()> {
+            self.inner.check_health().await
+        }
+        async fn shutdown(&self) -> IndexResult<()> {
+            self.inner.shutdown().await
+        }
+    }
+
+    fn route() -> PoolRoute {
+        PoolRoute {
+            pool_id: 1,
+            tenant: "default".into(),
+            project: "p".into(),
+            name: "web".into(),
+            partitions: vec![0],
+            retention_days: 30,
+            field_hints: BTreeMap::new(),
+            event_window: Default::default(),
+        }
+    }
+
+    /// An index holding three `tick` records on each of five days.
+    async fn five_days(dir: &std::path::Path) -> Arc<CountingIndex> {
+        let inner = TantivyIndex::open(TantivyIndexConfig {
+            dir: dir.to_path_buf(),
+            writer_memory_bytes: 15_000_000,
+            writer_threads: 1,
+            writer_merge_threads: 1,
+            max_open_writers: 2,
+        })
+        .expect("open index");
+        let docs = (0..5i64)
+            .flat_map(|day| {
+                (1..=3u32).map(move |quarter| IndexDoc {
+                    identity: DocIdentity {
+                        pool_id: 1,
+                        partition: 0,
+                        position: day as u64,
+                        index_in_batch: quarter,
+                    },
+                    shard: 0,
+                    record: Record {
+                        time_ns: DAY0 + day * DAY_NS + i64::from(quarter) * (DAY_NS / 4),
+                        fields: [("message".to_string(), FieldValue::Str("tick".into()))]
+                            .into_iter()
+                            .collect(),
+                    },
+                })
+            })
+            .collect();
+        inner.write(&route(), docs, false).await.expect("write");
+        inner.commit().await.expect("commit");
+        Arc::new(CountingIndex {
+            inner,
+            plans: AtomicUsize::new(0),
+            partition_searches: AtomicUsize::new(0),
+            range_searches: AtomicUsize::new(0),
+            listings: AtomicUsize::new(0),
+        })
+    }
+
+    async fn start(index: Arc<CountingIndex>, limit: usize, track_total: bool) -> PlannedSearch {
+        let config = SearchConfig {
+            partitions_per_step: 1,
+            time_budget_ms: 60_000,
+            ..SearchConfig::default()
+        };
+        let request = SearchRequest {
+            query: parse_query("tick", DefaultOperator::And).expect("query"),
+            from_ns: DAY0,
+            to_ns: DAY0 + 5 * DAY_NS,
+            limit,
+            after: None,
+            memory: RequestMemory::unlimited(),
+        };
+        PlannedSearch::start(index, route(), request, track_total, &config)
+            .await
+            .expect("start")
+    }
+
+    /// Five steps over five days are one plan and five searches of its partitions:
+    /// no step asks for a time range again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn test_five_steps_plan_once_and_search_the_planned_partitions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = five_days(dir.path()).await;
+        let mut planned = start(index.clone(), 100, true).await;
+        assert_eq!(planned.progress().total, 5);
+        let mut steps = Vec::new();
+        while let Some(hits) = planned.step().await.expect("step") {
+            steps.push(hits.len());
+        }
+        assert_eq!(steps, [3, 3, 3, 3, 3]);
+        assert_eq!(planned.total, 15);
+        assert!(!planned.partial);
+        let times: Vec<i64> = planned.hits.iter().map(|hit| hit.time_ns).collect();
+        assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first");
+        // [plans, partition searches, range searches, partition listings]
+        assert_eq!(index.counts(), [1, 5, 0, 0]);
+
+        // A full page without `track_total` stops after the step that filled it.
+        let mut first_page = start(index.clone(), 2, false).await;
+        first_page.run().await.expect("run");
+        assert_eq!(first_page.hits.len(), 2);
+        assert_eq!(first_page.progress().scanned, 1);
+        assert_eq!(index.counts(), [2, 6, 0, 0]);
+    }
+}

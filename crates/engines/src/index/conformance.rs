@@ -914,7 +914,10 @@ pub(crate) fn five_days_of_docs(pool_id: i64) -> Vec<IndexDoc> {
                     PLAN_DAY0 + day * DAY_NS + quarter * (DAY_NS / 4),
                     &[
                         ("message", text(&format!("day {day} quarter {quarter}"))),
-                        ("status", FieldValue::Long(if n % 2 == 0 { 500 } else { 200 })),
+                        (
+                            "status",
+                            FieldValue::Long(if n % 2 == 0 { 500 } else { 200 }),
+                        ),
                     ],
                 )
             })

@@ -817,7 +817,11 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
                 .expect("step");
             planned.extend(step.hits);
         }
-        assert_eq!(work_of(start), (1, 1), "listings and compilations of a plan");
+        assert_eq!(
+            work_of(start),
+            (1, 1),
+            "listings and compilations of a plan"
+        );
         assert_eq!(planned.len(), 15);
         assert_eq!(planned, by_range, "the same hits either way");
 

@@ -867,36 +867,6 @@ pub(crate) async fn check_loghub_agreement(index: &dyn LogIndex, pool: &PoolRout
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use logpool_core::query::eval::matches;
-
-    use super::*;
-
-    /// The in-memory evaluator (tail, alerts) answers every conformance query with the
-    /// same count as the engines must: a plain scan of the records.
-    #[test]
-    fn test_in_memory_evaluator_agrees_with_the_suite() {
-        let docs = sample_docs(1);
-        let cases = QUERY_CASES
-            .iter()
-            .map(|case| (case, DefaultOperator::And))
-            .chain(
-                QUERY_CASES_DEFAULT_OR
-                    .iter()
-                    .map(|case| (case, DefaultOperator::Or)),
-            );
-        for ((query, expected), operator) in cases {
-            let parsed = parse_query(query, operator).expect(query);
-            let count = docs
-                .iter()
-                .filter(|doc| matches(&parsed, &doc.record))
-                .count() as u64;
-            assert_eq!(count, *expected, "query {query} parsed as {parsed:?}");
-        }
-    }
-}
-
 /// The start of the UTC day holding [`T0`]: day partitions start at day boundaries.
 pub(crate) const PLAN_DAY0: i64 = T0 - T0.rem_euclid(DAY_NS);
 
@@ -1040,4 +1010,34 @@ pub(crate) async fn check_search_plan(index: &dyn LogIndex, pool: &PoolRoute) {
         matches!(error, super::IndexError::InvalidQuery(_)),
         "{error:?}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use logpool_core::query::eval::matches;
+
+    use super::*;
+
+    /// The in-memory evaluator (tail, alerts) answers every conformance query with the
+    /// same count as the engines must: a plain scan of the records.
+    #[test]
+    fn test_in_memory_evaluator_agrees_with_the_suite() {
+        let docs = sample_docs(1);
+        let cases = QUERY_CASES
+            .iter()
+            .map(|case| (case, DefaultOperator::And))
+            .chain(
+                QUERY_CASES_DEFAULT_OR
+                    .iter()
+                    .map(|case| (case, DefaultOperator::Or)),
+            );
+        for ((query, expected), operator) in cases {
+            let parsed = parse_query(query, operator).expect(query);
+            let count = docs
+                .iter()
+                .filter(|doc| matches(&parsed, &doc.record))
+                .count() as u64;
+            assert_eq!(count, *expected, "query {query} parsed as {parsed:?}");
+        }
+    }
 }

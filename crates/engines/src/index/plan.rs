@@ -33,7 +33,7 @@ impl SearchPlan {
         mut partitions: Vec<PlannedPartition>,
         compiled: CompiledQuery,
     ) -> SearchPlan {
-        partitions.sort_by(|a, b| b.range.cmp(&a.range));
+        partitions.sort_by_key(|partition| std::cmp::Reverse(partition.range));
         SearchPlan {
             pool_id,
             partitions,

@@ -84,7 +84,8 @@ impl PlannedPartition {
 pub(crate) enum PartitionHandle {
     /// A tantivy day partition: days since the Unix epoch (UTC).
     Day(i64),
-    /// The Elasticsearch indices of one day (more than one after a pool was renamed).
+    /// The Elasticsearch indices of one day: every listed name of the pool that
+    /// names that day, so none is missed whatever its readable part.
     #[cfg(feature = "elasticsearch")]
     Indices(Vec<String>),
 }

@@ -1151,7 +1151,6 @@ fn parse_histogram(
         .collect())
 }
 
-/// Joins index names with `,` in groups short enough for a URL.
 /// Refuses a page larger than Elasticsearch returns.
 fn check_page_size(limit: usize) -> IndexResult<()> {
     if limit > MAX_SEARCH_SIZE {
@@ -1162,6 +1161,7 @@ fn check_page_size(limit: usize) -> IndexResult<()> {
     Ok(())
 }
 
+/// Joins index names with `,` in groups short enough for a URL.
 fn url_groups(names: &[String]) -> Vec<String> {
     let mut groups = Vec::new();
     let mut current = String::new();

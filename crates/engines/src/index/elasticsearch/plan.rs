@@ -15,8 +15,8 @@ use crate::index::{
 };
 
 impl ElasticsearchIndex {
-    /// The pool's daily indices overlapping `[from_ns, to_ns)`, by day (several names
-    /// for a day when the pool was renamed that day), newest day first: one listing.
+    /// The pool's daily indices overlapping `[from_ns, to_ns)`, grouped by day, newest
+    /// day first: one listing.
     pub(super) async fn daily_indices(
         &self,
         pool: &PoolRoute,

@@ -882,6 +882,151 @@ pub(crate) async fn check_loghub_agreement(index: &dyn LogIndex, pool: &PoolRout
     }
 }
 
+/// The start of the UTC day holding [`T0`]: day partitions start at day boundaries.
+pub(crate) const PLAN_DAY0: i64 = T0 - T0.rem_euclid(DAY_NS);
+
+/// Three records a day over five days from [`PLAN_DAY0`], at a quarter, a half and
+/// three quarters of each day; every other one has `status` 500.
+pub(crate) fn five_days_of_docs(pool_id: i64) -> Vec<IndexDoc> {
+    (0..5i64)
+        .flat_map(|day| {
+            (1..=3i64).map(move |quarter| {
+                let n = day * 3 + quarter;
+                doc(
+                    pool_id,
+                    day as u64,
+                    quarter as u32,
+                    PLAN_DAY0 + day * DAY_NS + quarter * (DAY_NS / 4),
+                    &[
+                        ("message", text(&format!("day {day} quarter {quarter}"))),
+                        (
+                            "status",
+                            FieldValue::Long(if n % 2 == 0 { 500 } else { 200 }),
+                        ),
+                    ],
+                )
+            })
+        })
+        .collect()
+}
+
+/// One page of a planned search.
+pub(crate) fn page(limit: usize, after: Option<SortKey>) -> super::PageRequest {
+    super::PageRequest {
+        limit,
+        after,
+        memory: RequestMemory::unlimited(),
+    }
+}
+
+/// Checks search plans: the partitions of a range are listed newest first, the
+/// plan's range and query bind every step, and scanning the partitions in groups
+/// (as the search planner does) gives the page and total of one search.
+pub(crate) async fn check_search_plan(index: &dyn LogIndex, pool: &PoolRoute) {
+    index
+        .write(pool, five_days_of_docs(pool.pool_id), false)
+        .await
+        .expect("write");
+    index.commit().await.expect("commit");
+    let ids = |hits: &[super::SearchHit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    let all = parse_query("", DefaultOperator::And).expect("query");
+
+    // Every day of the range is a partition, newest first.
+    let plan = index
+        .plan_search(pool, &all, PLAN_DAY0, PLAN_DAY0 + 5 * DAY_NS)
+        .await
+        .expect("plan");
+    let ranges: Vec<(i64, i64)> = plan
+        .partitions()
+        .iter()
+        .map(|p| (p.range().from_ns, p.range().to_ns))
+        .collect();
+    let expected: Vec<(i64, i64)> = (0..5i64)
+        .rev()
+        .map(|day| (PLAN_DAY0 + day * DAY_NS, PLAN_DAY0 + (day + 1) * DAY_NS))
+        .collect();
+    assert_eq!(ranges, expected);
+
+    // One partition alone: its three records, newest first.
+    let second = index
+        .search_partitions(&plan, &plan.partitions()[1..2], &page(100, None))
+        .await
+        .expect("search one partition");
+    assert_eq!(second.total, 3);
+    assert!(second
+        .hits
+        .iter()
+        .all(|hit| hit.time_ns >= PLAN_DAY0 + 3 * DAY_NS && hit.time_ns < PLAN_DAY0 + 4 * DAY_NS));
+    // No partition: nothing.
+    let none = index
+        .search_partitions(&plan, &[], &page(100, None))
+        .await
+        .expect("search no partition");
+    assert_eq!((none.total, none.hits.len()), (0, 0));
+
+    // A range that cuts days in half, with a query: the plan's partitions are the
+    // days it overlaps, and its range and query bind every partition searched.
+    let from_ns = PLAN_DAY0 + DAY_NS + DAY_NS / 2;
+    let to_ns = PLAN_DAY0 + 4 * DAY_NS - DAY_NS / 8;
+    for query in ["", "status:500", "quarter AND NOT status:500"] {
+        let mut whole = request(query);
+        whole.from_ns = from_ns;
+        whole.to_ns = to_ns;
+        let expected = index.search(pool, &whole).await.expect("search");
+        assert!(expected.total > 0, "query {query:?} matches in the range");
+        let plan = index
+            .plan_search(pool, &whole.query, from_ns, to_ns)
+            .await
+            .expect("plan");
+        assert_eq!(plan.partitions().len(), 3, "days 1 to 3");
+        // Steps of two partitions, each filling what the page still needs, then
+        // only counting: the planner's walk.
+        let limit = 4;
+        let mut hits = Vec::new();
+        let mut total = 0;
+        for group in plan.partitions().chunks(2) {
+            let step = index
+                .search_partitions(&plan, group, &page(limit - hits.len().min(limit), None))
+                .await
+                .expect("step");
+            total += step.total;
+            hits.extend(step.hits);
+        }
+        let mut first_page = whole.clone();
+        first_page.limit = limit;
+        let one_search = index.search(pool, &first_page).await.expect("search");
+        assert_eq!(total, expected.total, "query {query:?}");
+        assert_eq!(ids(&hits), ids(&one_search.hits), "query {query:?}");
+        // A cursor carries over: every partition after the first page's last hit.
+        let after = one_search.hits.last().map(|hit| hit.sort_key);
+        let rest = index
+            .search_partitions(&plan, plan.partitions(), &page(100, after))
+            .await
+            .expect("after");
+        let mut next_page = whole.clone();
+        next_page.after = after;
+        let expected_rest = index.search(pool, &next_page).await.expect("search");
+        assert_eq!(ids(&rest.hits), ids(&expected_rest.hits), "query {query:?}");
+    }
+
+    // A range without data has no partition.
+    let empty = index
+        .plan_search(pool, &all, PLAN_DAY0 + 10 * DAY_NS, PLAN_DAY0 + 12 * DAY_NS)
+        .await
+        .expect("plan");
+    assert!(empty.partitions().is_empty());
+    // A query the engine refuses is refused when planned, before any step.
+    let refused = parse_query("time:notatime", DefaultOperator::And).expect("query");
+    let error = index
+        .plan_search(pool, &refused, PLAN_DAY0, PLAN_DAY0 + 5 * DAY_NS)
+        .await
+        .expect_err("a time that is no time");
+    assert!(
+        matches!(error, super::IndexError::InvalidQuery(_)),
+        "{error:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use logpool_core::query::eval::matches;

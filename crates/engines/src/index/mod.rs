@@ -14,6 +14,7 @@
 
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
+mod plan;
 pub mod tantivy_index;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use logpool_core::query::Query;
 use logpool_core::record::Record;
 use logpool_core::routing::PoolRoute;
 
+pub use plan::{PageRequest, PlannedPartition, SearchPlan};
 pub use tantivy_index::{TantivyIndex, TantivyIndexConfig};
 
 /// Parses a time bound written in a query (`time:>2024-01-01T00:00:00Z`), as every
@@ -267,6 +269,29 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     /// Searches one pool.
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage>;
 
+    /// Plans a search of `query` over `[from_ns, to_ns)`: lists the pool's partitions
+    /// that hold data in the range (newest first) and compiles the query, once, so
+    /// that a search scanning them a few at a time ([`LogIndex::search_partitions`])
+    /// neither lists nor compiles again.
+    async fn plan_search(
+        &self,
+        pool: &PoolRoute,
+        query: &Query,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<SearchPlan>;
+
+    /// Searches the chosen `partitions` of `plan` (made by this index): the hits of
+    /// those partitions in the plan's range, newest first, and their total. Searching
+    /// the plan's partitions in groups, newest group first, and following each page
+    /// by the next gives the page of one [`LogIndex::search`] over the whole range.
+    async fn search_partitions(
+        &self,
+        plan: &SearchPlan,
+        partitions: &[PlannedPartition],
+        page: &PageRequest,
+    ) -> IndexResult<SearchPage>;
+
     /// Counts matching records per time bucket. Buckets without records are omitted.
     async fn histogram(
         &self,
@@ -285,7 +310,8 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
         -> IndexResult<ContextPage>;
 
     /// Lists the pool's time partitions that hold data and overlap `[from_ns, to_ns)`,
-    /// newest first, so a search can scan them in small groups and stop early.
+    /// newest first. (A search that scans them in groups takes them from
+    /// [`LogIndex::plan_search`], with the compiled query.)
     async fn time_partitions(
         &self,
         pool: &PoolRoute,

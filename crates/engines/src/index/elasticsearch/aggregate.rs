@@ -19,7 +19,7 @@ use logpool_core::sql::plan::{AggregateFn, AggregateGroup, AggregateValue, Group
 use serde_json::{json, Map, Value};
 
 use super::mapping::{TypedPath, FIELD_NAMES, NS_PER_MS, TIME_MS};
-use super::{dsl, ElasticsearchIndex};
+use super::ElasticsearchIndex;
 use crate::index::{group_table_over_budget, AggregateRequest, IndexError, IndexResult};
 
 /// Composite buckets fetched per request.
@@ -277,7 +277,7 @@ impl ElasticsearchIndex {
         pool: &PoolRoute,
         request: &AggregateRequest,
     ) -> IndexResult<Vec<AggregateGroup>> {
-        let query = dsl::compile_with_time_range(
+        let query = self.compile_in_range(
             &request.query,
             &pool.field_hints,
             request.from_ns,

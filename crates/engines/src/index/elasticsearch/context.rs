@@ -9,7 +9,7 @@ use logpool_core::routing::PoolRoute;
 use serde_json::{json, Value};
 
 use super::mapping::{tiebreak_text, RECORD, SHARD, TIEBREAK, TIME};
-use super::naming::{self, DAY_NS};
+use super::naming;
 use super::{dsl, parse_hit, ElasticsearchIndex, MAX_SEARCH_SIZE};
 use crate::index::{
     ContextPage, ContextRequest, IndexError, IndexResult, SearchHit, TimePartition,
@@ -79,22 +79,12 @@ impl ElasticsearchIndex {
         from_ns: i64,
         to_ns: i64,
     ) -> IndexResult<Vec<TimePartition>> {
-        let mut partitions: Vec<TimePartition> = self
-            .list_pool_indices(pool.pool_id)
+        Ok(self
+            .daily_indices(pool, from_ns, to_ns)
             .await?
-            .iter()
-            .filter_map(|name| {
-                naming::parse_index_day(&self.config.index_prefix, pool.pool_id, name)
-            })
-            .map(|day| TimePartition {
-                from_ns: day.saturating_mul(DAY_NS),
-                to_ns: day.saturating_add(1).saturating_mul(DAY_NS),
-            })
-            .filter(|partition| partition.to_ns > from_ns && partition.from_ns < to_ns)
-            .collect();
-        partitions.sort_by(|a, b| b.cmp(a));
-        partitions.dedup();
-        Ok(partitions)
+            .into_iter()
+            .map(|(range, _)| range)
+            .collect())
     }
 
     /// The first `size` hits of `query` in tiebreak order.

@@ -42,6 +42,7 @@ mod context;
 mod dsl;
 mod mapping;
 mod naming;
+mod plan;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,10 +64,11 @@ use serde_json::{json, Value};
 use self::bulk::{BulkLine, ItemOutcome};
 use self::mapping::{TemplateSettings, RECORD, SHARD, TIEBREAK, TIME, TIME_MS};
 use self::naming::{day_of, day_of_date, index_name, DAY_NS};
+use super::plan::PlanningWork;
 use super::{
     ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc, IndexError,
-    IndexResult, LogIndex, RejectedDoc, SearchHit, SearchPage, SearchRequest, SortKey,
-    TimePartition, WriteReport,
+    IndexResult, LogIndex, PageRequest, PlannedPartition, RejectedDoc, SearchHit, SearchPage,
+    SearchPlan, SearchRequest, SortKey, TimePartition, WriteReport,
 };
 
 /// Elasticsearch refuses `from + size` above `index.max_result_window` (10 000 by default).
@@ -176,6 +178,8 @@ pub struct ElasticsearchIndex {
     dirty_indices: Mutex<HashSet<String>>,
     /// State of the backoff jitter generator.
     jitter: AtomicU64,
+    /// Index listings and query compilations of reads (what a search plan saves).
+    work: PlanningWork,
 }
 
 impl std::fmt::Debug for ElasticsearchIndex {
@@ -295,6 +299,7 @@ impl ElasticsearchIndex {
             created_indices: Mutex::new(HashSet::new()),
             dirty_indices: Mutex::new(HashSet::new()),
             jitter: AtomicU64::new(seed | 1),
+            work: PlanningWork::default(),
         })
     }
 
@@ -425,6 +430,83 @@ impl ElasticsearchIndex {
             .map(|day| index_name(&self.config.index_prefix, pool, day))
             .collect::<Vec<String>>()
             .join(",")
+    }
+
+    /// Counts one compilation, and compiles `query` restricted to `[from_ns, to_ns)`.
+    fn compile_in_range(
+        &self,
+        query: &logpool_core::query::Query,
+        types: &BTreeMap<String, logpool_core::routing::FieldType>,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<Value> {
+        self.work.compiled();
+        dsl::compile_with_time_range(query, types, from_ns, to_ns)
+    }
+
+    /// One page of hits of `query` in `target`, newest first.
+    async fn search_page(
+        &self,
+        target: &str,
+        query: &Value,
+        page: &PageRequest,
+    ) -> IndexResult<SearchPage> {
+        // The page is fetched in chunks (search_after), each sized from the remaining
+        // memory budget and the largest hit so far, so a page of large records stops
+        // at the budget instead of arriving whole in one answer.
+        let mut hits = Vec::new();
+        let mut total = None;
+        let mut after = page.after;
+        let mut truncated = false;
+        let mut chunk = page.limit.min(FIRST_CHUNK_HITS);
+        loop {
+            let mut body = json!({
+                "query": query,
+                "sort": dsl::newest_first_sort(),
+                "size": chunk,
+                "track_total_hits": total.is_none(),
+                "_source": [TIME, SHARD, TIEBREAK, RECORD],
+            });
+            if let Some(after) = after {
+                body["search_after"] = dsl::search_after(after);
+            }
+            let Some(response) = self.run_search(target, body).await? else {
+                break;
+            };
+            let (chunk_hits, chunk_total) = parse_search_hits(&response)?;
+            drop(response);
+            if total.is_none() {
+                total = Some(chunk_total.ok_or_else(|| {
+                    IndexError::Internal("search answer has no hit count".to_string())
+                })?);
+            }
+            let fetched = chunk_hits.len();
+            let mut largest = 0;
+            for hit in chunk_hits {
+                let charge = json_map_bytes(&hit.fields) + HIT_OVERHEAD_BYTES;
+                if hits.is_empty() {
+                    page.memory.charge_anyway(charge);
+                } else if page.memory.try_charge(charge).is_err() {
+                    truncated = true;
+                    break;
+                }
+                largest = largest.max(charge);
+                after = Some(hit.sort_key);
+                hits.push(hit);
+            }
+            if truncated || fetched < chunk || hits.len() >= page.limit {
+                break;
+            }
+            let room = page.memory.limit().saturating_sub(page.memory.used());
+            chunk = (room / largest.max(1))
+                .clamp(1, MAX_CHUNK_HITS)
+                .min(page.limit - hits.len());
+        }
+        Ok(SearchPage {
+            hits,
+            total: total.unwrap_or(0),
+            truncated,
+        })
     }
 
     /// Runs a search body; a missing alias or index means "no data yet".
@@ -770,76 +852,40 @@ impl LogIndex for ElasticsearchIndex {
     }
 
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
-        if request.limit > MAX_SEARCH_SIZE {
-            return Err(IndexError::LimitExceeded(format!(
-                "at most {MAX_SEARCH_SIZE} hits per page, asked for {}",
-                request.limit
-            )));
-        }
+        check_page_size(request.limit)?;
         let typed_pool = typed_pool(pool);
-        let query = dsl::compile_with_time_range(
+        let query = self.compile_in_range(
             &request.query,
             &typed_pool.field_hints,
             request.from_ns,
             request.to_ns,
         )?;
         let target = self.search_target(pool, request.from_ns, request.to_ns);
-        // The page is fetched in chunks (search_after), each sized from the remaining
-        // memory budget and the largest hit so far, so a page of large records stops
-        // at the budget instead of arriving whole in one answer.
-        let mut hits = Vec::new();
-        let mut total = None;
-        let mut after = request.after;
-        let mut truncated = false;
-        let mut chunk = request.limit.min(FIRST_CHUNK_HITS);
-        loop {
-            let mut body = json!({
-                "query": query,
-                "sort": dsl::newest_first_sort(),
-                "size": chunk,
-                "track_total_hits": total.is_none(),
-                "_source": [TIME, SHARD, TIEBREAK, RECORD],
-            });
-            if let Some(after) = after {
-                body["search_after"] = dsl::search_after(after);
-            }
-            let Some(response) = self.run_search(&target, body).await? else {
-                break;
-            };
-            let (chunk_hits, chunk_total) = parse_search_hits(&response)?;
-            drop(response);
-            if total.is_none() {
-                total = Some(chunk_total.ok_or_else(|| {
-                    IndexError::Internal("search answer has no hit count".to_string())
-                })?);
-            }
-            let fetched = chunk_hits.len();
-            let mut largest = 0;
-            for hit in chunk_hits {
-                let charge = json_map_bytes(&hit.fields) + HIT_OVERHEAD_BYTES;
-                if hits.is_empty() {
-                    request.memory.charge_anyway(charge);
-                } else if request.memory.try_charge(charge).is_err() {
-                    truncated = true;
-                    break;
-                }
-                largest = largest.max(charge);
-                after = Some(hit.sort_key);
-                hits.push(hit);
-            }
-            if truncated || fetched < chunk || hits.len() >= request.limit {
-                break;
-            }
-            let room = request.memory.limit().saturating_sub(request.memory.used());
-            chunk = (room / largest.max(1))
-                .clamp(1, MAX_CHUNK_HITS)
-                .min(request.limit - hits.len());
-        }
-        Ok(SearchPage {
-            hits,
-            total: total.unwrap_or(0),
-            truncated,
-        })
+        let page = PageRequest {
+            limit: request.limit,
+            after: request.after,
+            memory: request.memory.clone(),
+        };
+        self.search_page(&target, &query, &page).await
+    }
+
+    async fn plan_search(
+        &self,
+        pool: &PoolRoute,
+        query: &logpool_core::query::Query,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<SearchPlan> {
+        self.plan_of(pool, query, from_ns, to_ns).await
+    }
+
+    async fn search_partitions(
+        &self,
+        plan: &SearchPlan,
+        partitions: &[PlannedPartition],
+        page: &PageRequest,
+    ) -> IndexResult<SearchPage> {
+        self.search_planned(plan, partitions, page).await
     }
 
     async fn histogram(
@@ -853,7 +899,7 @@ impl LogIndex for ElasticsearchIndex {
             ));
         }
         let typed_pool = typed_pool(pool);
-        let query = dsl::compile_with_time_range(
+        let query = self.compile_in_range(
             &request.query,
             &typed_pool.field_hints,
             request.from_ns,
@@ -1091,6 +1137,16 @@ fn parse_histogram(
         .into_iter()
         .map(|(time_ns, count)| HistogramBucket { time_ns, count })
         .collect())
+}
+
+/// Refuses a page larger than Elasticsearch returns.
+fn check_page_size(limit: usize) -> IndexResult<()> {
+    if limit > MAX_SEARCH_SIZE {
+        return Err(IndexError::LimitExceeded(format!(
+            "at most {MAX_SEARCH_SIZE} hits per page, asked for {limit}"
+        )));
+    }
+    Ok(())
 }
 
 /// Joins index names with `,` in groups short enough for a URL.

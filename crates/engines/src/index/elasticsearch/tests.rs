@@ -762,3 +762,98 @@ async fn test_storage_bytes_counts_only_the_pools_own_indices() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn test_conformance_search_plan() {
+    bounded(async {
+        let pool = pool(unique());
+        crate::index::conformance::check_search_plan(&open(), &pool).await;
+    })
+    .await;
+}
+
+/// A planned search lists the pool's indices once and builds its query once for all
+/// its steps (by time range, each step built the query again), and chosen indices
+/// too many for a URL are searched through the alias with a filter on their names,
+/// with the same answer.
+#[tokio::test]
+async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
+    use crate::index::conformance::{five_days_of_docs, page, PLAN_DAY0};
+    bounded(async {
+        let pool = pool(unique());
+        let index = open();
+        index
+            .write(&pool, five_days_of_docs(pool.pool_id), false)
+            .await
+            .expect("write");
+        index.commit().await.expect("commit");
+        let query = parse_query("status:500 OR quarter", DefaultOperator::And).expect("query");
+        let (from_ns, to_ns) = (PLAN_DAY0, PLAN_DAY0 + 5 * DAY);
+        let work_of = |before: (u64, u64)| {
+            let (listings, compilations) = index.work.counts();
+            (listings - before.0, compilations - before.1)
+        };
+
+        let start = index.work.counts();
+        let partitions = index
+            .time_partitions(&pool, from_ns, to_ns)
+            .await
+            .expect("partitions");
+        assert_eq!(partitions.len(), 5);
+        let mut by_range = Vec::new();
+        for partition in &partitions {
+            let step = SearchRequest {
+                query: query.clone(),
+                from_ns: partition.from_ns,
+                to_ns: partition.to_ns,
+                ..request("")
+            };
+            by_range.extend(index.search(&pool, &step).await.expect("step").hits);
+        }
+        assert_eq!(work_of(start), (1, 5), "listings and compilations by range");
+
+        let start = index.work.counts();
+        let plan = index
+            .plan_search(&pool, &query, from_ns, to_ns)
+            .await
+            .expect("plan");
+        let mut planned = Vec::new();
+        for partition in plan.partitions().chunks(1) {
+            let step = index
+                .search_partitions(&plan, partition, &page(100, None))
+                .await
+                .expect("step");
+            planned.extend(step.hits);
+        }
+        assert_eq!(
+            work_of(start),
+            (1, 1),
+            "listings and compilations of a plan"
+        );
+        assert_eq!(planned.len(), 15);
+        assert_eq!(planned, by_range, "the same hits either way");
+
+        // The alias with a filter on index names finds what naming them finds.
+        let (query_dsl, alias) = plan.compiled().elasticsearch().expect("an ES plan");
+        let newest_two: Vec<&str> = plan.partitions()[..2]
+            .iter()
+            .flat_map(|p| p.handle().indices().expect("indices"))
+            .map(String::as_str)
+            .collect();
+        let (named_target, named_query) =
+            plan::planned_target(&newest_two, alias, query_dsl, MAX_URL_NAMES_BYTES);
+        let (alias_target, filtered_query) = plan::planned_target(&newest_two, alias, query_dsl, 0);
+        assert_eq!(alias_target, alias);
+        let named = index
+            .search_page(&named_target, &named_query, &page(100, None))
+            .await
+            .expect("named");
+        let filtered = index
+            .search_page(&alias_target, &filtered_query, &page(100, None))
+            .await
+            .expect("filtered");
+        assert_eq!(named.total, 6);
+        assert_eq!(filtered, named);
+    })
+    .await;
+}

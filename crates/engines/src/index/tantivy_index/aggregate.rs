@@ -814,13 +814,7 @@ impl TantivyIndex {
         types: &super::compile::FieldTypes,
         request: &AggregateRequest,
     ) -> IndexResult<Vec<AggregateGroup>> {
-        let query = super::compile::compile_with_time_range(
-            &self.schema,
-            types,
-            &request.query,
-            request.from_ns,
-            request.to_ns,
-        )?;
+        let query = self.compile_in_range(types, &request.query, request.from_ns, request.to_ns)?;
         let collector = GroupCollector {
             group_by: request.group_by.clone(),
             aggregates: request.aggregates.clone(),

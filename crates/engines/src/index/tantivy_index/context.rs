@@ -11,7 +11,7 @@ use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query as TantivyQuery, RangeQuery};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 
-use super::{compile, tantivy_error, PartitionKey, TantivyIndex, DAY_NS};
+use super::{compile, tantivy_error, PartitionKey, TantivyIndex};
 use crate::index::{ContextPage, ContextRequest, IndexResult, SearchHit, SortKey, TimePartition};
 
 /// Bits of the tiebreak below the partition byte.
@@ -33,6 +33,7 @@ impl TantivyIndex {
         let anchor_tiebreak = request.anchor.tiebreak();
         let shard_first = u64::from(request.anchor.partition & 0xff) << SHARD_BITS;
         let shard_last = shard_first | ((1u64 << SHARD_BITS) - 1);
+        self.work.compiled();
         let filter = compile::compile(&self.schema, types, &request.filter)?;
         let anchor_id = request.anchor.doc_id();
         let anchor_query = compile::record_query(&self.schema, &request.anchor);
@@ -106,10 +107,7 @@ impl TantivyIndex {
         Ok(self
             .days_on_disk(pool_id, from_ns, to_ns)?
             .into_iter()
-            .map(|day| TimePartition {
-                from_ns: day.saturating_mul(DAY_NS),
-                to_ns: day.saturating_add(1).saturating_mul(DAY_NS),
-            })
+            .map(super::day_range)
             .collect())
     }
 

@@ -47,10 +47,11 @@ pub use self::bare::{space_by_field, BareIndexReader, BareIndexWriter, BarePage,
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use self::staging::stage;
+use super::plan::{CompiledQuery, PartitionHandle, PlanningWork};
 use super::{
     ContextPage, ContextRequest, HistogramBucket, HistogramRequest, IndexDoc, IndexError,
-    IndexResult, LogIndex, SearchHit, SearchPage, SearchRequest, SortKey, TimePartition,
-    WriteReport,
+    IndexResult, LogIndex, PageRequest, PlannedPartition, SearchHit, SearchPage, SearchPlan,
+    SearchRequest, SortKey, TimePartition, WriteReport,
 };
 
 const DAY_NS: i64 = 86_400_000_000_000;
@@ -143,6 +144,8 @@ pub struct TantivyIndex {
     /// `drop_pool` names the pool's tenant), so that code keyed by pool id finds the
     /// directory: every stored thing names its tenant.
     pool_dirs: Mutex<HashMap<i64, PathBuf>>,
+    /// Partition listings and query compilations of reads (what a search plan saves).
+    work: PlanningWork,
 }
 
 impl std::fmt::Debug for TantivyIndex {
@@ -168,6 +171,7 @@ impl TantivyIndex {
             writer_gate: Mutex::new(()),
             peak_open_writers: std::sync::atomic::AtomicUsize::new(0),
             pool_dirs: Mutex::new(HashMap::new()),
+            work: PlanningWork::default(),
         })
     }
 
@@ -250,6 +254,7 @@ impl TantivyIndex {
 
     /// Lists the days on disk for a pool that overlap `[from_ns, to_ns)`, newest first.
     fn days_on_disk(&self, pool_id: i64, from_ns: i64, to_ns: i64) -> IndexResult<Vec<i64>> {
+        self.work.listed();
         let first_day = from_ns.div_euclid(DAY_NS);
         let last_day = (to_ns.saturating_sub(1)).div_euclid(DAY_NS);
         let mut days = list_days(&self.pool_dir(pool_id))?;
@@ -410,35 +415,78 @@ impl TantivyIndex {
         Ok(pool.field_types())
     }
 
+    /// Compiles `query` restricted to `[from_ns, to_ns)`, counted as one compilation.
+    fn compile_in_range(
+        &self,
+        types: &compile::FieldTypes,
+        query: &logpool_core::query::Query,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<Box<dyn tantivy::query::Query>> {
+        self.work.compiled();
+        compile::compile_with_time_range(&self.schema, types, query, from_ns, to_ns)
+    }
+
+    /// Lists the days of the range and compiles the query: the only listing and
+    /// compilation of a search, however many steps scan it. Blocking.
+    fn plan_blocking(
+        &self,
+        pool: &PoolRoute,
+        query: &logpool_core::query::Query,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<SearchPlan> {
+        let compiled = self.compile_in_range(&self.pool_types(pool)?, query, from_ns, to_ns)?;
+        let partitions = self
+            .days_on_disk(pool.pool_id, from_ns, to_ns)?
+            .into_iter()
+            .map(|day| PlannedPartition::new(day_range(day), PartitionHandle::Day(day)))
+            .collect();
+        Ok(SearchPlan::new(
+            pool.pool_id,
+            partitions,
+            CompiledQuery::Tantivy(compiled),
+        ))
+    }
+
     fn search_blocking(
         &self,
         pool: &PoolRoute,
         request: &SearchRequest,
     ) -> IndexResult<SearchPage> {
-        let pool_id = pool.pool_id;
-        let query = compile::compile_with_time_range(
-            &self.schema,
-            &self.pool_types(pool)?,
-            &request.query,
-            request.from_ns,
-            request.to_ns,
-        )?;
+        let plan = self.plan_blocking(pool, &request.query, request.from_ns, request.to_ns)?;
+        let page = PageRequest {
+            limit: request.limit,
+            after: request.after,
+            memory: request.memory.clone(),
+        };
+        self.search_partitions_blocking(&plan, plan.partitions(), &page)
+    }
+
+    fn search_partitions_blocking(
+        &self,
+        plan: &SearchPlan,
+        partitions: &[PlannedPartition],
+        page: &PageRequest,
+    ) -> IndexResult<SearchPage> {
+        let pool_id = plan.pool_id();
+        let query = plan.compiled().tantivy()?;
         let mut searchers: Vec<Searcher> = Vec::new();
         let mut total = 0;
         // (sort key, which partition's searcher, address inside it)
         let mut candidates: Vec<(SortKey, usize, DocAddress)> = Vec::new();
-        for day in self.days_on_disk(pool_id, request.from_ns, request.to_ns)? {
+        for planned in partitions {
+            let day = planned.handle().day()?;
+            // A day dropped by retention since the plan was made has nothing to find.
             let Some(partition) = self.open_partition(PartitionKey { pool_id, day }, false)? else {
                 continue;
             };
             let searcher = partition.reader.searcher();
             let collector = NewestFirst {
-                limit: request.limit,
-                after: request.after,
+                limit: page.limit,
+                after: page.after,
             };
-            let (count, hits) = searcher
-                .search(query.as_ref(), &collector)
-                .map_err(tantivy_error)?;
+            let (count, hits) = searcher.search(query, &collector).map_err(tantivy_error)?;
             total += count;
             let searcher_index = searchers.len();
             candidates.extend(
@@ -448,7 +496,7 @@ impl TantivyIndex {
             searchers.push(searcher);
         }
         candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
-        candidates.truncate(request.limit);
+        candidates.truncate(page.limit);
         let mut page_hits = Vec::with_capacity(candidates.len());
         let mut truncated = false;
         for (sort_key, searcher_index, address) in candidates {
@@ -460,8 +508,8 @@ impl TantivyIndex {
             // is always taken so that paging can go on.
             let charge = source_bytes + HIT_OVERHEAD_BYTES;
             if page_hits.is_empty() {
-                request.memory.charge_anyway(charge);
-            } else if request.memory.try_charge(charge).is_err() {
+                page.memory.charge_anyway(charge);
+            } else if page.memory.try_charge(charge).is_err() {
                 truncated = true;
                 break;
             }
@@ -500,8 +548,7 @@ impl TantivyIndex {
         request: &HistogramRequest,
     ) -> IndexResult<Vec<HistogramBucket>> {
         let pool_id = pool.pool_id;
-        let query = compile::compile_with_time_range(
-            &self.schema,
+        let query = self.compile_in_range(
             &self.pool_types(pool)?,
             &request.query,
             request.from_ns,
@@ -587,6 +634,33 @@ impl LogIndex for TantivyIndex {
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
         self.remember(pool);
         tokio::task::block_in_place(|| self.search_blocking(pool, request))
+    }
+
+    async fn plan_search(
+        &self,
+        pool: &PoolRoute,
+        query: &logpool_core::query::Query,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> IndexResult<SearchPlan> {
+        self.remember(pool);
+        tokio::task::block_in_place(|| self.plan_blocking(pool, query, from_ns, to_ns))
+    }
+
+    async fn search_partitions(
+        &self,
+        plan: &SearchPlan,
+        partitions: &[PlannedPartition],
+        page: &PageRequest,
+    ) -> IndexResult<SearchPage> {
+        if partitions.is_empty() {
+            return Ok(SearchPage {
+                hits: Vec::new(),
+                total: 0,
+                truncated: false,
+            });
+        }
+        tokio::task::block_in_place(|| self.search_partitions_blocking(plan, partitions, page))
     }
 
     async fn histogram(
@@ -692,6 +766,14 @@ impl LogIndex for TantivyIndex {
             }
             Ok(())
         })
+    }
+}
+
+/// The time a day partition covers.
+fn day_range(day: i64) -> TimePartition {
+    TimePartition {
+        from_ns: day.saturating_mul(DAY_NS),
+        to_ns: day.saturating_add(1).saturating_mul(DAY_NS),
     }
 }
 

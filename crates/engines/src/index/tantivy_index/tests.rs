@@ -708,3 +708,104 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
         ["num.status", "num.took"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_conformance_search_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::index::conformance::check_search_plan(&open(dir.path()), &pool(1)).await;
+}
+
+/// What the search planner saves: stepping through five day partitions one at a time
+/// by time range lists the days again and compiles the query again at every step;
+/// through a plan, the days are listed once and the query compiled once.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
+    use crate::index::conformance::{five_days_of_docs, page, PLAN_DAY0};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    index
+        .write(&pool(1), five_days_of_docs(1), false)
+        .await
+        .expect("write");
+    index.commit().await.expect("commit");
+    let query = parse_query("status:500 OR quarter", DefaultOperator::And).expect("query");
+    let (from_ns, to_ns) = (PLAN_DAY0, PLAN_DAY0 + 5 * DAY);
+    let work_of = |before: (u64, u64)| {
+        let (listings, compilations) = index.work.counts();
+        (listings - before.0, compilations - before.1)
+    };
+
+    // Without a plan: list the partitions, then search each one by its time range.
+    let start = index.work.counts();
+    let partitions = index
+        .time_partitions(&pool(1), from_ns, to_ns)
+        .await
+        .expect("partitions");
+    assert_eq!(partitions.len(), 5);
+    let mut by_range = Vec::new();
+    for partition in &partitions {
+        let step = SearchRequest {
+            query: query.clone(),
+            from_ns: partition.from_ns,
+            to_ns: partition.to_ns,
+            ..request("")
+        };
+        by_range.extend(index.search(&pool(1), &step).await.expect("step").hits);
+    }
+    assert_eq!(work_of(start), (6, 5), "listings and compilations by range");
+
+    // With a plan: one listing and one compilation for the five steps.
+    let start = index.work.counts();
+    let plan = index
+        .plan_search(&pool(1), &query, from_ns, to_ns)
+        .await
+        .expect("plan");
+    let mut planned = Vec::new();
+    for partition in plan.partitions().chunks(1) {
+        let step = index
+            .search_partitions(&plan, partition, &page(100, None))
+            .await
+            .expect("step");
+        planned.extend(step.hits);
+    }
+    assert_eq!(
+        work_of(start),
+        (1, 1),
+        "listings and compilations of a plan"
+    );
+    assert_eq!(planned.len(), 15);
+    assert_eq!(planned, by_range, "the same hits either way");
+
+    // A histogram and an aggregation are one call each: one listing, one compilation.
+    let start = index.work.counts();
+    index
+        .histogram(
+            &pool(1),
+            &HistogramRequest {
+                query: query.clone(),
+                from_ns,
+                to_ns,
+                interval_ns: DAY,
+            },
+        )
+        .await
+        .expect("histogram");
+    assert_eq!(work_of(start), (1, 1), "histogram");
+    let start = index.work.counts();
+    index
+        .aggregate(
+            &pool(1),
+            &crate::index::AggregateRequest {
+                query,
+                from_ns,
+                to_ns,
+                group_by: Vec::new(),
+                aggregates: vec![logpool_core::sql::plan::AggregateFn::Count],
+                max_groups: 10,
+                memory: logpool_core::memory::RequestMemory::unlimited(),
+            },
+        )
+        .await
+        .expect("aggregate");
+    assert_eq!(work_of(start), (1, 1), "aggregate");
+}

@@ -187,3 +187,72 @@ pub struct MemberList {
     /// The service processes running now.
     pub members: Vec<Member>,
 }
+
+/// `POST /v1/projects/{project}/pools`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    /// The pool's name (`[a-z0-9][a-z0-9-]{1,62}`).
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Queue shards, 1 to 64 (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Days a record is kept, 1 to 3650 (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Declared field types by field name (`fields` is accepted too).
+    #[serde(default, alias = "fields", skip_serializing_if = "BTreeMap::is_empty")]
+    pub field_hints: BTreeMap<String, String>,
+    /// Oldest accepted event time in days before arrival (1 to 3650).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_age_days: Option<u32>,
+    /// Furthest accepted event time in seconds after arrival (0 to 2592000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_future_secs: Option<u32>,
+}
+
+/// `PATCH /v1/projects/{project}/pools/{pool}`: members left out keep their values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePool {
+    /// The new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// More shards (a pool never shrinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// The new retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// The declared field types, replacing the old ones (`fields` is accepted too).
+    #[serde(default, alias = "fields", skip_serializing_if = "Option::is_none")]
+    pub field_hints: Option<BTreeMap<String, String>>,
+    /// Left out: unchanged; `null`: back to the global setting.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u32>)]
+    pub max_event_age_days: Option<Option<u32>>,
+    /// Left out: unchanged; `null`: back to the global setting.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u32>)]
+    pub max_event_future_secs: Option<Option<u32>>,
+}
+
+/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

@@ -11,8 +11,8 @@ use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::limits::MAX_EVENT_FUTURE_SECS;
 use logpool_core::routing::FieldType;
 use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
+use logpool_wire::control as wire;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::projects::check_description;
 use crate::{check_name, format_ms, ControlState};
@@ -135,19 +135,32 @@ fn check_hints(hints: &BTreeMap<String, FieldType>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn pool_json(pool: &Pool) -> Value {
-    json!({
-        "name": pool.name,
-        "project": pool.project,
-        "description": pool.description,
-        "shards": pool.partitions.len(),
-        "retention_days": pool.retention_days,
-        "field_hints": pool.field_hints,
-        "max_event_age_days": pool.event_window.max_event_age_days,
-        "max_event_future_secs": pool.event_window.max_event_future_secs,
-        "created_at": format_ms(pool.created_at_ms),
-        "updated_at": format_ms(pool.updated_at_ms),
-    })
+fn pool_of(pool: &Pool) -> wire::Pool {
+    wire::Pool {
+        created_at: format_ms(pool.created_at_ms),
+        description: pool.description.clone(),
+        field_hints: pool
+            .field_hints
+            .iter()
+            .map(|(name, field_type)| (name.clone(), field_type_name(*field_type)))
+            .collect(),
+        max_event_age_days: pool.event_window.max_event_age_days,
+        max_event_future_secs: pool.event_window.max_event_future_secs,
+        name: pool.name.clone(),
+        project: pool.project.clone(),
+        retention_days: pool.retention_days,
+        shards: pool.partitions.len(),
+        updated_at: format_ms(pool.updated_at_ms),
+    }
+}
+
+/// A field type as the API names it (`long`, `keyword`, ...): its serde name, so
+/// the answer says what a request may send.
+fn field_type_name(field_type: FieldType) -> String {
+    match serde_json::to_value(field_type) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{field_type:?}").to_ascii_lowercase(),
+    }
 }
 
 async fn create_pool(
@@ -155,7 +168,7 @@ async fn create_pool(
     principal: Principal,
     Path(project): Path<String>,
     AppJson(body): AppJson<CreatePool>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Pool>), ApiError> {
     check_name("name", &body.name)?;
     check_description(&body.description)?;
     let shards = body.shards.unwrap_or(DEFAULT_SHARDS);
@@ -186,33 +199,33 @@ async fn create_pool(
     state.queue.prepare_shards(&route.shard_addrs()).await?;
     state.index.ensure_pool(&route).await?;
     state.publish_routing().await?;
-    Ok((StatusCode::CREATED, Json(pool_json(&pool))))
+    Ok((StatusCode::CREATED, Json(pool_of(&pool))))
 }
 
 async fn list_pools(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PoolList>, ApiError> {
     let pools = state
         .metadata
         .list_pools(&principal.tenant, &project)
         .await?;
-    Ok(Json(
-        json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(wire::PoolList {
+        pools: pools.iter().map(pool_of).collect(),
+    }))
 }
 
 async fn get_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Pool>, ApiError> {
     let pool = state
         .metadata
         .get_pool(&principal.tenant, &project, &pool)
         .await?;
-    Ok(Json(pool_json(&pool)))
+    Ok(Json(pool_of(&pool)))
 }
 
 async fn update_pool(
@@ -220,7 +233,7 @@ async fn update_pool(
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<UpdatePool>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Pool>, ApiError> {
     if let Some(shards) = body.shards {
         check_shards(shards)?;
     }
@@ -256,7 +269,7 @@ async fn update_pool(
         .prepare_shards(&pool.route().shard_addrs())
         .await?;
     state.publish_routing().await?;
-    Ok(Json(pool_json(&pool)))
+    Ok(Json(pool_of(&pool)))
 }
 
 async fn delete_pool(

@@ -21,8 +21,8 @@ use logpool_api::{ApiError, AppJson, Routes};
 use logpool_core::access::Permission;
 use logpool_core::archive::{ArchiveCompression, ArchiveFormat, ArchiveSettings};
 use logpool_engines::object_store::ObjectStore;
+use logpool_wire::archive as wire;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::ControlState;
 
@@ -68,15 +68,23 @@ struct SettingsBody {
     prefix: Option<String>,
 }
 
-fn settings_json(settings: &ArchiveSettings) -> Value {
-    json!({
-        "enabled": settings.enabled,
-        "format": settings.format,
-        "compression": settings.compression,
-        "max_object_bytes": settings.max_object_bytes,
-        "max_delay_s": settings.max_delay_s,
-        "prefix": settings.prefix,
-    })
+fn settings_of_pool(settings: &ArchiveSettings) -> wire::ArchiveSettings {
+    wire::ArchiveSettings {
+        compression: serde_name(settings.compression),
+        enabled: settings.enabled,
+        format: serde_name(settings.format),
+        max_delay_s: settings.max_delay_s,
+        max_object_bytes: settings.max_object_bytes,
+        prefix: settings.prefix.clone(),
+    }
+}
+
+/// A unit enum as the API names it: its serde name, which requests send too.
+fn serde_name(value: impl serde::Serialize + std::fmt::Debug) -> String {
+    match serde_json::to_value(&value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{value:?}").to_ascii_lowercase(),
+    }
 }
 
 /// The stored settings of a pool, or the defaults (archive off).
@@ -107,8 +115,8 @@ async fn get_settings(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(settings_json(
+) -> Result<Json<wire::ArchiveSettings>, ApiError> {
+    Ok(Json(settings_of_pool(
         &settings_of(&state, &principal.tenant, &project, &pool).await?,
     )))
 }
@@ -118,7 +126,7 @@ async fn put_settings(
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppJson(body): AppJson<SettingsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ArchiveSettings>, ApiError> {
     let _guard = state.change_lock.lock().await;
     let mut settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     if let Some(enabled) = body.enabled {
@@ -147,5 +155,5 @@ async fn put_settings(
         .set_archive_settings(&principal.tenant, &project, &pool, &settings)
         .await?;
     state.publish_routing().await?;
-    Ok(Json(settings_json(&settings)))
+    Ok(Json(settings_of_pool(&settings)))
 }

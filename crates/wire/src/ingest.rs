@@ -1,0 +1,46 @@
+//! PutDatas: `POST /v1/projects/{project}/pools/{pool}/logs`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where one batch of a request went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShardReceipt {
+    /// Shard index within the pool.
+    pub shard: usize,
+    /// Queue position of the batch.
+    pub position: u64,
+    /// Records in the batch.
+    pub records: usize,
+}
+
+/// One record refused for its event time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RefusedRecord {
+    /// Where it was: `logs[3]` or `line 7`.
+    pub path: String,
+    /// The limit it broke: `max_event_age_days` or `max_event_future_secs`.
+    pub limit: String,
+    /// Why, with the time and the window.
+    pub reason: String,
+}
+
+/// The answer to a PutDatas, given once every batch is durable in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PutAnswer {
+    /// Records accepted: all of the request but those refused for their event time.
+    pub accepted: usize,
+    /// One receipt per batch.
+    pub shards: Vec<ShardReceipt>,
+    /// Records refused because their event time is outside the pool's window.
+    #[serde(default)]
+    pub refused: usize,
+    /// The first refused records with their reasons (at most 100); left out when
+    /// none was refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_records: Vec<RefusedRecord>,
+    /// Names this request's batches: a search, histogram, SQL query or context
+    /// with `wait_for=<token>` answers only once they are searchable.
+    #[serde(default)]
+    pub write_token: String,
+}

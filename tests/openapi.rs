@@ -99,6 +99,85 @@ fn every_route_is_documented_with_its_permission_and_roles() {
     );
 }
 
+#[test]
+fn every_answer_is_typed_and_every_error_status_listed() {
+    let document: Value = serde_json::from_str(&generated()).expect("json");
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            operations += 1;
+            let responses = operation["responses"].as_object().expect("responses");
+            assert!(
+                !responses.contains_key("default"),
+                "{method} {path}: every status is listed, none falls under `default`"
+            );
+            // A JSON answer names its schema (only the document itself is any JSON).
+            for (status, response) in responses {
+                let schema = &response["content"]["application/json"]["schema"];
+                if schema.is_null() || path == "/v1/openapi.json" {
+                    continue;
+                }
+                assert!(
+                    schema["$ref"].is_string(),
+                    "{method} {path} {status}: the JSON answer has no schema of its own"
+                );
+            }
+            if operation["x-permission"] != "public" {
+                for status in ["400", "401", "403", "404", "429", "500", "503"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} does not list {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 40, "{operations} operations");
+    let statuses = |method: &str, path: &str| -> Vec<String> {
+        document["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    let put = statuses("post", &format!("{pool}/logs"));
+    for status in ["200", "409", "413", "415", "429", "503"] {
+        assert!(
+            put.iter().any(|s| s == status),
+            "PutDatas lists {status}: {put:?}"
+        );
+    }
+    for (method, route) in [
+        ("get", "/search"),
+        ("post", "/search"),
+        ("post", "/search/stream"),
+        ("post", "/histogram"),
+        ("post", "/query"),
+        ("get", "/records/{id}/context"),
+    ] {
+        let listed = statuses(method, &format!("{pool}{route}"));
+        assert!(
+            listed.iter().any(|s| s == "408"),
+            "{method} {route} lists 408 for `wait_for`: {listed:?}"
+        );
+    }
+    let records = statuses("get", &format!("{pool}/shards/{{shard}}/records"));
+    assert!(records.iter().any(|s| s == "410"), "{records:?}");
+    let create = statuses("post", "/v1/projects/{project}/pools");
+    assert!(create.iter().any(|s| s == "409") && create.iter().any(|s| s == "415"));
+    // The live tail's frames are described although WebSocket is no operation.
+    let frames = document["components"]["schemas"]["TailFrame"]["oneOf"]
+        .as_array()
+        .expect("TailFrame");
+    let kinds: Vec<&Value> = frames
+        .iter()
+        .map(|frame| &frame["properties"]["type"]["enum"][0])
+        .collect();
+    assert_eq!(kinds, [&Value::from("records"), &Value::from("dropped")]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_serves_the_document_without_a_key() {
     let server = TestServer::start().await.expect("server");

@@ -1,7 +1,7 @@
 //! A pool's archive: settings, the archived objects and restores.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::TimeParam;
 
@@ -44,6 +44,18 @@ pub struct ArchiveSettingsPatch {
     /// 1 to 256 characters of `a-z A-Z 0-9 - _ .` in `/`-separated segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+}
+
+/// Query of `GET .../archive`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ArchiveListParams {
+    /// Inclusive start (RFC 3339, epoch milliseconds, `now`, `-1h`); missing: the
+    /// first archived record.
+    pub from: Option<String>,
+    /// Exclusive end; missing: the last archived record.
+    pub to: Option<String>,
 }
 
 /// One archived object.

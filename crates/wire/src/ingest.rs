@@ -1,7 +1,27 @@
 //! PutDatas: `POST /v1/projects/{project}/pools/{pool}/logs`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+/// A PutDatas body in JSON (a bare array of records is accepted too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PutBody {
+    /// Stored as the field `source` of every record that has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Stored as fields `tags.<name>` of every record (strings, numbers or bools).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub tags: BTreeMap<String, Value>,
+    /// The records: field values are strings, numbers or bools (nested objects are
+    /// flattened with dots); `time` is RFC 3339 or epoch seconds, milliseconds,
+    /// microseconds or nanoseconds (arrival time when missing).
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<Map<String, Value>>,
+}
 
 /// Where one batch of a request went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

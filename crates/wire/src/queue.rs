@@ -34,6 +34,7 @@ pub struct ShardList {
 pub struct CursorParams {
     /// `begin`, `end`, or a time (RFC 3339, epoch milliseconds, `now`, `-15m`):
     /// the first record accepted at or after it.
+    #[param(value_type = String, required)]
     pub from: Option<String>,
 }
 
@@ -49,7 +50,8 @@ pub struct CursorAnswer {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RecordsParams {
-    /// Where to read from (required).
+    /// Where to read from.
+    #[param(value_type = String, required)]
     pub cursor: Option<String>,
     /// Records to read at most, 1 to 1000 (default 100).
     pub count: Option<u32>,
@@ -71,7 +73,8 @@ pub struct QueueRecords {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConsumerGroup {
-    /// The group's name (the pool name rules; required).
+    /// The group's name (the pool name rules).
+    #[schema(value_type = String, required)]
     pub name: Option<String>,
     /// Heartbeat timeout, 1 to 3600 seconds (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,7 +108,8 @@ pub struct ConsumerGroupList {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
-    /// The member: 1 to 128 characters of `A-Z a-z 0-9 . _ : -` (required).
+    /// The member: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+    #[schema(value_type = String, required)]
     pub consumer: Option<String>,
 }
 
@@ -120,10 +124,11 @@ pub struct HeartbeatAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaveCheckpoint {
-    /// The shard (a number, or its text; required).
-    #[schema(value_type = u32)]
+    /// The shard (a number, or its text).
+    #[schema(value_type = u32, required)]
     pub shard: Option<serde_json::Value>,
-    /// A cursor of that shard: where to resume (required).
+    /// A cursor of that shard: where to resume.
+    #[schema(value_type = String, required)]
     pub cursor: Option<String>,
 }
 

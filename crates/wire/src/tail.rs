@@ -2,7 +2,7 @@
 //! are no OpenAPI operation; the document lists [`TailFrame`] among its schemas.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::search::Hit;
 
@@ -23,4 +23,17 @@ pub enum TailFrame {
         /// How many.
         count: u64,
     },
+}
+
+/// Query of `GET .../tail`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TailParams {
+    /// The filter, in the search language; absent or empty: every record.
+    pub query: Option<String>,
+    /// Absent or `now`: only records accepted after the upgrade; a time (`-5m`,
+    /// `now-1h`, RFC 3339, epoch milliseconds): first the records accepted since
+    /// then, then live ones.
+    pub start: Option<String>,
 }

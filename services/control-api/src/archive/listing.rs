@@ -20,18 +20,9 @@ use logpool_core::record::format_time_ns;
 use logpool_core::timeexpr::parse_time_expr;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_wire::archive as wire;
-use serde::Deserialize;
 
 use super::{object_store, settings_of};
 use crate::ControlState;
-
-/// Query string of the listing.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListParams {
-    from: Option<String>,
-    to: Option<String>,
-}
 
 /// One archived object.
 #[derive(Debug, Clone)]
@@ -167,7 +158,7 @@ pub(crate) async fn list_objects(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<ListParams>,
+    AppQuery(params): AppQuery<wire::ArchiveListParams>,
 ) -> Result<Json<wire::ArchiveListing>, ApiError> {
     let from_ns = time_bound("from", params.from.as_deref())?;
     let to_ns = time_bound("to", params.to.as_deref())?;

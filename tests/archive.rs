@@ -336,7 +336,7 @@ async fn put_one_marker_per_shard(
             .await
             .expect("put marker");
         put += 1;
-        reached.insert(answer["shards"][0]["shard"].as_u64().expect("shard"));
+        reached.insert(answer.shards[0].shard as u64);
         if reached.len() as u64 == shards {
             return put;
         }

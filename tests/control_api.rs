@@ -1,5 +1,6 @@
 //! Control API: projects and pools, their status codes, and what deleting a pool does.
 
+use logpool_client::wire::control::{Pool, UpdatePool};
 use logpool_client::ClientError;
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
@@ -88,8 +89,10 @@ async fn test_project_and_pool_lifecycle() {
 
     let (status, pool) = request(s, "POST", "/v1/projects/shop/pools", Some(json!({ "name": "nginx", "shards": 2, "retention_days": 7, "field_hints": { "status": "long" } }))).await;
     assert_eq!(status, 201, "{pool}");
-    assert_eq!(pool["shards"], 2);
-    assert_eq!(pool["field_hints"]["status"], "long");
+    let pool: Pool = serde_json::from_value(pool).expect("a pool");
+    assert_eq!(pool.shards, 2);
+    assert_eq!(pool.field_hints["status"], "long");
+    assert_eq!(s.client.pool("shop", "nginx").await.expect("get"), pool);
     assert_eq!(
         request(
             s,
@@ -138,21 +141,20 @@ async fn test_project_and_pool_lifecycle() {
             "{body}"
         );
     }
-    let (status, patched) = request(
-        s,
-        "PATCH",
-        "/v1/projects/shop/pools/nginx",
-        Some(json!({ "shards": 3, "retention_days": 30 })),
-    )
-    .await;
-    assert_eq!(
-        (
-            status,
-            patched["shards"].as_u64(),
-            patched["retention_days"].as_u64()
-        ),
-        (200, Some(3), Some(30))
-    );
+    let patched = s
+        .client
+        .update_pool(
+            "shop",
+            "nginx",
+            &UpdatePool {
+                shards: Some(3),
+                retention_days: Some(30),
+                ..UpdatePool::default()
+            },
+        )
+        .await
+        .expect("patch");
+    assert_eq!((patched.shards, patched.retention_days), (3, 30));
     assert_eq!(
         request(
             s,
@@ -164,12 +166,7 @@ async fn test_project_and_pool_lifecycle() {
         .0,
         409
     );
-    assert_eq!(
-        request(s, "GET", "/v1/projects/shop/pools", None).await.1["pools"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(s.client.pools("shop").await.expect("pools").len(), 2);
     assert_eq!(
         request(s, "GET", "/v1/projects/shop/pools/nope", None)
             .await

@@ -131,7 +131,11 @@ fn shape(method: &str, path: &str) -> Shape {
         ),
         ("GET", _, "/metrics") => Shape::new(
             "Prometheus metrics.",
-            Answer::Media(200, "text/plain", "Prometheus text exposition."),
+            Answer::Media(
+                200,
+                "application/openmetrics-text",
+                "OpenMetrics text, which Prometheus reads.",
+            ),
         ),
         ("GET" | "POST", Some("/search"), _) => Shape {
             summary: "One page of matching records, newest first.",

@@ -67,7 +67,7 @@ impl Ledger {
         self.attempted.extend(ids.iter().cloned());
         match put.put_records(project, pool, &records).await {
             Ok(answer) => {
-                assert_eq!(answer.accepted, RECORDS_PER_PUT as usize, "{answer:?}");
+                assert_eq!(answer.accepted, RECORDS_PER_PUT, "{answer:?}");
                 self.acked.extend(ids);
                 PutAnswer::Accepted
             }

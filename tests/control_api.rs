@@ -1,6 +1,6 @@
 //! Control API: projects and pools, their status codes, and what deleting a pool does.
 
-use logpool_client::wire::control::{Pool, UpdatePool};
+use logpool_client::wire::control::{FieldType, Pool, UpdatePool};
 use logpool_client::ClientError;
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
@@ -91,7 +91,7 @@ async fn test_project_and_pool_lifecycle() {
     assert_eq!(status, 201, "{pool}");
     let pool: Pool = serde_json::from_value(pool).expect("a pool");
     assert_eq!(pool.shards, 2);
-    assert_eq!(pool.field_hints["status"], "long");
+    assert_eq!(pool.field_hints["status"], FieldType::Long);
     assert_eq!(s.client.pool("shop", "nginx").await.expect("get"), pool);
     assert_eq!(
         request(

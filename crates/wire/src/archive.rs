@@ -5,15 +5,33 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::TimeParam;
 
+/// The format of archived objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// The compression of archived objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveCompression {
+    /// Zstandard (`.jsonl.zst`).
+    Zstd,
+    /// gzip (`.jsonl.gz`).
+    Gzip,
+}
+
 /// `GET|PUT .../archive/settings` answer: the stored settings, or the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ArchiveSettings {
-    /// `zstd` or `gzip`.
-    pub compression: String,
+    /// How objects are compressed.
+    pub compression: ArchiveCompression,
     /// Whether the pool's records are archived.
     pub enabled: bool,
-    /// `jsonl`.
-    pub format: String,
+    /// How records are written.
+    pub format: ArchiveFormat,
     /// A batch is written at the latest this long after its first record.
     pub max_delay_s: u32,
     /// Uncompressed bytes buffered per shard before a batch is written.
@@ -31,10 +49,10 @@ pub struct ArchiveSettingsPatch {
     pub enabled: Option<bool>,
     /// `jsonl` (the only format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
+    pub format: Option<ArchiveFormat>,
     /// `zstd` (default) or `gzip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<String>,
+    pub compression: Option<ArchiveCompression>,
     /// 1,024 to 1 GiB (default 64 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_object_bytes: Option<u64>,

@@ -133,6 +133,26 @@ pub struct ProjectList {
     pub projects: Vec<Project>,
 }
 
+/// The declared type of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Tokenised full text.
+    Text,
+    /// Exact string.
+    Keyword,
+    /// 64-bit integer.
+    Long,
+    /// 64-bit float.
+    Double,
+    /// Boolean.
+    Bool,
+    /// IP address.
+    Ip,
+    /// A time.
+    Timestamp,
+}
+
 /// A pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Pool {
@@ -140,9 +160,8 @@ pub struct Pool {
     pub created_at: String,
     /// Free text.
     pub description: String,
-    /// Declared field types (`text`, `keyword`, `long`, `double`, `bool`, `ip`,
-    /// `timestamp`) by field name.
-    pub field_hints: BTreeMap<String, String>,
+    /// Declared field types by field name.
+    pub field_hints: BTreeMap<String, FieldType>,
     /// Oldest accepted event time in days before arrival; `null`: the global setting.
     pub max_event_age_days: Option<u32>,
     /// Furthest accepted event time in seconds after arrival; `null`: the global setting.
@@ -205,7 +224,7 @@ pub struct CreatePool {
     pub retention_days: Option<u32>,
     /// Declared field types by field name (`fields` is accepted too).
     #[serde(default, alias = "fields", skip_serializing_if = "BTreeMap::is_empty")]
-    pub field_hints: BTreeMap<String, String>,
+    pub field_hints: BTreeMap<String, FieldType>,
     /// Oldest accepted event time in days before arrival (1 to 3650).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_event_age_days: Option<u32>,
@@ -229,7 +248,7 @@ pub struct UpdatePool {
     pub retention_days: Option<u32>,
     /// The declared field types, replacing the old ones (`fields` is accepted too).
     #[serde(default, alias = "fields", skip_serializing_if = "Option::is_none")]
-    pub field_hints: Option<BTreeMap<String, String>>,
+    pub field_hints: Option<BTreeMap<String, FieldType>>,
     /// Left out: unchanged; `null`: back to the global setting.
     #[serde(
         default,

@@ -12,7 +12,6 @@ use logpool_core::limits::MAX_EVENT_FUTURE_SECS;
 use logpool_core::routing::FieldType;
 use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
 use logpool_wire::control as wire;
-use serde::Deserialize;
 
 use crate::projects::check_description;
 use crate::{check_name, format_ms, ControlState};
@@ -35,45 +34,6 @@ pub(crate) fn routes() -> Routes<ControlState> {
         .get(pool, Permission::Read, get_pool)
         .patch(pool, Permission::ManageProject, update_pool)
         .delete(pool, Permission::ManageProject, delete_pool)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatePool {
-    name: String,
-    #[serde(default)]
-    description: String,
-    shards: Option<u32>,
-    retention_days: Option<u32>,
-    #[serde(default, alias = "fields")]
-    field_hints: BTreeMap<String, FieldType>,
-    max_event_age_days: Option<u32>,
-    max_event_future_secs: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdatePool {
-    description: Option<String>,
-    shards: Option<u32>,
-    retention_days: Option<u32>,
-    #[serde(alias = "fields")]
-    field_hints: Option<BTreeMap<String, FieldType>>,
-    /// Absent: unchanged; `null`: back to the global setting.
-    #[serde(default, deserialize_with = "present")]
-    max_event_age_days: Option<Option<u32>>,
-    /// Absent: unchanged; `null`: back to the global setting.
-    #[serde(default, deserialize_with = "present")]
-    max_event_future_secs: Option<Option<u32>>,
-}
-
-/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn check_shards(shards: u32) -> Result<(), ApiError> {
@@ -123,7 +83,7 @@ fn check_event_window(
     Ok(())
 }
 
-fn check_hints(hints: &BTreeMap<String, FieldType>) -> Result<(), ApiError> {
+fn check_hints<T>(hints: &BTreeMap<String, T>) -> Result<(), ApiError> {
     for name in hints.keys() {
         if name.is_empty() || name.chars().count() > 128 {
             return Err(ApiError::bad_request(format!(
@@ -142,7 +102,7 @@ fn pool_of(pool: &Pool) -> wire::Pool {
         field_hints: pool
             .field_hints
             .iter()
-            .map(|(name, field_type)| (name.clone(), field_type_name(*field_type)))
+            .map(|(name, field_type)| (name.clone(), wire_field_type(*field_type)))
             .collect(),
         max_event_age_days: pool.event_window.max_event_age_days,
         max_event_future_secs: pool.event_window.max_event_future_secs,
@@ -154,20 +114,40 @@ fn pool_of(pool: &Pool) -> wire::Pool {
     }
 }
 
-/// A field type as the API names it (`long`, `keyword`, ...): its serde name, so
-/// the answer says what a request may send.
-fn field_type_name(field_type: FieldType) -> String {
-    match serde_json::to_value(field_type) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{field_type:?}").to_ascii_lowercase(),
+fn wire_field_type(field_type: FieldType) -> wire::FieldType {
+    match field_type {
+        FieldType::Text => wire::FieldType::Text,
+        FieldType::Keyword => wire::FieldType::Keyword,
+        FieldType::Long => wire::FieldType::Long,
+        FieldType::Double => wire::FieldType::Double,
+        FieldType::Bool => wire::FieldType::Bool,
+        FieldType::Ip => wire::FieldType::Ip,
+        FieldType::Timestamp => wire::FieldType::Timestamp,
     }
+}
+
+/// The declared types of a request as the pool stores them.
+fn field_hints_of(hints: BTreeMap<String, wire::FieldType>) -> BTreeMap<String, FieldType> {
+    let stored = |field_type| match field_type {
+        wire::FieldType::Text => FieldType::Text,
+        wire::FieldType::Keyword => FieldType::Keyword,
+        wire::FieldType::Long => FieldType::Long,
+        wire::FieldType::Double => FieldType::Double,
+        wire::FieldType::Bool => FieldType::Bool,
+        wire::FieldType::Ip => FieldType::Ip,
+        wire::FieldType::Timestamp => FieldType::Timestamp,
+    };
+    hints
+        .into_iter()
+        .map(|(name, field_type)| (name, stored(field_type)))
+        .collect()
 }
 
 async fn create_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-    AppJson(body): AppJson<CreatePool>,
+    AppJson(body): AppJson<wire::CreatePool>,
 ) -> Result<(StatusCode, Json<wire::Pool>), ApiError> {
     check_name("name", &body.name)?;
     check_description(&body.description)?;
@@ -183,7 +163,7 @@ async fn create_pool(
         description: body.description,
         shards,
         retention_days,
-        field_hints: body.field_hints,
+        field_hints: field_hints_of(body.field_hints),
         event_window: EventWindowOverride {
             max_event_age_days: body.max_event_age_days,
             max_event_future_secs: body.max_event_future_secs,
@@ -232,7 +212,7 @@ async fn update_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<UpdatePool>,
+    AppJson(body): AppJson<wire::UpdatePool>,
 ) -> Result<Json<wire::Pool>, ApiError> {
     if let Some(shards) = body.shards {
         check_shards(shards)?;
@@ -255,7 +235,7 @@ async fn update_pool(
         description: body.description,
         shards: body.shards,
         retention_days: body.retention_days,
-        field_hints: body.field_hints,
+        field_hints: body.field_hints.map(field_hints_of),
         max_event_age_days: body.max_event_age_days,
         max_event_future_secs: body.max_event_future_secs,
     };

@@ -22,7 +22,6 @@ use logpool_core::access::Permission;
 use logpool_core::archive::{ArchiveCompression, ArchiveFormat, ArchiveSettings};
 use logpool_engines::object_store::ObjectStore;
 use logpool_wire::archive as wire;
-use serde::Deserialize;
 
 use crate::ControlState;
 
@@ -56,34 +55,19 @@ pub(crate) fn routes() -> Routes<ControlState> {
         )
 }
 
-/// A settings change; fields left out keep their stored (or default) values.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsBody {
-    enabled: Option<bool>,
-    format: Option<ArchiveFormat>,
-    compression: Option<ArchiveCompression>,
-    max_object_bytes: Option<u64>,
-    max_delay_s: Option<u32>,
-    prefix: Option<String>,
-}
-
 fn settings_of_pool(settings: &ArchiveSettings) -> wire::ArchiveSettings {
     wire::ArchiveSettings {
-        compression: serde_name(settings.compression),
+        compression: match settings.compression {
+            ArchiveCompression::Zstd => wire::ArchiveCompression::Zstd,
+            ArchiveCompression::Gzip => wire::ArchiveCompression::Gzip,
+        },
         enabled: settings.enabled,
-        format: serde_name(settings.format),
+        format: match settings.format {
+            ArchiveFormat::Jsonl => wire::ArchiveFormat::Jsonl,
+        },
         max_delay_s: settings.max_delay_s,
         max_object_bytes: settings.max_object_bytes,
         prefix: settings.prefix.clone(),
-    }
-}
-
-/// A unit enum as the API names it: its serde name, which requests send too.
-fn serde_name(value: impl serde::Serialize + std::fmt::Debug) -> String {
-    match serde_json::to_value(&value) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{value:?}").to_ascii_lowercase(),
     }
 }
 
@@ -125,7 +109,7 @@ async fn put_settings(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<SettingsBody>,
+    AppJson(body): AppJson<wire::ArchiveSettingsPatch>,
 ) -> Result<Json<wire::ArchiveSettings>, ApiError> {
     let _guard = state.change_lock.lock().await;
     let mut settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
@@ -133,10 +117,15 @@ async fn put_settings(
         settings.enabled = enabled;
     }
     if let Some(format) = body.format {
-        settings.format = format;
+        settings.format = match format {
+            wire::ArchiveFormat::Jsonl => ArchiveFormat::Jsonl,
+        };
     }
     if let Some(compression) = body.compression {
-        settings.compression = compression;
+        settings.compression = match compression {
+            wire::ArchiveCompression::Zstd => ArchiveCompression::Zstd,
+            wire::ArchiveCompression::Gzip => ArchiveCompression::Gzip,
+        };
     }
     if let Some(bytes) = body.max_object_bytes {
         settings.max_object_bytes = bytes;

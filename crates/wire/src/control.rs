@@ -275,3 +275,33 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_update_pool_tells_null_from_absent() {
+        let reset: UpdatePool =
+            serde_json::from_str(r#"{"max_event_age_days": null}"#).expect("json");
+        assert_eq!(reset.max_event_age_days, Some(None));
+        assert_eq!(reset.max_event_future_secs, None);
+        let set: UpdatePool =
+            serde_json::from_str(r#"{"max_event_future_secs": 60, "fields": {"s": "long"}}"#)
+                .expect("json");
+        assert_eq!(set.max_event_future_secs, Some(Some(60)));
+        assert_eq!(
+            set.field_hints.expect("hints")["s"],
+            FieldType::Long,
+            "`fields` is accepted for `field_hints`"
+        );
+        // What the client sends reads back the same.
+        let text = serde_json::to_string(&reset).expect("json");
+        assert_eq!(text, r#"{"max_event_age_days":null}"#);
+        assert!(serde_json::from_str::<UpdatePool>(r#"{"colour": 1}"#).is_err());
+        assert!(serde_json::from_str::<CreatePool>(
+            r#"{"name": "a", "field_hints": {"x": "blob"}}"#
+        )
+        .is_err());
+    }
+}

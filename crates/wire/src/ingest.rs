@@ -64,3 +64,45 @@ pub struct PutAnswer {
     #[serde(default)]
     pub write_token: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_put_answer_leaves_out_an_empty_refusal_list() {
+        let answer = PutAnswer {
+            accepted: 2,
+            shards: vec![ShardReceipt {
+                shard: 1,
+                position: 17,
+                records: 2,
+            }],
+            refused: 0,
+            refused_records: Vec::new(),
+            write_token: "w1.3.1-17-2".to_string(),
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).expect("json"),
+            r#"{"accepted":2,"shards":[{"shard":1,"position":17,"records":2}],"refused":0,"write_token":"w1.3.1-17-2"}"#
+        );
+        let refused = PutAnswer {
+            refused: 1,
+            refused_records: vec![RefusedRecord {
+                path: "logs[0]".to_string(),
+                limit: "max_event_age_days".to_string(),
+                reason: "too old".to_string(),
+            }],
+            ..answer
+        };
+        let text = serde_json::to_string(&refused).expect("json");
+        assert!(
+            text.contains(r#""refused_records":[{"path":"logs[0]","limit":"max_event_age_days","reason":"too old"}]"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<PutAnswer>(&text).expect("back"),
+            refused
+        );
+    }
+}

@@ -64,3 +64,26 @@ pub struct Usage {
     /// The tenant.
     pub tenant: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_limits_leave_out_what_is_not_limited_and_refuse_unknown_members() {
+        let limits = Limits {
+            storage_bytes: Some(1000),
+            concurrent_tails: Some(2),
+            ..Limits::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&limits).expect("json"),
+            r#"{"storage_bytes":1000,"concurrent_tails":2}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Limits::default()).expect("json"),
+            "{}"
+        );
+        assert!(serde_json::from_str::<Limits>(r#"{"storage":1}"#).is_err());
+    }
+}

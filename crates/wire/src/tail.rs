@@ -37,3 +37,23 @@ pub struct TailParams {
     /// then, then live ones.
     pub start: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_frames_are_tagged_by_type_as_documented() {
+        let dropped = serde_json::to_string(&TailFrame::Dropped { count: 1800 }).expect("json");
+        assert_eq!(dropped, r#"{"type":"dropped","count":1800}"#);
+        // The frame the tail writes by hand from its buffered records.
+        let records = r#"{"type":"records","records":[{"id":"a","time":"2026-11-21T10:00:00Z","shard":0,"fields":{"n":1}}],"lag_ms":12}"#;
+        match serde_json::from_str::<TailFrame>(records).expect("a records frame") {
+            TailFrame::Records { records, lag_ms } => {
+                assert_eq!((records.len(), lag_ms), (1, 12));
+                assert_eq!(records[0].fields["n"], 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -56,6 +56,14 @@ async fn test_project_and_pool_lifecycle() {
             .0,
         409
     );
+    let projects = s.client.projects().await.expect("projects");
+    assert_eq!(projects.len(), 1);
+    assert_eq!(
+        (projects[0].name.as_str(), projects[0].description.as_str()),
+        ("shop", "the shop")
+    );
+    let me = s.client.whoami().await.expect("whoami");
+    assert_eq!((me.role.as_str(), me.project), ("operator", None));
     for bad in ["S", "Shop", "-shop", "shop_1", "a", &"a".repeat(64)] {
         let (status, body) = request(s, "POST", "/v1/projects", Some(json!({ "name": bad }))).await;
         assert_eq!(status, 400, "{bad}: {body}");

@@ -592,6 +592,11 @@ async fn test_consumer_group_members_split_shards_and_take_over_after_a_kill() {
             .create_consumer_group("groups", "app", "workers", 2, false)
             .await
             .expect("group");
+        let groups = client.consumer_groups("groups", "app").await.expect("groups");
+        assert_eq!(
+            groups.iter().map(|g| (g.name.as_str(), g.timeout_s)).collect::<Vec<_>>(),
+            [("workers", 2)]
+        );
         let put_range = |range: std::ops::Range<u64>| {
             let client = client.clone();
             async move {

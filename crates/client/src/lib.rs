@@ -9,6 +9,7 @@
 //! ([`LogpoolClient::put_raw_with_key`], [`new_request_key`]) and the server stores
 //! its records once, whatever part of the first attempt was stored.
 
+pub mod access;
 pub mod archive;
 pub mod manage;
 pub mod pull;

@@ -24,8 +24,8 @@
 use std::collections::BTreeMap;
 
 use logpool_wire::queue::{
-    CheckpointList, ConsumerGroup, CreateConsumerGroup, CursorAnswer, Heartbeat, HeartbeatAnswer,
-    QueueRecords, QueueShard, SaveCheckpoint, ShardList,
+    CheckpointList, ConsumerGroup, ConsumerGroupList, CreateConsumerGroup, CursorAnswer, Heartbeat,
+    HeartbeatAnswer, QueueRecords, QueueShard, SaveCheckpoint, ShardList,
 };
 use logpool_wire::search::Hit;
 use serde::de::IgnoredAny;
@@ -187,6 +187,24 @@ impl LogpoolClient {
             .send()
             .await?;
         Self::answer(response).await
+    }
+
+    /// The consumer groups of a pool.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn consumer_groups(
+        &self,
+        project: &str,
+        pool: &str,
+    ) -> ClientResult<Vec<ConsumerGroup>> {
+        let list: ConsumerGroupList = self
+            .get_as(&format!(
+                "{}/consumer-groups",
+                Self::pool_path(project, pool)
+            ))
+            .await?;
+        Ok(list.consumer_groups)
     }
 
     /// Deletes a consumer group.

@@ -86,30 +86,28 @@ async fn test_every_record_is_archived_once_listed_and_readable_by_duckdb() {
 
         // The listing knows every object, its size, record count and time range.
         let listing = client
-            .get(&format!("/v1/projects/{project}/pools/{pool}/archive"))
+            .archive_listing(project, pool, None, None)
             .await
             .expect("listing");
-        let listed = listing["objects"].as_array().cloned().unwrap_or_default();
-        assert_eq!(listed.len(), objects.len(), "{listing}");
-        let records_listed: u64 = listed.iter().filter_map(|o| o["records"].as_u64()).sum();
+        let listed = &listing.objects;
+        assert_eq!(listed.len(), objects.len(), "{listing:?}");
+        let records_listed: u64 = listed.iter().map(|o| o.records).sum();
         assert_eq!(records_listed, count as u64);
-        for object in &listed {
-            let key = object["key"].as_str().unwrap_or_default();
-            let size = std::fs::metadata(objects_root.join(key))
+        for object in listed {
+            let size = std::fs::metadata(objects_root.join(&object.key))
                 .expect("listed object")
                 .len();
-            assert_eq!(object["size"].as_u64(), Some(size), "{object}");
-            assert!(object["min_time"].as_str() <= object["max_time"].as_str());
+            assert_eq!(object.size, size, "{object:?}");
+            assert!(object.min_time <= object.max_time);
         }
         // A time range keeps only the objects that overlap it.
         let newest_hour = format!("{}", now - 3 * 3_600_000);
         let recent = client
-            .get(&format!(
-                "/v1/projects/{project}/pools/{pool}/archive?from={newest_hour}"
-            ))
+            .archive_listing(project, pool, Some(&newest_hour), None)
             .await
-            .expect("listing with from");
-        let recent = recent["objects"].as_array().map(Vec::len).unwrap_or(0);
+            .expect("listing with from")
+            .objects
+            .len();
         assert!(
             recent > 0 && recent < listed.len(),
             "{recent} of {}",
@@ -189,10 +187,10 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
     let id = job["id"].as_str().expect("restore id").to_string();
     let done = wait_for(Duration::from_secs(60), || {
         let client = client.clone();
-        let path = format!("/v1/projects/{project}/pools/orig/archive/restore/{id}");
+        let id = id.clone();
         async move {
-            let status = client.get(&path).await.ok()?;
-            (status["status"] == json!("done")).then_some(status)
+            let status = client.restore_status(project, "orig", &id).await.ok()?;
+            (status.status == "done").then_some(status)
         }
     })
     .await
@@ -201,11 +199,7 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
         .values()
         .filter(|r| r["time"].as_i64().unwrap_or(0) >= from)
         .count();
-    assert_eq!(
-        done["records_restored"].as_u64(),
-        Some(expected_ids as u64),
-        "{done}"
-    );
+    assert_eq!(done.records_restored, expected_ids as u64, "{done:?}");
     assert!(expected_ids < sent.len(), "the range leaves records out");
 
     // Same search results over the range in both pools.
@@ -279,11 +273,11 @@ async fn test_restore_gives_the_same_search_results_and_is_not_repeated() {
         counts.values().all(|n| *n == 1),
         "a restored record is doubled"
     );
-    let (_, status_after) = send("GET", &format!("{url}/{id}"), &Value::Null).await;
-    assert_eq!(
-        status_after["records_restored"], done["records_restored"],
-        "{status_after}"
-    );
+    let status_after = client
+        .restore_status(project, "orig", &id)
+        .await
+        .expect("status");
+    assert_eq!(status_after, done);
 
     let (status, answer) = send("POST", &url, &json!({ "into_pool": "orig" })).await;
     assert_eq!(status, 400, "{answer}");
@@ -336,7 +330,7 @@ async fn put_one_marker_per_shard(
             .await
             .expect("put marker");
         put += 1;
-        reached.insert(answer["shards"][0]["shard"].as_u64().expect("shard"));
+        reached.insert(answer.shards[0].shard as u64);
         if reached.len() as u64 == shards {
             return put;
         }

@@ -1,5 +1,6 @@
 //! Control API: projects and pools, their status codes, and what deleting a pool does.
 
+use logpool_client::wire::control::{FieldType, Pool, UpdatePool};
 use logpool_client::ClientError;
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
@@ -55,6 +56,14 @@ async fn test_project_and_pool_lifecycle() {
             .0,
         409
     );
+    let projects = s.client.projects().await.expect("projects");
+    assert_eq!(projects.len(), 1);
+    assert_eq!(
+        (projects[0].name.as_str(), projects[0].description.as_str()),
+        ("shop", "the shop")
+    );
+    let me = s.client.whoami().await.expect("whoami");
+    assert_eq!((me.role.as_str(), me.project), ("operator", None));
     for bad in ["S", "Shop", "-shop", "shop_1", "a", &"a".repeat(64)] {
         let (status, body) = request(s, "POST", "/v1/projects", Some(json!({ "name": bad }))).await;
         assert_eq!(status, 400, "{bad}: {body}");
@@ -88,8 +97,10 @@ async fn test_project_and_pool_lifecycle() {
 
     let (status, pool) = request(s, "POST", "/v1/projects/shop/pools", Some(json!({ "name": "nginx", "shards": 2, "retention_days": 7, "field_hints": { "status": "long" } }))).await;
     assert_eq!(status, 201, "{pool}");
-    assert_eq!(pool["shards"], 2);
-    assert_eq!(pool["field_hints"]["status"], "long");
+    let pool: Pool = serde_json::from_value(pool).expect("a pool");
+    assert_eq!(pool.shards, 2);
+    assert_eq!(pool.field_hints["status"], FieldType::Long);
+    assert_eq!(s.client.pool("shop", "nginx").await.expect("get"), pool);
     assert_eq!(
         request(
             s,
@@ -138,21 +149,20 @@ async fn test_project_and_pool_lifecycle() {
             "{body}"
         );
     }
-    let (status, patched) = request(
-        s,
-        "PATCH",
-        "/v1/projects/shop/pools/nginx",
-        Some(json!({ "shards": 3, "retention_days": 30 })),
-    )
-    .await;
-    assert_eq!(
-        (
-            status,
-            patched["shards"].as_u64(),
-            patched["retention_days"].as_u64()
-        ),
-        (200, Some(3), Some(30))
-    );
+    let patched = s
+        .client
+        .update_pool(
+            "shop",
+            "nginx",
+            &UpdatePool {
+                shards: Some(3),
+                retention_days: Some(30),
+                ..UpdatePool::default()
+            },
+        )
+        .await
+        .expect("patch");
+    assert_eq!((patched.shards, patched.retention_days), (3, 30));
     assert_eq!(
         request(
             s,
@@ -164,12 +174,7 @@ async fn test_project_and_pool_lifecycle() {
         .0,
         409
     );
-    assert_eq!(
-        request(s, "GET", "/v1/projects/shop/pools", None).await.1["pools"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(s.client.pools("shop").await.expect("pools").len(), 2);
     assert_eq!(
         request(s, "GET", "/v1/projects/shop/pools/nope", None)
             .await
@@ -192,8 +197,8 @@ async fn test_project_and_pool_lifecycle() {
         .put_records("shop", "nginx", &records)
         .await
         .expect("put");
-    assert_eq!(answer["accepted"], 3000);
-    assert_eq!(answer["shards"].as_array().map(Vec::len), Some(3));
+    assert_eq!(answer.accepted, 3000);
+    assert_eq!(answer.shards.len(), 3);
     assert_eq!(
         wait_for_count(&server.client, "shop", "nginx", "hit", 3000).await,
         3000

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use logpool_client::wire::ingest::PutAnswer;
 use logpool_client::{ClientError, Encoding, LogpoolClient};
 use logpool_e2e::{count_records_by, free_port, start_standalone_process, wait_for};
 use serde_json::{json, Value};
@@ -36,7 +37,7 @@ async fn put(
     project: &str,
     body: &[u8],
     key: &str,
-) -> Result<Value, ClientError> {
+) -> Result<PutAnswer, ClientError> {
     client
         .put_raw_with_key(
             project,
@@ -57,7 +58,7 @@ async fn put_once_routed(
     project: &str,
     body: &[u8],
     key: &str,
-) -> Result<Value, ClientError> {
+) -> Result<PutAnswer, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match put(client, project, body, key).await {
@@ -75,7 +76,7 @@ async fn retry_until_accepted(
     project: &str,
     body: &[u8],
     key: &str,
-) -> Value {
+) -> PutAnswer {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match put(client, project, body, key).await {
@@ -156,14 +157,10 @@ async fn failed_shard_then_retry(
     let partial = wait_for_stored(search, project, (RECORDS - RECORDS / SHARDS) as u64).await;
     assert_eq!(partial, (RECORDS - RECORDS / SHARDS) as u64);
     let answer = retry_until_accepted(put_client, project, &body, &key).await;
-    assert_eq!(
-        answer["accepted"].as_u64(),
-        Some(RECORDS as u64),
-        "{answer}"
-    );
+    assert_eq!(answer.accepted, RECORDS, "{answer:?}");
     // A second retry of the finished request answers the same receipts.
     let again = retry_until_accepted(put_client, project, &body, &key).await;
-    assert_eq!(again["shards"], answer["shards"]);
+    assert_eq!(again.shards, answer.shards);
     let ids = stored_ids(search, project, RECORDS).await;
     // Anything doubled would have been indexed by now too: give it one more commit.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -339,11 +336,7 @@ async fn test_kill_9_between_shards_then_retry_stores_each_record_once_on_the_em
     )
     .await;
     let answer = retry_until_accepted(&client, "idem", &body, &key).await;
-    assert_eq!(
-        answer["accepted"].as_u64(),
-        Some(RECORDS as u64),
-        "{answer}"
-    );
+    assert_eq!(answer.accepted, RECORDS, "{answer:?}");
     stored_ids(&client, "idem", RECORDS).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ids = count_records_by(&client, "idem", POOL, "rid")
@@ -466,11 +459,7 @@ mod distributed {
         )
         .await;
         let answer = retry_until_accepted(&successor.client, &project, &body, &key).await;
-        assert_eq!(
-            answer["accepted"].as_u64(),
-            Some(RECORDS as u64),
-            "{answer}"
-        );
+        assert_eq!(answer.accepted, RECORDS, "{answer:?}");
         stored_ids(&search.client, &project, RECORDS).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let ids = count_records_by(&search.client, &project, POOL, "rid")

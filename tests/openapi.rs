@@ -1,6 +1,6 @@
 //! The OpenAPI document: generated from the routes and the wire types, checked into
-//! `docs/openapi.json`, served at `/v1/openapi.json`, and valid for a validator
-//! nobody here wrote.
+//! `docs/openapi.json`, served at `/v1/openapi.json`, valid for a validator nobody
+//! here wrote, and true of the answers a running server gives.
 //!
 //! After changing a route or a wire type, regenerate the file with
 //! `LOGPOOL_WRITE_OPENAPI=1 cargo test --test openapi`.
@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use logpool_e2e::TestServer;
-use serde_json::Value;
+use logpool_e2e::{admin_http, wait_for_count, TestServer};
+use serde_json::{json, Value};
 
 fn checked_in_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")
@@ -97,6 +97,85 @@ fn every_route_is_documented_with_its_permission_and_roles() {
         search["x-roles"],
         serde_json::json!(["operator", "tenant_admin", "project_admin", "reader"])
     );
+}
+
+#[test]
+fn every_answer_is_typed_and_every_error_status_listed() {
+    let document: Value = serde_json::from_str(&generated()).expect("json");
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            operations += 1;
+            let responses = operation["responses"].as_object().expect("responses");
+            assert!(
+                !responses.contains_key("default"),
+                "{method} {path}: every status is listed, none falls under `default`"
+            );
+            // A JSON answer names its schema (only the document itself is any JSON).
+            for (status, response) in responses {
+                let schema = &response["content"]["application/json"]["schema"];
+                if schema.is_null() || path == "/v1/openapi.json" {
+                    continue;
+                }
+                assert!(
+                    schema["$ref"].is_string(),
+                    "{method} {path} {status}: the JSON answer has no schema of its own"
+                );
+            }
+            if operation["x-permission"] != "public" {
+                for status in ["400", "401", "403", "404", "429", "500", "503"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} does not list {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 40, "{operations} operations");
+    let statuses = |method: &str, path: &str| -> Vec<String> {
+        document["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let pool = "/v1/projects/{project}/pools/{pool}";
+    let put = statuses("post", &format!("{pool}/logs"));
+    for status in ["200", "409", "413", "415", "429", "503"] {
+        assert!(
+            put.iter().any(|s| s == status),
+            "PutDatas lists {status}: {put:?}"
+        );
+    }
+    for (method, route) in [
+        ("get", "/search"),
+        ("post", "/search"),
+        ("post", "/search/stream"),
+        ("post", "/histogram"),
+        ("post", "/query"),
+        ("get", "/records/{id}/context"),
+    ] {
+        let listed = statuses(method, &format!("{pool}{route}"));
+        assert!(
+            listed.iter().any(|s| s == "408"),
+            "{method} {route} lists 408 for `wait_for`: {listed:?}"
+        );
+    }
+    let records = statuses("get", &format!("{pool}/shards/{{shard}}/records"));
+    assert!(records.iter().any(|s| s == "410"), "{records:?}");
+    let create = statuses("post", "/v1/projects/{project}/pools");
+    assert!(create.iter().any(|s| s == "409") && create.iter().any(|s| s == "415"));
+    // The live tail's frames are described although WebSocket is no operation.
+    let frames = document["components"]["schemas"]["TailFrame"]["oneOf"]
+        .as_array()
+        .expect("TailFrame");
+    let kinds: Vec<&Value> = frames
+        .iter()
+        .map(|frame| &frame["properties"]["type"]["enum"][0])
+        .collect();
+    assert_eq!(kinds, [&Value::from("records"), &Value::from("dropped")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,4 +266,539 @@ fn document_is_valid_openapi_3_1() {
         refused.is_err(),
         "a document without a required field is refused"
     );
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    i64::try_from(since_epoch.as_millis()).expect("ms")
+}
+
+/// One answer of the running server, filed under the route it came from.
+struct Sample {
+    method: &'static str,
+    template: &'static str,
+    status: u16,
+    body: Value,
+}
+
+/// Sends a request (as the operator) and files its answer under `template`.
+async fn sample(
+    server: &TestServer,
+    samples: &mut Vec<Sample>,
+    method: &'static str,
+    template: &'static str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let url = format!("{}{path}", server.url());
+    let mut request = admin_http().request(method.parse().expect("method"), url);
+    if let Some(body) = &body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {text}"))
+    };
+    samples.push(Sample {
+        method,
+        template,
+        status,
+        body: body.clone(),
+    });
+    body
+}
+
+/// Asks every kind of route of a running server and checks each answer against the
+/// schema the document gives for its route and status: nothing the answer has is
+/// missing from its schema (objects are checked closed), nothing required is absent,
+/// and the status is one the document lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_what_the_document_says() {
+    let Some(python) = python() else { return };
+    let server = TestServer::start().await.expect("server");
+    let samples = &mut Vec::new();
+    let s = &server;
+    const POOL: &str = "/v1/projects/{project}/pools/{pool}";
+    let pool = "/v1/projects/shapes/pools/web";
+    sample(s, samples, "GET", "/healthz", "/healthz", None).await;
+    sample(s, samples, "GET", "/readyz", "/readyz", None).await;
+    sample(s, samples, "GET", "/v1/whoami", "/v1/whoami", None).await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/cluster/members",
+        "/v1/cluster/members",
+        None,
+    )
+    .await;
+    sample(s, samples, "GET", "/v1/tenants", "/v1/tenants", None).await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/tenants/{tenant}",
+        "/v1/tenants/default",
+        None,
+    )
+    .await;
+    let key = sample(
+        s,
+        samples,
+        "POST",
+        "/v1/tenants/{tenant}/keys",
+        "/v1/tenants/default/keys",
+        Some(json!({ "role": "reader" })),
+    )
+    .await;
+    let key_path = format!(
+        "/v1/tenants/default/keys/{}",
+        key["id"].as_str().expect("key id")
+    );
+    sample(
+        s,
+        samples,
+        "PATCH",
+        "/v1/tenants/{tenant}/keys/{id}",
+        &key_path,
+        Some(json!({ "enabled": false })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/tenants/{tenant}/keys",
+        "/v1/tenants/default/keys",
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects",
+        "/v1/projects",
+        Some(json!({ "name": "shapes" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "PATCH",
+        "/v1/projects/{project}",
+        "/v1/projects/shapes",
+        Some(json!({ "description": "d" })),
+    )
+    .await;
+    sample(s, samples, "GET", "/v1/projects", "/v1/projects", None).await;
+    for name in ["web", "spare"] {
+        let body = json!({ "name": name, "shards": 2, "field_hints": { "status": "long" }, "max_event_age_days": 30 });
+        sample(
+            s,
+            samples,
+            "POST",
+            "/v1/projects/{project}/pools",
+            "/v1/projects/shapes/pools",
+            Some(body),
+        )
+        .await;
+    }
+    // An error answer is the envelope, under a status the route lists.
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools",
+        "/v1/projects/shapes/pools",
+        Some(json!({ "name": "web" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        POOL,
+        "/v1/projects/shapes/pools/nope",
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "PATCH",
+        POOL,
+        pool,
+        Some(json!({ "retention_days": 14, "max_event_age_days": null })),
+    )
+    .await;
+    sample(s, samples, "GET", POOL, pool, None).await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools",
+        "/v1/projects/shapes/pools",
+        None,
+    )
+    .await;
+
+    // Records, one of them refused for its time (so the answer lists it).
+    let logs = json!({ "logs": [
+        { "message": "first", "status": 200 },
+        { "message": "second", "status": 500 },
+        { "message": "ancient", "time": now_ms() - 400 * 86_400_000 },
+    ] });
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools/{pool}/logs",
+        &format!("{pool}/logs"),
+        Some(logs),
+    )
+    .await;
+    assert_eq!(
+        wait_for_count(&server.client, "shapes", "web", "", 2).await,
+        2
+    );
+    let search = sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/search",
+        &format!("{pool}/search?query=status:500&highlight=true"),
+        None,
+    )
+    .await;
+    let id = search["hits"][0]["id"].as_str().expect("a hit").to_string();
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools/{pool}/search",
+        &format!("{pool}/search"),
+        Some(json!({ "query": "", "track_total": false })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/histogram",
+        &format!("{pool}/histogram?from=-1h"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/fields",
+        &format!("{pool}/fields"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/records/{id}/context",
+        &format!("{pool}/records/{id}/context"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools/{pool}/query",
+        &format!("{pool}/query"),
+        Some(json!({ "query": "* | SELECT status, count(*) AS n GROUP BY status" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/stats",
+        &format!("{pool}/stats"),
+        None,
+    )
+    .await;
+
+    // Queue reads and a consumer group.
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/shards",
+        &format!("{pool}/shards"),
+        None,
+    )
+    .await;
+    let cursor = sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/shards/{shard}/cursor",
+        &format!("{pool}/shards/0/cursor?from=begin"),
+        None,
+    )
+    .await;
+    let cursor = cursor["cursor"].as_str().expect("cursor").to_string();
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/shards/{shard}/records",
+        &format!("{pool}/shards/0/records?cursor={cursor}"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/shards/{shard}/records",
+        &format!("{pool}/shards/0/records?cursor=edited"),
+        None,
+    )
+    .await;
+    let groups = "/v1/projects/{project}/pools/{pool}/consumer-groups";
+    sample(
+        s,
+        samples,
+        "POST",
+        groups,
+        &format!("{pool}/consumer-groups"),
+        Some(json!({ "name": "readers" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        groups,
+        &format!("{pool}/consumer-groups"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools/{pool}/consumer-groups/{group}/heartbeat",
+        &format!("{pool}/consumer-groups/readers/heartbeat"),
+        Some(json!({ "consumer": "w-1" })),
+    )
+    .await;
+    let checkpoints = "/v1/projects/{project}/pools/{pool}/consumer-groups/{group}/checkpoints";
+    sample(
+        s,
+        samples,
+        "PUT",
+        checkpoints,
+        &format!("{pool}/consumer-groups/readers/checkpoints"),
+        Some(json!({ "shard": 0, "cursor": cursor })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        checkpoints,
+        &format!("{pool}/consumer-groups/readers/checkpoints"),
+        None,
+    )
+    .await;
+
+    // Quotas and usage.
+    let tenant_quotas = "/v1/tenants/{tenant}/quotas";
+    sample(
+        s,
+        samples,
+        "PUT",
+        tenant_quotas,
+        "/v1/tenants/default/quotas",
+        Some(json!({ "concurrent_tails": 50 })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        tenant_quotas,
+        "/v1/tenants/default/quotas",
+        None,
+    )
+    .await;
+    let project_quotas = "/v1/projects/{project}/quotas";
+    sample(
+        s,
+        samples,
+        "PUT",
+        project_quotas,
+        "/v1/projects/shapes/quotas",
+        Some(json!({ "storage_bytes": 1_000_000_000u64 })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        project_quotas,
+        "/v1/projects/shapes/quotas",
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/tenants/{tenant}/usage",
+        "/v1/tenants/default/usage",
+        None,
+    )
+    .await;
+
+    // The archive: settings, listing, a restore and its status.
+    let settings = "/v1/projects/{project}/pools/{pool}/archive/settings";
+    sample(
+        s,
+        samples,
+        "GET",
+        settings,
+        &format!("{pool}/archive/settings"),
+        None,
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "PUT",
+        settings,
+        &format!("{pool}/archive/settings"),
+        Some(json!({ "enabled": true, "compression": "gzip" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/archive",
+        &format!("{pool}/archive?from=-1h"),
+        None,
+    )
+    .await;
+    let restore = sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/pools/{pool}/archive/restore",
+        &format!("{pool}/archive/restore"),
+        Some(json!({ "from": now_ms() - 3_600_000, "into_pool": "spare" })),
+    )
+    .await;
+    let restore_id = restore["id"].as_str().expect("restore id");
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/pools/{pool}/archive/restore/{id}",
+        &format!("{pool}/archive/restore/{restore_id}"),
+        None,
+    )
+    .await;
+
+    let filed: Vec<Value> = samples
+        .iter()
+        .map(|sample| {
+            json!({
+                "method": sample.method.to_ascii_lowercase(),
+                "path": sample.template,
+                "status": sample.status.to_string(),
+                "body": sample.body,
+            })
+        })
+        .collect();
+    assert!(filed.len() > 45, "{} answers", filed.len());
+    let statuses: Vec<&str> = filed.iter().filter_map(|s| s["status"].as_str()).collect();
+    for status in ["200", "201", "202", "400", "404", "409"] {
+        assert!(
+            statuses.contains(&status),
+            "no {status} answer sampled: {statuses:?}"
+        );
+    }
+    let result = check_answers(&python, &generated(), &Value::from(filed));
+    server.standalone.shutdown().await.expect("shutdown");
+    result.unwrap_or_else(|error| panic!("{error}"));
+    // The check does refuse an answer with a member its schema does not have.
+    let extra = json!([{ "method": "get", "path": "/v1/whoami", "status": "200",
+        "body": { "key_id": "k", "project": null, "role": "operator", "tenant": "default", "extra": 1 } }]);
+    let refused = check_answers(&python, &generated(), &extra);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|error| error.contains("'extra' was unexpected")),
+        "{refused:?}"
+    );
+}
+
+/// Validates each answer (`method`, `path`, `status`, `body`) against the schema the
+/// document gives for it, with every object of the document's schemas closed
+/// (`additionalProperties: false` where it says nothing); the complaints on failure.
+fn check_answers(python: &str, document: &str, answers: &Value) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let document_path = dir.path().join("openapi.json");
+    let answers_path = dir.path().join("answers.json");
+    std::fs::write(&document_path, document).expect("write");
+    std::fs::write(&answers_path, answers.to_string()).expect("write");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from jsonschema import Draft202012Validator\n\
+             document = json.load(open(sys.argv[1]))\n\
+             def close(node):\n\
+             \x20   if isinstance(node, dict):\n\
+             \x20       if 'properties' in node and 'additionalProperties' not in node:\n\
+             \x20           node['additionalProperties'] = False\n\
+             \x20       for value in node.values(): close(value)\n\
+             \x20   elif isinstance(node, list):\n\
+             \x20       for value in node: close(value)\n\
+             close(document['components'])\n\
+             failures = []\n\
+             for answer in json.load(open(sys.argv[2])):\n\
+             \x20   where = f\"{answer['method']} {answer['path']} {answer['status']}\"\n\
+             \x20   operation = document['paths'].get(answer['path'], {}).get(answer['method'])\n\
+             \x20   if operation is None:\n\
+             \x20       failures.append(f'{where}: no such operation'); continue\n\
+             \x20   response = operation['responses'].get(answer['status'])\n\
+             \x20   if response is None:\n\
+             \x20       failures.append(f'{where}: status not listed'); continue\n\
+             \x20   schema = response.get('content', {}).get('application/json', {}).get('schema')\n\
+             \x20   if schema is None:\n\
+             \x20       continue\n\
+             \x20   schema = dict(schema, components=document['components'])\n\
+             \x20   for error in Draft202012Validator(schema).iter_errors(answer['body']):\n\
+             \x20       failures.append(f'{where}: {error.message} at {list(error.absolute_path)}')\n\
+             print('\\n'.join(failures), file=sys.stderr)\n\
+             sys.exit(1 if failures else 0)\n",
+        ])
+        .arg(&document_path)
+        .arg(&answers_path)
+        .output()
+        .expect("run python");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }

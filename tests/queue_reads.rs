@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logpool_client::pull::{earliest_cursor_of, GroupMember, PullReader, StartAt};
+use logpool_client::wire::search::Hit;
 use logpool_client::{Encoding, LogpoolClient};
 use logpool_e2e::{wait_for, TestServer};
 use logpool_engines::config::QueueConfig;
@@ -41,17 +42,16 @@ async fn put_pinned(
         )
         .await
         .expect("put");
-    let shards = answer["shards"].as_array().expect("shards in the answer");
     assert_eq!(
-        shards.len(),
+        answer.shards.len(),
         1,
-        "a pinned request goes to one shard: {answer}"
+        "a pinned request goes to one shard: {answer:?}"
     );
-    shards[0]["shard"].as_u64().expect("shard") as u32
+    answer.shards[0].shard as u32
 }
 
 /// Reads a shard from `cursor` to its end, `count` records at a time.
-async fn read_to_end(reader: &mut PullReader, count: u32) -> Vec<Value> {
+async fn read_to_end(reader: &mut PullReader, count: u32) -> Vec<Hit> {
     let mut records = Vec::new();
     for _ in 0..10_000 {
         let batch = reader.next_batch(count).await.expect("read");
@@ -68,10 +68,10 @@ async fn read_to_end(reader: &mut PullReader, count: u32) -> Vec<Value> {
     panic!("the shard did not end");
 }
 
-fn numbers(records: &[Value]) -> Vec<u64> {
+fn numbers(records: &[Hit]) -> Vec<u64> {
     records
         .iter()
-        .map(|record| record["fields"]["n"].as_u64().expect("n"))
+        .map(|record| record.fields["n"].as_u64().expect("n"))
         .collect()
 }
 
@@ -108,8 +108,8 @@ async fn test_shard_reads_yield_exactly_the_records_in_order_and_survive_restart
         let shards = client.shards("reads", "app").await.expect("shards");
         assert_eq!(shards.len(), 2);
         for (index, shard) in shards.iter().enumerate() {
-            assert_eq!(shard["shard"], json!(index));
-            assert!(shard["begin_position"].as_u64() <= shard["end_position"].as_u64());
+            assert_eq!(shard.shard as usize, index);
+            assert!(shard.begin_position <= shard.end_position);
         }
 
         let mut saved = BTreeMap::new();
@@ -121,9 +121,9 @@ async fn test_shard_reads_yield_exactly_the_records_in_order_and_survive_restart
             let records = read_to_end(&mut reader, 3).await;
             assert_eq!(&numbers(&records), want, "shard {shard} in order, once each");
             for record in &records {
-                assert_eq!(record["shard"], json!(shard));
-                assert!(record["id"].as_str().is_some_and(|id| !id.is_empty()));
-                assert!(record["time"].as_str().is_some());
+                assert_eq!(record.shard, *shard);
+                assert!(!record.id.is_empty());
+                assert!(!record.time.is_empty());
             }
             // A cursor in the middle of the shard, taken before the restart.
             let mut partial = PullReader::at_cursor(client.clone(), "reads", "app", *shard, begin_cursor.clone());
@@ -473,7 +473,7 @@ async fn test_cursor_into_removed_data_gets_410_with_the_earliest_cursor() {
         }
         let begin = wait_for(Duration::from_secs(60), || async {
             let shards = client.shards("expire", "app").await.ok()?;
-            let begin = shards.first()?["begin_position"].as_u64()?;
+            let begin = shards.first()?.begin_position;
             (begin > 0).then_some(begin)
         })
         .await
@@ -592,6 +592,11 @@ async fn test_consumer_group_members_split_shards_and_take_over_after_a_kill() {
             .create_consumer_group("groups", "app", "workers", 2, false)
             .await
             .expect("group");
+        let groups = client.consumer_groups("groups", "app").await.expect("groups");
+        assert_eq!(
+            groups.iter().map(|g| (g.name.as_str(), g.timeout_s)).collect::<Vec<_>>(),
+            [("workers", 2)]
+        );
         let put_range = |range: std::ops::Range<u64>| {
             let client = client.clone();
             async move {
@@ -707,7 +712,7 @@ mod distributed {
                 )
                 .await
             {
-                Ok(answer) => return answer["shards"][0]["shard"].as_u64().expect("shard") as u32,
+                Ok(answer) => return answer.shards[0].shard as u32,
                 Err(error) if error.status() == Some(404) => {
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }

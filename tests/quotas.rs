@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use logpool_client::wire::quotas::Usage;
 use logpool_e2e::{wait_for, TestServer, ADMIN_KEY};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -460,17 +461,15 @@ async fn test_a_project_over_its_storage_quota_refuses_writes_until_the_quota_is
         refusal.body
     );
     let usage = call(&server, &key, Method::GET, "/v1/tenants/qstore/usage", None).await;
-    let full = usage.body["projects"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "full"))
-        .cloned()
+    let usage: Usage = serde_json::from_value(usage.body).expect("the usage answer");
+    let full = usage
+        .projects
+        .iter()
+        .find(|project| project.name == "full")
         .expect("usage of `full`");
-    assert_eq!(full["over_storage_quota"], true, "{}", usage.body);
-    assert!(
-        full["storage_bytes"].as_u64().unwrap_or(0) >= QUOTA,
-        "{}",
-        usage.body
-    );
+    assert!(full.over_storage_quota, "{usage:?}");
+    assert!(full.storage_bytes >= QUOTA, "{usage:?}");
+    assert_eq!(full.quotas.storage_bytes, Some(QUOTA), "{usage:?}");
 
     // Other projects still accept, and the full one can still be searched.
     let other = call(

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use logpool_client::wire::ingest::PutAnswer;
 use logpool_client::{ClientError, LogpoolClient};
 use logpool_e2e::{logpool_binary, TestServer, ADMIN_KEY};
 use serde_json::{json, Value};
@@ -39,7 +40,7 @@ async fn server() -> TestServer {
 
 /// Puts `count` records labelled `label` and returns the answer (retrying the 404
 /// of a pool that has not reached the routing yet).
-async fn put(client: &LogpoolClient, project: &str, label: &str, count: usize) -> Value {
+async fn put(client: &LogpoolClient, project: &str, label: &str, count: usize) -> PutAnswer {
     let logs: Vec<Value> = (0..count)
         .map(|i| json!({ "label": label, "message": format!("{label} {i}") }))
         .collect();
@@ -54,11 +55,12 @@ async fn put(client: &LogpoolClient, project: &str, label: &str, count: usize) -
     }
 }
 
-fn token(answer: &Value) -> String {
-    answer["write_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no write_token in {answer}"))
-        .to_string()
+fn token(answer: &PutAnswer) -> String {
+    assert!(
+        !answer.write_token.is_empty(),
+        "no write_token in {answer:?}"
+    );
+    answer.write_token.clone()
 }
 
 fn pool_url(client: &LogpoolClient, project: &str, rest: &str) -> String {

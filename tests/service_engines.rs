@@ -53,14 +53,14 @@ async fn test_put_datas_runs_without_the_metadata_store_and_the_index() {
     // Only "unknown pool" (the snapshot not seen yet) is retried: nothing is put twice.
     let accepted = wait_for(Duration::from_secs(30), || async {
         match put.client.put_records(&project, "web", &records).await {
-            Ok(answer) => Some(answer["accepted"].as_u64()),
+            Ok(answer) => Some(answer.accepted as u64),
             Err(error) if error.status() == Some(404) => None,
             Err(error) => panic!("put-datas refused the records: {error}"),
         }
     })
     .await
     .expect("put-datas serves the new pool");
-    assert_eq!(accepted, Some(RECORDS));
+    assert_eq!(accepted, RECORDS);
     let found = wait_for(Duration::from_secs(60), || async {
         count(&search.client, &project, "web", "")
             .await

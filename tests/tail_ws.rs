@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use logpool_client::wire::tail::TailFrame;
 use logpool_e2e::{Config, TestServer, ADMIN_KEY};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -87,11 +88,12 @@ impl PyTail {
         assert_eq!(event["event"], "connected", "{event}");
     }
 
-    /// Returns the next frame; panics on a close.
-    async fn next_frame(&mut self) -> Value {
+    /// Returns the next frame, decoded as the API describes it; panics on a close.
+    async fn next_frame(&mut self) -> TailFrame {
         let event = self.next_event().await;
         assert_eq!(event["event"], "frame", "{event}");
-        event["frame"].clone()
+        serde_json::from_value(event["frame"].clone())
+            .unwrap_or_else(|error| panic!("not a tail frame ({error}): {event}"))
     }
 
     /// Skips frames until the connection closes; returns the close event.
@@ -123,12 +125,13 @@ fn tail_url(server: &TestServer, project: &str, pool: &str, query: &str) -> Stri
     }
 }
 
-fn numbers_of(frame: &Value) -> Vec<u64> {
-    frame["records"]
-        .as_array()
-        .expect("records")
+fn numbers_of(frame: &TailFrame) -> Vec<u64> {
+    let TailFrame::Records { records, .. } = frame else {
+        panic!("a records frame: {frame:?}");
+    };
+    records
         .iter()
-        .map(|record| record["fields"]["n"].as_u64().expect("n"))
+        .map(|record| record.fields["n"].as_u64().expect("n"))
         .collect()
 }
 
@@ -193,7 +196,10 @@ async fn test_tail_sends_new_matching_records_within_two_seconds() {
         accepted_at.elapsed()
     );
     let mut seen = numbers_of(&first);
-    assert!(first["lag_ms"].as_i64().is_some(), "{first}");
+    assert!(
+        matches!(first, TailFrame::Records { lag_ms, .. } if lag_ms >= 0),
+        "{first:?}"
+    );
     while seen.len() < 10 {
         seen.extend(numbers_of(&tail.next_frame().await));
     }
@@ -297,14 +303,12 @@ async fn test_stalled_client_gets_a_dropped_notice_and_loses_nothing_silently() 
     // Every record is either delivered or counted in a `dropped` frame.
     let (mut delivered, mut dropped, mut dropped_frames) = (0u64, 0u64, 0u64);
     while delivered + dropped < TOTAL {
-        let frame = tail.next_frame().await;
-        match frame["type"].as_str() {
-            Some("records") => delivered += numbers_of(&frame).len() as u64,
-            Some("dropped") => {
-                dropped += frame["count"].as_u64().expect("count");
+        match tail.next_frame().await {
+            frame @ TailFrame::Records { .. } => delivered += numbers_of(&frame).len() as u64,
+            TailFrame::Dropped { count } => {
+                dropped += count;
                 dropped_frames += 1;
             }
-            other => panic!("unexpected frame type {other:?}"),
         }
     }
     assert_eq!(delivered + dropped, TOTAL);

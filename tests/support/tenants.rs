@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
+use logpool_client::wire::archive::Restore;
+use logpool_client::wire::control::ApiKey;
+use logpool_client::wire::queue::CursorAnswer;
+use logpool_client::wire::search::SearchAnswer;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::{wait_for, ADMIN_KEY};
@@ -26,6 +31,17 @@ impl Answer {
     /// The body as JSON (`Null` when it is not).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// The body as the wire type `T`; panics, showing the body, when it is not one.
+    pub fn decode<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.text).unwrap_or_else(|error| {
+            panic!(
+                "not a {} ({error}): {}",
+                std::any::type_name::<T>(),
+                self.text
+            )
+        })
     }
 }
 
@@ -131,10 +147,10 @@ impl RawApi {
             )
             .await;
         assert_eq!(answer.status, 201, "create key: {}", answer.text);
-        let json = answer.json();
+        let key: ApiKey = answer.decode();
         (
-            json["id"].as_str().expect("key id").to_string(),
-            json["key"].as_str().expect("key secret").to_string(),
+            key.id,
+            key.key.expect("the key's secret, shown at its creation"),
         )
     }
 
@@ -269,15 +285,9 @@ pub async fn seed_pool(
         pool: pool.to_string(),
         marker,
         record_id: String::new(),
-        cursor: cursor.json()["cursor"]
-            .as_str()
-            .expect("cursor")
-            .to_string(),
+        cursor: cursor.decode::<CursorAnswer>().cursor,
         group,
-        restore_id: restore.json()["id"]
-            .as_str()
-            .expect("restore id")
-            .to_string(),
+        restore_id: restore.decode::<Restore>().id,
     }
 }
 
@@ -291,11 +301,10 @@ pub async fn wait_until_searchable(api: &RawApi, seeded: &mut SeededPool) {
         let (api, path, tenant) = (api.clone(), path.clone(), seeded.tenant.clone());
         async move {
             let answer = api.as_operator(&tenant, Method::GET, &path, None).await;
-            let hits = answer.json()["hits"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            (hits.len() >= SEEDED_RECORDS).then(|| hits[0]["id"].as_str().map(str::to_string))?
+            let hits = serde_json::from_str::<SearchAnswer>(&answer.text)
+                .ok()?
+                .hits;
+            (hits.len() >= SEEDED_RECORDS).then(|| hits[0].id.clone())
         }
     })
     .await;

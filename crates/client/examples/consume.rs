@@ -61,7 +61,11 @@ async fn main() -> Result<(), ClientError> {
             }
             for batch in &batches {
                 for record in &batch.records {
-                    println!("{record}");
+                    println!(
+                        "{} {}",
+                        record.time,
+                        serde_json::Value::from(record.fields.clone())
+                    );
                 }
                 member.commit(batch).await?;
             }

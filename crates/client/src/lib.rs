@@ -9,15 +9,19 @@
 //! ([`LogpoolClient::put_raw_with_key`], [`new_request_key`]) and the server stores
 //! its records once, whatever part of the first attempt was stored.
 
+pub mod access;
+pub mod archive;
+pub mod manage;
 pub mod pull;
 
 use std::time::Duration;
 
 pub use logpool_wire as wire;
-use logpool_wire::control::{CreateProject, Project};
+use logpool_wire::control::{CreateProject, Pool, Project};
+use logpool_wire::ingest::PutAnswer;
 use logpool_wire::search::{HistogramAnswer, HistogramParams, SearchAnswer, SearchParams};
 use logpool_wire::{ErrorBody, ErrorCode, ErrorObject};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -221,11 +225,12 @@ impl LogpoolClient {
         Self::answer(response).await
     }
 
-    /// Creates a pool with the given body (`{"name": ..., "shards": ...}`).
+    /// Creates a pool with the given body: a [`wire::control::CreatePool`], or any
+    /// JSON (`{"name": ..., "shards": ...}`).
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn create_pool(&self, project: &str, body: &Value) -> ClientResult<Value> {
+    pub async fn create_pool(&self, project: &str, body: &impl Serialize) -> ClientResult<Pool> {
         let response = self
             .request(
                 reqwest::Method::POST,
@@ -249,7 +254,7 @@ impl LogpoolClient {
             )
             .send()
             .await?;
-        Self::answer::<Value>(response).await.map(drop)
+        Self::answer::<IgnoredAny>(response).await.map(drop)
     }
 
     /// Sends a raw PutDatas body under a new request key.
@@ -264,7 +269,7 @@ impl LogpoolClient {
         encoding: Encoding,
         body: Vec<u8>,
         hash_key: Option<&str>,
-    ) -> ClientResult<Value> {
+    ) -> ClientResult<PutAnswer> {
         let key = new_request_key();
         self.put_raw_with_key(project, pool, content_type, encoding, body, hash_key, &key)
             .await
@@ -285,7 +290,7 @@ impl LogpoolClient {
         body: Vec<u8>,
         hash_key: Option<&str>,
         request_key: &str,
-    ) -> ClientResult<Value> {
+    ) -> ClientResult<PutAnswer> {
         let mut request = self
             .request(
                 reqwest::Method::POST,
@@ -323,8 +328,13 @@ impl LogpoolClient {
         project: &str,
         pool: &str,
         records: &[Value],
-    ) -> ClientResult<Value> {
-        let body = serde_json::to_vec(&serde_json::json!({ "logs": records }))
+    ) -> ClientResult<PutAnswer> {
+        /// The PutDatas body (`wire::ingest::PutBody`) of records already in JSON.
+        #[derive(Serialize)]
+        struct Logs<'a> {
+            logs: &'a [Value],
+        }
+        let body = serde_json::to_vec(&Logs { logs: records })
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         self.put_raw(
             project,
@@ -412,6 +422,30 @@ impl LogpoolClient {
     /// # Errors
     /// Any non-2xx answer.
     pub async fn get(&self, path: &str) -> ClientResult<Value> {
+        self.get_as(path).await
+    }
+
+    /// Sends `body` as JSON with `method` to `path` and decodes the answer as `T`.
+    async fn send_as<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> ClientResult<T> {
+        Self::answer(
+            self.request(method, self.url(path))
+                .json(body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// GETs any path and decodes the answer as `T` (a wire type).
+    ///
+    /// # Errors
+    /// Any non-2xx answer, or one that is not a `T`.
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> ClientResult<T> {
         Self::answer(
             self.request(reqwest::Method::GET, self.url(path))
                 .send()

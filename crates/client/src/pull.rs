@@ -11,7 +11,7 @@
 //!     member.heartbeat().await?;
 //!     for batch in member.poll(100).await? {
 //!         for record in &batch.records {
-//!             println!("{record}");
+//!             println!("{} {:?}", record.time, record.fields);
 //!         }
 //!         // After the records are processed: a successor resumes from here.
 //!         member.commit(&batch).await?;
@@ -23,7 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use logpool_wire::queue::{
+    CheckpointList, ConsumerGroup, ConsumerGroupList, CreateConsumerGroup, CursorAnswer, Heartbeat,
+    HeartbeatAnswer, QueueRecords, QueueShard, SaveCheckpoint, ShardList,
+};
+use logpool_wire::search::Hit;
+use serde::de::IgnoredAny;
 
 use crate::{ClientError, ClientResult, LogpoolClient};
 
@@ -53,8 +58,8 @@ impl StartAt {
 pub struct ShardBatch {
     /// Shard index.
     pub shard: u32,
-    /// Records (`id`, `time`, `shard`, `fields`), in shard order.
-    pub records: Vec<Value>,
+    /// Records, in shard order.
+    pub records: Vec<Hit>,
     /// Where the next read starts.
     pub next_cursor: String,
     /// The end of the shard when the read was made.
@@ -79,13 +84,6 @@ pub fn earliest_cursor_of(error: &ClientError) -> Option<String> {
     }
 }
 
-fn string_field(answer: &Value, field: &str) -> ClientResult<String> {
-    answer[field]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| ClientError::Decode(format!("no `{field}` in {answer}")))
-}
-
 impl LogpoolClient {
     fn pool_path(project: &str, pool: &str) -> String {
         format!("/v1/projects/{project}/pools/{pool}")
@@ -95,11 +93,11 @@ impl LogpoolClient {
     ///
     /// # Errors
     /// Any non-2xx answer.
-    pub async fn shards(&self, project: &str, pool: &str) -> ClientResult<Vec<Value>> {
-        let answer = self
-            .get(&format!("{}/shards", Self::pool_path(project, pool)))
+    pub async fn shards(&self, project: &str, pool: &str) -> ClientResult<Vec<QueueShard>> {
+        let answer: ShardList = self
+            .get_as(&format!("{}/shards", Self::pool_path(project, pool)))
             .await?;
-        Ok(answer["shards"].as_array().cloned().unwrap_or_default())
+        Ok(answer.shards)
     }
 
     /// Returns a cursor of one shard.
@@ -124,7 +122,8 @@ impl LogpoolClient {
             .query(&[("from", from.as_param())])
             .send()
             .await?;
-        string_field(&Self::answer(response).await?, "cursor")
+        let answer: CursorAnswer = Self::answer(response).await?;
+        Ok(answer.cursor)
     }
 
     /// Reads up to `count` records of one shard from `cursor`.
@@ -151,12 +150,12 @@ impl LogpoolClient {
             .query(&[("cursor", cursor), ("count", &count.to_string())])
             .send()
             .await?;
-        let answer: Value = Self::answer(response).await?;
+        let answer: QueueRecords = Self::answer(response).await?;
         Ok(ShardBatch {
             shard,
-            records: answer["records"].as_array().cloned().unwrap_or_default(),
-            next_cursor: string_field(&answer, "next_cursor")?,
-            end_cursor: string_field(&answer, "end_cursor")?,
+            records: answer.records,
+            next_cursor: answer.next_cursor,
+            end_cursor: answer.end_cursor,
         })
     }
 
@@ -171,7 +170,7 @@ impl LogpoolClient {
         name: &str,
         timeout_s: u32,
         in_order: bool,
-    ) -> ClientResult<Value> {
+    ) -> ClientResult<ConsumerGroup> {
         let response = self
             .request(
                 reqwest::Method::POST,
@@ -180,10 +179,32 @@ impl LogpoolClient {
                     Self::pool_path(project, pool)
                 )),
             )
-            .json(&json!({ "name": name, "timeout_s": timeout_s, "in_order": in_order }))
+            .json(&CreateConsumerGroup {
+                name: Some(name.to_string()),
+                timeout_s: Some(timeout_s),
+                in_order: Some(in_order),
+            })
             .send()
             .await?;
         Self::answer(response).await
+    }
+
+    /// The consumer groups of a pool.
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn consumer_groups(
+        &self,
+        project: &str,
+        pool: &str,
+    ) -> ClientResult<Vec<ConsumerGroup>> {
+        let list: ConsumerGroupList = self
+            .get_as(&format!(
+                "{}/consumer-groups",
+                Self::pool_path(project, pool)
+            ))
+            .await?;
+        Ok(list.consumer_groups)
     }
 
     /// Deletes a consumer group.
@@ -206,7 +227,7 @@ impl LogpoolClient {
             )
             .send()
             .await?;
-        Self::answer::<Value>(response).await.map(drop)
+        Self::answer::<IgnoredAny>(response).await.map(drop)
     }
 
     /// Sends a heartbeat and returns the shards `consumer` owns now.
@@ -228,21 +249,13 @@ impl LogpoolClient {
                     Self::pool_path(project, pool)
                 )),
             )
-            .json(&json!({ "consumer": consumer }))
+            .json(&Heartbeat {
+                consumer: Some(consumer.to_string()),
+            })
             .send()
             .await?;
-        let answer: Value = Self::answer(response).await?;
-        answer["shards"]
-            .as_array()
-            .ok_or_else(|| ClientError::Decode(format!("no `shards` in {answer}")))?
-            .iter()
-            .map(|shard| {
-                shard
-                    .as_u64()
-                    .and_then(|shard| u32::try_from(shard).ok())
-                    .ok_or_else(|| ClientError::Decode(format!("bad shard in {answer}")))
-            })
-            .collect()
+        let answer: HeartbeatAnswer = Self::answer(response).await?;
+        Ok(answer.shards)
     }
 
     /// Saves a group's checkpoint for one shard.
@@ -265,10 +278,13 @@ impl LogpoolClient {
                     Self::pool_path(project, pool)
                 )),
             )
-            .json(&json!({ "shard": shard, "cursor": cursor }))
+            .json(&SaveCheckpoint {
+                shard: Some(shard.into()),
+                cursor: Some(cursor.to_string()),
+            })
             .send()
             .await?;
-        Self::answer::<Value>(response).await.map(drop)
+        Self::answer::<IgnoredAny>(response).await.map(drop)
     }
 
     /// Returns a group's checkpoints as shard → cursor.
@@ -281,22 +297,17 @@ impl LogpoolClient {
         pool: &str,
         group: &str,
     ) -> ClientResult<BTreeMap<u32, String>> {
-        let answer = self
-            .get(&format!(
+        let answer: CheckpointList = self
+            .get_as(&format!(
                 "{}/consumer-groups/{group}/checkpoints",
                 Self::pool_path(project, pool)
             ))
             .await?;
-        let mut checkpoints = BTreeMap::new();
-        for checkpoint in answer["checkpoints"].as_array().into_iter().flatten() {
-            let shard = checkpoint["shard"]
-                .as_u64()
-                .and_then(|s| u32::try_from(s).ok());
-            if let (Some(shard), Some(cursor)) = (shard, checkpoint["cursor"].as_str()) {
-                checkpoints.insert(shard, cursor.to_string());
-            }
-        }
-        Ok(checkpoints)
+        Ok(answer
+            .checkpoints
+            .into_iter()
+            .map(|checkpoint| (checkpoint.shard, checkpoint.cursor))
+            .collect())
     }
 }
 

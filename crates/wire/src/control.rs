@@ -133,6 +133,26 @@ pub struct ProjectList {
     pub projects: Vec<Project>,
 }
 
+/// The declared type of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Tokenised full text.
+    Text,
+    /// Exact string.
+    Keyword,
+    /// 64-bit integer.
+    Long,
+    /// 64-bit float.
+    Double,
+    /// Boolean.
+    Bool,
+    /// IP address.
+    Ip,
+    /// A time.
+    Timestamp,
+}
+
 /// A pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Pool {
@@ -140,9 +160,8 @@ pub struct Pool {
     pub created_at: String,
     /// Free text.
     pub description: String,
-    /// Declared field types (`text`, `keyword`, `long`, `double`, `bool`, `ip`,
-    /// `timestamp`) by field name.
-    pub field_hints: BTreeMap<String, String>,
+    /// Declared field types by field name.
+    pub field_hints: BTreeMap<String, FieldType>,
     /// Oldest accepted event time in days before arrival; `null`: the global setting.
     pub max_event_age_days: Option<u32>,
     /// Furthest accepted event time in seconds after arrival; `null`: the global setting.
@@ -186,4 +205,103 @@ pub struct Member {
 pub struct MemberList {
     /// The service processes running now.
     pub members: Vec<Member>,
+}
+
+/// `POST /v1/projects/{project}/pools`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    /// The pool's name (`[a-z0-9][a-z0-9-]{1,62}`).
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Queue shards, 1 to 64 (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// Days a record is kept, 1 to 3650 (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// Declared field types by field name (`fields` is accepted too).
+    #[serde(default, alias = "fields", skip_serializing_if = "BTreeMap::is_empty")]
+    pub field_hints: BTreeMap<String, FieldType>,
+    /// Oldest accepted event time in days before arrival (1 to 3650).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_age_days: Option<u32>,
+    /// Furthest accepted event time in seconds after arrival (0 to 2592000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_future_secs: Option<u32>,
+}
+
+/// `PATCH /v1/projects/{project}/pools/{pool}`: members left out keep their values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePool {
+    /// The new description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// More shards (a pool never shrinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
+    /// The new retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// The declared field types, replacing the old ones (`fields` is accepted too).
+    #[serde(default, alias = "fields", skip_serializing_if = "Option::is_none")]
+    pub field_hints: Option<BTreeMap<String, FieldType>>,
+    /// Left out: unchanged; `null`: back to the global setting.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u32>)]
+    pub max_event_age_days: Option<Option<u32>>,
+    /// Left out: unchanged; `null`: back to the global setting.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<u32>)]
+    pub max_event_future_secs: Option<Option<u32>>,
+}
+
+/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_update_pool_tells_null_from_absent() {
+        let reset: UpdatePool =
+            serde_json::from_str(r#"{"max_event_age_days": null}"#).expect("json");
+        assert_eq!(reset.max_event_age_days, Some(None));
+        assert_eq!(reset.max_event_future_secs, None);
+        let set: UpdatePool =
+            serde_json::from_str(r#"{"max_event_future_secs": 60, "fields": {"s": "long"}}"#)
+                .expect("json");
+        assert_eq!(set.max_event_future_secs, Some(Some(60)));
+        assert_eq!(
+            set.field_hints.expect("hints")["s"],
+            FieldType::Long,
+            "`fields` is accepted for `field_hints`"
+        );
+        // What the client sends reads back the same.
+        let text = serde_json::to_string(&reset).expect("json");
+        assert_eq!(text, r#"{"max_event_age_days":null}"#);
+        assert!(serde_json::from_str::<UpdatePool>(r#"{"colour": 1}"#).is_err());
+        assert!(serde_json::from_str::<CreatePool>(
+            r#"{"name": "a", "field_hints": {"x": "blob"}}"#
+        )
+        .is_err());
+    }
 }

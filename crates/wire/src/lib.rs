@@ -8,12 +8,17 @@
 //! Fields of answers are declared in the order of their names: that is the order
 //! the answers had when they were built as JSON maps, so their bytes stay the same.
 
+pub mod archive;
 pub mod control;
 pub mod error;
 pub mod health;
+pub mod ingest;
 pub mod openapi;
+pub mod queue;
+pub mod quotas;
 pub mod search;
 pub mod stats;
+pub mod tail;
 pub mod time;
 
 pub use error::{ErrorBody, ErrorCode, ErrorObject};

@@ -2,8 +2,7 @@
 //!
 //! The routes come from the services (method, path, and the permission their keys
 //! need, with the roles that hold it); this module adds what the wire types say of
-//! each route: parameters, body and answer. A route without typed answers yet still
-//! appears, with its roles, answering a JSON object.
+//! each route: parameters, body, answer and the error statuses it can give.
 
 use std::collections::BTreeMap;
 
@@ -20,13 +19,16 @@ use utoipa::openapi::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::control;
+use crate::archive::ArchiveListParams;
 use crate::error::ErrorBody;
 use crate::health::Health;
+use crate::queue::{CursorParams, RecordsParams};
 use crate::search::{
     ContextAnswer, ContextParams, FieldsAnswer, FieldsParams, HistogramAnswer, HistogramParams,
     SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
 };
+use crate::tail::TailParams;
+use crate::{archive, control, ingest, queue, quotas, tail};
 
 /// The path of the document itself.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
@@ -51,8 +53,19 @@ pub struct Route {
 struct Shape {
     summary: &'static str,
     query: Vec<utoipa::openapi::path::Parameter>,
-    body: Option<&'static str>,
+    body: Option<Body>,
     answer: Answer,
+    /// Error statuses beyond those every route of its kind can answer
+    /// ([`common_errors`]).
+    errors: &'static [u16],
+}
+
+/// The body a route takes.
+enum Body {
+    /// JSON of the named schema.
+    Json(&'static str),
+    /// PutDatas: JSON of the named schema, or NDJSON records.
+    Records(&'static str),
 }
 
 /// The 2xx answer of a route.
@@ -63,156 +76,257 @@ enum Answer {
     NoContent,
     /// `200` with NDJSON lines of the named schemas.
     Lines(&'static [&'static str]),
-    /// A status and what it means, with a JSON object not typed here yet.
-    Untyped(u16, &'static str),
+    /// `200` with any JSON document (the OpenAPI document itself).
+    AnyJson(&'static str),
     /// A status with a body of the given media type.
     Media(u16, &'static str, &'static str),
+    /// `202` (started) or `200` (running or done already), with the named schema.
+    Started(&'static str),
 }
 
+impl Shape {
+    fn new(summary: &'static str, answer: Answer) -> Shape {
+        Shape {
+            summary,
+            query: Vec::new(),
+            body: None,
+            answer,
+            errors: &[],
+        }
+    }
+
+    fn body(mut self, schema: &'static str) -> Shape {
+        self.body = Some(Body::Json(schema));
+        self
+    }
+
+    fn query(mut self, params: Vec<utoipa::openapi::path::Parameter>) -> Shape {
+        self.query = params;
+        self
+    }
+
+    fn errors(mut self, errors: &'static [u16]) -> Shape {
+        self.errors = errors;
+        self
+    }
+}
+
+/// Reads that may wait for a write (`wait_for`): 408 when it is not searchable in
+/// time.
+const WAITING_READ: &[u16] = &[408];
+
 fn shape(method: &str, path: &str) -> Shape {
-    let query = |params: Vec<utoipa::openapi::path::Parameter>| params;
     let in_query = || Some(ParameterIn::Query);
-    let untyped = |summary| Shape {
-        summary,
-        query: Vec::new(),
-        body: None,
-        answer: Answer::Untyped(200, "A JSON object (not described by a schema yet)."),
-    };
     const POOL: &str = "/v1/projects/{project}/pools/{pool}";
     let pool_route = path.strip_prefix(POOL);
     match (method, pool_route, path) {
-        ("GET", _, "/healthz") => Shape {
-            summary: "The process is alive.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Json(200, "Health"),
-        },
-        ("GET", _, "/readyz") => Shape {
-            summary: "The engines answer (503 with `failures` when one does not).",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Json(200, "Health"),
-        },
-        ("GET", _, OPENAPI_PATH) => Shape {
-            summary: "This document.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Untyped(200, "The OpenAPI 3.1 document."),
-        },
-        ("GET", _, "/metrics") => Shape {
-            summary: "Prometheus metrics.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Media(200, "text/plain", "Prometheus text exposition."),
-        },
+        ("GET", _, "/healthz") => Shape::new("The process is alive.", Answer::Json(200, "Health")),
+        ("GET", _, "/readyz") => Shape::new(
+            "The engines this service needs answer (503 with `failures` when one does not).",
+            Answer::Json(200, "Health"),
+        ),
+        ("GET", _, OPENAPI_PATH) => Shape::new(
+            "This document.",
+            Answer::AnyJson("The OpenAPI 3.1 document."),
+        ),
+        ("GET", _, "/metrics") => Shape::new(
+            "Prometheus metrics.",
+            Answer::Media(
+                200,
+                "application/openmetrics-text",
+                "OpenMetrics text, which Prometheus reads.",
+            ),
+        ),
         ("GET" | "POST", Some("/search"), _) => Shape {
             summary: "One page of matching records, newest first.",
-            query: query(get_only(method, SearchParams::into_params(in_query))),
+            query: get_only(method, SearchParams::into_params(in_query)),
             body: post_only(method, "SearchParams"),
             answer: Answer::Json(200, "SearchAnswer"),
+            errors: WAITING_READ,
         },
         ("GET" | "POST", Some("/search/stream"), _) => Shape {
             summary: "A search answered as NDJSON, one line per step, then a `done` line.",
-            query: query(get_only(method, SearchParams::into_params(in_query))),
+            query: get_only(method, SearchParams::into_params(in_query)),
             body: post_only(method, "SearchParams"),
             answer: Answer::Lines(&["StreamStep", "StreamDone", "ErrorBody"]),
+            errors: WAITING_READ,
         },
         ("GET" | "POST", Some("/histogram"), _) => Shape {
             summary: "Matching records per time bucket.",
-            query: query(get_only(method, HistogramParams::into_params(in_query))),
+            query: get_only(method, HistogramParams::into_params(in_query)),
             body: post_only(method, "HistogramParams"),
             answer: Answer::Json(200, "HistogramAnswer"),
+            errors: WAITING_READ,
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
             summary: "The most common fields and values of a sample of matching records.",
-            query: query(get_only(method, FieldsParams::into_params(in_query))),
+            query: get_only(method, FieldsParams::into_params(in_query)),
             body: post_only(method, "FieldsParams"),
             answer: Answer::Json(200, "FieldsAnswer"),
+            errors: &[],
         },
-        ("GET", Some("/records/{id}/context"), _) => Shape {
-            summary: "The records written before and after one record in its shard.",
-            query: ContextParams::into_params(in_query),
-            body: None,
-            answer: Answer::Json(200, "ContextAnswer"),
-        },
-        ("POST", Some("/query"), _) => Shape {
-            summary: "Pipe SQL: `<search> | SELECT ...` as a table.",
-            query: Vec::new(),
-            body: Some("SqlQueryParams"),
-            answer: Answer::Json(200, "SqlTable"),
-        },
+        ("GET", Some("/records/{id}/context"), _) => Shape::new(
+            "The records written before and after one record in its shard.",
+            Answer::Json(200, "ContextAnswer"),
+        )
+        .query(ContextParams::into_params(in_query))
+        .errors(WAITING_READ),
+        ("POST", Some("/query"), _) => Shape::new(
+            "Pipe SQL: `<search> | SELECT ...` as a table.",
+            Answer::Json(200, "SqlTable"),
+        )
+        .body("SqlQueryParams")
+        .errors(WAITING_READ),
         ("POST", Some("/logs"), _) => Shape {
-            summary: "PutDatas: append records (JSON, NDJSON or the binary batch format).",
-            query: vec![ParameterBuilder::new()
-                .name("hash_key")
-                .parameter_in(ParameterIn::Query)
-                .required(Required::False)
-                .description(Some(
-                    "Every record of the request goes to the shard of this key.",
-                ))
-                .schema(Some(string()))
-                .build()],
-            body: None,
-            answer: Answer::Untyped(200, "What was accepted and refused."),
+            summary: "PutDatas: append records (JSON or NDJSON, optionally gzip or zstd).",
+            query: vec![
+                ParameterBuilder::new()
+                    .name("hash_key")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(
+                        "Every record of the request goes to the shard of this key.",
+                    ))
+                    .schema(Some(string()))
+                    .build(),
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "1 to 128 characters of `A-Z a-z 0-9 - _ . :`; a retry with the same \
+                         key stores nothing twice.",
+                    ))
+                    .schema(Some(string()))
+                    .build(),
+            ],
+            body: Some(Body::Records("PutBody")),
+            answer: Answer::Json(200, "PutAnswer"),
+            errors: &[409, 413, 415],
         },
-        ("GET", Some("/tail"), _) => Shape {
-            summary: "Live tail: a WebSocket of matching records as they arrive.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Media(101, "application/json", "Switching to WebSocket."),
-        },
-        ("GET", Some("/stats"), _) => Shape {
-            summary: "What the pool holds and how far each consumer is behind.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Json(200, "PoolStats"),
-        },
-        ("GET", _, "/v1/cluster/members") => Shape {
-            summary: "The service processes running now.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Json(200, "MemberList"),
-        },
-        ("GET", _, "/v1/whoami") => Shape {
-            summary: "The caller's key: tenant, role and project scope.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Json(200, "Whoami"),
-        },
-        ("GET", _, path) if path.starts_with("/console") || path == "/" => Shape {
-            summary: "The web console.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Media(200, "text/html", "The console's pages and assets."),
-        },
+        ("GET", Some("/tail"), _) => Shape::new(
+            "Live tail: a WebSocket of `TailFrame` text frames, matching records as they \
+             arrive.",
+            Answer::Media(101, "application/json", "Switching to WebSocket."),
+        )
+        .query(TailParams::into_params(in_query)),
+        ("GET", Some("/stats"), _) => Shape::new(
+            "What the pool holds and how far each consumer is behind.",
+            Answer::Json(200, "PoolStats"),
+        ),
+        ("GET", Some(""), _) => Shape::new("The pool.", Answer::Json(200, "Pool")),
+        ("PATCH", Some(""), _) => Shape::new(
+            "Changes the pool; members left out keep their values.",
+            Answer::Json(200, "Pool"),
+        )
+        .body("UpdatePool")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/pools") => {
+            Shape::new("The project's pools.", Answer::Json(200, "PoolList"))
+        }
+        ("POST", _, "/v1/projects/{project}/pools") => {
+            Shape::new("Creates a pool.", Answer::Json(201, "Pool"))
+                .body("CreatePool")
+                .errors(&[409])
+        }
+        ("GET", Some("/archive/settings"), _) => Shape::new(
+            "The pool's archive settings (the defaults when never set).",
+            Answer::Json(200, "ArchiveSettings"),
+        ),
+        ("PUT", Some("/archive/settings"), _) => Shape::new(
+            "Changes the archive settings; members left out keep their values.",
+            Answer::Json(200, "ArchiveSettings"),
+        )
+        .body("ArchiveSettingsPatch"),
+
+        ("GET", Some("/archive"), _) => Shape::new(
+            "The archived objects whose records overlap a time range.",
+            Answer::Json(200, "ArchiveListing"),
+        )
+        .query(ArchiveListParams::into_params(in_query)),
+        ("POST", Some("/archive/restore"), _) => Shape::new(
+            "Restores an archived time range into another pool: 202 when started, 200 \
+             when that restore is running or done.",
+            Answer::Started("Restore"),
+        )
+        .body("RestoreRequest"),
+
+        ("GET", Some("/archive/restore/{id}"), _) => {
+            Shape::new("One restore's progress.", Answer::Json(200, "Restore"))
+        }
+        ("GET", Some("/shards"), _) => Shape::new(
+            "The pool's shards as a queue, with cursors at their ends.",
+            Answer::Json(200, "ShardList"),
+        ),
+        ("GET", Some("/shards/{shard}/cursor"), _) => Shape::new(
+            "A cursor at the beginning, the end, or a time of one shard.",
+            Answer::Json(200, "CursorAnswer"),
+        )
+        .query(CursorParams::into_params(in_query)),
+        ("GET", Some("/shards/{shard}/records"), _) => Shape::new(
+            "Records of one shard from a cursor on (410 with `earliest_cursor` when \
+             retention removed its data).",
+            Answer::Json(200, "QueueRecords"),
+        )
+        .query(RecordsParams::into_params(in_query))
+        .errors(&[410]),
+        ("GET", Some("/consumer-groups"), _) => Shape::new(
+            "The pool's consumer groups.",
+            Answer::Json(200, "ConsumerGroupList"),
+        ),
+        ("POST", Some("/consumer-groups"), _) => Shape::new(
+            "Creates a consumer group.",
+            Answer::Json(201, "ConsumerGroup"),
+        )
+        .body("CreateConsumerGroup")
+        .errors(&[409]),
+        ("POST", Some("/consumer-groups/{group}/heartbeat"), _) => Shape::new(
+            "A member is alive; the answer is the shards it owns now.",
+            Answer::Json(200, "HeartbeatAnswer"),
+        )
+        .body("Heartbeat"),
+
+        ("GET", Some("/consumer-groups/{group}/checkpoints"), _) => Shape::new(
+            "The group's saved place per shard.",
+            Answer::Json(200, "CheckpointList"),
+        ),
+        ("PUT", Some("/consumer-groups/{group}/checkpoints"), _) => Shape::new(
+            "Saves the place to resume one shard from.",
+            Answer::Json(200, "Checkpoint"),
+        )
+        .body("SaveCheckpoint"),
+
+        ("GET", _, "/v1/tenants/{tenant}/quotas" | "/v1/projects/{project}/quotas") => {
+            Shape::new("The limits set here.", Answer::Json(200, "Limits"))
+        }
+        ("PUT", _, "/v1/tenants/{tenant}/quotas" | "/v1/projects/{project}/quotas") => Shape::new(
+            "Sets the limits (replacing them; a member left out is no limit).",
+            Answer::Json(200, "Limits"),
+        )
+        .body("Limits"),
+        ("GET", _, "/v1/tenants/{tenant}/usage") => Shape::new(
+            "The tenant's keys, pools and storage, per project with its quotas.",
+            Answer::Json(200, "Usage"),
+        ),
+        ("GET", _, "/v1/cluster/members") => Shape::new(
+            "The service processes running now.",
+            Answer::Json(200, "MemberList"),
+        ),
+        ("GET", _, "/v1/whoami") => Shape::new(
+            "The caller's key: tenant, role and project scope.",
+            Answer::Json(200, "Whoami"),
+        ),
+        ("GET", _, path) if path.starts_with("/console") || path == "/" => Shape::new(
+            "The web console.",
+            Answer::Media(200, "text/html", "The console's pages and assets."),
+        ),
         (_, _, "/v1/tenants" | "/v1/tenants/{tenant}")
         | (_, _, "/v1/tenants/{tenant}/keys" | "/v1/tenants/{tenant}/keys/{id}")
         | (_, _, "/v1/projects" | "/v1/projects/{project}") => control_shape(method, path),
-        ("POST", _, "/v1/projects/{project}/pools") | ("POST", Some("/consumer-groups"), _) => {
-            Shape {
-                summary: "Creates what the path names.",
-                query: Vec::new(),
-                body: None,
-                answer: Answer::Untyped(201, "The created object."),
-            }
-        }
-        ("POST", Some("/archive/restore"), _) => Shape {
-            summary: "Starts restoring an archived time range into a pool.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::Untyped(202, "The restore job, to follow by its id."),
-        },
-        ("DELETE", _, _) => Shape {
-            summary: "Deletes what the path names.",
-            query: Vec::new(),
-            body: None,
-            answer: Answer::NoContent,
-        },
-        ("GET", _, _) => untyped("Reads the named object or list."),
-        ("POST", _, _) => untyped("Creates or runs what the path names."),
-        ("PUT", _, _) => untyped("Sets what the path names."),
-        ("PATCH", _, _) => untyped("Changes what the path names."),
-        _ => untyped("See the API reference."),
+        ("DELETE", _, _) => Shape::new("Deletes what the path names.", Answer::NoContent),
+        // Not reached for the routes of the services: the test of the document
+        // checks that each has a schema of its own.
+        _ => Shape::new("See the API reference.", Answer::AnyJson("A JSON object.")),
     }
 }
 
@@ -264,14 +378,16 @@ fn control_shape(method: &str, path: &str) -> Shape {
         _ => (
             "See the API reference.",
             None,
-            Answer::Untyped(200, "A JSON object (not described by a schema yet)."),
+            Answer::AnyJson("A JSON object."),
         ),
     };
+    let errors: &'static [u16] = if method == "POST" { &[409] } else { &[] };
     Shape {
         summary,
         query: Vec::new(),
-        body,
+        body: body.map(Body::Json),
         answer,
+        errors,
     }
 }
 
@@ -287,8 +403,8 @@ fn get_only(
     }
 }
 
-fn post_only(method: &str, schema: &'static str) -> Option<&'static str> {
-    (method == "POST").then_some(schema)
+fn post_only(method: &str, schema: &'static str) -> Option<Body> {
+    (method == "POST").then_some(Body::Json(schema))
 }
 
 fn string() -> Schema {
@@ -334,7 +450,32 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
     add::<control::MemberList>(&mut schemas);
+    add::<control::CreatePool>(&mut schemas);
+    add::<control::UpdatePool>(&mut schemas);
+    add::<control::Pool>(&mut schemas);
+    add::<control::PoolList>(&mut schemas);
     add::<crate::stats::PoolStats>(&mut schemas);
+    add::<quotas::Limits>(&mut schemas);
+    add::<quotas::Usage>(&mut schemas);
+    add::<ingest::PutBody>(&mut schemas);
+    add::<ingest::PutAnswer>(&mut schemas);
+    add::<archive::ArchiveSettings>(&mut schemas);
+    add::<archive::ArchiveSettingsPatch>(&mut schemas);
+    add::<archive::ArchiveListing>(&mut schemas);
+    add::<archive::RestoreRequest>(&mut schemas);
+    add::<archive::Restore>(&mut schemas);
+    add::<queue::ShardList>(&mut schemas);
+    add::<queue::CursorAnswer>(&mut schemas);
+    add::<queue::QueueRecords>(&mut schemas);
+    add::<queue::CreateConsumerGroup>(&mut schemas);
+    add::<queue::ConsumerGroup>(&mut schemas);
+    add::<queue::ConsumerGroupList>(&mut schemas);
+    add::<queue::Heartbeat>(&mut schemas);
+    add::<queue::HeartbeatAnswer>(&mut schemas);
+    add::<queue::SaveCheckpoint>(&mut schemas);
+    add::<queue::Checkpoint>(&mut schemas);
+    add::<queue::CheckpointList>(&mut schemas);
+    add::<tail::TailFrame>(&mut schemas);
     schemas
 }
 
@@ -364,27 +505,74 @@ fn http_method(method: &str) -> Option<HttpMethod> {
     })
 }
 
-/// The error answers every route may give, by status.
-const ERROR_STATUSES: [(u16, &str); 4] = [
-    (400, "A parameter or the body is wrong; `field` names it."),
-    (401, "No key, or one that is unknown or disabled."),
-    (
-        403,
-        "The key's role or project scope does not allow the request.",
-    ),
-    (404, "The named project, pool or object does not exist."),
-];
+/// What each error status means; the `code` of the envelope says which case.
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "A parameter, a path segment or the body is wrong; `field` (or `parameter`) names it.",
+        401 => "No key, or one that is unknown, wrong, disabled or deleted (`WWW-Authenticate: Bearer`).",
+        403 => "The key's role or project scope does not allow the request (`forbidden`); a \
+                write into a project over its storage quota (`quota_exceeded`).",
+        404 => "The named tenant, project, pool or object does not exist.",
+        408 => "`wait_for` ran out before the write was searchable (`wait_timeout`, with \
+                `Retry-After` and what is still pending); retrying is safe.",
+        409 => "The object exists already or the change conflicts with its state; for \
+                PutDatas, another attempt with the same `Idempotency-Key` is in progress \
+                (with `Retry-After`).",
+        410 => "The data at `cursor` was removed by retention; go on from `earliest_cursor`.",
+        413 => "A size limit (body, records, fields, value); `limit` names it.",
+        415 => "The body's `Content-Type` or `Content-Encoding` is not accepted.",
+        429 => "A rate or concurrency limit of the tenant or project, or too many failed \
+                authentications from the client's address; `Retry-After` says when to retry.",
+        500 => "A bug or an unexpected engine failure.",
+        503 => "An engine the request needs cannot serve now, or the listener is at its \
+                connection cap; `Retry-After` says when to retry.",
+        _ => "An error.",
+    }
+}
+
+/// The error statuses of a route: those of every route of its kind (and 415 for
+/// one with a JSON body, refused without `Content-Type: application/json`), and its
+/// own.
+fn error_statuses(public: bool, json_body: bool, own: &[u16]) -> Vec<u16> {
+    let common: &[u16] = if public {
+        &[503]
+    } else {
+        &[400, 401, 403, 404, 429, 500, 503]
+    };
+    let body: &[u16] = if json_body { &[415] } else { &[] };
+    let mut statuses: Vec<u16> = common.iter().chain(body).chain(own).copied().collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+fn json_response(status: u16, schema: &str) -> utoipa::openapi::Response {
+    let description = match status {
+        201 => "Created.",
+        202 => "Started.",
+        _ => "OK.",
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json_content(schema))
+        .build()
+}
 
 fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     let shape = shape(&route.method, &route.path);
     let mut responses = ResponsesBuilder::new();
     responses = match shape.answer {
-        Answer::Json(status, schema) => responses.response(
-            status.to_string(),
-            ResponseBuilder::new()
-                .description(if status == 201 { "Created" } else { "OK" })
-                .content("application/json", json_content(schema)),
-        ),
+        Answer::Json(status, schema) => {
+            responses.response(status.to_string(), json_response(status, schema))
+        }
+        Answer::Started(schema) => responses
+            .response("202", json_response(202, schema))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("The same request was made before: that one, running or done.")
+                    .content("application/json", json_content(schema)),
+            ),
         Answer::NoContent => {
             responses.response("204", ResponseBuilder::new().description("Done; no body."))
         }
@@ -406,8 +594,8 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
                         .build(),
                 ),
         ),
-        Answer::Untyped(status, description) => responses.response(
-            status.to_string(),
+        Answer::AnyJson(description) => responses.response(
+            "200",
             ResponseBuilder::new().description(description).content(
                 "application/json",
                 ContentBuilder::new()
@@ -423,23 +611,15 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
         ),
     };
     let public = route.permission == "public";
-    for (status, description) in ERROR_STATUSES {
-        if public && (status == 401 || status == 403) {
-            continue;
-        }
+    let json_body = matches!(shape.body, Some(Body::Json(_)));
+    for status in error_statuses(public, json_body, shape.errors) {
         responses = responses.response(
             status.to_string(),
             ResponseBuilder::new()
-                .description(description)
+                .description(error_description(status))
                 .content("application/json", json_content("ErrorBody")),
         );
     }
-    responses = responses.response(
-        "default",
-        ResponseBuilder::new()
-            .description("Any other error, in the same envelope.")
-            .content("application/json", json_content("ErrorBody")),
-    );
     let roles = if public {
         "No key needed.".to_string()
     } else {
@@ -459,13 +639,33 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
                 .add("x-roles", json!(route.roles))
                 .build(),
         ));
-    if let Some(body) = shape.body {
-        builder = builder.request_body(Some(
-            RequestBodyBuilder::new()
-                .required(Some(Required::True))
-                .content("application/json", json_content(body))
-                .build(),
-        ));
+    match shape.body {
+        Some(Body::Json(schema)) => {
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", json_content(schema))
+                    .build(),
+            ));
+        }
+        Some(Body::Records(schema)) => {
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .description(Some(
+                        "The records: a JSON object (or a bare array of records), or one \
+                         record object per NDJSON line; `Content-Encoding: gzip` or `zstd` \
+                         optional.",
+                    ))
+                    .content("application/json", json_content(schema))
+                    .content(
+                        "application/x-ndjson",
+                        ContentBuilder::new().schema(Some(string())).build(),
+                    )
+                    .build(),
+            ));
+        }
+        None => {}
     }
     if public {
         builder = builder.securities(Some(Vec::<SecurityRequirement>::new()));

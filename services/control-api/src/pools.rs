@@ -11,8 +11,7 @@ use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::limits::MAX_EVENT_FUTURE_SECS;
 use logpool_core::routing::FieldType;
 use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use logpool_wire::control as wire;
 
 use crate::projects::check_description;
 use crate::{check_name, format_ms, ControlState};
@@ -35,45 +34,6 @@ pub(crate) fn routes() -> Routes<ControlState> {
         .get(pool, Permission::Read, get_pool)
         .patch(pool, Permission::ManageProject, update_pool)
         .delete(pool, Permission::ManageProject, delete_pool)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatePool {
-    name: String,
-    #[serde(default)]
-    description: String,
-    shards: Option<u32>,
-    retention_days: Option<u32>,
-    #[serde(default, alias = "fields")]
-    field_hints: BTreeMap<String, FieldType>,
-    max_event_age_days: Option<u32>,
-    max_event_future_secs: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdatePool {
-    description: Option<String>,
-    shards: Option<u32>,
-    retention_days: Option<u32>,
-    #[serde(alias = "fields")]
-    field_hints: Option<BTreeMap<String, FieldType>>,
-    /// Absent: unchanged; `null`: back to the global setting.
-    #[serde(default, deserialize_with = "present")]
-    max_event_age_days: Option<Option<u32>>,
-    /// Absent: unchanged; `null`: back to the global setting.
-    #[serde(default, deserialize_with = "present")]
-    max_event_future_secs: Option<Option<u32>>,
-}
-
-/// Tells a member given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn check_shards(shards: u32) -> Result<(), ApiError> {
@@ -123,7 +83,7 @@ fn check_event_window(
     Ok(())
 }
 
-fn check_hints(hints: &BTreeMap<String, FieldType>) -> Result<(), ApiError> {
+fn check_hints<T>(hints: &BTreeMap<String, T>) -> Result<(), ApiError> {
     for name in hints.keys() {
         if name.is_empty() || name.chars().count() > 128 {
             return Err(ApiError::bad_request(format!(
@@ -135,27 +95,60 @@ fn check_hints(hints: &BTreeMap<String, FieldType>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn pool_json(pool: &Pool) -> Value {
-    json!({
-        "name": pool.name,
-        "project": pool.project,
-        "description": pool.description,
-        "shards": pool.partitions.len(),
-        "retention_days": pool.retention_days,
-        "field_hints": pool.field_hints,
-        "max_event_age_days": pool.event_window.max_event_age_days,
-        "max_event_future_secs": pool.event_window.max_event_future_secs,
-        "created_at": format_ms(pool.created_at_ms),
-        "updated_at": format_ms(pool.updated_at_ms),
-    })
+fn pool_of(pool: &Pool) -> wire::Pool {
+    wire::Pool {
+        created_at: format_ms(pool.created_at_ms),
+        description: pool.description.clone(),
+        field_hints: pool
+            .field_hints
+            .iter()
+            .map(|(name, field_type)| (name.clone(), wire_field_type(*field_type)))
+            .collect(),
+        max_event_age_days: pool.event_window.max_event_age_days,
+        max_event_future_secs: pool.event_window.max_event_future_secs,
+        name: pool.name.clone(),
+        project: pool.project.clone(),
+        retention_days: pool.retention_days,
+        shards: pool.partitions.len(),
+        updated_at: format_ms(pool.updated_at_ms),
+    }
+}
+
+fn wire_field_type(field_type: FieldType) -> wire::FieldType {
+    match field_type {
+        FieldType::Text => wire::FieldType::Text,
+        FieldType::Keyword => wire::FieldType::Keyword,
+        FieldType::Long => wire::FieldType::Long,
+        FieldType::Double => wire::FieldType::Double,
+        FieldType::Bool => wire::FieldType::Bool,
+        FieldType::Ip => wire::FieldType::Ip,
+        FieldType::Timestamp => wire::FieldType::Timestamp,
+    }
+}
+
+/// The declared types of a request as the pool stores them.
+fn field_hints_of(hints: BTreeMap<String, wire::FieldType>) -> BTreeMap<String, FieldType> {
+    let stored = |field_type| match field_type {
+        wire::FieldType::Text => FieldType::Text,
+        wire::FieldType::Keyword => FieldType::Keyword,
+        wire::FieldType::Long => FieldType::Long,
+        wire::FieldType::Double => FieldType::Double,
+        wire::FieldType::Bool => FieldType::Bool,
+        wire::FieldType::Ip => FieldType::Ip,
+        wire::FieldType::Timestamp => FieldType::Timestamp,
+    };
+    hints
+        .into_iter()
+        .map(|(name, field_type)| (name, stored(field_type)))
+        .collect()
 }
 
 async fn create_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-    AppJson(body): AppJson<CreatePool>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    AppJson(body): AppJson<wire::CreatePool>,
+) -> Result<(StatusCode, Json<wire::Pool>), ApiError> {
     check_name("name", &body.name)?;
     check_description(&body.description)?;
     let shards = body.shards.unwrap_or(DEFAULT_SHARDS);
@@ -170,7 +163,7 @@ async fn create_pool(
         description: body.description,
         shards,
         retention_days,
-        field_hints: body.field_hints,
+        field_hints: field_hints_of(body.field_hints),
         event_window: EventWindowOverride {
             max_event_age_days: body.max_event_age_days,
             max_event_future_secs: body.max_event_future_secs,
@@ -186,41 +179,41 @@ async fn create_pool(
     state.queue.prepare_shards(&route.shard_addrs()).await?;
     state.index.ensure_pool(&route).await?;
     state.publish_routing().await?;
-    Ok((StatusCode::CREATED, Json(pool_json(&pool))))
+    Ok((StatusCode::CREATED, Json(pool_of(&pool))))
 }
 
 async fn list_pools(
     State(state): State<ControlState>,
     principal: Principal,
     Path(project): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PoolList>, ApiError> {
     let pools = state
         .metadata
         .list_pools(&principal.tenant, &project)
         .await?;
-    Ok(Json(
-        json!({ "pools": pools.iter().map(pool_json).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(wire::PoolList {
+        pools: pools.iter().map(pool_of).collect(),
+    }))
 }
 
 async fn get_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Pool>, ApiError> {
     let pool = state
         .metadata
         .get_pool(&principal.tenant, &project, &pool)
         .await?;
-    Ok(Json(pool_json(&pool)))
+    Ok(Json(pool_of(&pool)))
 }
 
 async fn update_pool(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<UpdatePool>,
-) -> Result<Json<Value>, ApiError> {
+    AppJson(body): AppJson<wire::UpdatePool>,
+) -> Result<Json<wire::Pool>, ApiError> {
     if let Some(shards) = body.shards {
         check_shards(shards)?;
     }
@@ -242,7 +235,7 @@ async fn update_pool(
         description: body.description,
         shards: body.shards,
         retention_days: body.retention_days,
-        field_hints: body.field_hints,
+        field_hints: body.field_hints.map(field_hints_of),
         max_event_age_days: body.max_event_age_days,
         max_event_future_secs: body.max_event_future_secs,
     };
@@ -256,7 +249,7 @@ async fn update_pool(
         .prepare_shards(&pool.route().shard_addrs())
         .await?;
     state.publish_routing().await?;
-    Ok(Json(pool_json(&pool)))
+    Ok(Json(pool_of(&pool)))
 }
 
 async fn delete_pool(

@@ -16,7 +16,7 @@ use axum::Json;
 use logpool_api::jobs::Job;
 use logpool_api::{ApiError, AppJson, Principal, Routes};
 use logpool_core::access::{Limits, Permission, ProjectsByTenant};
-use serde_json::{json, Value};
+use logpool_wire::quotas as wire;
 
 use crate::ControlState;
 
@@ -38,6 +38,32 @@ pub(crate) fn routes() -> Routes<ControlState> {
         )
 }
 
+/// The limits as the API answers them.
+fn limits_of(limits: &Limits) -> wire::Limits {
+    wire::Limits {
+        ingest_records_per_s: limits.ingest_records_per_s,
+        ingest_bytes_per_s: limits.ingest_bytes_per_s,
+        storage_bytes: limits.storage_bytes,
+        concurrent_queries: limits.concurrent_queries,
+        queries_per_s: limits.queries_per_s,
+        concurrent_tails: limits.concurrent_tails,
+        max_query_range_s: limits.max_query_range_s,
+    }
+}
+
+/// The limits a request sets.
+fn limits_from(limits: &wire::Limits) -> Limits {
+    Limits {
+        ingest_records_per_s: limits.ingest_records_per_s,
+        ingest_bytes_per_s: limits.ingest_bytes_per_s,
+        storage_bytes: limits.storage_bytes,
+        concurrent_queries: limits.concurrent_queries,
+        queries_per_s: limits.queries_per_s,
+        concurrent_tails: limits.concurrent_tails,
+        max_query_range_s: limits.max_query_range_s,
+    }
+}
+
 fn check_limits(limits: &Limits) -> Result<(), ApiError> {
     limits.validate().map_err(|field| {
         ApiError::bad_request(format!(
@@ -50,18 +76,19 @@ fn check_limits(limits: &Limits) -> Result<(), ApiError> {
 async fn get_tenant_quotas(
     State(state): State<ControlState>,
     principal: Principal,
-) -> Result<Json<Limits>, ApiError> {
+) -> Result<Json<wire::Limits>, ApiError> {
     state.metadata.get_tenant(&principal.tenant).await?;
-    Ok(Json(
-        state.metadata.get_limits(&principal.tenant, None).await?,
-    ))
+    Ok(Json(limits_of(
+        &state.metadata.get_limits(&principal.tenant, None).await?,
+    )))
 }
 
 async fn put_tenant_quotas(
     State(state): State<ControlState>,
     principal: Principal,
-    AppJson(limits): AppJson<Limits>,
-) -> Result<Json<Limits>, ApiError> {
+    AppJson(body): AppJson<wire::Limits>,
+) -> Result<Json<wire::Limits>, ApiError> {
+    let limits = limits_from(&body);
     check_limits(&limits)?;
     let _guard = state.change_lock.lock().await;
     state
@@ -69,32 +96,33 @@ async fn put_tenant_quotas(
         .set_limits(&principal.tenant, None, &limits)
         .await?;
     state.publish_routing().await?;
-    Ok(Json(limits))
+    Ok(Json(body))
 }
 
 async fn get_project_quotas(
     State(state): State<ControlState>,
     principal: Principal,
     axum::extract::Path(project): axum::extract::Path<String>,
-) -> Result<Json<Limits>, ApiError> {
+) -> Result<Json<wire::Limits>, ApiError> {
     state
         .metadata
         .get_project(&principal.tenant, &project)
         .await?;
-    Ok(Json(
-        state
+    Ok(Json(limits_of(
+        &state
             .metadata
             .get_limits(&principal.tenant, Some(&project))
             .await?,
-    ))
+    )))
 }
 
 async fn put_project_quotas(
     State(state): State<ControlState>,
     principal: Principal,
     axum::extract::Path(project): axum::extract::Path<String>,
-    AppJson(limits): AppJson<Limits>,
-) -> Result<Json<Limits>, ApiError> {
+    AppJson(body): AppJson<wire::Limits>,
+) -> Result<Json<wire::Limits>, ApiError> {
+    let limits = limits_from(&body);
     check_limits(&limits)?;
     let _guard = state.change_lock.lock().await;
     state
@@ -102,7 +130,7 @@ async fn put_project_quotas(
         .set_limits(&principal.tenant, Some(&project), &limits)
         .await?;
     state.publish_routing().await?;
-    Ok(Json(limits))
+    Ok(Json(body))
 }
 
 /// Index storage of one project: the sum over its pools.
@@ -122,7 +150,7 @@ async fn project_storage_bytes(
 async fn get_usage(
     State(state): State<ControlState>,
     principal: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Usage>, ApiError> {
     let tenant = principal.tenant.as_str();
     state.metadata.get_tenant(tenant).await?;
     let access = state.coordinator.watch().borrow().access.clone();
@@ -135,23 +163,23 @@ async fn get_usage(
         total_pools += pools.len();
         let storage = project_storage_bytes(&state, tenant, &project.name).await?;
         total_bytes = total_bytes.saturating_add(storage);
-        projects.push(json!({
-            "name": project.name,
-            "pools": pools.len(),
-            "storage_bytes": storage,
-            "quotas": access.limits_for(tenant, Some(&project.name)),
-            "over_storage_quota": access.is_over_storage_quota(tenant, &project.name),
-        }));
+        projects.push(wire::ProjectUsage {
+            over_storage_quota: access.is_over_storage_quota(tenant, &project.name),
+            pools: pools.len(),
+            quotas: limits_of(&access.limits_for(tenant, Some(&project.name))),
+            storage_bytes: storage,
+            name: project.name,
+        });
     }
     let keys = state.metadata.list_keys(tenant).await?;
-    Ok(Json(json!({
-        "tenant": tenant,
-        "quotas": tenant_limits,
-        "storage_bytes": total_bytes,
-        "pools": total_pools,
-        "keys": keys.len(),
-        "projects": projects,
-    })))
+    Ok(Json(wire::Usage {
+        keys: keys.len(),
+        pools: total_pools,
+        projects,
+        quotas: limits_of(&tenant_limits),
+        storage_bytes: total_bytes,
+        tenant: tenant.to_string(),
+    }))
 }
 
 /// The storage-quota watch, a job of the one control-api that leads `storage-quota`:

@@ -28,7 +28,7 @@ use futures::StreamExt;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
-use logpool_core::ingest::window::{EventTimeWindow, Refusals, RefusedRecord};
+use logpool_core::ingest::window::{EventTimeWindow, Refusals};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
 use logpool_core::stable_hash::fnv1a;
@@ -36,7 +36,8 @@ use logpool_core::write_token::{WriteToken, WrittenBatch};
 use logpool_engines::idempotency::memory::MemoryLedger;
 use logpool_engines::idempotency::{IdempotencyConfig, IdempotencyLedger};
 use logpool_engines::queue::Queue;
-use serde::{Deserialize, Serialize};
+use logpool_wire::ingest::{PutAnswer, RefusedRecord, ShardReceipt};
+use serde::Deserialize;
 
 use crate::body::{read_body, BodyFormat};
 use crate::idempotency::{digest, Idempotency, KeyedPut, PlannedPart, ProduceFaults, RequestKey};
@@ -169,37 +170,6 @@ pub struct PutParams {
     pub hash_key: Option<String>,
 }
 
-/// Where one batch of a request went.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ShardReceipt {
-    /// Shard index within the pool.
-    pub shard: usize,
-    /// Queue position of the batch.
-    pub position: u64,
-    /// Records in the batch.
-    pub records: usize,
-}
-
-/// The answer to a successful PutDatas.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PutResponse {
-    /// Records accepted: all of the request but those refused for their event time.
-    pub accepted: usize,
-    /// One receipt per batch.
-    pub shards: Vec<ShardReceipt>,
-    /// Records refused because their event time is outside the pool's window.
-    #[serde(default)]
-    pub refused: usize,
-    /// The first refused records with their reasons (at most
-    /// [`logpool_core::ingest::window::MAX_LISTED_REFUSALS`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub refused_records: Vec<RefusedRecord>,
-    /// Names this request's batches: a search, histogram, SQL query or context
-    /// with `wait_for=<token>` answers only once they are searchable.
-    #[serde(default)]
-    pub write_token: String,
-}
-
 async fn put_logs(
     State(state): State<PutDatasState>,
     principal: Principal,
@@ -207,7 +177,7 @@ async fn put_logs(
     params: AppQuery<PutParams>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<PutResponse>, ApiError> {
+) -> Result<Json<PutAnswer>, ApiError> {
     let stats = state.stats.clone();
     let result = put_logs_counted(State(state), principal, path, params, headers, body).await;
     match &result {
@@ -234,7 +204,7 @@ async fn put_logs_counted(
     AppQuery(params): AppQuery<PutParams>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<PutResponse>, ApiError> {
+) -> Result<Json<PutAnswer>, ApiError> {
     let tenant = principal.tenant.as_str();
     let route = state.routing.pool(tenant, &project, &pool)?;
     let snapshot = state.routing.snapshot();
@@ -368,11 +338,19 @@ async fn put_logs_counted(
             })
             .collect::<Result<_, ApiError>>()?,
     };
-    Ok(Json(PutResponse {
+    Ok(Json(PutAnswer {
         accepted,
         shards,
         refused: refusals.count,
-        refused_records: refusals.listed,
+        refused_records: refusals
+            .listed
+            .into_iter()
+            .map(|refused| RefusedRecord {
+                path: refused.path,
+                limit: refused.limit,
+                reason: refused.reason,
+            })
+            .collect(),
         write_token: write_token.to_string(),
     }))
 }

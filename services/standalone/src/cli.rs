@@ -177,13 +177,8 @@ async fn send_with_retries(
         match result {
             Ok(answer) => {
                 return Ok(Sent {
-                    accepted: answer["accepted"]
-                        .as_u64()
-                        .context("answer has no `accepted`")?,
-                    write_token: answer["write_token"]
-                        .as_str()
-                        .context("answer has no `write_token`")?
-                        .to_string(),
+                    accepted: answer.accepted as u64,
+                    write_token: answer.write_token,
                 })
             }
             Err(error) if error.is_retryable() && attempt < options.max_attempts => {

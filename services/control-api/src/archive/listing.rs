@@ -19,19 +19,10 @@ use logpool_core::archive::{self, ObjectManifest, ObjectName};
 use logpool_core::record::format_time_ns;
 use logpool_core::timeexpr::parse_time_expr;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use logpool_wire::archive as wire;
 
 use super::{object_store, settings_of};
 use crate::ControlState;
-
-/// Query string of the listing.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListParams {
-    from: Option<String>,
-    to: Option<String>,
-}
 
 /// One archived object.
 #[derive(Debug, Clone)]
@@ -167,30 +158,29 @@ pub(crate) async fn list_objects(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+    AppQuery(params): AppQuery<wire::ArchiveListParams>,
+) -> Result<Json<wire::ArchiveListing>, ApiError> {
     let from_ns = time_bound("from", params.from.as_deref())?;
     let to_ns = time_bound("to", params.to.as_deref())?;
     let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let store = object_store(&state)?;
     let prefixes = PoolPrefixes::new(&settings.prefix, &principal.tenant, &project, &pool);
     let objects = objects_in_range(store.as_ref(), &prefixes, from_ns, to_ns).await?;
-    let listed: Vec<Value> = objects
+    let listed = objects
         .iter()
-        .map(|object| {
-            json!({
-                "key": object.key,
-                "size": object.manifest.size,
-                "records": object.manifest.records,
-                "min_time": format_time_ns(object.manifest.min_time_ns),
-                "max_time": format_time_ns(object.manifest.max_time_ns),
-                "shard_partition": object.name.partition,
-                "first_position": object.name.first,
-                "last_position": object.name.last,
-            })
+        .map(|object| wire::ArchivedObject {
+            first_position: object.name.first,
+            key: object.key.clone(),
+            last_position: object.name.last,
+            max_time: format_time_ns(object.manifest.max_time_ns),
+            min_time: format_time_ns(object.manifest.min_time_ns),
+            records: object.manifest.records,
+            shard_partition: object.name.partition,
+            size: object.manifest.size,
         })
         .collect();
-    Ok(Json(
-        json!({ "prefix": prefixes.current, "objects": listed }),
-    ))
+    Ok(Json(wire::ArchiveListing {
+        objects: listed,
+        prefix: prefixes.current,
+    }))
 }

@@ -21,8 +21,7 @@ use logpool_api::{ApiError, AppJson, Routes};
 use logpool_core::access::Permission;
 use logpool_core::archive::{ArchiveCompression, ArchiveFormat, ArchiveSettings};
 use logpool_engines::object_store::ObjectStore;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use logpool_wire::archive as wire;
 
 use crate::ControlState;
 
@@ -56,27 +55,20 @@ pub(crate) fn routes() -> Routes<ControlState> {
         )
 }
 
-/// A settings change; fields left out keep their stored (or default) values.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsBody {
-    enabled: Option<bool>,
-    format: Option<ArchiveFormat>,
-    compression: Option<ArchiveCompression>,
-    max_object_bytes: Option<u64>,
-    max_delay_s: Option<u32>,
-    prefix: Option<String>,
-}
-
-fn settings_json(settings: &ArchiveSettings) -> Value {
-    json!({
-        "enabled": settings.enabled,
-        "format": settings.format,
-        "compression": settings.compression,
-        "max_object_bytes": settings.max_object_bytes,
-        "max_delay_s": settings.max_delay_s,
-        "prefix": settings.prefix,
-    })
+fn settings_of_pool(settings: &ArchiveSettings) -> wire::ArchiveSettings {
+    wire::ArchiveSettings {
+        compression: match settings.compression {
+            ArchiveCompression::Zstd => wire::ArchiveCompression::Zstd,
+            ArchiveCompression::Gzip => wire::ArchiveCompression::Gzip,
+        },
+        enabled: settings.enabled,
+        format: match settings.format {
+            ArchiveFormat::Jsonl => wire::ArchiveFormat::Jsonl,
+        },
+        max_delay_s: settings.max_delay_s,
+        max_object_bytes: settings.max_object_bytes,
+        prefix: settings.prefix.clone(),
+    }
 }
 
 /// The stored settings of a pool, or the defaults (archive off).
@@ -107,8 +99,8 @@ async fn get_settings(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(settings_json(
+) -> Result<Json<wire::ArchiveSettings>, ApiError> {
+    Ok(Json(settings_of_pool(
         &settings_of(&state, &principal.tenant, &project, &pool).await?,
     )))
 }
@@ -117,18 +109,23 @@ async fn put_settings(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<SettingsBody>,
-) -> Result<Json<Value>, ApiError> {
+    AppJson(body): AppJson<wire::ArchiveSettingsPatch>,
+) -> Result<Json<wire::ArchiveSettings>, ApiError> {
     let _guard = state.change_lock.lock().await;
     let mut settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     if let Some(enabled) = body.enabled {
         settings.enabled = enabled;
     }
     if let Some(format) = body.format {
-        settings.format = format;
+        settings.format = match format {
+            wire::ArchiveFormat::Jsonl => ArchiveFormat::Jsonl,
+        };
     }
     if let Some(compression) = body.compression {
-        settings.compression = compression;
+        settings.compression = match compression {
+            wire::ArchiveCompression::Zstd => ArchiveCompression::Zstd,
+            wire::ArchiveCompression::Gzip => ArchiveCompression::Gzip,
+        };
     }
     if let Some(bytes) = body.max_object_bytes {
         settings.max_object_bytes = bytes;
@@ -147,5 +144,5 @@ async fn put_settings(
         .set_archive_settings(&principal.tenant, &project, &pool, &settings)
         .await?;
     state.publish_routing().await?;
-    Ok(Json(settings_json(&settings)))
+    Ok(Json(settings_of_pool(&settings)))
 }

@@ -28,9 +28,9 @@ use logpool_core::routing::{PoolRoute, ShardAddr};
 use logpool_core::stable_hash::Fnv1a;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
+use logpool_wire::archive as wire;
 use logpool_wire::TimeParam;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::listing::{
     describe_store_error, objects_in_range, store_error, time_bound, PoolPrefixes,
@@ -72,29 +72,20 @@ struct RestoreState {
 }
 
 impl RestoreState {
-    fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "pool": self.pool,
-            "into_pool": self.into_pool,
-            "from": self.from,
-            "to": self.to,
-            "status": self.status,
-            "objects_total": self.objects_total,
-            "objects_done": self.objects_done,
-            "records_restored": self.records_restored,
-            "error": self.error,
-        })
+    fn to_wire(&self) -> wire::Restore {
+        wire::Restore {
+            error: self.error.clone(),
+            from: self.from.clone(),
+            id: self.id.clone(),
+            into_pool: self.into_pool.clone(),
+            objects_done: self.objects_done,
+            objects_total: self.objects_total,
+            pool: self.pool.clone(),
+            records_restored: self.records_restored,
+            status: self.status.clone(),
+            to: self.to.clone(),
+        }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RestoreBody {
-    /// A time like the listing's `from`, as text or epoch milliseconds.
-    from: Option<TimeParam>,
-    to: Option<TimeParam>,
-    into_pool: String,
 }
 
 /// A stable hash, so the same request maps to the same id in every process.
@@ -164,8 +155,8 @@ pub(crate) async fn start_restore(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<RestoreBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    AppJson(body): AppJson<wire::RestoreRequest>,
+) -> Result<(StatusCode, Json<wire::Restore>), ApiError> {
     check_name("into_pool", &body.into_pool)?;
     if body.into_pool == pool {
         return Err(ApiError::bad_request(
@@ -211,7 +202,7 @@ pub(crate) async fn start_restore(
     if let Some(job) = state.restores.job(&key) {
         let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if snapshot.status != "failed" {
-            return Ok((StatusCode::OK, Json(snapshot.to_json())));
+            return Ok((StatusCode::OK, Json(snapshot.to_wire())));
         }
     }
     let mut job_state = load_saved(store.as_ref(), &settings, &principal.tenant, &project, &id)
@@ -231,13 +222,13 @@ pub(crate) async fn start_restore(
             pending: HashMap::new(),
         });
     if job_state.status == "done" {
-        return Ok((StatusCode::OK, Json(job_state.to_json())));
+        return Ok((StatusCode::OK, Json(job_state.to_wire())));
     }
     job_state.status = "running".to_string();
     job_state.error = None;
     let job = Arc::new(Mutex::new(job_state));
     state.restores.insert(&key, job.clone());
-    let answer = job.lock().unwrap_or_else(|p| p.into_inner()).to_json();
+    let answer = job.lock().unwrap_or_else(|p| p.into_inner()).to_wire();
     let prefixes = PoolPrefixes::new(&settings.prefix, &principal.tenant, &project, &pool);
     let queue = state.queue.clone();
     let route = target.route();
@@ -272,19 +263,19 @@ pub(crate) async fn restore_status(
     State(state): State<ControlState>,
     principal: Principal,
     Path((project, pool, id)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Restore>, ApiError> {
     check_restore_id(&id)?;
     let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let key = state_key(&settings, &principal.tenant, &project, &id);
     if let Some(job) = state.restores.job(&key) {
         let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if snapshot.pool == pool {
-            return Ok(Json(snapshot.to_json()));
+            return Ok(Json(snapshot.to_wire()));
         }
     }
     let store = object_store(&state)?;
     match load_saved(store.as_ref(), &settings, &principal.tenant, &project, &id).await? {
-        Some(saved) => Ok(Json(saved.to_json())),
+        Some(saved) => Ok(Json(saved.to_wire())),
         None => Err(ApiError::not_found(format!("restore `{id}` not found"))),
     }
 }

@@ -11,9 +11,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use logpool_api::{ApiError, AppJson, Principal};
 use logpool_core::names::validate_name;
-use logpool_engines::metadata::NewConsumerGroup;
-use serde::Deserialize;
-use serde_json::json;
+use logpool_engines::metadata::{Checkpoint, ConsumerGroup, NewConsumerGroup};
+use logpool_wire::queue as wire;
 
 use super::{parse_shard, PullState, ShardRef};
 
@@ -26,22 +25,13 @@ pub const MAX_TIMEOUT_S: u32 = 3600;
 /// Longest consumer name.
 pub const MAX_CONSUMER_LEN: usize = 128;
 
-/// Body of `POST .../consumer-groups`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateGroup {
-    name: Option<String>,
-    timeout_s: Option<u32>,
-    in_order: Option<bool>,
-}
-
 /// `POST .../consumer-groups`
 pub(super) async fn create(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-    AppJson(body): AppJson<CreateGroup>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    AppJson(body): AppJson<wire::CreateConsumerGroup>,
+) -> Result<(StatusCode, Json<wire::ConsumerGroup>), ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let name = body.name.ok_or_else(|| missing("name"))?;
     validate_name(&name).map_err(|message| {
@@ -68,7 +58,7 @@ pub(super) async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(group))))
+    Ok((StatusCode::CREATED, Json(group_of(group))))
 }
 
 /// `GET .../consumer-groups`
@@ -76,13 +66,15 @@ pub(super) async fn list(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::ConsumerGroupList>, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let groups = state
         .metadata
         .list_consumer_groups(&route.tenant, &route.project, &route.name)
         .await?;
-    Ok(Json(json!({ "consumer_groups": groups })))
+    Ok(Json(wire::ConsumerGroupList {
+        consumer_groups: groups.into_iter().map(group_of).collect(),
+    }))
 }
 
 /// `DELETE .../consumer-groups/{group}`
@@ -99,20 +91,13 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body of `POST .../heartbeat`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Heartbeat {
-    consumer: Option<String>,
-}
-
 /// `POST .../consumer-groups/{group}/heartbeat` → the shards the consumer owns now.
 pub(super) async fn heartbeat(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
-    AppJson(body): AppJson<Heartbeat>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    AppJson(body): AppJson<wire::Heartbeat>,
+) -> Result<Json<wire::HeartbeatAnswer>, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let consumer = body.consumer.ok_or_else(|| missing("consumer"))?;
     validate_consumer(&consumer)?;
@@ -128,15 +113,7 @@ pub(super) async fn heartbeat(
             now_ms,
         )
         .await?;
-    Ok(Json(json!({ "shards": shards })))
-}
-
-/// Body of `PUT .../checkpoints`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SaveCheckpoint {
-    shard: Option<serde_json::Value>,
-    cursor: Option<String>,
+    Ok(Json(wire::HeartbeatAnswer { shards }))
 }
 
 /// `PUT .../consumer-groups/{group}/checkpoints` `{"shard", "cursor"}`
@@ -144,8 +121,8 @@ pub(super) async fn save_checkpoint(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
-    AppJson(body): AppJson<SaveCheckpoint>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    AppJson(body): AppJson<wire::SaveCheckpoint>,
+) -> Result<Json<wire::Checkpoint>, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let shard_text = match body.shard.ok_or_else(|| missing("shard"))? {
         serde_json::Value::Number(number) => number.to_string(),
@@ -170,7 +147,7 @@ pub(super) async fn save_checkpoint(
             &cursor,
         )
         .await?;
-    Ok(Json(json!(checkpoint)))
+    Ok(Json(checkpoint_of(checkpoint)))
 }
 
 /// `GET .../consumer-groups/{group}/checkpoints`
@@ -178,13 +155,32 @@ pub(super) async fn list_checkpoints(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool, group)): Path<(String, String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::CheckpointList>, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let checkpoints = state
         .metadata
         .list_checkpoints(&route.tenant, &route.project, &route.name, &group)
         .await?;
-    Ok(Json(json!({ "checkpoints": checkpoints })))
+    Ok(Json(wire::CheckpointList {
+        checkpoints: checkpoints.into_iter().map(checkpoint_of).collect(),
+    }))
+}
+
+fn group_of(group: ConsumerGroup) -> wire::ConsumerGroup {
+    wire::ConsumerGroup {
+        created_at_ms: group.created_at_ms,
+        in_order: group.in_order,
+        name: group.name,
+        timeout_s: group.timeout_s,
+    }
+}
+
+fn checkpoint_of(checkpoint: Checkpoint) -> wire::Checkpoint {
+    wire::Checkpoint {
+        cursor: checkpoint.cursor,
+        shard: checkpoint.shard,
+        updated_at_ms: checkpoint.updated_at_ms,
+    }
 }
 
 fn missing(field: &str) -> ApiError {

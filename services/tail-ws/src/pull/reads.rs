@@ -16,8 +16,8 @@ use logpool_core::doc_id::DocIdentity;
 use logpool_core::record::format_time_ns;
 use logpool_core::timeexpr::parse_time_expr;
 use logpool_engines::queue::{Position, ReadStart};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use logpool_wire::queue as wire;
+use logpool_wire::search::Hit;
 
 use super::cursor::{CursorError, CursorPlace};
 use super::{PullState, ShardRef};
@@ -32,24 +32,12 @@ const MESSAGES_PER_QUEUE_READ: usize = 64;
 /// messages still ends quickly.
 const MAX_QUEUE_READS_PER_REQUEST: usize = 32;
 
-/// One shard in the listing.
-#[derive(Debug, Serialize)]
-struct ShardInfo {
-    shard: u32,
-    /// Position of the oldest retained message.
-    begin_position: Position,
-    /// Position the next message will get.
-    end_position: Position,
-    begin_cursor: String,
-    end_cursor: String,
-}
-
 /// `GET .../shards`
 pub(super) async fn list_shards(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::ShardList>, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let key = state.cursor_key().await?;
     let mut shards = Vec::with_capacity(route.partitions.len());
@@ -62,7 +50,7 @@ pub(super) async fn list_shards(
         let end_position = state.queue.end_position(&addr).await?;
         let begin_position = state.queue.begin_position(&addr).await?.min(end_position);
         let scope = shard_ref.scope();
-        shards.push(ShardInfo {
+        shards.push(wire::QueueShard {
             shard,
             begin_position,
             end_position,
@@ -70,15 +58,7 @@ pub(super) async fn list_shards(
             end_cursor: key.encode(&scope, CursorPlace::at(end_position)),
         });
     }
-    Ok(Json(json!({ "shards": shards })))
-}
-
-/// Query of `GET .../cursor`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CursorParams {
-    /// `begin`, `end`, or a time (RFC 3339, epoch ms, `now`, `-15m`).
-    from: Option<String>,
+    Ok(Json(wire::ShardList { shards }))
 }
 
 /// `GET .../shards/{k}/cursor?from=begin|end|TIME`
@@ -86,8 +66,8 @@ pub(super) async fn cursor(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool, shard)): Path<(String, String, String)>,
-    AppQuery(params): AppQuery<CursorParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    AppQuery(params): AppQuery<wire::CursorParams>,
+) -> Result<Json<wire::CursorAnswer>, ApiError> {
     let shard_ref = ShardRef::resolve(&state.routing, &principal.tenant, &project, &pool, &shard)?;
     let from = params.from.ok_or_else(|| {
         ApiError::bad_request(
@@ -112,17 +92,9 @@ pub(super) async fn cursor(
         }
     };
     let key = state.cursor_key().await?;
-    Ok(Json(
-        json!({ "cursor": key.encode(&shard_ref.scope(), CursorPlace::at(position)) }),
-    ))
-}
-
-/// Query of `GET .../records`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RecordsParams {
-    cursor: Option<String>,
-    count: Option<u32>,
+    Ok(Json(wire::CursorAnswer {
+        cursor: key.encode(&shard_ref.scope(), CursorPlace::at(position)),
+    }))
 }
 
 /// `GET .../shards/{k}/records?cursor=C&count=N`
@@ -130,7 +102,7 @@ pub(super) async fn records(
     State(state): State<PullState>,
     principal: Principal,
     Path((project, pool, shard)): Path<(String, String, String)>,
-    AppQuery(params): AppQuery<RecordsParams>,
+    AppQuery(params): AppQuery<wire::RecordsParams>,
 ) -> Result<Response, ApiError> {
     let shard_ref = ShardRef::resolve(&state.routing, &principal.tenant, &project, &pool, &shard)?;
     let count = params.count.unwrap_or(DEFAULT_COUNT);
@@ -169,17 +141,17 @@ pub(super) async fn records(
     } else {
         CursorPlace::at(end)
     };
-    Ok(Json(json!({
-        "records": read.records,
-        "next_cursor": key.encode(&scope, read.next),
-        "end_cursor": key.encode(&scope, end_place),
-    }))
+    Ok(Json(wire::QueueRecords {
+        end_cursor: key.encode(&scope, end_place),
+        next_cursor: key.encode(&scope, read.next),
+        records: read.records,
+    })
     .into_response())
 }
 
 /// What one request read.
 struct RecordsRead {
-    records: Vec<serde_json::Value>,
+    records: Vec<Hit>,
     /// Where the next read starts.
     next: CursorPlace,
     /// Position of the first message read, if any.
@@ -242,12 +214,13 @@ async fn read_records(
                     position: message.position,
                     index_in_batch: u32::try_from(index).unwrap_or(u32::MAX),
                 };
-                records.push(json!({
-                    "id": identity.doc_id(),
-                    "time": format_time_ns(record.time_ns),
-                    "shard": shard_ref.shard,
-                    "fields": record.fields_json(),
-                }));
+                records.push(Hit {
+                    fields: record.fields_json(),
+                    highlight: None,
+                    id: identity.doc_id(),
+                    shard: shard_ref.shard,
+                    time: format_time_ns(record.time_ns),
+                });
             }
             next = CursorPlace::at(message.position.saturating_add(1));
         }

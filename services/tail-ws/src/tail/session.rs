@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use logpool_engines::config::TailConfig;
-use serde_json::json;
+use logpool_wire::tail::TailFrame;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -144,7 +144,7 @@ where
                 let (frame, sent) = match buffer.take(config.max_records_per_frame, config.max_frame_bytes) {
                     Taken::Empty => continue,
                     Taken::Dropped(count) => (
-                        json!({ "type": "dropped", "count": count }).to_string(),
+                        dropped_frame(count),
                         FrameSent::Dropped(count),
                     ),
                     Taken::Records(records) => {
@@ -179,8 +179,14 @@ where
     end
 }
 
-/// The text of a `records` frame: the records' JSON as buffered, joined without
-/// parsing them again, and how far behind the queue the newest of them is.
+/// The frame saying how many records were dropped here.
+fn dropped_frame(count: u64) -> String {
+    // Writing a tag and a number cannot fail.
+    serde_json::to_string(&TailFrame::Dropped { count }).unwrap_or_default()
+}
+
+/// The text of a [`TailFrame::Records`]: the records' JSON as buffered, joined
+/// without parsing them again, and how far behind the queue the newest of them is.
 fn records_frame(records: &[BufferedRecord]) -> String {
     let lag_ms = records
         .last()

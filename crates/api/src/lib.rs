@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod field_type;
 pub mod health;
 pub mod jobs;
 pub mod json;

@@ -259,7 +259,7 @@ pub struct FieldSummary {
     /// learned from the field's first value. Absent while the field is not typed
     /// yet (learned moments ago).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub field_type: Option<String>,
+    pub field_type: Option<crate::control::FieldType>,
 }
 
 /// The answer to a field summary.

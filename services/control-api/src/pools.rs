@@ -102,7 +102,7 @@ fn pool_of(pool: &Pool) -> wire::Pool {
         field_hints: pool
             .field_hints
             .iter()
-            .map(|(name, field_type)| (name.clone(), wire_field_type(*field_type)))
+            .map(|(name, field_type)| (name.clone(), logpool_api::field_type::to_wire(*field_type)))
             .collect(),
         max_event_age_days: pool.event_window.max_event_age_days,
         max_event_future_secs: pool.event_window.max_event_future_secs,
@@ -114,32 +114,11 @@ fn pool_of(pool: &Pool) -> wire::Pool {
     }
 }
 
-fn wire_field_type(field_type: FieldType) -> wire::FieldType {
-    match field_type {
-        FieldType::Text => wire::FieldType::Text,
-        FieldType::Keyword => wire::FieldType::Keyword,
-        FieldType::Long => wire::FieldType::Long,
-        FieldType::Double => wire::FieldType::Double,
-        FieldType::Bool => wire::FieldType::Bool,
-        FieldType::Ip => wire::FieldType::Ip,
-        FieldType::Timestamp => wire::FieldType::Timestamp,
-    }
-}
-
 /// The declared types of a request as the pool stores them.
 fn field_hints_of(hints: BTreeMap<String, wire::FieldType>) -> BTreeMap<String, FieldType> {
-    let stored = |field_type| match field_type {
-        wire::FieldType::Text => FieldType::Text,
-        wire::FieldType::Keyword => FieldType::Keyword,
-        wire::FieldType::Long => FieldType::Long,
-        wire::FieldType::Double => FieldType::Double,
-        wire::FieldType::Bool => FieldType::Bool,
-        wire::FieldType::Ip => FieldType::Ip,
-        wire::FieldType::Timestamp => FieldType::Timestamp,
-    };
     hints
         .into_iter()
-        .map(|(name, field_type)| (name, stored(field_type)))
+        .map(|(name, field_type)| (name, logpool_api::field_type::from_wire(field_type)))
         .collect()
 }
 

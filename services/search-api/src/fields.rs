@@ -115,7 +115,7 @@ pub fn summarize(hits: &[SearchHit], types: &BTreeMap<String, FieldType>) -> Vec
                 distinct,
                 field_type: types
                     .get(name)
-                    .map(|field_type| field_type.name().to_string()),
+                    .map(|field_type| logpool_api::field_type::to_wire(*field_type)),
                 name: name.to_string(),
                 top: top
                     .into_iter()
@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(summary[1].name, "status");
         // The number 500 and the string "500" are different values.
         assert_eq!(summary[1].distinct, 2);
-        assert_eq!(summary[1].field_type.as_deref(), Some("long"));
+        assert_eq!(
+            summary[1].field_type,
+            Some(logpool_wire::control::FieldType::Long)
+        );
         assert_eq!(summary[0].field_type, None, "not typed yet");
     }
 }

@@ -14,16 +14,19 @@
 //! hint. The types are control-plane state: loghub finds the new ones of a batch
 //! ([`learn_types`]) and fixes them in the metadata store before it indexes the
 //! batch (the first writer wins), and the routing snapshot carries them to every
-//! service in [`PoolRoute::learned_types`]. Indexing, search, SQL, the live tail and
+//! service ([`PoolRoute::learned_types`]). Indexing, search, SQL, the live tail and
 //! alerts all type values with [`PoolRoute::field_types`]: the learned types
 //! overlaid by the hints, so a hint always wins.
+//!
+//! [`PoolRoute::learned_types`]: crate::routing::PoolRoute::learned_types
+//! [`PoolRoute::field_types`]: crate::routing::PoolRoute::field_types
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::ingest::parse_time_text;
 use crate::record::{FieldValue, Record};
-use crate::routing::{FieldType, PoolRoute};
+use crate::routing::FieldType;
 
 /// A value after its declared type was applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,20 +134,6 @@ pub fn learn_types<'a>(
         }
     }
     new
-}
-
-/// The types to index `records` of `pool` with: the pool's types, plus a type
-/// inferred from the first value of each field the pool has not learned yet.
-/// loghub fixes new types in the metadata store before it writes, so the inferred
-/// ones only serve writers that bypass it (engine tests, tools); they are not kept.
-pub fn types_for_write<'a>(
-    pool: &PoolRoute,
-    records: impl IntoIterator<Item = &'a Record>,
-) -> BTreeMap<String, FieldType> {
-    let mut types = pool.field_types();
-    let new = learn_types(&pool.field_hints, &pool.learned_types, records);
-    types.extend(new);
-    types
 }
 
 /// The types a pool indexes and searches with: learned types overlaid by the hints.

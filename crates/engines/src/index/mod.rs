@@ -7,6 +7,10 @@
 //!   `replace_existing = true` a write replaces documents with the same ids, so a
 //!   redelivered message never doubles its records. Writers pass `true` for every
 //!   delivery that may have been seen before; first deliveries can skip the cost.
+//! - Documents and queries are typed by the pool's route
+//!   ([`PoolRoute::field_types`]): the engines keep no schema. Writers fix the type of
+//!   every new field first (loghub stores it in the metadata store); a field the route
+//!   has no type for is indexed by its value's own type.
 //! - Data is partitioned by event time so that retention drops whole partitions and
 //!   searches skip partitions outside their time range.
 //! - Searches return the newest records first, ordered by (time, tiebreak) descending,

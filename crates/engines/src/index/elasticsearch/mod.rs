@@ -55,7 +55,6 @@ use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::{Method, Url};
 use elasticsearch::Elasticsearch;
-use logpool_core::field_types::types_for_write;
 use logpool_core::memory::json_map_bytes;
 use logpool_core::routing::PoolRoute;
 use serde::{Deserialize, Serialize};
@@ -783,10 +782,8 @@ impl LogIndex for ElasticsearchIndex {
             return Ok(report);
         }
         self.ensure_template_once(pool).await?;
-        let typed_pool = with_types(
-            pool,
-            types_for_write(pool, docs.iter().map(|doc| &doc.record)),
-        );
+        // loghub fixed the type of every field of these records before the write.
+        let typed_pool = typed_pool(pool);
         let pool = &typed_pool;
         let mut lines = Vec::with_capacity(docs.len());
         let mut refused_here: BTreeMap<usize, String> = BTreeMap::new();

@@ -10,7 +10,7 @@ use logpool_core::access::Permission;
 use logpool_core::ingest::window::EventWindowOverride;
 use logpool_core::limits::MAX_EVENT_FUTURE_SECS;
 use logpool_core::routing::FieldType;
-use logpool_engines::metadata::{NewPool, Pool, PoolPatch};
+use logpool_engines::metadata::{NewPool, Pool, PoolPatch, PoolRef};
 use logpool_wire::control as wire;
 
 use crate::projects::check_description;
@@ -182,7 +182,7 @@ async fn get_pool(
 ) -> Result<Json<wire::Pool>, ApiError> {
     let pool = state
         .metadata
-        .get_pool(&principal.tenant, &project, &pool)
+        .get_pool(&PoolRef::new(&principal.tenant, &project, &pool))
         .await?;
     Ok(Json(pool_of(&pool)))
 }
@@ -220,7 +220,7 @@ async fn update_pool(
     };
     let pool = state
         .metadata
-        .update_pool(&principal.tenant, &project, &pool, patch)
+        .update_pool(&PoolRef::new(&principal.tenant, &project, &pool), patch)
         .await?;
     // A grown pool's new shards must exist on the broker before routing names them.
     state
@@ -239,7 +239,7 @@ async fn delete_pool(
     let _guard = state.change_lock.lock().await;
     let pool = state
         .metadata
-        .delete_pool(&principal.tenant, &project, &pool)
+        .delete_pool(&PoolRef::new(&principal.tenant, &project, &pool))
         .await?;
     state.publish_routing().await?;
     delete_pool_data(&state, &pool).await?;

@@ -15,6 +15,7 @@ use logpool_core::access::Permission;
 use logpool_core::query::Query;
 use logpool_core::routing::PoolRoute;
 use logpool_engines::index::SearchRequest;
+use logpool_engines::metadata::PoolRef;
 use logpool_engines::queue::ShardBacklog;
 use logpool_wire::stats::{Backlog, Lag, PoolStats, ShardStats};
 
@@ -40,12 +41,12 @@ async fn pool_stats(
 ) -> Result<Json<PoolStats>, ApiError> {
     let stored = state
         .metadata
-        .get_pool(&principal.tenant, &project, &pool)
+        .get_pool(&PoolRef::new(&principal.tenant, &project, &pool))
         .await?;
     let route = stored.route();
     let archived = state
         .metadata
-        .get_archive_settings(&principal.tenant, &project, &pool)
+        .get_archive_settings(&PoolRef::new(&principal.tenant, &project, &pool))
         .await?
         .is_some_and(|settings| settings.enabled);
     let mut subscriptions = vec![INDEX_SUBSCRIPTION];

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use logpool_core::archive::ArchiveSettings;
 
-use super::MetadataResult;
+use super::{MetadataResult, PoolRef};
 
 /// Archive settings, one set per pool.
 #[async_trait]
@@ -15,18 +15,12 @@ pub trait ArchiveStore: Send + Sync + Debug + 'static {
     /// deletes them.
     async fn set_archive_settings(
         &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
+        pool: &PoolRef,
         settings: &ArchiveSettings,
     ) -> MetadataResult<()>;
     /// Returns a pool's archive settings, `None` when they were never set.
-    async fn get_archive_settings(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-    ) -> MetadataResult<Option<ArchiveSettings>>;
+    async fn get_archive_settings(&self, pool: &PoolRef)
+        -> MetadataResult<Option<ArchiveSettings>>;
     /// Returns the archive settings of every existing pool by pool id, for the
     /// routing snapshot.
     async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<i64, ArchiveSettings>>;

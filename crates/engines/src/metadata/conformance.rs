@@ -20,7 +20,7 @@ use logpool_core::routing::FieldType;
 use logpool_core::access::{Limits, Role, BOOTSTRAP_KEY_ID, DEFAULT_TENANT};
 
 use super::{
-    ApiKey, MetadataError, MetadataStore, NewApiKey, NewConsumerGroup, NewPool, PoolPatch,
+    ApiKey, MetadataError, MetadataStore, NewApiKey, NewConsumerGroup, NewPool, PoolPatch, PoolRef,
     StoredLimits,
 };
 
@@ -239,7 +239,7 @@ pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataSto
         .expect("pool");
     assert_eq!(web.partitions, [0, 1]);
     store
-        .delete_pool(tenant, "shop", "web")
+        .delete_pool(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("delete");
     let again = store
@@ -262,7 +262,7 @@ pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataSto
         Err(MetadataError::AlreadyExists { kind: "pool", .. })
     ));
     assert!(matches!(
-        store.get_pool(tenant, "nope", "web").await,
+        store.get_pool(&PoolRef::new(tenant, "nope", "web")).await,
         Err(MetadataError::NotFound {
             kind: "project",
             ..
@@ -270,9 +270,7 @@ pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataSto
     ));
     let grown = store
         .update_pool(
-            tenant,
-            "shop",
-            "web",
+            &PoolRef::new(tenant, "shop", "web"),
             PoolPatch {
                 shards: Some(3),
                 ..PoolPatch::default()
@@ -289,9 +287,7 @@ pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataSto
     assert!(matches!(
         store
             .update_pool(
-                tenant,
-                "shop",
-                "web",
+                &PoolRef::new(tenant, "shop", "web"),
                 PoolPatch {
                     shards: Some(1),
                     ..PoolPatch::default()
@@ -302,9 +298,7 @@ pub(crate) async fn scenario_partitions_are_never_reused(store: &dyn MetadataSto
     ));
     let unchanged = store
         .update_pool(
-            tenant,
-            "shop",
-            "web",
+            &PoolRef::new(tenant, "shop", "web"),
             PoolPatch {
                 shards: Some(3),
                 ..PoolPatch::default()
@@ -439,16 +433,22 @@ pub(crate) async fn scenario_unknown_objects_are_not_found(store: &dyn MetadataS
     ));
     let is_missing_pool = |result| is_not_found(result, "pool", "ghost");
     assert!(is_missing_pool(
-        store.get_pool(tenant, "real", "ghost").await.map(drop)
-    ));
-    assert!(is_missing_pool(
         store
-            .update_pool(tenant, "real", "ghost", PoolPatch::default())
+            .get_pool(&PoolRef::new(tenant, "real", "ghost"))
             .await
             .map(drop)
     ));
     assert!(is_missing_pool(
-        store.delete_pool(tenant, "real", "ghost").await.map(drop)
+        store
+            .update_pool(&PoolRef::new(tenant, "real", "ghost"), PoolPatch::default())
+            .await
+            .map(drop)
+    ));
+    assert!(is_missing_pool(
+        store
+            .delete_pool(&PoolRef::new(tenant, "real", "ghost"))
+            .await
+            .map(drop)
     ));
     assert!(store
         .list_pools(tenant, "real")
@@ -496,7 +496,10 @@ pub(crate) async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) 
     assert_eq!(created.route().event_window, created.event_window);
     assert_eq!(created.partitions, [0, 1]);
     assert_eq!(
-        store.get_pool(tenant, "shop", "nginx").await.expect("get"),
+        store
+            .get_pool(&PoolRef::new(tenant, "shop", "nginx"))
+            .await
+            .expect("get"),
         created
     );
 
@@ -505,9 +508,7 @@ pub(crate) async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) 
     patch_hints.insert("client_ip".to_string(), FieldType::Ip);
     let updated = store
         .update_pool(
-            tenant,
-            "shop",
-            "nginx",
+            &PoolRef::new(tenant, "shop", "nginx"),
             PoolPatch {
                 description: Some("all edge logs".into()),
                 shards: None,
@@ -544,7 +545,7 @@ pub(crate) async fn scenario_pool_fields_and_updates(store: &dyn MetadataStore) 
 
     // An empty patch changes nothing but the pool is still there.
     let same = store
-        .update_pool(tenant, "shop", "nginx", PoolPatch::default())
+        .update_pool(&PoolRef::new(tenant, "shop", "nginx"), PoolPatch::default())
         .await
         .expect("empty patch");
     assert_eq!(same.description, "all edge logs");
@@ -612,7 +613,7 @@ pub(crate) async fn scenario_delete_project_returns_and_cascades_its_pools(
         Err(MetadataError::NotFound { .. })
     ));
     assert!(matches!(
-        store.get_pool(tenant, "gone", "a").await,
+        store.get_pool(&PoolRef::new(tenant, "gone", "a")).await,
         Err(MetadataError::NotFound { .. })
     ));
     assert!(matches!(
@@ -767,7 +768,10 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
         .await
         .expect("pool");
     let created = store
-        .create_consumer_group(tenant, "shop", "web", new_group("workers", 30, true))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("workers", 30, true),
+        )
         .await
         .expect("group");
     assert_eq!(
@@ -775,12 +779,18 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
         ("workers", 30, true)
     );
     store
-        .create_consumer_group(tenant, "shop", "web", new_group("audit", 10, false))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("audit", 10, false),
+        )
         .await
         .expect("second group");
     assert!(matches!(
         store
-            .create_consumer_group(tenant, "shop", "web", new_group("workers", 5, false))
+            .create_consumer_group(
+                &PoolRef::new(tenant, "shop", "web"),
+                new_group("workers", 5, false)
+            )
             .await,
         Err(MetadataError::AlreadyExists {
             kind: "consumer group",
@@ -789,11 +799,14 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
     ));
     // The same name in another pool is another group.
     store
-        .create_consumer_group(tenant, "shop", "api", new_group("workers", 5, false))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "api"),
+            new_group("workers", 5, false),
+        )
         .await
         .expect("same name, other pool");
     let names: Vec<String> = store
-        .list_consumer_groups(tenant, "shop", "web")
+        .list_consumer_groups(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("list")
         .into_iter()
@@ -802,7 +815,7 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
     assert_eq!(names, ["audit", "workers"]);
     assert!(is_not_found(
         store
-            .list_consumer_groups(tenant, "shop", "ghost")
+            .list_consumer_groups(&PoolRef::new(tenant, "shop", "ghost"))
             .await
             .map(drop),
         "pool",
@@ -811,43 +824,59 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
     let missing_group = |result| is_not_found(result, "consumer group", "ghost");
     assert!(missing_group(
         store
-            .consumer_group_heartbeat(tenant, "shop", "web", "ghost", "c1", 1_000)
+            .consumer_group_heartbeat(
+                &PoolRef::new(tenant, "shop", "web").group("ghost"),
+                "c1",
+                1_000
+            )
             .await
             .map(drop)
     ));
     assert!(missing_group(
         store
-            .save_checkpoint(tenant, "shop", "web", "ghost", 0, "x")
+            .save_checkpoint(&PoolRef::new(tenant, "shop", "web").group("ghost"), 0, "x")
             .await
             .map(drop)
     ));
     assert!(missing_group(
         store
-            .list_checkpoints(tenant, "shop", "web", "ghost")
+            .list_checkpoints(&PoolRef::new(tenant, "shop", "web").group("ghost"))
             .await
             .map(drop)
     ));
     assert!(missing_group(
         store
-            .delete_consumer_group(tenant, "shop", "web", "ghost")
+            .delete_consumer_group(&PoolRef::new(tenant, "shop", "web").group("ghost"))
             .await
     ));
 
     // Checkpoints replace each other per shard and are listed by shard.
     store
-        .save_checkpoint(tenant, "shop", "web", "workers", 1, "c-1")
+        .save_checkpoint(
+            &PoolRef::new(tenant, "shop", "web").group("workers"),
+            1,
+            "c-1",
+        )
         .await
         .expect("checkpoint");
     store
-        .save_checkpoint(tenant, "shop", "web", "workers", 0, "c-0")
+        .save_checkpoint(
+            &PoolRef::new(tenant, "shop", "web").group("workers"),
+            0,
+            "c-0",
+        )
         .await
         .expect("checkpoint");
     store
-        .save_checkpoint(tenant, "shop", "web", "workers", 1, "c-1b")
+        .save_checkpoint(
+            &PoolRef::new(tenant, "shop", "web").group("workers"),
+            1,
+            "c-1b",
+        )
         .await
         .expect("checkpoint again");
     let checkpoints: Vec<(u32, String)> = store
-        .list_checkpoints(tenant, "shop", "web", "workers")
+        .list_checkpoints(&PoolRef::new(tenant, "shop", "web").group("workers"))
         .await
         .expect("checkpoints")
         .into_iter()
@@ -859,18 +888,18 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
     );
     // Other groups do not see them.
     assert!(store
-        .list_checkpoints(tenant, "shop", "web", "audit")
+        .list_checkpoints(&PoolRef::new(tenant, "shop", "web").group("audit"))
         .await
         .expect("checkpoints")
         .is_empty());
 
     store
-        .delete_consumer_group(tenant, "shop", "web", "audit")
+        .delete_consumer_group(&PoolRef::new(tenant, "shop", "web").group("audit"))
         .await
         .expect("delete group");
     assert_eq!(
         store
-            .list_consumer_groups(tenant, "shop", "web")
+            .list_consumer_groups(&PoolRef::new(tenant, "shop", "web"))
             .await
             .expect("list")
             .len(),
@@ -878,7 +907,7 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
     );
     // Deleting the pool deletes its groups: a new pool of that name starts empty.
     store
-        .delete_pool(tenant, "shop", "web")
+        .delete_pool(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("delete pool");
     store
@@ -886,16 +915,19 @@ pub(crate) async fn scenario_consumer_group_crud_and_errors(store: &dyn Metadata
         .await
         .expect("pool again");
     assert!(store
-        .list_consumer_groups(tenant, "shop", "web")
+        .list_consumer_groups(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("list")
         .is_empty());
     store
-        .create_consumer_group(tenant, "shop", "web", new_group("workers", 30, true))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("workers", 30, true),
+        )
         .await
         .expect("the name is free again");
     assert!(store
-        .list_checkpoints(tenant, "shop", "web", "workers")
+        .list_checkpoints(&PoolRef::new(tenant, "shop", "web").group("workers"))
         .await
         .expect("checkpoints")
         .is_empty());
@@ -917,12 +949,19 @@ pub(crate) async fn scenario_consumer_group_heartbeats_balance_and_take_over(
         .await
         .expect("pool");
     store
-        .create_consumer_group(tenant, "shop", "web", new_group("g", 10, false))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("g", 10, false),
+        )
         .await
         .expect("group");
     let beat = |consumer: &'static str, now_ms: i64| async move {
         store
-            .consumer_group_heartbeat(tenant, "shop", "web", "g", consumer, now_ms)
+            .consumer_group_heartbeat(
+                &PoolRef::new(tenant, "shop", "web").group("g"),
+                consumer,
+                now_ms,
+            )
             .await
             .expect("heartbeat")
     };
@@ -938,12 +977,19 @@ pub(crate) async fn scenario_consumer_group_heartbeats_balance_and_take_over(
 
     // In order: a shard never leaves a live member, only one that timed out.
     store
-        .create_consumer_group(tenant, "shop", "web", new_group("ordered", 10, true))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("ordered", 10, true),
+        )
         .await
         .expect("group");
     let ordered_beat = |consumer: &'static str, now_ms: i64| async move {
         store
-            .consumer_group_heartbeat(tenant, "shop", "web", "ordered", consumer, now_ms)
+            .consumer_group_heartbeat(
+                &PoolRef::new(tenant, "shop", "web").group("ordered"),
+                consumer,
+                now_ms,
+            )
             .await
             .expect("heartbeat")
     };
@@ -971,7 +1017,10 @@ pub(crate) async fn scenario_concurrent_heartbeats_never_share_a_shard(
         .await
         .expect("pool");
     store
-        .create_consumer_group(tenant, "shop", "web", new_group("g", 60, false))
+        .create_consumer_group(
+            &PoolRef::new(tenant, "shop", "web"),
+            new_group("g", 60, false),
+        )
         .await
         .expect("group");
     let mut tasks = Vec::new();
@@ -981,7 +1030,11 @@ pub(crate) async fn scenario_concurrent_heartbeats_never_share_a_shard(
             let consumer = format!("c{number}");
             for round in 0..3 {
                 store
-                    .consumer_group_heartbeat(tenant, "shop", "web", "g", &consumer, 1_000 + round)
+                    .consumer_group_heartbeat(
+                        &PoolRef::new(tenant, "shop", "web").group("g"),
+                        &consumer,
+                        1_000 + round,
+                    )
                     .await
                     .expect("heartbeat");
             }
@@ -997,7 +1050,11 @@ pub(crate) async fn scenario_concurrent_heartbeats_never_share_a_shard(
             let consumer = format!("c{number}");
             again.push(
                 store
-                    .consumer_group_heartbeat(tenant, "shop", "web", "g", &consumer, 2_001)
+                    .consumer_group_heartbeat(
+                        &PoolRef::new(tenant, "shop", "web").group("g"),
+                        &consumer,
+                        2_001,
+                    )
                     .await
                     .expect("heartbeat"),
             );
@@ -1029,7 +1086,7 @@ pub(crate) async fn scenario_archive_settings_follow_their_pool(store: &dyn Meta
         .expect("pool");
     assert_eq!(
         store
-            .get_archive_settings(tenant, "shop", "web")
+            .get_archive_settings(&PoolRef::new(tenant, "shop", "web"))
             .await
             .expect("get"),
         None
@@ -1039,18 +1096,18 @@ pub(crate) async fn scenario_archive_settings_follow_their_pool(store: &dyn Meta
         ..ArchiveSettings::default()
     };
     store
-        .set_archive_settings(tenant, "shop", "web", &settings)
+        .set_archive_settings(&PoolRef::new(tenant, "shop", "web"), &settings)
         .await
         .expect("set");
     settings.compression = ArchiveCompression::Gzip;
     settings.prefix = "logs/v2".to_string();
     store
-        .set_archive_settings(tenant, "shop", "web", &settings)
+        .set_archive_settings(&PoolRef::new(tenant, "shop", "web"), &settings)
         .await
         .expect("replace");
     assert_eq!(
         store
-            .get_archive_settings(tenant, "shop", "web")
+            .get_archive_settings(&PoolRef::new(tenant, "shop", "web"))
             .await
             .expect("get"),
         Some(settings.clone())
@@ -1059,12 +1116,12 @@ pub(crate) async fn scenario_archive_settings_follow_their_pool(store: &dyn Meta
     assert_eq!(all.get(&pool.id), Some(&settings));
     assert!(matches!(
         store
-            .set_archive_settings(tenant, "shop", "nope", &settings)
+            .set_archive_settings(&PoolRef::new(tenant, "shop", "nope"), &settings)
             .await,
         Err(MetadataError::NotFound { .. })
     ));
     store
-        .delete_pool(tenant, "shop", "web")
+        .delete_pool(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("delete");
     let all = store.all_archive_settings().await.expect("all");
@@ -1670,7 +1727,7 @@ pub(crate) async fn scenario_learned_types_first_writer_wins(store: Arc<dyn Meta
     assert_eq!(all[&pool.id][&long_name], FieldType::Text);
     assert_eq!(all[&other.id]["status"], FieldType::Keyword);
     store
-        .delete_pool(tenant, "shop", "web")
+        .delete_pool(&PoolRef::new(tenant, "shop", "web"))
         .await
         .expect("delete");
     let all = store.all_learned_field_types().await.expect("all");

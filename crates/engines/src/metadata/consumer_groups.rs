@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::MetadataResult;
+use super::{GroupRef, MetadataResult, PoolRef};
 
 /// Fields of a new consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,57 +59,32 @@ pub trait ConsumerGroupStore: Send + Sync + Debug + 'static {
     /// Creates a consumer group of a pool. Deleting the pool deletes its groups.
     async fn create_consumer_group(
         &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
+        pool: &PoolRef,
         group: NewConsumerGroup,
     ) -> MetadataResult<ConsumerGroup>;
     /// Lists a pool's consumer groups by name.
-    async fn list_consumer_groups(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-    ) -> MetadataResult<Vec<ConsumerGroup>>;
+    async fn list_consumer_groups(&self, pool: &PoolRef) -> MetadataResult<Vec<ConsumerGroup>>;
     /// Deletes a consumer group with its members and checkpoints.
-    async fn delete_consumer_group(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-    ) -> MetadataResult<()>;
+    async fn delete_consumer_group(&self, group: &GroupRef) -> MetadataResult<()>;
     /// Records a heartbeat of `consumer` at `now_ms`, forgets members silent for the
     /// group's timeout, rebalances ([`rebalance`]) and returns the
     /// shard indexes `consumer` owns now, ascending. One transaction, so concurrent
     /// heartbeats through different processes see one consistent assignment.
     async fn consumer_group_heartbeat(
         &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
+        group: &GroupRef,
         consumer: &str,
         now_ms: i64,
     ) -> MetadataResult<Vec<u32>>;
     /// Saves a group's checkpoint for one shard, replacing the previous one.
     async fn save_checkpoint(
         &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
+        group: &GroupRef,
         shard: u32,
         cursor: &str,
     ) -> MetadataResult<Checkpoint>;
     /// Lists a group's checkpoints by shard.
-    async fn list_checkpoints(
-        &self,
-        tenant: &str,
-        project: &str,
-        pool: &str,
-        group: &str,
-    ) -> MetadataResult<Vec<Checkpoint>>;
+    async fn list_checkpoints(&self, group: &GroupRef) -> MetadataResult<Vec<Checkpoint>>;
 }
 
 /// Computes the shard owners of a group after a heartbeat.

@@ -9,6 +9,7 @@ pub mod archive;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod consumer_groups;
+pub mod keys;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 pub mod schema;
@@ -26,6 +27,7 @@ use serde::Serialize;
 pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
+pub use keys::{GroupRef, PoolRef};
 pub use schema::{LearnedTypes, SchemaStore};
 pub use sql::{Dialect, SqlMetadataStore};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
@@ -202,17 +204,11 @@ pub trait CatalogStore: Send + Sync + Debug + 'static {
     /// Lists a project's pools by name.
     async fn list_pools(&self, tenant: &str, project: &str) -> MetadataResult<Vec<Pool>>;
     /// Gets one pool.
-    async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool>;
+    async fn get_pool(&self, pool: &PoolRef) -> MetadataResult<Pool>;
     /// Updates a pool.
-    async fn update_pool(
-        &self,
-        tenant: &str,
-        project: &str,
-        name: &str,
-        patch: PoolPatch,
-    ) -> MetadataResult<Pool>;
+    async fn update_pool(&self, pool: &PoolRef, patch: PoolPatch) -> MetadataResult<Pool>;
     /// Deletes a pool and returns it.
-    async fn delete_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool>;
+    async fn delete_pool(&self, pool: &PoolRef) -> MetadataResult<Pool>;
     /// Returns every pool of every tenant, for the routing snapshot.
     async fn all_pools(&self) -> MetadataResult<Vec<Pool>>;
     /// Checks that the store can serve requests (for `/readyz`).

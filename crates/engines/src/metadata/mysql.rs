@@ -159,6 +159,7 @@ fn timed_out(server: &str, timeout: Duration) -> MetadataError {
 
 #[cfg(test)]
 mod tests {
+    use crate::metadata::PoolRef;
     use std::hash::{BuildHasher, Hasher};
     use std::sync::Arc;
 
@@ -259,7 +260,10 @@ mod tests {
                     .await
                     .expect("pool");
                 assert_eq!(web.partitions, [0, 1]);
-                store.delete_pool("t", "shop", "web").await.expect("delete");
+                store
+                    .delete_pool(&PoolRef::new("t", "shop", "web"))
+                    .await
+                    .expect("delete");
                 web.id
             };
             // Connecting again re-runs the (already applied) migrations: a no-op.

@@ -89,6 +89,7 @@ impl SqlMetadataStore<Sqlite> {
 
 #[cfg(test)]
 mod tests {
+    use crate::metadata::PoolRef;
     use std::collections::BTreeMap;
 
     use sqlx::SqlitePool;
@@ -125,7 +126,10 @@ mod tests {
                 .await
                 .expect("pool");
             assert_eq!(web.partitions, [0, 1]);
-            store.delete_pool("t", "shop", "web").await.expect("delete");
+            store
+                .delete_pool(&PoolRef::new("t", "shop", "web"))
+                .await
+                .expect("delete");
         }
         let store = SqliteMetadataStore::open(&config).await.expect("reopen");
         assert_eq!(
@@ -150,14 +154,12 @@ mod tests {
             Err(MetadataError::AlreadyExists { .. })
         ));
         assert!(matches!(
-            store.get_pool("t", "nope", "web").await,
+            store.get_pool(&PoolRef::new("t", "nope", "web")).await,
             Err(MetadataError::NotFound { .. })
         ));
         let grown = store
             .update_pool(
-                "t",
-                "shop",
-                "web",
+                &PoolRef::new("t", "shop", "web"),
                 PoolPatch {
                     shards: Some(3),
                     ..PoolPatch::default()
@@ -169,9 +171,7 @@ mod tests {
         assert!(matches!(
             store
                 .update_pool(
-                    "t",
-                    "shop",
-                    "web",
+                    &PoolRef::new("t", "shop", "web"),
                     PoolPatch {
                         shards: Some(1),
                         ..PoolPatch::default()

@@ -20,6 +20,7 @@ use logpool_api::Principal;
 use logpool_api::{ApiError, AppJson, Routes};
 use logpool_core::access::Permission;
 use logpool_core::archive::{ArchiveCompression, ArchiveFormat, ArchiveSettings};
+use logpool_engines::metadata::PoolRef;
 use logpool_engines::object_store::ObjectStore;
 use logpool_wire::archive as wire;
 
@@ -80,7 +81,7 @@ pub(crate) async fn settings_of(
 ) -> Result<ArchiveSettings, ApiError> {
     Ok(state
         .metadata
-        .get_archive_settings(tenant, project, pool)
+        .get_archive_settings(&PoolRef::new(tenant, project, pool))
         .await?
         .unwrap_or_default())
 }
@@ -141,7 +142,7 @@ async fn put_settings(
         .map_err(|e| ApiError::bad_request(e.message).with_detail("field", e.field))?;
     state
         .metadata
-        .set_archive_settings(&principal.tenant, &project, &pool, &settings)
+        .set_archive_settings(&PoolRef::new(&principal.tenant, &project, &pool), &settings)
         .await?;
     state.publish_routing().await?;
     Ok(Json(settings_of_pool(&settings)))

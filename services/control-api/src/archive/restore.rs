@@ -26,6 +26,7 @@ use logpool_core::batch::{encode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::record::{format_time_ns, Record};
 use logpool_core::routing::{PoolRoute, ShardAddr};
 use logpool_core::stable_hash::Fnv1a;
+use logpool_engines::metadata::PoolRef;
 use logpool_engines::object_store::{ObjectStore, ObjectStoreError};
 use logpool_engines::queue::{BatchProperties, Queue, ReadStart};
 use logpool_wire::archive as wire;
@@ -177,11 +178,11 @@ pub(crate) async fn start_restore(
     }
     let source = state
         .metadata
-        .get_pool(&principal.tenant, &project, &pool)
+        .get_pool(&PoolRef::new(&principal.tenant, &project, &pool))
         .await?;
     let target = state
         .metadata
-        .get_pool(&principal.tenant, &project, &body.into_pool)
+        .get_pool(&PoolRef::new(&principal.tenant, &project, &body.into_pool))
         .await?;
     let settings = settings_of(&state, &principal.tenant, &project, &pool).await?;
     let store = object_store(&state)?;

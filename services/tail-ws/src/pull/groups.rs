@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use logpool_api::{ApiError, AppJson, Principal};
 use logpool_core::names::validate_name;
-use logpool_engines::metadata::{Checkpoint, ConsumerGroup, NewConsumerGroup};
+use logpool_engines::metadata::{Checkpoint, ConsumerGroup, NewConsumerGroup, PoolRef};
 use logpool_wire::queue as wire;
 
 use super::{parse_shard, PullState, ShardRef};
@@ -48,9 +48,7 @@ pub(super) async fn create(
     let group = state
         .metadata
         .create_consumer_group(
-            &route.tenant,
-            &route.project,
-            &route.name,
+            &PoolRef::of(&route),
             NewConsumerGroup {
                 name,
                 timeout_s,
@@ -70,7 +68,7 @@ pub(super) async fn list(
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let groups = state
         .metadata
-        .list_consumer_groups(&route.tenant, &route.project, &route.name)
+        .list_consumer_groups(&PoolRef::of(&route))
         .await?;
     Ok(Json(wire::ConsumerGroupList {
         consumer_groups: groups.into_iter().map(group_of).collect(),
@@ -86,7 +84,7 @@ pub(super) async fn delete(
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     state
         .metadata
-        .delete_consumer_group(&route.tenant, &route.project, &route.name, &group)
+        .delete_consumer_group(&PoolRef::of(&route).group(&group))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -104,14 +102,7 @@ pub(super) async fn heartbeat(
     let now_ms = logpool_api::time::now_ns() / 1_000_000;
     let shards = state
         .metadata
-        .consumer_group_heartbeat(
-            &route.tenant,
-            &route.project,
-            &route.name,
-            &group,
-            &consumer,
-            now_ms,
-        )
+        .consumer_group_heartbeat(&PoolRef::of(&route).group(&group), &consumer, now_ms)
         .await?;
     Ok(Json(wire::HeartbeatAnswer { shards }))
 }
@@ -138,14 +129,7 @@ pub(super) async fn save_checkpoint(
         .map_err(|error| ApiError::bad_request(error.to_string()).with_detail("field", "cursor"))?;
     let checkpoint = state
         .metadata
-        .save_checkpoint(
-            &shard_ref.route.tenant,
-            &shard_ref.route.project,
-            &shard_ref.route.name,
-            &group,
-            shard,
-            &cursor,
-        )
+        .save_checkpoint(&PoolRef::of(&shard_ref.route).group(&group), shard, &cursor)
         .await?;
     Ok(Json(checkpoint_of(checkpoint)))
 }
@@ -159,7 +143,7 @@ pub(super) async fn list_checkpoints(
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
     let checkpoints = state
         .metadata
-        .list_checkpoints(&route.tenant, &route.project, &route.name, &group)
+        .list_checkpoints(&PoolRef::of(&route).group(&group))
         .await?;
     Ok(Json(wire::CheckpointList {
         checkpoints: checkpoints.into_iter().map(checkpoint_of).collect(),

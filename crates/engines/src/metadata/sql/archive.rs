@@ -8,19 +8,17 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::rows::{now_ms, settings_from_json, to_json};
 use super::{db_error, sql_impl};
-use crate::metadata::{ArchiveStore, CatalogStore, MetadataResult};
+use crate::metadata::{ArchiveStore, CatalogStore, MetadataResult, PoolRef};
 
 sql_impl! {
     #[async_trait]
     impl ArchiveStore {
         async fn set_archive_settings(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
+            pool: &PoolRef,
             settings: &ArchiveSettings,
         ) -> MetadataResult<()> {
-            let pool = self.get_pool(tenant, project, pool).await?;
+            let pool = self.get_pool(pool).await?;
             sqlx::query(AssertSqlSafe(DB::upsert(
                     "INSERT INTO pool_archive_settings (pool_id, settings, updated_at_ms) VALUES (?, ?, ?)",
                     &["pool_id"],
@@ -37,11 +35,9 @@ sql_impl! {
 
         async fn get_archive_settings(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
+            pool: &PoolRef,
         ) -> MetadataResult<Option<ArchiveSettings>> {
-            let pool = self.get_pool(tenant, project, pool).await?;
+            let pool = self.get_pool(pool).await?;
             let row = sqlx::query("SELECT settings FROM pool_archive_settings WHERE pool_id = ?")
                 .bind(pool.id)
                 .fetch_optional(&self.pool)

@@ -9,7 +9,7 @@ use super::rows::{
 };
 use super::{db_error, sql_impl};
 use crate::metadata::{
-    CatalogStore, MetadataError, MetadataResult, NewPool, Pool, PoolPatch, Project,
+    CatalogStore, MetadataError, MetadataResult, NewPool, Pool, PoolPatch, PoolRef, Project,
 };
 
 fn partitions_exhausted() -> MetadataError {
@@ -270,7 +270,12 @@ sql_impl! {
                 .collect()
         }
 
-        async fn get_pool(&self, tenant: &str, project: &str, name: &str) -> MetadataResult<Pool> {
+        async fn get_pool(&self, pool: &PoolRef) -> MetadataResult<Pool> {
+            let (tenant, project, name) = (
+                pool.tenant.as_str(),
+                pool.project.as_str(),
+                pool.pool.as_str(),
+            );
             let row = sqlx::query(AssertSqlSafe(format!(
                 "{SELECT_POOLS} WHERE pr.tenant = ? AND pr.name = ? AND p.name = ?"
             )))
@@ -290,13 +295,12 @@ sql_impl! {
             }
         }
 
-        async fn update_pool(
-            &self,
-            tenant: &str,
-            project: &str,
-            name: &str,
-            patch: PoolPatch,
-        ) -> MetadataResult<Pool> {
+        async fn update_pool(&self, pool: &PoolRef, patch: PoolPatch) -> MetadataResult<Pool> {
+            let (tenant, project, name) = (
+                pool.tenant.as_str(),
+                pool.project.as_str(),
+                pool.pool.as_str(),
+            );
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
             let (project_id, next_partition) = Self::lock_project(&mut tx, tenant, project).await?;
             let current = Self::pool_for_update(&mut tx, project_id, name).await?;
@@ -345,12 +349,12 @@ sql_impl! {
             Ok(updated)
         }
 
-        async fn delete_pool(
-            &self,
-            tenant: &str,
-            project: &str,
-            name: &str,
-        ) -> MetadataResult<Pool> {
+        async fn delete_pool(&self, pool: &PoolRef) -> MetadataResult<Pool> {
+            let (tenant, project, name) = (
+                pool.tenant.as_str(),
+                pool.project.as_str(),
+                pool.pool.as_str(),
+            );
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
             let (project_id, _) = Self::lock_project(&mut tx, tenant, project).await?;
             let pool = Self::pool_for_update(&mut tx, project_id, name).await?;

@@ -18,6 +18,7 @@ use crate::metadata::consumer_groups::rebalance;
 use crate::metadata::{
     Checkpoint, ConsumerGroup, ConsumerGroupStore, MetadataError, MetadataResult, NewConsumerGroup,
 };
+use crate::metadata::{GroupRef, PoolRef};
 
 /// A group row with its pool's shard count.
 struct GroupRow {
@@ -32,12 +33,10 @@ sql_impl! {
         async fn group_in(
             &self,
             tx: &mut Transaction<'static, DB>,
-            tenant: &str,
-            project: &str,
-            pool: &str,
-            group: &str,
+            group: &GroupRef,
         ) -> MetadataResult<GroupRow> {
-            let pool_row = self.get_pool_in(tx, tenant, project, pool).await?;
+            let pool_row = self.get_pool_in(tx, &group.pool).await?;
+            let group = group.group.as_str();
             let row = sqlx::query(AssertSqlSafe(format!(
                 "{SELECT_GROUPS} WHERE pool_id = ? AND name = ?{}",
                 DB::FOR_UPDATE
@@ -58,10 +57,13 @@ sql_impl! {
         async fn get_pool_in(
             &self,
             tx: &mut Transaction<'static, DB>,
-            tenant: &str,
-            project: &str,
-            pool: &str,
+            pool: &PoolRef,
         ) -> MetadataResult<(i64, u32)> {
+            let (tenant, project, pool) = (
+                pool.tenant.as_str(),
+                pool.project.as_str(),
+                pool.pool.as_str(),
+            );
             let project_exists =
                 sqlx::query("SELECT id FROM projects WHERE tenant = ? AND name = ?")
                     .bind(tenant)
@@ -97,13 +99,11 @@ sql_impl! {
     impl ConsumerGroupStore {
         async fn create_consumer_group(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
+            pool: &PoolRef,
             group: NewConsumerGroup,
         ) -> MetadataResult<ConsumerGroup> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let (pool_id, _) = self.get_pool_in(&mut tx, tenant, project, pool).await?;
+            let (pool_id, _) = self.get_pool_in(&mut tx, pool).await?;
             let inserted = sqlx::query(
                     "INSERT INTO consumer_groups (pool_id, name, timeout_s, in_order, created_at_ms) VALUES (?, ?, ?, ?, ?)",
                 )
@@ -122,7 +122,7 @@ sql_impl! {
                 Err(error) => return Err(db_error::<DB>(error)),
             }
             let created = self
-                .group_in(&mut tx, tenant, project, pool, &group.name)
+                .group_in(&mut tx, &pool.group(group.name.clone()))
                 .await?;
             tx.commit().await.map_err(db_error::<DB>)?;
             Ok(created.group)
@@ -130,12 +130,10 @@ sql_impl! {
 
         async fn list_consumer_groups(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
+            pool: &PoolRef,
         ) -> MetadataResult<Vec<ConsumerGroup>> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let (pool_id, _) = self.get_pool_in(&mut tx, tenant, project, pool).await?;
+            let (pool_id, _) = self.get_pool_in(&mut tx, pool).await?;
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "{SELECT_GROUPS} WHERE pool_id = ? ORDER BY name"
             )))
@@ -151,13 +149,10 @@ sql_impl! {
 
         async fn delete_consumer_group(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
-            group: &str,
+            group: &GroupRef,
         ) -> MetadataResult<()> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
+            let found = self.group_in(&mut tx, group).await?;
             sqlx::query("DELETE FROM consumer_groups WHERE id = ?")
                 .bind(found.group.id)
                 .execute(&mut *tx)
@@ -168,15 +163,12 @@ sql_impl! {
 
         async fn consumer_group_heartbeat(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
-            group: &str,
+            group: &GroupRef,
             consumer: &str,
             now_ms: i64,
         ) -> MetadataResult<Vec<u32>> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
+            let found = self.group_in(&mut tx, group).await?;
             let group_id = found.group.id;
             // A heartbeat that arrives late never moves the last one back in time.
             sqlx::query(AssertSqlSafe(format!(
@@ -260,15 +252,12 @@ sql_impl! {
 
         async fn save_checkpoint(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
-            group: &str,
+            group: &GroupRef,
             shard: u32,
             cursor: &str,
         ) -> MetadataResult<Checkpoint> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
+            let found = self.group_in(&mut tx, group).await?;
             let updated_at_ms = now_ms();
             sqlx::query(AssertSqlSafe(DB::upsert(
                     "INSERT INTO consumer_group_checkpoints (group_id, shard, checkpoint, updated_at_ms) VALUES (?, ?, ?, ?)",
@@ -292,13 +281,10 @@ sql_impl! {
 
         async fn list_checkpoints(
             &self,
-            tenant: &str,
-            project: &str,
-            pool: &str,
-            group: &str,
+            group: &GroupRef,
         ) -> MetadataResult<Vec<Checkpoint>> {
             let mut tx = self.pool.begin().await.map_err(db_error::<DB>)?;
-            let found = self.group_in(&mut tx, tenant, project, pool, group).await?;
+            let found = self.group_in(&mut tx, group).await?;
             let rows = sqlx::query(
                     "SELECT shard, checkpoint, updated_at_ms FROM consumer_group_checkpoints WHERE group_id = ? ORDER BY shard",
                 )

@@ -37,15 +37,7 @@ mod tests {
 
     #[test]
     fn test_every_type_maps_both_ways_under_one_name() {
-        for field_type in [
-            FieldType::Text,
-            FieldType::Keyword,
-            FieldType::Long,
-            FieldType::Double,
-            FieldType::Bool,
-            FieldType::Ip,
-            FieldType::Timestamp,
-        ] {
+        for field_type in FieldType::ALL {
             let wire = to_wire(field_type);
             assert_eq!(from_wire(wire), field_type);
             assert_eq!(

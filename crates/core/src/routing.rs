@@ -34,6 +34,17 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// Every type, in declaration order.
+    pub const ALL: [FieldType; 7] = [
+        FieldType::Text,
+        FieldType::Keyword,
+        FieldType::Long,
+        FieldType::Double,
+        FieldType::Bool,
+        FieldType::Ip,
+        FieldType::Timestamp,
+    ];
+
     /// The type's name as the API, the config and the metadata store write it.
     pub fn name(self) -> &'static str {
         match self {

@@ -910,6 +910,55 @@ pub(crate) fn five_days_of_docs(pool_id: i64) -> Vec<IndexDoc> {
         .collect()
 }
 
+/// Searches `[from_ns, to_ns)` as the planner did before plans: the partitions are
+/// listed, then each one is searched by its time range, one step per partition.
+pub(crate) async fn search_step_by_step_by_range(
+    index: &dyn LogIndex,
+    pool: &PoolRoute,
+    query: &logpool_core::query::Query,
+    from_ns: i64,
+    to_ns: i64,
+) -> Vec<super::SearchHit> {
+    let partitions = index
+        .time_partitions(pool, from_ns, to_ns)
+        .await
+        .expect("partitions");
+    let mut hits = Vec::new();
+    for partition in &partitions {
+        let step = SearchRequest {
+            query: query.clone(),
+            from_ns: partition.from_ns,
+            to_ns: partition.to_ns,
+            ..request("")
+        };
+        hits.extend(index.search(pool, &step).await.expect("step").hits);
+    }
+    hits
+}
+
+/// Searches `[from_ns, to_ns)` through one plan, one step per partition.
+pub(crate) async fn search_step_by_step_by_plan(
+    index: &dyn LogIndex,
+    pool: &PoolRoute,
+    query: &logpool_core::query::Query,
+    from_ns: i64,
+    to_ns: i64,
+) -> (super::SearchPlan, Vec<super::SearchHit>) {
+    let plan = index
+        .plan_search(pool, query, from_ns, to_ns)
+        .await
+        .expect("plan");
+    let mut hits = Vec::new();
+    for partition in plan.partitions().chunks(1) {
+        let step = index
+            .search_partitions(&plan, partition, &page(100, None))
+            .await
+            .expect("step");
+        hits.extend(step.hits);
+    }
+    (plan, hits)
+}
+
 /// One page of a planned search.
 pub(crate) fn page(limit: usize, after: Option<SortKey>) -> super::PageRequest {
     super::PageRequest {

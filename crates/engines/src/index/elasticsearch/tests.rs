@@ -778,7 +778,10 @@ async fn test_conformance_search_plan() {
 /// with the same answer.
 #[tokio::test]
 async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
-    use crate::index::conformance::{five_days_of_docs, page, PLAN_DAY0};
+    use crate::index::conformance::{
+        five_days_of_docs, page, search_step_by_step_by_plan, search_step_by_step_by_range,
+        PLAN_DAY0,
+    };
     bounded(async {
         let pool = pool(unique());
         let index = open();
@@ -795,36 +798,13 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
         };
 
         let start = index.work.counts();
-        let partitions = index
-            .time_partitions(&pool, from_ns, to_ns)
-            .await
-            .expect("partitions");
-        assert_eq!(partitions.len(), 5);
-        let mut by_range = Vec::new();
-        for partition in &partitions {
-            let step = SearchRequest {
-                query: query.clone(),
-                from_ns: partition.from_ns,
-                to_ns: partition.to_ns,
-                ..request("")
-            };
-            by_range.extend(index.search(&pool, &step).await.expect("step").hits);
-        }
+        let by_range = search_step_by_step_by_range(&index, &pool, &query, from_ns, to_ns).await;
         assert_eq!(work_of(start), (1, 5), "listings and compilations by range");
 
         let start = index.work.counts();
-        let plan = index
-            .plan_search(&pool, &query, from_ns, to_ns)
-            .await
-            .expect("plan");
-        let mut planned = Vec::new();
-        for partition in plan.partitions().chunks(1) {
-            let step = index
-                .search_partitions(&plan, partition, &page(100, None))
-                .await
-                .expect("step");
-            planned.extend(step.hits);
-        }
+        let (plan, planned) =
+            search_step_by_step_by_plan(&index, &pool, &query, from_ns, to_ns).await;
+        assert_eq!(plan.partitions().len(), 5);
         assert_eq!(
             work_of(start),
             (1, 1),

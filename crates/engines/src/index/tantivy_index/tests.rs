@@ -720,7 +720,9 @@ async fn test_conformance_search_plan() {
 /// through a plan, the days are listed once and the query compiled once.
 #[tokio::test(flavor = "multi_thread")]
 async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
-    use crate::index::conformance::{five_days_of_docs, page, PLAN_DAY0};
+    use crate::index::conformance::{
+        five_days_of_docs, search_step_by_step_by_plan, search_step_by_step_by_range, PLAN_DAY0,
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
     index
@@ -737,37 +739,14 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
 
     // Without a plan: list the partitions, then search each one by its time range.
     let start = index.work.counts();
-    let partitions = index
-        .time_partitions(&pool(1), from_ns, to_ns)
-        .await
-        .expect("partitions");
-    assert_eq!(partitions.len(), 5);
-    let mut by_range = Vec::new();
-    for partition in &partitions {
-        let step = SearchRequest {
-            query: query.clone(),
-            from_ns: partition.from_ns,
-            to_ns: partition.to_ns,
-            ..request("")
-        };
-        by_range.extend(index.search(&pool(1), &step).await.expect("step").hits);
-    }
+    let by_range = search_step_by_step_by_range(&index, &pool(1), &query, from_ns, to_ns).await;
     assert_eq!(work_of(start), (6, 5), "listings and compilations by range");
 
     // With a plan: one listing and one compilation for the five steps.
     let start = index.work.counts();
-    let plan = index
-        .plan_search(&pool(1), &query, from_ns, to_ns)
-        .await
-        .expect("plan");
-    let mut planned = Vec::new();
-    for partition in plan.partitions().chunks(1) {
-        let step = index
-            .search_partitions(&plan, partition, &page(100, None))
-            .await
-            .expect("step");
-        planned.extend(step.hits);
-    }
+    let (plan, planned) =
+        search_step_by_step_by_plan(&index, &pool(1), &query, from_ns, to_ns).await;
+    assert_eq!(plan.partitions().len(), 5);
     assert_eq!(
         work_of(start),
         (1, 1),

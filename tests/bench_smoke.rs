@@ -257,3 +257,37 @@ async fn bench_queries_agree_with_the_raw_engine() {
         assert_eq!(queries[4]["matches"], 20000, "{report}");
     }
 }
+
+/// The harness can leave out the `Idempotency-Key`, to measure what the key costs;
+/// the run still waits until every record is searchable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_without_the_idempotency_key() {
+    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
+    let run = tokio::process::Command::new(logpool_binary())
+        .args(["bench", "--records", "5000", "--paced-secs", "0"])
+        .args([
+            "--query-runs",
+            "1",
+            "--no-baseline",
+            "--without-idempotency-key",
+        ])
+        .arg("--json")
+        .arg("--logs")
+        .arg(&data_dir)
+        .env("LOGPOOL_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .expect("bench did not finish in time")
+        .expect("run bench");
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["records"], 5000, "{report}");
+    positive(&report, "/ingest/accepted_records_per_s");
+    positive(&report, "/ingest/indexed_records_per_s");
+}

@@ -291,13 +291,56 @@ impl LogpoolClient {
         hash_key: Option<&str>,
         request_key: &str,
     ) -> ClientResult<PutAnswer> {
+        self.send_put(
+            project,
+            pool,
+            content_type,
+            encoding,
+            body,
+            hash_key,
+            Some(request_key),
+        )
+        .await
+    }
+
+    /// Sends a raw PutDatas body without an `Idempotency-Key`, so a retry may store
+    /// its records twice. Only for measuring what the key costs
+    /// (`logpool bench --without-idempotency-key`); use [`LogpoolClient::put_raw`].
+    ///
+    /// # Errors
+    /// Any non-2xx answer.
+    pub async fn put_raw_without_key(
+        &self,
+        project: &str,
+        pool: &str,
+        content_type: &str,
+        encoding: Encoding,
+        body: Vec<u8>,
+    ) -> ClientResult<PutAnswer> {
+        self.send_put(project, pool, content_type, encoding, body, None, None)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_put(
+        &self,
+        project: &str,
+        pool: &str,
+        content_type: &str,
+        encoding: Encoding,
+        body: Vec<u8>,
+        hash_key: Option<&str>,
+        request_key: Option<&str>,
+    ) -> ClientResult<PutAnswer> {
         let mut request = self
             .request(
                 reqwest::Method::POST,
                 self.url(&format!("/v1/projects/{project}/pools/{pool}/logs")),
             )
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header("Idempotency-Key", request_key);
+            .header(reqwest::header::CONTENT_TYPE, content_type);
+        if let Some(request_key) = request_key {
+            request = request.header("Idempotency-Key", request_key);
+        }
         if let Some(key) = hash_key {
             request = request.query(&[("hash_key", key)]);
         }

@@ -30,6 +30,8 @@ pub struct Target {
     pub project: String,
     /// Pool.
     pub pool: String,
+    /// Whether puts carry an `Idempotency-Key`, as every client of ours does.
+    pub keyed: bool,
 }
 
 /// One phase of load.
@@ -150,17 +152,20 @@ pub async fn run(
 async fn put(target: &Target, body: Vec<u8>) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=MAX_ATTEMPTS {
-        let result = target
-            .client
-            .put_raw(
-                &target.project,
-                &target.pool,
-                "application/x-ndjson",
-                Encoding::Identity,
-                body.clone(),
-                None,
-            )
-            .await;
+        let (project, pool, ndjson) = (&target.project, &target.pool, "application/x-ndjson");
+        let result = if target.keyed {
+            let body = body.clone();
+            target
+                .client
+                .put_raw(project, pool, ndjson, Encoding::Identity, body, None)
+                .await
+        } else {
+            let body = body.clone();
+            target
+                .client
+                .put_raw_without_key(project, pool, ndjson, Encoding::Identity, body)
+                .await
+        };
         match result {
             Ok(_) => return Ok(()),
             Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {

@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// Skip the bare-tantivy baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Send puts without an `Idempotency-Key` (every client of ours sends one), to
+    /// measure what the key's ledger costs.
+    #[arg(long)]
+    pub without_idempotency_key: bool,
     /// Print the report as JSON on stdout (the table then goes to stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -270,6 +274,7 @@ async fn measure(
         client: client.clone(),
         project,
         pool: "loghub".to_string(),
+        keyed: !args.without_idempotency_key,
     };
     // Records are stamped one microsecond apart, ending now.
     // The paced phase sends at half the indexed rate, so at most this many records.

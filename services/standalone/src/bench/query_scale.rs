@@ -315,6 +315,7 @@ async fn build(
             client,
             project: PROJECT.to_string(),
             pool: POOL.to_string(),
+            keyed: true,
         };
         let searchable_timeout = Duration::from_secs(120 + args.records / 2_000);
         let plan = LoadPlan {

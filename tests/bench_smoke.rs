@@ -11,6 +11,35 @@ use serde_json::Value;
 /// queries and the baseline take well under a minute on a loaded 2-core machine.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Runs `logpool bench` with `args` over the Loghub samples and returns its JSON
+/// report; fails when it does not finish in time or does not succeed.
+async fn run_bench(args: &[&str]) -> Value {
+    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
+    let run = tokio::process::Command::new(logpool_binary())
+        .arg("bench")
+        .args(args)
+        .args(["--json", "--logs"])
+        .arg(&data_dir)
+        .env("LOGPOOL_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_TIMEOUT, run)
+        .await
+        .expect("bench did not finish in time")
+        .expect("run bench");
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bench output is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
 fn positive(report: &Value, pointer: &str) -> f64 {
     let value = report
         .pointer(pointer)
@@ -25,38 +54,15 @@ fn positive(report: &Value, pointer: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_reports_every_figure() {
-    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
-    let run = tokio::process::Command::new(logpool_binary())
-        .args([
-            "bench",
-            "--records",
-            "20000",
-            "--paced-secs",
-            "2",
-            "--query-runs",
-            "3",
-            "--json",
-            "--logs",
-        ])
-        .arg(&data_dir)
-        .env("LOGPOOL_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(RUN_TIMEOUT, run)
-        .await
-        .expect("bench did not finish in time")
-        .expect("run bench");
-    assert!(
-        output.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bench output is not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
+    let report = run_bench(&[
+        "--records",
+        "20000",
+        "--paced-secs",
+        "2",
+        "--query-runs",
+        "3",
+    ])
+    .await;
 
     assert_eq!(report["records"], 20000);
     positive(&report, "/raw_bytes");
@@ -262,31 +268,17 @@ async fn bench_queries_agree_with_the_raw_engine() {
 /// the run still waits until every record is searchable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_runs_without_the_idempotency_key() {
-    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loghub-2k");
-    let run = tokio::process::Command::new(logpool_binary())
-        .args(["bench", "--records", "5000", "--paced-secs", "0"])
-        .args([
-            "--query-runs",
-            "1",
-            "--no-baseline",
-            "--without-idempotency-key",
-        ])
-        .arg("--json")
-        .arg("--logs")
-        .arg(&data_dir)
-        .env("LOGPOOL_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(RUN_TIMEOUT, run)
-        .await
-        .expect("bench did not finish in time")
-        .expect("run bench");
-    assert!(
-        output.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let report = run_bench(&[
+        "--records",
+        "5000",
+        "--paced-secs",
+        "0",
+        "--query-runs",
+        "1",
+        "--no-baseline",
+        "--without-idempotency-key",
+    ])
+    .await;
     assert_eq!(report["records"], 5000, "{report}");
     positive(&report, "/ingest/accepted_records_per_s");
     positive(&report, "/ingest/indexed_records_per_s");

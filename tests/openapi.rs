@@ -6,7 +6,6 @@
 //! `LOGPOOL_WRITE_OPENAPI=1 cargo test --test openapi`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use logpool_e2e::{admin_http, wait_for_count, TestServer};
 use serde_json::{json, Value};
@@ -201,30 +200,9 @@ async fn every_service_serves_the_document_without_a_key() {
     server.standalone.shutdown().await.expect("shutdown");
 }
 
-/// The Python that has `openapi-spec-validator`, or `None` (after saying why) to skip.
+/// The Python that has `openapi_spec_validator`, or `None` (after saying why) to skip.
 fn python() -> Option<String> {
-    let python = std::env::var("LOGPOOL_TEST_PYTHON")
-        .ok()
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| "python3".to_string());
-    let found = std::process::Command::new(&python)
-        .args(["-c", "import openapi_spec_validator"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return Some(python);
-    }
-    let message = format!(
-        "{python} cannot import `openapi_spec_validator`; scripts/test-engines.sh installs it \
-         (pip install openapi-spec-validator==0.9.0)"
-    );
-    if std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED: {message}");
-    None
+    logpool_e2e::python_with("openapi_spec_validator", "openapi-spec-validator==0.9.0")
 }
 
 /// Validates `document` as OpenAPI 3.1; the validator's complaint on failure.

@@ -21,27 +21,7 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Python that has `websockets`, or `None` (after saying why) to skip.
 fn python() -> Option<String> {
-    let python = std::env::var("LOGPOOL_TEST_PYTHON")
-        .ok()
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| "python3".to_string());
-    let found = std::process::Command::new(&python)
-        .args(["-c", "import websockets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return Some(python);
-    }
-    let message = format!(
-        "{python} cannot import `websockets`; scripts/test-engines.sh installs it (pip install websockets==15.0.1)"
-    );
-    if std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("SKIPPED: {message}");
-    None
+    logpool_e2e::python_with("websockets", "websockets==15.0.1")
 }
 
 /// A running `tail_ws_client.py`.

@@ -180,6 +180,33 @@ pub async fn count_records_by(
     }
 }
 
+/// The Python the test engines were installed for (`LOGPOOL_TEST_PYTHON`, else
+/// `python3`) when it can import `module`; otherwise `None` after saying why, or a
+/// panic when `LOGPOOL_REQUIRE_ENGINES` is set. `pip` names what installs it.
+pub fn python_with(module: &str, pip: &str) -> Option<String> {
+    let python = std::env::var("LOGPOOL_TEST_PYTHON")
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| "python3".to_string());
+    let found = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return Some(python);
+    }
+    let message = format!(
+        "{python} cannot import `{module}`; scripts/test-engines.sh installs it (pip install {pip})"
+    );
+    if std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
 /// Path of the `logpool` binary built next to this test executable
 /// (`cargo build -p logpool-standalone` must have run; the test command does it).
 pub fn logpool_binary() -> PathBuf {

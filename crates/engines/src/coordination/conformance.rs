@@ -94,7 +94,7 @@ pub(crate) use coordinator_conformance_tests;
 
 // --- helpers ------------------------------------------------------------------------
 
-fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
+pub(crate) fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
     RoutingSnapshot {
         version: 0,
         access: Default::default(),

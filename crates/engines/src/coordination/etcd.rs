@@ -1131,9 +1131,9 @@ mod tests {
     use std::hash::{BuildHasher, Hasher};
 
     use etcd_client::DeleteOptions;
-    use logpool_core::routing::PoolRoute;
 
     use super::*;
+    use crate::coordination::conformance::snapshot_with_pool;
 
     const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -1168,25 +1168,6 @@ mod tests {
             prefix: prefix.to_string(),
             connect_timeout_ms: 2_000,
             lease_ttl_secs: 3,
-        }
-    }
-
-    fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
-        RoutingSnapshot {
-            version: 0,
-            access: Default::default(),
-            pools: vec![PoolRoute {
-                pool_id: 7,
-                tenant: "t".into(),
-                project: "shop".into(),
-                name: name.into(),
-                partitions: vec![0, 1],
-                retention_days: 7,
-                field_hints: Default::default(),
-                event_window: Default::default(),
-                learned_types: Default::default(),
-            }],
-            archives: Default::default(),
         }
     }
 

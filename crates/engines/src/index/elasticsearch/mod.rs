@@ -850,10 +850,9 @@ impl LogIndex for ElasticsearchIndex {
 
     async fn search(&self, pool: &PoolRoute, request: &SearchRequest) -> IndexResult<SearchPage> {
         check_page_size(request.limit)?;
-        let typed_pool = typed_pool(pool);
         let query = self.compile_in_range(
             &request.query,
-            &typed_pool.field_hints,
+            &pool.field_types(),
             request.from_ns,
             request.to_ns,
         )?;
@@ -895,10 +894,9 @@ impl LogIndex for ElasticsearchIndex {
                 "histogram interval must be positive".to_string(),
             ));
         }
-        let typed_pool = typed_pool(pool);
         let query = self.compile_in_range(
             &request.query,
-            &typed_pool.field_hints,
+            &pool.field_types(),
             request.from_ns,
             request.to_ns,
         )?;
@@ -1173,22 +1171,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[cfg(test)]
-mod tests;
-
-/// The pool with its effective types as its hints: what searches compile with.
+/// The pool with its effective types (learned, overlaid by the hints) as its hints:
+/// the document mapping and the context and aggregation builders type values by the
+/// hints alone.
 fn typed_pool(pool: &PoolRoute) -> PoolRoute {
-    with_types(pool, pool.field_types())
-}
-
-/// The pool with `types` as its hints: the mapping and the query compiler type
-/// values by the hints alone.
-fn with_types(
-    pool: &PoolRoute,
-    types: BTreeMap<String, logpool_core::routing::FieldType>,
-) -> PoolRoute {
     PoolRoute {
-        field_hints: types,
+        field_hints: pool.field_types(),
         ..pool.clone()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,8 +54,7 @@ impl ElasticsearchIndex {
         from_ns: i64,
         to_ns: i64,
     ) -> IndexResult<SearchPlan> {
-        let typed_pool = super::typed_pool(pool);
-        let query = self.compile_in_range(query, &typed_pool.field_hints, from_ns, to_ns)?;
+        let query = self.compile_in_range(query, &pool.field_types(), from_ns, to_ns)?;
         let partitions = self
             .daily_indices(pool, from_ns, to_ns)
             .await?

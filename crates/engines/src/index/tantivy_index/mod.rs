@@ -410,11 +410,6 @@ impl TantivyIndex {
         Ok(())
     }
 
-    /// The pool's field types as indexed: learned from first values, hints winning.
-    fn pool_types(&self, pool: &PoolRoute) -> IndexResult<compile::FieldTypes> {
-        Ok(pool.field_types())
-    }
-
     /// Compiles `query` restricted to `[from_ns, to_ns)`, counted as one compilation.
     fn compile_in_range(
         &self,
@@ -436,7 +431,7 @@ impl TantivyIndex {
         from_ns: i64,
         to_ns: i64,
     ) -> IndexResult<SearchPlan> {
-        let compiled = self.compile_in_range(&self.pool_types(pool)?, query, from_ns, to_ns)?;
+        let compiled = self.compile_in_range(&pool.field_types(), query, from_ns, to_ns)?;
         let partitions = self
             .days_on_disk(pool.pool_id, from_ns, to_ns)?
             .into_iter()
@@ -549,7 +544,7 @@ impl TantivyIndex {
     ) -> IndexResult<Vec<HistogramBucket>> {
         let pool_id = pool.pool_id;
         let query = self.compile_in_range(
-            &self.pool_types(pool)?,
+            &pool.field_types(),
             &request.query,
             request.from_ns,
             request.to_ns,
@@ -684,7 +679,7 @@ impl LogIndex for TantivyIndex {
     ) -> IndexResult<ContextPage> {
         self.remember(pool);
         tokio::task::block_in_place(|| {
-            self.context_blocking(pool.pool_id, &self.pool_types(pool)?, request)
+            self.context_blocking(pool.pool_id, &pool.field_types(), request)
         })
     }
 
@@ -705,7 +700,7 @@ impl LogIndex for TantivyIndex {
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
         self.remember(pool);
         tokio::task::block_in_place(|| {
-            self.aggregate_blocking(pool.pool_id, &self.pool_types(pool)?, request)
+            self.aggregate_blocking(pool.pool_id, &pool.field_types(), request)
         })
     }
 

@@ -43,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use logpool_api::auth::RouteSpec;
+use logpool_bench::corpus::Corpus;
 use logpool_client::{Encoding, LogpoolClient};
 use logpool_core::batch::{decode_batch, BATCH_FORMAT_VERSION};
 use logpool_core::doc_id::DocIdentity;
@@ -57,7 +58,6 @@ use logpool_engines::queue::pulsar::test_relay::TestRelay;
 use logpool_engines::queue::pulsar::PulsarQueue;
 use logpool_engines::queue::{BatchProperties, Queue};
 use logpool_put_datas::sharding;
-use logpool_standalone::bench::corpus::Corpus;
 use serde_json::{json, Value};
 
 /// The harness's PutDatas content type.

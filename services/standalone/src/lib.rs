@@ -8,7 +8,6 @@
 //! HTTP (in-flight PutDatas finish and are answered), close open tails, let loghub
 //! commit and ack what it has written, then commit the index and flush the queue.
 
-pub mod bench;
 pub mod cli;
 pub mod openapi;
 

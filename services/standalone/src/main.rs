@@ -71,7 +71,7 @@ enum Command {
         file: Option<PathBuf>,
     },
     /// Measures ingest, lag, queries and footprint against a bare tantivy baseline.
-    Bench(logpool_standalone::bench::BenchArgs),
+    Bench(logpool_bench::BenchArgs),
     /// Searches a pool and prints the newest matching records.
     Search {
         /// Project name.
@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => {
-            let report = logpool_standalone::bench::run(&args).await?;
+            let report = logpool_bench::run(&args).await?;
             if args.json {
                 // The table goes to stderr so that stdout stays one JSON document.
                 eprint!("{}", report.to_table());

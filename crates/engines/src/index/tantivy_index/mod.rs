@@ -19,6 +19,7 @@
 //! so its redelivery carries the same records.
 
 mod aggregate;
+#[cfg(feature = "bench-baseline")]
 mod bare;
 mod collectors;
 mod compile;
@@ -42,6 +43,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
+#[cfg(feature = "bench-baseline")]
 pub use self::bare::{space_by_field, BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
 use self::collectors::{NewestFirst, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};

@@ -271,6 +271,7 @@ impl LogSchema {
 
     /// Builds the tantivy document of one record, every value indexed with its own
     /// type (the benchmark baseline, which knows no pool types).
+    #[cfg(feature = "bench-baseline")]
     pub(crate) fn document(&self, doc: &IndexDoc) -> TantivyDocument {
         self.document_with_types(doc, &BTreeMap::new())
     }

@@ -29,6 +29,7 @@
 //!
 //! `cargo bench --features distributed --bench distributed -- <mode> [options]`.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -400,7 +401,7 @@ struct RequestWork {
     encode: Duration,
 }
 
-fn pool_route(pool_id: i64, project: &str, shards: u32) -> PoolRoute {
+fn pool_route(pool_id: PoolId, project: &str, shards: u32) -> PoolRoute {
     PoolRoute {
         pool_id,
         tenant: "benchengines".to_string(),
@@ -818,7 +819,11 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
     let mut ingest_cpu = Vec::new();
     for round in 1..=args.rounds.max(1) {
         eprintln!("round {round}: broker alone, {} requests", requests.len());
-        let route = pool_route(run_id, &format!("brokeralone{run_id}r{round}"), args.shards);
+        let route = pool_route(
+            PoolId::new(run_id),
+            &format!("brokeralone{run_id}r{round}"),
+            args.shards,
+        );
         let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
         broker_rates
             .push(broker_alone(queue.clone(), &route, requests.clone(), args.clients).await?);
@@ -827,7 +832,11 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
         queue.drop_project(&route.tenant, &route.project).await?;
 
         eprintln!("round {round}: broker fed the records by its own client");
-        let route = pool_route(run_id, &format!("brokerfed{run_id}r{round}"), args.shards);
+        let route = pool_route(
+            PoolId::new(run_id),
+            &format!("brokerfed{run_id}r{round}"),
+            args.shards,
+        );
         let (watch, started) = (CpuWatch::start(&args.watch), Instant::now());
         fed_rates.push(
             broker_fed_records(
@@ -873,7 +882,11 @@ async fn engines(args: EngineArgs) -> anyhow::Result<()> {
             ..index_config
         },
     )?);
-    let index_route = pool_route(run_id, &format!("indexalone{run_id}"), args.shards);
+    let index_route = pool_route(
+        PoolId::new(run_id),
+        &format!("indexalone{run_id}"),
+        args.shards,
+    );
     let writes = loghub_writes(
         &index_route,
         &requests,

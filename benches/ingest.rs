@@ -13,6 +13,7 @@
 //!    does) vs building `Record`s and encoding them, for JSON and NDJSON bodies of
 //!    1,000 records, on one thread.
 
+use logpool_core::pool_id::PoolId;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,7 +70,7 @@ async fn produce_messages(
                 };
                 for _ in 0..per_producer {
                     let properties = BatchProperties {
-                        pool_id: 1,
+                        pool_id: PoolId::new(1),
                         record_count: 100,
                         format_version: BATCH_FORMAT_VERSION,
                     };
@@ -198,7 +199,7 @@ async fn main() {
                 };
                 for payload in chunk {
                     let properties = BatchProperties {
-                        pool_id: 0,
+                        pool_id: PoolId::new(0),
                         record_count: 1000,
                         format_version: BATCH_FORMAT_VERSION,
                     };

@@ -18,6 +18,7 @@ use anyhow::Context;
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::ingest::parse_ndjson_body;
 use logpool_core::limits::IngestLimits;
+use logpool_core::pool_id::PoolId;
 use logpool_engines::config::LoghubConfig;
 use logpool_engines::index::tantivy_index::{BareIndexWriter, FieldSpace};
 use logpool_engines::index::{IndexDoc, TantivyIndexConfig};
@@ -97,7 +98,7 @@ pub fn run(
                     .enumerate()
                     .map(|(index_in_batch, record)| IndexDoc {
                         identity: DocIdentity {
-                            pool_id: 1,
+                            pool_id: PoolId::new(1),
                             partition: shard,
                             position: batch_index as u64,
                             index_in_batch: index_in_batch as u32,

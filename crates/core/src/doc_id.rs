@@ -6,6 +6,8 @@
 //! delivery from the queue an exactly-once effect in the index.
 
 /// Largest position and index in batch that [`DocIdentity::tiebreak`] holds exactly.
+use crate::pool_id::PoolId;
+
 const MAX_TIEBREAK_POSITION: u64 = 0xff_ffff_ffff;
 const MAX_TIEBREAK_INDEX: u32 = 0xffff;
 
@@ -13,7 +15,7 @@ const MAX_TIEBREAK_INDEX: u32 = 0xffff;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DocIdentity {
     /// Pool id from the metadata store.
-    pub pool_id: i64,
+    pub pool_id: PoolId,
     /// Queue partition (shard) the record was produced to.
     pub partition: u32,
     /// Position of the batch message in that partition.
@@ -49,7 +51,7 @@ impl DocIdentity {
         // machinery (1 % of the server's instructions).
         let mut digits = itoa::Buffer::new();
         let mut key = String::with_capacity(48);
-        key.push_str(digits.format(self.pool_id));
+        key.push_str(digits.format(self.pool_id.get()));
         key.push('-');
         key.push_str(digits.format(self.partition));
         key.push('-');
@@ -65,7 +67,7 @@ impl DocIdentity {
 
     /// Rebuilds an identity from its pool, partition and an exact tiebreak (see
     /// [`DocIdentity::tiebreak_is_exact`]).
-    pub fn from_tiebreak(pool_id: i64, partition: u32, tiebreak: u64) -> DocIdentity {
+    pub fn from_tiebreak(pool_id: PoolId, partition: u32, tiebreak: u64) -> DocIdentity {
         DocIdentity {
             pool_id,
             partition,
@@ -94,7 +96,7 @@ mod tests {
     #[test]
     fn test_doc_id_roundtrip() {
         let id = DocIdentity {
-            pool_id: 7,
+            pool_id: PoolId::new(7),
             partition: 3,
             position: 99,
             index_in_batch: 12,
@@ -108,13 +110,16 @@ mod tests {
     #[test]
     fn test_identity_comes_back_from_an_exact_tiebreak() {
         let id = DocIdentity {
-            pool_id: 7,
+            pool_id: PoolId::new(7),
             partition: 300,
             position: 0xff_ffff_ffff,
             index_in_batch: 0xffff,
         };
         assert!(id.tiebreak_is_exact());
-        assert_eq!(DocIdentity::from_tiebreak(7, 300, id.tiebreak()), id);
+        assert_eq!(
+            DocIdentity::from_tiebreak(PoolId::new(7), 300, id.tiebreak()),
+            id
+        );
         assert_eq!(id.message_key(), "7-300-1099511627775");
         let far = DocIdentity {
             position: 1 << 40,
@@ -126,19 +131,22 @@ mod tests {
             ..id
         };
         assert!(!wide.tiebreak_is_exact());
-        assert_ne!(DocIdentity::from_tiebreak(7, 300, wide.tiebreak()), wide);
+        assert_ne!(
+            DocIdentity::from_tiebreak(PoolId::new(7), 300, wide.tiebreak()),
+            wide
+        );
     }
 
     #[test]
     fn test_tiebreak_orders_by_position_then_index() {
         let a = DocIdentity {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             partition: 0,
             position: 5,
             index_in_batch: 9,
         };
         let b = DocIdentity {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             partition: 0,
             position: 6,
             index_in_batch: 0,

@@ -29,6 +29,7 @@ pub mod ingest;
 pub mod limits;
 pub mod memory;
 pub mod names;
+pub mod pool_id;
 pub mod query;
 pub mod record;
 pub mod routing;

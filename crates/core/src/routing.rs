@@ -4,6 +4,7 @@
 //! publishes it through the coordinator; every other service routes by the latest
 //! snapshot it has seen, which is why a new pool is usable without a restart.
 
+use crate::pool_id::PoolId;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -74,7 +75,7 @@ pub struct ShardAddr {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolRoute {
     /// Stable pool id (never reused, so a re-created pool never sees old data).
-    pub pool_id: i64,
+    pub pool_id: PoolId,
     /// Owning tenant.
     pub tenant: String,
     /// Owning project.
@@ -137,7 +138,7 @@ pub struct RoutingSnapshot {
     pub pools: Vec<PoolRoute>,
     /// Archive settings by pool id (pools without settings are not archived).
     #[serde(default)]
-    pub archives: BTreeMap<i64, crate::archive::ArchiveSettings>,
+    pub archives: BTreeMap<PoolId, crate::archive::ArchiveSettings>,
     /// Tenants, keys (hashed) and quotas.
     #[serde(default)]
     pub access: crate::access::AccessTable,
@@ -152,7 +153,7 @@ impl RoutingSnapshot {
     }
 
     /// Finds a pool by id.
-    pub fn pool_by_id(&self, pool_id: i64) -> Option<&PoolRoute> {
+    pub fn pool_by_id(&self, pool_id: PoolId) -> Option<&PoolRoute> {
         self.pools.iter().find(|p| p.pool_id == pool_id)
     }
 
@@ -166,7 +167,7 @@ impl RoutingSnapshot {
     }
 
     /// Returns the archive settings of a pool when its archive is enabled.
-    pub fn archive_of(&self, pool_id: i64) -> Option<&crate::archive::ArchiveSettings> {
+    pub fn archive_of(&self, pool_id: PoolId) -> Option<&crate::archive::ArchiveSettings> {
         self.archives
             .get(&pool_id)
             .filter(|settings| settings.enabled)

@@ -10,6 +10,7 @@
 //! Text form: `w1.<pool id>.<partition>-<position>-<records>[.<partition>-...]`,
 //! URL-safe so that it can be sent as a query parameter as it is.
 
+use crate::pool_id::PoolId;
 use std::fmt;
 
 use crate::doc_id::DocIdentity;
@@ -32,7 +33,7 @@ pub struct WrittenBatch {
 
 impl WrittenBatch {
     /// The identity of the message's first record in `pool_id`.
-    pub fn first_record(&self, pool_id: i64) -> DocIdentity {
+    pub fn first_record(&self, pool_id: PoolId) -> DocIdentity {
         DocIdentity {
             pool_id,
             partition: self.partition,
@@ -46,7 +47,7 @@ impl WrittenBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteToken {
     /// The pool written to.
-    pub pool_id: i64,
+    pub pool_id: PoolId,
     /// Its batches, one per message.
     pub batches: Vec<WrittenBatch>,
 }
@@ -116,7 +117,7 @@ mod tests {
     #[test]
     fn test_a_token_reads_back_as_written() {
         let token = WriteToken {
-            pool_id: 42,
+            pool_id: PoolId::new(42),
             batches: vec![
                 WrittenBatch {
                     partition: 0,
@@ -134,7 +135,7 @@ mod tests {
         assert_eq!(text, format!("w1.42.0-17-500.3-{}-1", u64::MAX));
         assert_eq!(WriteToken::parse(&text), Ok(token));
         let empty = WriteToken {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             batches: Vec::new(),
         };
         assert_eq!(WriteToken::parse(&empty.to_string()), Ok(empty));

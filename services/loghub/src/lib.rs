@@ -24,6 +24,7 @@ pub mod retention;
 pub mod schema;
 pub mod service;
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -393,7 +394,7 @@ fn prepare(snapshot: &RoutingSnapshot, deliveries: Vec<Delivery>) -> Prepared {
         to_ack_now: Vec::new(),
         undecodable: Vec::new(),
     };
-    let mut group_of: HashMap<(i64, bool), usize> = HashMap::new();
+    let mut group_of: HashMap<(PoolId, bool), usize> = HashMap::new();
     for delivery in deliveries {
         let message = &delivery.message;
         let Some(route) = snapshot
@@ -509,7 +510,7 @@ async fn finish_writes(
             }
             Err(error) => {
                 let pool_id = write.pool.pool_id;
-                tracing::warn!(%error, pool_id, "index write failed; messages will be redelivered");
+                tracing::warn!(%error, %pool_id, "index write failed; messages will be redelivered");
                 state.stats.index_failures.fetch_add(1, Ordering::Relaxed);
                 nack(state, consumer, &write.tags).await;
                 outcome = IndexOutcome::Failed;
@@ -577,7 +578,7 @@ async fn nack(state: &LoghubState, consumer: &mut dyn Consumer, tags: &[Delivery
 async fn dead_letter_records(
     state: &LoghubState,
     tenant: &str,
-    pool_id: i64,
+    pool_id: PoolId,
     rejected: &[RejectedDoc],
 ) {
     let mut body = Vec::new();

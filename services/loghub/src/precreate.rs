@@ -9,6 +9,7 @@
 //! exists is a no-op, so a new leader that creates again what the previous one did
 //! is harmless.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -27,13 +28,13 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 /// How many seconds before the next UTC midnight the pool's next-day index is due:
 /// a value in `(END_MARGIN_SECS, window_secs]`, the same for a pool on every day and
 /// in every process, and spread evenly over the window across pool ids.
-pub fn lead_secs(pool_id: i64, window_secs: u64) -> u64 {
+pub fn lead_secs(pool_id: PoolId, window_secs: u64) -> u64 {
     let span = window_secs.saturating_sub(END_MARGIN_SECS).max(1);
-    END_MARGIN_SECS + 1 + spread(pool_id as u64) % span
+    END_MARGIN_SECS + 1 + spread(pool_id.get() as u64) % span
 }
 
 /// When (nanoseconds since the epoch) the pool's index for `day` is due.
-pub fn due_at_ns(pool_id: i64, day: Date, window_secs: u64) -> i64 {
+pub fn due_at_ns(pool_id: PoolId, day: Date, window_secs: u64) -> i64 {
     let midnight_ns =
         i64::from(day.to_julian_day() - EPOCH_JULIAN_DAY) * SECS_PER_DAY * NANOS_PER_SEC;
     let lead_ns =
@@ -69,7 +70,7 @@ pub struct Precreation {
     /// Length of the window before midnight, in seconds.
     pub window_secs: u64,
     /// What this process created so far (pool id, day), so it is not asked again.
-    pub prepared: HashSet<(i64, Date)>,
+    pub prepared: HashSet<(PoolId, Date)>,
 }
 
 impl Precreation {
@@ -106,7 +107,7 @@ pub async fn prepare_due(
     routing: &RoutingView,
     window_secs: u64,
     now_ns: i64,
-    prepared: &mut HashSet<(i64, Date)>,
+    prepared: &mut HashSet<(PoolId, Date)>,
 ) -> usize {
     let today = date_of(now_ns);
     let Some(tomorrow) = today.next_day() else {
@@ -121,12 +122,12 @@ pub async fn prepare_due(
         }
         match index.prepare_day(pool, tomorrow).await {
             Ok(()) => {
-                tracing::info!(pool_id = pool.pool_id, day = %tomorrow, "created the next day's index ahead of time");
+                tracing::info!(pool_id = %pool.pool_id, day = %tomorrow, "created the next day's index ahead of time");
                 prepared.insert(key);
                 created += 1;
             }
             Err(error) => {
-                tracing::warn!(%error, pool_id = pool.pool_id, day = %tomorrow, "index pre-creation failed; will retry")
+                tracing::warn!(%error, pool_id = %pool.pool_id, day = %tomorrow, "index pre-creation failed; will retry")
             }
         }
     }
@@ -147,7 +148,7 @@ mod tests {
     fn test_due_times_are_inside_the_window_before_midnight() {
         let midnight_ns =
             OffsetDateTime::new_utc(day(), time::Time::MIDNIGHT).unix_timestamp() * NANOS_PER_SEC;
-        for pool_id in -5..2_000 {
+        for pool_id in (-5..2_000).map(PoolId::new) {
             let due = due_at_ns(pool_id, day(), WINDOW);
             let lead_ns = midnight_ns - due;
             assert!(
@@ -161,7 +162,7 @@ mod tests {
 
     #[test]
     fn test_schedule_is_deterministic_and_per_pool() {
-        for pool_id in [1, 2, 77, 1_000_000_007] {
+        for pool_id in [1, 2, 77, 1_000_000_007].map(PoolId::new) {
             assert_eq!(lead_secs(pool_id, WINDOW), lead_secs(pool_id, WINDOW));
             // The same offset on every day.
             let next = day().next_day().expect("next");
@@ -171,7 +172,7 @@ mod tests {
             );
         }
         assert_eq!(
-            lead_secs(42, WINDOW),
+            lead_secs(PoolId::new(42), WINDOW),
             614,
             "stable across builds and processes"
         );
@@ -192,7 +193,7 @@ mod tests {
         let coordinator = LocalCoordinator::new();
         let pools: Vec<PoolRoute> = (1..=50)
             .map(|pool_id| PoolRoute {
-                pool_id,
+                pool_id: PoolId::new(pool_id),
                 tenant: "t".into(),
                 project: "p".into(),
                 name: format!("pool{pool_id}"),
@@ -257,7 +258,7 @@ mod tests {
         // gets about 125; a schedule that bunched pools up would leave some empty.
         let usable = WINDOW - END_MARGIN_SECS;
         let mut slices = [0u32; 8];
-        for pool_id in 1..=1_000 {
+        for pool_id in (1..=1_000).map(PoolId::new) {
             let offset = lead_secs(pool_id, WINDOW) - END_MARGIN_SECS - 1;
             slices[(offset * 8 / usable) as usize] += 1;
         }
@@ -266,6 +267,6 @@ mod tests {
             "{slices:?}"
         );
         // A tiny window still keeps the margin.
-        assert!(lead_secs(9, 10) > END_MARGIN_SECS);
+        assert!(lead_secs(PoolId::new(9), 10) > END_MARGIN_SECS);
     }
 }

@@ -33,14 +33,14 @@ pub async fn enforce_once(index: &dyn LogIndex, routing: &RoutingView) -> usize 
             Ok(count) => {
                 if count > 0 {
                     tracing::info!(
-                        pool_id = pool.pool_id,
+                        pool_id = %pool.pool_id,
                         partitions = count,
                         "retention dropped expired partitions"
                     );
                 }
                 dropped += count;
             }
-            Err(error) => tracing::warn!(%error, pool_id = pool.pool_id, "retention failed"),
+            Err(error) => tracing::warn!(%error, pool_id = %pool.pool_id, "retention failed"),
         }
     }
     dropped

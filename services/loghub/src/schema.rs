@@ -14,6 +14,7 @@
 //! the first batch of each new field: control-api publishes learned types within a
 //! quarter of a second.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub struct PoolSchemas {
     /// Types stored by this worker that the routing snapshot may not carry yet (it
     /// is republished within about a second). An entry is dropped as soon as the
     /// route carries all of it, so the map stays as small as the lag.
-    ahead_of_routing: Mutex<HashMap<i64, LearnedTypes>>,
+    ahead_of_routing: Mutex<HashMap<PoolId, LearnedTypes>>,
 }
 
 impl PoolSchemas {
@@ -101,7 +102,7 @@ impl PoolSchemas {
 
     /// Waits until the routing snapshot carries a type for each of `fields` (or the
     /// pool is gone), at most [`ROUTING_WAIT`].
-    async fn wait_until_routed(&self, pool_id: i64, fields: &LearnedTypes) {
+    async fn wait_until_routed(&self, pool_id: PoolId, fields: &LearnedTypes) {
         let mut receiver = self.routing.receiver();
         let routed = receiver.wait_for(|snapshot| {
             snapshot.pool_by_id(pool_id).is_none_or(|route| {
@@ -112,13 +113,13 @@ impl PoolSchemas {
         });
         if tokio::time::timeout(ROUTING_WAIT, routed).await.is_err() {
             tracing::warn!(
-                pool_id,
+                %pool_id,
                 "learned field types not in the routing snapshot after {ROUTING_WAIT:?}; indexing anyway"
             );
         }
     }
 
-    fn ahead(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LearnedTypes>> {
+    fn ahead(&self) -> std::sync::MutexGuard<'_, HashMap<PoolId, LearnedTypes>> {
         self.ahead_of_routing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

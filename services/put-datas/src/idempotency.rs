@@ -54,6 +54,7 @@
 //! long as a retry may come (a retry after queue retention removed the attempt's
 //! message cannot find it).
 
+use logpool_core::pool_id::PoolId;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,7 +192,7 @@ impl ProduceFaults {
 pub async fn produce_parts(
     queue: &Arc<dyn Queue>,
     faults: &ProduceFaults,
-    pool_id: i64,
+    pool_id: PoolId,
     parts: &[&PlannedPart],
 ) -> Vec<Result<Position, QueueError>> {
     let produce_one = |part: &PlannedPart| {
@@ -353,7 +354,7 @@ impl Idempotency {
         &self,
         queue: &Arc<dyn Queue>,
         faults: &ProduceFaults,
-        pool_id: i64,
+        pool_id: PoolId,
         key: &RequestKey,
         body: String,
         parts: &[PlannedPart],
@@ -463,7 +464,7 @@ impl Idempotency {
         &self,
         queue: &Arc<dyn Queue>,
         faults: &ProduceFaults,
-        pool_id: i64,
+        pool_id: PoolId,
         ledger_key: &str,
         mut record: RequestRecord,
         version: u64,
@@ -629,7 +630,7 @@ fn encode(record: &RequestRecord) -> Result<Vec<u8>, ApiError> {
 async fn find_attempt(
     queue: &Arc<dyn Queue>,
     shard: &ShardAddr,
-    pool_id: i64,
+    pool_id: PoolId,
     attempt: &Attempt,
 ) -> Result<Option<Position>, ApiError> {
     let end = queue.end_position(shard).await?;
@@ -748,7 +749,7 @@ mod tests {
                 .put_once(
                     &queue,
                     &ProduceFaults::default(),
-                    7,
+                    PoolId::new(7),
                     &key,
                     "body".into(),
                     &parts(),
@@ -810,12 +811,12 @@ mod tests {
         let key = RequestKey::parse("k", "request-1").expect("key");
         let parts = parts();
         let first = idempotency
-            .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
+            .put_once(&queue, &faults, PoolId::new(7), &key, "body".into(), &parts)
             .await;
         assert!(first.is_err(), "the failed shard fails the request");
         assert_eq!(stored_messages(&queue).await, 2);
         let second = idempotency
-            .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
+            .put_once(&queue, &faults, PoolId::new(7), &key, "body".into(), &parts)
             .await
             .map(stored)
             .expect("retry");
@@ -826,7 +827,7 @@ mod tests {
             "only the missing part is added"
         );
         let third = idempotency
-            .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
+            .put_once(&queue, &faults, PoolId::new(7), &key, "body".into(), &parts)
             .await
             .map(stored)
             .expect("second retry");
@@ -836,7 +837,14 @@ mod tests {
         );
         assert_eq!(stored_messages(&queue).await, 3);
         let other_body = idempotency
-            .put_once(&queue, &faults, 7, &key, "other".into(), &parts)
+            .put_once(
+                &queue,
+                &faults,
+                PoolId::new(7),
+                &key,
+                "other".into(),
+                &parts,
+            )
             .await;
         assert_eq!(
             other_body.map_err(|e| e.code.http_status()).err(),
@@ -876,7 +884,7 @@ mod tests {
                 .produce(
                     &part.shard,
                     BatchProperties {
-                        pool_id: 7,
+                        pool_id: PoolId::new(7),
                         record_count: 1,
                         format_version: BATCH_FORMAT_VERSION,
                     },
@@ -893,7 +901,8 @@ mod tests {
         }
         // Only the first two parts made it to the queue before the crash.
         let faults = ProduceFaults::default();
-        let produced = produce_parts(&queue, &faults, 7, &[&parts[0], &parts[1]]).await;
+        let produced =
+            produce_parts(&queue, &faults, PoolId::new(7), &[&parts[0], &parts[1]]).await;
         assert!(produced.iter().all(Result::is_ok));
         let value = encode(&record).expect("encode");
         ledger
@@ -904,7 +913,7 @@ mod tests {
         assert_eq!(stored_messages(&queue).await, 5);
         let key = RequestKey::parse("k", "request-2").expect("key");
         let receipts = idempotency
-            .put_once(&queue, &faults, 7, &key, "body".into(), &parts)
+            .put_once(&queue, &faults, PoolId::new(7), &key, "body".into(), &parts)
             .await
             .map(stored)
             .expect("retry");
@@ -961,7 +970,7 @@ mod tests {
             .put_once(
                 &queue,
                 &ProduceFaults::default(),
-                7,
+                PoolId::new(7),
                 &key,
                 "body".into(),
                 &parts(),

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod service;
 pub mod sharding;
 
+use logpool_core::pool_id::PoolId;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -358,7 +359,7 @@ async fn put_logs_counted(
 /// Produces every part of a request without a key (or whose key's ledger is down).
 async fn produce_unkeyed(
     state: &PutDatasState,
-    pool_id: i64,
+    pool_id: PoolId,
     parts: &[PlannedPart],
 ) -> Result<Vec<ShardReceipt>, ApiError> {
     let batches: Vec<&PlannedPart> = parts.iter().collect();

@@ -170,6 +170,7 @@ impl PlannedSearch {
 
 #[cfg(test)]
 mod tests {
+    use logpool_core::pool_id::PoolId;
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -287,7 +288,7 @@ mod tests {
         ) -> IndexResult<Vec<AggregateGroup>> {
             self.inner.aggregate(pool, request).await
         }
-        async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
+        async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()> {
             self.inner.drop_pool(pool_id).await
         }
         async fn storage_bytes(&self, pool: &PoolRoute) -> IndexResult<u64> {
@@ -306,7 +307,7 @@ mod tests {
 
     fn route() -> PoolRoute {
         PoolRoute {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             tenant: "default".into(),
             project: "p".into(),
             name: "web".into(),
@@ -332,7 +333,7 @@ mod tests {
             .flat_map(|day| {
                 (1..=3u32).map(move |quarter| IndexDoc {
                     identity: DocIdentity {
-                        pool_id: 1,
+                        pool_id: PoolId::new(1),
                         partition: 0,
                         position: day as u64,
                         index_in_batch: quarter,

@@ -9,6 +9,7 @@
 //! the answer is 408 `wait_timeout` with what is still missing, and the client may
 //! retry (the records are durable in the queue, only not indexed yet).
 
+use logpool_core::pool_id::PoolId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 /// A validated `wait_for`: the batches to wait for and for how long.
 #[derive(Debug)]
 pub struct WaitFor {
-    pool_id: i64,
+    pool_id: PoolId,
     batches: Vec<WrittenBatch>,
     timeout: Duration,
 }
@@ -162,7 +163,7 @@ impl WaitFor {
 async fn is_searchable(
     index: &Arc<dyn LogIndex>,
     route: &PoolRoute,
-    pool_id: i64,
+    pool_id: PoolId,
     batch: &WrittenBatch,
 ) -> Result<bool, ApiError> {
     let request = ContextRequest {

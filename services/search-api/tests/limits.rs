@@ -2,6 +2,7 @@
 //! read holds its place, so the next query of the tenant is answered 429 with
 //! `Retry-After`; once the client goes away the place is free again.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ async fn test_queries_beyond_the_tenant_cap_get_429_until_one_finishes() {
     config.search.partitions_per_step = 1;
     let engines = Engines::build(&config).await.expect("engines");
     let pool = PoolRoute {
-        pool_id: 1,
+        pool_id: PoolId::new(1),
         tenant: DEFAULT_TENANT.to_string(),
         project: "shop".into(),
         name: "web".into(),
@@ -61,7 +62,7 @@ async fn test_queries_beyond_the_tenant_cap_get_429_until_one_finishes() {
     let docs: Vec<IndexDoc> = (0..DAYS)
         .map(|day| IndexDoc {
             identity: DocIdentity {
-                pool_id: 1,
+                pool_id: PoolId::new(1),
                 partition: 0,
                 position: day as u64,
                 index_in_batch: 0,

@@ -1,6 +1,7 @@
 //! `/metrics` of search-api, scraped in-process after a few requests: requests by
 //! route and status class, errors by status, and the query latency histogram.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -53,7 +54,7 @@ async fn test_metrics_count_search_requests_and_time_queries() {
     };
     let engines = Engines::build(&config).await.expect("engines");
     let pool = PoolRoute {
-        pool_id: 1,
+        pool_id: PoolId::new(1),
         tenant: DEFAULT_TENANT.to_string(),
         project: "shop".into(),
         name: "web".into(),

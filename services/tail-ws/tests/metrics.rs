@@ -1,6 +1,7 @@
 //! `/metrics` of tail-ws, scraped in-process while a live tail is open over a real
 //! socket: open tails, frames and records sent, and the upgrade requests.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ async fn test_metrics_follow_an_open_tail() {
         };
         let engines = Engines::build(&config).await.expect("engines");
         let pool = PoolRoute {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             tenant: DEFAULT_TENANT.to_string(),
             project: "shop".into(),
             name: "web".into(),

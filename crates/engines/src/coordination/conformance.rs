@@ -8,6 +8,7 @@
 //! scenario. What needs several instances or leases (handover between candidates,
 //! expiry, reconnection) stays in the etcd tests.
 
+use logpool_core::pool_id::PoolId;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +100,7 @@ pub(crate) fn snapshot_with_pool(name: &str) -> RoutingSnapshot {
         version: 0,
         access: Default::default(),
         pools: vec![PoolRoute {
-            pool_id: 7,
+            pool_id: PoolId::new(7),
             tenant: "t".into(),
             project: "shop".into(),
             name: name.into(),

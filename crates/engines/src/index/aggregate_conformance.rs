@@ -2,6 +2,7 @@
 //! same plans, and answers compared with a plain computation over the records in
 //! this file (loops and maps, no engine code).
 
+use logpool_core::pool_id::PoolId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use logpool_core::query::{parse_query, DefaultOperator, Query};
@@ -22,7 +23,7 @@ const MINUTE_NS: i64 = 60_000_000_000;
 
 /// Records over three days: strings, integers, fractions, booleans, a sometimes
 /// missing field and a dotted name.
-pub(crate) fn aggregate_docs(pool_id: i64) -> Vec<IndexDoc> {
+pub(crate) fn aggregate_docs(pool_id: PoolId) -> Vec<IndexDoc> {
     (0..NUM_RECORDS)
         .map(|n| {
             let i = n as i64;

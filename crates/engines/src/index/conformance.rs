@@ -4,6 +4,7 @@
 
 use logpool_core::doc_id::DocIdentity;
 use logpool_core::memory::RequestMemory;
+use logpool_core::pool_id::PoolId;
 use logpool_core::query::{parse_query, DefaultOperator};
 use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::{FieldType, PoolRoute};
@@ -18,7 +19,7 @@ pub(crate) const T0: i64 = 1_700_000_000_000_000_000;
 
 /// Builds one document.
 pub(crate) fn doc(
-    pool_id: i64,
+    pool_id: PoolId,
     position: u64,
     index: u32,
     time_ns: i64,
@@ -47,7 +48,7 @@ fn text(s: &str) -> FieldValue {
 }
 
 /// Four documents over three days with text, numbers, a float, a bool and a nested field.
-pub(crate) fn sample_docs(pool_id: i64) -> Vec<IndexDoc> {
+pub(crate) fn sample_docs(pool_id: PoolId) -> Vec<IndexDoc> {
     vec![
         doc(
             pool_id,
@@ -339,7 +340,7 @@ pub(crate) async fn check_idempotent_rewrites(index: &dyn LogIndex, pool: &PoolR
         assert_eq!(page.hits[0].fields, doc.record.fields_json());
     }
     let other_pool = DocIdentity {
-        pool_id: pool.pool_id + 1,
+        pool_id: PoolId::new(pool.pool_id.get() + 1),
         ..docs[0].identity
     };
     for missing in [other_pool.doc_id(), "no-such-id".to_string()] {
@@ -528,7 +529,7 @@ pub(crate) fn field_type_hints() -> std::collections::BTreeMap<String, FieldType
 /// Records for [`check_field_types`], written in two batches: the first fixes the
 /// learned types (`status` long, `ratio` double, `ok` bool), the second brings values
 /// that conflict with them or convert, on another day (a new partition).
-pub(crate) fn field_type_docs(pool_id: i64) -> (Vec<IndexDoc>, Vec<IndexDoc>) {
+pub(crate) fn field_type_docs(pool_id: PoolId) -> (Vec<IndexDoc>, Vec<IndexDoc>) {
     let first = vec![
         doc(
             pool_id,
@@ -735,7 +736,7 @@ const LOGHUB_LINES_PER_SYSTEM: usize = 400;
 
 /// Records built from the Loghub samples in `tests/data`, with typed fields beside
 /// the message so that every syntax form has something to match.
-pub(crate) fn loghub_docs(pool_id: i64) -> Vec<IndexDoc> {
+pub(crate) fn loghub_docs(pool_id: PoolId) -> Vec<IndexDoc> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/loghub-2k");
     let mut docs = Vec::new();
     for (system_index, system) in LOGHUB_SAMPLE.iter().enumerate() {
@@ -887,7 +888,7 @@ pub(crate) const PLAN_DAY0: i64 = T0 - T0.rem_euclid(DAY_NS);
 
 /// Three records a day over five days from [`PLAN_DAY0`], at a quarter, a half and
 /// three quarters of each day; every other one has `status` 500.
-pub(crate) fn five_days_of_docs(pool_id: i64) -> Vec<IndexDoc> {
+pub(crate) fn five_days_of_docs(pool_id: PoolId) -> Vec<IndexDoc> {
     (0..5i64)
         .flat_map(|day| {
             (1..=3i64).map(move |quarter| {
@@ -1086,7 +1087,7 @@ mod tests {
     /// same count as the engines must: a plain scan of the records.
     #[test]
     fn test_in_memory_evaluator_agrees_with_the_suite() {
-        let docs = sample_docs(1);
+        let docs = sample_docs(PoolId::new(1));
         let cases = QUERY_CASES
             .iter()
             .map(|case| (case, DefaultOperator::And))

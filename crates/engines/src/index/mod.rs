@@ -26,6 +26,7 @@ pub(crate) mod aggregate_conformance;
 #[cfg(test)]
 pub(crate) mod conformance;
 
+use logpool_core::pool_id::PoolId;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
@@ -334,7 +335,7 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     ) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>>;
 
     /// Deletes every document and partition of a pool.
-    async fn drop_pool(&self, pool_id: i64) -> IndexResult<()>;
+    async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()>;
 
     /// Bytes the pool's partitions take in the engine's storage, as the engine
     /// reports them: on disk for tantivy, the store size of every copy (primaries and

@@ -8,6 +8,7 @@
 //! a compiled query is stays inside the engine that made the plan: callers see only
 //! time ranges.
 
+use logpool_core::pool_id::PoolId;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use logpool_core::memory::RequestMemory;
@@ -21,7 +22,7 @@ use super::{IndexError, SortKey, TimePartition};
 /// [`LogIndex::plan_search`]: super::LogIndex::plan_search
 #[derive(Debug)]
 pub struct SearchPlan {
-    pool_id: i64,
+    pool_id: PoolId,
     partitions: Vec<PlannedPartition>,
     compiled: CompiledQuery,
 }
@@ -29,7 +30,7 @@ pub struct SearchPlan {
 impl SearchPlan {
     /// A plan over `partitions` (sorted here, newest first).
     pub(crate) fn new(
-        pool_id: i64,
+        pool_id: PoolId,
         mut partitions: Vec<PlannedPartition>,
         compiled: CompiledQuery,
     ) -> SearchPlan {
@@ -47,7 +48,7 @@ impl SearchPlan {
     }
 
     /// The pool the plan searches.
-    pub(crate) fn pool_id(&self) -> i64 {
+    pub(crate) fn pool_id(&self) -> PoolId {
         self.pool_id
     }
 

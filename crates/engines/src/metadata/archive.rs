@@ -1,5 +1,6 @@
 //! Archive settings of pools (where and how a pool's records are archived).
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
@@ -23,5 +24,5 @@ pub trait ArchiveStore: Send + Sync + Debug + 'static {
         -> MetadataResult<Option<ArchiveSettings>>;
     /// Returns the archive settings of every existing pool by pool id, for the
     /// routing snapshot.
-    async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<i64, ArchiveSettings>>;
+    async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<PoolId, ArchiveSettings>>;
 }

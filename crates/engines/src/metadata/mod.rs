@@ -16,6 +16,7 @@ pub mod schema;
 pub mod sql;
 pub mod sqlite;
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
@@ -87,7 +88,7 @@ pub struct Project {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pool {
     /// Database id, never reused.
-    pub id: i64,
+    pub id: PoolId,
     /// Owning tenant.
     pub tenant: String,
     /// Owning project.

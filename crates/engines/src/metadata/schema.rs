@@ -6,6 +6,7 @@
 //! write wins and both index with the stored type. control-api carries the types to
 //! every service in the routing snapshot ([`logpool_core::routing::PoolRoute::learned_types`]).
 
+use logpool_core::pool_id::PoolId;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 
@@ -24,13 +25,13 @@ pub trait SchemaStore: Send + Sync + Debug + 'static {
     /// (a field that has one keeps it), then returns every learned type of the pool.
     async fn learn_field_types(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         new: &LearnedTypes,
     ) -> MetadataResult<LearnedTypes>;
 
     /// Returns the learned types of every existing pool by pool id, for the routing
     /// snapshot.
-    async fn all_learned_field_types(&self) -> MetadataResult<HashMap<i64, LearnedTypes>>;
+    async fn all_learned_field_types(&self) -> MetadataResult<HashMap<PoolId, LearnedTypes>>;
 
     /// A number that changes whenever a type is learned (0 before the first), so a
     /// publisher can tell whether its snapshot is behind.

@@ -14,6 +14,7 @@
 //! What only one engine promises (segment files, crash recovery, backpressure limits,
 //! exact backlog bytes, the broker's subscriptions) stays in that engine's tests.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -144,7 +145,7 @@ pub(crate) use queue_conformance_tests;
 
 pub(crate) fn properties(record_count: u32) -> BatchProperties {
     BatchProperties {
-        pool_id: 7,
+        pool_id: PoolId::new(7),
         record_count,
         format_version: 1,
     }
@@ -215,7 +216,7 @@ pub(crate) async fn scenario_produce_read_receive_ack_round_trip(
     let addr = under_test.shard(0);
     let unused = under_test.shard(9);
     let sent = BatchProperties {
-        pool_id: 42,
+        pool_id: PoolId::new(42),
         record_count: 3,
         format_version: 1,
     };

@@ -22,6 +22,7 @@ pub mod embedded;
 #[cfg(feature = "pulsar")]
 pub mod pulsar;
 
+use logpool_core::pool_id::PoolId;
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ pub enum QueueError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchProperties {
     /// Id of the pool the records belong to.
-    pub pool_id: i64,
+    pub pool_id: PoolId,
     /// Number of records in the payload.
     pub record_count: u32,
     /// Payload format version ([`logpool_core::batch::BATCH_FORMAT_VERSION`]).

@@ -332,6 +332,7 @@ impl ShardWorker {
 
 #[cfg(test)]
 mod tests {
+    use logpool_core::pool_id::PoolId;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -353,7 +354,7 @@ mod tests {
 
     fn route() -> PoolRoute {
         PoolRoute {
-            pool_id: 1,
+            pool_id: PoolId::new(1),
             tenant: "default".into(),
             project: "p".into(),
             name: "web".into(),
@@ -391,7 +392,7 @@ mod tests {
                 position,
                 publish_time_ms: 1,
                 properties: BatchProperties {
-                    pool_id: 1,
+                    pool_id: PoolId::new(1),
                     record_count: 2,
                     format_version: BATCH_FORMAT_VERSION,
                 },

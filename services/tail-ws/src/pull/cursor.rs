@@ -13,6 +13,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use logpool_core::pool_id::PoolId;
 use logpool_engines::metadata::{MetadataError, MetadataStore};
 use logpool_engines::queue::Position;
 use sha2::Sha256;
@@ -36,7 +37,7 @@ pub struct CursorScope<'a> {
     /// Pool name.
     pub pool: &'a str,
     /// Pool id (never reused).
-    pub pool_id: i64,
+    pub pool_id: PoolId,
     /// Shard index in the pool.
     pub shard: u32,
 }
@@ -122,7 +123,7 @@ impl CursorKey {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
         }
-        mac.update(&scope.pool_id.to_be_bytes());
+        mac.update(&scope.pool_id.get().to_be_bytes());
         mac.update(&scope.shard.to_be_bytes());
         mac.update(body);
         mac
@@ -180,7 +181,7 @@ impl CursorKey {
 mod tests {
     use super::*;
 
-    fn scope(pool: &str, pool_id: i64, shard: u32) -> CursorScope<'_> {
+    fn scope(pool: &str, pool_id: PoolId, shard: u32) -> CursorScope<'_> {
         CursorScope {
             tenant: "default",
             project: "shop",
@@ -197,28 +198,37 @@ mod tests {
             position: (7 << 32) | 42,
             skip: 3,
         };
-        let cursor = key.encode(&scope("web", 1, 0), place);
+        let cursor = key.encode(&scope("web", PoolId::new(1), 0), place);
         assert!(cursor
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_eq!(key.decode(&scope("web", 1, 0), &cursor), Ok(place));
+        assert_eq!(
+            key.decode(&scope("web", PoolId::new(1), 0), &cursor),
+            Ok(place)
+        );
     }
 
     #[test]
     fn test_cursor_is_refused_on_another_scope_or_key() {
         let key = CursorKey::from_bytes(b"test key").expect("key");
-        let cursor = key.encode(&scope("web", 1, 0), CursorPlace::at(5));
-        for other in [scope("api", 1, 0), scope("web", 2, 0), scope("web", 1, 1)] {
+        let cursor = key.encode(&scope("web", PoolId::new(1), 0), CursorPlace::at(5));
+        for other in [
+            scope("api", PoolId::new(1), 0),
+            scope("web", PoolId::new(2), 0),
+            scope("web", PoolId::new(1), 1),
+        ] {
             assert!(matches!(
                 key.decode(&other, &cursor),
                 Err(CursorError::WrongScope { .. })
             ));
         }
         let other_key = CursorKey::from_bytes(b"other key").expect("key");
-        assert!(other_key.decode(&scope("web", 1, 0), &cursor).is_err());
+        assert!(other_key
+            .decode(&scope("web", PoolId::new(1), 0), &cursor)
+            .is_err());
         let other_tenant = CursorScope {
             tenant: "acme",
-            ..scope("web", 1, 0)
+            ..scope("web", PoolId::new(1), 0)
         };
         assert!(key.decode(&other_tenant, &cursor).is_err());
     }
@@ -226,7 +236,7 @@ mod tests {
     #[test]
     fn test_every_edited_byte_is_detected() {
         let key = CursorKey::from_bytes(b"test key").expect("key");
-        let scope = scope("web", 1, 0);
+        let scope = scope("web", PoolId::new(1), 0);
         let cursor = key.encode(&scope, CursorPlace::at(5));
         let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).expect("decodes");
         for index in 0..bytes.len() {

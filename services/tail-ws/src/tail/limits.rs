@@ -1,6 +1,7 @@
 //! Counts open tails per tenant and per pool, so that one tenant (or one busy pool)
 //! cannot take every reader the service can afford.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,7 +33,7 @@ pub struct TailRegistry {
 #[derive(Debug, Default)]
 struct OpenTails {
     per_tenant: HashMap<String, usize>,
-    per_pool: HashMap<i64, usize>,
+    per_pool: HashMap<PoolId, usize>,
 }
 
 impl TailRegistry {
@@ -53,7 +54,7 @@ impl TailRegistry {
     pub fn try_open(
         self: &Arc<Self>,
         tenant: &str,
-        pool_id: i64,
+        pool_id: PoolId,
     ) -> Result<TailPermit, TailLimitError> {
         self.try_open_within(tenant, pool_id, None)
     }
@@ -66,7 +67,7 @@ impl TailRegistry {
     pub fn try_open_within(
         self: &Arc<Self>,
         tenant: &str,
-        pool_id: i64,
+        pool_id: PoolId,
         tenant_quota: Option<u32>,
     ) -> Result<TailPermit, TailLimitError> {
         let max_for_tenant = tenant_quota.map_or(self.max_per_tenant, |quota| {
@@ -95,7 +96,7 @@ impl TailRegistry {
     }
 
     /// Returns the number of open tails on a pool.
-    pub fn open_on_pool(&self, pool_id: i64) -> usize {
+    pub fn open_on_pool(&self, pool_id: PoolId) -> usize {
         self.lock().per_pool.get(&pool_id).copied().unwrap_or(0)
     }
 
@@ -111,7 +112,7 @@ impl TailRegistry {
 pub struct TailPermit {
     registry: Arc<TailRegistry>,
     tenant: String,
-    pool_id: i64,
+    pool_id: PoolId,
 }
 
 impl Drop for TailPermit {
@@ -139,35 +140,39 @@ mod tests {
     #[test]
     fn test_pool_limit_refuses_and_frees_on_drop() {
         let registry = Arc::new(TailRegistry::new(10, 2));
-        let first = registry.try_open("t", 1).expect("first");
-        let _second = registry.try_open("t", 1).expect("second");
+        let first = registry.try_open("t", PoolId::new(1)).expect("first");
+        let _second = registry.try_open("t", PoolId::new(1)).expect("second");
         assert_eq!(
-            registry.try_open("t", 1).expect_err("third"),
+            registry.try_open("t", PoolId::new(1)).expect_err("third"),
             TailLimitError::TooManyForPool { max: 2 }
         );
         // Another pool of the same tenant is not affected.
-        let _other = registry.try_open("t", 2).expect("other pool");
+        let _other = registry.try_open("t", PoolId::new(2)).expect("other pool");
         drop(first);
-        assert_eq!(registry.open_on_pool(1), 1);
-        let _again = registry.try_open("t", 1).expect("freed");
+        assert_eq!(registry.open_on_pool(PoolId::new(1)), 1);
+        let _again = registry.try_open("t", PoolId::new(1)).expect("freed");
     }
 
     #[test]
     fn test_tenant_limit_spans_pools_and_tenants_are_separate() {
         let registry = Arc::new(TailRegistry::new(2, 10));
-        let _a = registry.try_open("t", 1).expect("a");
-        let _b = registry.try_open("t", 2).expect("b");
+        let _a = registry.try_open("t", PoolId::new(1)).expect("a");
+        let _b = registry.try_open("t", PoolId::new(2)).expect("b");
         assert_eq!(
-            registry.try_open("t", 3).expect_err("over tenant limit"),
+            registry
+                .try_open("t", PoolId::new(3))
+                .expect_err("over tenant limit"),
             TailLimitError::TooManyForTenant { max: 2 }
         );
-        let _c = registry.try_open("u", 3).expect("another tenant");
+        let _c = registry
+            .try_open("u", PoolId::new(3))
+            .expect("another tenant");
     }
 
     #[test]
     fn test_counts_are_forgotten_at_zero() {
         let registry = Arc::new(TailRegistry::new(1, 1));
-        drop(registry.try_open("t", 1).expect("open"));
+        drop(registry.try_open("t", PoolId::new(1)).expect("open"));
         let open = registry.lock();
         assert!(open.per_tenant.is_empty() && open.per_pool.is_empty());
     }

@@ -352,6 +352,7 @@ impl ElasticsearchIndex {
 
 #[cfg(test)]
 mod tests {
+    use logpool_core::pool_id::PoolId;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -378,7 +379,7 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let pool_id = 2_000_000_000 + (nanos / 1_000 % 1_000_000_000) as i64;
+        let pool_id = PoolId::new(2_000_000_000 + (nanos / 1_000 % 1_000_000_000) as i64);
         let pool = PoolRoute {
             pool_id,
             tenant: "default".into(),

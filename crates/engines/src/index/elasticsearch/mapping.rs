@@ -399,6 +399,7 @@ fn field_names_with_prefixes(record: &Record) -> BTreeSet<String> {
 
 #[cfg(test)]
 mod tests {
+    use logpool_core::pool_id::PoolId;
     use std::collections::BTreeMap;
 
     use logpool_core::doc_id::DocIdentity;
@@ -407,7 +408,7 @@ mod tests {
 
     fn pool(hints: &[(&str, FieldType)]) -> PoolRoute {
         PoolRoute {
-            pool_id: 3,
+            pool_id: PoolId::new(3),
             tenant: "default".into(),
             project: "p".into(),
             name: "web".into(),
@@ -425,7 +426,7 @@ mod tests {
     fn doc(fields: &[(&str, FieldValue)]) -> IndexDoc {
         IndexDoc {
             identity: DocIdentity {
-                pool_id: 3,
+                pool_id: PoolId::new(3),
                 partition: 1,
                 position: 2,
                 index_in_batch: 3,

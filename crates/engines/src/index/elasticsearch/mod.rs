@@ -44,6 +44,7 @@ mod mapping;
 mod naming;
 mod plan;
 
+use logpool_core::pool_id::PoolId;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -170,7 +171,7 @@ pub struct ElasticsearchIndex {
     client: Elasticsearch,
     config: ElasticsearchIndexConfig,
     /// Pools whose template this process has written.
-    ensured_pools: Mutex<HashSet<i64>>,
+    ensured_pools: Mutex<HashSet<PoolId>>,
     /// Daily indices this process knows to exist.
     created_indices: Mutex<HashSet<String>>,
     /// Indices written since the last commit, to refresh on commit.
@@ -543,7 +544,7 @@ impl ElasticsearchIndex {
     }
 
     /// Lists the pool's daily indices (open or closed).
-    async fn list_pool_indices(&self, pool_id: i64) -> IndexResult<Vec<String>> {
+    async fn list_pool_indices(&self, pool_id: PoolId) -> IndexResult<Vec<String>> {
         let pattern = naming::pool_index_pattern(&self.config.index_prefix, pool_id);
         let response = self
             .call(
@@ -954,7 +955,7 @@ impl LogIndex for ElasticsearchIndex {
         self.aggregate_groups(&typed_pool(pool), request).await
     }
 
-    async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
+    async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()> {
         let names = self.list_pool_indices(pool_id).await?;
         self.delete_indices(&names).await?;
         let template = naming::template_name(&self.config.index_prefix, pool_id);

@@ -13,6 +13,7 @@
 //! - read alias:  `logpool-7-default.shop.web`
 //! - template:    `logpool-7`, pattern `logpool-7-*`
 
+use logpool_core::pool_id::PoolId;
 use logpool_core::routing::PoolRoute;
 
 /// One day in nanoseconds.
@@ -33,17 +34,17 @@ pub(crate) fn is_valid_index_prefix(prefix: &str) -> bool {
 }
 
 /// `{prefix}-{pool_id}-`: what every index and alias name of the pool starts with.
-pub(crate) fn pool_name_prefix(prefix: &str, pool_id: i64) -> String {
+pub(crate) fn pool_name_prefix(prefix: &str, pool_id: PoolId) -> String {
     format!("{prefix}-{pool_id}-")
 }
 
 /// The pattern matching every daily index of a pool.
-pub(crate) fn pool_index_pattern(prefix: &str, pool_id: i64) -> String {
+pub(crate) fn pool_index_pattern(prefix: &str, pool_id: PoolId) -> String {
     format!("{}*", pool_name_prefix(prefix, pool_id))
 }
 
 /// The name of the pool's index template.
-pub(crate) fn template_name(prefix: &str, pool_id: i64) -> String {
+pub(crate) fn template_name(prefix: &str, pool_id: PoolId) -> String {
     format!("{prefix}-{pool_id}")
 }
 
@@ -65,7 +66,7 @@ pub(crate) fn index_name(prefix: &str, pool: &PoolRoute, day: i64) -> String {
 
 /// The day (since the epoch, UTC) of an index name of pool `pool_id`, or `None` when the
 /// name is not one of that pool's daily indices.
-pub(crate) fn parse_index_day(prefix: &str, pool_id: i64, name: &str) -> Option<i64> {
+pub(crate) fn parse_index_day(prefix: &str, pool_id: PoolId, name: &str) -> Option<i64> {
     let rest = name.strip_prefix(&pool_name_prefix(prefix, pool_id))?;
     let (_, suffix) = rest.rsplit_once('-')?;
     parse_day_suffix(suffix)
@@ -157,7 +158,7 @@ mod tests {
 
     use super::*;
 
-    fn route(pool_id: i64, tenant: &str, project: &str, name: &str) -> PoolRoute {
+    fn route(pool_id: PoolId, tenant: &str, project: &str, name: &str) -> PoolRoute {
         PoolRoute {
             pool_id,
             tenant: tenant.into(),
@@ -173,26 +174,30 @@ mod tests {
 
     #[test]
     fn test_index_names_are_unambiguous_and_parse_back() {
-        let web = route(7, "default", "shop", "web");
+        let web = route(PoolId::new(7), "default", "shop", "web");
         let day = day_of(1_700_000_000_000_000_000);
         let name = index_name("logpool", &web, day);
         assert_eq!(name, "logpool-7-default.shop.web-2023.11.14");
         assert_eq!(alias_name("logpool", &web), "logpool-7-default.shop.web");
-        assert_eq!(parse_index_day("logpool", 7, &name), Some(day));
+        assert_eq!(parse_index_day("logpool", PoolId::new(7), &name), Some(day));
         // Pool 77's indices are not pool 7's, whatever their names.
-        let other = index_name("logpool", &route(77, "default", "shop", "web"), day);
-        assert_eq!(parse_index_day("logpool", 7, &other), None);
+        let other = index_name(
+            "logpool",
+            &route(PoolId::new(77), "default", "shop", "web"),
+            day,
+        );
+        assert_eq!(parse_index_day("logpool", PoolId::new(7), &other), None);
         assert_eq!(
-            parse_index_day("logpool", 7, "logpool-7-default.shop.web"),
+            parse_index_day("logpool", PoolId::new(7), "logpool-7-default.shop.web"),
             None
         );
         // Names with `-` stay apart: tenant `a`, project `b-c` vs tenant `a-b`, project `c`.
         assert_ne!(
-            alias_name("logpool", &route(1, "a", "b-c", "dd")),
-            alias_name("logpool", &route(1, "a-b", "c", "dd"))
+            alias_name("logpool", &route(PoolId::new(1), "a", "b-c", "dd")),
+            alias_name("logpool", &route(PoolId::new(1), "a-b", "c", "dd"))
         );
         assert_eq!(
-            alias_name("logpool", &route(1, "Tenant_X", "p1", "web")),
+            alias_name("logpool", &route(PoolId::new(1), "Tenant_X", "p1", "web")),
             "logpool-1-tenant-x.p1.web"
         );
     }

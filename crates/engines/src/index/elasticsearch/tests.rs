@@ -5,6 +5,7 @@
 //! Every test uses its own pool ids and project name, so tests and repeated runs can
 //! share one server, and every test is bounded in time.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,14 +33,14 @@ fn es_url() -> String {
 }
 
 /// A number no other test (or earlier run against the same server) uses.
-fn unique() -> i64 {
+fn unique() -> PoolId {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let mixed = (nanos / 1_000 + COUNTER.fetch_add(1, Ordering::Relaxed) * 7_919) % 1_000_000_000;
-    1_000_000_000 + mixed as i64
+    PoolId::new(1_000_000_000 + mixed as i64)
 }
 
 fn config(url: String) -> ElasticsearchIndexConfig {
@@ -58,7 +59,7 @@ fn open() -> ElasticsearchIndex {
     ElasticsearchIndex::connect(config(es_url())).expect("connect")
 }
 
-fn pool(pool_id: i64) -> PoolRoute {
+fn pool(pool_id: PoolId) -> PoolRoute {
     PoolRoute {
         pool_id,
         tenant: "default".into(),
@@ -73,7 +74,7 @@ fn pool(pool_id: i64) -> PoolRoute {
 }
 
 /// Pool `pool_id`'s copy of the sample documents.
-fn samples(pool_id: i64) -> Vec<IndexDoc> {
+fn samples(pool_id: PoolId) -> Vec<IndexDoc> {
     sample_docs(pool_id)
 }
 

@@ -20,6 +20,7 @@
 //! the closest ranks) while a group holds at most [`EXACT_PERCENTILE_VALUES`] values,
 //! then a DDSketch with 1% relative accuracy.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
@@ -810,7 +811,7 @@ impl TantivyIndex {
     /// Runs an aggregation over every partition of the range. Blocking.
     pub(super) fn aggregate_blocking(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         types: &super::compile::FieldTypes,
         request: &AggregateRequest,
     ) -> IndexResult<Vec<AggregateGroup>> {
@@ -892,7 +893,7 @@ mod tests {
         })
         .expect("open index");
         let pool = PoolRoute {
-            pool_id: 7,
+            pool_id: PoolId::new(7),
             tenant: "default".into(),
             project: "p".into(),
             name: "web".into(),

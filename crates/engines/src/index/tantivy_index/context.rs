@@ -5,6 +5,7 @@
 //! order, so one shard's records are a contiguous tiebreak range and sorting by
 //! tiebreak is queue order, across every day partition.
 
+use logpool_core::pool_id::PoolId;
 use std::ops::Bound;
 
 use tantivy::collector::TopDocs;
@@ -23,7 +24,7 @@ const ANCHOR_CANDIDATES: usize = 4;
 impl TantivyIndex {
     pub(super) fn context_blocking(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         types: &compile::FieldTypes,
         request: &ContextRequest,
     ) -> IndexResult<ContextPage> {
@@ -100,7 +101,7 @@ impl TantivyIndex {
 
     pub(super) fn time_partitions_blocking(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         from_ns: i64,
         to_ns: i64,
     ) -> IndexResult<Vec<TimePartition>> {
@@ -128,7 +129,7 @@ impl TantivyIndex {
     /// The `limit` matching records nearest in tiebreak order, with their tiebreaks.
     fn top_by_tiebreak(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         searcher: &Searcher,
         query: &dyn TantivyQuery,
         limit: usize,

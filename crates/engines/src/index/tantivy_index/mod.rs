@@ -30,6 +30,7 @@ mod staging;
 mod storage;
 mod stream_order;
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -116,7 +117,7 @@ impl Default for TantivyIndexConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct PartitionKey {
-    pool_id: i64,
+    pool_id: PoolId,
     /// Days since the Unix epoch (UTC).
     day: i64,
 }
@@ -144,7 +145,7 @@ pub struct TantivyIndex {
     /// `{dir}/{tenant}/{pool_id}` of each pool met through the trait (every call but
     /// `drop_pool` names the pool's tenant), so that code keyed by pool id finds the
     /// directory: every stored thing names its tenant.
-    pool_dirs: Mutex<HashMap<i64, PathBuf>>,
+    pool_dirs: Mutex<HashMap<PoolId, PathBuf>>,
     /// Partition listings and query compilations of reads (what a search plan saves).
     work: PlanningWork,
 }
@@ -188,7 +189,7 @@ impl TantivyIndex {
             });
     }
 
-    fn pool_dir(&self, pool_id: i64) -> PathBuf {
+    fn pool_dir(&self, pool_id: PoolId) -> PathBuf {
         if let Some(dir) = lock(&self.pool_dirs).get(&pool_id) {
             return dir.clone();
         }
@@ -254,7 +255,7 @@ impl TantivyIndex {
     }
 
     /// Lists the days on disk for a pool that overlap `[from_ns, to_ns)`, newest first.
-    fn days_on_disk(&self, pool_id: i64, from_ns: i64, to_ns: i64) -> IndexResult<Vec<i64>> {
+    fn days_on_disk(&self, pool_id: PoolId, from_ns: i64, to_ns: i64) -> IndexResult<Vec<i64>> {
         self.work.listed();
         let first_day = from_ns.div_euclid(DAY_NS);
         let last_day = (to_ns.saturating_sub(1)).div_euclid(DAY_NS);
@@ -523,7 +524,7 @@ impl TantivyIndex {
     /// by the collector that found it.
     fn hit_from_document(
         &self,
-        pool_id: i64,
+        pool_id: PoolId,
         document: &TantivyDocument,
         sort_key: SortKey,
     ) -> IndexResult<SearchHit> {
@@ -574,7 +575,7 @@ impl TantivyIndex {
             .collect())
     }
 
-    fn drop_partitions_blocking(&self, pool_id: i64, days: &[i64]) -> IndexResult<usize> {
+    fn drop_partitions_blocking(&self, pool_id: PoolId, days: &[i64]) -> IndexResult<usize> {
         let mut dropped = 0;
         for day in days {
             let key = PartitionKey { pool_id, day: *day };
@@ -706,7 +707,7 @@ impl LogIndex for TantivyIndex {
         })
     }
 
-    async fn drop_pool(&self, pool_id: i64) -> IndexResult<()> {
+    async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()> {
         let _guard = self.commit_lock.lock().await;
         tokio::task::block_in_place(|| {
             let days = list_days(&self.pool_dir(pool_id))?;

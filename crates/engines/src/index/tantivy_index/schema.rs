@@ -1,5 +1,6 @@
 //! The tantivy schema of a pool partition and the mapping from records to documents.
 
+use logpool_core::pool_id::PoolId;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -459,7 +460,7 @@ pub(crate) struct StoredSource {
 
 impl StoredSource {
     /// The record's id: stored, or rebuilt from the pool, partition and tiebreak.
-    pub(crate) fn doc_id(&self, pool_id: i64, tiebreak: u64) -> String {
+    pub(crate) fn doc_id(&self, pool_id: PoolId, tiebreak: u64) -> String {
         match &self.id {
             Some(id) => id.clone(),
             None => DocIdentity::from_tiebreak(pool_id, self.partition, tiebreak).doc_id(),

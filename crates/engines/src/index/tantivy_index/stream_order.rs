@@ -88,10 +88,11 @@ fn stream_values(record: &Record) -> impl Iterator<Item = (&str, &str)> {
 mod tests {
     use super::*;
     use crate::index::conformance::doc;
+    use logpool_core::pool_id::PoolId;
 
     fn host_and_message(n: u32, host: &str, message: &str) -> IndexDoc {
         doc(
-            1,
+            PoolId::new(1),
             0,
             n,
             i64::from(n),

@@ -1,5 +1,6 @@
 //! Tests of the tantivy index against real indexes in a temporary directory.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 
 use logpool_core::query::{parse_query, DefaultOperator};
@@ -11,7 +12,7 @@ use crate::index::conformance::{doc, learned, request, sample_docs, T0};
 
 const DAY: i64 = DAY_NS;
 
-fn pool(pool_id: i64) -> PoolRoute {
+fn pool(pool_id: PoolId) -> PoolRoute {
     PoolRoute {
         pool_id,
         tenant: "default".into(),
@@ -38,7 +39,7 @@ async fn write_values(index: &TantivyIndex, name: &str, values: &[(i64, String)]
         .enumerate()
         .map(|(n, (time_ns, text))| {
             doc(
-                1,
+                PoolId::new(1),
                 0,
                 n as u32,
                 *time_ns,
@@ -46,13 +47,16 @@ async fn write_values(index: &TantivyIndex, name: &str, values: &[(i64, String)]
             )
         })
         .collect();
-    index.write(&pool(1), docs, false).await.expect("write");
+    index
+        .write(&pool(PoolId::new(1)), docs, false)
+        .await
+        .expect("write");
     index.commit().await.expect("commit");
 }
 
 /// Matches of `query` in pool 1, over the conformance time range.
 async fn total(index: &TantivyIndex, query: &str) -> u64 {
-    total_in(index, &pool(1), query).await
+    total_in(index, &pool(PoolId::new(1)), query).await
 }
 
 /// Matches of `query` in `pool`, over the conformance time range.
@@ -78,19 +82,20 @@ fn open(dir: &std::path::Path) -> TantivyIndex {
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_queries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_query_suite(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_query_suite(&open(dir.path()), &pool(PoolId::new(1))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_loghub_agrees_with_the_evaluator() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_loghub_agreement(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_loghub_agreement(&open(dir.path()), &pool(PoolId::new(1)))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_field_hints() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_field_hints(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_field_hints(&open(dir.path()), &pool(PoolId::new(1))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,31 +103,32 @@ async fn test_conformance_field_types_declared_and_learned() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
     let reopen = move || -> Box<dyn LogIndex> { Box::new(open(&path)) };
-    crate::index::conformance::check_field_types(&open(dir.path()), &reopen, &pool(1)).await;
+    crate::index::conformance::check_field_types(&open(dir.path()), &reopen, &pool(PoolId::new(1)))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_context() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_context(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_context(&open(dir.path()), &pool(PoolId::new(1))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_paging() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_paging(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_paging(&open(dir.path()), &pool(PoolId::new(1))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_idempotent_rewrites_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
-    crate::index::conformance::check_idempotent_rewrites(&index, &pool(1)).await;
+    crate::index::conformance::check_idempotent_rewrites(&index, &pool(PoolId::new(1))).await;
     drop(index);
     let index = open(dir.path());
     assert_eq!(
         index
-            .search(&pool(1), &request(""))
+            .search(&pool(PoolId::new(1)), &request(""))
             .await
             .expect("search")
             .total,
@@ -135,13 +141,13 @@ async fn test_histogram_buckets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
     index
-        .write(&pool(1), sample_docs(1), false)
+        .write(&pool(PoolId::new(1)), sample_docs(PoolId::new(1)), false)
         .await
         .expect("write");
     index.commit().await.expect("commit");
     let buckets = index
         .histogram(
-            &pool(1),
+            &pool(PoolId::new(1)),
             &HistogramRequest {
                 query: parse_query("", DefaultOperator::And).expect("query"),
                 from_ns: T0 - DAY,
@@ -174,7 +180,7 @@ async fn test_histogram_counts_times_out_of_order() {
     write_messages(&index, &messages).await;
     let buckets = index
         .histogram(
-            &pool(1),
+            &pool(PoolId::new(1)),
             &HistogramRequest {
                 query: parse_query("", DefaultOperator::And).expect("query"),
                 from_ns: day,
@@ -196,21 +202,24 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
     index
-        .write(&pool(1), sample_docs(1), false)
+        .write(&pool(PoolId::new(1)), sample_docs(PoolId::new(1)), false)
         .await
         .expect("write");
-    let other: Vec<IndexDoc> = sample_docs(1)
+    let other: Vec<IndexDoc> = sample_docs(PoolId::new(1))
         .into_iter()
         .map(|mut d| {
-            d.identity.pool_id = 2;
+            d.identity.pool_id = PoolId::new(2);
             d
         })
         .collect();
-    index.write(&pool(2), other, false).await.expect("write");
+    index
+        .write(&pool(PoolId::new(2)), other, false)
+        .await
+        .expect("write");
     index.commit().await.expect("commit");
     // Seven-day retention, evaluated 8 days and 1 hour after T0 (22:13 UTC): only the
     // day of T0 has ended more than seven days ago.
-    let mut short = pool(1);
+    let mut short = pool(PoolId::new(1));
     short.retention_days = 7;
     let dropped = index
         .drop_expired(&short, T0 + 8 * DAY + 3_600_000_000_000)
@@ -219,7 +228,7 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
     assert_eq!(dropped, 1);
     assert_eq!(
         index
-            .search(&pool(1), &request(""))
+            .search(&pool(PoolId::new(1)), &request(""))
             .await
             .expect("search")
             .total,
@@ -227,16 +236,16 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
     );
     assert_eq!(
         index
-            .search(&pool(2), &request(""))
+            .search(&pool(PoolId::new(2)), &request(""))
             .await
             .expect("search")
             .total,
         4
     );
-    index.drop_pool(1).await.expect("drop");
+    index.drop_pool(PoolId::new(1)).await.expect("drop");
     assert_eq!(
         index
-            .search(&pool(1), &request(""))
+            .search(&pool(PoolId::new(1)), &request(""))
             .await
             .expect("search")
             .total,
@@ -244,7 +253,7 @@ async fn test_retention_and_drop_pool_touch_only_their_pool() {
     );
     assert_eq!(
         index
-            .search(&pool(2), &request(""))
+            .search(&pool(PoolId::new(2)), &request(""))
             .await
             .expect("search")
             .total,
@@ -262,9 +271,9 @@ async fn test_many_days_close_writers_without_losing_data() {
     for day in 0..5 {
         index
             .write(
-                &pool(1),
+                &pool(PoolId::new(1)),
                 vec![doc(
-                    1,
+                    PoolId::new(1),
                     day as u64,
                     0,
                     T0 + day * DAY,
@@ -278,7 +287,7 @@ async fn test_many_days_close_writers_without_losing_data() {
     }
     assert_eq!(
         index
-            .search(&pool(1), &request("x"))
+            .search(&pool(PoolId::new(1)), &request("x"))
             .await
             .expect("search")
             .total,
@@ -299,7 +308,7 @@ async fn test_one_write_over_many_days_stays_within_the_writer_bound() {
         (0..days)
             .map(|day| {
                 doc(
-                    1,
+                    PoolId::new(1),
                     7,
                     day as u32,
                     T0 - day * DAY,
@@ -308,7 +317,10 @@ async fn test_one_write_over_many_days_stays_within_the_writer_bound() {
             })
             .collect()
     };
-    index.write(&pool(1), batch(), false).await.expect("write");
+    index
+        .write(&pool(PoolId::new(1)), batch(), false)
+        .await
+        .expect("write");
     assert_eq!(
         index
             .peak_open_writers
@@ -318,12 +330,12 @@ async fn test_one_write_over_many_days_stays_within_the_writer_bound() {
     );
     index.commit().await.expect("commit");
     index
-        .write(&pool(1), batch(), true)
+        .write(&pool(PoolId::new(1)), batch(), true)
         .await
         .expect("redelivery");
     index.commit().await.expect("commit");
     let page = index
-        .search(&pool(1), &request("spread"))
+        .search(&pool(PoolId::new(1)), &request("spread"))
         .await
         .expect("search");
     assert_eq!(page.total, days as u64, "every day once");
@@ -347,7 +359,7 @@ async fn test_bare_queries_find_the_message_indexed_once() {
     let index = open(dir.path());
     let docs = vec![
         doc(
-            1,
+            PoolId::new(1),
             0,
             0,
             T0,
@@ -357,21 +369,21 @@ async fn test_bare_queries_find_the_message_indexed_once() {
             ],
         ),
         doc(
-            1,
+            PoolId::new(1),
             0,
             1,
             T0 + 1,
             &[("host", FieldValue::Str("disk-2".into()))],
         ),
     ];
-    let pool1 = learned(&pool(1), &docs);
+    let pool1 = learned(&pool(PoolId::new(1)), &docs);
     index.write(&pool1, docs, false).await.expect("write");
-    let mut hinted = pool(2);
+    let mut hinted = pool(PoolId::new(2));
     hinted
         .field_hints
         .insert("message".into(), logpool_core::routing::FieldType::Long);
     let numeric = vec![doc(
-        1,
+        PoolId::new(1),
         0,
         0,
         T0,
@@ -460,7 +472,7 @@ async fn test_long_strings_group_as_null() {
     write_values(&index, "detail", &details).await;
     let groups = index
         .aggregate(
-            &pool(1),
+            &pool(PoolId::new(1)),
             &crate::index::AggregateRequest {
                 query: parse_query("", DefaultOperator::And).expect("query"),
                 from_ns: T0 - DAY,
@@ -496,24 +508,27 @@ async fn test_ids_past_the_tiebreak_bounds_are_kept() {
     let line = |n: u32| [("message", FieldValue::Str(format!("line {n}")))];
     // 1 and 65,537 share a tiebreak.
     let docs = vec![
-        doc(1, 4, 1, T0, &line(1)),
-        doc(1, 4, 65_537, T0 + 1, &line(65_537)),
-        doc(1, 4, 2, T0 + 2, &line(2)),
+        doc(PoolId::new(1), 4, 1, T0, &line(1)),
+        doc(PoolId::new(1), 4, 65_537, T0 + 1, &line(65_537)),
+        doc(PoolId::new(1), 4, 2, T0 + 2, &line(2)),
     ];
     assert_eq!(docs[0].identity.tiebreak(), docs[1].identity.tiebreak());
     index
-        .write(&pool(1), docs.clone(), false)
+        .write(&pool(PoolId::new(1)), docs.clone(), false)
         .await
         .expect("write");
     index.commit().await.expect("commit");
-    let page = index.search(&pool(1), &request("")).await.expect("search");
+    let page = index
+        .search(&pool(PoolId::new(1)), &request(""))
+        .await
+        .expect("search");
     let mut ids: Vec<String> = page.hits.iter().map(|hit| hit.id.clone()).collect();
     ids.sort();
     assert_eq!(ids, ["1-0-4-1", "1-0-4-2", "1-0-4-65537"]);
     for doc in &docs {
         let context = index
             .context(
-                &pool(1),
+                &pool(PoolId::new(1)),
                 &crate::index::ContextRequest {
                     anchor: doc.identity,
                     filter: logpool_core::query::Query::All,
@@ -539,7 +554,7 @@ async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
     let line = |text: &str| FieldValue::Str(text.into());
     let first = vec![
         doc(
-            1,
+            PoolId::new(1),
             0,
             0,
             T0,
@@ -549,40 +564,46 @@ async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
             ],
         ),
         doc(
-            1,
+            PoolId::new(1),
             0,
             1,
             T0 + 1,
             &[("message", line("peer reset: by connection"))],
         ),
         doc(
-            1,
+            PoolId::new(1),
             0,
             2,
             T0 + 2,
             &[("message", line("Connection\tRESET \"by\" peer\n"))],
         ),
     ];
-    index.write(&pool(1), first, false).await.expect("write");
+    index
+        .write(&pool(PoolId::new(1)), first, false)
+        .await
+        .expect("write");
     index.commit().await.expect("commit");
     // A second segment, and a redelivery of message 1 that replaces its one record.
     let second = vec![doc(
-        1,
+        PoolId::new(1),
         0,
         3,
         T0 + 3,
         &[("message", line("reset by peer again"))],
     )];
-    index.write(&pool(1), second, false).await.expect("write");
+    index
+        .write(&pool(PoolId::new(1)), second, false)
+        .await
+        .expect("write");
     let mut redelivered = doc(
-        1,
+        PoolId::new(1),
         1,
         0,
         T0 + 4,
         &[("message", line("connection reset by peer"))],
     );
     index
-        .write(&pool(1), vec![redelivered.clone()], false)
+        .write(&pool(PoolId::new(1)), vec![redelivered.clone()], false)
         .await
         .expect("write");
     index.commit().await.expect("commit");
@@ -591,7 +612,7 @@ async fn test_phrases_on_the_raw_line_are_checked_on_the_stored_line() {
         .fields
         .insert("message".into(), line("no words of it"));
     index
-        .write(&pool(1), vec![redelivered], true)
+        .write(&pool(PoolId::new(1)), vec![redelivered], true)
         .await
         .expect("write");
     index.commit().await.expect("commit");
@@ -625,7 +646,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
         .enumerate()
         .map(|(n, (status, took))| {
             doc(
-                1,
+                PoolId::new(1),
                 0,
                 n as u32,
                 T0 + n as i64,
@@ -637,7 +658,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
             )
         })
         .collect();
-    let pool1 = learned(&pool(1), &docs);
+    let pool1 = learned(&pool(PoolId::new(1)), &docs);
     index.write(&pool1, docs, false).await.expect("write");
     index.commit().await.expect("commit");
     assert_eq!(total_in(&index, &pool1, "status:500").await, 2);
@@ -684,7 +705,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
     let partition = index
         .open_partition(
             PartitionKey {
-                pool_id: 1,
+                pool_id: PoolId::new(1),
                 day: T0.div_euclid(DAY),
             },
             false,
@@ -712,7 +733,7 @@ async fn test_numbers_are_found_through_their_columns_without_terms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn test_conformance_search_plan() {
     let dir = tempfile::tempdir().expect("tempdir");
-    crate::index::conformance::check_search_plan(&open(dir.path()), &pool(1)).await;
+    crate::index::conformance::check_search_plan(&open(dir.path()), &pool(PoolId::new(1))).await;
 }
 
 /// What the search planner saves: stepping through five day partitions one at a time
@@ -726,7 +747,11 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let index = open(dir.path());
     index
-        .write(&pool(1), five_days_of_docs(1), false)
+        .write(
+            &pool(PoolId::new(1)),
+            five_days_of_docs(PoolId::new(1)),
+            false,
+        )
         .await
         .expect("write");
     index.commit().await.expect("commit");
@@ -739,13 +764,14 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
 
     // Without a plan: list the partitions, then search each one by its time range.
     let start = index.work.counts();
-    let by_range = search_step_by_step_by_range(&index, &pool(1), &query, from_ns, to_ns).await;
+    let by_range =
+        search_step_by_step_by_range(&index, &pool(PoolId::new(1)), &query, from_ns, to_ns).await;
     assert_eq!(work_of(start), (6, 5), "listings and compilations by range");
 
     // With a plan: one listing and one compilation for the five steps.
     let start = index.work.counts();
     let (plan, planned) =
-        search_step_by_step_by_plan(&index, &pool(1), &query, from_ns, to_ns).await;
+        search_step_by_step_by_plan(&index, &pool(PoolId::new(1)), &query, from_ns, to_ns).await;
     assert_eq!(plan.partitions().len(), 5);
     assert_eq!(
         work_of(start),
@@ -759,7 +785,7 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
     let start = index.work.counts();
     index
         .histogram(
-            &pool(1),
+            &pool(PoolId::new(1)),
             &HistogramRequest {
                 query: query.clone(),
                 from_ns,
@@ -773,7 +799,7 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
     let start = index.work.counts();
     index
         .aggregate(
-            &pool(1),
+            &pool(PoolId::new(1)),
             &crate::index::AggregateRequest {
                 query,
                 from_ns,

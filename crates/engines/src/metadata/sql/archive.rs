@@ -1,5 +1,6 @@
 //! Archive settings of pools on SQL: one row per pool, the settings as JSON.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ sql_impl! {
                     &["pool_id"],
                     &["settings", "updated_at_ms"],
                 )))
-                .bind(pool.id)
+                .bind(pool.id.get())
                 .bind(to_json(settings)?)
                 .bind(now_ms())
                 .execute(&self.pool)
@@ -39,7 +40,7 @@ sql_impl! {
         ) -> MetadataResult<Option<ArchiveSettings>> {
             let pool = self.get_pool(pool).await?;
             let row = sqlx::query("SELECT settings FROM pool_archive_settings WHERE pool_id = ?")
-                .bind(pool.id)
+                .bind(pool.id.get())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error::<DB>)?;
@@ -52,7 +53,7 @@ sql_impl! {
             }
         }
 
-        async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<i64, ArchiveSettings>> {
+        async fn all_archive_settings(&self) -> MetadataResult<BTreeMap<PoolId, ArchiveSettings>> {
             // Joined with pools: settings of a deleted pool never reach a snapshot.
             let rows = sqlx::query(
                     "SELECT a.pool_id, a.settings FROM pool_archive_settings a JOIN pools p ON p.id = a.pool_id ORDER BY a.pool_id",
@@ -62,7 +63,7 @@ sql_impl! {
                 .map_err(db_error::<DB>)?;
             let mut all = BTreeMap::new();
             for row in rows {
-                let pool_id: i64 = row.try_get("pool_id").map_err(db_error::<DB>)?;
+                let pool_id = PoolId::new(row.try_get("pool_id").map_err(db_error::<DB>)?);
                 let text: String = row.try_get("settings").map_err(db_error::<DB>)?;
                 all.insert(pool_id, settings_from_json(&text)?);
             }

@@ -340,7 +340,7 @@ sql_impl! {
                 .bind(event_window.max_event_age_days.map(i64::from))
                 .bind(event_window.max_event_future_secs.map(i64::from))
                 .bind(now_ms())
-                .bind(current.id)
+                .bind(current.id.get())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error::<DB>)?;
@@ -359,7 +359,7 @@ sql_impl! {
             let (project_id, _) = Self::lock_project(&mut tx, tenant, project).await?;
             let pool = Self::pool_for_update(&mut tx, project_id, name).await?;
             sqlx::query("DELETE FROM pools WHERE id = ?")
-                .bind(pool.id)
+                .bind(pool.id.get())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error::<DB>)?;

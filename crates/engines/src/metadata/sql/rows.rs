@@ -5,6 +5,7 @@
 use logpool_core::access::{Limits, Role};
 use logpool_core::archive::ArchiveSettings;
 use logpool_core::ingest::window::EventWindowOverride;
+use logpool_core::pool_id::PoolId;
 use serde::Serialize;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -105,7 +106,7 @@ where
     let max_event_future_secs: Option<i64> =
         row.try_get("max_event_future_secs").map_err(db_error)?;
     Ok(Pool {
-        id: row.try_get("id").map_err(db_error)?,
+        id: PoolId::new(row.try_get("id").map_err(db_error)?),
         tenant: row.try_get("tenant").map_err(db_error)?,
         project: row.try_get("project").map_err(db_error)?,
         name: row.try_get("name").map_err(db_error)?,

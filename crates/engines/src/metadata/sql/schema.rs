@@ -1,6 +1,7 @@
 //! Learned field types on SQL: one row per pool and field, keyed by a digest of the
 //! field's name so that names of any length fit the unique key.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ sql_impl! {
     impl SchemaStore {
         async fn learn_field_types(
             &self,
-            pool_id: i64,
+            pool_id: PoolId,
             new: &LearnedTypes,
         ) -> MetadataResult<LearnedTypes> {
             let entries: Vec<(&String, &FieldType)> = new.iter().collect();
@@ -36,7 +37,7 @@ sql_impl! {
                 let created_at_ms = now_ms();
                 for (field, field_type) in chunk {
                     query = query
-                        .bind(pool_id)
+                        .bind(pool_id.get())
                         .bind(field_digest(field))
                         .bind(field.as_str())
                         .bind(field_type.name())
@@ -45,7 +46,7 @@ sql_impl! {
                 query.execute(&self.pool).await.map_err(db_error::<DB>)?;
             }
             let rows = sqlx::query("SELECT field, field_type FROM pool_field_types WHERE pool_id = ?")
-                .bind(pool_id)
+                .bind(pool_id.get())
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error::<DB>)?;
@@ -57,14 +58,14 @@ sql_impl! {
             Ok(types)
         }
 
-        async fn all_learned_field_types(&self) -> MetadataResult<HashMap<i64, LearnedTypes>> {
+        async fn all_learned_field_types(&self) -> MetadataResult<HashMap<PoolId, LearnedTypes>> {
             let rows = sqlx::query("SELECT pool_id, field, field_type FROM pool_field_types")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_error::<DB>)?;
-            let mut pools: HashMap<i64, LearnedTypes> = HashMap::new();
+            let mut pools: HashMap<PoolId, LearnedTypes> = HashMap::new();
             for row in &rows {
-                let pool_id: i64 = row.try_get("pool_id").map_err(db_error::<DB>)?;
+                let pool_id = PoolId::new(row.try_get("pool_id").map_err(db_error::<DB>)?);
                 let (field, field_type) = type_from_row(row, db_error::<DB>)?;
                 pools.entry(pool_id).or_default().insert(field, field_type);
             }

@@ -1,6 +1,7 @@
 //! Byte layouts of segment files and watermark files (see the parent module doc).
 
 use crate::queue::{BatchProperties, Position};
+use logpool_core::pool_id::PoolId;
 
 /// First bytes of every segment file: format name and version.
 pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"LPQSEG\x00\x01";
@@ -40,7 +41,7 @@ impl EntryHeader {
         bytes[0..4].copy_from_slice(&payload_len.to_le_bytes());
         bytes[8..16].copy_from_slice(&position.to_le_bytes());
         bytes[16..24].copy_from_slice(&publish_time_ms.to_le_bytes());
-        bytes[24..32].copy_from_slice(&properties.pool_id.to_le_bytes());
+        bytes[24..32].copy_from_slice(&properties.pool_id.get().to_le_bytes());
         bytes[32..36].copy_from_slice(&properties.record_count.to_le_bytes());
         bytes[36] = properties.format_version;
         let crc = entry_crc(&bytes, payload);
@@ -56,7 +57,7 @@ impl EntryHeader {
             position: u64::from_le_bytes(le_array(&bytes[8..16])),
             publish_time_ms: i64::from_le_bytes(le_array(&bytes[16..24])),
             properties: BatchProperties {
-                pool_id: i64::from_le_bytes(le_array(&bytes[24..32])),
+                pool_id: PoolId::new(i64::from_le_bytes(le_array(&bytes[24..32]))),
                 record_count: u32::from_le_bytes(le_array(&bytes[32..36])),
                 format_version: bytes[36],
             },
@@ -104,7 +105,7 @@ mod tests {
     #[test]
     fn test_entry_header_round_trip_and_crc() {
         let properties = BatchProperties {
-            pool_id: -7,
+            pool_id: PoolId::new(-7),
             record_count: 42,
             format_version: 3,
         };

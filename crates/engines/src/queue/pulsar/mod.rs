@@ -75,6 +75,7 @@ pub mod test_relay;
 #[cfg(test)]
 mod tests;
 
+use logpool_core::pool_id::PoolId;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +112,7 @@ const PROPERTY_FORMAT_VERSION: &str = "format_version";
 
 /// Pool id given to a message without a readable `pool_id` property (a foreign
 /// producer): real pool ids are positive, so consumers can recognise and skip it.
-pub const UNKNOWN_POOL_ID: i64 = -1;
+pub const UNKNOWN_POOL_ID: PoolId = PoolId::new(-1);
 
 /// Configuration of the Pulsar queue (`[queue]` with `type = "pulsar"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

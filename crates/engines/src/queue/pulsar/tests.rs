@@ -3,6 +3,7 @@
 //! [`TestRelay`], which repairs pulsar-lite's MESSAGE framing for the crate). Each test
 //! uses its own random tenant, so tests can share one broker.
 
+use logpool_core::pool_id::PoolId;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -335,7 +336,7 @@ async fn test_python_pulsar_client_decodes_produced_batches() -> TestResult {
                 .produce(
                     &addr,
                     BatchProperties {
-                        pool_id: 4242,
+                        pool_id: PoolId::new(4242),
                         record_count: records.len() as u32,
                         format_version: BATCH_FORMAT_VERSION,
                     },

@@ -19,6 +19,7 @@
 
 pub mod archive;
 mod backoff;
+pub mod legacy_types;
 pub mod precreate;
 pub mod retention;
 pub mod schema;

@@ -83,7 +83,18 @@ pub async fn start(
     // One process at a time: a shared subscription would split a shard's messages.
     jobs.while_leader("archive", ArchiveWorker::new(archive));
     // The indexer commits and acks what it wrote when the background work stops.
-    let consumer = tokio::spawn(crate::run(indexer, context.stopping.clone().into_stopped()));
+    // Types an earlier version's index engine kept itself are in the store before
+    // the first batch, so no field is learned afresh from a newer value.
+    let import = crate::legacy_types::import_until_done(
+        indexer.index.clone(),
+        engines.metadata()?,
+        context.stopping.clone(),
+    );
+    let stopping = context.stopping.clone();
+    let consumer = tokio::spawn(async move {
+        import.await;
+        crate::run(indexer, stopping.into_stopped()).await
+    });
     let readiness = Readiness::coordination(engines)
         .and_queue(engines)?
         .and_index(engines)?;

@@ -27,6 +27,7 @@ pub(crate) mod aggregate_conformance;
 pub(crate) mod conformance;
 
 use logpool_core::pool_id::PoolId;
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
@@ -35,6 +36,8 @@ use logpool_core::memory::{OverBudget, RequestMemory};
 use logpool_core::query::Query;
 use logpool_core::record::Record;
 use logpool_core::routing::PoolRoute;
+
+use crate::metadata::LearnedTypes;
 
 pub use plan::{PageRequest, PlannedPartition, SearchPlan};
 pub use tantivy_index::{TantivyIndex, TantivyIndexConfig};
@@ -336,6 +339,20 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
 
     /// Deletes every document and partition of a pool.
     async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()>;
+
+    /// Field types that an earlier version of this engine learned and kept in its own
+    /// storage (before the metadata store held them), by pool: loghub imports them
+    /// once at start, so an upgrade keeps every type the data was indexed with. Empty
+    /// when there are none (left).
+    async fn legacy_learned_types(&self) -> IndexResult<HashMap<PoolId, LearnedTypes>> {
+        Ok(HashMap::new())
+    }
+
+    /// Removes what [`LogIndex::legacy_learned_types`] returned, once the metadata
+    /// store holds it. Safe to repeat.
+    async fn retire_legacy_learned_types(&self) -> IndexResult<()> {
+        Ok(())
+    }
 
     /// Bytes the pool's partitions take in the engine's storage, as the engine
     /// reports them: on disk for tantivy, the store size of every copy (primaries and

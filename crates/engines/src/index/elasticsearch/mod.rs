@@ -40,6 +40,7 @@ mod aggregate;
 mod bulk;
 mod context;
 mod dsl;
+mod legacy_types;
 mod mapping;
 mod naming;
 mod plan;
@@ -764,6 +765,16 @@ enum BulkFailure {
 
 #[async_trait]
 impl LogIndex for ElasticsearchIndex {
+    async fn legacy_learned_types(
+        &self,
+    ) -> IndexResult<std::collections::HashMap<PoolId, crate::metadata::LearnedTypes>> {
+        self.read_legacy_types().await
+    }
+
+    async fn retire_legacy_learned_types(&self) -> IndexResult<()> {
+        self.delete_legacy_types().await
+    }
+
     async fn ensure_pool(&self, pool: &PoolRoute) -> IndexResult<()> {
         self.put_template(pool).await
     }

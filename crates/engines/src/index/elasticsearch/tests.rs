@@ -838,3 +838,73 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
     })
     .await;
 }
+
+/// Types an earlier version kept in its `-field-types` index are read back per pool
+/// for loghub to import, and the index is gone once they are retired.
+#[tokio::test]
+async fn test_legacy_learned_types_are_read_then_retired() {
+    bounded(async {
+        // A prefix of its own: the legacy index is one per prefix.
+        let prefix = format!("legacy{}", unique());
+        let index = ElasticsearchIndex::connect(ElasticsearchIndexConfig {
+            index_prefix: prefix.clone(),
+            ..config(es_url())
+        })
+        .expect("connect");
+        assert!(index.legacy_learned_types().await.expect("none").is_empty());
+        // Written as the earlier version wrote it: its mapping, one document per field.
+        let legacy = format!("{prefix}-field-types");
+        let mapping = json!({"mappings": {"dynamic": "strict", "properties": {
+            "pool_id": {"type": "long"},
+            "field": {"type": "keyword"},
+            "type": {"type": "keyword"},
+        }}});
+        let created = index
+            .call(Method::Put, &legacy, &[], Some(Body::Json(mapping)))
+            .await
+            .expect("create");
+        assert!(created.is_success(), "{}", created.describe());
+        let (first, second) = (unique(), unique());
+        let mut lines = Vec::new();
+        for (pool_id, field, field_type) in [
+            (first, "status", "long"),
+            (first, "host", "keyword"),
+            (second, "took", "double"),
+        ] {
+            let action = json!({"create": {"_index": legacy, "_id": format!("{pool_id}:{field}")}});
+            let source = json!({"pool_id": pool_id, "field": field, "type": field_type});
+            for line in [action, source] {
+                serde_json::to_writer(&mut lines, &line).expect("json");
+                lines.push(b'\n');
+            }
+        }
+        let written = index
+            .call(
+                Method::Post,
+                "_bulk",
+                &[("refresh", "true")],
+                Some(Body::NdJson(lines)),
+            )
+            .await
+            .expect("bulk");
+        assert!(written.is_success(), "{}", written.describe());
+
+        let pools = index.legacy_learned_types().await.expect("read");
+        assert_eq!(pools.len(), 2, "{pools:?}");
+        assert_eq!(pools[&first].get("status"), Some(&FieldType::Long));
+        assert_eq!(pools[&first].get("host"), Some(&FieldType::Keyword));
+        assert_eq!(pools[&second].get("took"), Some(&FieldType::Double));
+
+        index.retire_legacy_learned_types().await.expect("retire");
+        assert!(index
+            .legacy_learned_types()
+            .await
+            .expect("after")
+            .is_empty());
+        index
+            .retire_legacy_learned_types()
+            .await
+            .expect("retire twice");
+    })
+    .await;
+}

@@ -24,6 +24,7 @@ mod bare;
 mod collectors;
 mod compile;
 mod context;
+mod legacy_types;
 mod line_phrase;
 mod schema;
 mod staging;
@@ -705,6 +706,16 @@ impl LogIndex for TantivyIndex {
         tokio::task::block_in_place(|| {
             self.aggregate_blocking(pool.pool_id, &pool.field_types(), request)
         })
+    }
+
+    async fn legacy_learned_types(
+        &self,
+    ) -> IndexResult<HashMap<PoolId, crate::metadata::LearnedTypes>> {
+        tokio::task::block_in_place(|| legacy_types::read(&self.config.dir))
+    }
+
+    async fn retire_legacy_learned_types(&self) -> IndexResult<()> {
+        tokio::task::block_in_place(|| legacy_types::remove(&self.config.dir))
     }
 
     async fn drop_pool(&self, pool_id: PoolId) -> IndexResult<()> {

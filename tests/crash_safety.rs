@@ -160,15 +160,6 @@ async fn test_kill_9_loses_no_acknowledged_record_and_duplicates_none() {
     );
 
     // A graceful stop (SIGTERM) exits cleanly.
-    let pid = child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stops in time")
-        .expect("exit");
+    let exit = logpool_e2e::stop_gracefully(&mut child).await;
     assert!(exit.success(), "graceful shutdown exit status {exit:?}");
 }

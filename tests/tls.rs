@@ -249,16 +249,7 @@ async fn test_standalone_serves_https_and_wss_only() {
     );
 
     // SIGTERM stops the TLS server as gracefully as the plain one.
-    let pid = child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stops in time")
-        .expect("exit");
+    let exit = logpool_e2e::stop_gracefully(&mut child).await;
     assert!(exit.success(), "graceful shutdown exit status {exit:?}");
 }
 
@@ -328,16 +319,7 @@ async fn test_service_binary_serves_https() {
     );
     client.get("/healthz").await.expect("still serving https");
 
-    let pid = child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("stops in time")
-        .expect("exit");
+    let exit = logpool_e2e::stop_gracefully(&mut child).await;
     assert!(
         exit.success(),
         "search-api exit {exit:?}:\n{}",

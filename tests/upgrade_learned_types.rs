@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use logpool_client::LogpoolClient;
-use logpool_e2e::{admin_client, free_port, start_standalone_process, wait_for};
+use logpool_e2e::{admin_client, free_port, start_standalone_process, stop_gracefully, wait_for};
 use serde_json::{json, Value};
 use tokio::process::Child;
 
@@ -17,16 +17,7 @@ const POOL: &str = "app";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn stop(mut child: Child) {
-    let pid = child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("stops in time")
-        .expect("exit");
+    let exit = stop_gracefully(&mut child).await;
     assert!(exit.success(), "exit status {exit:?}");
 }
 

@@ -311,3 +311,18 @@ pub async fn start_standalone_process_probed_by(
     }
     child
 }
+
+/// Asks `child` to stop with SIGTERM and returns its exit status; panics when it has
+/// not exited within 30 s (a graceful stop must not hang).
+pub async fn stop_gracefully(child: &mut Child) -> std::process::ExitStatus {
+    if let Some(pid) = child.id() {
+        // A child that already exited is not an error here: its status tells.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops within 30 s of SIGTERM")
+        .expect("exit status")
+}

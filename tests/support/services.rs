@@ -148,20 +148,13 @@ pub async fn start_service_with_env(
 
 /// Stops a service with SIGTERM and asserts that it exits cleanly within 30 s.
 pub async fn stop(service: &mut Service) {
-    if let Some(pid) = service.child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    match tokio::time::timeout(Duration::from_secs(30), service.child.wait()).await {
-        Ok(Ok(status)) => assert!(
-            status.success(),
-            "{} exited with {status}:\n{}",
-            service.name,
-            log_tail(&service.log)
-        ),
-        _ => panic!("{} did not stop in time", service.name),
-    }
+    let status = crate::stop_gracefully(&mut service.child).await;
+    assert!(
+        status.success(),
+        "{} exited with {status}:\n{}",
+        service.name,
+        log_tail(&service.log)
+    );
 }
 
 /// The log's first lines (where a start-up error is) and its last ones.

@@ -473,7 +473,8 @@ fn test_s3_bad_settings_name_the_field() {
     );
     let valid = S3ObjectStoreConfig::default();
     valid.validate().expect("defaults are valid");
-    let cases: [(&str, fn(&mut S3ObjectStoreConfig)); 8] = [
+    type Breakage = fn(&mut S3ObjectStoreConfig);
+    let cases: [(&str, Breakage); 8] = [
         ("multipart_part_size_bytes", |c| {
             c.multipart_part_size_bytes = 5 * MIB as u64 - 1
         }),

@@ -668,6 +668,10 @@ impl Config {
                 bail!("`index.max_open_writers` must be positive");
             }
         }
+        #[cfg(feature = "s3")]
+        if let ObjectStoreConfig::S3(s3) = &self.object_store {
+            s3.validate()?;
+        }
         Ok(())
     }
 
@@ -810,6 +814,42 @@ mod tests {
             Config::load(Some(Path::new(sample)), &env).expect_err("unknown key")
         );
         assert!(error.contains("urll"), "{error}");
+    }
+
+    #[cfg(all(
+        feature = "pulsar",
+        feature = "elasticsearch",
+        feature = "mysql",
+        feature = "etcd",
+        feature = "s3"
+    ))]
+    #[test]
+    fn test_a_bad_s3_setting_stops_the_load_naming_the_field() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/distributed.toml");
+        for (variable, value, field) in [
+            (
+                "LOGPOOL_OBJECT_STORE__MULTIPART_PART_SIZE_BYTES",
+                "1048576",
+                "object_store.multipart_part_size_bytes",
+            ),
+            (
+                "LOGPOOL_OBJECT_STORE__SERVER_SIDE_ENCRYPTION",
+                "aes",
+                "object_store.server_side_encryption",
+            ),
+            (
+                "LOGPOOL_OBJECT_STORE__SSE_KMS_KEY_ID",
+                "alias/logs",
+                "object_store.sse_kms_key_id",
+            ),
+        ] {
+            let env = HashMap::from([(variable.to_string(), value.to_string())]);
+            let error = format!(
+                "{:#}",
+                Config::load(Some(Path::new(sample)), &env).expect_err(variable)
+            );
+            assert!(error.contains(field), "{variable}: {error}");
+        }
     }
 
     #[test]

@@ -7,11 +7,12 @@
 // Usage:
 //
 //	helm-render -chart DIR [-f values.yaml]... [-release NAME] [-namespace NS]
-//	            [-output-dir DIR] [-config-key KEY]
+//	            [-output-dir DIR | -json | -config-key KEY]
 //
 // Every rendered manifest must parse as YAML with apiVersion and kind, or the
 // render fails. With -output-dir each manifest is written to its own file
-// (NN-kind-name.yaml); with -config-key only the value of that data key of the
+// (NN-kind-name.yaml); with -json they are printed as one JSON array of
+// {"source", "manifest"} objects; with -config-key only the value of that data key of the
 // rendered ConfigMap holding it is printed (the gateway's nginx.conf).
 package main
 
@@ -74,6 +75,7 @@ func run() error {
 	namespace := flag.String("namespace", "default", "release namespace")
 	outputDir := flag.String("output-dir", "", "write one file per manifest here")
 	configKey := flag.String("config-key", "", "print only this data key of the ConfigMap that has it")
+	asJSON := flag.Bool("json", false, "print the manifests as a JSON array")
 	flag.Var(&files, "f", "values file merged over values.yaml (repeatable)")
 	flag.Parse()
 	if *chartDir == "" {
@@ -109,6 +111,9 @@ func run() error {
 	}
 	if *outputDir != "" {
 		return writeManifests(*outputDir, manifests)
+	}
+	if *asJSON {
+		return printJSON(manifests)
 	}
 	for _, m := range manifests {
 		fmt.Printf("---\n# Source: %s\n%s\n", m.source, m.text)
@@ -387,4 +392,17 @@ func printConfigKey(manifests []manifest, key string) error {
 		}
 	}
 	return fmt.Errorf("no rendered ConfigMap has the data key %q", key)
+}
+
+func printJSON(manifests []manifest) error {
+	out := make([]map[string]interface{}, 0, len(manifests))
+	for _, m := range manifests {
+		out = append(out, map[string]interface{}{"source": m.source, "manifest": m.object})
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(data))
+	return nil
 }

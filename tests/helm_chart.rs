@@ -268,10 +268,7 @@ fn test_ha_values_autoscale_and_keep_pods_through_disruptions() {
         .as_str()
         .expect("nginx.conf");
     assert!(
-        nginx_conf.contains(&format!(
-            "client_max_body_size {};",
-            20971520 + 65536 + 1048576
-        )),
+        nginx_conf.contains(&format!("client_max_body_size {};", 20971520 + 65536)),
         "{nginx_conf}"
     );
 }

@@ -4,13 +4,14 @@
 {{- end -}}
 
 {{/*
-The largest PutDatas body the gateway passes on: what put-datas itself reads before
-refusing (max_body_bytes plus 64 KiB of compression framing) and 1 MiB more, so
-every body put-datas would refuse reaches it and the client gets its 413 JSON.
+The largest PutDatas body the gateway passes on: exactly what put-datas itself reads
+before refusing (max_body_bytes plus 64 KiB of compression framing). Every body
+within it reaches put-datas whole, so put-datas answers it (also with its 413); a
+larger one never leaves the gateway, which asks put-datas for its 413 instead.
 */}}
 {{- define "logpool.gateway.ingestBodyLimit" -}}
 {{- $max := int64 (.Values.config.limits.max_body_bytes | default 10485760) -}}
-{{- .Values.gateway.ingestBodyLimit | default (add $max 65536 1048576) -}}
+{{- .Values.gateway.ingestBodyLimit | default (add $max 65536) -}}
 {{- end -}}
 
 {{/* Headers every proxied request carries (a location's own proxy_set_header replaces them all). */}}
@@ -54,6 +55,13 @@ http {
     map $http_upgrade $connection_upgrade {
         default upgrade;
         ''      '';
+    }
+
+    # The length a refused PutDatas body declared; for a chunked one (whose
+    # $content_length is what nginx had read when it stopped) just over the limit.
+    map $http_transfer_encoding $refused_body_length {
+        ''      $content_length;
+        default {{ add (include "logpool.gateway.ingestBodyLimit" . | int64) 1 }};
     }
 
     upstream put_datas {
@@ -102,10 +110,29 @@ http {
             return 200 "ok\n";
         }
 
-        # PutDatas: the body streams to put-datas, which enforces max_body_bytes.
+        # Bodies over otherBodyLimit, which no service would take: a JSON answer in
+        # the services' error format instead of nginx's HTML page.
+        error_page 413 = @body_too_large;
+        location @body_too_large {
+            default_type application/json;
+            return 413 '{"error":{"code":"payload_too_large","message":"the request body is larger than the gateway takes ({{ $gw.otherBodyLimit }})","limit":"gateway.otherBodyLimit"}}';
+        }
+
+        # PutDatas. A body over put-datas's limit is not passed on: put-datas is asked
+        # with its head alone (the declared length, no body) and refuses it with its
+        # own 413 before reading, so the client gets put-datas's JSON answer, and no
+        # half-sent body races put-datas's early answer.
         location ~ {{ $pool }}/logs$ {
             client_max_body_size {{ include "logpool.gateway.ingestBodyLimit" . }};
-            proxy_request_buffering off;
+            error_page 413 = @ingest_body_too_large;
+            proxy_pass {{ $scheme }}://put_datas;
+        }
+        location @ingest_body_too_large {
+            {{- include "logpool.gateway.proxyHeaders" . | nindent 12 }}
+            proxy_set_header Connection "";
+            proxy_set_header Content-Length $refused_body_length;
+            proxy_set_header Transfer-Encoding "";
+            proxy_pass_request_body off;
             proxy_pass {{ $scheme }}://put_datas;
         }
 

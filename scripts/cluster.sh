@@ -119,7 +119,7 @@ write_local_values() {
   local mysql_user="${mysql_rest%%@*}" mysql_host="${mysql_rest#*@}"
   cat >"$state/local-values.yaml" <<EOF
 engines:
-  pulsar: {url: "pulsar://127.0.0.1:$relay_port"}
+  pulsar: {url: "pulsar://127.0.0.1:$relay_port", metricsUrl: "$LOGPOOL_TEST_PULSAR_METRICS_URL"}
   elasticsearch: {url: "$LOGPOOL_TEST_ES_URL", indexPrefix: logpool-cluster, numberOfReplicas: 0}
   etcd: {endpoints: ["$LOGPOOL_TEST_ETCD_ENDPOINTS"], prefix: /logpool-cluster}
   mysql: {user: "${mysql_user%%:*}", host: "${mysql_host%%:*}", port: ${mysql_host##*:}, database: logpool_cluster}

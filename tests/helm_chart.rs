@@ -591,7 +591,16 @@ fn test_containerfile_and_chart_name_existing_binaries_and_paths() {
                 65532
             );
         } else {
-            assert_eq!(command, ["nginx", "-c", "/etc/nginx/logpool/nginx.conf"]);
+            assert_eq!(
+                command,
+                [
+                    "nginx",
+                    "-e",
+                    "/dev/stderr",
+                    "-c",
+                    "/etc/nginx/logpool/nginx.conf"
+                ]
+            );
             assert!(mounted("/etc/nginx/logpool/nginx.conf"));
         }
     }

@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 CHART=helm/logpool
 KUBERNETES_VALIDATE="kubernetes-validate==1.37.0"
 GO_ROOT=/usr/lib/go-1.19
-target="${CARGO_TARGET_DIR:-target}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 log() { echo "test-chart: $*" >&2; }
 

@@ -128,6 +128,7 @@ config:
   loghub: {commit_interval_ms: 500}
   http: {trusted_proxies: ["127.0.0.1"]}
 gateway:
+  listenAddress: 127.0.0.1
   port: $gateway_port
   runDir: "$state/nginx"
   accessLog: "$state/logs/gateway-access.log"

@@ -44,11 +44,16 @@ struct Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        // SIGTERM lets nginx's master stop its workers too.
+        // A killed nginx master leaves its workers running (and listening): stop it
+        // with SIGTERM and wait until it has stopped them, before kill_on_drop.
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
@@ -117,7 +122,7 @@ async fn start_gateway(services: &[Service], dir: &Path) -> Gateway {
     let port = free_port();
     let error_log = run.join("error.log");
     let values = format!(
-        "gateway:\n  port: {port}\n  runDir: {run}\n  errorLog: {error}\n  accessLog: {run}/access.log\n  \
+        "gateway:\n  listenAddress: 127.0.0.1\n  port: {port}\n  runDir: {run}\n  errorLog: {error}\n  accessLog: {run}/access.log\n  \
          workerProcesses: 1\n  workerConnections: 1024\n  tailReadTimeout: {TAIL_READ_TIMEOUT_SECS}s\n  \
          upstreams:\n    putDatas: \"{put}\"\n    searchApi: \"{search}\"\n    tailWs: \"{tail}\"\n    controlApi: \"{control}\"\n",
         run = run.display(),

@@ -82,7 +82,7 @@ http {
     }
 
     server {
-        listen {{ int64 $gw.port }}{{ if .Values.tls.enabled }} ssl{{ end }};
+        listen {{ with $gw.listenAddress }}{{ . }}:{{ end }}{{ int64 $gw.port }}{{ if .Values.tls.enabled }} ssl{{ end }};
         {{- if .Values.tls.enabled }}
         ssl_certificate {{ $gw.tlsDir | default "/etc/nginx/tls" }}/tls.crt;
         ssl_certificate_key {{ $gw.tlsDir | default "/etc/nginx/tls" }}/tls.key;

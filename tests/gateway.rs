@@ -40,6 +40,8 @@ struct Gateway {
     child: Child,
     url: String,
     error_log: PathBuf,
+    /// One line per request, naming the upstream that answered (`upstream=...`).
+    access_log: PathBuf,
 }
 
 impl Drop for Gateway {
@@ -156,6 +158,7 @@ async fn start_gateway(services: &[Service], dir: &Path) -> Gateway {
         child,
         url,
         error_log,
+        access_log: run.join("access.log"),
     };
     let health = format!("{}/gateway/healthz", gateway.url);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -281,11 +284,91 @@ async fn test_one_address_serves_ingest_search_tail_bench_and_refuses_a_big_body
         "{text}"
     );
 
+    every_route_reaches_its_service(&cluster).await;
     live_tail_outlives_the_read_timeout(&cluster, &client, &project).await;
     client_address_reaches_the_services(&cluster).await;
     big_body_gets_the_products_413(&cluster, &project).await;
     bench_runs_against_the_gateway(&cluster).await;
     println!("whole test {:?}", started.elapsed());
+}
+
+/// Every route of every service, from the services' own route lists, is sent by the
+/// gateway to that service (the access log names the upstream that answered).
+async fn every_route_reaches_its_service(cluster: &Cluster) {
+    let lists = [
+        (
+            "control-api",
+            logpool_control_api::routes().specs().to_vec(),
+        ),
+        ("put-datas", logpool_put_datas::routes().specs().to_vec()),
+        ("search-api", logpool_search_api::routes().specs().to_vec()),
+        ("tail-ws", logpool_tail_ws::tail::routes().specs().to_vec()),
+        ("tail-ws", logpool_tail_ws::pull::routes().specs().to_vec()),
+    ];
+    let http = reqwest::Client::new();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (owner, specs) in lists {
+        let service = cluster
+            .services
+            .iter()
+            .find(|s| s.name == owner)
+            .expect("service");
+        let expected = format!("upstream={}", address_of(service));
+        for spec in specs {
+            let path = spec
+                .path
+                .replace("{project}", "routing-probe")
+                .replace("{pool}", "p")
+                .replace("{tenant}", "t")
+                .replace("{shard}", "0")
+                .replace("{group}", "g")
+                .replace("{id}", "x")
+                .replace("{file}", "app.js");
+            // No key: each service answers at once (401, or the public page), and
+            // nothing changes. The refusals count against a made-up client address
+            // (the gateway is a trusted proxy), not against this test's own.
+            let probe = format!("routing-probe-{checked}");
+            let method =
+                reqwest::Method::from_bytes(spec.method.as_str().as_bytes()).expect("method");
+            let answer = http
+                .request(
+                    method,
+                    format!("{}{path}?probe={probe}", cluster.gateway.url),
+                )
+                .header("x-forwarded-for", "198.18.0.1")
+                .send()
+                .await
+                .expect("an answer through the gateway");
+            let _ = answer.bytes().await;
+            // nginx logs a request once its answer is sent: wait for the line.
+            let marker = format!("probe={probe} ");
+            let line = wait_for(Duration::from_secs(5), || {
+                let log = std::fs::read_to_string(&cluster.gateway.access_log).unwrap_or_default();
+                let line = log
+                    .lines()
+                    .find(|line| line.contains(&marker))
+                    .map(str::to_string);
+                async move { line }
+            })
+            .await
+            .unwrap_or_default();
+            if !line.contains(&expected) {
+                wrong.push(format!(
+                    "{} {} -> {line} (expected {owner})",
+                    spec.method, spec.path
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "routed to the wrong service:\n{}",
+        wrong.join("\n")
+    );
+    assert!(checked > 40, "only {checked} routes");
+    println!("{checked} routes reach their service through the gateway");
 }
 
 /// A tail through the gateway is still open after several times the gateway's read

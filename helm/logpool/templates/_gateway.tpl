@@ -47,7 +47,12 @@ http {
     fastcgi_temp_path {{ $gw.runDir }}/fastcgi;
     uwsgi_temp_path {{ $gw.runDir }}/uwsgi;
     scgi_temp_path {{ $gw.runDir }}/scgi;
-    access_log {{ $gw.accessLog }};
+    # Which service answered, and how long it took, on every line.
+    log_format logpool '$remote_addr - $remote_user [$time_local] "$request" $status '
+                       '$body_bytes_sent "$http_user_agent" rt=$request_time '
+                       'upstream=$upstream_addr upstream_status=$upstream_status '
+                       'upstream_time=$upstream_response_time';
+    access_log {{ $gw.accessLog }} logpool;
     server_tokens off;
     default_type application/octet-stream;
 

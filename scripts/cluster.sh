@@ -20,7 +20,7 @@
 #   CLUSTER_PORT_BASE  ports BASE..BASE+6 for the engines, BASE+9 for the
 #                              broker relay and BASE+11..15 for the services (default 28000)
 #   LOGPOOL_ADMIN_KEY          the operator key (default: generated, kept in STATE_DIR)
-#   CLUSTER_NO_BUILD=1 use the binaries already built
+#   CLUSTER_NO_BUILD=1 use the service binaries already built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -98,19 +98,21 @@ build() {
   [[ "${CLUSTER_NO_BUILD:-}" == 1 ]] && return 0
   log "building the services (every distributed engine)"
   cargo build --workspace --bins --features logpool-e2e/distributed >&2
-  log "building the broker relay (benches/distributed.rs)"
-  cargo build --features distributed --bench distributed >&2
 }
 
-# The newest build of benches/distributed.rs (its `relay` mode).
+# The broker relay: the `relay` mode of benches/distributed.rs, built if needed. Its
+# path comes from cargo (tests/distributed.rs builds a binary of the same name).
 relay_binary() {
-  local newest="" candidate
-  for candidate in "$target"/debug/deps/distributed-*; do
-    [[ -x "$candidate" && ! -d "$candidate" ]] || continue
-    [[ -z "$newest" || "$candidate" -nt "$newest" ]] && newest="$candidate"
-  done
-  [[ -n "$newest" ]] || die "the relay is not built (cargo build --features distributed --bench distributed)"
-  echo "$newest"
+  local path
+  path=$(cargo build --features distributed --bench distributed --message-format=json-render-diagnostics |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") \
+            and "bench" in message["target"]["kind"]:
+        print(message["executable"])')
+  [[ -x "$path" ]] || die "the relay did not build (cargo build --features distributed --bench distributed)"
+  echo "$path"
 }
 
 # Values for the chart: the engines and services on 127.0.0.1.
@@ -173,7 +175,9 @@ up() {
   "$renderer" -chart helm/logpool -f "$state/local-values.yaml" -config-key nginx.conf >"$state/nginx.conf"
 
   log "starting the broker relay"
-  start_process relay "$state/logs/relay.log" "$(relay_binary)" relay \
+  local relay
+  relay=$(relay_binary)
+  start_process relay "$state/logs/relay.log" "$relay" relay \
     --broker "$LOGPOOL_TEST_PULSAR_URL" --listen "127.0.0.1:$relay_port"
 
   local bin="$target/debug" service

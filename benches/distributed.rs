@@ -82,6 +82,9 @@ enum Mode {
     Relay {
         #[arg(long)]
         broker: String,
+        /// Address to listen on (`host:port`; port 0: any free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
     },
     /// Serves one address in front of the three HTTP services.
     Front {
@@ -204,7 +207,7 @@ impl CpuWatch {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.mode {
-        Mode::Relay { broker } => relay(&broker).await,
+        Mode::Relay { broker, listen } => relay(&broker, &listen).await,
         Mode::Front {
             listen,
             control,
@@ -231,8 +234,8 @@ async fn terminated() {
     }
 }
 
-async fn relay(broker: &str) -> anyhow::Result<()> {
-    let relay = TestRelay::start(broker).await?;
+async fn relay(broker: &str, listen: &str) -> anyhow::Result<()> {
+    let relay = TestRelay::start_on(broker, listen).await?;
     println!("{}", relay.url());
     terminated().await;
     drop(relay);

@@ -54,6 +54,9 @@ echo "== browser for the console test (Debian chromium, playwright-core)"
 ./scripts/test-browser.sh install
 export LOGPOOL_TEST_CHROMIUM=/usr/bin/chromium
 
+echo "== chart renderer and validator, nginx (Debian Go + Sprig, PyPI kubernetes-validate)"
+./scripts/test-chart.sh install
+
 echo "== cargo test"
 output=$(mktemp)
 set +e

@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 
 pub use logpool_engines::config::Config;
 
+pub mod chart;
 #[cfg(feature = "distributed")]
 pub mod fault_proxy;
 #[cfg(feature = "distributed")]

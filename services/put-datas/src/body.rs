@@ -52,6 +52,30 @@ impl BodyFormat {
     }
 }
 
+/// Compression framing a compressed body may add above `max_body_bytes`: the most
+/// bytes read off the wire is `max_body_bytes` plus this.
+pub const COMPRESSED_FRAMING_BYTES: usize = 64 * 1024;
+
+/// Refuses a body whose `Content-Length` is larger than [`read_body`] would read,
+/// before any of it is read (a proxy in front may send only the head of such a
+/// request, to have this answer).
+///
+/// # Errors
+/// 413 naming `max_body_bytes`.
+pub fn check_declared_length(headers: &HeaderMap, limits: &IngestLimits) -> Result<(), ApiError> {
+    let max = limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max.saturating_add(COMPRESSED_FRAMING_BYTES) as u64 => {
+            Err(too_large(max))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Reads and decompresses the body under `limits.max_body_bytes`.
 ///
 /// # Errors
@@ -69,7 +93,7 @@ pub async fn read_body(
         .trim()
         .to_ascii_lowercase();
     // A compressed body is never larger than what it expands to (plus framing).
-    let raw = axum::body::to_bytes(body, max.saturating_add(64 * 1024))
+    let raw = axum::body::to_bytes(body, max.saturating_add(COMPRESSED_FRAMING_BYTES))
         .await
         .map_err(|_| too_large(max))?;
     let decoded = match encoding.as_str() {
@@ -124,4 +148,34 @@ fn too_large(max: usize) -> ApiError {
     )
     .with_detail("limit", "max_body_bytes")
     .with_detail("value", max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_length(length: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, length.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn test_declared_length_beyond_what_is_read_is_refused_before_reading() {
+        let limits = IngestLimits {
+            max_body_bytes: 1000,
+            ..IngestLimits::default()
+        };
+        let most = (1000 + COMPRESSED_FRAMING_BYTES).to_string();
+        assert!(check_declared_length(&with_length(&most), &limits).is_ok());
+        assert!(check_declared_length(&HeaderMap::new(), &limits).is_ok());
+        let over = (1001 + COMPRESSED_FRAMING_BYTES).to_string();
+        let error = check_declared_length(&with_length(&over), &limits).expect_err("413");
+        assert_eq!(error.code, ErrorCode::PayloadTooLarge);
+        assert!(
+            error.message.contains("max_body_bytes"),
+            "{}",
+            error.message
+        );
+    }
 }

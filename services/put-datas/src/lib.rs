@@ -212,6 +212,7 @@ async fn put_logs_counted(
     if snapshot.access.is_over_storage_quota(tenant, &project) {
         return Err(storage_quota_error(&snapshot.access, tenant, &project));
     }
+    crate::body::check_declared_length(&headers, &state.limits)?;
     // A tenant or project whose rate bucket is already empty is refused before its
     // body is decompressed and parsed, so that a flood of refused requests costs
     // little CPU. The body is still read (and dropped) so the client gets its 429

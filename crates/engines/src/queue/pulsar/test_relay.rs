@@ -48,12 +48,18 @@ impl TestRelay {
     /// Starts a relay on `127.0.0.1:0` in front of the broker at `broker_url`
     /// (`pulsar://host:port`).
     pub async fn start(broker_url: &str) -> io::Result<TestRelay> {
+        TestRelay::start_on(broker_url, "127.0.0.1:0").await
+    }
+
+    /// Starts a relay listening on `listen` (`host:port`) in front of the broker at
+    /// `broker_url`.
+    pub async fn start_on(broker_url: &str, listen: &str) -> io::Result<TestRelay> {
         let broker = broker_url
             .strip_prefix("pulsar://")
             .ok_or_else(|| io::Error::other(format!("not a pulsar:// url: {broker_url}")))?
             .trim_end_matches('/')
             .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let advertised = format!("pulsar://{addr}");
         let accept_task = tokio::spawn(async move {

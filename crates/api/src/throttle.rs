@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
+use ipnet::IpNet;
 use logpool_engines::config::HttpConfig;
 
 /// Most client addresses whose failures are remembered at once (about 40 bytes
@@ -32,9 +33,10 @@ pub struct ClientAddress(pub IpAddr);
 impl ClientAddress {
     /// The client of a request from `peer` with these headers: the right-most
     /// `X-Forwarded-For` entry that is not itself a trusted proxy, when `peer` is one.
-    pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> ClientAddress {
+    pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientAddress {
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
         let peer = peer.ip().to_canonical();
-        if !trusted.contains(&peer) {
+        if !is_trusted(&peer) {
             return ClientAddress(peer);
         }
         let forwarded = headers
@@ -48,7 +50,7 @@ impl ClientAddress {
         let client = forwarded
             .iter()
             .rev()
-            .find(|ip| !trusted.contains(ip))
+            .find(|ip| !is_trusted(ip))
             .copied()
             .unwrap_or(peer);
         ClientAddress(client)
@@ -189,9 +191,9 @@ mod tests {
             "x-forwarded-for",
             "1.2.3.4, 5.6.7.8, 10.1.1.2".parse().expect("header"),
         );
-        let trusted: Vec<IpAddr> = vec![
-            "10.1.1.1".parse().expect("ip"),
-            "10.1.1.2".parse().expect("ip"),
+        let trusted: Vec<IpNet> = vec![
+            "10.1.1.1/32".parse().expect("net"),
+            "10.1.1.2/32".parse().expect("net"),
         ];
         assert_eq!(
             ClientAddress::resolve(proxy, &headers, &trusted).0,
@@ -204,6 +206,12 @@ mod tests {
         assert_eq!(
             ClientAddress::resolve(proxy, &HeaderMap::new(), &trusted).0,
             proxy.ip()
+        );
+        // A range trusts every proxy in it: the client is the first address outside.
+        let pods: Vec<IpNet> = vec!["10.1.0.0/16".parse().expect("net")];
+        assert_eq!(
+            ClientAddress::resolve(proxy, &headers, &pods).0,
+            "5.6.7.8".parse::<IpAddr>().expect("ip")
         );
     }
 }

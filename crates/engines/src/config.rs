@@ -337,40 +337,46 @@ pub struct HttpConfig {
     pub max_auth_failures_per_address: u32,
     /// Length of the window in which failed authentications are counted.
     pub auth_failure_window_secs: u64,
-    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client. From
-    /// any other peer the header is ignored and the peer's own address is used. In
-    /// the environment: comma-separated (`LOGPOOL_HTTP__TRUSTED_PROXIES=10.0.0.1,10.0.0.2`).
-    #[serde(deserialize_with = "addresses_from_list_or_text")]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: addresses, or
+    /// ranges in CIDR notation (`10.0.0.0/8`; in Kubernetes, the pod network, since
+    /// gateway pods change addresses). From any other peer the header is ignored and
+    /// the peer's own address is used. In the environment: comma-separated
+    /// (`LOGPOOL_HTTP__TRUSTED_PROXIES=10.0.0.1,10.244.0.0/16`).
+    #[serde(deserialize_with = "networks_from_list_or_text")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// A list of IP addresses, or one string of comma-separated addresses (as an
-/// environment variable gives it).
-fn addresses_from_list_or_text<'de, D>(deserializer: D) -> Result<Vec<std::net::IpAddr>, D::Error>
+/// A list of addresses and CIDR ranges, or one string of them comma-separated (as an
+/// environment variable gives it). A bare address is the range of that one address.
+fn networks_from_list_or_text<'de, D>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrText {
-        List(Vec<std::net::IpAddr>),
+        List(Vec<String>),
         Text(String),
     }
-    match ListOrText::deserialize(deserializer)? {
-        ListOrText::List(list) => Ok(list),
-        ListOrText::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                entry.parse().map_err(|_| {
+    let entries: Vec<String> = match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    entries
+        .iter()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
                     serde::de::Error::custom(format!(
-                        "`http.trusted_proxies`: `{entry}` is not an IP address"
+                        "`http.trusted_proxies`: `{entry}` is neither an IP address nor a CIDR range"
                     ))
                 })
-            })
-            .collect(),
-    }
+        })
+        .collect()
 }
 
 impl Default for HttpConfig {
@@ -920,6 +926,20 @@ mod tests {
         )]);
         let config = Config::load(None, &env).expect("addresses");
         assert_eq!(config.http.trusted_proxies.len(), 2);
+        let env = HashMap::from([(
+            "LOGPOOL_HTTP__TRUSTED_PROXIES".to_string(),
+            "10.244.0.0/16, 192.168.1.7".to_string(),
+        )]);
+        let config = Config::load(None, &env).expect("ranges");
+        let [pods, single] = config.http.trusted_proxies.as_slice() else {
+            panic!("two entries: {:?}", config.http.trusted_proxies);
+        };
+        assert!(pods.contains(&"10.244.3.9".parse::<std::net::IpAddr>().expect("ip")));
+        assert!(!pods.contains(&"10.245.0.1".parse::<std::net::IpAddr>().expect("ip")));
+        assert_eq!(single.prefix_len(), 32);
+        let file: Config = toml::from_str("[http]\ntrusted_proxies = [\"fd00::/8\", \"::1\"]")
+            .expect("a list in the file");
+        assert_eq!(file.http.trusted_proxies.len(), 2);
         let env = HashMap::from([(
             "LOGPOOL_HTTP__TRUSTED_PROXIES".to_string(),
             "proxy.local".to_string(),

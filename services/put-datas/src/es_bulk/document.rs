@@ -1,0 +1,157 @@
+//! One bulk document as a logpool record: `@timestamp` becomes the record's time,
+//! then the document is read by PutDatas' own NDJSON reader (same field rules,
+//! limits and event-time window).
+
+use std::borrow::Cow;
+
+use logpool_core::batch::EncodedRecords;
+use logpool_core::ingest::window::EventTimeWindow;
+use logpool_core::ingest::{encode_ndjson_body_in_window, IngestError, TIME_FIELD};
+use logpool_core::limits::IngestLimits;
+use serde_json::{Map, Value};
+
+/// The Elasticsearch time field.
+pub const TIMESTAMP_FIELD: &str = "@timestamp";
+/// Where a document's own `time` goes when it also has an `@timestamp`.
+pub const DISPLACED_TIME_FIELD: &str = "time_original";
+
+/// Why a document was not stored, with the status and Elasticsearch error type of
+/// its item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The item's HTTP status (400, or 413 for a limit).
+    pub status: u16,
+    /// Elasticsearch's error type.
+    pub kind: &'static str,
+    /// What is wrong, naming the line and the field or limit.
+    pub reason: String,
+}
+
+/// Encodes one document (found at `line` of the body) as one record.
+///
+/// # Errors
+/// The item's refusal: broken JSON, a value or name PutDatas refuses, a limit, or
+/// an event time outside the pool's window.
+pub fn encode_document(
+    document: &[u8],
+    line: usize,
+    arrival_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+) -> Result<EncodedRecords, Refused> {
+    let document = with_record_time(document).map_err(|e| Refused {
+        status: 400,
+        kind: "mapper_parsing_exception",
+        reason: format!("failed to parse the document at line {line}: {e}"),
+    })?;
+    let (records, refusals) = encode_ndjson_body_in_window(&document, arrival_ns, limits, window)
+        .map_err(|error| refused_record(error, line))?;
+    if records.is_empty() {
+        let reason = refusals
+            .listed
+            .first()
+            .map(|refused| format!("limit `{}`: {}", refused.limit, refused.reason))
+            .unwrap_or_else(|| "outside the pool's accepted event-time window".to_string());
+        return Err(Refused {
+            status: 400,
+            kind: "illegal_argument_exception",
+            reason: format!("the document at line {line} was refused: {reason}"),
+        });
+    }
+    Ok(records)
+}
+
+/// The document with `@timestamp` moved to the record time field (`time`), and a
+/// `time` of its own kept as `time_original`. A document without `@timestamp` is
+/// passed on untouched (its `time`, else the arrival time, is the record time).
+fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error> {
+    // Most shippers put `@timestamp` in every document; a document without it
+    // skips the rewrite entirely.
+    let needle = TIMESTAMP_FIELD.as_bytes();
+    if !document
+        .windows(needle.len())
+        .any(|window| window == needle)
+    {
+        return Ok(Cow::Borrowed(document));
+    }
+    let mut object: Map<String, Value> = serde_json::from_slice(document)?;
+    let Some(timestamp) = object.remove(TIMESTAMP_FIELD) else {
+        return Ok(Cow::Borrowed(document));
+    };
+    if let Some(own_time) = object.remove(TIME_FIELD) {
+        object.insert(DISPLACED_TIME_FIELD.to_string(), own_time);
+    }
+    object.insert(TIME_FIELD.to_string(), timestamp);
+    serde_json::to_vec(&object).map(Cow::Owned)
+}
+
+/// The refusal of a document PutDatas' reader refused; its messages say `line 1`
+/// (the document read alone), which becomes the document's line in the body.
+fn refused_record(error: IngestError, line: usize) -> Refused {
+    let in_body = |text: String| text.replacen("line 1", &format!("line {line}"), 1);
+    match error {
+        IngestError::LimitExceeded { .. } => Refused {
+            status: 413,
+            kind: "illegal_argument_exception",
+            reason: in_body(error.to_string()),
+        },
+        IngestError::Malformed { .. } | IngestError::Invalid { .. } => Refused {
+            status: 400,
+            kind: "mapper_parsing_exception",
+            reason: in_body(error.to_string()),
+        },
+        IngestError::Empty => Refused {
+            status: 400,
+            kind: "mapper_parsing_exception",
+            reason: format!("the document at line {line} is empty"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logpool_core::batch::decode_batch;
+    use logpool_core::record::FieldValue;
+
+    fn record_of(document: &str) -> Result<logpool_core::record::Record, Refused> {
+        let encoded = encode_document(
+            document.as_bytes(),
+            9,
+            5_000,
+            &IngestLimits::default(),
+            &EventTimeWindow::UNBOUNDED,
+        )?;
+        let payload = encoded.encode_run(0..1).expect("encode");
+        Ok(decode_batch(&payload).expect("decode").remove(0))
+    }
+
+    #[test]
+    fn timestamp_becomes_the_record_time_and_an_own_time_is_kept() {
+        let record = record_of(r#"{"@timestamp":"2026-01-02T03:04:05Z","time":"x","message":"m"}"#)
+            .expect("stored");
+        assert_eq!(record.time_ns, 1_767_323_045_000_000_000);
+        assert_eq!(
+            record.fields.get("time_original"),
+            Some(&FieldValue::Str("x".to_string()))
+        );
+        assert!(!record.fields.contains_key("@timestamp"));
+        let without = record_of(r#"{"message":"no time"}"#).expect("stored");
+        assert_eq!(without.time_ns, 5_000);
+    }
+
+    #[test]
+    fn a_bad_document_is_refused_with_its_line() {
+        let broken = record_of(r#"{"message": "#).expect_err("broken");
+        assert_eq!(
+            (broken.status, broken.kind),
+            (400, "mapper_parsing_exception")
+        );
+        assert!(broken.reason.contains("line 9"), "{}", broken.reason);
+        let bad_time = record_of(r#"{"@timestamp":"yesterday"}"#).expect_err("bad time");
+        assert_eq!(bad_time.status, 400);
+        assert!(bad_time.reason.contains("time"), "{}", bad_time.reason);
+        let not_object = record_of("[1,2]").expect_err("array");
+        assert_eq!(not_object.status, 400);
+    }
+}

@@ -54,6 +54,9 @@ echo "== browser for the console test (Debian chromium, playwright-core)"
 ./scripts/test-browser.sh install
 export LOGPOOL_TEST_CHROMIUM=/usr/bin/chromium
 
+echo "== log shippers for the Elasticsearch bulk test (Debian syslog-ng, Python elasticsearch)"
+./scripts/test-shippers.sh install
+
 echo "== cargo test"
 output=$(mktemp)
 set +e

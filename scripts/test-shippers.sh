@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real log shippers the Elasticsearch bulk test drives: Debian's
-# syslog-ng with its HTTP module (for `elasticsearch-http()`), and the pinned Python
-# `elasticsearch` client. Usage: scripts/test-shippers.sh install
+# Installs the real log shippers the Elasticsearch bulk test (tests/es_bulk.rs)
+# drives: Debian's syslog-ng with its HTTP module and the configuration library that
+# defines `elasticsearch-http()`, and the pinned Python `elasticsearch` client.
+# Usage: scripts/test-shippers.sh install
 #
 # The Python client is pinned to 7.13.4, the last release that does not refuse a
 # server that is not Elastic's own (7.14 and later check a product header and build
@@ -15,14 +16,15 @@ PIP_ELASTICSEARCH="elasticsearch==7.13.4"
 log() { echo "test-shippers: $*" >&2; }
 
 install() {
-  if [ ! -x /usr/sbin/syslog-ng ] || [ ! -e /usr/lib/syslog-ng/3.38/libhttp.so ] \
-    && ! ls /usr/lib/syslog-ng/*/libhttp.so >/dev/null 2>&1; then
-    log "installing Debian syslog-ng-core and syslog-ng-mod-http"
+  if [ ! -x /usr/sbin/syslog-ng ] \
+    || ! ls /usr/lib/syslog-ng/*/libhttp.so >/dev/null 2>&1 \
+    || [ ! -e /usr/share/syslog-ng/include/scl/elasticsearch/elastic-http.conf ]; then
+    log "installing Debian syslog-ng-core, syslog-ng-mod-http and syslog-ng-scl"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-      syslog-ng-core syslog-ng-mod-http >/dev/null
+      syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null
   fi
   if ! "$PYTHON" -c 'import elasticsearch, sys; sys.exit(elasticsearch.__versionstr__ != "7.13.4")' 2>/dev/null; then
     log "installing $PIP_ELASTICSEARCH"

@@ -354,6 +354,9 @@ async fn each_item_gets_its_own_status_and_broken_requests_are_refused_whole() {
         "{\"message\":\"second\",\"time\":\"own\",\"@timestamp\":1767323045000}\n",
         "{\"index\":{\"_index\":\"filebeat-7.10.2\"}}\n",
         "{\"message\":\"not a pool name\"}\n",
+        // The key is limited to project `shop`.
+        "{\"index\":{\"_index\":\"bank.web\"}}\n",
+        "{\"message\":\"another project\"}\n",
     );
     // `/es/{index}/_bulk` names the index of actions without one; gzip is read.
     let (status, answer) = post_bulk(&server, &key, "/es/shop.web/_bulk", body.into(), true).await;
@@ -367,6 +370,7 @@ async fn each_item_gets_its_own_status_and_broken_requests_are_refused_whole() {
         ("delete", 400),
         ("create", 201),
         ("index", 400),
+        ("index", 403),
     ]
     .iter()
     .map(|(action, status)| (action.to_string(), *status))
@@ -436,10 +440,7 @@ async fn each_item_gets_its_own_status_and_broken_requests_are_refused_whole() {
     )
     .await;
     assert_eq!(status, 413, "{answer}");
-    assert_eq!(
-        answer["error"]["limit"], "max_body_bytes",
-        "{answer}"
-    );
+    assert_eq!(answer["error"]["limit"], "max_body_bytes", "{answer}");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         server

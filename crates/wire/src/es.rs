@@ -5,6 +5,8 @@
 //! Logstash, syslog-ng and the Elasticsearch clients read them unchanged; only the
 //! members those clients look at are filled in.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,13 +173,29 @@ pub struct EsXpack {
     pub license: EsLicenseBody,
 }
 
-/// `GET /es/{index}`: the index exists (it names a pool); no settings or mappings.
+/// `GET /es/{index}` and `GET /es/_template/{name}`: the name asked for, with
+/// empty aliases, mappings and settings (pools type their fields themselves).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct EsIndexExists {
-    /// The index name asked for.
-    pub index: String,
-    /// The project it maps to.
-    pub project: String,
-    /// The pool it maps to.
-    pub pool: String,
+#[serde(transparent)]
+pub struct EsIndices(pub BTreeMap<String, EsIndex>);
+
+/// One index or template of [`EsIndices`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EsIndex {
+    /// Empty.
+    #[schema(value_type = Object)]
+    pub aliases: serde_json::Map<String, serde_json::Value>,
+    /// Empty.
+    #[schema(value_type = Object)]
+    pub mappings: serde_json::Map<String, serde_json::Value>,
+    /// Empty.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `PUT /es/_template/{name}`: acknowledged (and not kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EsAcknowledged {
+    /// Always true.
+    pub acknowledged: bool,
 }

@@ -4,13 +4,15 @@
 //! logpool has no mappings to install, so a template is reported present and an
 //! installed one is acknowledged and ignored).
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logpool_api::{ApiError, Principal};
-use logpool_wire::es::{EsInfo, EsLicense, EsLicenseBody, EsVersion, EsXpack, ES_VERSION};
-use serde_json::json;
+use logpool_wire::es::{
+    EsAcknowledged, EsIndex, EsIndices, EsInfo, EsLicense, EsLicenseBody, EsVersion, EsXpack,
+    ES_VERSION,
+};
 
 use super::index_name::pool_of_index;
 use crate::PutDatasState;
@@ -62,49 +64,37 @@ pub async fn xpack() -> Json<EsXpack> {
 }
 
 /// `GET` (and `HEAD`) `/es/{index}`: 200 when the index names a pool the key may
-/// write to, else Elasticsearch's 404 `index_not_found_exception`.
+/// write to, else 404.
 pub async fn index_exists(
     State(state): State<PutDatasState>,
     principal: Principal,
     Path(index): Path<String>,
-) -> Result<Response, ApiError> {
-    let found = pool_of_index(&index).ok().filter(|name| {
-        principal.may_see_project(&name.project)
-            && state
-                .routing
-                .snapshot()
-                .pool(&principal.tenant, &name.project, &name.pool)
-                .is_some()
-    });
-    Ok(match found {
-        Some(_) => Json(json!({
-            index.clone(): {"aliases": {}, "mappings": {}, "settings": {}}
-        }))
-        .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({
-                "error": {
-                    "type": "index_not_found_exception",
-                    "reason": format!(
-                        "no such index [{index}]: an index is `{{project}}.{{pool}}` of an existing pool"
-                    ),
-                    "index": index,
-                },
-                "status": 404,
-            })),
-        )
-            .into_response(),
-    })
+) -> Result<Json<EsIndices>, ApiError> {
+    let name = pool_of_index(&index)
+        .map_err(|reason| ApiError::not_found(format!("no such index `{index}`: {reason}")))?;
+    if !principal.may_see_project(&name.project) {
+        return Err(ApiError::forbidden(format!(
+            "this key is limited to another project than `{}`",
+            name.project
+        )));
+    }
+    state
+        .routing
+        .pool(&principal.tenant, &name.project, &name.pool)?;
+    Ok(named(index))
+}
+
+fn named(name: String) -> Json<EsIndices> {
+    Json(EsIndices(BTreeMap::from([(name, EsIndex::default())])))
 }
 
 /// `GET` (and `HEAD`) `/es/_template/{name}` and `/es/_index_template/{name}`.
-pub async fn template(Path(name): Path<String>) -> Json<serde_json::Value> {
-    Json(json!({ name: {"index_patterns": [], "mappings": {}, "settings": {}} }))
+pub async fn template(Path(name): Path<String>) -> Json<EsIndices> {
+    named(name)
 }
 
 /// `PUT /es/_template/{name}` and `/es/_index_template/{name}`: acknowledged, not
 /// kept (fields are typed by the pool, not by a template).
-pub async fn put_template(Path(_name): Path<String>) -> Json<serde_json::Value> {
-    Json(json!({"acknowledged": true}))
+pub async fn put_template(Path(_name): Path<String>) -> Json<EsAcknowledged> {
+    Json(EsAcknowledged { acknowledged: true })
 }

@@ -41,6 +41,7 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::GET, "/es/", Authenticated),
         (Method::GET, "/es/_license", Authenticated),
         (Method::GET, "/es/_xpack", Authenticated),
+        (Method::GET, "/es/_cluster/health", Authenticated),
         (Method::GET, "/es/_template/{name}", Authenticated),
         (Method::PUT, "/es/_template/{name}", Ingest),
         (Method::GET, "/es/_index_template/{name}", Authenticated),

@@ -471,7 +471,10 @@ async fn discovery_calls_and_shipper_auth_forms_answer_as_shippers_expect() {
             info["version"]["number"],
             logpool_client::wire::es::ES_VERSION
         );
+        // What 7.x clients (Logstash, the Python client 7.14 to 7.17) check of a
+        // 7.10 server.
         assert_eq!(info["tagline"], "You Know, for Search");
+        assert_eq!(info["version"]["build_flavor"], "default");
     }
     let no_key = http.get(url("/es/")).send().await.expect("no key");
     assert_eq!(no_key.status(), 401);
@@ -531,6 +534,13 @@ async fn discovery_calls_and_shipper_auth_forms_answer_as_shippers_expect() {
         .await
         .expect("json");
     assert_eq!(xpack["features"], json!({}));
+    let health = http
+        .get(url("/es/_cluster/health"))
+        .basic_auth("x", Some(&key))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
     assert_eq!(
         server
             .client

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The version a shipper sees at `GET /es/`: that of the Elasticsearch 7.10 line
-/// (as OpenSearch announces in its compatibility mode), the last one every shipper
-/// and client of the 7.x line talks to without Elastic's licence checks.
+/// (as OpenSearch announces in its compatibility mode). Clients of the 7.x line
+/// accept a 7.0 to 7.13 server when it announces the `default` build flavour and
+/// the tagline; from 7.14 on they demand Elastic's product header instead.
 pub const ES_VERSION: &str = "7.10.2";
 
 /// The answer to `POST /es/_bulk`: per item, what became of it, in request order.
@@ -125,7 +126,8 @@ pub struct EsInfo {
 /// The version block of [`EsInfo`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EsVersion {
-    /// `oss`: no X-Pack features.
+    /// `default`, which Logstash and the 7.14+ clients require of a 7.x server
+    /// (`_xpack` then lists no features).
     pub build_flavor: String,
     /// `logpool`.
     pub build_type: String,
@@ -146,21 +148,22 @@ pub struct EsLicense {
     pub license: EsLicenseBody,
 }
 
-/// A licence as Beats and Logstash read it: active, of type `oss`.
+/// A licence as Beats and Logstash read it: active, of type `basic`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EsLicenseBody {
     /// `active`.
     pub status: String,
-    /// `oss`.
+    /// `basic`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// `oss`.
+    /// `basic`.
     pub mode: String,
     /// A fixed id.
     pub uid: String,
 }
 
-/// `GET /es/_xpack`: no features, an `oss` licence.
+/// `GET /es/_xpack`: no features (so Beats and Logstash set up no ILM), a `basic`
+/// licence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EsXpack {
     /// Empty.
@@ -198,4 +201,19 @@ pub struct EsIndex {
 pub struct EsAcknowledged {
     /// Always true.
     pub acknowledged: bool,
+}
+
+/// `GET /es/_cluster/health` (Vector's health check): always green.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EsClusterHealth {
+    /// `logpool`.
+    pub cluster_name: String,
+    /// 1.
+    pub number_of_data_nodes: u32,
+    /// 1.
+    pub number_of_nodes: u32,
+    /// `green`: the answer comes from a serving put-datas.
+    pub status: String,
+    /// false.
+    pub timed_out: bool,
 }

@@ -318,8 +318,12 @@ fn shape(method: &str, path: &str) -> Shape {
             "Elasticsearch-compatible cluster information: the version shippers check.",
             Answer::Json(200, "EsInfo"),
         ),
+        ("GET", _, "/es/_cluster/health") => Shape::new(
+            "Elasticsearch-compatible cluster health: green.",
+            Answer::Json(200, "EsClusterHealth"),
+        ),
         ("GET", _, "/es/_license") => Shape::new(
-            "Elasticsearch-compatible licence: active, `oss`.",
+            "Elasticsearch-compatible licence: active, `basic`.",
             Answer::Json(200, "EsLicense"),
         ),
         ("GET", _, "/es/_xpack") => Shape::new(
@@ -519,6 +523,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<es::EsXpack>(&mut schemas);
     add::<es::EsIndices>(&mut schemas);
     add::<es::EsAcknowledged>(&mut schemas);
+    add::<es::EsClusterHealth>(&mut schemas);
     schemas
 }
 

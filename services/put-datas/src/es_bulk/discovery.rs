@@ -1,5 +1,5 @@
 //! The calls shippers make before they send: the version at `GET /es/`, licence
-//! and X-Pack checks (Beats, Logstash), whether an index exists, and index
+//! and X-Pack checks (Beats, Logstash), cluster health (Vector), whether an index exists, and index
 //! templates (Beats and Logstash check for theirs and install it when missing;
 //! logpool has no mappings to install, so a template is reported present and an
 //! installed one is acknowledged and ignored).
@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::{ApiError, Principal};
 use logpool_wire::es::{
-    EsAcknowledged, EsIndex, EsIndices, EsInfo, EsLicense, EsLicenseBody, EsVersion, EsXpack,
-    ES_VERSION,
+    EsAcknowledged, EsClusterHealth, EsIndex, EsIndices, EsInfo, EsLicense, EsLicenseBody,
+    EsVersion, EsXpack, ES_VERSION,
 };
 
 use super::index_name::pool_of_index;
@@ -28,7 +28,7 @@ pub async fn info() -> Json<EsInfo> {
         name: "logpool".to_string(),
         tagline: "You Know, for Search".to_string(),
         version: EsVersion {
-            build_flavor: "oss".to_string(),
+            build_flavor: "default".to_string(),
             build_type: "logpool".to_string(),
             lucene_version: "8.7.0".to_string(),
             minimum_index_compatibility_version: "6.0.0-beta1".to_string(),
@@ -38,11 +38,11 @@ pub async fn info() -> Json<EsInfo> {
     })
 }
 
-fn oss_license() -> EsLicenseBody {
+fn basic_license() -> EsLicenseBody {
     EsLicenseBody {
         status: "active".to_string(),
-        kind: "oss".to_string(),
-        mode: "oss".to_string(),
+        kind: "basic".to_string(),
+        mode: "basic".to_string(),
         uid: CLUSTER_UUID.to_string(),
     }
 }
@@ -50,7 +50,7 @@ fn oss_license() -> EsLicenseBody {
 /// `GET /es/_license`.
 pub async fn license() -> Json<EsLicense> {
     Json(EsLicense {
-        license: oss_license(),
+        license: basic_license(),
     })
 }
 
@@ -59,7 +59,18 @@ pub async fn xpack() -> Json<EsXpack> {
     Json(EsXpack {
         build: serde_json::Map::new(),
         features: serde_json::Map::new(),
-        license: oss_license(),
+        license: basic_license(),
+    })
+}
+
+/// `GET /es/_cluster/health`: green, as this answer comes from a serving put-datas.
+pub async fn cluster_health() -> Json<EsClusterHealth> {
+    Json(EsClusterHealth {
+        cluster_name: "logpool".to_string(),
+        number_of_data_nodes: 1,
+        number_of_nodes: 1,
+        status: "green".to_string(),
+        timed_out: false,
     })
 }
 

@@ -55,6 +55,11 @@ pub fn routes() -> Routes<PutDatasState> {
         )
         .get("/es/_xpack", Permission::Authenticated, discovery::xpack)
         .get(
+            "/es/_cluster/health",
+            Permission::Authenticated,
+            discovery::cluster_health,
+        )
+        .get(
             "/es/_template/{name}",
             Permission::Authenticated,
             discovery::template,

@@ -550,3 +550,75 @@ async fn discovery_calls_and_shipper_auth_forms_answer_as_shippers_expect() {
         0
     );
 }
+
+/// A server whose queue refuses the first batch sent to any pool's shard 0, with
+/// pools `web` and `api` of one shard each.
+async fn server_with_a_refusing_queue() -> (TestServer, String) {
+    let (server, key) = server_with_pool("web", |config| {
+        config.idempotency.test_fail_first_produce_to_shard = Some(0);
+    })
+    .await;
+    server
+        .client
+        .create_pool(
+            PROJECT,
+            &json!({ "name": "api", "shards": 1, "retention_days": 3650 }),
+        )
+        .await
+        .expect("pool");
+    (server, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_cannot_take_the_items_gets_them_retried_never_lost() {
+    // Nothing stored: the whole request is the queue's 503 with `Retry-After`, which
+    // shippers that read only the status line retry too; the retry stores it once.
+    let (server, key) = server_with_a_refusing_queue().await;
+    let one_pool = "{\"index\":{\"_index\":\"shop.api\"}}\n{\"message\":\"m\"}\n".repeat(3);
+    let response = reqwest::Client::new()
+        .post(format!("{}/es/_bulk", server.url()))
+        .basic_auth("shipper", Some(&key))
+        .body(one_pool.clone())
+        .send()
+        .await
+        .expect("bulk");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, answer) = post_bulk(&server, &key, "/es/_bulk", one_pool.into(), false).await;
+    assert_eq!(
+        (status, &answer["errors"]),
+        (200, &json!(false)),
+        "{answer}"
+    );
+    assert_exactly(&server.client, "api", 3).await;
+
+    // One pool refused, another stored: a 200 whose refused items say 503, to be
+    // retried alone.
+    let (server, key) = server_with_a_refusing_queue().await;
+    let two_pools = concat!(
+        "{\"index\":{\"_index\":\"shop.web\"}}\n{\"message\":\"w\"}\n",
+        "{\"index\":{\"_index\":\"shop.api\"}}\n{\"message\":\"a\"}\n",
+    );
+    let (status, answer) = post_bulk(&server, &key, "/es/_bulk", two_pools.into(), false).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errors"], true);
+    let mut statuses: Vec<i64> = item_statuses(&answer).into_iter().map(|(_, s)| s).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 503], "{answer}");
+    let refused = answer["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["index"]["status"] == 503)
+        .expect("the refused item");
+    assert_eq!(
+        refused["index"]["error"]["type"],
+        "es_rejected_execution_exception"
+    );
+    let stored_pool = if refused["index"]["_index"] == "shop.web" {
+        "api"
+    } else {
+        "web"
+    };
+    assert_exactly(&server.client, stored_pool, 1).await;
+}

@@ -3,12 +3,13 @@
 //! limits and event-time window).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::EventTimeWindow;
 use logpool_core::ingest::{encode_ndjson_body_in_window, IngestError, TIME_FIELD};
 use logpool_core::limits::IngestLimits;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 /// The Elasticsearch time field.
 pub const TIMESTAMP_FIELD: &str = "@timestamp";
@@ -64,6 +65,10 @@ pub fn encode_document(
 /// The document with `@timestamp` moved to the record time field (`time`), and a
 /// `time` of its own kept as `time_original`. A document without `@timestamp` is
 /// passed on untouched (its `time`, else the arrival time, is the record time).
+///
+/// Only the top-level members are split: their values are copied as the raw JSON
+/// they were sent as, without building a tree of them, and are checked by the
+/// record reader afterwards.
 fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error> {
     // Most shippers put `@timestamp` in every document; a document without it
     // skips the rewrite entirely.
@@ -74,15 +79,31 @@ fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error>
     {
         return Ok(Cow::Borrowed(document));
     }
-    let mut object: Map<String, Value> = serde_json::from_slice(document)?;
-    let Some(timestamp) = object.remove(TIMESTAMP_FIELD) else {
+    let mut members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(document)?;
+    let Some(timestamp) = members.remove(TIMESTAMP_FIELD) else {
         return Ok(Cow::Borrowed(document));
     };
-    if let Some(own_time) = object.remove(TIME_FIELD) {
-        object.insert(DISPLACED_TIME_FIELD.to_string(), own_time);
+    let own_time = members.remove(TIME_FIELD);
+    let mut out = Vec::with_capacity(document.len() + DISPLACED_TIME_FIELD.len());
+    out.push(b'{');
+    let renamed = [(TIME_FIELD, timestamp)]
+        .into_iter()
+        .chain(own_time.map(|time| (DISPLACED_TIME_FIELD, time)));
+    for (index, (name, value)) in members
+        .iter()
+        .map(|(name, value)| (name.as_ref(), *value))
+        .chain(renamed)
+        .enumerate()
+    {
+        if index > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name)?;
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
     }
-    object.insert(TIME_FIELD.to_string(), timestamp);
-    serde_json::to_vec(&object).map(Cow::Owned)
+    out.push(b'}');
+    Ok(Cow::Owned(out))
 }
 
 /// The refusal of a document PutDatas' reader refused; its messages say `line 1`
@@ -141,6 +162,30 @@ mod tests {
     }
 
     #[test]
+    fn the_rewrite_keeps_nested_values_and_escaped_names() {
+        let record = record_of(
+            r#"{"http":{"status":200,"path":"/a\"b"},"@timestamp":1767323045123,"we\"ird":"v"}"#,
+        )
+        .expect("stored");
+        assert_eq!(record.time_ns, 1_767_323_045_123_000_000);
+        assert_eq!(
+            record.fields.get("http.status"),
+            Some(&FieldValue::Long(200))
+        );
+        assert_eq!(
+            record.fields.get("http.path"),
+            Some(&FieldValue::Str("/a\"b".to_string()))
+        );
+        assert_eq!(
+            record.fields.get("we\"ird"),
+            Some(&FieldValue::Str("v".to_string()))
+        );
+        // `@timestamp` only inside a string: nothing to move.
+        let mention = record_of(r#"{"message":"has no @timestamp"}"#).expect("stored");
+        assert_eq!(mention.time_ns, 5_000);
+    }
+
+    #[test]
     fn a_bad_document_is_refused_with_its_line() {
         let broken = record_of(r#"{"message": "#).expect_err("broken");
         assert_eq!(
@@ -153,5 +198,7 @@ mod tests {
         assert!(bad_time.reason.contains("time"), "{}", bad_time.reason);
         let not_object = record_of("[1,2]").expect_err("array");
         assert_eq!(not_object.status, 400);
+        let broken_with_timestamp = record_of(r#"{"@timestamp":1,"message":"#).expect_err("broken");
+        assert_eq!(broken_with_timestamp.kind, "mapper_parsing_exception");
     }
 }

@@ -317,7 +317,6 @@ pub(crate) struct Stored {
 ///
 /// # Errors
 /// 429 past a rate quota, 503 (with `Retry-After`) when the queue cannot take a batch.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn store_records(
     state: &PutDatasState,
     access: &AccessTable,

@@ -119,7 +119,7 @@ fn counted(
             let stored = answer
                 .items
                 .iter()
-                .filter_map(item_result)
+                .filter_map(result_of)
                 .filter(|item| item.status == 201)
                 .count();
             stats
@@ -136,7 +136,7 @@ fn counted(
     result.map(Json)
 }
 
-fn item_result(item: &BulkItem) -> Option<&BulkItemResult> {
+fn result_of(item: &BulkItem) -> Option<&BulkItemResult> {
     item.index
         .as_ref()
         .or(item.create.as_ref())
@@ -215,8 +215,8 @@ async fn bulk_counted(
         pending.push(outcome);
     }
 
-    // Each pool's records go to the queue through PutDatas' path; pools are stored
-    // one after another so that a full queue stops the request early.
+    // Each pool's records go to the queue through PutDatas' path (quotas, shards,
+    // durability), pool after pool: a request seldom names more than one.
     let mut stored_items = vec![false; items.len()];
     let mut failures: Vec<(Vec<usize>, ApiError)> = Vec::new();
     for batch in batches.into_values() {
@@ -270,8 +270,7 @@ async fn bulk_counted(
         }
     }
 
-    let mut errors = false;
-    let answer_items = items
+    let items = items
         .iter()
         .zip(pending)
         .zip(indices)
@@ -281,50 +280,54 @@ async fn bulk_counted(
                 .id
                 .clone()
                 .unwrap_or_else(|| format!("{arrival_ns:x}-{position}"));
-            let result = match outcome {
-                Pending::Queued => BulkItemResult {
-                    id,
-                    index,
-                    primary_term: Some(1),
-                    seq_no: Some(position as u64),
-                    shards: Some(BulkShards {
-                        failed: 0,
-                        successful: 1,
-                        total: 1,
-                    }),
-                    doc_type: "_doc".to_string(),
-                    version: Some(1),
-                    error: None,
-                    result: Some("created".to_string()),
-                    status: 201,
-                },
-                Pending::Refused(status, kind, reason) => {
-                    errors = true;
-                    BulkItemResult {
-                        id,
-                        index,
-                        primary_term: None,
-                        seq_no: None,
-                        shards: None,
-                        doc_type: "_doc".to_string(),
-                        version: None,
-                        error: Some(BulkItemError {
-                            reason,
-                            kind: kind.to_string(),
-                        }),
-                        result: None,
-                        status,
-                    }
-                }
-            };
-            keyed_by_action(item.action, result)
+            keyed_by_action(item.action, item_result(id, index, position, outcome))
         })
-        .collect();
+        .collect::<Vec<_>>();
     Ok(BulkAnswer {
         took: started.elapsed().as_millis() as u64,
-        errors,
-        items: answer_items,
+        errors: items
+            .iter()
+            .filter_map(result_of)
+            .any(|result| result.status != 201),
+        items,
     })
+}
+
+/// One item's entry in the answer.
+fn item_result(id: String, index: String, position: usize, outcome: Pending) -> BulkItemResult {
+    match outcome {
+        Pending::Queued => BulkItemResult {
+            id,
+            index,
+            primary_term: Some(1),
+            seq_no: Some(position as u64),
+            shards: Some(BulkShards {
+                failed: 0,
+                successful: 1,
+                total: 1,
+            }),
+            doc_type: "_doc".to_string(),
+            version: Some(1),
+            error: None,
+            result: Some("created".to_string()),
+            status: 201,
+        },
+        Pending::Refused(status, kind, reason) => BulkItemResult {
+            id,
+            index,
+            primary_term: None,
+            seq_no: None,
+            shards: None,
+            doc_type: "_doc".to_string(),
+            version: None,
+            error: Some(BulkItemError {
+                reason,
+                kind: kind.to_string(),
+            }),
+            result: None,
+            status,
+        },
+    }
 }
 
 /// Encodes an item's document into its pool's batch, or refuses it.

@@ -54,7 +54,7 @@ echo "== browser for the console test (Debian chromium, playwright-core)"
 ./scripts/test-browser.sh install
 export LOGPOOL_TEST_CHROMIUM=/usr/bin/chromium
 
-echo "== log shippers for the Elasticsearch bulk test (Debian syslog-ng, Python elasticsearch)"
+echo "== syslog-ng for the Elasticsearch bulk test"
 ./scripts/test-shippers.sh install
 
 echo "== cargo test"

@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real log shippers the Elasticsearch bulk test (tests/es_bulk.rs)
-# drives: Debian's syslog-ng with its HTTP module and the configuration library that
-# defines `elasticsearch-http()`, and the pinned Python `elasticsearch` client.
+# Installs the log shipper the Elasticsearch bulk test (tests/es_bulk.rs) drives
+# besides the Python client (which scripts/test-engines.sh installs with the other
+# test clients): Debian's syslog-ng with its HTTP module and the configuration
+# library that defines `elasticsearch-http()`.
 # Usage: scripts/test-shippers.sh install
-#
-# The Python client is pinned to 7.13.4, the last release that does not refuse a
-# server that is not Elastic's own (7.14 and later check a product header and build
-# flavour; 8.x also demand `X-Elastic-Product: Elasticsearch` on every answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PYTHON=${LOGPOOL_TEST_PYTHON:-python3}
-PIP_ELASTICSEARCH="elasticsearch==7.13.4"
 
 log() { echo "test-shippers: $*" >&2; }
 
@@ -25,11 +19,6 @@ install() {
     $sudo apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
       syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null
-  fi
-  if ! "$PYTHON" -c 'import elasticsearch, sys; sys.exit(elasticsearch.__versionstr__ != "7.13.4")' 2>/dev/null; then
-    log "installing $PIP_ELASTICSEARCH"
-    PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
-      "$PYTHON" -m pip install --quiet "$PIP_ELASTICSEARCH"
   fi
 }
 

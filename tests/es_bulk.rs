@@ -5,9 +5,10 @@
 //! documented; plus raw requests for the per-item errors and the refusals of bad
 //! input.
 //!
-//! The shippers are installed by `scripts/test-shippers.sh install` (the test
-//! command runs it). Without them the tests skip visibly; with
-//! `LOGPOOL_REQUIRE_ENGINES` set they fail instead.
+//! syslog-ng is installed by `scripts/test-shippers.sh install`, the Python client
+//! by `scripts/test-engines.sh` with the other test clients (the test command runs
+//! both). Without them the tests skip visibly; with `LOGPOOL_REQUIRE_ENGINES` set
+//! they fail instead.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,12 +3,13 @@
 //! limits and event-time window).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::fmt;
 
 use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::EventTimeWindow;
 use logpool_core::ingest::{encode_ndjson_body_in_window, IngestError, TIME_FIELD};
 use logpool_core::limits::IngestLimits;
+use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The Elasticsearch time field.
@@ -40,12 +41,34 @@ pub fn encode_document(
     limits: &IngestLimits,
     window: &EventTimeWindow,
 ) -> Result<EncodedRecords, Refused> {
-    let document = with_record_time(document).map_err(|e| Refused {
+    let staged = stage(document, line)?;
+    encode_staged(&staged, line, arrival_ns, limits, window)
+}
+
+/// The document as a PutDatas NDJSON line: `@timestamp` moved to `time`.
+///
+/// # Errors
+/// A document that is not a JSON object.
+pub fn stage(document: &[u8], line: usize) -> Result<Cow<'_, [u8]>, Refused> {
+    with_record_time(document).map_err(|e| Refused {
         status: 400,
         kind: "mapper_parsing_exception",
         reason: format!("failed to parse the document at line {line}: {e}"),
-    })?;
-    let (records, refusals) = encode_ndjson_body_in_window(&document, arrival_ns, limits, window)
+    })
+}
+
+/// Encodes one staged document as one record.
+///
+/// # Errors
+/// As [`encode_document`].
+pub fn encode_staged(
+    staged: &[u8],
+    line: usize,
+    arrival_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+) -> Result<EncodedRecords, Refused> {
+    let (records, refusals) = encode_ndjson_body_in_window(staged, arrival_ns, limits, window)
         .map_err(|error| refused_record(error, line))?;
     if records.is_empty() {
         let reason = refusals
@@ -62,13 +85,29 @@ pub fn encode_document(
     Ok(records)
 }
 
+/// Encodes `count` staged documents (one per line of `lines`) in one pass, as
+/// PutDatas reads a body: `None` unless every one of them is stored, so that the
+/// caller encodes them one by one to find which are refused. Most requests have no
+/// refused document and pay for one pass only.
+pub fn encode_all(
+    lines: &[u8],
+    count: usize,
+    arrival_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+) -> Option<EncodedRecords> {
+    let (records, refusals) =
+        encode_ndjson_body_in_window(lines, arrival_ns, limits, window).ok()?;
+    (refusals.count == 0 && records.len() == count).then_some(records)
+}
+
 /// The document with `@timestamp` moved to the record time field (`time`), and a
 /// `time` of its own kept as `time_original`. A document without `@timestamp` is
 /// passed on untouched (its `time`, else the arrival time, is the record time).
 ///
-/// Only the top-level members are split: their values are copied as the raw JSON
-/// they were sent as, without building a tree of them, and are checked by the
-/// record reader afterwards.
+/// Only the top-level members are split, in one pass: their values are copied as
+/// the raw JSON they were sent as, without building a tree or a map of them, and
+/// are checked by the record reader afterwards.
 fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error> {
     // Most shippers put `@timestamp` in every document; a document without it
     // skips the rewrite entirely.
@@ -79,31 +118,64 @@ fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error>
     {
         return Ok(Cow::Borrowed(document));
     }
-    let mut members: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(document)?;
-    let Some(timestamp) = members.remove(TIMESTAMP_FIELD) else {
-        return Ok(Cow::Borrowed(document));
-    };
-    let own_time = members.remove(TIME_FIELD);
     let mut out = Vec::with_capacity(document.len() + DISPLACED_TIME_FIELD.len());
-    out.push(b'{');
-    let renamed = [(TIME_FIELD, timestamp)]
-        .into_iter()
-        .chain(own_time.map(|time| (DISPLACED_TIME_FIELD, time)));
-    for (index, (name, value)) in members
-        .iter()
-        .map(|(name, value)| (name.as_ref(), *value))
-        .chain(renamed)
-        .enumerate()
-    {
-        if index > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, name)?;
-        out.push(b':');
-        out.extend_from_slice(value.get().as_bytes());
-    }
-    out.push(b'}');
+    let mut deserializer = serde_json::Deserializer::from_slice(document);
+    deserializer.deserialize_map(MovingTimestamp { out: &mut out })?;
+    deserializer.end()?;
     Ok(Cow::Owned(out))
+}
+
+/// Copies a document's members into `out`, `@timestamp` as `time` and `time` as
+/// `time_original`, each value as the raw JSON it was sent as.
+struct MovingTimestamp<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> Visitor<'de> for MovingTimestamp<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mut timestamp: Option<&'de RawValue> = None;
+        let mut own_time: Option<&'de RawValue> = None;
+        out.push(b'{');
+        let write = |out: &mut Vec<u8>, name: &str, value: &RawValue| {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, name).map_err(de::Error::custom)?;
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+            Ok::<(), A::Error>(())
+        };
+        while let Some(name) = members.next_key::<Cow<'de, str>>()? {
+            let value: &'de RawValue = members.next_value()?;
+            match name.as_ref() {
+                TIMESTAMP_FIELD => timestamp = Some(value),
+                TIME_FIELD => own_time = Some(value),
+                other => write(out, other, value)?,
+            }
+        }
+        match timestamp {
+            Some(timestamp) => {
+                write(out, TIME_FIELD, timestamp)?;
+                if let Some(own_time) = own_time {
+                    write(out, DISPLACED_TIME_FIELD, own_time)?;
+                }
+            }
+            None => {
+                if let Some(own_time) = own_time {
+                    write(out, TIME_FIELD, own_time)?;
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// The refusal of a document PutDatas' reader refused; its messages say `line 1`

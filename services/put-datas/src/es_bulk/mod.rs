@@ -144,13 +144,22 @@ fn result_of(item: &BulkItem) -> Option<&BulkItemResult> {
         .or(item.delete.as_ref())
 }
 
-/// The records of one pool in a request, and the items they came from.
+/// The documents of one pool in a request, staged as PutDatas NDJSON lines.
 struct PoolBatch {
     project: String,
     route: PoolRoute,
-    records: EncodedRecords,
-    items: Vec<usize>,
-    bytes: u64,
+    /// The staged documents, one per line.
+    lines: Vec<u8>,
+    /// Per staged document: its item, its line in the body, and where it is in
+    /// `lines`.
+    staged: Vec<StagedDocument>,
+}
+
+/// Where a staged document came from and where it is.
+struct StagedDocument {
+    item: usize,
+    line: usize,
+    range: std::ops::Range<usize>,
 }
 
 /// What became of one item before anything is stored.
@@ -207,7 +216,7 @@ async fn bulk_counted(
                     &mut batches,
                     &mut refused_indices,
                 ) {
-                    Ok(batch) => encode_into(state, item, batch, arrival_ns, position),
+                    Ok(batch) => stage_into(item, batch, position),
                     Err((status, kind, reason)) => Pending::Refused(status, kind, reason),
                 }
             }
@@ -220,7 +229,8 @@ async fn bulk_counted(
     let mut stored_items = vec![false; items.len()];
     let mut failures: Vec<(Vec<usize>, ApiError)> = Vec::new();
     for batch in batches.into_values() {
-        if batch.records.is_empty() {
+        let (records, items) = encode_batch(state, &batch, arrival_ns, &mut pending);
+        if records.is_empty() {
             continue;
         }
         let target = StoreTarget {
@@ -232,19 +242,19 @@ async fn bulk_counted(
             state,
             &snapshot.access,
             target,
-            &batch.records,
-            batch.bytes,
+            &records,
+            batch.lines.len() as u64,
             None,
             None,
         )
         .await
         {
             Ok(_) => {
-                for item in &batch.items {
+                for item in &items {
                     stored_items[*item] = true;
                 }
             }
-            Err(error) => failures.push((batch.items, error)),
+            Err(error) => failures.push((items, error)),
         }
     }
     // Nothing stored because the queue or a rate quota refused: the request as a
@@ -330,14 +340,8 @@ fn item_result(id: String, index: String, position: usize, outcome: Pending) -> 
     }
 }
 
-/// Encodes an item's document into its pool's batch, or refuses it.
-fn encode_into(
-    state: &PutDatasState,
-    item: &request::BulkItem<'_>,
-    batch: &mut PoolBatch,
-    arrival_ns: i64,
-    position: usize,
-) -> Pending {
+/// Stages an item's document in its pool's batch, or refuses it.
+fn stage_into(item: &request::BulkItem<'_>, batch: &mut PoolBatch, position: usize) -> Pending {
     let Some(document) = item.document else {
         return Pending::Refused(
             400,
@@ -345,27 +349,70 @@ fn encode_into(
             "the action has no document".to_string(),
         );
     };
+    match document::stage(document, item.document_line) {
+        Ok(staged) => {
+            let start = batch.lines.len();
+            batch.lines.extend_from_slice(&staged);
+            batch.staged.push(StagedDocument {
+                item: position,
+                line: item.document_line,
+                range: start..batch.lines.len(),
+            });
+            batch.lines.push(b'\n');
+            Pending::Queued
+        }
+        Err(refused) => Pending::Refused(refused.status, refused.kind, refused.reason),
+    }
+}
+
+/// Encodes a pool's staged documents: in one pass when all are stored, else one by
+/// one, refusing those PutDatas refuses. Returns the records and their items.
+fn encode_batch(
+    state: &PutDatasState,
+    batch: &PoolBatch,
+    arrival_ns: i64,
+    pending: &mut [Pending],
+) -> (EncodedRecords, Vec<usize>) {
     let window = EventTimeWindow::for_pool(
         &state.limits,
         &batch.route.event_window,
         batch.route.retention_days,
         arrival_ns,
     );
-    match document::encode_document(
-        document,
-        item.document_line,
+    let items = batch.staged.iter().map(|staged| staged.item);
+    if batch.staged.is_empty() {
+        return (EncodedRecords::default(), Vec::new());
+    }
+    if let Some(records) = document::encode_all(
+        &batch.lines,
+        batch.staged.len(),
         arrival_ns,
         &state.limits,
         &window,
     ) {
-        Ok(records) => {
-            batch.records.append(&records);
-            batch.items.push(position);
-            batch.bytes += document.len() as u64;
-            Pending::Queued
-        }
-        Err(refused) => Pending::Refused(refused.status, refused.kind, refused.reason),
+        return (records, items.collect());
     }
+    let mut records = EncodedRecords::default();
+    let mut stored = Vec::with_capacity(batch.staged.len());
+    for staged in &batch.staged {
+        match document::encode_staged(
+            &batch.lines[staged.range.clone()],
+            staged.line,
+            arrival_ns,
+            &state.limits,
+            &window,
+        ) {
+            Ok(one) => {
+                records.append(&one);
+                stored.push(staged.item);
+            }
+            Err(refused) => {
+                pending[staged.item] =
+                    Pending::Refused(refused.status, refused.kind, refused.reason);
+            }
+        }
+    }
+    (records, stored)
 }
 
 /// A refused item: status, Elasticsearch error type, reason.
@@ -450,9 +497,8 @@ fn open_batch(
     Ok(PoolBatch {
         project: name.project,
         route,
-        records: EncodedRecords::default(),
-        items: Vec::new(),
-        bytes: 0,
+        lines: Vec::new(),
+        staged: Vec::new(),
     })
 }
 

@@ -6,7 +6,11 @@
 //! Elasticsearch does; a broken *document* only fails its own item, later.
 
 use logpool_api::{ApiError, ErrorCode};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// What an action line asks for.
@@ -136,7 +140,7 @@ pub fn parse_items(body: &[u8], max_items: usize) -> Result<Vec<BulkItem<'_>>, A
 /// Reads an action line: an object with one member, the action, whose value is its
 /// metadata.
 fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta), ApiError> {
-    let object: serde_json::Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+    let object: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(line).map_err(|e| {
         malformed_line(
             line_number,
             &format!("an action line must be a JSON object: {e}"),
@@ -158,7 +162,7 @@ fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta),
             ),
         )
     })?;
-    let meta: ActionMeta = serde_json::from_value(meta).map_err(|e| {
+    let meta: ActionMeta = serde_json::from_str(meta.get()).map_err(|e| {
         malformed_line(
             line_number,
             &format!("the `{name}` action's metadata is not valid: {e}"),

@@ -56,6 +56,8 @@ export LOGPOOL_TEST_CHROMIUM=/usr/bin/chromium
 
 echo "== chart renderer and validator, nginx (Debian Go + Sprig, PyPI kubernetes-validate)"
 ./scripts/test-chart.sh install
+echo "== syslog-ng for the Elasticsearch bulk test"
+./scripts/test-shippers.sh install
 
 echo "== cargo test"
 output=$(mktemp)

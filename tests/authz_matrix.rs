@@ -34,6 +34,21 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::GET, "/", Public),
         (Method::GET, "/console/{file}", Public),
         (Method::GET, "/v1/whoami", Authenticated),
+        // Elasticsearch-compatible ingest: shippers' discovery calls need any key,
+        // the bulk API and template installs need a key that may ingest (the
+        // pool comes from the body's index names, checked per item).
+        (Method::GET, "/es", Authenticated),
+        (Method::GET, "/es/", Authenticated),
+        (Method::GET, "/es/_license", Authenticated),
+        (Method::GET, "/es/_xpack", Authenticated),
+        (Method::GET, "/es/_cluster/health", Authenticated),
+        (Method::GET, "/es/_template/{name}", Authenticated),
+        (Method::PUT, "/es/_template/{name}", Ingest),
+        (Method::GET, "/es/_index_template/{name}", Authenticated),
+        (Method::PUT, "/es/_index_template/{name}", Ingest),
+        (Method::GET, "/es/{index}", Ingest),
+        (Method::POST, "/es/_bulk", Ingest),
+        (Method::POST, "/es/{index}/_bulk", Ingest),
         (Method::GET, "/v1/cluster/members", Operate),
         (Method::GET, "/v1/tenants", Operate),
         (Method::POST, "/v1/tenants", Operate),
@@ -390,7 +405,9 @@ impl World {
             .replace("{shard}", "0")
             .replace("{group}", &group)
             .replace("{id}", &id)
-            .replace("{file}", "app.js");
+            .replace("{file}", "app.js")
+            .replace("{index}", &format!("{project}.{pool}"))
+            .replace("{name}", "matrix-template");
         if template.ends_with("/shards/{shard}/records") {
             path.push_str(&format!("?cursor={}", seeded.cursor));
         } else if template.ends_with("/shards/{shard}/cursor") {
@@ -707,6 +724,19 @@ async fn test_every_route_answers_every_caller_as_the_matrix_says() {
                         answers.push(answer);
                     }
                     answers
+                } else if template.ends_with("/_bulk") {
+                    // One document into the caller's own pool (`acme`'s shop.web).
+                    let seeded = world.seeded(target);
+                    let bulk = format!(
+                        "{{\"index\":{{\"_index\":\"{}.{}\"}}}}\n{{\"message\":\"{} from the matrix\"}}\n",
+                        seeded.project, seeded.pool, seeded.marker
+                    );
+                    vec![
+                        world
+                            .api
+                            .send_ndjson(method.clone(), &filled.path, caller.key(), act_in, bulk)
+                            .await,
+                    ]
                 } else {
                     let body = world.body(method, template, target);
                     vec![

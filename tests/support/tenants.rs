@@ -91,6 +91,33 @@ impl RawApi {
         if let Some(body) = body {
             request = request.json(body);
         }
+        Self::answer(request, &method, path).await
+    }
+
+    /// As [`RawApi::send`], with an NDJSON body (the Elasticsearch bulk API).
+    pub async fn send_ndjson(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        act_in: Option<&str>,
+        body: String,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(tenant) = act_in {
+            request = request.header(TENANT_HEADER, tenant);
+        }
+        Self::answer(request, &method, path).await
+    }
+
+    async fn answer(request: reqwest::RequestBuilder, method: &Method, path: &str) -> Answer {
         let response = request
             .send()
             .await

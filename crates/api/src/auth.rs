@@ -2,7 +2,9 @@
 //!
 //! Services declare their routes through [`Routes`], which records each route's
 //! method, path and [`Permission`] and wraps its handler in a check: the request's
-//! key (`Authorization: Bearer <key>`, or `?token=` on the routes that allow it, i.e.
+//! key (`Authorization: Bearer <key>`; for log shippers that can send only Basic
+//! auth or a fixed header, also `Authorization: ApiKey <key>` or the key as the Basic
+//! auth password with any user name; or `?token=` on the routes that allow it, i.e.
 //! the WebSocket tail that browsers cannot add headers to) is verified against the
 //! access table of the routing snapshot, its role must grant the permission, and its
 //! tenant and project scope must cover the path. The handler then gets a
@@ -29,6 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Extension, Router};
+use base64::Engine as _;
 use logpool_core::access::{split_key, AccessTable, KeyRefusal, Permission, Role};
 
 use crate::error::{ApiError, ErrorCode};
@@ -343,12 +346,12 @@ impl Gate {
         } else {
             None
         };
-        let presented = bearer(&parts.headers)
-            .map(str::to_string)
+        let presented = presented_key(&parts.headers)
             .or(query_token)
             .ok_or_else(|| {
                 Refusal::Other(unauthorized(
-                    "missing API key: send the header `Authorization: Bearer <key>`",
+                    "missing API key: send the header `Authorization: Bearer <key>` (or \
+                     `ApiKey <key>`, or Basic auth with the key as the password)",
                 ))
             })?;
         let snapshot = routing.snapshot();
@@ -498,12 +501,36 @@ fn unauthorized(message: &str) -> ApiError {
 
 /// The key of an `Authorization: Bearer <key>` header.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
+    authorization(headers, "bearer")
+}
+
+/// The key an `Authorization` header presents: `Bearer <key>`, `ApiKey <key>`
+/// (Elasticsearch's scheme, which Beats, Logstash and the Elasticsearch clients
+/// send), or `Basic` with the key as the password (the user name is ignored; a key
+/// given as the user name with an empty password is taken too). Every form carries
+/// the same key with the same role.
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = bearer(headers).or_else(|| authorization(headers, "apikey")) {
+        return Some(key.to_string());
+    }
+    let encoded = authorization(headers, "basic")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+    let key = if password.is_empty() { user } else { password };
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// The credentials of an `Authorization: <scheme> <credentials>` header.
+fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, key) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| key.trim())
-        .filter(|key| !key.is_empty())
+    let (given, credentials) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim())
+        .filter(|credentials| !credentials.is_empty())
 }
 
 #[cfg(test)]
@@ -623,5 +650,39 @@ mod tests {
             "bearer  k1 ".parse().expect("header"),
         );
         assert_eq!(bearer(&headers), Some("k1"));
+    }
+
+    #[test]
+    fn shippers_present_the_key_as_apikey_or_as_the_basic_password() {
+        let key = format_key("ta", "secret");
+        let with = |value: String| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().expect("header"));
+            presented_key(&headers)
+        };
+        let basic = |credentials: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(credentials)
+            )
+        };
+        assert_eq!(with(format!("Bearer {key}")), Some(key.clone()));
+        assert_eq!(with(format!("ApiKey {key}")), Some(key.clone()));
+        assert_eq!(with(basic(&format!("filebeat:{key}"))), Some(key.clone()));
+        assert_eq!(with(basic(&format!("{key}:"))), Some(key.clone()));
+        assert_eq!(with(basic(":")), None);
+        assert_eq!(with("Basic !!not-base64".to_string()), None);
+        assert_eq!(with(format!("Digest {key}")), None);
+        // The key found either way is the same key with the same role.
+        let table = access();
+        let principal = authorize(
+            &table,
+            Permission::ManageTenant,
+            &with(basic(&format!("anyone:{key}"))).expect("key"),
+            &HeaderMap::new(),
+            &[],
+        )
+        .expect("allowed");
+        assert_eq!(principal.role, Role::TenantAdmin);
     }
 }

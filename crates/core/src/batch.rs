@@ -118,6 +118,22 @@ impl EncodedRecords {
         self.json.truncate(mark);
     }
 
+    /// Writes every record of `other` after these, so that records encoded one by
+    /// one (the items of an Elasticsearch bulk request) go out as one batch.
+    pub fn append(&mut self, other: &EncodedRecords) {
+        if other.is_empty() {
+            return;
+        }
+        let offset = if self.ends.is_empty() {
+            0
+        } else {
+            self.json.push(b',');
+            self.json.len()
+        };
+        self.json.extend_from_slice(&other.json);
+        self.ends.extend(other.ends.iter().map(|end| end + offset));
+    }
+
     /// Encodes records `run` into one queue payload, as [`encode_batch`] would
     /// encode the same records.
     ///
@@ -297,6 +313,28 @@ mod tests {
         let payload = encode_batch(&records).expect("encode");
         assert_eq!(peek_record_count(&payload).expect("peek"), 100);
         assert_eq!(decode_batch(&payload).expect("decode"), records);
+    }
+
+    #[test]
+    fn appended_records_encode_as_if_written_together() {
+        let records: Vec<Record> = (0..5)
+            .map(|i| Record {
+                time_ns: i,
+                fields: BTreeMap::from([("message".to_string(), FieldValue::Str(format!("{i}")))]),
+            })
+            .collect();
+        let mut joined = EncodedRecords::default();
+        joined.append(&EncodedRecords::default());
+        for record in &records {
+            let mut one = EncodedRecords::default();
+            one.push(record);
+            joined.append(&one);
+        }
+        assert_eq!(joined.len(), 5);
+        let payload = joined.encode_run(0..5).expect("encode");
+        assert_eq!(decode_batch(&payload).expect("decode"), records);
+        let tail = joined.encode_run(3..5).expect("encode");
+        assert_eq!(decode_batch(&tail).expect("decode"), records[3..]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod control;
 pub mod error;
+pub mod es;
 pub mod health;
 pub mod ingest;
 pub mod openapi;

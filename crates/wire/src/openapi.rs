@@ -28,7 +28,7 @@ use crate::search::{
     SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
 };
 use crate::tail::TailParams;
-use crate::{archive, control, ingest, queue, quotas, tail};
+use crate::{archive, control, es, ingest, queue, quotas, tail};
 
 /// The path of the document itself.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
@@ -66,6 +66,8 @@ enum Body {
     Json(&'static str),
     /// PutDatas: JSON of the named schema, or NDJSON records.
     Records(&'static str),
+    /// Elasticsearch bulk: NDJSON action and document lines.
+    Bulk,
 }
 
 /// The 2xx answer of a route.
@@ -312,6 +314,45 @@ fn shape(method: &str, path: &str) -> Shape {
             "The service processes running now.",
             Answer::Json(200, "MemberList"),
         ),
+        ("GET", _, "/es" | "/es/") => Shape::new(
+            "Elasticsearch-compatible cluster information: the version shippers check.",
+            Answer::Json(200, "EsInfo"),
+        ),
+        ("GET", _, "/es/_cluster/health") => Shape::new(
+            "Elasticsearch-compatible cluster health: green.",
+            Answer::Json(200, "EsClusterHealth"),
+        ),
+        ("GET", _, "/es/_license") => Shape::new(
+            "Elasticsearch-compatible licence: active, `basic`.",
+            Answer::Json(200, "EsLicense"),
+        ),
+        ("GET", _, "/es/_xpack") => Shape::new(
+            "Elasticsearch-compatible X-Pack information: no features.",
+            Answer::Json(200, "EsXpack"),
+        ),
+        ("GET", _, "/es/{index}") => Shape::new(
+            "Whether the index (`{project}.{pool}`) names a pool the key may write to \
+             (also as `HEAD`).",
+            Answer::Json(200, "EsIndices"),
+        ),
+        ("GET", _, "/es/_template/{name}" | "/es/_index_template/{name}") => Shape::new(
+            "An index template is always reported present (also as `HEAD`): pools type \
+             their fields themselves.",
+            Answer::Json(200, "EsIndices"),
+        ),
+        ("PUT", _, "/es/_template/{name}" | "/es/_index_template/{name}") => Shape::new(
+            "Installing an index template is acknowledged and ignored.",
+            Answer::Json(200, "EsAcknowledged"),
+        ),
+        ("POST", _, "/es/_bulk" | "/es/{index}/_bulk") => Shape {
+            summary: "Elasticsearch bulk ingest: `index` and `create` actions into the pools \
+                      their index names (`{project}.{pool}`); 200 once the stored items \
+                      are durable, with a status per item.",
+            query: Vec::new(),
+            body: Some(Body::Bulk),
+            answer: Answer::Json(200, "BulkAnswer"),
+            errors: &[413, 415],
+        },
         ("GET", _, "/v1/whoami") => Shape::new(
             "The caller's key: tenant, role and project scope.",
             Answer::Json(200, "Whoami"),
@@ -476,6 +517,13 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<queue::Checkpoint>(&mut schemas);
     add::<queue::CheckpointList>(&mut schemas);
     add::<tail::TailFrame>(&mut schemas);
+    add::<es::BulkAnswer>(&mut schemas);
+    add::<es::EsInfo>(&mut schemas);
+    add::<es::EsLicense>(&mut schemas);
+    add::<es::EsXpack>(&mut schemas);
+    add::<es::EsIndices>(&mut schemas);
+    add::<es::EsAcknowledged>(&mut schemas);
+    add::<es::EsClusterHealth>(&mut schemas);
     schemas
 }
 
@@ -665,6 +713,22 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
                     .build(),
             ));
         }
+        Some(Body::Bulk) => {
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .description(Some(
+                        "NDJSON: an action line (`{\"index\": {\"_index\": \"shop.web\"}}`, \
+                         or `create`) then the document on the next line, for each item; \
+                         `Content-Encoding: gzip` or `zstd` optional.",
+                    ))
+                    .content(
+                        "application/x-ndjson",
+                        ContentBuilder::new().schema(Some(string())).build(),
+                    )
+                    .build(),
+            ));
+        }
         None => {}
     }
     if public {
@@ -697,6 +761,10 @@ fn operation_id(route: &Route) -> String {
     {
         id.push('_');
         id.push_str(word);
+    }
+    // `/es/` and `/es` are both served (clients differ); their ids must differ.
+    if route.path.len() > 1 && route.path.ends_with('/') {
+        id.push_str("_slash");
     }
     id
 }
@@ -733,7 +801,11 @@ pub fn document(routes: &[Route]) -> OpenApi {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("lpk_<id>_<secret>")
-                    .description(Some("An API key as `Authorization: Bearer <key>`."))
+                    .description(Some(
+                        "An API key as `Authorization: Bearer <key>`; for log shippers also \
+                         as `Authorization: ApiKey <key>` or as the Basic auth password \
+                         (any user name).",
+                    ))
                     .build(),
             ),
         )

@@ -9,9 +9,11 @@
 //! retried ([`idempotency`]).
 //!
 //! Modules: [`body`] (content type and decompression), [`sharding`] (which records go
-//! to which shard), [`idempotency`] (request keys).
+//! to which shard), [`idempotency`] (request keys), [`es_bulk`] (the Elasticsearch
+//! bulk API on the same path).
 
 pub mod body;
+pub mod es_bulk;
 pub mod idempotency;
 pub mod service;
 pub mod sharding;
@@ -29,9 +31,11 @@ use futures::StreamExt;
 use logpool_api::quota::{Draw, RateQuotas};
 use logpool_api::{time::now_ns, ApiError, AppQuery, ErrorCode, Principal, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission};
+use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::{EventTimeWindow, Refusals};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
+use logpool_core::routing::PoolRoute;
 use logpool_core::stable_hash::fnv1a;
 use logpool_core::write_token::{WriteToken, WrittenBatch};
 use logpool_engines::idempotency::memory::MemoryLedger;
@@ -148,13 +152,16 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
     }
 }
 
-/// The put-datas routes with their permissions.
+/// The put-datas routes with their permissions: PutDatas, and the Elasticsearch
+/// bulk API under `/es` ([`es_bulk`]).
 pub fn routes() -> Routes<PutDatasState> {
-    Routes::new().post(
-        "/v1/projects/{project}/pools/{pool}/logs",
-        Permission::Ingest,
-        put_logs,
-    )
+    Routes::new()
+        .post(
+            "/v1/projects/{project}/pools/{pool}/logs",
+            Permission::Ingest,
+            put_logs,
+        )
+        .merge(es_bulk::routes())
 }
 
 /// Builds the put-datas router.
@@ -249,25 +256,97 @@ async fn put_logs_counted(
         return Err(all_refused_error(refusals));
     }
     let accepted = records.len();
-    state.quotas.take(&ingest_draws(
+    let keyed = key.as_ref().map(|key| {
+        let body = digest(&[
+            &raw,
+            params.hash_key.as_deref().unwrap_or("").as_bytes(),
+            &[format as u8],
+        ]);
+        (key, body)
+    });
+    let stored = store_records(
+        &state,
         &snapshot.access,
-        tenant,
-        &project,
-        accepted as u64,
+        StoreTarget {
+            tenant,
+            project: &project,
+            route: &route,
+        },
+        &records,
         raw.len() as u64,
+        keyed,
+        params.hash_key.as_deref(),
+    )
+    .await?;
+    let (shards, write_token) = (stored.shards, stored.write_token);
+    Ok(Json(PutAnswer {
+        accepted,
+        shards,
+        refused: refusals.count,
+        refused_records: refusals
+            .listed
+            .into_iter()
+            .map(|refused| RefusedRecord {
+                path: refused.path,
+                limit: refused.limit,
+                reason: refused.reason,
+            })
+            .collect(),
+        write_token: write_token.to_string(),
+    }))
+}
+
+/// Where [`store_records`] writes: the caller's tenant, the project and its pool.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreTarget<'a> {
+    pub(crate) tenant: &'a str,
+    pub(crate) project: &'a str,
+    pub(crate) route: &'a PoolRoute,
+}
+
+/// What [`store_records`] made durable.
+pub(crate) struct Stored {
+    /// One receipt per shard written.
+    pub(crate) shards: Vec<ShardReceipt>,
+    /// The token a read-your-writes search waits for.
+    pub(crate) write_token: WriteToken,
+}
+
+/// The durable half of PutDatas, shared by every ingest protocol: draws the rate
+/// quotas for `records`, splits them over the pool's shards and answers once every
+/// batch is in the queue (under a request key's protection when `keyed` has one).
+///
+/// # Errors
+/// 429 past a rate quota, 503 (with `Retry-After`) when the queue cannot take a batch.
+pub(crate) async fn store_records(
+    state: &PutDatasState,
+    access: &AccessTable,
+    target: StoreTarget<'_>,
+    records: &EncodedRecords,
+    body_bytes: u64,
+    keyed: Option<(&RequestKey, String)>,
+    hash_key: Option<&str>,
+) -> Result<Stored, ApiError> {
+    let StoreTarget {
+        tenant,
+        project,
+        route,
+    } = target;
+    let accepted = records.len();
+    state.quotas.take(&ingest_draws(
+        access,
+        tenant,
+        project,
+        accepted as u64,
+        body_bytes,
     ))?;
     // A keyed request is split the same way on every retry: its key, not a counter,
     // picks the first shard.
-    let first_shard = match &key {
-        Some(key) => fnv1a(key.as_str().as_bytes()) as usize,
+    let first_shard = match &keyed {
+        Some((key, _)) => fnv1a(key.as_str().as_bytes()) as usize,
         None => state.next_shard.fetch_add(1, Ordering::Relaxed),
     };
-    let plan = sharding::plan(
-        accepted,
-        route.partitions.len(),
-        params.hash_key.as_deref(),
-        first_shard,
-    );
+    let plan = sharding::plan(accepted, route.partitions.len(), hash_key, first_shard);
     let parts = plan
         .into_iter()
         .map(|(shard_index, run)| {
@@ -284,13 +363,8 @@ async fn put_logs_counted(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let shards = match &key {
-        Some(key) => {
-            let body = digest(&[
-                &raw,
-                params.hash_key.as_deref().unwrap_or("").as_bytes(),
-                &[format as u8],
-            ]);
+    let shards = match keyed {
+        Some((key, body)) => {
             let keyed = state
                 .idempotency
                 .put_once(
@@ -318,11 +392,11 @@ async fn put_logs_counted(
                         .stats
                         .requests_without_ledger
                         .fetch_add(1, Ordering::Relaxed);
-                    produce_unkeyed(&state, route.pool_id, &parts).await?
+                    produce_unkeyed(state, route.pool_id, &parts).await?
                 }
             }
         }
-        None => produce_unkeyed(&state, route.pool_id, &parts).await?,
+        None => produce_unkeyed(state, route.pool_id, &parts).await?,
     };
     let write_token = WriteToken {
         pool_id: route.pool_id,
@@ -340,21 +414,10 @@ async fn put_logs_counted(
             })
             .collect::<Result<_, ApiError>>()?,
     };
-    Ok(Json(PutAnswer {
-        accepted,
+    Ok(Stored {
         shards,
-        refused: refusals.count,
-        refused_records: refusals
-            .listed
-            .into_iter()
-            .map(|refused| RefusedRecord {
-                path: refused.path,
-                limit: refused.limit,
-                reason: refused.reason,
-            })
-            .collect(),
-        write_token: write_token.to_string(),
-    }))
+        write_token,
+    })
 }
 
 /// Produces every part of a request without a key (or whose key's ledger is down).
@@ -463,7 +526,7 @@ fn ingest_draws<'a>(
     draws
 }
 
-fn storage_quota_error(access: &AccessTable, tenant: &str, project: &str) -> ApiError {
+pub(crate) fn storage_quota_error(access: &AccessTable, tenant: &str, project: &str) -> ApiError {
     let quota = access.limits_for(tenant, Some(project)).storage_bytes;
     let mut error = ApiError::new(
         ErrorCode::QuotaExceeded,

@@ -324,6 +324,8 @@ async fn every_route_reaches_its_service(cluster: &Cluster) {
                 .replace("{shard}", "0")
                 .replace("{group}", "g")
                 .replace("{id}", "x")
+                .replace("{index}", "routing-probe.p")
+                .replace("{name}", "logs-template")
                 .replace("{file}", "app.js");
             // No key: each service answers at once (401, or the public page), and
             // nothing changes. The refusals count against a made-up client address

@@ -165,6 +165,17 @@ http {
             proxy_pass {{ $scheme }}://tail_ws;
         }
 
+        # The Elasticsearch-compatible ingest API (`_bulk`) and the discovery calls
+        # shippers make first: put-datas, with PutDatas's body limit and answer.
+        location = /es {
+            proxy_pass {{ $scheme }}://put_datas;
+        }
+        location ^~ /es/ {
+            client_max_body_size {{ include "logpool.gateway.ingestBodyLimit" . }};
+            error_page 413 = @ingest_body_too_large;
+            proxy_pass {{ $scheme }}://put_datas;
+        }
+
         # The console and everything else of /v1: control-api.
         location / {
             proxy_pass {{ $scheme }}://control_api;

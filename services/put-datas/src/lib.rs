@@ -13,6 +13,9 @@
 
 pub mod body;
 pub mod idempotency;
+pub mod loki;
+pub mod otlp;
+pub mod protocol;
 pub mod service;
 pub mod sharding;
 
@@ -32,6 +35,7 @@ use logpool_core::access::{AccessTable, Permission};
 use logpool_core::ingest::window::{EventTimeWindow, Refusals};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
+use logpool_core::routing::{PoolRoute, RoutingSnapshot};
 use logpool_core::stable_hash::fnv1a;
 use logpool_core::write_token::{WriteToken, WrittenBatch};
 use logpool_engines::idempotency::memory::MemoryLedger;
@@ -150,11 +154,14 @@ impl logpool_api::metrics::CounterSource for PutDatasStats {
 
 /// The put-datas routes with their permissions.
 pub fn routes() -> Routes<PutDatasState> {
-    Routes::new().post(
-        "/v1/projects/{project}/pools/{pool}/logs",
-        Permission::Ingest,
-        put_logs,
-    )
+    Routes::new()
+        .post(
+            "/v1/projects/{project}/pools/{pool}/logs",
+            Permission::Ingest,
+            put_logs,
+        )
+        .post(otlp::PATH, Permission::Ingest, otlp::export_logs)
+        .post(loki::PATH, Permission::Ingest, loki::push)
 }
 
 /// Builds the put-datas router.
@@ -181,21 +188,27 @@ async fn put_logs(
 ) -> Result<Json<PutAnswer>, ApiError> {
     let stats = state.stats.clone();
     let result = put_logs_counted(State(state), principal, path, params, headers, body).await;
-    match &result {
-        Ok(Json(answer)) => {
-            stats.requests_accepted.fetch_add(1, Ordering::Relaxed);
-            stats
-                .records_accepted
-                .fetch_add(answer.accepted as u64, Ordering::Relaxed);
-        }
-        Err(error) if error.code.is_client_error() => {
-            stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(_) => {
-            stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+    stats.count(result.as_ref().map(|Json(answer)| answer.accepted));
+    result
+}
+
+impl PutDatasStats {
+    /// Counts one ingest request's outcome: its accepted records, or its error.
+    pub(crate) fn count(&self, outcome: Result<usize, &ApiError>) {
+        match outcome {
+            Ok(accepted) => {
+                self.requests_accepted.fetch_add(1, Ordering::Relaxed);
+                self.records_accepted
+                    .fetch_add(accepted as u64, Ordering::Relaxed);
+            }
+            Err(error) if error.code.is_client_error() => {
+                self.requests_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.requests_failed.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
-    result
 }
 
 async fn put_logs_counted(
@@ -207,24 +220,85 @@ async fn put_logs_counted(
     body: Body,
 ) -> Result<Json<PutAnswer>, ApiError> {
     let tenant = principal.tenant.as_str();
-    let route = state.routing.pool(tenant, &project, &pool)?;
-    let snapshot = state.routing.snapshot();
-    if snapshot.access.is_over_storage_quota(tenant, &project) {
-        return Err(storage_quota_error(&snapshot.access, tenant, &project));
-    }
+    let target = admit(&state, tenant, &project, &pool)?;
     crate::body::check_declared_length(&headers, &state.limits)?;
     // A tenant or project whose rate bucket is already empty is refused before its
     // body is decompressed and parsed, so that a flood of refused requests costs
     // little CPU. The body is still read (and dropped) so the client gets its 429
     // on a connection it can reuse.
-    let empty = ingest_draws(&snapshot.access, tenant, &project, 0, 0);
-    if let Err(refused) = state.quotas.take(&empty) {
+    if let Err(refused) = target.check_rate(&state) {
         discard_body(body, &state.limits).await;
         return Err(refused);
     }
     let format = BodyFormat::from_headers(&headers)?;
     let key = RequestKey::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
+    store(
+        &state,
+        &target,
+        raw,
+        format,
+        key.as_ref(),
+        params.hash_key.as_deref(),
+    )
+    .await
+    .map(Json)
+}
+
+/// A pool a request may write to: it exists and its project is under its storage
+/// quota.
+pub struct Target {
+    tenant: String,
+    project: String,
+    route: PoolRoute,
+    access: Arc<RoutingSnapshot>,
+}
+
+/// Finds the pool of a write and checks its project's storage quota.
+///
+/// # Errors
+/// 404 for an unknown pool, 507-style quota error when the project is over its
+/// storage quota.
+pub(crate) fn admit(
+    state: &PutDatasState,
+    tenant: &str,
+    project: &str,
+    pool: &str,
+) -> Result<Target, ApiError> {
+    let route = state.routing.pool(tenant, project, pool)?;
+    let snapshot = state.routing.snapshot();
+    if snapshot.access.is_over_storage_quota(tenant, project) {
+        return Err(storage_quota_error(&snapshot.access, tenant, project));
+    }
+    Ok(Target {
+        tenant: tenant.to_string(),
+        project: project.to_string(),
+        route,
+        access: snapshot,
+    })
+}
+
+impl Target {
+    /// Refuses the request when the tenant's or project's rate bucket is already
+    /// empty (before the body is parsed).
+    pub(crate) fn check_rate(&self, state: &PutDatasState) -> Result<(), ApiError> {
+        let empty = ingest_draws(&self.access.access, &self.tenant, &self.project, 0, 0);
+        state.quotas.take(&empty)
+    }
+}
+
+/// Stores a read and decompressed body of `format` in the target pool: the
+/// event-time window, the rate quotas, the shard plan and the durable produce of
+/// PutDatas. Answers only once every batch is durable.
+pub(crate) async fn store(
+    state: &PutDatasState,
+    target: &Target,
+    raw: Bytes,
+    format: BodyFormat,
+    key: Option<&RequestKey>,
+    hash_key: Option<&str>,
+) -> Result<PutAnswer, ApiError> {
+    let route = &target.route;
     let arrival_ns = now_ns();
     let window = EventTimeWindow::for_pool(
         &state.limits,
@@ -250,24 +324,19 @@ async fn put_logs_counted(
     }
     let accepted = records.len();
     state.quotas.take(&ingest_draws(
-        &snapshot.access,
-        tenant,
-        &project,
+        &target.access.access,
+        &target.tenant,
+        &target.project,
         accepted as u64,
         raw.len() as u64,
     ))?;
     // A keyed request is split the same way on every retry: its key, not a counter,
     // picks the first shard.
-    let first_shard = match &key {
+    let first_shard = match key {
         Some(key) => fnv1a(key.as_str().as_bytes()) as usize,
         None => state.next_shard.fetch_add(1, Ordering::Relaxed),
     };
-    let plan = sharding::plan(
-        accepted,
-        route.partitions.len(),
-        params.hash_key.as_deref(),
-        first_shard,
-    );
+    let plan = sharding::plan(accepted, route.partitions.len(), hash_key, first_shard);
     let parts = plan
         .into_iter()
         .map(|(shard_index, run)| {
@@ -284,13 +353,9 @@ async fn put_logs_counted(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    let shards = match &key {
+    let shards = match key {
         Some(key) => {
-            let body = digest(&[
-                &raw,
-                params.hash_key.as_deref().unwrap_or("").as_bytes(),
-                &[format as u8],
-            ]);
+            let body = digest(&[&raw, hash_key.unwrap_or("").as_bytes(), &[format as u8]]);
             let keyed = state
                 .idempotency
                 .put_once(
@@ -318,11 +383,11 @@ async fn put_logs_counted(
                         .stats
                         .requests_without_ledger
                         .fetch_add(1, Ordering::Relaxed);
-                    produce_unkeyed(&state, route.pool_id, &parts).await?
+                    produce_unkeyed(state, route.pool_id, &parts).await?
                 }
             }
         }
-        None => produce_unkeyed(&state, route.pool_id, &parts).await?,
+        None => produce_unkeyed(state, route.pool_id, &parts).await?,
     };
     let write_token = WriteToken {
         pool_id: route.pool_id,
@@ -340,7 +405,7 @@ async fn put_logs_counted(
             })
             .collect::<Result<_, ApiError>>()?,
     };
-    Ok(Json(PutAnswer {
+    Ok(PutAnswer {
         accepted,
         shards,
         refused: refusals.count,
@@ -354,7 +419,7 @@ async fn put_logs_counted(
             })
             .collect(),
         write_token: write_token.to_string(),
-    }))
+    })
 }
 
 /// Produces every part of a request without a key (or whose key's ledger is down).
@@ -402,7 +467,7 @@ fn all_refused_error(refusals: Refusals) -> ApiError {
 }
 
 /// Reads and drops a refused request's body, up to the body size limit.
-async fn discard_body(body: Body, limits: &IngestLimits) {
+pub(crate) async fn discard_body(body: Body, limits: &IngestLimits) {
     let mut chunks = body.into_data_stream();
     let mut seen = 0usize;
     while let Some(Ok(chunk)) = chunks.next().await {

@@ -1,0 +1,224 @@
+//! What the shipper protocols ([`crate::otlp`], [`crate::loki`]) share: the choice of
+//! the target pool (headers first, else a name the payload carries) and the hand-over
+//! of converted records to the PutDatas path ([`crate::store`]), so that they keep its
+//! limits, quotas, event-time window and durability.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use logpool_api::{ApiError, ErrorCode, Principal};
+use logpool_wire::ingest::PutAnswer;
+use serde_json::{Map, Value};
+
+use crate::body::{check_declared_length, read_body, BodyFormat};
+use crate::idempotency::RequestKey;
+use crate::{admit, discard_body, store, PutDatasState, Target};
+
+/// The header naming the target project.
+pub const PROJECT_HEADER: &str = "x-logpool-project";
+/// The header naming the target pool.
+pub const POOL_HEADER: &str = "x-logpool-pool";
+
+/// A project and pool named by a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolName {
+    /// The project.
+    pub project: String,
+    /// The pool.
+    pub pool: String,
+}
+
+impl PoolName {
+    /// The pool named by `X-Logpool-Project` and `X-Logpool-Pool`, when both are
+    /// sent.
+    ///
+    /// # Errors
+    /// 400 when only one of them is sent, or one is not text.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<PoolName>, ApiError> {
+        let text = |name: &'static str| -> Result<Option<String>, ApiError> {
+            headers
+                .get(name)
+                .map(|value| {
+                    value.to_str().map(|v| v.trim().to_string()).map_err(|_| {
+                        ApiError::bad_request(format!("header `{name}` is not text"))
+                            .with_detail("field", name)
+                    })
+                })
+                .transpose()
+        };
+        match (text(PROJECT_HEADER)?, text(POOL_HEADER)?) {
+            (Some(project), Some(pool)) => Ok(Some(PoolName { project, pool })),
+            (None, None) => Ok(None),
+            (Some(_), None) | (None, Some(_)) => Err(ApiError::bad_request(format!(
+                "send both `{PROJECT_HEADER}` and `{POOL_HEADER}`, or neither"
+            ))
+            .with_detail("field", POOL_HEADER)),
+        }
+    }
+}
+
+/// The 400 of a request that names no pool.
+pub fn no_pool_error(payload_names: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "no target pool: send the headers `X-Logpool-Project` and `X-Logpool-Pool`, or \
+         {payload_names}"
+    ))
+    .with_detail("field", POOL_HEADER)
+}
+
+/// Finds the pool a key writes to, refusing a project the key may not see.
+///
+/// # Errors
+/// 403 for a project outside the key's scope, 404 for an unknown pool, the storage
+/// quota's error.
+pub fn resolve(
+    state: &PutDatasState,
+    principal: &Principal,
+    name: &PoolName,
+) -> Result<Target, ApiError> {
+    logpool_api::path_params::check(&[
+        ("project".to_string(), name.project.clone()),
+        ("pool".to_string(), name.pool.clone()),
+    ])?;
+    if !principal.may_see_project(&name.project) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "this key is limited to project `{}`",
+                principal.project_scope.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    admit(state, &principal.tenant, &name.project, &name.pool)
+}
+
+/// A shipper request's body, read under the PutDatas limits, with the pool its
+/// headers name already admitted (so that a rate-limited or unknown pool is refused
+/// before the body is parsed).
+pub struct ReadRequest {
+    /// The decompressed body.
+    pub raw: Bytes,
+    /// The pool of the headers, admitted and under its rate quota.
+    pub header_target: Option<Target>,
+    /// The `Idempotency-Key`, when sent.
+    pub key: Option<RequestKey>,
+}
+
+/// Reads a shipper request's body as PutDatas does: declared length, rate quota of
+/// the header's pool (when named), size limit and decompression.
+///
+/// # Errors
+/// The PutDatas errors (404, 413, 415, 429, ...).
+pub async fn read_request(
+    state: &PutDatasState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ReadRequest, ApiError> {
+    let header_target = match PoolName::from_headers(headers)? {
+        Some(name) => Some(resolve(state, principal, &name)?),
+        None => None,
+    };
+    check_declared_length(headers, &state.limits)?;
+    if let Some(target) = &header_target {
+        if let Err(refused) = target.check_rate(state) {
+            discard_body(body, &state.limits).await;
+            return Err(refused);
+        }
+    }
+    let key = RequestKey::from_headers(headers)?;
+    let raw = read_body(body, headers, &state.limits).await?;
+    Ok(ReadRequest {
+        raw,
+        header_target,
+        key,
+    })
+}
+
+/// The target of a request: its headers' pool, else the one its payload names
+/// (admitted and rate-checked here).
+///
+/// # Errors
+/// 400 naming how to name a pool when neither does, and [`resolve`]'s errors.
+pub fn target_of(
+    state: &PutDatasState,
+    principal: &Principal,
+    header_target: Option<Target>,
+    payload_pool: Option<&PoolName>,
+    payload_names: &str,
+) -> Result<Target, ApiError> {
+    if let Some(target) = header_target {
+        return Ok(target);
+    }
+    let name = payload_pool.ok_or_else(|| no_pool_error(payload_names))?;
+    let target = resolve(state, principal, name)?;
+    target.check_rate(state)?;
+    Ok(target)
+}
+
+/// Stores converted records (JSON objects in PutDatas's record shape) through the
+/// PutDatas path; the answer's `refused_records` paths are `logs[i]`, `i` the index
+/// in `records`.
+///
+/// # Errors
+/// The PutDatas errors: limits (413), every record outside the event-time window
+/// (400), quotas (429), a queue that cannot take the batches (503).
+pub async fn store_records(
+    state: &PutDatasState,
+    target: &Target,
+    records: Vec<Map<String, Value>>,
+    key: Option<&RequestKey>,
+) -> Result<PutAnswer, ApiError> {
+    let envelope = serde_json::json!({ "logs": records });
+    let raw = serde_json::to_vec(&envelope).map_err(ApiError::internal)?;
+    store(state, target, Bytes::from(raw), BodyFormat::Json, key, None).await
+}
+
+/// The index of a refused record from its `logs[i]` path.
+pub fn refused_index(path: &str) -> Option<usize> {
+    path.strip_prefix("logs[")?.split(']').next()?.parse().ok()
+}
+
+/// Lower-case hex of `bytes` (trace and span ids).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_pool_headers_come_in_pairs() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(PoolName::from_headers(&headers).expect("none"), None);
+        headers.insert(PROJECT_HEADER, "shop".parse().expect("value"));
+        let error = PoolName::from_headers(&headers).expect_err("one alone");
+        assert!(
+            error.message.contains("x-logpool-pool"),
+            "{}",
+            error.message
+        );
+        headers.insert(POOL_HEADER, "web".parse().expect("value"));
+        assert_eq!(
+            PoolName::from_headers(&headers).expect("both"),
+            Some(PoolName {
+                project: "shop".into(),
+                pool: "web".into()
+            })
+        );
+    }
+
+    #[test]
+    fn test_refused_paths_and_hex() {
+        assert_eq!(refused_index("logs[17]"), Some(17));
+        assert_eq!(refused_index("line 3"), None);
+        assert_eq!(hex(&[0x00, 0xab, 0x1f]), "00ab1f");
+    }
+}

@@ -17,8 +17,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use logpool_api::{ApiError, ErrorCode, Principal};
+use logpool_wire::shippers::{OtlpExportAnswer, OtlpPartialSuccess, OtlpStatus};
 use prost::Message as _;
-use serde_json::json;
 
 use crate::protocol::{read_request, refused_index, store_records, target_of};
 use crate::PutDatasState;
@@ -164,14 +164,15 @@ fn success(encoding: Encoding, answer: &ExportLogsServiceResponse) -> Response {
     let body = match encoding {
         Encoding::Protobuf => answer.encode_to_vec(),
         Encoding::Json => {
-            let document = match &answer.partial_success {
-                Some(partial) => json!({"partialSuccess": {
-                    "rejectedLogRecords": partial.rejected_log_records,
-                    "errorMessage": partial.error_message,
-                }}),
-                None => json!({}),
+            let document = OtlpExportAnswer {
+                partial_success: answer.partial_success.as_ref().map(|partial| {
+                    OtlpPartialSuccess {
+                        rejected_log_records: partial.rejected_log_records,
+                        error_message: partial.error_message.clone(),
+                    }
+                }),
             };
-            document.to_string().into_bytes()
+            serde_json::to_vec(&document).unwrap_or_default()
         }
     };
     with_type(StatusCode::OK, encoding, body)
@@ -193,9 +194,11 @@ fn failure(encoding: Encoding, error: ApiError) -> Response {
             message,
         }
         .encode_to_vec(),
-        Encoding::Json => json!({"code": grpc_code(status), "message": message})
-            .to_string()
-            .into_bytes(),
+        Encoding::Json => serde_json::to_vec(&OtlpStatus {
+            code: grpc_code(status),
+            message,
+        })
+        .unwrap_or_default(),
     };
     let mut response = with_type(status, encoding, body);
     if let Some(retry_after) = retry_after {

@@ -55,8 +55,11 @@ PIP_PULSAR=("pulsar-lite==0.2.0" "pulsar-client>=3" "zstandard")
 PIP_ES=("osmem-server==0.1.6")
 PIP_S3=("moto[server]>=5")
 # Clients nobody here wrote: a WebSocket client for the live tail tests
-# (tests/tail_ws.rs), DuckDB, and an OpenAPI validator (tests/openapi.rs).
-PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0" "openapi-spec-validator==0.9.0")
+# (tests/tail_ws.rs), DuckDB, an OpenAPI validator (tests/openapi.rs), and the
+# OpenTelemetry SDK's OTLP/HTTP exporter and python-logging-loki
+# (tests/shipper_protocols.rs).
+PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0" "openapi-spec-validator==0.9.0"
+  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "python-logging-loki==0.3.1")
 
 log() { echo "test-engines: $*" >&2; }
 die() {

@@ -220,6 +220,9 @@ fn decode_json(raw: &[u8]) -> Result<Vec<Stream>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, stream)| {
+            if stream.get("labels").is_some() {
+                return legacy_json_stream(stream, i);
+            }
             let labels = stream
                 .get("stream")
                 .map(|labels| {
@@ -261,6 +264,48 @@ fn decode_json(raw: &[u8]) -> Result<Vec<Stream>, ApiError> {
             Ok(Stream { labels, entries })
         })
         .collect()
+}
+
+/// The JSON of Loki before 0.4 (still the default of some clients):
+/// `{"labels": "{a=\"b\"}", "entries": [{"ts": "<RFC 3339>", "line": "..."}]}`.
+fn legacy_json_stream(stream: &Json, i: usize) -> Result<Stream, ApiError> {
+    let malformed = |path: String, what: &str| {
+        ApiError::bad_request(format!("malformed Loki JSON body: `{path}` {what}"))
+            .with_detail("field", path)
+    };
+    let text = stream
+        .get("labels")
+        .and_then(Json::as_str)
+        .ok_or_else(|| malformed(format!("streams[{i}].labels"), "is not a string"))?;
+    let labels =
+        labels::parse(text).map_err(|reason| malformed(format!("streams[{i}].labels"), &reason))?;
+    let entries = stream
+        .get("entries")
+        .and_then(Json::as_array)
+        .ok_or_else(|| {
+            malformed(
+                format!("streams[{i}].entries"),
+                "is missing or not an array",
+            )
+        })?
+        .iter()
+        .enumerate()
+        .map(|(j, entry)| {
+            let line = entry.get("line").and_then(Json::as_str).ok_or_else(|| {
+                malformed(format!("streams[{i}].entries[{j}].line"), "is not a string")
+            })?;
+            let time_ns = match entry.get("ts") {
+                Some(ts @ Json::String(_)) => logpool_core::ingest::parse_event_time(ts),
+                _ => Err("timestamp `ts` is missing or not RFC 3339 text".to_string()),
+            };
+            Ok(Entry {
+                time_ns,
+                line: line.to_string(),
+                metadata: Vec::new(),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Stream { labels, entries })
 }
 
 /// One `["<ns>", "line", {metadata}?]`; a timestamp that is not a number of
@@ -418,6 +463,17 @@ mod tests {
         assert_eq!(last["metadata"]["trace_id"], "abc");
         assert_eq!(last["message"], "three");
         assert_eq!(last["time"], 1_700_000_000_000_000_001i64);
+    }
+
+    #[test]
+    fn test_legacy_json_push() {
+        let body = br#"{"streams":[{"labels":"{job=\"old\"}","entries":[{"ts":"2023-11-14T22:13:20.5Z","line":"x"}]}]}"#;
+        let streams = decode_json(body).expect("decodes");
+        assert_eq!(
+            streams[0].labels,
+            vec![("job".to_string(), "old".to_string())]
+        );
+        assert_eq!(streams[0].entries[0].time_ns, Ok(1_700_000_000_500_000_000));
     }
 
     #[test]

@@ -624,3 +624,71 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
     assert_exactly(&server, "loki", 5).await;
     server.standalone.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after_in_each_protocol() {
+    let server = TestServer::start_with(|config| {
+        // Irrefutable unless a distributed queue engine is compiled in.
+        #[allow(irrefutable_let_patterns)]
+        if let logpool_engines::config::QueueConfig::Embedded(queue) = &mut config.queue {
+            queue.max_backlog_bytes_per_shard = 4096;
+        }
+        // Nothing is acked for a minute, so the backlog only grows.
+        config.loghub.commit_interval_ms = 60_000;
+    })
+    .await
+    .expect("server");
+    server
+        .client
+        .create_project(PROJECT)
+        .await
+        .expect("project");
+    server
+        .client
+        .create_pool(PROJECT, &json!({ "name": "full", "shards": 1 }))
+        .await
+        .expect("pool");
+    let records: Vec<Value> = (0..100)
+        .map(|i| json!({"body": {"stringValue": format!("payload {i} {}", "z".repeat(40))}}))
+        .collect();
+    let body = otlp_json(Some("full"), records).to_string().into_bytes();
+    let mut refused = None;
+    for _ in 0..50 {
+        let response = admin_http()
+            .post(format!("{}/v1/logs", server.url()))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("send");
+        if response.status().is_success() {
+            continue;
+        }
+        let retry_after = response.headers().get("retry-after").cloned();
+        let status = response.status().as_u16();
+        refused = Some((status, retry_after, response.text().await.expect("body")));
+        break;
+    }
+    let (status, retry_after, text) = refused.expect("the queue filled up");
+    assert_eq!(status, 503, "{text}");
+    assert!(retry_after.is_some(), "Retry-After is set");
+    let otlp_status: Value = serde_json::from_str(&text).expect("a JSON Status");
+    assert_eq!(
+        otlp_status["code"], 14,
+        "UNAVAILABLE, which OTLP clients retry"
+    );
+    // The queue is still full: Loki push gets its 503 too.
+    let response = admin_http()
+        .post(format!("{}/loki/api/v1/push", server.url()))
+        .header("content-type", "application/x-protobuf")
+        .body(loki_protobuf(
+            r#"{logpool_project="ship", logpool_pool="full"}"#,
+            &[("more", &[])],
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    server.standalone.shutdown().await.expect("shutdown");
+}

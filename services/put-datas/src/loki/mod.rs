@@ -320,10 +320,11 @@ fn json_entry(value: &Json) -> Result<Entry, String> {
         other => other.as_i64(),
     }
     .ok_or_else(|| {
-        format!(
-            "timestamp `{}` is not nanoseconds since the epoch",
-            items[0]
-        )
+        let shown = items[0]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| items[0].to_string());
+        format!("timestamp `{shown}` is not nanoseconds since the epoch")
     });
     let line = items[1].as_str().ok_or("line is not a string")?.to_string();
     let metadata = match items.get(2) {

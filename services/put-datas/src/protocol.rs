@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use logpool_api::{ApiError, ErrorCode, Principal};
+use logpool_core::names::validate_name;
 use logpool_wire::ingest::PutAnswer;
 use serde_json::{Map, Value};
 
@@ -76,10 +77,12 @@ pub fn resolve(
     principal: &Principal,
     name: &PoolName,
 ) -> Result<Target, ApiError> {
-    logpool_api::path_params::check(&[
-        ("project".to_string(), name.project.clone()),
-        ("pool".to_string(), name.pool.clone()),
-    ])?;
+    for (what, value) in [("project", &name.project), ("pool", &name.pool)] {
+        validate_name(value).map_err(|reason| {
+            ApiError::bad_request(format!("the target {what}'s {reason}"))
+                .with_detail("field", what)
+        })?;
+    }
     if !principal.may_see_project(&name.project) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

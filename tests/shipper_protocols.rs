@@ -692,3 +692,59 @@ async fn a_full_queue_answers_503_with_retry_after_in_each_protocol() {
     assert!(response.headers().get("retry-after").is_some());
     server.standalone.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_quotas_refuse_with_429_and_retry_after_in_each_protocol() {
+    let server = server_with_pools(&["metered"]).await;
+    let response = admin_http()
+        .put(format!("{}/v1/projects/{PROJECT}/quotas", server.url()))
+        .json(&json!({ "ingest_records_per_s": 50 }))
+        .send()
+        .await
+        .expect("set quota");
+    assert!(response.status().is_success(), "{}", response.status());
+    let records: Vec<Value> = (0..40)
+        .map(|i| json!({"body": {"stringValue": format!("metered {i}")}}))
+        .collect();
+    let body = otlp_json(Some("metered"), records).to_string().into_bytes();
+    let mut refused = None;
+    for _ in 0..20 {
+        let response = admin_http()
+            .post(format!("{}/v1/logs", server.url()))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("send");
+        if response.status().is_success() {
+            continue;
+        }
+        let retry_after = response.headers().get("retry-after").cloned();
+        let status = response.status().as_u16();
+        refused = Some((status, retry_after, response.text().await.expect("body")));
+        break;
+    }
+    let (status, retry_after, text) = refused.expect("the quota ran out");
+    assert_eq!(status, 429, "{text}");
+    assert!(retry_after.is_some(), "Retry-After is set");
+    let otlp_status: Value = serde_json::from_str(&text).expect("a JSON Status");
+    assert_eq!(otlp_status["code"], 8, "RESOURCE_EXHAUSTED");
+    assert!(
+        text.contains("ingest_records_per_s"),
+        "names the limit: {text}"
+    );
+    let response = admin_http()
+        .post(format!("{}/loki/api/v1/push", server.url()))
+        .header("content-type", "application/x-protobuf")
+        .header("x-logpool-project", PROJECT)
+        .header("x-logpool-pool", "metered")
+        .body(loki_protobuf(r#"{job="x"}"#, &[("more", &[])]))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    let text = response.text().await.expect("body");
+    assert!(text.contains("ingest_records_per_s"), "{text}");
+    server.standalone.shutdown().await.expect("shutdown");
+}

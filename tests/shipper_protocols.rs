@@ -336,7 +336,19 @@ async fn otlp_json_partial_success_and_bad_input_are_named() {
     ));
 
     // Bad input: each a 4xx whose Status names the problem; nothing more is stored.
+    // A 20 KB resource attribute shared by 100 records: a small body that would
+    // expand to 2 MB of records, more than 4 x max_body_bytes (256 KiB here).
+    let mut expanding = otlp_json(Some("json"), vec![json!({}); 100]);
+    expanding["resourceLogs"][0]["resource"]["attributes"][0]["value"]["stringValue"] =
+        json!("r".repeat(20_000));
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "expanding",
+            "application/json",
+            expanding.to_string().into_bytes(),
+            413,
+            "4 x max_body_bytes",
+        ),
         (
             "broken protobuf",
             "application/x-protobuf",
@@ -542,7 +554,20 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
 
     // Bad input: a text 4xx naming the problem; nothing stored.
     let with_pool = |labels: &str| loki_protobuf(labels, &[("x", &[])]);
+    let big_labels = format!(
+        r#"{{logpool_project="ship", logpool_pool="loki", big="{}"}}"#,
+        "l".repeat(20_000)
+    );
+    let entries: Vec<(&str, &[(&str, &str)])> = vec![("x", &[]); 100];
+    let expanding = loki_protobuf(&big_labels, &entries);
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "expanding",
+            "application/x-protobuf",
+            expanding,
+            413,
+            "4 x max_body_bytes",
+        ),
         (
             "bad snappy",
             "application/x-protobuf",

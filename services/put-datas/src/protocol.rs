@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use logpool_api::{ApiError, ErrorCode, Principal};
+use logpool_core::limits::IngestLimits;
 use logpool_core::names::validate_name;
 use logpool_wire::ingest::PutAnswer;
 use serde_json::{Map, Value};
@@ -177,6 +178,67 @@ pub async fn store_records(
     store(state, target, Bytes::from(raw), BodyFormat::Json, key, None).await
 }
 
+/// How many times `max_body_bytes` the records of one shipper request may come to
+/// once converted. Shipper formats share attributes between records (an OTLP
+/// resource, a Loki stream's labels) that every converted record repeats, so a small
+/// body could otherwise expand without bound in memory.
+pub const EXPANSION_FACTOR: usize = 4;
+
+/// Bounds what one shipper request converts to, checked record by record while
+/// converting, before the records exist: the record count (`max_records_per_request`,
+/// as for PutDatas) and their size ([`EXPANSION_FACTOR`] × `max_body_bytes`).
+#[derive(Debug)]
+pub struct ExpansionBudget {
+    records: usize,
+    bytes: usize,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl ExpansionBudget {
+    /// The budget of one request under `limits`.
+    pub fn new(limits: &IngestLimits) -> ExpansionBudget {
+        ExpansionBudget {
+            records: 0,
+            bytes: 0,
+            max_records: limits.max_records_per_request,
+            max_bytes: limits.max_body_bytes.saturating_mul(EXPANSION_FACTOR),
+        }
+    }
+
+    /// Counts one more record of about `bytes` bytes.
+    ///
+    /// # Errors
+    /// 413 naming `max_records_per_request` or `max_body_bytes`.
+    pub fn take(&mut self, bytes: usize) -> Result<(), ApiError> {
+        self.records += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.records > self.max_records {
+            let max = self.max_records;
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("limit `max_records_per_request` exceeded: more than {max} records"),
+            )
+            .with_detail("limit", "max_records_per_request")
+            .with_detail("value", max));
+        }
+        if self.bytes > self.max_bytes {
+            let max = self.max_bytes;
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "limit `max_body_bytes` exceeded: the records, each with the attributes \
+                     or labels it shares with others, come to more than {max} bytes \
+                     ({EXPANSION_FACTOR} x max_body_bytes); send smaller batches"
+                ),
+            )
+            .with_detail("limit", "max_body_bytes")
+            .with_detail("value", max));
+        }
+        Ok(())
+    }
+}
+
 /// The index of a refused record from its `logs[i]` path.
 pub fn refused_index(path: &str) -> Option<usize> {
     path.strip_prefix("logs[")?.split(']').next()?.parse().ok()
@@ -215,6 +277,33 @@ mod tests {
                 project: "shop".into(),
                 pool: "web".into()
             })
+        );
+    }
+
+    #[test]
+    fn test_expansion_budget_counts_records_and_bytes() {
+        let limits = IngestLimits {
+            max_body_bytes: 100,
+            max_records_per_request: 3,
+            ..IngestLimits::default()
+        };
+        let mut budget = ExpansionBudget::new(&limits);
+        budget.take(10).expect("first");
+        let error = budget.take(400).expect_err("too many bytes");
+        assert!(
+            error.message.contains("max_body_bytes"),
+            "{}",
+            error.message
+        );
+        let mut budget = ExpansionBudget::new(&limits);
+        for _ in 0..3 {
+            budget.take(1).expect("within");
+        }
+        let error = budget.take(1).expect_err("too many records");
+        assert!(
+            error.message.contains("max_records_per_request"),
+            "{}",
+            error.message
         );
     }
 

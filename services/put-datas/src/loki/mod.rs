@@ -21,7 +21,9 @@ use logpool_api::{ApiError, ErrorCode, Principal};
 use prost::Message as _;
 use serde_json::{Map, Value as Json};
 
-use crate::protocol::{read_request, refused_index, store_records, target_of, PoolName};
+use crate::protocol::{
+    read_request, refused_index, store_records, target_of, ExpansionBudget, PoolName,
+};
 use crate::PutDatasState;
 
 /// The route.
@@ -89,7 +91,9 @@ async fn push_counted(
     } else {
         decode_json(&read.raw)?
     };
-    let (records, mut rejected, pool) = convert(&streams, read.header_target.is_some());
+    let mut budget = ExpansionBudget::new(&state.limits);
+    let (records, mut rejected, pool) =
+        convert(&streams, read.header_target.is_some(), &mut budget)?;
     if records.is_empty() {
         if rejected.is_empty() {
             return Ok((0, rejected));
@@ -352,7 +356,14 @@ type Converted = (Vec<Map<String, Json>>, Vec<String>, Option<PoolName>);
 /// Entries as records; with `headers_name_pool` false, the pool is the first stream's
 /// `logpool_project`/`logpool_pool` and the entries of streams naming another are
 /// rejected (one push writes one pool).
-fn convert(streams: &[Stream], headers_name_pool: bool) -> Converted {
+///
+/// # Errors
+/// 413 when the records would exceed `budget`, checked before each is built.
+fn convert(
+    streams: &[Stream],
+    headers_name_pool: bool,
+    budget: &mut ExpansionBudget,
+) -> Result<Converted, ApiError> {
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     let mut pool: Option<PoolName> = None;
@@ -381,7 +392,15 @@ fn convert(streams: &[Stream], headers_name_pool: bool) -> Converted {
             .iter()
             .map(|(name, value)| (name.clone(), Json::String(value.clone())))
             .collect();
+        // Every entry of the stream repeats its labels.
+        let labels_bytes = Json::Object(labels.clone()).to_string().len();
         for (j, entry) in stream.entries.iter().enumerate() {
+            let metadata_bytes: usize = entry
+                .metadata
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 6)
+                .sum();
+            budget.take(labels_bytes + entry.line.len() + metadata_bytes + 32)?;
             if let Some(other) = &other_pool {
                 rejected.push(format!(
                     "streams[{i}].values[{j}]: its stream names pool `{}/{}`, another than the \
@@ -414,7 +433,7 @@ fn convert(streams: &[Stream], headers_name_pool: bool) -> Converted {
             records.push(record);
         }
     }
-    (records, rejected, pool)
+    Ok((records, rejected, pool))
 }
 
 fn text(status: StatusCode, message: String) -> Response {
@@ -454,7 +473,9 @@ mod tests {
         let body = br#"{"streams":[{"stream":{"job":"web","logpool_project":"shop","logpool_pool":"logs"},
             "values":[["1700000000000000000","one"],["soon","two"],["1700000000000000001","three",{"trace_id":"abc"}]]}]}"#;
         let streams = decode_json(body).expect("decodes");
-        let (records, rejected, pool) = convert(&streams, false);
+        let limits = logpool_core::limits::IngestLimits::default();
+        let (records, rejected, pool) =
+            convert(&streams, false, &mut ExpansionBudget::new(&limits)).expect("converts");
         assert_eq!(records.len(), 2);
         assert_eq!(rejected.len(), 1);
         assert!(rejected[0].contains("streams[0].values[1]"), "{rejected:?}");

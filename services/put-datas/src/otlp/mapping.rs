@@ -7,7 +7,10 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value as Json};
 
 use super::proto::{AnyValue, ExportLogsServiceRequest, KeyValue, LogRecord, Value};
-use crate::protocol::{hex, PoolName};
+use logpool_api::ApiError;
+use prost::Message as _;
+
+use crate::protocol::{hex, ExpansionBudget, PoolName};
 
 /// The resource attribute naming the target project (when no header does).
 pub const PROJECT_ATTRIBUTE: &str = "logpool.project";
@@ -29,7 +32,14 @@ pub struct Converted {
 /// Converts every record of `request`. With `headers_name_pool`, the resources'
 /// `logpool.*` attributes are not read; otherwise the records of a resource that
 /// names another pool than the first one are rejected (one request writes one pool).
-pub fn convert(request: &ExportLogsServiceRequest, headers_name_pool: bool) -> Converted {
+///
+/// # Errors
+/// 413 when the records would exceed `budget`, checked before each is built.
+pub fn convert(
+    request: &ExportLogsServiceRequest,
+    headers_name_pool: bool,
+    budget: &mut ExpansionBudget,
+) -> Result<Converted, ApiError> {
     let mut converted = Converted::default();
     for (r, resource_logs) in request.resource_logs.iter().enumerate() {
         let resource_attributes = resource_logs
@@ -49,6 +59,8 @@ pub fn convert(request: &ExportLogsServiceRequest, headers_name_pool: bool) -> C
             _ => None,
         };
         let resource = attributes_object(resource_attributes);
+        // Every record of the resource repeats its attributes.
+        let resource_bytes = Json::Object(resource.clone()).to_string().len();
         for (s, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
             let mut scope = Map::new();
             if let Some(instrumentation) = &scope_logs.scope {
@@ -61,7 +73,11 @@ pub fn convert(request: &ExportLogsServiceRequest, headers_name_pool: bool) -> C
                     );
                 }
             }
+            let shared_bytes = resource_bytes + Json::Object(scope.clone()).to_string().len();
             for (l, record) in scope_logs.log_records.iter().enumerate() {
+                // The record's own part is about as large as its protobuf encoding
+                // (twice, for JSON's quotes and names).
+                budget.take(shared_bytes + 2 * record.encoded_len())?;
                 let place = format!("resourceLogs[{r}].scopeLogs[{s}].logRecords[{l}]");
                 if let Some(other) = &other_pool {
                     converted.rejected.push(format!(
@@ -78,7 +94,7 @@ pub fn convert(request: &ExportLogsServiceRequest, headers_name_pool: bool) -> C
             }
         }
     }
-    converted
+    Ok(converted)
 }
 
 fn pool_of(attributes: &[KeyValue]) -> Option<PoolName> {
@@ -236,6 +252,23 @@ mod tests {
     };
     use super::*;
 
+    fn budget() -> ExpansionBudget {
+        ExpansionBudget::new(&logpool_core::limits::IngestLimits::default())
+    }
+
+    #[test]
+    fn test_a_large_resource_repeated_by_many_records_is_refused_while_converting() {
+        let resource = vec![text("big", &"x".repeat(100_000))];
+        let records = vec![LogRecord::default(); 500];
+        let error = convert(&request(vec![(resource, records)]), false, &mut budget())
+            .expect_err("50 MB of repeated attributes");
+        assert!(
+            error.message.contains("max_body_bytes"),
+            "{}",
+            error.message
+        );
+    }
+
     fn text(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.into(),
@@ -283,7 +316,9 @@ mod tests {
         let converted = convert(
             &request(vec![(vec![text("service.name", "api")], vec![record])]),
             false,
-        );
+            &mut budget(),
+        )
+        .expect("converts");
         assert!(converted.rejected.is_empty(), "{:?}", converted.rejected);
         let fields = Json::Object(converted.records[0].clone());
         assert_eq!(fields["time"], 1_700_000_000_000_000_001u64);
@@ -321,7 +356,9 @@ mod tests {
                 (second.clone(), vec![good.clone()]),
             ]),
             false,
-        );
+            &mut budget(),
+        )
+        .expect("converts");
         assert_eq!(converted.records.len(), 1);
         assert_eq!(converted.rejected.len(), 2, "{:?}", converted.rejected);
         assert!(converted.rejected[0].contains("trace_id must be 16 bytes, got 3"));
@@ -337,7 +374,9 @@ mod tests {
         let converted = convert(
             &request(vec![(first, vec![good.clone()]), (second, vec![good])]),
             true,
-        );
+            &mut budget(),
+        )
+        .expect("converts");
         assert_eq!((converted.records.len(), converted.pool), (2, None));
     }
 }

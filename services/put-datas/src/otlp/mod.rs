@@ -20,7 +20,7 @@ use logpool_api::{ApiError, ErrorCode, Principal};
 use logpool_wire::shippers::{OtlpExportAnswer, OtlpPartialSuccess, OtlpStatus};
 use prost::Message as _;
 
-use crate::protocol::{read_request, refused_index, store_records, target_of};
+use crate::protocol::{read_request, refused_index, store_records, target_of, ExpansionBudget};
 use crate::PutDatasState;
 use proto::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse, Status,
@@ -116,7 +116,8 @@ async fn export(
         })?,
         Encoding::Json => json::decode(&read.raw)?,
     };
-    let converted = mapping::convert(&request, read.header_target.is_some());
+    let mut budget = ExpansionBudget::new(&state.limits);
+    let converted = mapping::convert(&request, read.header_target.is_some(), &mut budget)?;
     let mut rejected = converted.rejected;
     if converted.records.is_empty() {
         // Nothing to store: an empty export is a success, as is one whose every

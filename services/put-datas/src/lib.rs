@@ -9,7 +9,10 @@
 //! retried ([`idempotency`]).
 //!
 //! Modules: [`body`] (content type and decompression), [`sharding`] (which records go
-//! to which shard), [`idempotency`] (request keys).
+//! to which shard), [`idempotency`] (request keys). Shipper protocols convert their
+//! bodies into records and store them through the same path ([`protocol`]): OTLP
+//! logs over HTTP ([`otlp`], `POST /v1/logs`) and Loki push ([`loki`],
+//! `POST /loki/api/v1/push`).
 
 pub mod body;
 pub mod idempotency;

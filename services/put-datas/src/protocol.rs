@@ -10,7 +10,7 @@ use logpool_api::{ApiError, ErrorCode, Principal};
 use logpool_core::limits::IngestLimits;
 use logpool_core::names::validate_name;
 use logpool_wire::ingest::PutAnswer;
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use crate::body::{check_declared_length, read_body, BodyFormat};
 use crate::idempotency::RequestKey;
@@ -160,9 +160,108 @@ pub fn target_of(
     Ok(target)
 }
 
-/// Stores converted records (JSON objects in PutDatas's record shape) through the
-/// PutDatas path; the answer's `refused_records` paths are `logs[i]`, `i` the index
-/// in `records`.
+/// Converted records, written straight into the JSON of a PutDatas body
+/// (`{"logs": [...]}`) one by one: no record is built as a map, and the attributes
+/// records share are serialized once and pasted into each.
+#[derive(Debug)]
+pub struct RecordsWriter {
+    body: Vec<u8>,
+    count: usize,
+    budget: ExpansionBudget,
+}
+
+impl RecordsWriter {
+    /// An empty body under `limits`' expansion budget.
+    pub fn new(limits: &IngestLimits) -> RecordsWriter {
+        RecordsWriter {
+            body: b"{\"logs\":[".to_vec(),
+            count: 0,
+            budget: ExpansionBudget::new(limits),
+        }
+    }
+
+    /// Starts the next record; [`RecordWriter::finish`] ends it.
+    pub fn record(&mut self) -> RecordWriter<'_> {
+        if self.count > 0 {
+            self.body.push(b',');
+        }
+        let start = self.body.len();
+        self.body.push(b'{');
+        RecordWriter {
+            out: self,
+            start,
+            empty: true,
+        }
+    }
+
+    /// Records written.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no record was written.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The finished PutDatas JSON body.
+    pub fn finish(mut self) -> Bytes {
+        self.body.extend_from_slice(b"]}");
+        Bytes::from(self.body)
+    }
+}
+
+/// One record being written (see [`RecordsWriter::record`]).
+#[derive(Debug)]
+pub struct RecordWriter<'a> {
+    out: &'a mut RecordsWriter,
+    start: usize,
+    empty: bool,
+}
+
+impl RecordWriter<'_> {
+    /// Writes `"name": value`.
+    pub fn field(&mut self, name: &str, value: &impl Serialize) {
+        self.name(name);
+        let mark = self.out.body.len();
+        // Writing into a Vec fails only for a value JSON cannot hold; it is left
+        // out as `null`, which PutDatas skips.
+        if serde_json::to_writer(&mut self.out.body, value).is_err() {
+            self.out.body.truncate(mark);
+            self.out.body.extend_from_slice(b"null");
+        }
+    }
+
+    /// Writes `"name": <json>`, `json` being serialized JSON (shared attributes).
+    pub fn json_field(&mut self, name: &str, json: &str) {
+        self.name(name);
+        self.out.body.extend_from_slice(json.as_bytes());
+    }
+
+    fn name(&mut self, name: &str) {
+        if !self.empty {
+            self.out.body.push(b',');
+        }
+        self.empty = false;
+        // A `&str` always serializes.
+        let _ = serde_json::to_writer(&mut self.out.body, name);
+        self.out.body.push(b':');
+    }
+
+    /// Ends the record and counts it against the budget.
+    ///
+    /// # Errors
+    /// 413 naming `max_records_per_request` or `max_body_bytes`.
+    pub fn finish(self) -> Result<(), ApiError> {
+        self.out.body.push(b'}');
+        self.out.count += 1;
+        let bytes = self.out.body.len() - self.start;
+        self.out.budget.take(bytes)
+    }
+}
+
+/// Stores converted records through the PutDatas path; the answer's
+/// `refused_records` paths are `logs[i]`, `i` counting the records written.
 ///
 /// # Errors
 /// The PutDatas errors: limits (413), every record outside the event-time window
@@ -170,12 +269,10 @@ pub fn target_of(
 pub async fn store_records(
     state: &PutDatasState,
     target: &Target,
-    records: Vec<Map<String, Value>>,
+    records: RecordsWriter,
     key: Option<&RequestKey>,
 ) -> Result<PutAnswer, ApiError> {
-    let envelope = serde_json::json!({ "logs": records });
-    let raw = serde_json::to_vec(&envelope).map_err(ApiError::internal)?;
-    store(state, target, Bytes::from(raw), BodyFormat::Json, key, None).await
+    store(state, target, records.finish(), BodyFormat::Json, key, None).await
 }
 
 /// How many times `max_body_bytes` the records of one shipper request may come to
@@ -304,6 +401,26 @@ mod tests {
             error.message.contains("max_records_per_request"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn test_records_writer_writes_a_putdatas_body() {
+        let mut records = RecordsWriter::new(&IngestLimits::default());
+        let mut record = records.record();
+        record.field("message", &"a \"quoted\" line");
+        record.json_field("labels", r#"{"job":"web"}"#);
+        record.finish().expect("within");
+        records.record().finish().expect("an empty record");
+        assert_eq!(records.len(), 2);
+        let body: serde_json::Value =
+            serde_json::from_slice(&records.finish()).expect("valid JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"logs": [
+                {"message": "a \"quoted\" line", "labels": {"job": "web"}},
+                {},
+            ]})
         );
     }
 

@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use logpool_api::{ApiError, ErrorCode, Principal};
 use prost::Message as _;
-use serde_json::{Map, Value as Json};
+use serde::Serialize;
+use serde_json::Value as Json;
 
 use crate::protocol::{
-    read_request, refused_index, store_records, target_of, ExpansionBudget, PoolName,
+    read_request, refused_index, store_records, target_of, PoolName, RecordsWriter,
 };
 use crate::PutDatasState;
 
@@ -91,9 +92,8 @@ async fn push_counted(
     } else {
         decode_json(&read.raw)?
     };
-    let mut budget = ExpansionBudget::new(&state.limits);
-    let (records, mut rejected, pool) =
-        convert(&streams, read.header_target.is_some(), &mut budget)?;
+    let mut records = RecordsWriter::new(&state.limits);
+    let (mut rejected, pool) = convert(&streams, read.header_target.is_some(), &mut records)?;
     if records.is_empty() {
         if rejected.is_empty() {
             return Ok((0, rejected));
@@ -351,20 +351,21 @@ fn json_entry(value: &Json) -> Result<Entry, String> {
     })
 }
 
-type Converted = (Vec<Map<String, Json>>, Vec<String>, Option<PoolName>);
+/// What converting a push found besides its records: why entries were left out,
+/// and the pool its streams name.
+type Converted = (Vec<String>, Option<PoolName>);
 
-/// Entries as records; with `headers_name_pool` false, the pool is the first stream's
-/// `logpool_project`/`logpool_pool` and the entries of streams naming another are
-/// rejected (one push writes one pool).
+/// Writes the entries into `records`; with `headers_name_pool` false, the pool is
+/// the first stream's `logpool_project`/`logpool_pool` and the entries of streams
+/// naming another are rejected (one push writes one pool).
 ///
 /// # Errors
-/// 413 when the records would exceed `budget`, checked before each is built.
+/// 413 when the records exceed the writer's budget, checked record by record.
 fn convert(
     streams: &[Stream],
     headers_name_pool: bool,
-    budget: &mut ExpansionBudget,
+    records: &mut RecordsWriter,
 ) -> Result<Converted, ApiError> {
-    let mut records = Vec::new();
     let mut rejected = Vec::new();
     let mut pool: Option<PoolName> = None;
     for (i, stream) in streams.iter().enumerate() {
@@ -387,20 +388,10 @@ fn convert(
             }
             _ => None,
         };
-        let labels: Map<String, Json> = stream
-            .labels
-            .iter()
-            .map(|(name, value)| (name.clone(), Json::String(value.clone())))
-            .collect();
-        // Every entry of the stream repeats its labels.
-        let labels_bytes = Json::Object(labels.clone()).to_string().len();
+        // Serialized once, pasted into each of the stream's records.
+        let labels = (!stream.labels.is_empty())
+            .then(|| serde_json::to_string(&Pairs(&stream.labels)).unwrap_or_else(|_| "{}".into()));
         for (j, entry) in stream.entries.iter().enumerate() {
-            let metadata_bytes: usize = entry
-                .metadata
-                .iter()
-                .map(|(name, value)| name.len() + value.len() + 6)
-                .sum();
-            budget.take(labels_bytes + entry.line.len() + metadata_bytes + 32)?;
             if let Some(other) = &other_pool {
                 rejected.push(format!(
                     "streams[{i}].values[{j}]: its stream names pool `{}/{}`, another than the \
@@ -416,24 +407,28 @@ fn convert(
                     continue;
                 }
             };
-            let mut record = Map::new();
-            record.insert("time".into(), Json::Number(time_ns.into()));
-            record.insert("message".into(), Json::String(entry.line.clone()));
-            if !labels.is_empty() {
-                record.insert("labels".into(), Json::Object(labels.clone()));
+            let mut record = records.record();
+            record.field("time", &time_ns);
+            record.field("message", &entry.line);
+            if let Some(labels) = &labels {
+                record.json_field("labels", labels);
             }
             if !entry.metadata.is_empty() {
-                let metadata = entry
-                    .metadata
-                    .iter()
-                    .map(|(name, value)| (name.clone(), Json::String(value.clone())))
-                    .collect();
-                record.insert("metadata".into(), Json::Object(metadata));
+                record.field("metadata", &Pairs(&entry.metadata));
             }
-            records.push(record);
+            record.finish()?;
         }
     }
-    Ok((records, rejected, pool))
+    Ok((rejected, pool))
+}
+
+/// Name and value pairs as a JSON object of strings.
+struct Pairs<'a>(&'a [(String, String)]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+    }
 }
 
 fn text(status: StatusCode, message: String) -> Response {
@@ -474,13 +469,15 @@ mod tests {
             "values":[["1700000000000000000","one"],["soon","two"],["1700000000000000001","three",{"trace_id":"abc"}]]}]}"#;
         let streams = decode_json(body).expect("decodes");
         let limits = logpool_core::limits::IngestLimits::default();
-        let (records, rejected, pool) =
-            convert(&streams, false, &mut ExpansionBudget::new(&limits)).expect("converts");
+        let mut writer = RecordsWriter::new(&limits);
+        let (rejected, pool) = convert(&streams, false, &mut writer).expect("converts");
+        let body: Json = serde_json::from_slice(&writer.finish()).expect("JSON");
+        let records = body["logs"].as_array().cloned().unwrap_or_default();
         assert_eq!(records.len(), 2);
         assert_eq!(rejected.len(), 1);
         assert!(rejected[0].contains("streams[0].values[1]"), "{rejected:?}");
         assert_eq!(pool.map(|p| p.pool), Some("logs".to_string()));
-        let last = Json::Object(records[1].clone());
+        let last = &records[1];
         assert_eq!(last["labels"]["job"], "web");
         assert_eq!(last["metadata"]["trace_id"], "abc");
         assert_eq!(last["message"], "three");

@@ -4,24 +4,24 @@
 //! `trace_id`/`span_id` in hex.
 
 use base64::Engine as _;
-use serde_json::{Map, Number, Value as Json};
-
-use super::proto::{AnyValue, ExportLogsServiceRequest, KeyValue, LogRecord, Value};
 use logpool_api::ApiError;
-use prost::Message as _;
+use serde::ser::{SerializeMap as _, Serializer};
+use serde::Serialize;
+use serde_json::{json, Map, Value as Json};
 
-use crate::protocol::{hex, ExpansionBudget, PoolName};
+use super::proto::{
+    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, Value,
+};
+use crate::protocol::{hex, PoolName, RecordsWriter};
 
 /// The resource attribute naming the target project (when no header does).
 pub const PROJECT_ATTRIBUTE: &str = "logpool.project";
 /// The resource attribute naming the target pool (when no header does).
 pub const POOL_ATTRIBUTE: &str = "logpool.pool";
 
-/// A request's records, converted.
+/// What converting a request found besides its records.
 #[derive(Debug, Default)]
 pub struct Converted {
-    /// The records to store, in request order.
-    pub records: Vec<Map<String, Json>>,
     /// Why each rejected record was left out, in request order.
     pub rejected: Vec<String>,
     /// The pool the resources name (the first resource that names one), used when
@@ -29,16 +29,17 @@ pub struct Converted {
     pub pool: Option<PoolName>,
 }
 
-/// Converts every record of `request`. With `headers_name_pool`, the resources'
-/// `logpool.*` attributes are not read; otherwise the records of a resource that
-/// names another pool than the first one are rejected (one request writes one pool).
+/// Writes every record of `request` into `records`. With `headers_name_pool`, the
+/// resources' `logpool.*` attributes are not read; otherwise the records of a
+/// resource that names another pool than the first one are rejected (one request
+/// writes one pool).
 ///
 /// # Errors
-/// 413 when the records would exceed `budget`, checked before each is built.
+/// 413 when the records exceed the writer's budget, checked record by record.
 pub fn convert(
     request: &ExportLogsServiceRequest,
     headers_name_pool: bool,
-    budget: &mut ExpansionBudget,
+    records: &mut RecordsWriter,
 ) -> Result<Converted, ApiError> {
     let mut converted = Converted::default();
     for (r, resource_logs) in request.resource_logs.iter().enumerate() {
@@ -58,26 +59,12 @@ pub fn convert(
             }
             _ => None,
         };
-        let resource = attributes_object(resource_attributes);
-        // Every record of the resource repeats its attributes.
-        let resource_bytes = Json::Object(resource.clone()).to_string().len();
+        // Serialized once, pasted into each of the resource's records.
+        let resource = (!resource_attributes.is_empty())
+            .then(|| json!({ "attributes": Attributes(resource_attributes) }).to_string());
         for (s, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
-            let mut scope = Map::new();
-            if let Some(instrumentation) = &scope_logs.scope {
-                insert_text(&mut scope, "name", &instrumentation.name);
-                insert_text(&mut scope, "version", &instrumentation.version);
-                if !instrumentation.attributes.is_empty() {
-                    scope.insert(
-                        "attributes".into(),
-                        Json::Object(attributes_object(&instrumentation.attributes)),
-                    );
-                }
-            }
-            let shared_bytes = resource_bytes + Json::Object(scope.clone()).to_string().len();
+            let scope = scope_logs.scope.as_ref().and_then(scope_json);
             for (l, record) in scope_logs.log_records.iter().enumerate() {
-                // The record's own part is about as large as its protobuf encoding
-                // (twice, for JSON's quotes and names).
-                budget.take(shared_bytes + 2 * record.encoded_len())?;
                 let place = format!("resourceLogs[{r}].scopeLogs[{s}].logRecords[{l}]");
                 if let Some(other) = &other_pool {
                     converted.rejected.push(format!(
@@ -87,10 +74,11 @@ pub fn convert(
                     ));
                     continue;
                 }
-                match convert_record(record, &resource, &scope) {
-                    Ok(fields) => converted.records.push(fields),
-                    Err(reason) => converted.rejected.push(format!("{place}: {reason}")),
+                if let Err(reason) = check_ids(record) {
+                    converted.rejected.push(format!("{place}: {reason}"));
+                    continue;
                 }
+                write_record(records, record, resource.as_deref(), scope.as_deref())?;
             }
         }
     }
@@ -112,13 +100,38 @@ fn pool_of(attributes: &[KeyValue]) -> Option<PoolName> {
     })
 }
 
-/// One record's fields, or why it cannot be stored.
-fn convert_record(
-    record: &LogRecord,
-    resource: &Map<String, Json>,
-    scope: &Map<String, Json>,
-) -> Result<Map<String, Json>, String> {
+/// The scope's fields as JSON, or none when it has none.
+fn scope_json(scope: &InstrumentationScope) -> Option<String> {
     let mut fields = Map::new();
+    if !scope.name.is_empty() {
+        fields.insert("name".into(), Json::String(scope.name.clone()));
+    }
+    if !scope.version.is_empty() {
+        fields.insert("version".into(), Json::String(scope.version.clone()));
+    }
+    if !scope.attributes.is_empty() {
+        fields.insert("attributes".into(), json!(Attributes(&scope.attributes)));
+    }
+    (!fields.is_empty()).then(|| Json::Object(fields).to_string())
+}
+
+/// Trace and span ids have one length each (or none).
+fn check_ids(record: &LogRecord) -> Result<(), String> {
+    match (record.trace_id.len(), record.span_id.len()) {
+        (0 | 16, 0 | 8) => Ok(()),
+        (0 | 16, other) => Err(format!("span_id must be 8 bytes, got {other}")),
+        (other, _) => Err(format!("trace_id must be 16 bytes, got {other}")),
+    }
+}
+
+/// Writes one record's fields (its ids checked already).
+fn write_record(
+    records: &mut RecordsWriter,
+    record: &LogRecord,
+    resource: Option<&str>,
+    scope: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut fields = records.record();
     // The event time; the observed time stands in for a source without a clock
     // (the data model's advice), and the arrival time for one with neither.
     let time = match (record.time_unix_nano, record.observed_time_unix_nano) {
@@ -127,69 +140,51 @@ fn convert_record(
         (time, _) => Some(time),
     };
     if let Some(time) = time {
-        fields.insert("time".into(), Json::Number(time.into()));
+        fields.field("time", &time);
     }
     if record.observed_time_unix_nano != 0 {
-        fields.insert(
-            "observed_time_unix_nano".into(),
-            Json::Number(record.observed_time_unix_nano.into()),
-        );
+        fields.field("observed_time_unix_nano", &record.observed_time_unix_nano);
     }
-    match record.body.as_ref().and_then(|body| body.value.as_ref()) {
-        Some(Value::KvlistValue(map)) => {
-            fields.insert("body".into(), Json::Object(attributes_object(&map.values)));
+    if let Some(body) = &record.body {
+        match &body.value {
+            Some(Value::KvlistValue(map)) => fields.field("body", &Attributes(&map.values)),
+            Some(_) => fields.field("message", &Field(body)),
+            None => {}
         }
-        Some(_) => {
-            let message = record.body.as_ref().map(any_value).unwrap_or(Json::Null);
-            fields.insert("message".into(), message);
-        }
-        None => {}
     }
     if record.severity_number != 0 {
-        fields.insert(
-            "severity_number".into(),
-            Json::Number(record.severity_number.into()),
-        );
+        fields.field("severity_number", &record.severity_number);
     }
     let severity_text = if record.severity_text.is_empty() {
         severity_name(record.severity_number).unwrap_or_default()
     } else {
         record.severity_text.as_str()
     };
-    insert_text(&mut fields, "severity_text", severity_text);
-    match record.trace_id.len() {
-        0 => {}
-        16 => {
-            fields.insert("trace_id".into(), Json::String(hex(&record.trace_id)));
-        }
-        other => return Err(format!("trace_id must be 16 bytes, got {other}")),
+    if !severity_text.is_empty() {
+        fields.field("severity_text", &severity_text);
     }
-    match record.span_id.len() {
-        0 => {}
-        8 => {
-            fields.insert("span_id".into(), Json::String(hex(&record.span_id)));
-        }
-        other => return Err(format!("span_id must be 8 bytes, got {other}")),
+    if !record.trace_id.is_empty() {
+        fields.field("trace_id", &hex(&record.trace_id));
+    }
+    if !record.span_id.is_empty() {
+        fields.field("span_id", &hex(&record.span_id));
     }
     if record.flags != 0 {
-        fields.insert("trace_flags".into(), Json::Number(record.flags.into()));
+        fields.field("trace_flags", &record.flags);
     }
-    insert_text(&mut fields, "event_name", &record.event_name);
+    if !record.event_name.is_empty() {
+        fields.field("event_name", &record.event_name);
+    }
     if !record.attributes.is_empty() {
-        fields.insert(
-            "attributes".into(),
-            Json::Object(attributes_object(&record.attributes)),
-        );
+        fields.field("attributes", &Attributes(&record.attributes));
     }
-    if !resource.is_empty() {
-        let mut wrapped = Map::new();
-        wrapped.insert("attributes".into(), Json::Object(resource.clone()));
-        fields.insert("resource".into(), Json::Object(wrapped));
+    if let Some(resource) = resource {
+        fields.json_field("resource", resource);
     }
-    if !scope.is_empty() {
-        fields.insert("scope".into(), Json::Object(scope.clone()));
+    if let Some(scope) = scope {
+        fields.json_field("scope", scope);
     }
-    Ok(fields)
+    fields.finish()
 }
 
 /// The data model's short name of a severity number's range.
@@ -205,68 +200,90 @@ fn severity_name(number: i32) -> Option<&'static str> {
     })
 }
 
-fn insert_text(fields: &mut Map<String, Json>, name: &str, text: &str) {
-    if !text.is_empty() {
-        fields.insert(name.into(), Json::String(text.to_string()));
+/// Attributes as a JSON object (PutDatas flattens nested maps into dotted names);
+/// empty keys are left out.
+struct Attributes<'a>(&'a [KeyValue]);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for kv in self.0.iter().filter(|kv| !kv.key.is_empty()) {
+            match &kv.value {
+                Some(value) => map.serialize_entry(&kv.key, &Field(value))?,
+                None => map.serialize_entry(&kv.key, &())?,
+            }
+        }
+        map.end()
     }
 }
 
-/// Attributes as a JSON object; PutDatas flattens nested maps into dotted names.
-fn attributes_object(attributes: &[KeyValue]) -> Map<String, Json> {
-    attributes
-        .iter()
-        .filter(|kv| !kv.key.is_empty())
-        .map(|kv| {
-            let value = kv.value.as_ref().map(any_value).unwrap_or(Json::Null);
-            (kv.key.clone(), value)
-        })
-        .collect()
+/// An `AnyValue` as a field value: scalars as they are, maps as nested objects,
+/// arrays (which fields cannot hold) as their JSON text, bytes as base64; an empty
+/// value is `null`, which PutDatas skips.
+struct Field<'a>(&'a AnyValue);
+
+/// An `AnyValue` inside an array's JSON text, where arrays stay arrays.
+struct Item<'a>(&'a AnyValue);
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0.value {
+            Some(Value::ArrayValue(array)) => {
+                let items: Vec<Item<'_>> = array.values.iter().map(Item).collect();
+                let text = serde_json::to_string(&items).map_err(serde::ser::Error::custom)?;
+                serializer.serialize_str(&text)
+            }
+            other => scalar_or_map(other.as_ref(), serializer),
+        }
+    }
 }
 
-/// An `AnyValue` as a field value: scalars as they are, maps as nested objects,
-/// arrays (which fields cannot hold) as their JSON text, bytes as base64.
-fn any_value(value: &AnyValue) -> Json {
-    match &value.value {
-        None => Json::Null,
-        Some(Value::StringValue(text)) => Json::String(text.clone()),
-        Some(Value::BoolValue(flag)) => Json::Bool(*flag),
-        Some(Value::IntValue(number)) => Json::Number((*number).into()),
+impl Serialize for Item<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0.value {
+            Some(Value::ArrayValue(array)) => serializer.collect_seq(array.values.iter().map(Item)),
+            other => scalar_or_map(other.as_ref(), serializer),
+        }
+    }
+}
+
+fn scalar_or_map<S: Serializer>(value: Option<&Value>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        None => serializer.serialize_unit(),
+        Some(Value::StringValue(text)) => serializer.serialize_str(text),
+        Some(Value::BoolValue(flag)) => serializer.serialize_bool(*flag),
+        Some(Value::IntValue(number)) => serializer.serialize_i64(*number),
         // NaN and infinities have no JSON number: kept as text.
-        Some(Value::DoubleValue(number)) => Number::from_f64(*number)
-            .map(Json::Number)
-            .unwrap_or_else(|| Json::String(number.to_string())),
-        Some(Value::ArrayValue(array)) => {
-            Json::String(Json::Array(array.values.iter().map(any_value).collect()).to_string())
+        Some(Value::DoubleValue(number)) if !number.is_finite() => {
+            serializer.serialize_str(&number.to_string())
         }
-        Some(Value::KvlistValue(map)) => Json::Object(attributes_object(&map.values)),
+        Some(Value::DoubleValue(number)) => serializer.serialize_f64(*number),
+        Some(Value::KvlistValue(map)) => Attributes(&map.values).serialize(serializer),
         Some(Value::BytesValue(bytes)) => {
-            Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
         }
+        Some(Value::ArrayValue(array)) => serializer.collect_seq(array.values.iter().map(Item)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::proto::{
-        InstrumentationScope, KeyValueList, Resource, ResourceLogs, ScopeLogs,
+        ArrayValue, InstrumentationScope, KeyValueList, Resource, ResourceLogs, ScopeLogs,
     };
     use super::*;
+    use logpool_core::limits::IngestLimits;
 
-    fn budget() -> ExpansionBudget {
-        ExpansionBudget::new(&logpool_core::limits::IngestLimits::default())
-    }
-
-    #[test]
-    fn test_a_large_resource_repeated_by_many_records_is_refused_while_converting() {
-        let resource = vec![text("big", &"x".repeat(100_000))];
-        let records = vec![LogRecord::default(); 500];
-        let error = convert(&request(vec![(resource, records)]), false, &mut budget())
-            .expect_err("50 MB of repeated attributes");
-        assert!(
-            error.message.contains("max_body_bytes"),
-            "{}",
-            error.message
-        );
+    /// Converts under the default limits; gives what was found and the records.
+    fn convert_all(
+        request: &ExportLogsServiceRequest,
+        headers_name_pool: bool,
+    ) -> (Converted, Vec<Json>) {
+        let mut records = RecordsWriter::new(&IngestLimits::default());
+        let converted = convert(request, headers_name_pool, &mut records).expect("converts");
+        let body: Json = serde_json::from_slice(&records.finish()).expect("JSON");
+        let logs = body["logs"].as_array().cloned().unwrap_or_default();
+        (converted, logs)
     }
 
     fn text(key: &str, value: &str) -> KeyValue {
@@ -299,6 +316,18 @@ mod tests {
 
     #[test]
     fn test_record_fields_follow_the_documented_names() {
+        let list = AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue {
+                values: vec![
+                    AnyValue {
+                        value: Some(Value::IntValue(1)),
+                    },
+                    AnyValue {
+                        value: Some(Value::StringValue("b".into())),
+                    },
+                ],
+            })),
+        };
         let record = LogRecord {
             time_unix_nano: 1_700_000_000_000_000_001,
             observed_time_unix_nano: 1_700_000_000_500_000_000,
@@ -308,19 +337,29 @@ mod tests {
                     values: vec![text("op", "insert")],
                 })),
             }),
-            attributes: vec![text("http.method", "GET")],
+            attributes: vec![
+                text("http.method", "GET"),
+                KeyValue {
+                    key: "list".into(),
+                    value: Some(list),
+                },
+                KeyValue {
+                    key: "raw".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::BytesValue(vec![1, 2, 3])),
+                    }),
+                },
+            ],
             trace_id: vec![0xab; 16],
             span_id: vec![0x01; 8],
             ..LogRecord::default()
         };
-        let converted = convert(
+        let (converted, records) = convert_all(
             &request(vec![(vec![text("service.name", "api")], vec![record])]),
             false,
-            &mut budget(),
-        )
-        .expect("converts");
+        );
         assert!(converted.rejected.is_empty(), "{:?}", converted.rejected);
-        let fields = Json::Object(converted.records[0].clone());
+        let fields = &records[0];
         assert_eq!(fields["time"], 1_700_000_000_000_000_001u64);
         assert_eq!(
             fields["observed_time_unix_nano"],
@@ -330,6 +369,8 @@ mod tests {
         assert_eq!(fields["severity_number"], 17);
         assert_eq!(fields["body"]["op"], "insert");
         assert_eq!(fields["attributes"]["http.method"], "GET");
+        assert_eq!(fields["attributes"]["list"], r#"[1,"b"]"#);
+        assert_eq!(fields["attributes"]["raw"], "AQID");
         assert_eq!(fields["resource"]["attributes"]["service.name"], "api");
         assert_eq!(fields["scope"]["name"], "app.db");
         assert_eq!(fields["trace_id"], "ab".repeat(16));
@@ -350,16 +391,15 @@ mod tests {
         };
         let first = vec![text(PROJECT_ATTRIBUTE, "shop"), text(POOL_ATTRIBUTE, "web")];
         let second = vec![text(PROJECT_ATTRIBUTE, "shop"), text(POOL_ATTRIBUTE, "db")];
-        let converted = convert(
+        let (converted, records) = convert_all(
             &request(vec![
                 (first.clone(), vec![good.clone(), short_trace]),
                 (second.clone(), vec![good.clone()]),
             ]),
             false,
-            &mut budget(),
-        )
-        .expect("converts");
-        assert_eq!(converted.records.len(), 1);
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["message"], "fine");
         assert_eq!(converted.rejected.len(), 2, "{:?}", converted.rejected);
         assert!(converted.rejected[0].contains("trace_id must be 16 bytes, got 3"));
         assert!(converted.rejected[1].contains("shop/db"));
@@ -371,12 +411,24 @@ mod tests {
             })
         );
         // The headers' pool wins: the attributes are neither read nor enforced.
-        let converted = convert(
+        let (converted, records) = convert_all(
             &request(vec![(first, vec![good.clone()]), (second, vec![good])]),
             true,
-            &mut budget(),
-        )
-        .expect("converts");
-        assert_eq!((converted.records.len(), converted.pool), (2, None));
+        );
+        assert_eq!((records.len(), converted.pool), (2, None));
+    }
+
+    #[test]
+    fn test_a_large_resource_repeated_by_many_records_is_refused_while_converting() {
+        let resource = vec![text("big", &"x".repeat(100_000))];
+        let records = vec![LogRecord::default(); 500];
+        let mut writer = RecordsWriter::new(&IngestLimits::default());
+        let error = convert(&request(vec![(resource, records)]), false, &mut writer)
+            .expect_err("50 MB of repeated attributes");
+        assert!(
+            error.message.contains("max_body_bytes"),
+            "{}",
+            error.message
+        );
     }
 }

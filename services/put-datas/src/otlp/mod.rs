@@ -20,7 +20,7 @@ use logpool_api::{ApiError, ErrorCode, Principal};
 use logpool_wire::shippers::{OtlpExportAnswer, OtlpPartialSuccess, OtlpStatus};
 use prost::Message as _;
 
-use crate::protocol::{read_request, refused_index, store_records, target_of, ExpansionBudget};
+use crate::protocol::{read_request, refused_index, store_records, target_of, RecordsWriter};
 use crate::PutDatasState;
 use proto::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse, Status,
@@ -116,10 +116,10 @@ async fn export(
         })?,
         Encoding::Json => json::decode(&read.raw)?,
     };
-    let mut budget = ExpansionBudget::new(&state.limits);
-    let converted = mapping::convert(&request, read.header_target.is_some(), &mut budget)?;
+    let mut records = RecordsWriter::new(&state.limits);
+    let converted = mapping::convert(&request, read.header_target.is_some(), &mut records)?;
     let mut rejected = converted.rejected;
-    if converted.records.is_empty() {
+    if records.is_empty() {
         // Nothing to store: an empty export is a success, as is one whose every
         // record was rejected (each with its reason).
         return Ok((0, response(&rejected)));
@@ -131,7 +131,7 @@ async fn export(
         converted.pool.as_ref(),
         "the resource attributes `logpool.project` and `logpool.pool`",
     )?;
-    let answer = store_records(state, &target, converted.records, read.key.as_ref()).await?;
+    let answer = store_records(state, &target, records, read.key.as_ref()).await?;
     // Records outside the pool's event-time window were left out by PutDatas.
     for refused in &answer.refused_records {
         let place = refused_index(&refused.path)

@@ -254,13 +254,13 @@ pub struct Target {
     tenant: String,
     project: String,
     route: PoolRoute,
-    access: Arc<RoutingSnapshot>,
+    snapshot: Arc<RoutingSnapshot>,
 }
 
 /// Finds the pool of a write and checks its project's storage quota.
 ///
 /// # Errors
-/// 404 for an unknown pool, 507-style quota error when the project is over its
+/// 404 for an unknown pool; 403 `quota_exceeded` when the project is over its
 /// storage quota.
 pub(crate) fn admit(
     state: &PutDatasState,
@@ -277,7 +277,7 @@ pub(crate) fn admit(
         tenant: tenant.to_string(),
         project: project.to_string(),
         route,
-        access: snapshot,
+        snapshot,
     })
 }
 
@@ -285,7 +285,7 @@ impl Target {
     /// Refuses the request when the tenant's or project's rate bucket is already
     /// empty (before the body is parsed).
     pub(crate) fn check_rate(&self, state: &PutDatasState) -> Result<(), ApiError> {
-        let empty = ingest_draws(&self.access.access, &self.tenant, &self.project, 0, 0);
+        let empty = ingest_draws(&self.snapshot.access, &self.tenant, &self.project, 0, 0);
         state.quotas.take(&empty)
     }
 }
@@ -327,7 +327,7 @@ pub(crate) async fn store(
     }
     let accepted = records.len();
     state.quotas.take(&ingest_draws(
-        &target.access.access,
+        &target.snapshot.access,
         &target.tenant,
         &target.project,
         accepted as u64,

@@ -291,7 +291,12 @@ async fn otlp_json_partial_success_and_bad_input_are_named() {
                "attributes": [{"key": "n", "value": {"intValue": "7"}}]})
     };
     let short_trace = json!({"body": {"stringValue": "bad"}, "traceId": "abcd"});
-    let body = otlp_json(Some("json"), vec![good("one"), short_trace, good("two")]);
+    // Older than the pool's event-time window: refused by PutDatas, named here.
+    let ancient = json!({"timeUnixNano": "946684800000000000", "body": {"stringValue": "old"}});
+    let body = otlp_json(
+        Some("json"),
+        vec![good("one"), short_trace, good("two"), ancient],
+    );
     let (status, media, text) = post(
         &server,
         "/v1/logs",
@@ -306,13 +311,16 @@ async fn otlp_json_partial_success_and_bad_input_are_named() {
     );
     let answer: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(
-        answer["partialSuccess"]["rejectedLogRecords"], 1,
+        answer["partialSuccess"]["rejectedLogRecords"], 2,
         "{answer}"
     );
+    let message = answer["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
-        answer["partialSuccess"]["errorMessage"]
-            .as_str()
-            .is_some_and(|m| m.contains("logRecords[1]: trace_id must be 16 bytes, got 2")),
+        message.contains("logRecords[1]: trace_id must be 16 bytes, got 2")
+            && message.contains("logRecords[3]: event time")
+            && message.contains("max_event_age_days"),
         "{answer}"
     );
     // A request with nothing rejected answers an empty response.
@@ -525,7 +533,8 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
         .as_nanos()
         .to_string();
     let body = json!({"streams": [{"stream": {"job": "api", "logpool_project": PROJECT, "logpool_pool": "loki"},
-        "values": [[now, "one", {"user": "ann"}], ["yesterday", "bad"], [now, "two"]]}]});
+        "values": [[now, "one", {"user": "ann"}], ["yesterday", "bad"], [now, "two"],
+                   ["946684800000000000", "old"]]}]});
     let (status, media, text) = post(
         &server,
         push,
@@ -536,7 +545,10 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
     assert_eq!(status, 400, "{text}");
     assert!(media.starts_with("text/plain"), "{media}");
     assert!(
-        text.contains("1 entries rejected (2 stored)") && text.contains("streams[0].values[1]"),
+        text.contains("2 entries rejected (2 stored)")
+            && text.contains("streams[0].values[1]: timestamp `yesterday`")
+            && text.contains("streams[0].values[3]: event time")
+            && text.contains("max_event_age_days"),
         "{text}"
     );
     assert_exactly(&server, "loki", 4).await;

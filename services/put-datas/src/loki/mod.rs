@@ -93,7 +93,8 @@ async fn push_counted(
         decode_json(&read.raw)?
     };
     let mut records = RecordsWriter::new(&state.limits);
-    let (mut rejected, pool) = convert(&streams, read.header_target.is_some(), &mut records)?;
+    let (mut rejected, pool, places) =
+        convert(&streams, read.header_target.is_some(), &mut records)?;
     if records.is_empty() {
         if rejected.is_empty() {
             return Ok((0, rejected));
@@ -113,7 +114,8 @@ async fn push_counted(
     let answer = store_records(state, &target, records, read.key.as_ref()).await?;
     for refused in &answer.refused_records {
         let place = refused_index(&refused.path)
-            .map(|i| format!("entry {i} of the stored ones"))
+            .and_then(|i| places.get(i))
+            .map(|[i, j]| format!("streams[{i}].values[{j}]"))
             .unwrap_or_else(|| refused.path.clone());
         rejected.push(format!("{place}: {} ({})", refused.reason, refused.limit));
     }
@@ -353,7 +355,9 @@ fn json_entry(value: &Json) -> Result<Entry, String> {
 
 /// What converting a push found besides its records: why entries were left out,
 /// and the pool its streams name.
-type Converted = (Vec<String>, Option<PoolName>);
+/// Where each written record is (stream, entry), to name the records PutDatas
+/// refuses.
+type Converted = (Vec<String>, Option<PoolName>, Vec<[usize; 2]>);
 
 /// Writes the entries into `records`; with `headers_name_pool` false, the pool is
 /// the first stream's `logpool_project`/`logpool_pool` and the entries of streams
@@ -368,6 +372,7 @@ fn convert(
 ) -> Result<Converted, ApiError> {
     let mut rejected = Vec::new();
     let mut pool: Option<PoolName> = None;
+    let mut places = Vec::new();
     for (i, stream) in streams.iter().enumerate() {
         let label = |name: &str| {
             stream
@@ -417,9 +422,10 @@ fn convert(
                 record.field("metadata", &Pairs(&entry.metadata));
             }
             record.finish()?;
+            places.push([i, j]);
         }
     }
-    Ok((rejected, pool))
+    Ok((rejected, pool, places))
 }
 
 /// Name and value pairs as a JSON object of strings.
@@ -470,7 +476,8 @@ mod tests {
         let streams = decode_json(body).expect("decodes");
         let limits = logpool_core::limits::IngestLimits::default();
         let mut writer = RecordsWriter::new(&limits);
-        let (rejected, pool) = convert(&streams, false, &mut writer).expect("converts");
+        let (rejected, pool, places) = convert(&streams, false, &mut writer).expect("converts");
+        assert_eq!(places, vec![[0, 0], [0, 2]]);
         let body: Json = serde_json::from_slice(&writer.finish()).expect("JSON");
         let records = body["logs"].as_array().cloned().unwrap_or_default();
         assert_eq!(records.len(), 2);

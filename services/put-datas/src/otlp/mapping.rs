@@ -27,6 +27,14 @@ pub struct Converted {
     /// The pool the resources name (the first resource that names one), used when
     /// no header names one.
     pub pool: Option<PoolName>,
+    /// Where each written record is in the request (resource, scope, record), to
+    /// name the records PutDatas refuses.
+    pub places: Vec<[usize; 3]>,
+}
+
+/// A record's place in an OTLP request, as the JSON encoding names it.
+pub fn place_name([r, s, l]: [usize; 3]) -> String {
+    format!("resourceLogs[{r}].scopeLogs[{s}].logRecords[{l}]")
 }
 
 /// Writes every record of `request` into `records`. With `headers_name_pool`, the
@@ -65,7 +73,7 @@ pub fn convert(
         for (s, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
             let scope = scope_logs.scope.as_ref().and_then(scope_json);
             for (l, record) in scope_logs.log_records.iter().enumerate() {
-                let place = format!("resourceLogs[{r}].scopeLogs[{s}].logRecords[{l}]");
+                let place = place_name([r, s, l]);
                 if let Some(other) = &other_pool {
                     converted.rejected.push(format!(
                         "{place}: its resource names pool `{}/{}`, another than the request's; \
@@ -79,6 +87,7 @@ pub fn convert(
                     continue;
                 }
                 write_record(records, record, resource.as_deref(), scope.as_deref())?;
+                converted.places.push([r, s, l]);
             }
         }
     }

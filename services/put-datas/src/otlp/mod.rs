@@ -135,7 +135,8 @@ async fn export(
     // Records outside the pool's event-time window were left out by PutDatas.
     for refused in &answer.refused_records {
         let place = refused_index(&refused.path)
-            .map(|i| format!("record {i} of the stored ones"))
+            .and_then(|i| converted.places.get(i).copied())
+            .map(mapping::place_name)
             .unwrap_or_else(|| refused.path.clone());
         rejected.push(format!("{place}: {} ({})", refused.reason, refused.limit));
     }

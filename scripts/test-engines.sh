@@ -57,9 +57,12 @@ PIP_S3=("moto[server]>=5")
 # Clients nobody here wrote: a WebSocket client for the live tail tests
 # (tests/tail_ws.rs), DuckDB, an OpenAPI validator (tests/openapi.rs), and the
 # Elasticsearch client for the bulk ingest test (tests/es_bulk.rs; 7.13.4 is the
-# last release that does not refuse servers other than Elastic's own).
+# last release that does not refuse servers other than Elastic's own), and the
+# OpenTelemetry SDK's OTLP/HTTP exporter and python-logging-loki
+# (tests/shipper_protocols.rs).
 PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0" "openapi-spec-validator==0.9.0"
-  "elasticsearch==7.13.4")
+  "elasticsearch==7.13.4"
+  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "python-logging-loki==0.3.1")
 
 log() { echo "test-engines: $*" >&2; }
 die() {

@@ -79,6 +79,9 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::PUT, "/v1/projects/{project}/quotas", ManageTenant),
         (Method::GET, "/v1/projects/{project}/pools", Read),
         (Method::POST, "/v1/projects/{project}/pools", ManageProject),
+        // The shipper protocols name their pool in headers or the payload.
+        (Method::POST, "/v1/logs", Ingest),
+        (Method::POST, "/loki/api/v1/push", Ingest),
     ];
     let pool = [
         (Method::GET, "", Read),
@@ -413,11 +416,13 @@ impl World {
         } else if template.ends_with("/shards/{shard}/cursor") {
             path.push_str("?from=begin");
         }
+        // The shipper protocols name the project in their payload, not the path.
+        let names_project = template.contains("{project}") || is_shipper_route(template);
         Filled {
             path,
             tenant: template.contains("{tenant}").then(|| tenant.to_string()),
-            project: template.contains("{project}").then(|| project.clone()),
-            project_of_other_tenant: template.contains("{project}") && target == Target::Foreign,
+            project: names_project.then(|| project.clone()),
+            project_of_other_tenant: names_project && target == Target::Foreign,
         }
     }
 
@@ -439,6 +444,17 @@ impl World {
             ("POST", _, Some("/logs")) => {
                 json!({ "logs": [{ "message": format!("{} from the matrix", seeded.marker) }] })
             }
+            ("POST", "/v1/logs", _) => json!({ "resourceLogs": [{
+                "resource": { "attributes": [
+                    { "key": "logpool.project", "value": { "stringValue": seeded.project } },
+                    { "key": "logpool.pool", "value": { "stringValue": seeded.pool } },
+                ] },
+                "scopeLogs": [{ "logRecords": [{ "body": { "stringValue": "from the matrix" } }] }],
+            }] }),
+            ("POST", "/loki/api/v1/push", _) => json!({ "streams": [{
+                "stream": { "logpool_project": seeded.project, "logpool_pool": seeded.pool },
+                "values": [[now_ns().to_string(), "from the matrix"]],
+            }] }),
             ("POST", _, Some("/search" | "/search/stream" | "/histogram" | "/fields")) => {
                 json!({})
             }
@@ -458,6 +474,18 @@ impl World {
         };
         Some(body)
     }
+}
+
+/// Routes that take their pool from headers or the payload (OTLP, Loki push).
+fn is_shipper_route(template: &str) -> bool {
+    matches!(template, "/v1/logs" | "/loki/api/v1/push")
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default()
 }
 
 /// Routes whose answer is records: an allowed own read must show the caller's own.

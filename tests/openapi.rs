@@ -446,6 +446,51 @@ async fn answers_are_what_the_document_says() {
         wait_for_count(&server.client, "shapes", "web", "", 2).await,
         2
     );
+    // The shipper protocols, into the other pool: an OTLP partial success, an OTLP
+    // error (a Status), and a Loki push.
+    let otlp = |pool: &str| {
+        json!({ "resourceLogs": [{
+            "resource": { "attributes": [
+                { "key": "logpool.project", "value": { "stringValue": "shapes" } },
+                { "key": "logpool.pool", "value": { "stringValue": pool } },
+            ] },
+            "scopeLogs": [{ "logRecords": [
+                { "body": { "stringValue": "via otlp" } },
+                { "body": { "stringValue": "bad id" }, "traceId": "abcd" },
+            ] }],
+        }] })
+    };
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/logs",
+        "/v1/logs",
+        Some(otlp("spare")),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/logs",
+        "/v1/logs",
+        Some(otlp("nope")),
+    )
+    .await;
+    let push = json!({ "streams": [{
+        "stream": { "logpool_project": "shapes", "logpool_pool": "spare" },
+        "values": [[(now_ms() * 1_000_000).to_string(), "via loki"]],
+    }] });
+    sample(
+        s,
+        samples,
+        "POST",
+        "/loki/api/v1/push",
+        "/loki/api/v1/push",
+        Some(push),
+    )
+    .await;
     let search = sample(
         s,
         samples,

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod queue;
 pub mod quotas;
 pub mod search;
+pub mod shippers;
 pub mod stats;
 pub mod tail;
 pub mod time;

@@ -28,7 +28,7 @@ use crate::search::{
     SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
 };
 use crate::tail::TailParams;
-use crate::{archive, control, es, ingest, queue, quotas, tail};
+use crate::{archive, control, es, ingest, queue, quotas, shippers, tail};
 
 /// The path of the document itself.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
@@ -58,6 +58,9 @@ struct Shape {
     /// Error statuses beyond those every route of its kind can answer
     /// ([`common_errors`]).
     errors: &'static [u16],
+    /// Errors answered in the protocol's own shape (beyond the JSON envelope of
+    /// the key check's 401/403): media type and schema (none for text).
+    protocol_errors: Option<&'static [(&'static str, Option<&'static str>)]>,
 }
 
 /// The body a route takes.
@@ -68,6 +71,8 @@ enum Body {
     Records(&'static str),
     /// Elasticsearch bulk: NDJSON action and document lines.
     Bulk,
+    /// A shipper protocol's body: media types with what each holds.
+    Protocol(&'static [(&'static str, &'static str)]),
 }
 
 /// The 2xx answer of a route.
@@ -94,6 +99,7 @@ impl Shape {
             body: None,
             answer,
             errors: &[],
+            protocol_errors: None,
         }
     }
 
@@ -145,6 +151,7 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "SearchParams"),
             answer: Answer::Json(200, "SearchAnswer"),
             errors: WAITING_READ,
+            protocol_errors: None,
         },
         ("GET" | "POST", Some("/search/stream"), _) => Shape {
             summary: "A search answered as NDJSON, one line per step, then a `done` line.",
@@ -152,6 +159,7 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "SearchParams"),
             answer: Answer::Lines(&["StreamStep", "StreamDone", "ErrorBody"]),
             errors: WAITING_READ,
+            protocol_errors: None,
         },
         ("GET" | "POST", Some("/histogram"), _) => Shape {
             summary: "Matching records per time bucket.",
@@ -159,6 +167,7 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "HistogramParams"),
             answer: Answer::Json(200, "HistogramAnswer"),
             errors: WAITING_READ,
+            protocol_errors: None,
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
             summary: "The most common fields and values of a sample of matching records.",
@@ -166,6 +175,7 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "FieldsParams"),
             answer: Answer::Json(200, "FieldsAnswer"),
             errors: &[],
+            protocol_errors: None,
         },
         ("GET", Some("/records/{id}/context"), _) => Shape::new(
             "The records written before and after one record in its shard.",
@@ -205,6 +215,41 @@ fn shape(method: &str, path: &str) -> Shape {
             body: Some(Body::Records("PutBody")),
             answer: Answer::Json(200, "PutAnswer"),
             errors: &[409, 413, 415],
+            protocol_errors: None,
+        },
+        ("POST", _, "/v1/logs") => Shape {
+            summary: "OTLP logs over HTTP: an `ExportLogsServiceRequest` (protobuf or \
+                      OTLP/JSON, optionally gzip or zstd) into the pool of the \
+                      `X-Logpool-Project`/`X-Logpool-Pool` headers or the resource \
+                      attributes `logpool.project`/`logpool.pool`.",
+            query: shipper_headers(),
+            body: Some(Body::Protocol(&[
+                ("application/x-protobuf", "An `ExportLogsServiceRequest`."),
+                ("application/json", "An `ExportLogsServiceRequest` in OTLP/JSON."),
+            ])),
+            answer: Answer::Json(200, "OtlpExportAnswer"),
+            errors: &[409, 413, 415],
+            protocol_errors: Some(&[
+                ("application/json", Some("OtlpErrorAnswer")),
+                ("application/x-protobuf", None),
+            ]),
+        },
+        ("POST", _, "/loki/api/v1/push") => Shape {
+            summary: "Loki push: a `PushRequest` (snappy protobuf) or Loki's JSON streams \
+                      into the pool of the `X-Logpool-Project`/`X-Logpool-Pool` headers or \
+                      the stream labels `logpool_project`/`logpool_pool`. A 400 after a \
+                      partial write names the entries left out.",
+            query: shipper_headers(),
+            body: Some(Body::Protocol(&[
+                ("application/x-protobuf", "A snappy-compressed Loki `PushRequest`."),
+                (
+                    "application/json",
+                    "`{\"streams\": [{\"stream\": {labels}, \"values\": [[\"<ns>\", \"line\", {metadata}]]}]}`.",
+                ),
+            ])),
+            answer: Answer::NoContent,
+            errors: &[409, 413, 415],
+            protocol_errors: Some(&[("text/plain", None)]),
         },
         ("GET", Some("/tail"), _) => Shape::new(
             "Live tail: a WebSocket of `TailFrame` text frames, matching records as they \
@@ -352,6 +397,7 @@ fn shape(method: &str, path: &str) -> Shape {
             body: Some(Body::Bulk),
             answer: Answer::Json(200, "BulkAnswer"),
             errors: &[413, 415],
+            protocol_errors: None,
         },
         ("GET", _, "/v1/whoami") => Shape::new(
             "The caller's key: tenant, role and project scope.",
@@ -429,7 +475,35 @@ fn control_shape(method: &str, path: &str) -> Shape {
         body: body.map(Body::Json),
         answer,
         errors,
+        protocol_errors: None,
     }
+}
+
+/// The headers of the shipper protocols: the target pool and the request key.
+fn shipper_headers() -> Vec<utoipa::openapi::path::Parameter> {
+    let header = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(string()))
+            .build()
+    };
+    vec![
+        header(
+            "X-Logpool-Project",
+            "The target project (with `X-Logpool-Pool`; wins over the payload's names).",
+        ),
+        header(
+            "X-Logpool-Pool",
+            "The target pool (with `X-Logpool-Project`).",
+        ),
+        header(
+            "Idempotency-Key",
+            "As for PutDatas: a retry with the same key stores nothing twice.",
+        ),
+    ]
 }
 
 /// The query parameters of a GET; a POST takes the same names in its body.
@@ -524,6 +598,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<es::EsIndices>(&mut schemas);
     add::<es::EsAcknowledged>(&mut schemas);
     add::<es::EsClusterHealth>(&mut schemas);
+    add::<shippers::OtlpExportAnswer>(&mut schemas);
+    add::<shippers::OtlpErrorAnswer>(&mut schemas);
     schemas
 }
 
@@ -661,12 +737,21 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     let public = route.permission == "public";
     let json_body = matches!(shape.body, Some(Body::Json(_)));
     for status in error_statuses(public, json_body, shape.errors) {
-        responses = responses.response(
-            status.to_string(),
-            ResponseBuilder::new()
-                .description(error_description(status))
-                .content("application/json", json_content("ErrorBody")),
-        );
+        let response = ResponseBuilder::new().description(error_description(status));
+        let response = match shape.protocol_errors {
+            // The handler answers in the protocol's shape; the key check before it
+            // answers the envelope (`OtlpErrorAnswer` is either; Loki's text is not
+            // described).
+            Some(media) => media.iter().fold(response, |response, (media, schema)| {
+                let content = match schema {
+                    Some(schema) => json_content(schema),
+                    None => ContentBuilder::new().build(),
+                };
+                response.content(*media, content)
+            }),
+            None => response.content("application/json", json_content("ErrorBody")),
+        };
+        responses = responses.response(status.to_string(), response);
     }
     let roles = if public {
         "No key needed.".to_string()
@@ -728,6 +813,22 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
                     )
                     .build(),
             ));
+        }
+        Some(Body::Protocol(media)) => {
+            let body = media.iter().fold(
+                RequestBodyBuilder::new().required(Some(Required::True)),
+                |body, (media, description)| {
+                    body.content(
+                        *media,
+                        ContentBuilder::new()
+                            .schema(Some::<Schema>(
+                                ObjectBuilder::new().description(Some(*description)).into(),
+                            ))
+                            .build(),
+                    )
+                },
+            );
+            builder = builder.request_body(Some(body.build()));
         }
         None => {}
     }

@@ -141,6 +141,14 @@ http {
             proxy_pass {{ $scheme }}://put_datas;
         }
 
+        # The shipper protocols (OTLP logs, Loki push) are put-datas's, with the same
+        # body limit and 413 as PutDatas.
+        location ~ ^/(v1/logs|loki/api/v1/push)$ {
+            client_max_body_size {{ include "logpool.gateway.ingestBodyLimit" . }};
+            error_page 413 = @ingest_body_too_large;
+            proxy_pass {{ $scheme }}://put_datas;
+        }
+
         # Searches: streamed answers pass through line by line.
         location ~ {{ $pool }}/(search|search/stream|histogram|fields|query|records/[^/]+/context)$ {
             proxy_buffering off;

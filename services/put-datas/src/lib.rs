@@ -10,11 +10,16 @@
 //!
 //! Modules: [`body`] (content type and decompression), [`sharding`] (which records go
 //! to which shard), [`idempotency`] (request keys), [`es_bulk`] (the Elasticsearch
-//! bulk API on the same path).
+//! bulk API on the same path). Shipper protocols convert their bodies into records
+//! and store them through the same path ([`protocol`]): OTLP logs over HTTP
+//! ([`otlp`], `POST /v1/logs`) and Loki push ([`loki`], `POST /loki/api/v1/push`).
 
 pub mod body;
 pub mod es_bulk;
 pub mod idempotency;
+pub mod loki;
+pub mod otlp;
+pub mod protocol;
 pub mod service;
 pub mod sharding;
 
@@ -35,7 +40,7 @@ use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::{EventTimeWindow, Refusals};
 use logpool_core::ingest::{encode_json_body_in_window, encode_ndjson_body_in_window, IngestError};
 use logpool_core::limits::IngestLimits;
-use logpool_core::routing::PoolRoute;
+use logpool_core::routing::{PoolRoute, RoutingSnapshot};
 use logpool_core::stable_hash::fnv1a;
 use logpool_core::write_token::{WriteToken, WrittenBatch};
 use logpool_engines::idempotency::memory::MemoryLedger;
@@ -161,6 +166,8 @@ pub fn routes() -> Routes<PutDatasState> {
             Permission::Ingest,
             put_logs,
         )
+        .post(otlp::PATH, Permission::Ingest, otlp::export_logs)
+        .post(loki::PATH, Permission::Ingest, loki::push)
         .merge(es_bulk::routes())
 }
 
@@ -188,21 +195,27 @@ async fn put_logs(
 ) -> Result<Json<PutAnswer>, ApiError> {
     let stats = state.stats.clone();
     let result = put_logs_counted(State(state), principal, path, params, headers, body).await;
-    match &result {
-        Ok(Json(answer)) => {
-            stats.requests_accepted.fetch_add(1, Ordering::Relaxed);
-            stats
-                .records_accepted
-                .fetch_add(answer.accepted as u64, Ordering::Relaxed);
-        }
-        Err(error) if error.code.is_client_error() => {
-            stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(_) => {
-            stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+    stats.count(result.as_ref().map(|Json(answer)| answer.accepted));
+    result
+}
+
+impl PutDatasStats {
+    /// Counts one ingest request's outcome: its accepted records, or its error.
+    pub(crate) fn count(&self, outcome: Result<usize, &ApiError>) {
+        match outcome {
+            Ok(accepted) => {
+                self.requests_accepted.fetch_add(1, Ordering::Relaxed);
+                self.records_accepted
+                    .fetch_add(accepted as u64, Ordering::Relaxed);
+            }
+            Err(error) if error.code.is_client_error() => {
+                self.requests_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.requests_failed.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
-    result
 }
 
 async fn put_logs_counted(
@@ -214,24 +227,85 @@ async fn put_logs_counted(
     body: Body,
 ) -> Result<Json<PutAnswer>, ApiError> {
     let tenant = principal.tenant.as_str();
-    let route = state.routing.pool(tenant, &project, &pool)?;
-    let snapshot = state.routing.snapshot();
-    if snapshot.access.is_over_storage_quota(tenant, &project) {
-        return Err(storage_quota_error(&snapshot.access, tenant, &project));
-    }
+    let target = admit(&state, tenant, &project, &pool)?;
     crate::body::check_declared_length(&headers, &state.limits)?;
     // A tenant or project whose rate bucket is already empty is refused before its
     // body is decompressed and parsed, so that a flood of refused requests costs
     // little CPU. The body is still read (and dropped) so the client gets its 429
     // on a connection it can reuse.
-    let empty = ingest_draws(&snapshot.access, tenant, &project, 0, 0);
-    if let Err(refused) = state.quotas.take(&empty) {
+    if let Err(refused) = target.check_rate(&state) {
         discard_body(body, &state.limits).await;
         return Err(refused);
     }
     let format = BodyFormat::from_headers(&headers)?;
     let key = RequestKey::from_headers(&headers)?;
     let raw = read_body(body, &headers, &state.limits).await?;
+    store(
+        &state,
+        &target,
+        raw,
+        format,
+        key.as_ref(),
+        params.hash_key.as_deref(),
+    )
+    .await
+    .map(Json)
+}
+
+/// A pool a request may write to: it exists and its project is under its storage
+/// quota.
+pub struct Target {
+    tenant: String,
+    project: String,
+    route: PoolRoute,
+    snapshot: Arc<RoutingSnapshot>,
+}
+
+/// Finds the pool of a write and checks its project's storage quota.
+///
+/// # Errors
+/// 404 for an unknown pool; 403 `quota_exceeded` when the project is over its
+/// storage quota.
+pub(crate) fn admit(
+    state: &PutDatasState,
+    tenant: &str,
+    project: &str,
+    pool: &str,
+) -> Result<Target, ApiError> {
+    let route = state.routing.pool(tenant, project, pool)?;
+    let snapshot = state.routing.snapshot();
+    if snapshot.access.is_over_storage_quota(tenant, project) {
+        return Err(storage_quota_error(&snapshot.access, tenant, project));
+    }
+    Ok(Target {
+        tenant: tenant.to_string(),
+        project: project.to_string(),
+        route,
+        snapshot,
+    })
+}
+
+impl Target {
+    /// Refuses the request when the tenant's or project's rate bucket is already
+    /// empty (before the body is parsed).
+    pub(crate) fn check_rate(&self, state: &PutDatasState) -> Result<(), ApiError> {
+        let empty = ingest_draws(&self.snapshot.access, &self.tenant, &self.project, 0, 0);
+        state.quotas.take(&empty)
+    }
+}
+
+/// Stores a read and decompressed body of `format` in the target pool: the
+/// event-time window here, then [`store_records`] (rate quotas, shard plan, durable
+/// produce). Answers only once every batch is durable.
+pub(crate) async fn store(
+    state: &PutDatasState,
+    target: &Target,
+    raw: Bytes,
+    format: BodyFormat,
+    key: Option<&RequestKey>,
+    hash_key: Option<&str>,
+) -> Result<PutAnswer, ApiError> {
+    let route = &target.route;
     let arrival_ns = now_ns();
     let window = EventTimeWindow::for_pool(
         &state.limits,
@@ -256,32 +330,27 @@ async fn put_logs_counted(
         return Err(all_refused_error(refusals));
     }
     let accepted = records.len();
-    let keyed = key.as_ref().map(|key| {
-        let body = digest(&[
-            &raw,
-            params.hash_key.as_deref().unwrap_or("").as_bytes(),
-            &[format as u8],
-        ]);
+    let keyed = key.map(|key| {
+        let body = digest(&[&raw, hash_key.unwrap_or("").as_bytes(), &[format as u8]]);
         (key, body)
     });
     let stored = store_records(
-        &state,
-        &snapshot.access,
+        state,
+        &target.snapshot.access,
         StoreTarget {
-            tenant,
-            project: &project,
-            route: &route,
+            tenant: &target.tenant,
+            project: &target.project,
+            route,
         },
         &records,
         raw.len() as u64,
         keyed,
-        params.hash_key.as_deref(),
+        hash_key,
     )
     .await?;
-    let (shards, write_token) = (stored.shards, stored.write_token);
-    Ok(Json(PutAnswer {
+    Ok(PutAnswer {
         accepted,
-        shards,
+        shards: stored.shards,
         refused: refusals.count,
         refused_records: refusals
             .listed
@@ -292,8 +361,8 @@ async fn put_logs_counted(
                 reason: refused.reason,
             })
             .collect(),
-        write_token: write_token.to_string(),
-    }))
+        write_token: stored.write_token.to_string(),
+    })
 }
 
 /// Where [`store_records`] writes: the caller's tenant, the project and its pool.
@@ -465,7 +534,7 @@ fn all_refused_error(refusals: Refusals) -> ApiError {
 }
 
 /// Reads and drops a refused request's body, up to the body size limit.
-async fn discard_body(body: Body, limits: &IngestLimits) {
+pub(crate) async fn discard_body(body: Body, limits: &IngestLimits) {
     let mut chunks = body.into_data_stream();
     let mut seen = 0usize;
     while let Some(Ok(chunk)) = chunks.next().await {

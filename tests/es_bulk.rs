@@ -515,25 +515,16 @@ async fn discovery_calls_and_shipper_auth_forms_answer_as_shippers_expect() {
             .status(),
         200
     );
-    let license: Value = http
-        .get(url("/es/_license"))
-        .basic_auth("x", Some(&key))
-        .send()
-        .await
-        .expect("license")
-        .json()
-        .await
-        .expect("json");
+    let get_json = |path: &'static str| {
+        let request = http.get(url(path)).basic_auth("x", Some(&key));
+        async move {
+            let response = request.send().await.expect(path);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let license = get_json("/es/_license").await;
     assert_eq!(license["license"]["status"], "active");
-    let xpack: Value = http
-        .get(url("/es/_xpack"))
-        .basic_auth("x", Some(&key))
-        .send()
-        .await
-        .expect("xpack")
-        .json()
-        .await
-        .expect("json");
+    let xpack = get_json("/es/_xpack").await;
     assert_eq!(xpack["features"], json!({}));
     let health = http
         .get(url("/es/_cluster/health"))

@@ -80,37 +80,5 @@ async fn test_console_walkthrough_in_chromium() {
         output.status.success(),
         "console walkthrough failed:\n{stdout}\n{stderr}"
     );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
-    let steps = report["steps"].as_array().expect("steps");
-    for expected in [
-        "login-refused",
-        "login",
-        "tenant-and-admin-key",
-        "operator-tenant-quotas",
-        "login-tenant-admin",
-        "create-project-and-pool",
-        "put-and-search",
-        "pool-stats",
-        "histogram-zoom",
-        "context",
-        "group-by-bar-chart",
-        "keys-page",
-        "quotas",
-        "usage",
-        "live-tail",
-        "reader-view",
-        "key-disabled",
-        "delete-pool",
-    ] {
-        assert!(
-            steps.iter().any(|s| s["step"] == expected),
-            "step {expected} did not run: {stdout}"
-        );
-        assert!(
-            shots.read_dir().expect("screenshots").any(|e| e
-                .map(|e| e.file_name().to_string_lossy().contains(expected))
-                .unwrap_or(false)),
-            "no screenshot of {expected}"
-        );
-    }
+    logpool_e2e::console_walkthrough::assert_every_step_ran(&stdout, &shots);
 }

@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 pub use logpool_engines::config::Config;
 
 pub mod chart;
+pub mod console_walkthrough;
 #[cfg(feature = "distributed")]
 pub mod fault_proxy;
 #[cfg(feature = "distributed")]

@@ -14,38 +14,11 @@
 //! `scripts/test-browser.sh install` (run by scripts/test-all.sh) provides. Without
 //! them the test is skipped visibly, and fails when LOGPOOL_REQUIRE_ENGINES is set.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use logpool_e2e::{TestServer, ADMIN_KEY};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("LOGPOOL_TEST_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-fn browser_ready(dir: &Path) -> Result<(), String> {
-    if !chromium().exists() {
-        return Err(format!("{} is missing", chromium().display()));
-    }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Err("tests/console/node_modules/playwright-core is missing".into());
-    }
-    match std::process::Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => Ok(()),
-        _ => Err("node is missing".into()),
-    }
-}
+use logpool_e2e::{console_walkthrough, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_console_walkthrough_in_chromium() {
-    let dir = workspace().join("tests/console");
-    if let Err(why) = browser_ready(&dir) {
+    if let Some(why) = console_walkthrough::browser_missing() {
         assert!(
             std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
             "browser test prerequisites missing ({why}) but LOGPOOL_REQUIRE_ENGINES is set"
@@ -54,24 +27,7 @@ async fn test_console_walkthrough_in_chromium() {
         return;
     }
     let server = TestServer::start().await.expect("server");
-    let shots = workspace().join("target/console-screenshots");
-    // Screenshots of an earlier run must not stand in for this run's.
-    if shots.exists() {
-        std::fs::remove_dir_all(&shots).expect("clear old screenshots");
-    }
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("e2e.mjs"))
-        .current_dir(&dir)
-        .env("LOGPOOL_URL", server.url())
-        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
-        .env("SCREENSHOT_DIR", &shots)
-        .env("LOGPOOL_TEST_CHROMIUM", chromium())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the browser walkthrough finishes within 5 minutes")
-        .expect("node runs");
+    let (output, shots) = console_walkthrough::run(&server.url(), "console-screenshots").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
@@ -80,5 +36,5 @@ async fn test_console_walkthrough_in_chromium() {
         output.status.success(),
         "console walkthrough failed:\n{stdout}\n{stderr}"
     );
-    logpool_e2e::console_walkthrough::assert_every_step_ran(&stdout, &shots);
+    console_walkthrough::assert_every_step_ran(&stdout, &shots);
 }

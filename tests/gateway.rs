@@ -560,26 +560,13 @@ async fn bench_runs_against_the_gateway(cluster: &Cluster) {
     println!("bench through the gateway: {accepted:.0} records/s accepted");
 }
 
-fn chromium() -> PathBuf {
-    std::env::var_os("LOGPOOL_TEST_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
 /// The console walkthrough of tests/console.rs, in Chromium, at the gateway's address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_console_walkthrough_through_the_gateway() {
     let Some(engines) = prerequisites() else {
         return;
     };
-    let dir = workspace().join("tests/console");
-    let browser_missing = if !chromium().exists() {
-        Some(format!("{} is missing", chromium().display()))
-    } else if !dir.join("node_modules/playwright-core").exists() {
-        Some("tests/console/node_modules/playwright-core is missing".to_string())
-    } else {
-        None
-    };
+    let browser_missing = logpool_e2e::console_walkthrough::browser_missing();
     if let Some(why) = browser_missing {
         assert!(
             std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
@@ -591,23 +578,9 @@ async fn test_console_walkthrough_through_the_gateway() {
     let _one = ONE_CLUSTER.lock().await;
     let started = Instant::now();
     let cluster = start_cluster(&engines).await;
-    let shots = workspace().join("target/console-screenshots-gateway");
-    if shots.exists() {
-        std::fs::remove_dir_all(&shots).expect("clear old screenshots");
-    }
-    let run = Command::new("node")
-        .arg(dir.join("e2e.mjs"))
-        .current_dir(&dir)
-        .env("LOGPOOL_URL", &cluster.gateway.url)
-        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
-        .env("SCREENSHOT_DIR", &shots)
-        .env("LOGPOOL_TEST_CHROMIUM", chromium())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
-        .await
-        .expect("the walkthrough finishes within 5 minutes")
-        .expect("node runs");
+    let (output, shots) =
+        logpool_e2e::console_walkthrough::run(&cluster.gateway.url, "console-screenshots-gateway")
+            .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

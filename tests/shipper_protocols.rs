@@ -662,6 +662,31 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
     server.standalone.shutdown().await.expect("shutdown");
 }
 
+/// Sends the OTLP/JSON `body` up to `attempts` times and returns the first refusal:
+/// its status, `Retry-After` and body text.
+async fn first_refused_otlp_json(
+    server: &TestServer,
+    body: &[u8],
+    attempts: usize,
+) -> Option<(u16, Option<reqwest::header::HeaderValue>, String)> {
+    for _ in 0..attempts {
+        let response = admin_http()
+            .post(format!("{}/v1/logs", server.url()))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("send");
+        if response.status().is_success() {
+            continue;
+        }
+        let retry_after = response.headers().get("retry-after").cloned();
+        let status = response.status().as_u16();
+        return Some((status, retry_after, response.text().await.expect("body")));
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_503_with_retry_after_in_each_protocol() {
     let server = TestServer::start_with(|config| {
@@ -689,24 +714,9 @@ async fn a_full_queue_answers_503_with_retry_after_in_each_protocol() {
         .map(|i| json!({"body": {"stringValue": format!("payload {i} {}", "z".repeat(40))}}))
         .collect();
     let body = otlp_json(Some("full"), records).to_string().into_bytes();
-    let mut refused = None;
-    for _ in 0..50 {
-        let response = admin_http()
-            .post(format!("{}/v1/logs", server.url()))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("send");
-        if response.status().is_success() {
-            continue;
-        }
-        let retry_after = response.headers().get("retry-after").cloned();
-        let status = response.status().as_u16();
-        refused = Some((status, retry_after, response.text().await.expect("body")));
-        break;
-    }
-    let (status, retry_after, text) = refused.expect("the queue filled up");
+    let (status, retry_after, text) = first_refused_otlp_json(&server, &body, 50)
+        .await
+        .expect("the queue filled up");
     assert_eq!(status, 503, "{text}");
     assert!(retry_after.is_some(), "Retry-After is set");
     let otlp_status: Value = serde_json::from_str(&text).expect("a JSON Status");
@@ -744,24 +754,9 @@ async fn rate_quotas_refuse_with_429_and_retry_after_in_each_protocol() {
         .map(|i| json!({"body": {"stringValue": format!("metered {i}")}}))
         .collect();
     let body = otlp_json(Some("metered"), records).to_string().into_bytes();
-    let mut refused = None;
-    for _ in 0..20 {
-        let response = admin_http()
-            .post(format!("{}/v1/logs", server.url()))
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("send");
-        if response.status().is_success() {
-            continue;
-        }
-        let retry_after = response.headers().get("retry-after").cloned();
-        let status = response.status().as_u16();
-        refused = Some((status, retry_after, response.text().await.expect("body")));
-        break;
-    }
-    let (status, retry_after, text) = refused.expect("the quota ran out");
+    let (status, retry_after, text) = first_refused_otlp_json(&server, &body, 20)
+        .await
+        .expect("the quota ran out");
     assert_eq!(status, 429, "{text}");
     assert!(retry_after.is_some(), "Retry-After is set");
     let otlp_status: Value = serde_json::from_str(&text).expect("a JSON Status");

@@ -1,7 +1,63 @@
 //! What the console's browser walkthrough (tests/console/e2e.mjs) must have done,
 //! checked the same way wherever it runs (standalone, or behind the gateway).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ADMIN_KEY;
+
+/// The walkthrough's directory (its script and pinned npm packages).
+fn console_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console")
+}
+
+/// The Chromium the walkthrough drives (`LOGPOOL_TEST_CHROMIUM`, else Debian's).
+fn chromium() -> PathBuf {
+    std::env::var_os("LOGPOOL_TEST_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Why the walkthrough cannot run here (no Chromium, playwright-core or node), if so.
+pub fn browser_missing() -> Option<String> {
+    if !chromium().exists() {
+        return Some(format!("{} is missing", chromium().display()));
+    }
+    if !console_dir().join("node_modules/playwright-core").exists() {
+        return Some("tests/console/node_modules/playwright-core is missing".into());
+    }
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("node is missing".into()),
+    }
+}
+
+/// Runs the walkthrough against `url` (at most 5 minutes), with its screenshots in
+/// `target/{shots_name}` (emptied first, so an earlier run's cannot stand in).
+/// Returns the process output and the screenshot directory.
+pub async fn run(url: &str, shots_name: &str) -> (std::process::Output, PathBuf) {
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(shots_name);
+    if shots.exists() {
+        std::fs::remove_dir_all(&shots).expect("clear old screenshots");
+    }
+    let dir = console_dir();
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("e2e.mjs"))
+        .current_dir(&dir)
+        .env("LOGPOOL_URL", url)
+        .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
+        .env("SCREENSHOT_DIR", &shots)
+        .env("LOGPOOL_TEST_CHROMIUM", chromium())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("the browser walkthrough finishes within 5 minutes")
+        .expect("node runs");
+    (output, shots)
+}
 
 /// Every step of the walkthrough, each with a screenshot named after it.
 pub const STEPS: [&str; 18] = [

@@ -82,6 +82,21 @@ fn patterned(size: usize) -> Bytes {
         .into()
 }
 
+/// What S3 says of the object at the bucket key `key` (the store's prefix included).
+async fn head_of(
+    store: &S3ObjectStore,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    store
+        .client
+        .head_object()
+        .bucket(&store.bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head")
+}
+
 /// Multipart uploads of the bucket not yet completed or aborted.
 async fn open_uploads(store: &S3ObjectStore) -> usize {
     store
@@ -218,14 +233,7 @@ async fn test_s3_large_object_uses_multipart_and_round_trips() {
             .await
             .expect("put");
         // A multipart object's ETag ends in `-{parts}`; one PUT's is a plain MD5.
-        let head = store
-            .client
-            .head_object()
-            .bucket(&store.bucket)
-            .key("big/archive/big.bin")
-            .send()
-            .await
-            .expect("head");
+        let head = head_of(&store, "big/archive/big.bin").await;
         let etag = head
             .e_tag()
             .unwrap_or_default()
@@ -244,14 +252,7 @@ async fn test_s3_large_object_uses_multipart_and_round_trips() {
             .put("archive/big.bin", small.clone())
             .await
             .expect("overwrite");
-        let head = store
-            .client
-            .head_object()
-            .bucket(&store.bucket)
-            .key("big/archive/big.bin")
-            .send()
-            .await
-            .expect("head");
+        let head = head_of(&store, "big/archive/big.bin").await;
         let etag = head.e_tag().unwrap_or_default();
         assert!(!etag.contains('-'), "a single PUT's ETag: {etag}");
         assert!(store.get("archive/big.bin").await.expect("get") == small);
@@ -326,14 +327,7 @@ async fn test_s3_server_side_encryption_is_sent() {
             // Both ways of writing carry the setting: one PUT and a multipart upload.
             for (key, data) in [("small", patterned(100)), ("large", patterned(7 * MIB))] {
                 store.put(key, data.clone()).await.expect("put");
-                let head = store
-                    .client
-                    .head_object()
-                    .bucket(&store.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .expect("head");
+                let head = head_of(&store, key).await;
                 assert_eq!(head.server_side_encryption(), Some(&expected), "{key}");
                 assert_eq!(head.ssekms_key_id(), kms_key, "{key}");
                 assert!(store.get(key).await.expect("get") == data, "{key}");

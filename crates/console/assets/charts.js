@@ -63,6 +63,9 @@ function zoneDate(ms) {
   return timesInUtc() ? window.uPlot.tzDate(new Date(ms), 'Etc/UTC') : new Date(ms);
 }
 
+// Whole-number steps for counts (no 0.5 records).
+const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
+
 function axes(xValues) {
   const colours = theme();
   const common = { stroke: colours.text, grid: { stroke: colours.grid, width: 1 }, ticks: { stroke: colours.grid, width: 1 } };
@@ -94,7 +97,7 @@ export function histogram(container, buckets, intervalMs, onZoom) {
   const plot = new uPlot({
     width: Math.max(container.clientWidth - 24, 300), height: 140, ms: 1, tzDate: zoneDate,
     scales: { x: { time: true, range: () => [from, to] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
-    axes: axes(timeTicks),
+    axes: [axes(timeTicks)[0], { ...axes()[1], incrs: COUNT_STEPS }],
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false, setScale: false }, points: { show: false } },
     series: [

@@ -13,6 +13,7 @@ function summaryOfHits(hits) {
   const counts = new Map();
   for (const hit of hits) {
     for (const [name, value] of Object.entries(hit.fields)) {
+      if (name === 'message') continue;
       if (!counts.has(name)) counts.set(name, new Map());
       const values = counts.get(name);
       const key = String(value);
@@ -54,7 +55,8 @@ export function fieldList(actions) {
   const draw = () => {
     if (!summary) return;
     const needle = search.value.trim().toLowerCase();
-    const fields = summary.fields.filter((f) => f.name.toLowerCase().includes(needle));
+    // The message is the log line itself, shown in full in every row.
+    const fields = summary.fields.filter((f) => f.name !== 'message' && f.name.toLowerCase().includes(needle));
     const sampled = summary.sampled < summary.total;
     scope.replaceChildren(summary.local
       ? `Top values of the ${formatNumber(summary.sampled)} loaded records (the server’s summary is not available).`
@@ -75,7 +77,8 @@ export function fieldList(actions) {
           h('button', { type: 'button', class: 'icon', 'aria-label': `Require field ${field.name}`, title: `Only records with ${field.name}`,
             onclick: () => actions.exists(field.name) }, '∃'),
           h('button', { type: 'button', class: 'icon', 'aria-pressed': String(inColumns),
-            'aria-label': `${inColumns ? 'Remove' : 'Add'} column ${field.name}`, title: inColumns ? 'Remove the column' : 'Show as a column',
+            // The name starts with the visible text, as speech input users say it.
+            'aria-label': `${inColumns ? '−col: remove' : '+col: add'} column ${field.name}`, title: inColumns ? 'Remove the column' : 'Show as a column',
             onclick: () => { actions.toggleColumn(field.name); draw(); } }, inColumns ? '−col' : '+col')),
         high
           ? h('div', { class: 'muted high-cardinality' }, `high cardinality: ${formatNumber(field.distinct)} distinct values`)

@@ -44,7 +44,7 @@ async function poolPicker(params, onChange) {
   poolSelect.addEventListener('change', onChange);
   await loadPools(params.pool);
   return { projectSelect, poolSelect, empty: projects.length === 0, problem,
-    problemView: () => (problem ? h('div', { class: 'error panel scope-error', role: 'alert' }, problem) : null) };
+    problemView: () => (problem ? h('div', { class: 'error panel scope-error', role: 'alert' }, problem) : document.createTextNode('')) };
 }
 
 const RANGES = [['-15m', 'Last 15 minutes'], ['-1h', 'Last hour'], ['-4h', 'Last 4 hours'],
@@ -242,7 +242,7 @@ export async function tailPage(main, params) {
   const pause = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Pause');
   const follow = h('input', { type: 'checkbox', checked: true, name: 'autoscroll' });
   const state = h('span', { class: 'badge', role: 'status' }, 'stopped');
-  const screen = h('div', { class: 'tail', 'aria-label': 'Live records', 'aria-live': 'off', tabindex: 0 });
+  const screen = h('div', { class: 'tail', role: 'log', 'aria-label': 'Live records', 'aria-live': 'off', tabindex: 0 });
   const errors = h('div');
   let paused = false;
   let held = [];

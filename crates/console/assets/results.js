@@ -97,7 +97,7 @@ export function resultsTable(initialColumns, actions) {
     const zoneButton = h('button', { type: 'button', class: 'link tz-toggle', title: 'Show times in UTC or in this browser’s time zone',
       onclick: () => { setTimesInUtc(!timesInUtc()); redraw(); } }, timesInUtc() ? 'show local' : 'show UTC');
     head.replaceChildren(h('tr', {},
-      h('th', { class: 'time', scope: 'col' }, 'Time ', h('span', { class: 'muted tz' }, `(${timeZone()})`), ' ', zoneButton),
+      h('th', { class: 'time', scope: 'col' }, 'Time ', zoneButton, h('br'), h('span', { class: 'muted tz' }, timeZone())),
       columns.map((name, i) => h('th', { scope: 'col', class: 'column', dataset: { column: name } }, h('span', { class: 'mono' }, name),
         h('span', { class: 'column-tools' },
           i > 0 ? h('button', { type: 'button', class: 'icon', 'aria-label': `Move column ${name} left`, onclick: () => moveColumn(name, -1) }, '←') : null,
@@ -111,10 +111,9 @@ export function resultsTable(initialColumns, actions) {
     const detail = h('tr', { class: 'detail', hidden: true }, h('td', { colspan: width }));
     const toggle = () => {
       detail.hidden = !detail.hidden;
-      row.setAttribute('aria-expanded', String(!detail.hidden));
       if (!detail.hidden) drawDetail(hit, detail.firstChild);
     };
-    const row = h('tr', { class: 'hit', tabindex: 0, 'aria-expanded': 'false', dataset: { id: hit.id },
+    const row = h('tr', { class: 'hit', tabindex: 0, title: 'Enter or click: show the record', dataset: { id: hit.id },
       onclick: (e) => { if (!e.target.closest('button') && !window.getSelection().toString()) toggle(); },
       onkeydown: (e) => { if (e.key === 'Enter' && e.target === row) toggle(); } },
     h('td', { class: 'time mono', title: hit.time }, formatTime(hit.time)),

@@ -34,10 +34,23 @@ function div(className, text) {
   return node;
 }
 
-// The page's colours (light or dark) for axes and grid.
-function theme() {
-  const style = getComputedStyle(document.documentElement);
-  return { text: style.getPropertyValue('--muted').trim() || '#6b7280', grid: style.getPropertyValue('--line').trim() || '#e3e6eb' };
+// The page's colours (light or dark) for axes and grid, read at each draw.
+function cssColour(name, fallback) {
+  return () => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
+
+// Plots on screen, redrawn in the new colours when the system switches light/dark.
+const livePlots = new Set();
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  for (const plot of livePlots) {
+    if (plot.root.isConnected) plot.redraw(false, true);
+    else livePlots.delete(plot);
+  }
+});
+function keep(plot) {
+  for (const old of livePlots) if (!old.root.isConnected) livePlots.delete(old);
+  livePlots.add(plot);
+  return plot;
 }
 
 function uPlotOrNull() { return window.uPlot || null; }
@@ -67,8 +80,9 @@ function zoneDate(ms) {
 const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
 
 function axes(xValues) {
-  const colours = theme();
-  const common = { stroke: colours.text, grid: { stroke: colours.grid, width: 1 }, ticks: { stroke: colours.grid, width: 1 } };
+  const text = cssColour('--muted', '#6b7280');
+  const grid = cssColour('--line', '#e3e6eb');
+  const common = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
   return [
     { ...common, values: xValues, size: 48 },
     { ...common, values: (_u, splits) => splits.map(formatNumber), size: 64 },
@@ -115,7 +129,7 @@ export function histogram(container, buckets, intervalMs, onZoom) {
       }],
     },
   }, [times, counts], box);
-  box.plot = plot;
+  box.plot = keep(plot);
   return box;
 }
 
@@ -211,16 +225,19 @@ export function chart(container, kind, result, sql) {
   if (!uPlot) return box;
   const n = shape.series.length;
   const xs = shape.xTime ? shape.x : shape.x.map((_, i) => i);
-  const barWidth = 0.8 / n;
+  // Bars share each slot: a category, or the step between time buckets. Series k
+  // takes the k-th slice of the slot's middle 80 %.
+  const step = shape.xTime ? Math.max(1, Math.min(...xs.slice(1).map((x, i) => x - xs[i]).filter((d) => d > 0), Infinity) || 60000) : 1;
+  const slotStart = shape.xTime ? 0.1 * step : -0.4 * step;
+  const barWidth = (0.8 * step) / n;
   const series = shape.series.map((s, k) => {
     const colour = colorOf(k);
     const common = { label: s.label, stroke: colour, width: 2, value: (_u, v) => (v == null ? '' : formatNumber(v)), spanGaps: false };
     if (kind === 'bar') {
-      // Grouped bars: series k takes the k-th slice of each category's 80 %.
       return { ...common, fill: colour, width: 0, points: { show: false },
-        paths: uPlot.paths.bars(shape.xTime ? { size: [0.9 / n, Infinity], align: 1 } : {
+        paths: uPlot.paths.bars({
           disp: {
-            x0: { unit: 1, values: (u) => u.data[0].map((x) => x - 0.4 + k * barWidth) },
+            x0: { unit: 1, values: (u) => u.data[0].map((x) => x + slotStart + k * barWidth) },
             size: { unit: 1, values: () => [barWidth] },
           },
         }) };
@@ -234,7 +251,9 @@ export function chart(container, kind, result, sql) {
   const plot = new uPlot({
     width: Math.max(container.clientWidth - 24, 300), height: 300, ms: 1, tzDate: zoneDate,
     scales: {
-      x: shape.xTime ? { time: true } : { time: false, range: () => [-0.5, categories.length - 0.5] },
+      x: shape.xTime
+        ? { time: true, range: (_u, min, max) => (kind === 'bar' ? [min, max + step] : [min, max]) }
+        : { time: false, range: () => [-0.5, categories.length - 0.5] },
       y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.05 : 1] },
     },
     axes: [{ ...axes(xValues)[0], ...(shape.xTime ? {} : { splits: () => categories.map((_, i) => i).filter((i) => i % Math.ceil(categories.length / 12) === 0) }) }, axes()[1]],
@@ -245,7 +264,7 @@ export function chart(container, kind, result, sql) {
       ...series,
     ],
   }, [xs, ...shape.series.map((s) => s.points)], box);
-  box.plot = plot;
+  box.plot = keep(plot);
   return box;
 }
 

@@ -94,11 +94,12 @@ export async function searchPage(main, params) {
   const state = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value,
     q: query.value, from: time.from.value, to: time.to.value, cols: columns.join(',') });
   const submit = () => setHash('search', { ...state(), _: Date.now() % 100000 });
-  let summary = null;
   let known = null;
   const help = queryHelp(query, {
-    names: () => (summary ? summary.fields.map((f) => f.name) : [...(known || [])]),
-    values: (name) => ((summary && summary.fields.find((f) => f.name === name)) || { top: [] }).top.map((v) => String(v.value)),
+    // The field list's names (the server's summary, else the loaded records), then
+    // every other field the pool's recent records had.
+    names: () => [...new Set([...fields.names(), ...(known || [])])].filter((n) => n !== 'time' && n !== '@timestamp'),
+    values: (name) => (((fields.summary() || { fields: [] }).fields.find((f) => f.name === name)) || { top: [] }).top.map((v) => String(v.value)),
     known: () => known,
   });
   const form = h('form', { class: 'panel', role: 'search', onsubmit: (e) => { e.preventDefault(); submit(); } },
@@ -160,7 +161,7 @@ export async function searchPage(main, params) {
     const [histo] = await Promise.all([
       api('POST', `${base}/histogram`, request),
       load(undefined),
-      api('POST', `${base}/fields`, request).then((answer) => { summary = answer; fields.setSummary(answer); }, () => {}),
+      api('POST', `${base}/fields`, request).then((answer) => fields.setSummary(answer), () => {}),
     ]);
     drawHistogram(histo);
     // The time zone toggle redraws the histogram's axis too.

@@ -106,7 +106,8 @@ export function queryHelp(input, source) {
       : '';
   };
   input.addEventListener('input', () => { suggest(); check(); });
-  input.addEventListener('blur', () => setTimeout(close, 100));
+  // Closed once the focus has really left (not by a blur the user already undid).
+  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 100));
   input.addEventListener('keydown', (e) => {
     if (list.hidden) return;
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {

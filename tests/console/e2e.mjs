@@ -335,6 +335,24 @@ try {
     const errorLine = await page.locator('tr.hit td.message').first().innerText();
     if (!/^request \d+ served by web-\d/.test(errorLine)) throw new Error(`a level:ERROR hit hides its line: ${errorLine}`);
     if ((await page.locator('tr.hit td.message .chip mark').first().innerText()) !== 'ERROR') throw new Error('the matched level is not marked');
+    // A multi-line record keeps its lines; one without a message shows as key=value.
+    // (Dated four hours back, outside every other step's range.)
+    const old = now - 4 * 3600000;
+    await apiCall(adminKey, 'POST', `${poolApi}/logs`, { logs: [
+      { time: old, host: 'trace-host', message: 'Exception in thread main: boom\n  at shop.Cart.add(Cart.java:42)\n  at shop.Api.post(Api.java:7)' },
+      { time: old - 1000, host: 'kv-only', code: 7, note: 'two words' },
+    ] });
+    await waitUntil('the two old records searchable', 30000, async () =>
+      (await apiCall(adminKey, 'GET', `${poolApi}/search?from=-5h&to=-3h&query=${encodeURIComponent('host:trace-host OR host:kv-only')}&limit=1`)).total === 2);
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('boom OR host:kv-only')}&from=-5h&to=-3h`);
+    await page.locator('tr.hit').nth(1).waitFor();
+    const lines = await page.locator('tr.hit td.message').allInnerTexts();
+    if (!lines.some((l) => l.startsWith('Exception in thread main: boom\n  at shop.Cart.add(Cart.java:42)\n  at shop.Api.post'))) throw new Error(`the multi-line record lost its lines: ${JSON.stringify(lines)}`);
+    const keyValue = lines.find((l) => l.includes('host=kv-only')) || '';
+    if (!['code=7', 'note="two words"'].every((part) => keyValue.split(/ (?=\w+=)/).includes(part))) throw new Error(`the record without a message is not shown as key=value: ${JSON.stringify(lines)}`);
+    await shot('multi-line-and-key-value');
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('level:ERROR')}&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
     // The field list gives shares from the server's summary of every match.
     const share = await page.locator('aside.fields li[data-field="level"] .percent').first().innerText();
     if (share !== '100%') throw new Error(`level:ERROR shows level ERROR at ${share}`);

@@ -75,7 +75,7 @@ async function knownFields(base, project, pool) {
   try {
     const [poolInfo, recent] = await Promise.all([
       api('GET', poolPath(project, pool)),
-      api('POST', `${base}/fields`, { query: '*', from: '-30d', to: 'now' }),
+      api('POST', `${base}/fields`, { query: '*', from: '-7d', to: 'now' }),
     ]);
     return new Set(['message', 'time', '@timestamp', ...Object.keys(poolInfo.field_hints || {}), ...recent.fields.map((f) => f.name)]);
   } catch { return null; }

@@ -47,6 +47,13 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
     else livePlots.delete(plot);
   }
 });
+// ... and resized with the window (their box's width, their own height).
+window.addEventListener('resize', () => {
+  for (const plot of livePlots) {
+    const box = plot.root.parentElement && plot.root.parentElement.parentElement;
+    if (plot.root.isConnected && box) plot.setSize({ width: Math.max(box.clientWidth - 24, 300), height: plot.height });
+  }
+});
 function keep(plot) {
   for (const old of livePlots) if (!old.root.isConnected) livePlots.delete(old);
   livePlots.add(plot);

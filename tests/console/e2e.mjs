@@ -211,7 +211,7 @@ try {
     await page.locator(`section[data-project="${project}"] tr[data-pool="${pool}"]`).waitFor();
   });
 
-  // 300 records over the last 50 minutes: 3 hosts, 2 levels; "needle" in 3 of them.
+  // 300 records over the last 50 minutes: 3 hosts, 2 levels, a request id each; "needle" in 3 of them.
   const now = Date.now();
   const records = [];
   for (let i = 0; i < 300; i++) {
@@ -221,6 +221,7 @@ try {
       host,
       level: i % 10 === 0 ? 'ERROR' : 'INFO',
       status: i % 10 === 0 ? 500 : 200,
+      request_id: `req-${i}`,
       message: `request ${i} served by ${host}${i % 100 === 7 ? ' needle' : ''}`,
     });
   }
@@ -284,6 +285,9 @@ try {
     await page.goto(`${base}/#/search?project=${project}&pool=${pool}&from=-2h&to=now`);
     await page.locator('.histogram canvas').waitFor();
     await page.getByText(`${records.length} records match`).waitFor();
+    // A field with a value per record is flagged, not listed as 300 counts of one.
+    await page.locator('aside.fields li[data-field="request_id"] .high-cardinality').filter({ hasText: '300 distinct values' }).waitFor();
+    if (await page.locator('aside.fields li[data-field="request_id"] .value').count()) throw new Error('the high-cardinality field lists values');
     const before = Number(await page.locator('.histogram').getAttribute('data-nonzero'));
     if (!(before > 0)) throw new Error(`the histogram has no non-empty bucket: ${before}`);
     // The axis and caption say the date and the bucket interval.

@@ -103,7 +103,9 @@ export async function searchPage(main, params) {
     known: () => known,
   });
   const form = h('form', { class: 'panel', role: 'search', onsubmit: (e) => { e.preventDefault(); submit(); } },
-    h('div', { class: 'row' }, picker.projectSelect, picker.poolSelect, help.node, help.helpButton, time.node, h('button', { type: 'submit' }, 'Search')),
+    // The query gets a line of its own: it is what the page is about.
+    h('div', { class: 'row' }, help.node, help.helpButton, h('button', { type: 'submit' }, 'Search')),
+    h('div', { class: 'row form-second-row' }, picker.projectSelect, picker.poolSelect, time.node),
     help.warning);
   const progress = h('div', { class: 'progress', hidden: true }, h('div'));
   const status = h('div', { class: 'muted', role: 'status' });

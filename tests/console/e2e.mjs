@@ -8,7 +8,11 @@
 // the quotas page sets a project quota (a bad value is refused at its field), the
 // usage page shows the project's storage; a new record appears in the live tail;
 // the reader sees no create or delete buttons but can search, and is sent back to
-// the login page once its key is disabled; finally the pool is deleted.
+// the login page once its key is disabled; finally the pool is deleted. On the way the
+// explorer is checked: log lines with marked matches, chosen columns kept in the URL,
+// times in the browser's zone (New York here) and UTC, multi-series charts with
+// legends, the SQL error caret, keyboard use and query suggestions, the tab session,
+// an invisible project's URL, and axe-core on four pages in light and dark.
 // Run by tests/console.rs with LOGPOOL_URL (a running logpool), LOGPOOL_ADMIN_KEY
 // (its operator key) and SCREENSHOT_DIR. Exits non-zero with the failing step on any
 // failure, unexpected console error, request outside the public API and the

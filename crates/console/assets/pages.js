@@ -255,7 +255,7 @@ export async function tailPage(main, params) {
     while (screen.childNodes.length > MAX_LINES) screen.firstChild.remove();
     if (follow.checked) screen.scrollTop = screen.scrollHeight;
   };
-  const show = (record) => append(h('div', { class: 'line', dataset: { id: record.id } }, `${record.time} `, String(record.fields.message ?? JSON.stringify(record.fields))));
+  const show = (record) => append(h('div', { class: 'line', dataset: { id: record.id } }, `${formatTime(record.time)} `, String(record.fields.message ?? JSON.stringify(record.fields))));
   pause.addEventListener('click', () => {
     paused = !paused;
     pause.textContent = paused ? 'Resume' : 'Pause';

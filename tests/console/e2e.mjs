@@ -359,6 +359,15 @@ try {
     const keyValue = lines.find((l) => l.includes('host=kv-only')) || '';
     if (!['code=7', 'note="two words"'].every((part) => keyValue.split(/ (?=\w+=)/).includes(part))) throw new Error(`the record without a message is not shown as key=value: ${JSON.stringify(lines)}`);
     await shot('multi-line-and-key-value');
+    // Over more matches than the server's summary samples, the field list says so.
+    const bulk = Array.from({ length: 1200 }, (_, i) => ({ time: old - 60000 - i * 100, host: `bulk-${i % 4}`, message: `bulk ${i}` }));
+    await apiCall(adminKey, 'POST', `${poolApi}/logs`, { logs: bulk });
+    await waitUntil('the bulk records searchable', 30000, async () =>
+      (await apiCall(adminKey, 'GET', `${poolApi}/search?from=-5h&to=-3h&query=bulk&limit=1`)).total === bulk.length);
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=bulk&from=-5h&to=-3h`);
+    const sampled = await page.locator('aside.fields .sampled').innerText();
+    if (!/newest 1,000 of 1,200 matches/.test(sampled)) throw new Error(`the sampled field list is not flagged: ${sampled}`);
+
     await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('level:ERROR')}&from=-2h&to=now`);
     await page.locator('tr.hit').first().waitFor();
     // The field list gives shares from the server's summary of every match.

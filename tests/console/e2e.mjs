@@ -524,6 +524,12 @@ try {
     // Viewport only: a full-page capture resizes the page, which blurs the query box.
     await page.screenshot({ path: `${shots}/${String(++shotNumber).padStart(2, '0')}-query-suggestions.png`, caret: 'initial' });
     await page.keyboard.press('Escape');
+    // The syntax help opens from its button and closes with Escape.
+    await page.getByRole('button', { name: 'Query syntax help' }).click();
+    await page.getByRole('dialog', { name: 'Query syntax' }).getByText('_exists_:user').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog', { name: 'Query syntax' }).waitFor({ state: 'hidden' });
+    await page.keyboard.press('/');
     // A field the pool never had is flagged.
     await page.keyboard.press('Control+A');
     await page.keyboard.type('hots:web-1 ');

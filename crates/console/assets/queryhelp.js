@@ -42,6 +42,15 @@ export function queryHelp(input, source) {
     h('p', { class: 'muted' }, 'Press / to jump to the query, Tab or Enter to take a suggestion, ↑/↓ or j/k to move through the records.'));
   const helpButton = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': 'Query syntax help',
     onclick: () => { help.hidden = !help.hidden; helpButton.setAttribute('aria-expanded', String(!help.hidden)); } }, '?');
+  // Escape closes the help again, from its button or from inside it.
+  const closeHelp = (e) => {
+    if (e.key !== 'Escape' || help.hidden) return;
+    help.hidden = true;
+    helpButton.setAttribute('aria-expanded', 'false');
+    helpButton.focus();
+  };
+  help.addEventListener('keydown', closeHelp);
+  helpButton.addEventListener('keydown', closeHelp);
   input.setAttribute('role', 'combobox');
   input.setAttribute('aria-autocomplete', 'list');
   input.setAttribute('aria-controls', listId);
@@ -119,5 +128,6 @@ export function queryHelp(input, source) {
       choose(Math.max(0, active));
     } else if (e.key === 'Escape') { close(); }
   });
+  input.addEventListener('keydown', (e) => { if (e.key === 'Escape' && list.hidden && !help.hidden) { help.hidden = true; helpButton.setAttribute('aria-expanded', 'false'); } });
   return { node: h('div', { class: 'query-box grow' }, input, list, help), helpButton, warning, check };
 }

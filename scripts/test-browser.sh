@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the web console's browser test needs: Debian's Chromium (driven
 # headless by playwright-core, no browser download) and the pinned npm packages of
-# tests/console. Usage: scripts/test-browser.sh install
+# tests/console (playwright-core, and axe-core for the accessibility checks). Usage: scripts/test-browser.sh install
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +19,8 @@ install() {
     log "error: Node.js is needed for the console test"
     exit 1
   fi
-  if [ ! -d tests/console/node_modules/playwright-core ]; then
-    log "installing playwright-core (npm ci in tests/console)"
+  if [ ! -d tests/console/node_modules/playwright-core ] || [ ! -d tests/console/node_modules/axe-core ]; then
+    log "installing playwright-core and axe-core (npm ci in tests/console)"
     (cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }

@@ -6,7 +6,16 @@
 //! group-by; the keys, quotas and usage pages create a reader key, set a project
 //! quota and show storage; a new record shows in the live tail within 2 s; the
 //! reader sees no create buttons but can search, and is logged out once its key is
-//! disabled; the pool is deleted. No unexpected console errors, no request outside
+//! disabled; the pool is deleted. The explorer: a field query shows each record's
+//! whole line with the match marked (multi-line records keep their lines, records
+//! without a message read `key=value`); chosen columns appear and stay in the URL;
+//! times follow the browser's zone (the page runs in America/New_York) with a UTC
+//! toggle; SQL results draw one series per value column and group with a coloured
+//! legend, and a SQL error's caret sits at its position; a URL naming a project the
+//! key cannot see (or a missing one) says so; `/`, `j`/`k`, Enter and the query
+//! suggestions work; a key kept for the tab survives a reload until logging out;
+//! axe-core finds no serious or critical violation on the search, analysis, tail and
+//! projects pages, in light and dark. No unexpected console errors, no request outside
 //! the public API, no key in a URL or the browser console. Screenshots of every step
 //! are kept under `target/console-screenshots/`.
 //!

@@ -8,14 +8,25 @@
 // the quotas page sets a project quota (a bad value is refused at its field), the
 // usage page shows the project's storage; a new record appears in the live tail;
 // the reader sees no create or delete buttons but can search, and is sent back to
-// the login page once its key is disabled; finally the pool is deleted.
+// the login page once its key is disabled; finally the pool is deleted. On the way the
+// explorer is checked: log lines with marked matches, chosen columns kept in the URL,
+// times in the browser's zone (New York here) and UTC, multi-series charts with
+// legends, the SQL error caret, keyboard use and query suggestions, the tab session,
+// an invisible project's URL, and axe-core on four pages in light and dark.
 // Run by tests/console.rs with LOGPOOL_URL (a running logpool), LOGPOOL_ADMIN_KEY
 // (its operator key) and SCREENSHOT_DIR. Exits non-zero with the failing step on any
 // failure, unexpected console error, request outside the public API and the
 // console's assets, or a key showing up in the page's URL or the browser console.
 
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+// axe-core's rules, run inside the page (page.evaluate is not subject to its CSP).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const browserZone = 'America/New_York';
+// `2026-12-07 15:04:05` of an ISO time in `zone`, computed here independently of the console.
+const wallClock = (iso, zone) => new Date(iso).toLocaleString('sv-SE', { timeZone: zone, hour12: false });
 
 const base = process.env.LOGPOOL_URL;
 const shots = process.env.SCREENSHOT_DIR;
@@ -69,7 +80,8 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-background-networking'],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // The page runs in New York time: the console must show times in the browser's zone.
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: browserZone });
   page.setDefaultTimeout(15000);
   page.on('console', (message) => {
     consoleLines.push(message.text());
@@ -100,6 +112,8 @@ try {
   const shot = async (name, mask = []) => {
     await page.screenshot({ path: `${shots}/${String(++shotNumber).padStart(2, '0')}-${name}.png`, fullPage: true, mask });
   };
+  // The x axis' tick labels as uPlot drew them on its canvas (its computed values).
+  const axisLabels = async (selector) => page.locator(selector).evaluate((box) => (box.plot.axes[0]._values || []).join(' | '));
   const status = (code) => new RegExp(`status of ${code}\\b`);
   const keyNotInPage = async (key, where) => {
     const state = await page.evaluate(() => location.href + document.documentElement.outerHTML);
@@ -201,7 +215,7 @@ try {
     await page.locator(`section[data-project="${project}"] tr[data-pool="${pool}"]`).waitFor();
   });
 
-  // 300 records over the last 50 minutes: 3 hosts, 2 levels; "needle" in 3 of them.
+  // 300 records over the last 50 minutes: 3 hosts, 2 levels, a request id each; "needle" in 3 of them.
   const now = Date.now();
   const records = [];
   for (let i = 0; i < 300; i++) {
@@ -211,6 +225,7 @@ try {
       host,
       level: i % 10 === 0 ? 'ERROR' : 'INFO',
       status: i % 10 === 0 ? 500 : 200,
+      request_id: `req-${i}`,
       message: `request ${i} served by ${host}${i % 100 === 7 ? ' needle' : ''}`,
     });
   }
@@ -272,10 +287,19 @@ try {
 
   await step('histogram-zoom', async () => {
     await page.goto(`${base}/#/search?project=${project}&pool=${pool}&from=-2h&to=now`);
-    await page.locator('svg.histogram rect.bar:not([data-count="0"])').first().waitFor();
+    await page.locator('.histogram canvas').waitFor();
     await page.getByText(`${records.length} records match`).waitFor();
-    const before = await page.locator('svg.histogram rect.bar:not([data-count="0"])').count();
-    const box = await page.locator('svg.histogram').boundingBox();
+    // A field with a value per record is flagged, not listed as 300 counts of one.
+    await page.locator('aside.fields li[data-field="request_id"] .high-cardinality').filter({ hasText: '300 distinct values' }).waitFor();
+    if (await page.locator('aside.fields li[data-field="request_id"] .value').count()) throw new Error('the high-cardinality field lists values');
+    const before = Number(await page.locator('.histogram').getAttribute('data-nonzero'));
+    if (!(before > 0)) throw new Error(`the histogram has no non-empty bucket: ${before}`);
+    // The axis and caption say the date and the bucket interval.
+    const caption = await page.locator('.chart-caption').innerText();
+    if (!/one bar per \d+ (s|min|h)/.test(caption) || !/\d{4}-\d\d-\d\d/.test(caption)) throw new Error(`the histogram caption lacks the interval or the date: ${caption}`);
+    const axisText = await axisLabels('.histogram');
+    if (!/\d{4}-\d\d-\d\d/.test(axisText)) throw new Error(`the time axis shows no date: ${axisText}`);
+    const box = await page.locator('.histogram .u-over').boundingBox();
     // Drag over the middle fifth of the chart.
     await page.mouse.move(box.x + box.width * 0.55, box.y + box.height / 2);
     await page.mouse.down();
@@ -288,8 +312,9 @@ try {
       const count = Number((text.match(/^(\d+) records match/) || [])[1]);
       return Number.isFinite(count) && count > 0 && count < records.length;
     });
-    const after = await page.locator('svg.histogram rect.bar:not([data-count="0"])').count();
-    if (after === 0) throw new Error('no bars after the zoom');
+    await page.locator('.histogram canvas').waitFor();
+    const after = Number(await page.locator('.histogram').getAttribute('data-nonzero'));
+    if (!(after > 0)) throw new Error('no bars after the zoom');
     steps.push({ step: 'histogram-bars', before, after });
   });
 
@@ -304,14 +329,229 @@ try {
     if (!anchor.includes('needle')) throw new Error(`the hit is not marked in its context: ${anchor}`);
   });
 
+  await step('field-query-line', async () => {
+    // A field query shows each record's whole line with the match marked inside it.
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('host:web-1')}&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
+    const line = await page.locator('tr.hit td.message').first().innerText();
+    if (!/^request \d+ served by web-1/.test(line)) throw new Error(`the hit does not show its log line: ${line}`);
+    const marked = await page.locator('tr.hit td.message mark').first().innerText();
+    if (marked !== 'web-1') throw new Error(`the match is not marked in the line: ${marked}`);
+    // A match outside the line (the level field) follows it as a marked chip.
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('level:ERROR')}&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
+    const errorLine = await page.locator('tr.hit td.message').first().innerText();
+    if (!/^request \d+ served by web-\d/.test(errorLine)) throw new Error(`a level:ERROR hit hides its line: ${errorLine}`);
+    if ((await page.locator('tr.hit td.message .chip mark').first().innerText()) !== 'ERROR') throw new Error('the matched level is not marked');
+    // A multi-line record keeps its lines; one without a message shows as key=value.
+    // (Dated four hours back, outside every other step's range.)
+    const old = now - 4 * 3600000;
+    await apiCall(adminKey, 'POST', `${poolApi}/logs`, { logs: [
+      { time: old, host: 'trace-host', message: 'Exception in thread main: boom\n  at shop.Cart.add(Cart.java:42)\n  at shop.Api.post(Api.java:7)' },
+      { time: old - 1000, host: 'kv-only', code: 7, note: 'two words' },
+    ] });
+    await waitUntil('the two old records searchable', 30000, async () =>
+      (await apiCall(adminKey, 'GET', `${poolApi}/search?from=-5h&to=-3h&query=${encodeURIComponent('host:trace-host OR host:kv-only')}&limit=1`)).total === 2);
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('boom OR host:kv-only')}&from=-5h&to=-3h`);
+    await page.locator('tr.hit').nth(1).waitFor();
+    const lines = await page.locator('tr.hit td.message').allInnerTexts();
+    if (!lines.some((l) => l.startsWith('Exception in thread main: boom\n  at shop.Cart.add(Cart.java:42)\n  at shop.Api.post'))) throw new Error(`the multi-line record lost its lines: ${JSON.stringify(lines)}`);
+    const keyValue = lines.find((l) => l.includes('host=kv-only')) || '';
+    if (!['code=7', 'note="two words"'].every((part) => keyValue.split(/ (?=\w+=)/).includes(part))) throw new Error(`the record without a message is not shown as key=value: ${JSON.stringify(lines)}`);
+    await shot('multi-line-and-key-value');
+    // Over more matches than the server's summary samples, the field list says so.
+    const bulk = Array.from({ length: 1200 }, (_, i) => ({ time: old - 60000 - i * 100, host: `bulk-${i % 4}`, message: `bulk ${i}` }));
+    await apiCall(adminKey, 'POST', `${poolApi}/logs`, { logs: bulk });
+    await waitUntil('the bulk records searchable', 30000, async () =>
+      (await apiCall(adminKey, 'GET', `${poolApi}/search?from=-5h&to=-3h&query=bulk&limit=1`)).total === bulk.length);
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=bulk&from=-5h&to=-3h`);
+    const sampled = await page.locator('aside.fields .sampled').innerText();
+    if (!/newest 1,000 of 1,200 matches/.test(sampled)) throw new Error(`the sampled field list is not flagged: ${sampled}`);
+
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('level:ERROR')}&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
+    // The field list gives shares from the server's summary of every match.
+    const share = await page.locator('aside.fields li[data-field="level"] .percent').first().innerText();
+    if (share !== '100%') throw new Error(`level:ERROR shows level ERROR at ${share}`);
+    // Time column: narrow, the line gets the room.
+    const [timeWidth, lineWidth] = await Promise.all(['td.time', 'td.message'].map((c) => page.locator(`tr.hit ${c}`).first().evaluate((n) => n.getBoundingClientRect().width)));
+    if (timeWidth * 3 > lineWidth) throw new Error(`the time column takes ${timeWidth}px next to the line's ${lineWidth}px`);
+  });
+
+  await step('columns', async () => {
+    await page.locator('aside.fields li[data-field="host"]').getByRole('button', { name: 'Add column host' }).click();
+    await page.locator('th[data-column="host"]').waitFor();
+    await waitUntil('the column in the URL', 3000, async () => new URL(page.url()).hash.includes('cols=host'));
+    // From a record's detail, a second column; then moved before the first.
+    await page.locator('tr.hit').first().click();
+    await page.locator('tr.detail:not([hidden]) tr[data-field="status"]').getByRole('button', { name: 'Add column' }).click();
+    await page.getByRole('button', { name: 'Move column status left' }).click();
+    await waitUntil('both columns in the URL in order', 3000, async () => new URL(page.url()).hash.includes('cols=status%2Chost'));
+    // The URL keeps them: opened afresh, the table has both, in that order.
+    const url = page.url();
+    await page.goto(`${base}/#/projects`);
+    await page.goto(url);
+    await page.locator('tr.hit').first().waitFor();
+    const headers = await page.locator('table.hits th.column').evaluateAll((ths) => ths.map((th) => th.dataset.column));
+    if (headers.join() !== 'status,host') throw new Error(`columns after reopening the URL: ${headers}`);
+    const cell = await page.locator('tr.hit td.column[data-column="status"]').first().innerText();
+    if (cell !== '500') throw new Error(`the status column shows ${cell}`);
+    await shot('columns-chosen');
+    await page.locator('table.hits thead').getByRole('button', { name: 'Remove column status' }).click();
+    await waitUntil('the removed column out of the URL', 3000, async () => !new URL(page.url()).hash.includes('status'));
+  });
+
+  await step('time-zone', async () => {
+    const cell = page.locator('tr.hit td.time').first();
+    const iso = await cell.getAttribute('title');
+    const shown = await cell.innerText();
+    const local = wallClock(iso, browserZone);
+    if (!shown.startsWith(local)) throw new Error(`time ${iso} shows as ${shown}, not ${browserZone} ${local}`);
+    if (!/\.\d{3}$/.test(shown)) throw new Error(`the time lacks its millisecond precision: ${shown}`);
+    if (!(await page.locator('table.hits th.time').innerText()).includes(browserZone)) throw new Error('the time column does not name its zone');
+    await page.getByRole('button', { name: 'show UTC' }).click();
+    await page.locator('table.hits th.time').filter({ hasText: 'UTC' }).waitFor();
+    const utc = await page.locator('tr.hit td.time').first().innerText();
+    if (!utc.startsWith(wallClock(iso, 'UTC'))) throw new Error(`UTC shows ${utc} for ${iso}`);
+    await page.getByRole('button', { name: 'show local' }).click();
+  });
+
   await step('group-by-bar-chart', async () => {
     const sql = encodeURIComponent('* | SELECT host, count(*) AS c GROUP BY host ORDER BY c DESC');
     await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${sql}&from=-2h&to=now&chart=bar`);
-    await page.locator('svg.chart.bar rect.bar').nth(2).waitFor();
-    const bars = await page.locator('svg.chart.bar rect.bar').count();
-    if (bars !== 3) throw new Error(`expected 3 bars (one per host), saw ${bars}`);
+    await page.locator('.chart.bar canvas').waitFor();
+    const points = Number(await page.locator('.chart.bar').getAttribute('data-points'));
+    if (points !== 3) throw new Error(`expected 3 bars (one per host), saw ${points}`);
+    const axis = await axisLabels('.chart.bar');
+    for (const host of ['web-0', 'web-1', 'web-2']) if (!axis.includes(host)) throw new Error(`the category axis lacks ${host}: ${axis}`);
   });
 
+  // Draws `sql` as `kind` and returns the legend's series labels and marker colours.
+  const legendOf = async (sql, kind) => {
+    await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${encodeURIComponent(sql)}&from=-2h&to=now&chart=${kind}`);
+    await page.locator(`.chart.${kind} canvas`).waitFor();
+    const rows = page.locator(`.chart.${kind} .u-legend .u-series`);
+    const labels = [];
+    const colours = [];
+    for (let i = 1; i < await rows.count(); i++) {
+      labels.push((await rows.nth(i).locator('.u-label').innerText()).trim());
+      colours.push(await rows.nth(i).locator('.u-marker').evaluate((m) => getComputedStyle(m).borderColor + getComputedStyle(m).backgroundColor));
+    }
+    const text = await page.locator('main').innerText();
+    if (/\bnull\b/.test(text)) throw new Error(`the ${kind} chart page shows "null"`);
+    return { labels, colours };
+  };
+
+  await step('multi-series-chart', async () => {
+    // One series per value column...
+    const columns = await legendOf('* | SELECT host, min(status) AS lowest, max(status) AS highest GROUP BY host', 'line');
+    if (columns.labels.join() !== 'lowest,highest') throw new Error(`expected the series lowest and highest, saw ${columns.labels}`);
+    // ... and one per group key, over a time axis.
+    const groups = await legendOf("* | SELECT time_bucket('10m', time) AS t, level, count(*) AS c GROUP BY t, level", 'bar');
+    if (groups.labels.sort().join() !== 'level=ERROR,level=INFO') throw new Error(`expected one series per level, saw ${groups.labels}`);
+    if (new Set(groups.colours).size !== 2) throw new Error(`the legend's colours are not distinct: ${groups.colours}`);
+    await shot('multi-series-bar');
+    const area = await legendOf("* | SELECT time_bucket('10m', time) AS t, host, count(*) AS c GROUP BY t, host", 'area');
+    if (area.labels.length !== 3) throw new Error(`expected one area per host, saw ${area.labels}`);
+    // A pie per value column, with coloured swatches.
+    await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${encodeURIComponent('* | SELECT level, count(*) AS c GROUP BY level')}&from=-2h&to=now&chart=pie`);
+    await page.locator('.chart.pie figure').waitFor();
+    const swatches = await page.locator('.chart.pie .swatch').evaluateAll((nodes) => nodes.map((n) => getComputedStyle(n).backgroundColor));
+    if (swatches.length !== 2 || new Set(swatches).size !== 2) throw new Error(`the pie legend's swatches: ${swatches}`);
+    await shot('pie-chart');
+  });
+
+  await step('sql-error-caret', async () => {
+    const sql = '* | SELECT host, lower(host) AS h, count(*) AS c GROUP BY host';
+    await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${encodeURIComponent(sql)}&from=-2h&to=now&chart=table`);
+    const pre = page.locator('.query-error pre');
+    await pre.waitFor();
+    const position = Number(await pre.getAttribute('data-position'));
+    const caretColumn = (await pre.locator('.caret').innerText()).indexOf('^');
+    if (caretColumn !== position) throw new Error(`the caret sits at ${caretColumn}, the error at ${position}`);
+    if (!(position > sql.indexOf('|'))) throw new Error(`the SQL error points before the SQL: ${position}`);
+  }, [status(400)]);
+
+  // Each page in light and dark, checked by axe-core for serious or critical problems.
+  const accessible = async (name) => {
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.waitForTimeout(100);
+      await shot(`${name}-${scheme}`);
+      await page.evaluate(axeSource);
+      const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`));
+      if (violations.length) throw new Error(`axe-core on the ${name} page (${scheme}): ${violations.join('; ')}`);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+  };
+
+  await step('accessibility-and-themes', async () => {
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=needle&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
+    await page.locator('.histogram canvas').waitFor();
+    await accessible('search');
+    const sql = encodeURIComponent("* | SELECT time_bucket('10m', time) AS t, level, count(*) AS c GROUP BY t, level");
+    await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${sql}&from=-2h&to=now&chart=line`);
+    await page.locator('.chart.line canvas').waitFor();
+    await accessible('analysis');
+    await page.goto(`${base}/#/tail?project=${project}&pool=${pool}`);
+    await page.getByRole('status').filter({ hasText: 'live' }).waitFor();
+    await accessible('tail');
+    await page.goto(`${base}/#/projects`);
+    await page.locator(`section[data-project="${project}"]`).waitFor();
+    await accessible('projects');
+  });
+
+  await step('keyboard', async () => {
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=needle&from=-2h&to=now`);
+    await page.locator('tr.hit').nth(1).waitFor();
+    await page.locator('aside.fields li[data-field="host"]').waitFor();
+    await page.locator('tr.hit').first().focus();
+    await page.keyboard.press('j');
+    if ((await page.evaluate(() => document.activeElement.dataset.id)) !== await page.locator('tr.hit').nth(1).getAttribute('data-id')) throw new Error('j does not move to the next record');
+    await page.keyboard.press('Enter');
+    await page.locator('tr.detail:not([hidden])').waitFor();
+    await page.keyboard.press('/');
+    if ((await page.evaluate(() => document.activeElement.name)) !== 'query') throw new Error('/ does not focus the query');
+    // Suggestions: field names, then the values of the chosen field.
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('ho');
+    await page.getByRole('option', { name: 'host:' }).waitFor();
+    await page.keyboard.press('Tab');
+    await page.getByRole('option', { name: /^host:web-\d$/ }).first().waitFor();
+    // Viewport only: a full-page capture resizes the page, which blurs the query box.
+    await page.screenshot({ path: `${shots}/${String(++shotNumber).padStart(2, '0')}-query-suggestions.png`, caret: 'initial' });
+    await page.keyboard.press('Escape');
+    // The syntax help opens from its button and closes with Escape.
+    await page.getByRole('button', { name: 'Query syntax help' }).click();
+    await page.getByRole('dialog', { name: 'Query syntax' }).getByText('_exists_:user').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog', { name: 'Query syntax' }).waitFor({ state: 'hidden' });
+    await page.keyboard.press('/');
+    // A field the pool never had is flagged.
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('hots:web-1 ');
+    await page.locator('.query-warning').filter({ hasText: 'hots' }).waitFor();
+  });
+
+  await step('tab-session', async () => {
+    // Kept for the tab on request: a reload stays logged in; logging out forgets it.
+    await logOut();
+    await page.getByLabel(/Stay logged in in this tab/).check();
+    await logInAs(adminKey, 'tenant_admin');
+    await page.reload();
+    await page.locator('#identity').filter({ hasText: 'tenant_admin' }).waitFor();
+    await logOut();
+    await page.reload();
+    await page.getByRole('heading', { name: 'Log in to logpool' }).waitFor();
+    // Not asked: a reload logs out.
+    await logInAs(adminKey, 'tenant_admin');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Log in to logpool' }).waitFor();
+    await logInAs(adminKey, 'tenant_admin');
+  });
 
   let reader;
   await step('keys-page', async () => {
@@ -387,6 +627,21 @@ try {
     await page.locator('tr.hit').first().waitFor();
     const hits = await page.locator('tr.hit').count();
     if (hits !== 3) throw new Error(`the reader found ${hits} needle records, not 3`);
+  });
+
+  let hidden;
+  await step('invisible-project', async () => {
+    // A project the reader's key cannot see, and one that does not exist: each URL
+    // says so, and shows no other project's records under its name.
+    hidden = `hidden-${run}`;
+    await apiCall(adminKey, 'POST', `${base}/v1/projects`, { name: hidden });
+    for (const name of [hidden, `missing-${run}`]) {
+      await page.goto(`${base}/#/search?project=${name}&pool=${pool}&q=needle&from=-2h&to=now`);
+      await page.locator('.scope-error').filter({ hasText: `Project “${name}” does not exist or this key cannot see it` }).waitFor();
+      if (await page.locator('tr.hit').count()) throw new Error(`records shown for the project ${name}`);
+    }
+    await page.goto(`${base}/#/analysis?project=${project}&pool=nope&q=${encodeURIComponent('* | SELECT count(*) AS c')}&from=-2h&to=now`);
+    await page.locator('.scope-error').filter({ hasText: 'Pool “nope” does not exist' }).waitFor();
   });
 
   await step('key-disabled', async () => {

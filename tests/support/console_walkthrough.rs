@@ -23,8 +23,10 @@ pub fn browser_missing() -> Option<String> {
     if !chromium().exists() {
         return Some(format!("{} is missing", chromium().display()));
     }
-    if !console_dir().join("node_modules/playwright-core").exists() {
-        return Some("tests/console/node_modules/playwright-core is missing".into());
+    for package in ["playwright-core", "axe-core"] {
+        if !console_dir().join("node_modules").join(package).exists() {
+            return Some(format!("tests/console/node_modules/{package} is missing"));
+        }
     }
     match std::process::Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => None,
@@ -60,7 +62,7 @@ pub async fn run(url: &str, shots_name: &str) -> (std::process::Output, PathBuf)
 }
 
 /// Every step of the walkthrough, each with a screenshot named after it.
-pub const STEPS: [&str; 18] = [
+pub const STEPS: [&str; 27] = [
     "login-refused",
     "login",
     "tenant-and-admin-key",
@@ -71,12 +73,21 @@ pub const STEPS: [&str; 18] = [
     "pool-stats",
     "histogram-zoom",
     "context",
+    "field-query-line",
+    "columns",
+    "time-zone",
     "group-by-bar-chart",
+    "multi-series-chart",
+    "sql-error-caret",
+    "accessibility-and-themes",
+    "keyboard",
+    "tab-session",
     "keys-page",
     "quotas",
     "usage",
     "live-tail",
     "reader-view",
+    "invisible-project",
     "key-disabled",
     "delete-pool",
 ];

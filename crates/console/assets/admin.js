@@ -5,6 +5,7 @@
 
 import { api, can, currentSession, tenant, tenantPath, enc } from './api.js';
 import { h, toast, errorView, fieldErrors, dialog, formatBytes } from './ui.js';
+import { formatTime } from './format.js';
 
 // Tells the header's tenant switcher that the list of tenants changed.
 export const TENANTS_CHANGED = 'logpool-tenants-changed';
@@ -46,7 +47,7 @@ async function tenantsPanel(main) {
     h('table', { class: 'tenants' }, h('thead', {}, h('tr', {}, h('th', {}, 'Tenant'), h('th', {}, 'Created'))),
       h('tbody', {}, tenants.map((t) => h('tr', { dataset: { tenant: t.name } },
         h('td', {}, t.name, t.name === tenant() ? h('span', { class: 'badge' }, 'current') : null),
-        h('td', { class: 'mono' }, t.created_at))))),
+        h('td', { class: 'mono', title: t.created_at }, formatTime(t.created_at)))))),
     form, errors);
 }
 
@@ -125,7 +126,7 @@ function keysTable(main, keys) {
     h('td', {}, key.role), h('td', {}, key.project || 'all'),
     h('td', {}, key.description || '—'),
     h('td', {}, key.enabled ? 'enabled' : h('span', { class: 'error' }, 'disabled')),
-    h('td', { class: 'mono' }, key.created_at),
+    h('td', { class: 'mono', title: key.created_at }, formatTime(key.created_at)),
     h('td', {}, h('span', { class: 'row' },
       h('button', { type: 'button', class: 'secondary', onclick: () => setEnabled(key, !key.enabled) }, key.enabled ? 'Disable' : 'Enable'),
       h('button', { type: 'button', class: 'danger', onclick: () => confirmDeleteKey(key, own, reload) }, 'Delete')))));

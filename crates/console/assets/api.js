@@ -1,6 +1,11 @@
 // The console's only way to the server: the public /v1 API, with the API key as a
-// bearer token. The key is held in this module's memory and nowhere else: not in
-// the URL, not in local storage, not in a cookie, so closing the tab logs out.
+// bearer token. The key is held in this module's memory; only when the user asks for
+// it at the login is it also kept in the tab's session storage, so that a reload
+// does not log out (it is gone when the tab closes, and logging out removes it). It
+// is never put into the URL, local storage or a cookie.
+
+// Where a key kept for the tab's session lives (sessionStorage: this tab only).
+const TAB_SESSION_ITEM = 'logpool.api-key';
 
 let apiKey = null;
 // What `GET /v1/whoami` said about the key: { key_id, role, tenant, project }.
@@ -43,11 +48,16 @@ async function send(key, method, path, body) {
 
 // Checks `key` with `GET /v1/whoami` and, when accepted, keeps it as the session's.
 // Throws the ApiError (401 for a refused key) otherwise, keeping nothing.
-export async function logIn(key) {
+// `keepForTab` keeps the key in the tab's session storage (the user's choice).
+export async function logIn(key, keepForTab = false) {
   const who = await send(key, 'GET', '/v1/whoami');
   apiKey = key;
   session = who;
   actingTenant = null;
+  try {
+    if (keepForTab) sessionStorage.setItem(TAB_SESSION_ITEM, key);
+    else sessionStorage.removeItem(TAB_SESSION_ITEM);
+  } catch { /* storage refused: the key stays in memory only */ }
   return who;
 }
 
@@ -55,6 +65,18 @@ export function logOut() {
   apiKey = null;
   session = null;
   actingTenant = null;
+  try { sessionStorage.removeItem(TAB_SESSION_ITEM); } catch { /* nothing kept */ }
+}
+
+// Logs in again with a key kept for this tab, if any; a refused one is dropped.
+export async function resumeTabSession() {
+  let key = null;
+  try { key = sessionStorage.getItem(TAB_SESSION_ITEM); } catch { return null; }
+  if (!key) return null;
+  try { return await logIn(key, true); } catch (error) {
+    if (error instanceof ApiError && error.status === 401) logOut();
+    return null;
+  }
 }
 
 export function currentSession() { return session; }

@@ -1,9 +1,10 @@
 // Entry point: login, the header (who is logged in, the operator's tenant switcher,
 // navigation) and the hash router. The whole state of a page is in the URL hash
 // (`#/search?project=…&pool=…&q=…&from=…&to=…`), so a search can be shared; the API
-// key is not, it stays in memory (see api.js).
+// key is not, it stays in memory, or in the tab's session storage when the user
+// chooses so at the login (see api.js).
 
-import { ApiError, logIn, logOut, currentSession, onKeyRefused, can, tenant, switchTenant, api } from './api.js';
+import { ApiError, logIn, logOut, resumeTabSession, currentSession, onKeyRefused, can, tenant, switchTenant, api } from './api.js';
 import { h } from './ui.js';
 import { projectsPage } from './projects.js';
 import { searchPage, analysisPage, tailPage, stopTail } from './pages.js';
@@ -70,13 +71,14 @@ function loginPage(message, warn = false) {
     'aria-describedby': 'login-error' });
   const error = h('p', { class: 'error', id: 'login-error', role: 'alert', hidden: true });
   const notice = message ? h('p', { class: warn ? 'warning' : 'notice', role: 'status' }, message) : null;
+  const keep = h('input', { type: 'checkbox', name: 'keep-key', id: 'keep-key' });
   const submit = h('button', { type: 'submit' }, 'Log in');
   const form = h('form', { class: 'panel login', onsubmit: async (e) => {
     e.preventDefault();
     submit.disabled = true;
     error.hidden = true;
     try {
-      await logIn(key.value);
+      await logIn(key.value, keep.checked);
       key.value = '';
       await loadTenantSwitcher().catch(() => {});
       render();
@@ -89,8 +91,10 @@ function loginPage(message, warn = false) {
       key.select();
     } finally { submit.disabled = false; }
   } }, h('h1', {}, 'Log in to logpool'), notice,
-  h('p', { class: 'muted' }, 'Paste an API key. It is kept in this tab’s memory only: reloading or closing the tab logs out.'),
-  h('div', { class: 'row' }, key, submit), error);
+  h('p', { class: 'muted' }, 'Paste an API key. It is kept in this tab’s memory only, so reloading or closing the tab logs out, unless you tick the box below.'),
+  h('div', { class: 'row' }, key, submit),
+  h('p', {}, h('label', { for: 'keep-key' }, keep, ' Stay logged in in this tab until it closes (the key is kept in the tab’s session storage; Log out removes it)')),
+  error);
   main.replaceChildren(form);
   key.focus();
 }
@@ -136,4 +140,14 @@ logout.addEventListener('click', () => {
   loginPage('Logged out.');
 });
 window.addEventListener('hashchange', render);
-render();
+// `/` jumps to the page's query box (search, analysis or tail), as in most log tools.
+document.addEventListener('keydown', (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest('input, textarea, select, [contenteditable]')) return;
+  const box = main.querySelector('input[name=query], textarea[name=sql], input[name=tail-query]');
+  if (box) { e.preventDefault(); box.focus(); box.select(); }
+});
+resumeTabSession().then(async (who) => {
+  if (who) await loadTenantSwitcher().catch(() => {});
+  render();
+});

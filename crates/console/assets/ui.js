@@ -27,13 +27,25 @@ export function toast(message) {
   setTimeout(() => item.remove(), 5000);
 }
 
+// The query with a caret under the character at `position` (counted in characters,
+// as the server does, over the whole query: a pipe SQL error points into the SQL),
+// placed under the line that holds it.
+export function caretUnder(queryText, position) {
+  const chars = Array.from(queryText);
+  const at = Math.min(Math.max(0, position), chars.length);
+  const lineStart = chars.lastIndexOf('\n', at - 1) + 1;
+  let lineEnd = chars.indexOf('\n', at);
+  if (lineEnd < 0) lineEnd = chars.length;
+  const caret = h('span', { class: 'caret' }, ' '.repeat(at - lineStart) + '^');
+  return h('pre', { class: 'mono', dataset: { position: String(at) } },
+    chars.slice(0, lineEnd).join(''), '\n', caret, lineEnd < chars.length ? chars.slice(lineEnd).join('') : '');
+}
+
 // Shows an API error; a query error points at its character position.
 export function errorView(error, queryText) {
   if (error instanceof ApiError && Number.isInteger(error.detail.position) && queryText !== undefined) {
-    const pos = error.detail.position;
     return h('div', { class: 'error query-error', role: 'alert' },
-      h('div', {}, error.message),
-      h('pre', { class: 'mono' }, queryText, '\n', h('span', { class: 'caret' }, ' '.repeat(pos) + '^')));
+      h('div', {}, error.message), caretUnder(queryText, error.detail.position));
   }
   if (error instanceof ApiError && error.status === 403) {
     return h('div', { class: 'error', role: 'alert' }, `Not allowed: ${error.message}`);

@@ -5,8 +5,12 @@
 //! The console talks only to the public `/v1` API, with the API key the user logged
 //! in with (checked with `GET /v1/whoami`) as a bearer token, and as `?token=` of the
 //! live tail's WebSocket only, since browsers cannot set headers there. The key lives
-//! in the page's memory only: it is never put into the page's URL, local storage or a
-//! cookie, so closing the tab logs out.
+//! in the page's memory, and in the tab's session storage only when the user chooses
+//! to stay logged in for the tab: it is never put into the page's URL, local storage
+//! or a cookie, so closing the tab (or logging out) ends the session.
+//!
+//! Charts are drawn by uPlot (MIT), vendored unchanged as `assets/vendor/` with its
+//! license, served beside the console's own files: about 53 kB of the binary.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -62,6 +66,41 @@ const ASSETS: &[Asset] = &[
         name: "pages.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/pages.js"),
+    },
+    Asset {
+        name: "format.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/format.js"),
+    },
+    Asset {
+        name: "results.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/results.js"),
+    },
+    Asset {
+        name: "fieldlist.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/fieldlist.js"),
+    },
+    Asset {
+        name: "queryhelp.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/queryhelp.js"),
+    },
+    Asset {
+        name: "uPlot.iife.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/vendor/uPlot.iife.min.js"),
+    },
+    Asset {
+        name: "uPlot.min.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../assets/vendor/uPlot.min.css"),
+    },
+    Asset {
+        name: "uPlot.LICENSE.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_str!("../assets/vendor/uPlot.LICENSE"),
     },
     Asset {
         name: "style.css",

@@ -1,0 +1,133 @@
+// Help while typing a search query: suggestions for the word at the caret (field
+// names, then a field's top values after `field:`, and the operators), a syntax
+// help popover, and a warning when the query names a field the pool's recent records
+// never had (a typo finds nothing, silently, otherwise).
+
+import { h } from './ui.js';
+
+const OPERATORS = ['AND', 'OR', 'NOT', '_exists_:'];
+
+const SYNTAX = [
+  ['error timeout', 'records with both words (AND is the default)'],
+  ['"connection refused"', 'a phrase'],
+  ['level:ERROR', 'a field’s value'],
+  ['status:[500 TO 599]', 'a range; also status:>=500, latency:<10'],
+  ['host:web*', 'a wildcard (* and ?)'],
+  ['a OR b, NOT c, -c', 'boolean operators, with ( ) to group'],
+  ['_exists_:user', 'records that have the field'],
+  ['index\\.html', '\\ escapes a special character'],
+];
+
+function quoteValue(value) {
+  return /^[\w.@-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+// The field names a query refers to (`name:` outside quotes, and `_exists_:name`).
+export function fieldsNamed(query) {
+  const unquoted = query.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const names = new Set();
+  for (const [, name] of unquoted.matchAll(/(?:^|[\s(!+-])([A-Za-z_@][\w.@-]*):/g)) if (name !== '_exists_') names.add(name);
+  for (const [, name] of unquoted.matchAll(/_exists_:([\w.@-]+)/g)) names.add(name);
+  return [...names];
+}
+
+// source: { names(): [field], values(field): [value], known(): Set of fields or null }.
+export function queryHelp(input, source) {
+  const listId = `suggestions-${Math.random().toString(36).slice(2, 8)}`;
+  const list = h('ul', { class: 'suggestions', id: listId, role: 'listbox', 'aria-label': 'Suggestions', hidden: true });
+  const warning = h('p', { class: 'warning query-warning', role: 'status', hidden: true });
+  const help = h('div', { class: 'popover panel', role: 'dialog', 'aria-label': 'Query syntax', hidden: true },
+    h('h2', {}, 'Query syntax'),
+    h('table', {}, h('tbody', {}, SYNTAX.map(([example, meaning]) => h('tr', {}, h('td', {}, h('code', {}, example)), h('td', {}, meaning))))),
+    h('p', { class: 'muted' }, 'Press / to jump to the query, Tab or Enter to take a suggestion, ↑/↓ or j/k to move through the records.'));
+  const helpButton = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': 'Query syntax help',
+    onclick: () => { help.hidden = !help.hidden; helpButton.setAttribute('aria-expanded', String(!help.hidden)); } }, '?');
+  // Escape closes the help again, from its button or from inside it.
+  const closeHelp = (e) => {
+    if (e.key !== 'Escape' || help.hidden) return;
+    help.hidden = true;
+    helpButton.setAttribute('aria-expanded', 'false');
+    helpButton.focus();
+  };
+  help.addEventListener('keydown', closeHelp);
+  helpButton.addEventListener('keydown', closeHelp);
+  input.setAttribute('role', 'combobox');
+  input.setAttribute('aria-autocomplete', 'list');
+  input.setAttribute('aria-controls', listId);
+  input.setAttribute('aria-expanded', 'false');
+  input.setAttribute('autocomplete', 'off');
+  let items = [];
+  let active = -1;
+
+  // The word being typed: from the last space or parenthesis before the caret.
+  const wordAtCaret = () => {
+    const caret = input.selectionStart ?? input.value.length;
+    const before = input.value.slice(0, caret);
+    const start = Math.max(before.lastIndexOf(' '), before.lastIndexOf('('), before.lastIndexOf('!')) + 1;
+    return { start, end: caret, word: before.slice(start) };
+  };
+  const close = () => { list.hidden = true; items = []; active = -1; input.setAttribute('aria-expanded', 'false'); input.removeAttribute('aria-activedescendant'); };
+  const choose = (index) => {
+    const { start, end } = wordAtCaret();
+    const text = items[index];
+    input.value = input.value.slice(0, start) + text + input.value.slice(end);
+    const caret = start + text.length;
+    input.setSelectionRange(caret, caret);
+    close();
+    if (text.endsWith(':')) suggest();
+    check();
+  };
+  const mark = (index) => {
+    active = index;
+    [...list.children].forEach((li, i) => li.setAttribute('aria-selected', String(i === index)));
+    if (index >= 0) input.setAttribute('aria-activedescendant', list.children[index].id);
+  };
+  const suggest = () => {
+    const { word } = wordAtCaret();
+    const colon = word.indexOf(':');
+    let next = [];
+    if (colon > 0) {
+      const field = word.slice(0, colon).replace(/^[-+]/, '');
+      const prefix = word.slice(colon + 1).replace(/^"/, '').toLowerCase();
+      const sign = word.startsWith('-') || word.startsWith('+') ? word[0] : '';
+      if (field === '_exists_') next = source.names().filter((n) => n.toLowerCase().startsWith(prefix)).map((n) => `_exists_:${n}`);
+      else next = source.values(field).filter((v) => v.toLowerCase().startsWith(prefix)).map((v) => `${sign}${field}:${quoteValue(v)}`);
+    } else if (word) {
+      const lower = word.replace(/^[-+]/, '').toLowerCase();
+      const sign = /^[-+]/.test(word) ? word[0] : '';
+      next = [...source.names().filter((n) => n.toLowerCase().startsWith(lower)).map((n) => `${sign}${n}:`),
+        ...OPERATORS.filter((o) => o.toLowerCase().startsWith(lower) && o.toLowerCase() !== lower)];
+    }
+    items = [...new Set(next)].filter((s) => s !== word).slice(0, 10);
+    if (!items.length) { close(); return; }
+    list.replaceChildren(...items.map((text, i) => h('li', { id: `${listId}-${i}`, role: 'option', 'aria-selected': 'false',
+      onmousedown: (e) => { e.preventDefault(); choose(i); } }, text)));
+    list.hidden = false;
+    input.setAttribute('aria-expanded', 'true');
+    mark(-1);
+  };
+  const check = () => {
+    const known = source.known();
+    const unknown = known ? fieldsNamed(input.value).filter((name) => !known.has(name)) : [];
+    warning.hidden = !unknown.length;
+    warning.textContent = unknown.length
+      ? `No recent record of this pool has ${unknown.length > 1 ? 'the fields' : 'the field'} ${unknown.join(', ')}: check the name.`
+      : '';
+  };
+  input.addEventListener('input', () => { suggest(); check(); });
+  // Closed once the focus has really left (not by a blur the user already undid).
+  input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 100));
+  input.addEventListener('keydown', (e) => {
+    if (list.hidden) return;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      const by = e.key === 'ArrowDown' ? 1 : -1;
+      mark((active + by + items.length) % items.length);
+    } else if (e.key === 'Tab' || (e.key === 'Enter' && active >= 0)) {
+      e.preventDefault();
+      choose(Math.max(0, active));
+    } else if (e.key === 'Escape') { close(); }
+  });
+  input.addEventListener('keydown', (e) => { if (e.key === 'Escape' && list.hidden && !help.hidden) { help.hidden = true; helpButton.setAttribute('aria-expanded', 'false'); } });
+  return { node: h('div', { class: 'query-box grow' }, input, list, help), helpButton, warning, check };
+}

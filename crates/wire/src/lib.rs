@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod queue;
 pub mod quotas;
+pub mod saved;
 pub mod search;
 pub mod shippers;
 pub mod stats;

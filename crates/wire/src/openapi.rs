@@ -399,6 +399,26 @@ fn shape(method: &str, path: &str) -> Shape {
             errors: &[413, 415],
             protocol_errors: None,
         },
+        ("GET", _, "/v1/projects/{project}/saved-searches") => Shape::new(
+            "The project's saved searches, by name.",
+            Answer::Json(200, "SavedSearchList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/saved-searches") => Shape::new(
+            "Saves a search for the project's team (409 for a taken name or a full \
+             project).",
+            Answer::Json(201, "SavedSearch"),
+        )
+        .body("SavedSearchBody")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/saved-searches/{id}") => {
+            Shape::new("One saved search.", Answer::Json(200, "SavedSearch"))
+        }
+        ("PUT", _, "/v1/projects/{project}/saved-searches/{id}") => Shape::new(
+            "Replaces what a saved search holds (409 for a taken name).",
+            Answer::Json(200, "SavedSearch"),
+        )
+        .body("SavedSearchBody")
+        .errors(&[409]),
         ("GET", _, "/v1/whoami") => Shape::new(
             "The caller's key: tenant, role and project scope.",
             Answer::Json(200, "Whoami"),
@@ -565,6 +585,9 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
     add::<control::MemberList>(&mut schemas);
+    add::<crate::saved::SavedSearchBody>(&mut schemas);
+    add::<crate::saved::SavedSearch>(&mut schemas);
+    add::<crate::saved::SavedSearchList>(&mut schemas);
     add::<control::CreatePool>(&mut schemas);
     add::<control::UpdatePool>(&mut schemas);
     add::<control::Pool>(&mut schemas);

@@ -2,13 +2,16 @@
 //!
 //! Everything that can be refused is refused before the upgrade, with the usual JSON
 //! error: a bad `query` or `start` (400), an unknown pool (404), too many tails for
-//! the tenant or the pool (429). After the upgrade the connection ends with a close
+//! the tenant or the pool (429). A client that offers the `logpool.tail.v1`
+//! subprotocol gets a bad `query` or `start` after the upgrade instead ([`refusal`]),
+//! because browsers hide the answer to a refused upgrade. After the upgrade the connection ends with a close
 //! code and a reason ([`session`]).
 
 pub mod buffer;
 pub mod limits;
 pub mod params;
 pub mod pump;
+pub mod refusal;
 pub mod session;
 
 use std::sync::Arc;
@@ -16,8 +19,10 @@ use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Router;
+use logpool_api::ws_key::{self, TAIL_PROTOCOL};
 use logpool_api::{ApiError, AppQuery, Principal, Routes, RoutingView};
 use logpool_core::access::Permission;
 use logpool_core::memory::TenantBudgets;
@@ -78,7 +83,8 @@ impl TailState {
 }
 
 /// The live-tail route with its permission. Browsers cannot set headers on a
-/// WebSocket, so the key may also come as `?token=`.
+/// WebSocket, so the key may also come as a subprotocol entry
+/// ([`logpool_api::ws_key`]) or, for clients written before that, as `?token=`.
 pub fn routes() -> Routes<TailState> {
     Routes::new().get_with_query_token(
         "/v1/projects/{project}/pools/{pool}/tail",
@@ -99,10 +105,21 @@ async fn tail(
     principal: Principal,
     Path((project, pool)): Path<(String, String)>,
     AppQuery(params): AppQuery<TailParams>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let route = state.routing.pool(&principal.tenant, &project, &pool)?;
-    let request = params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)?;
+    // A browser sees nothing of an HTTP answer to an upgrade (only "1006"), so a
+    // client that speaks the tail subprotocol gets a bad filter in-band.
+    let upgrade = upgrade.protocols([TAIL_PROTOCOL]);
+    let request = match params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)
+    {
+        Ok(request) => request,
+        Err(error) if ws_key::offers(&headers, TAIL_PROTOCOL) => {
+            return Ok(refusal::in_band(upgrade, error));
+        }
+        Err(error) => return Err(error),
+    };
     let tail_quota = state
         .routing
         .snapshot()

@@ -115,6 +115,8 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::POST, "/histogram", Read),
         (Method::GET, "/fields", Read),
         (Method::POST, "/fields", Read),
+        (Method::GET, "/export", Read),
+        (Method::POST, "/export", Read),
         (Method::POST, "/query", Read),
         (Method::GET, "/records/{id}/context", Read),
         (Method::GET, "/tail", Read),
@@ -494,7 +496,7 @@ impl World {
                 "stream": { "logpool_project": seeded.project, "logpool_pool": seeded.pool },
                 "values": [[now_ns().to_string(), "from the matrix"]],
             }] }),
-            ("POST", _, Some("/search" | "/search/stream" | "/histogram" | "/fields")) => {
+            ("POST", _, Some("/search" | "/search/stream" | "/histogram" | "/fields" | "/export")) => {
                 json!({})
             }
             ("POST", _, Some("/query")) => json!({ "query": "* | SELECT count(*) AS c" }),
@@ -532,7 +534,11 @@ fn answers_records(method: &Method, template: &str) -> bool {
     let tail = template.strip_prefix(POOL).unwrap_or_default();
     matches!(
         tail,
-        "/search" | "/search/stream" | "/records/{id}/context" | "/shards/{shard}/records"
+        "/search"
+            | "/search/stream"
+            | "/export"
+            | "/records/{id}/context"
+            | "/shards/{shard}/records"
     ) && (*method == Method::GET || *method == Method::POST)
 }
 

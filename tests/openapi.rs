@@ -174,7 +174,14 @@ fn every_answer_is_typed_and_every_error_status_listed() {
         .iter()
         .map(|frame| &frame["properties"]["type"]["enum"][0])
         .collect();
-    assert_eq!(kinds, [&Value::from("records"), &Value::from("dropped")]);
+    assert_eq!(
+        kinds,
+        [
+            &Value::from("records"),
+            &Value::from("dropped"),
+            &Value::from("error")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

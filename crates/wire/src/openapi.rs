@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::archive::ArchiveListParams;
 use crate::error::ErrorBody;
+use crate::export::ExportParams;
 use crate::health::Health;
 use crate::queue::{CursorParams, RecordsParams};
 use crate::search::{
@@ -167,6 +168,23 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "HistogramParams"),
             answer: Answer::Json(200, "HistogramAnswer"),
             errors: WAITING_READ,
+            protocol_errors: None,
+        },
+        ("GET" | "POST", Some("/export"), _) => Shape {
+            summary: "Every match of the range, newest first, as NDJSON (whole records, \
+                      or objects of the chosen `columns`) or CSV (`format=csv`, a header \
+                      line of the columns, default `time,message`), up to \
+                      `search.max_export_records`. The headers `X-Logpool-Export-Matches`, \
+                      `-Limit` and `-Truncated` say how many matched and whether the \
+                      export stops at its limit.",
+            query: get_only(method, ExportParams::into_params(in_query)),
+            body: post_only(method, "ExportParams"),
+            answer: Answer::Media(
+                200,
+                "application/x-ndjson",
+                "One JSON object per record (`text/csv` with `format=csv`).",
+            ),
+            errors: &[],
             protocol_errors: None,
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
@@ -568,6 +586,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<HistogramParams>(&mut schemas);
     add::<HistogramAnswer>(&mut schemas);
     add::<FieldsParams>(&mut schemas);
+    add::<ExportParams>(&mut schemas);
     add::<FieldsAnswer>(&mut schemas);
     add::<ContextAnswer>(&mut schemas);
     add::<SqlQueryParams>(&mut schemas);

@@ -1,9 +1,11 @@
 // The search, analysis and live tail pages. Every value from the server is put into
 // the page as text (never as HTML), so a log line cannot inject markup.
 
-import { api, poolPath, enc, openTail, tailAvailable } from './api.js';
+import { api, poolPath, enc, openTail, tailAvailable, ApiError } from './api.js';
 import { histogram, chart } from './charts.js';
 import { h, errorView } from './ui.js';
+import { saveButton, historyList, rememberQuery, openedSaved } from './saved.js';
+import { exportControls } from './export.js';
 
 function setHash(path, params) {
   const query = new URLSearchParams();
@@ -105,10 +107,19 @@ export async function searchPage(main, params) {
   const query = h('input', { name: 'query', class: 'grow mono', 'aria-label': 'Query', value: params.q || '',
     placeholder: 'level:ERROR AND "connection refused"' });
   const time = timePicker(params);
+  // Chosen columns travel in the URL (`cols`), so saved searches and exports keep them.
+  const columns = (params.cols || '').split(',').map((c) => c.trim()).filter(Boolean);
   const submit = () => setHash('search', { project: picker.projectSelect.value, pool: picker.poolSelect.value,
-    q: query.value, from: time.from.value, to: time.to.value, _: Date.now() % 100000 });
+    q: query.value, from: time.from.value, to: time.to.value, cols: columns.join(','), _: Date.now() % 100000 });
+  const current = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value, query: query.value,
+    from: time.from.value, to: time.to.value, columns,
+    base: poolPath(picker.projectSelect.value, picker.poolSelect.value),
+    request: { query: query.value, from: time.from.value, to: time.to.value } });
   const form = h('form', { class: 'panel', role: 'search', onsubmit: (e) => { e.preventDefault(); submit(); } },
-    h('div', { class: 'row' }, picker.projectSelect, picker.poolSelect, query, time.node, h('button', { type: 'submit' }, 'Search')));
+    h('div', { class: 'row' }, picker.projectSelect, picker.poolSelect, query, historyList(query), time.node, h('button', { type: 'submit' }, 'Search')),
+    h('div', { class: 'row' }, saveButton(current, params.saved), exportControls(current),
+      columns.length ? h('span', { class: 'muted' }, `Columns: ${columns.join(', ')}`) : null));
+  const opened = await openedSaved(picker.projectSelect.value, params.saved).catch(() => null);
   const progress = h('div', { class: 'progress', hidden: true }, h('div'));
   const status = h('div', { class: 'muted', role: 'status' });
   const chartBox = h('div', { class: 'panel', 'aria-label': 'Histogram' });
@@ -118,7 +129,7 @@ export async function searchPage(main, params) {
   const results = h('div', { class: 'panel' }, h('table', { class: 'hits' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Record'))), hitsBody), more);
   const errors = h('div');
-  main.replaceChildren(h('h1', {}, 'Search'), form, progress, errors, status, chartBox,
+  main.replaceChildren(h('h1', {}, opened ? `Search: ${opened.name}` : 'Search'), form, progress, errors, status, chartBox,
     h('div', { class: 'layout' }, fieldsBox, results));
   query.focus();
   if (!picker.poolSelect.value) {
@@ -127,6 +138,7 @@ export async function searchPage(main, params) {
   }
   const base = poolPath(picker.projectSelect.value, picker.poolSelect.value);
   const request = { query: query.value, from: time.from.value, to: time.to.value };
+  if (params.q) rememberQuery(params.q);
   const hits = [];
   const addFilter = (name, value) => {
     query.value = query.value.trim() ? `${query.value.trim()} AND ${name}:${quoteValue(value)}` : `${name}:${quoteValue(value)}`;
@@ -298,6 +310,7 @@ export async function tailPage(main, params) {
     if (!screen.isConnected) return;
     const socket = openTail(picker.projectSelect.value, picker.poolSelect.value, query.value ? { query: query.value } : {});
     activeTail = socket;
+    let refused = false;
     state.textContent = 'connecting';
     socket.addEventListener('open', () => { state.textContent = 'live'; pause.disabled = false; });
     socket.addEventListener('message', (event) => {
@@ -308,13 +321,17 @@ export async function tailPage(main, params) {
         if (held.length > MAX_LINES) held = held.slice(-MAX_LINES);
       } else if (frame.type === 'dropped') {
         append(h('div', { class: 'line notice' }, `— ${frame.count} records dropped: the console could not keep up —`));
+      } else if (frame.type === 'error') {
+        // A filter the server refused: shown with a caret under its position.
+        refused = true;
+        errors.replaceChildren(errorView(new ApiError(400, { error: frame.error }), query.value));
       }
     });
     socket.addEventListener('close', (event) => {
       if (activeTail === socket) activeTail = null;
       state.textContent = 'stopped';
       pause.disabled = true;
-      if (event.code !== 1000 && event.code !== 1005) errors.replaceChildren(h('div', { class: 'error', role: 'alert' }, `Tail closed: ${event.reason || `code ${event.code}`}`));
+      if (!refused && event.code !== 1000 && event.code !== 1005) errors.replaceChildren(h('div', { class: 'error', role: 'alert' }, `Tail closed: ${event.reason || `code ${event.code}`}`));
     });
   };
   main.replaceChildren(h('h1', {}, 'Live tail'),

@@ -3,8 +3,9 @@
 //! binary and served at `/` by control-api and by `logpool standalone`.
 //!
 //! The console talks only to the public `/v1` API, with the API key the user logged
-//! in with (checked with `GET /v1/whoami`) as a bearer token, and as `?token=` of the
-//! live tail's WebSocket only, since browsers cannot set headers there. The key lives
+//! in with (checked with `GET /v1/whoami`) as a bearer token, and as a subprotocol
+//! entry of the live tail's WebSocket, since browsers cannot set headers there (never
+//! in a URL). The key lives
 //! in the page's memory only: it is never put into the page's URL, local storage or a
 //! cookie, so closing the tab logs out.
 
@@ -52,6 +53,16 @@ const ASSETS: &[Asset] = &[
         name: "projects.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/projects.js"),
+    },
+    Asset {
+        name: "saved.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/saved.js"),
+    },
+    Asset {
+        name: "export.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/export.js"),
     },
     Asset {
         name: "admin.js",

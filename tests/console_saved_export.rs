@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use logpool_e2e::{console_walkthrough, TestServer, ADMIN_KEY};
 
-const STEPS: [&str; 4] = [
+const STEPS: [&str; 5] = [
     "save-search",
+    "saved-list-of-reader",
     "saved-opened-by-reader",
     "export-csv",
     "tail-bad-filter",

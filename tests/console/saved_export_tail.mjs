@@ -105,6 +105,10 @@ try {
     await page.screenshot({ path: `${shots}/${String(++shotNumber).padStart(2, '0')}-${name}.png`, fullPage: true });
     steps.push({ step: name, ms: Date.now() - started });
   };
+  // An extra screenshot inside a step.
+  const shot = async (name) => {
+    await page.screenshot({ path: `${shots}/${String(++shotNumber).padStart(2, '0')}-${name}.png`, fullPage: true });
+  };
   const logInAs = async (key, role) => {
     await page.goto(base);
     await page.getByLabel('API key').fill(key);
@@ -120,18 +124,22 @@ try {
     await page.locator('tr.hit').first().waitFor();
     await page.getByRole('button', { name: 'Save', exact: true }).click();
     await page.getByLabel('Name').fill(name);
+    await shot('save-dialog');
     await page.getByRole('button', { name: 'Save as new' }).click();
     await page.getByRole('heading', { name: `Search: ${name}` }).waitFor();
   });
 
-  await step('saved-opened-by-reader', async () => {
+  const row = page.locator('table.saved-searches tbody tr').filter({ hasText: name });
+  await step('saved-list-of-reader', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await logInAs(secretOf(reader), 'reader');
-    await page.goto(`${base}/#/saved?project=${project}`);
-    const row = page.locator('table.saved-searches tbody tr').filter({ hasText: name });
+    await page.getByRole('link', { name: 'Saved' }).click();
     await row.waitFor();
     if (await row.getByRole('button', { name: 'Delete' }).count()) throw new Error('a reader sees Delete');
     if (!(await row.innerText()).includes(admin.id)) throw new Error('the row does not name the key that saved it');
+  });
+
+  await step('saved-opened-by-reader', async () => {
     await row.getByRole('link', { name }).click();
     await page.getByRole('heading', { name: `Search: ${name}` }).waitFor();
     const query = await page.getByLabel('Query', { exact: true }).inputValue();

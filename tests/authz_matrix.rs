@@ -84,7 +84,11 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
             "/v1/projects/{project}/saved-searches",
             ManageProject,
         ),
-        (Method::GET, "/v1/projects/{project}/saved-searches/{id}", Read),
+        (
+            Method::GET,
+            "/v1/projects/{project}/saved-searches/{id}",
+            Read,
+        ),
         (
             Method::PUT,
             "/v1/projects/{project}/saved-searches/{id}",
@@ -496,7 +500,11 @@ impl World {
                 "stream": { "logpool_project": seeded.project, "logpool_pool": seeded.pool },
                 "values": [[now_ns().to_string(), "from the matrix"]],
             }] }),
-            ("POST", _, Some("/search" | "/search/stream" | "/histogram" | "/fields" | "/export")) => {
+            (
+                "POST",
+                _,
+                Some("/search" | "/search/stream" | "/histogram" | "/fields" | "/export"),
+            ) => {
                 json!({})
             }
             ("POST", _, Some("/query")) => json!({ "query": "* | SELECT count(*) AS c" }),

@@ -59,7 +59,10 @@ async fn test_saved_search_export_and_tail_errors_in_chromium() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
-    assert!(output.status.success(), "browser run failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{stderr}"
+    );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     let steps = report["steps"].as_array().expect("steps");
     for expected in STEPS {

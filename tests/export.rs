@@ -52,7 +52,10 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
             (false, c) => cell.push(c),
         }
     }
-    assert!(cell.is_empty() && row.is_empty(), "the CSV ends with a line break");
+    assert!(
+        cell.is_empty() && row.is_empty(),
+        "the CSV ends with a line break"
+    );
     rows
 }
 
@@ -132,7 +135,10 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
         client.put_records(PROJECT, POOL, chunk).await.expect("put");
     }
     let total = IN_RANGE + AFTER_RANGE;
-    assert_eq!(wait_for_count(client, PROJECT, POOL, "", total).await, total);
+    assert_eq!(
+        wait_for_count(client, PROJECT, POOL, "", total).await,
+        total
+    );
     let range = [
         ("from", (base_s * 1000).to_string()),
         ("to", ((base_s + IN_RANGE / 10) * 1000).to_string()),
@@ -146,8 +152,15 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
     let csv = export(&server, &params).await;
     assert_eq!(csv.status, 200, "{}", csv.body);
     println!("CSV export of {IN_RANGE} records: {:?}", started.elapsed());
-    assert!(csv.content_type.starts_with("text/csv"), "{}", csv.content_type);
-    assert_eq!((csv.matches, csv.truncated.as_deref()), (Some(IN_RANGE), Some("false")));
+    assert!(
+        csv.content_type.starts_with("text/csv"),
+        "{}",
+        csv.content_type
+    );
+    assert_eq!(
+        (csv.matches, csv.truncated.as_deref()),
+        (Some(IN_RANGE), Some("false"))
+    );
     let rows = parse_csv(&csv.body);
     assert_eq!(rows[0], ["time", "n", "message", "http.status"]);
     assert_eq!(rows.len() as u64, IN_RANGE + 1);
@@ -193,11 +206,18 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
     // The whole pool passes the limit: the newest records up to it, announced.
     let whole = export(&server, &[("columns", "n".to_string())]).await;
     assert_eq!(whole.status, 200, "{}", whole.body);
-    assert_eq!((whole.matches, whole.truncated.as_deref()), (Some(total), Some("true")));
+    assert_eq!(
+        (whole.matches, whole.truncated.as_deref()),
+        (Some(total), Some("true"))
+    );
     let sent: Vec<u64> = whole
         .body
         .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("line")["n"].as_u64().expect("n"))
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("line")["n"]
+                .as_u64()
+                .expect("n")
+        })
         .collect();
     assert_eq!(sent.len(), EXPORT_LIMIT);
     let oldest_sent = sent.iter().map(|&n| time_of(n)).min().expect("some");
@@ -206,7 +226,10 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
         .map(time_of)
         .max()
         .expect("some left out");
-    assert!(newest_left <= oldest_sent, "the newest records are the ones sent");
+    assert!(
+        newest_left <= oldest_sent,
+        "the newest records are the ones sent"
+    );
 
     // Bad parameters are refused before anything is sent, naming field and limit.
     let refused = export(&server, &[("limit", (EXPORT_LIMIT + 1).to_string())]).await;

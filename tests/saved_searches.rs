@@ -25,7 +25,9 @@ async fn world(server: &TestServer) -> (RawApi, Keys) {
     for project in ["shop", "bank"] {
         api.create_project("default", project).await;
     }
-    let (admin_id, admin) = api.create_key("default", "project_admin", Some("shop")).await;
+    let (admin_id, admin) = api
+        .create_key("default", "project_admin", Some("shop"))
+        .await;
     let (reader_id, reader) = api.create_key("default", "reader", Some("shop")).await;
     let (_, writer) = api.create_key("default", "writer", Some("shop")).await;
     let (_, other_reader) = api.create_key("default", "reader", Some("bank")).await;
@@ -92,7 +94,14 @@ async fn saved_searches_are_shared_and_guarded(server: &TestServer) {
     let elsewhere = format!("/v1/projects/bank/saved-searches/{id}");
     let answer = call(&api, Method::GET, &elsewhere, &keys.other_reader, None).await;
     assert_eq!(answer.status, 404, "{}", answer.text);
-    let answer = call(&api, Method::GET, &format!("{SAVED}/abc"), &keys.reader, None).await;
+    let answer = call(
+        &api,
+        Method::GET,
+        &format!("{SAVED}/abc"),
+        &keys.reader,
+        None,
+    )
+    .await;
     assert_eq!(answer.status, 404, "{}", answer.text);
 
     // Replace records the editor and keeps the author.
@@ -110,9 +119,17 @@ async fn saved_searches_are_shared_and_guarded(server: &TestServer) {
     let refusals = [
         (json!({ "name": "n".repeat(101) }), "name", Some(100)),
         (json!({ "name": "" }), "name", None),
-        (json!({ "name": "q", "query": "a".repeat(8 * 1024 + 1) }), "query", Some(8192)),
+        (
+            json!({ "name": "q", "query": "a".repeat(8 * 1024 + 1) }),
+            "query",
+            Some(8192),
+        ),
         (json!({ "name": "f", "from": "last tuesday" }), "from", None),
-        (json!({ "name": "c", "columns": vec!["f"; 51] }), "columns", Some(50)),
+        (
+            json!({ "name": "c", "columns": vec!["f"; 51] }),
+            "columns",
+            Some(50),
+        ),
         (
             json!({ "name": "ch", "chart": { "big": "x".repeat(16 * 1024) } }),
             "chart",
@@ -130,7 +147,10 @@ async fn saved_searches_are_shared_and_guarded(server: &TestServer) {
         }
     }
     let listed = call(&api, Method::GET, SAVED, &keys.reader, None).await;
-    assert_eq!(listed.json()["saved_searches"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        listed.json()["saved_searches"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // The count per project: 500, the 501st is refused naming the limit.
     for n in 1..500 {
@@ -144,7 +164,14 @@ async fn saved_searches_are_shared_and_guarded(server: &TestServer) {
         .await;
         assert_eq!(answer.status, 201, "{n}: {}", answer.text);
     }
-    let full = call(&api, Method::POST, SAVED, &keys.admin, Some(json!({ "name": "one more" }))).await;
+    let full = call(
+        &api,
+        Method::POST,
+        SAVED,
+        &keys.admin,
+        Some(json!({ "name": "one more" })),
+    )
+    .await;
     assert_eq!(full.status, 409, "{}", full.text);
     assert_eq!(full.json()["error"]["limit"], 500);
 

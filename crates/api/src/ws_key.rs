@@ -72,7 +72,10 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append(PROTOCOL_HEADER, HeaderValue::from_str(value).expect("value"));
+            headers.append(
+                PROTOCOL_HEADER,
+                HeaderValue::from_str(value).expect("value"),
+            );
         }
         headers
     }

@@ -67,8 +67,10 @@ fn checked_fields(body: wire::SavedSearchBody) -> Result<SavedSearchFields, ApiE
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("`name` must not hold control characters")
-            .with_detail("field", "name"));
+        return Err(
+            ApiError::bad_request("`name` must not hold control characters")
+                .with_detail("field", "name"),
+        );
     }
     if body.query.len() > MAX_QUERY_BYTES {
         return Err(too_long(

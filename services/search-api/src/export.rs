@@ -99,7 +99,11 @@ struct ExportSearch {
 
 impl ExportSearch {
     /// One page: every match after `after`, newest first, at most `max_limit`.
-    async fn page(&self, after: Option<SortKey>, count_all: bool) -> Result<PlannedSearch, ApiError> {
+    async fn page(
+        &self,
+        after: Option<SortKey>,
+        count_all: bool,
+    ) -> Result<PlannedSearch, ApiError> {
         let request = SearchRequest {
             query: self.query.clone(),
             from_ns: self.from_ns,

@@ -1767,12 +1767,18 @@ pub(crate) async fn scenario_saved_searches_crud_limits_and_cascade(store: &dyn 
         .await
         .expect("create");
     assert_eq!(errors.fields, fields("errors"));
-    assert_eq!((errors.created_by.as_str(), errors.updated_by.as_str()), ("key-a", "key-a"));
+    assert_eq!(
+        (errors.created_by.as_str(), errors.updated_by.as_str()),
+        ("key-a", "key-a")
+    );
     assert_eq!(errors.project, "shop");
     let again = store
         .create_saved_search(tenant, "shop", &fields("errors"), "key-b", limits)
         .await;
-    assert!(matches!(again, Err(MetadataError::AlreadyExists { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(MetadataError::AlreadyExists { .. })),
+        "{again:?}"
+    );
     // The same name in another project is another search.
     store
         .create_saved_search(tenant, "bank", &fields("errors"), "key-b", limits)
@@ -1806,26 +1812,44 @@ pub(crate) async fn scenario_saved_searches_crud_limits_and_cascade(store: &dyn 
         .await
         .expect("update");
     assert_eq!(updated.fields, changed);
-    assert_eq!((updated.created_by.as_str(), updated.updated_by.as_str()), ("key-a", "key-b"));
     assert_eq!(
-        store.get_saved_search(tenant, "shop", errors.id).await.expect("get"),
+        (updated.created_by.as_str(), updated.updated_by.as_str()),
+        ("key-a", "key-b")
+    );
+    assert_eq!(
+        store
+            .get_saved_search(tenant, "shop", errors.id)
+            .await
+            .expect("get"),
         updated
     );
     let clash = store
         .update_saved_search(tenant, "shop", errors.id, &fields("alpha"), "key-b")
         .await;
-    assert!(matches!(clash, Err(MetadataError::AlreadyExists { .. })), "{clash:?}");
+    assert!(
+        matches!(clash, Err(MetadataError::AlreadyExists { .. })),
+        "{clash:?}"
+    );
     // Another project's path never reaches the search.
     for result in [
-        store.get_saved_search(tenant, "bank", errors.id).await.map(drop),
+        store
+            .get_saved_search(tenant, "bank", errors.id)
+            .await
+            .map(drop),
         store
             .update_saved_search(tenant, "bank", errors.id, &changed, "key-b")
             .await
             .map(drop),
         store.delete_saved_search(tenant, "bank", errors.id).await,
-        store.get_saved_search("conf-archive", "shop", errors.id).await.map(drop),
+        store
+            .get_saved_search("conf-archive", "shop", errors.id)
+            .await
+            .map(drop),
     ] {
-        assert!(matches!(result, Err(MetadataError::NotFound { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(MetadataError::NotFound { .. })),
+            "{result:?}"
+        );
     }
     store
         .delete_saved_search(tenant, "shop", alpha.id)
@@ -1839,8 +1863,14 @@ pub(crate) async fn scenario_saved_searches_crud_limits_and_cascade(store: &dyn 
         store.list_saved_searches(tenant, "nope").await,
         Err(MetadataError::NotFound { .. })
     ));
-    store.delete_project(tenant, "shop").await.expect("delete project");
-    store.create_project(tenant, "shop", "").await.expect("recreate");
+    store
+        .delete_project(tenant, "shop")
+        .await
+        .expect("delete project");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("recreate");
     assert!(store
         .list_saved_searches(tenant, "shop")
         .await

@@ -112,8 +112,7 @@ async fn tail(
     // A browser sees nothing of an HTTP answer to an upgrade (only "1006"), so a
     // client that speaks the tail subprotocol gets a bad filter in-band.
     let upgrade = upgrade.protocols([TAIL_PROTOCOL]);
-    let request = match params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)
-    {
+    let request = match params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs) {
         Ok(request) => request,
         Err(error) if ws_key::offers(&headers, TAIL_PROTOCOL) => {
             return Ok(refusal::in_band(upgrade, error));

@@ -20,7 +20,7 @@ const EXPORT_LIMIT: usize = 20_000;
 /// The message of record `n`: commas, quotes and, now and then, a second line, so
 /// that the CSV quoting is exercised.
 fn message_of(n: u64) -> String {
-    if n % 100 == 0 {
+    if n.is_multiple_of(100) {
         format!("request {n}, said \"ok\"\n  at line two")
     } else {
         format!("request {n}, said \"ok\"")
@@ -126,7 +126,7 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
                 "time": time_of(n),
                 "message": message_of(n),
                 "n": n,
-                "level": if n % 3 == 0 { "ERROR" } else { "INFO" },
+                "level": if n.is_multiple_of(3) { "ERROR" } else { "INFO" },
                 "http": { "status": 200 + (n % 5) },
             })
         })
@@ -182,7 +182,7 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
     let errors = export(&server, &params).await;
     let rows = parse_csv(&errors.body);
     assert_eq!(rows[0], ["time", "message"]);
-    let expected_errors = (0..IN_RANGE).filter(|n| n % 3 == 0).count();
+    let expected_errors = (0..IN_RANGE).filter(|n| n.is_multiple_of(3)).count();
     assert_eq!(rows.len(), expected_errors + 1);
     assert_eq!(errors.matches, Some(expected_errors as u64));
 
@@ -198,7 +198,10 @@ async fn test_export_sends_every_match_with_its_columns_and_announces_truncation
         let keys: Vec<&String> = object.as_object().expect("object").keys().collect();
         assert_eq!(keys, ["level", "n"], "{line}");
         let n = object["n"].as_u64().expect("n");
-        assert_eq!(object["level"], if n % 3 == 0 { "ERROR" } else { "INFO" });
+        assert_eq!(
+            object["level"],
+            if n.is_multiple_of(3) { "ERROR" } else { "INFO" }
+        );
         assert!(seen.insert(n), "record {n} twice");
     }
     assert_eq!(seen.len() as u64, IN_RANGE);

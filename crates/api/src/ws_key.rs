@@ -2,8 +2,8 @@
 //! header so that it is never part of a URL.
 //!
 //! Browsers cannot set `Authorization` on a WebSocket, but they do send the
-//! subprotocols a page offers (`new WebSocket(url, [TAIL_PROTOCOL, KEY_PROTOCOL_PREFIX
-//! + key])`). A URL ends up in browser consoles, history, proxy and server access
+//! subprotocols a page offers
+//! (`new WebSocket(url, [TAIL_PROTOCOL, KEY_PROTOCOL_PREFIX + key])`). A URL ends up in browser consoles, history, proxy and server access
 //! logs; this header does not. Chosen over a short-lived ticket (which would need
 //! state shared by every tail-ws replica, or a signing secret, and a second request)
 //! and over a first message (which would upgrade unauthenticated connections and

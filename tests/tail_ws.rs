@@ -376,7 +376,7 @@ async fn test_tail_refusals_and_close_reasons() {
 /// The key travels as a subprotocol entry, never in the URL: the tail opens with
 /// `logpool.tail.v1` chosen and delivers records; a wrong key there is refused like a
 /// wrong header; a bad filter comes in-band, as an `error` frame with its position
-/// and a close (4400) whose reason says where.
+/// and a close (4400) whose reason says where, and an unknown pool likewise (4404).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_tail_key_as_subprotocol_and_bad_filter_in_band() {
     let Some(python) = python() else { return };
@@ -431,6 +431,19 @@ async fn test_tail_key_as_subprotocol_and_bad_filter_in_band() {
             .as_str()
             .unwrap_or("")
             .contains("position 14"),
+        "{event}"
+    );
+
+    // An unknown pool, in-band too: 4000 plus the status it would have had.
+    let url = tail_url(&server, "tailproto", "nope", "");
+    let mut unknown = PyTail::start(&python, &url, &as_protocol).await;
+    assert_eq!(unknown.next_event().await["event"], "connected");
+    let event = unknown.next_event().await;
+    assert_eq!(event["frame"]["error"]["code"], "not_found", "{event}");
+    let event = unknown.closed().await;
+    assert_eq!(event["code"], 4404, "{event}");
+    assert!(
+        event["reason"].as_str().unwrap_or("").contains("nope"),
         "{event}"
     );
 }

@@ -1,7 +1,8 @@
 //! A tail refused after the upgrade: one `error` frame with the error object (its
-//! `field`, `position`, ...), then a close with code [`CLOSE_BAD_REQUEST`] whose
-//! reason is the message, so a browser, which sees nothing of a refused upgrade's
-//! HTTP answer, can show where a filter is wrong.
+//! `field`, `position`, ...), then a close whose code is 4000 plus the HTTP status
+//! the refusal would have had (4400 for a bad filter, 4404 for an unknown pool,
+//! 4429 for too many tails) and whose reason is the message, so a browser, which
+//! sees nothing of a refused upgrade's HTTP answer, can show what is wrong and where.
 
 use std::time::Duration;
 
@@ -11,9 +12,8 @@ use logpool_api::ApiError;
 use logpool_wire::tail::TailFrame;
 use logpool_wire::ErrorObject;
 
-/// Close code of a tail whose request was bad (the 4xxx range is the
-/// application's; 4400 mirrors HTTP 400).
-pub const CLOSE_BAD_REQUEST: u16 = 4400;
+/// The close codes of refusals start here (the 4xxx range is the application's).
+const CLOSE_REFUSAL_BASE: u16 = 4000;
 /// The longest close reason the protocol allows, in bytes.
 const MAX_REASON_BYTES: usize = 123;
 /// Longest wait for the frames to go out.
@@ -21,6 +21,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upgrades, sends `error` as the only frame and closes.
 pub fn in_band(upgrade: WebSocketUpgrade, error: ApiError) -> Response {
+    let code = CLOSE_REFUSAL_BASE + logpool_api::error::status_of(error.code).as_u16();
     let reason = close_reason(&error.message);
     let frame = TailFrame::Error {
         error: ErrorObject {
@@ -35,7 +36,7 @@ pub fn in_band(upgrade: WebSocketUpgrade, error: ApiError) -> Response {
             socket.send(Message::Text(text.into())).await?;
             socket
                 .send(Message::Close(Some(CloseFrame {
-                    code: CLOSE_BAD_REQUEST,
+                    code,
                     reason: reason.into(),
                 })))
                 .await

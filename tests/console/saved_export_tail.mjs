@@ -1,7 +1,7 @@
 // Saved searches, export and the live tail's filter errors in headless Chromium:
 // a project admin key saves a search from the search page; a reader key of the same
 // project finds it on the saved-searches page and opens it with its query, range and
-// columns; the reader exports the 20,000 records of the range as CSV and the
+// columns (and finds it first in its query history); the reader exports the 20,000 records of the range as CSV and the
 // download holds every record once with the chosen columns; a bad tail filter shows
 // the server's message with a caret at its position, and the key is in no URL.
 // Run by tests/console_saved_export.rs with LOGPOOL_URL, LOGPOOL_ADMIN_KEY,
@@ -120,6 +120,8 @@ try {
 
   await step('save-search', async () => {
     await logInAs(secretOf(admin), 'project_admin');
+    await page.goto(searchUrl({ q: 'n:1', from: '-3h', to: 'now' }));
+    await page.locator('tr.hit').first().waitFor();
     await page.goto(searchUrl({ q: 'level:ERROR', from: '-3h', to: 'now', cols: 'n,level' }));
     await page.locator('tr.hit').first().waitFor();
     await page.getByRole('button', { name: 'Save', exact: true }).click();
@@ -150,6 +152,10 @@ try {
     await page.getByText('Columns: n, level').waitFor();
     if (await page.getByRole('button', { name: 'Save', exact: true }).count()) throw new Error('a reader sees Save');
     await page.locator('tr.hit').first().waitFor();
+    // The query history is this browser's and this key's: the search just opened
+    // is offered, and nothing the admin key ran before.
+    const offered = await page.locator('datalist option').evaluateAll((options) => options.map((o) => o.value));
+    if (offered.join('|') !== 'level:ERROR') throw new Error(`the query history offers ${offered}`);
   });
 
   await step('export-csv', async () => {

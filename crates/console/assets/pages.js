@@ -106,6 +106,7 @@ export async function searchPage(main, params) {
   }
   const query = h('input', { name: 'query', class: 'grow mono', 'aria-label': 'Query', value: params.q || '',
     placeholder: 'level:ERROR AND "connection refused"' });
+  if (params.q) rememberQuery(params.q);
   const time = timePicker(params);
   // Chosen columns travel in the URL (`cols`), so saved searches and exports keep them.
   const columns = (params.cols || '').split(',').map((c) => c.trim()).filter(Boolean);
@@ -138,7 +139,6 @@ export async function searchPage(main, params) {
   }
   const base = poolPath(picker.projectSelect.value, picker.poolSelect.value);
   const request = { query: query.value, from: time.from.value, to: time.to.value };
-  if (params.q) rememberQuery(params.q);
   const hits = [];
   const addFilter = (name, value) => {
     query.value = query.value.trim() ? `${query.value.trim()} AND ${name}:${quoteValue(value)}` : `${name}:${quoteValue(value)}`;

@@ -1,13 +1,18 @@
 // Saved searches (shared by a project's team, kept by the server) and the query
-// history (this browser's own, in localStorage).
+// history (this browser's own, in localStorage, per key id).
 //
 // Readers list and open saved searches; keys that manage the project save, replace
 // and delete them (the server decides; the buttons only follow `can`).
 
-import { api, can, enc, ApiError } from './api.js';
+import { api, can, enc, ApiError, currentSession } from './api.js';
 import { h, dialog, toast, fieldErrors, errorView } from './ui.js';
 
-const HISTORY_KEY = 'logpool.queryHistory';
+// One history per key id, so that people sharing a browser do not see each
+// other's queries (the id is public; the key itself is never stored).
+function historyKey() {
+  const session = currentSession();
+  return `logpool.queryHistory.${session ? session.key_id : ''}`;
+}
 // Queries kept in the history, newest first.
 export const HISTORY_SIZE = 20;
 
@@ -33,7 +38,7 @@ export function searchHash(saved, project) {
 
 export function queryHistory() {
   try {
-    const stored = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
+    const stored = JSON.parse(localStorage.getItem(historyKey()) || '[]');
     return Array.isArray(stored) ? stored.filter((q) => typeof q === 'string') : [];
   } catch { return []; }
 }
@@ -43,7 +48,7 @@ export function rememberQuery(query) {
   const text = (query || '').trim();
   if (!text) return;
   const next = [text, ...queryHistory().filter((q) => q !== text)].slice(0, HISTORY_SIZE);
-  try { localStorage.setItem(HISTORY_KEY, JSON.stringify(next)); } catch { /* storage full or off */ }
+  try { localStorage.setItem(historyKey(), JSON.stringify(next)); } catch { /* storage full or off */ }
 }
 
 // A <datalist> of the history for a query input (the browser offers it as you type).

@@ -77,6 +77,28 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         // A reader may see the limits it runs into; only its tenant admin sets them.
         (Method::GET, "/v1/projects/{project}/quotas", Read),
         (Method::PUT, "/v1/projects/{project}/quotas", ManageTenant),
+        // Readers open a team's saved searches; those who manage the project keep them.
+        (Method::GET, "/v1/projects/{project}/saved-searches", Read),
+        (
+            Method::POST,
+            "/v1/projects/{project}/saved-searches",
+            ManageProject,
+        ),
+        (
+            Method::GET,
+            "/v1/projects/{project}/saved-searches/{id}",
+            Read,
+        ),
+        (
+            Method::PUT,
+            "/v1/projects/{project}/saved-searches/{id}",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/saved-searches/{id}",
+            ManageProject,
+        ),
         (Method::GET, "/v1/projects/{project}/pools", Read),
         (Method::POST, "/v1/projects/{project}/pools", ManageProject),
         // The shipper protocols name their pool in headers or the payload.
@@ -97,6 +119,8 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::POST, "/histogram", Read),
         (Method::GET, "/fields", Read),
         (Method::POST, "/fields", Read),
+        (Method::GET, "/export", Read),
+        (Method::POST, "/export", Read),
         (Method::POST, "/query", Read),
         (Method::GET, "/records/{id}/context", Read),
         (Method::GET, "/tail", Read),
@@ -396,6 +420,24 @@ impl World {
         } else if template.ends_with("/consumer-groups/{group}") && deleting {
             group = self.unique("gone");
             self.api.create_group(tenant, &project, &pool, &group).await;
+        } else if template.ends_with("/saved-searches/{id}") {
+            // A search of its own for every request, so a delete or a rename by one
+            // caller never changes what the next one finds.
+            let name = self.unique("saved");
+            let created = self
+                .api
+                .as_operator(
+                    tenant,
+                    Method::POST,
+                    &format!("/v1/projects/{project}/saved-searches"),
+                    Some(&json!({ "name": name })),
+                )
+                .await;
+            assert_eq!(created.status, 201, "create saved search: {}", created.text);
+            id = created.json()["id"]
+                .as_str()
+                .expect("saved search id")
+                .to_string();
         } else if template.contains("/records/{id}") {
             id = seeded.record_id.clone();
         } else if template.contains("/restore/{id}") {
@@ -437,6 +479,9 @@ impl World {
             ("PUT", _, _) if template.ends_with("/quotas") => json!({}),
             ("POST", "/v1/projects", _) => json!({ "name": self.unique("made") }),
             ("PATCH", "/v1/projects/{project}", _) => json!({ "description": "matrix" }),
+            ("POST" | "PUT", _, _) if template.contains("/saved-searches") => {
+                json!({ "name": self.unique("saved"), "query": "level:ERROR", "from": "now-1h" })
+            }
             ("POST", "/v1/projects/{project}/pools", _) => {
                 json!({ "name": self.unique("made"), "shards": 1 })
             }
@@ -455,7 +500,11 @@ impl World {
                 "stream": { "logpool_project": seeded.project, "logpool_pool": seeded.pool },
                 "values": [[now_ns().to_string(), "from the matrix"]],
             }] }),
-            ("POST", _, Some("/search" | "/search/stream" | "/histogram" | "/fields")) => {
+            (
+                "POST",
+                _,
+                Some("/search" | "/search/stream" | "/histogram" | "/fields" | "/export"),
+            ) => {
                 json!({})
             }
             ("POST", _, Some("/query")) => json!({ "query": "* | SELECT count(*) AS c" }),
@@ -493,7 +542,11 @@ fn answers_records(method: &Method, template: &str) -> bool {
     let tail = template.strip_prefix(POOL).unwrap_or_default();
     matches!(
         tail,
-        "/search" | "/search/stream" | "/records/{id}/context" | "/shards/{shard}/records"
+        "/search"
+            | "/search/stream"
+            | "/export"
+            | "/records/{id}/context"
+            | "/shards/{shard}/records"
     ) && (*method == Method::GET || *method == Method::POST)
 }
 

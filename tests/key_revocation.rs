@@ -330,6 +330,27 @@ async fn test_secrets_never_appear_in_logs_metrics_error_bodies_or_key_listings(
         .await
         .expect("tail with ?token=");
     drop(socket);
+    // The tail with the key as a subprotocol entry, as the console sends it, with a
+    // good and then a bad filter (answered in-band, after the upgrade).
+    for query in ["probe", "(("] {
+        let tail_url =
+            format!("ws://127.0.0.1:{port}/v1/projects/{PROJECT}/pools/{POOL}/tail?query={query}");
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                tail_url,
+            )
+            .expect("ws request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("logpool.tail.v1, logpool.key.{key}")
+                .parse()
+                .expect("header value"),
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("tail with the key as a subprotocol");
+        drop(socket);
+    }
 
     // Wrong keys: a wrong secret for a real id, a mangled admin key, a malformed key,
     // a disabled key; and errors made with a valid key.

@@ -174,7 +174,14 @@ fn every_answer_is_typed_and_every_error_status_listed() {
         .iter()
         .map(|frame| &frame["properties"]["type"]["enum"][0])
         .collect();
-    assert_eq!(kinds, [&Value::from("records"), &Value::from("dropped")]);
+    assert_eq!(
+        kinds,
+        [
+            &Value::from("records"),
+            &Value::from("dropped"),
+            &Value::from("error")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +383,50 @@ async fn answers_are_what_the_document_says() {
     )
     .await;
     sample(s, samples, "GET", "/v1/projects", "/v1/projects", None).await;
+    let saved_body = json!({ "name": "errors", "query": "level:ERROR", "from": "now-24h",
+        "columns": ["status"], "chart": { "kind": "bar" } });
+    let saved = sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/saved-searches",
+        "/v1/projects/shapes/saved-searches",
+        Some(saved_body.clone()),
+    )
+    .await;
+    let saved_path = format!(
+        "/v1/projects/shapes/saved-searches/{}",
+        saved["id"].as_str().expect("saved search id")
+    );
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/saved-searches",
+        "/v1/projects/shapes/saved-searches",
+        None,
+    )
+    .await;
+    for (method, body) in [("GET", None), ("PUT", Some(saved_body.clone()))] {
+        sample(
+            s,
+            samples,
+            method,
+            "/v1/projects/{project}/saved-searches/{id}",
+            &saved_path,
+            body,
+        )
+        .await;
+    }
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/saved-searches",
+        "/v1/projects/shapes/saved-searches",
+        Some(saved_body),
+    )
+    .await;
     for name in ["web", "spare"] {
         let body = json!({ "name": name, "shards": 2, "field_hints": { "status": "long" }, "max_event_age_days": 30 });
         sample(

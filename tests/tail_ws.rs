@@ -33,11 +33,15 @@ struct PyTail {
 
 impl PyTail {
     async fn start(python: &str, url: &str, extra: &[&str]) -> PyTail {
+        PyTail::start_with_key(python, url, ADMIN_KEY, extra).await
+    }
+
+    async fn start_with_key(python: &str, url: &str, key: &str, extra: &[&str]) -> PyTail {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tail_ws_client.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg(url)
-            .args(["--api-key", ADMIN_KEY])
+            .args(["--api-key", key])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -289,6 +293,7 @@ async fn test_stalled_client_gets_a_dropped_notice_and_loses_nothing_silently() 
                 dropped += count;
                 dropped_frames += 1;
             }
+            frame @ TailFrame::Error { .. } => panic!("a tail that started: {frame:?}"),
         }
     }
     assert_eq!(delivered + dropped, TOTAL);
@@ -364,6 +369,81 @@ async fn test_tail_refusals_and_close_reasons() {
     assert_eq!(event["code"], 4404, "{event}");
     assert!(
         event["reason"].as_str().unwrap_or("").contains("deleted"),
+        "{event}"
+    );
+}
+
+/// The key travels as a subprotocol entry, never in the URL: the tail opens with
+/// `logpool.tail.v1` chosen and delivers records; a wrong key there is refused like a
+/// wrong header; a bad filter comes in-band, as an `error` frame with its position
+/// and a close (4400) whose reason says where, and an unknown pool likewise (4404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_tail_key_as_subprotocol_and_bad_filter_in_band() {
+    let Some(python) = python() else { return };
+    let server = server_with_pool("tailproto", 1, |_| {}).await;
+    let as_protocol = ["--key-as-subprotocol"];
+
+    let url = tail_url(&server, "tailproto", "app", "query=level:ERROR");
+    assert!(!url.contains("lpk_"), "{url}");
+    let mut tail = PyTail::start(&python, &url, &as_protocol).await;
+    let event = tail.next_event().await;
+    assert_eq!(event["event"], "connected", "{event}");
+    assert_eq!(event["subprotocol"], "logpool.tail.v1", "{event}");
+    server
+        .client
+        .put_records(
+            "tailproto",
+            "app",
+            &[
+                json!({ "n": 1, "level": "INFO" }),
+                json!({ "n": 2, "level": "ERROR" }),
+            ],
+        )
+        .await
+        .expect("put");
+    let frame = tail.next_frame().await;
+    assert_eq!(numbers_of(&frame), [2]);
+
+    let wrong = format!("lpk_0123456789abcdef_{}", "ab".repeat(32));
+    let mut refused = PyTail::start_with_key(&python, &url, &wrong, &as_protocol).await;
+    let event = refused.next_event().await;
+    assert_eq!(
+        (event["event"].as_str(), event["status"].as_u64()),
+        (Some("rejected"), Some(401)),
+        "{event}"
+    );
+
+    // `status:(500 OR` ends where a value should follow: position 14.
+    let url = tail_url(&server, "tailproto", "app", "query=status:(500%20OR");
+    let mut bad = PyTail::start(&python, &url, &as_protocol).await;
+    let event = bad.next_event().await;
+    assert_eq!(event["event"], "connected", "{event}");
+    let event = bad.next_event().await;
+    assert_eq!(event["event"], "frame", "{event}");
+    let error = &event["frame"]["error"];
+    assert_eq!(event["frame"]["type"], "error", "{event}");
+    assert_eq!(error["field"], "query", "{event}");
+    assert_eq!(error["position"], 14, "{event}");
+    let event = bad.closed().await;
+    assert_eq!(event["code"], 4400, "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("position 14"),
+        "{event}"
+    );
+
+    // An unknown pool, in-band too: 4000 plus the status it would have had.
+    let url = tail_url(&server, "tailproto", "nope", "");
+    let mut unknown = PyTail::start(&python, &url, &as_protocol).await;
+    assert_eq!(unknown.next_event().await["event"], "connected");
+    let event = unknown.next_event().await;
+    assert_eq!(event["frame"]["error"]["code"], "not_found", "{event}");
+    let event = unknown.closed().await;
+    assert_eq!(event["code"], 4404, "{event}");
+    assert!(
+        event["reason"].as_str().unwrap_or("").contains("nope"),
         "{event}"
     );
 }

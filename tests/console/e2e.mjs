@@ -604,7 +604,7 @@ try {
     await page.locator('.tail .line', { hasText: marker }).waitFor({ timeout: 2000 });
     steps.push({ step: 'tail-latency', ms: Date.now() - put });
     const socket = socketUrls.at(-1) || '';
-    if (!socket.includes('token=')) throw new Error('the tail socket carries no token');
+    if (!socket || socket.includes('token=')) throw new Error(`the tail socket's URL carries the key: ${socket.length} chars`);
     await keyNotInPage(adminKey, 'while tailing');
   });
 

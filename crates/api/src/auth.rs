@@ -4,8 +4,9 @@
 //! method, path and [`Permission`] and wraps its handler in a check: the request's
 //! key (`Authorization: Bearer <key>`; for log shippers that can send only Basic
 //! auth or a fixed header, also `Authorization: ApiKey <key>` or the key as the Basic
-//! auth password with any user name; or `?token=` on the routes that allow it, i.e.
-//! the WebSocket tail that browsers cannot add headers to) is verified against the
+//! auth password with any user name; on the WebSocket tail, which browsers cannot add
+//! headers to, also as a subprotocol entry ([`crate::ws_key`]) or, for older
+//! clients, `?token=`) is verified against the
 //! access table of the routing snapshot, its role must grant the permission, and its
 //! tenant and project scope must cover the path. The handler then gets a
 //! [`Principal`] that names the tenant to act in: scope always comes from the key
@@ -317,9 +318,10 @@ impl Gate {
         };
         parts.extensions.insert(principal);
         if self.token_in_query {
-            // The key is consumed here: handlers never see it among their parameters,
-            // and nothing after this point can log it with the URI.
+            // The key is consumed here: handlers never see it among their parameters
+            // or offered subprotocols, and nothing after this point can log it.
             parts.uri = without_token(&parts.uri);
+            crate::ws_key::remove_key_protocol(&mut parts.headers);
         }
         next.run(Request::from_parts(parts, body)).await
     }
@@ -346,7 +348,13 @@ impl Gate {
         } else {
             None
         };
+        let protocol_key = if self.token_in_query {
+            crate::ws_key::key_from_protocols(&parts.headers)
+        } else {
+            None
+        };
         let presented = presented_key(&parts.headers)
+            .or(protocol_key)
             .or(query_token)
             .ok_or_else(|| {
                 Refusal::Other(unauthorized(

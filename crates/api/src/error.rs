@@ -183,6 +183,9 @@ impl From<MetadataError> for ApiError {
             MetadataError::AlreadyExists { .. } | MetadataError::Conflict(_) => {
                 ApiError::new(ErrorCode::Conflict, error.to_string())
             }
+            MetadataError::TooMany { max, .. } => {
+                ApiError::new(ErrorCode::Conflict, error.to_string()).with_detail("limit", max)
+            }
             MetadataError::Unavailable(reason) => {
                 tracing::warn!(%reason, "metadata store unavailable");
                 ApiError::new(

@@ -44,6 +44,7 @@ pub mod stop;
 pub mod throttle;
 pub mod time;
 pub mod tls;
+pub mod ws_key;
 
 pub use auth::{Principal, Routes};
 pub use error::{ApiError, ErrorCode};

@@ -136,11 +136,28 @@ export function poolPath(project, pool) {
 export function tailAvailable() { return !actingTenant; }
 
 // Opens the live tail WebSocket. Browsers cannot set headers on a WebSocket, so the
-// key goes as `?token=` of the socket's own URL: never of the page's URL, and the
-// socket's URL is neither shown nor logged by the console.
+// key goes as a subprotocol entry (`logpool.key.<key>`), never in a URL; offering
+// `logpool.tail.v1` also makes the server report a bad filter in-band (an `error`
+// frame and the close reason) instead of an HTTP answer the browser would hide.
+export const TAIL_PROTOCOL = 'logpool.tail.v1';
 export function openTail(project, pool, params) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const query = new URLSearchParams(params);
-  query.set('token', apiKey || '');
-  return new WebSocket(`${scheme}://${location.host}${poolPath(project, pool)}/tail?${query}`);
+  return new WebSocket(`${scheme}://${location.host}${poolPath(project, pool)}/tail?${query}`,
+    [TAIL_PROTOCOL, `logpool.key.${apiKey || ''}`]);
+}
+
+// Starts an export (`POST .../export`) and answers the raw response, so the caller
+// can read its headers and save its body; errors are ApiErrors as for `api`.
+export async function exportSearch(path, body) {
+  if (!apiKey) throw new ApiError(401, { error: { message: 'not logged in' } });
+  const headers = { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' };
+  if (actingTenant) headers['X-Logpool-Tenant'] = actingTenant;
+  const response = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
+  if (!response.ok) {
+    let parsed = null;
+    try { parsed = await response.json(); } catch { parsed = null; }
+    throw new ApiError(response.status, parsed);
+  }
+  return response;
 }

@@ -9,6 +9,7 @@ import { h } from './ui.js';
 import { projectsPage } from './projects.js';
 import { searchPage, analysisPage, tailPage, stopTail } from './pages.js';
 import { keysPage, quotasPage, usagePage, TENANTS_CHANGED } from './admin.js';
+import { savedPage } from './saved.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -21,6 +22,7 @@ const logout = document.getElementById('logout');
 const PAGES = {
   projects: { show: projectsPage, needs: 'read' },
   search: { show: searchPage, needs: 'read' },
+  saved: { show: savedPage, needs: 'read' },
   analysis: { show: analysisPage, needs: 'read' },
   tail: { show: tailPage, needs: 'read' },
   keys: { show: keysPage, needs: 'manage_tenant' },

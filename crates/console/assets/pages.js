@@ -1,13 +1,15 @@
 // The search, analysis and live tail pages. Every value from the server is put into
 // the page as text (never as HTML), so a log line cannot inject markup.
 
-import { api, poolPath, enc, openTail, tailAvailable } from './api.js';
+import { api, poolPath, enc, openTail, tailAvailable, ApiError } from './api.js';
 import { histogram, chart } from './charts.js';
 import { h, errorView } from './ui.js';
 import { formatNumber, formatTime, onTimeZoneChange } from './format.js';
 import { resultsTable, logLine } from './results.js';
 import { fieldList } from './fieldlist.js';
 import { queryHelp } from './queryhelp.js';
+import { saveButton, queryHistory, rememberQuery, openedSaved } from './saved.js';
+import { exportControls } from './export.js';
 
 function setHash(path, params) {
   const query = new URLSearchParams();
@@ -89,11 +91,17 @@ export async function searchPage(main, params) {
   }
   const query = h('input', { name: 'query', class: 'wide mono', 'aria-label': 'Query', value: params.q || '',
     placeholder: 'level:ERROR AND "connection refused"   (press / to focus)' });
+  if (params.q) rememberQuery(params.q);
   const time = timePicker(params);
+  // Chosen columns travel in the URL (`cols`), so saved searches and exports keep them.
   let columns = columnsOf(params);
   const state = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value,
     q: query.value, from: time.from.value, to: time.to.value, cols: columns.join(',') });
   const submit = () => setHash('search', { ...state(), _: Date.now() % 100000 });
+  const current = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value, query: query.value,
+    from: time.from.value, to: time.to.value, columns,
+    base: poolPath(picker.projectSelect.value, picker.poolSelect.value),
+    request: { query: query.value, from: time.from.value, to: time.to.value } });
   let known = null;
   const help = queryHelp(query, {
     // The field list's names (the server's summary, else the loaded records), then
@@ -101,12 +109,15 @@ export async function searchPage(main, params) {
     names: () => [...new Set([...fields.names(), ...(known || [])])].filter((n) => n !== 'time' && n !== '@timestamp'),
     values: (name) => (((fields.summary() || { fields: [] }).fields.find((f) => f.name === name)) || { top: [] }).top.map((v) => String(v.value)),
     known: () => known,
+    history: queryHistory,
   });
   const form = h('form', { class: 'panel', role: 'search', onsubmit: (e) => { e.preventDefault(); submit(); } },
     // The query gets a line of its own: it is what the page is about.
     h('div', { class: 'row' }, help.node, help.helpButton, h('button', { type: 'submit' }, 'Search')),
-    h('div', { class: 'row form-second-row' }, picker.projectSelect, picker.poolSelect, time.node),
+    h('div', { class: 'row form-second-row' }, picker.projectSelect, picker.poolSelect, time.node,
+      saveButton(current, params.saved), exportControls(current)),
     help.warning);
+  const opened = await openedSaved(picker.projectSelect.value, params.saved).catch(() => null);
   const progress = h('div', { class: 'progress', hidden: true }, h('div'));
   const status = h('div', { class: 'muted', role: 'status' });
   const chartBox = h('div', { class: 'panel', 'aria-label': 'Histogram' });
@@ -129,7 +140,7 @@ export async function searchPage(main, params) {
   actions.toggleColumn = (name) => table.toggleColumn(name);
   const fields = fieldList(actions);
   const results = h('div', { class: 'panel results' }, table.node, more);
-  main.replaceChildren(h('h1', {}, 'Search'), picker.problemView(), form, progress, errors, status, chartBox,
+  main.replaceChildren(h('h1', {}, opened ? `Search: ${opened.name}` : 'Search'), picker.problemView(), form, progress, errors, status, chartBox,
     h('div', { class: 'layout' }, fields.node, results));
   query.focus();
   if (picker.problem) return;
@@ -274,6 +285,7 @@ export async function tailPage(main, params) {
     if (!screen.isConnected) return;
     const socket = openTail(picker.projectSelect.value, picker.poolSelect.value, query.value ? { query: query.value } : {});
     activeTail = socket;
+    let refused = false;
     state.textContent = 'connecting';
     socket.addEventListener('open', () => { state.textContent = 'live'; pause.disabled = false; });
     socket.addEventListener('message', (event) => {
@@ -284,13 +296,17 @@ export async function tailPage(main, params) {
         if (held.length > MAX_LINES) held = held.slice(-MAX_LINES);
       } else if (frame.type === 'dropped') {
         append(h('div', { class: 'line notice' }, `— ${frame.count} records dropped: the console could not keep up —`));
+      } else if (frame.type === 'error') {
+        // A filter the server refused: shown with a caret under its position.
+        refused = true;
+        errors.replaceChildren(errorView(new ApiError(400, { error: frame.error }), query.value));
       }
     });
     socket.addEventListener('close', (event) => {
       if (activeTail === socket) activeTail = null;
       state.textContent = 'stopped';
       pause.disabled = true;
-      if (event.code !== 1000 && event.code !== 1005) errors.replaceChildren(h('div', { class: 'error', role: 'alert' }, `Tail closed: ${event.reason || `code ${event.code}`}`));
+      if (!refused && event.code !== 1000 && event.code !== 1005) errors.replaceChildren(h('div', { class: 'error', role: 'alert' }, `Tail closed: ${event.reason || `code ${event.code}`}`));
     });
   };
   main.replaceChildren(h('h1', {}, 'Live tail'), picker.problemView(),

@@ -31,7 +31,8 @@ export function fieldsNamed(query) {
   return [...names];
 }
 
-// source: { names(): [field], values(field): [value], known(): Set of fields or null }.
+// source: { names(): [field], values(field): [value], known(): Set of fields or null,
+// history(): [query] (optional, offered when the box is empty) }.
 export function queryHelp(input, source) {
   const listId = `suggestions-${Math.random().toString(36).slice(2, 8)}`;
   const list = h('ul', { class: 'suggestions', id: listId, role: 'listbox', 'aria-label': 'Suggestions', hidden: true });
@@ -82,7 +83,21 @@ export function queryHelp(input, source) {
     [...list.children].forEach((li, i) => li.setAttribute('aria-selected', String(i === index)));
     if (index >= 0) input.setAttribute('aria-activedescendant', list.children[index].id);
   };
+  // An empty query box offers the query history (newest first), whole queries.
+  const offerHistory = () => {
+    items = ((source.history && source.history()) || []).slice(0, 10);
+    if (!items.length) { close(); return; }
+    show(items);
+  };
+  const show = (texts) => {
+    list.replaceChildren(...texts.map((text, i) => h('li', { id: `${listId}-${i}`, role: 'option', 'aria-selected': 'false',
+      onmousedown: (e) => { e.preventDefault(); choose(i); } }, text)));
+    list.hidden = false;
+    input.setAttribute('aria-expanded', 'true');
+    mark(-1);
+  };
   const suggest = () => {
+    if (!input.value.trim()) { offerHistory(); return; }
     const { word } = wordAtCaret();
     const colon = word.indexOf(':');
     let next = [];
@@ -100,11 +115,7 @@ export function queryHelp(input, source) {
     }
     items = [...new Set(next)].filter((s) => s !== word).slice(0, 10);
     if (!items.length) { close(); return; }
-    list.replaceChildren(...items.map((text, i) => h('li', { id: `${listId}-${i}`, role: 'option', 'aria-selected': 'false',
-      onmousedown: (e) => { e.preventDefault(); choose(i); } }, text)));
-    list.hidden = false;
-    input.setAttribute('aria-expanded', 'true');
-    mark(-1);
+    show(items);
   };
   const check = () => {
     const known = source.known();
@@ -118,6 +129,8 @@ export function queryHelp(input, source) {
   // Closed once the focus has really left (not by a blur the user already undid).
   input.addEventListener('blur', () => setTimeout(() => { if (document.activeElement !== input) close(); }, 100));
   input.addEventListener('keydown', (e) => {
+    // ↓ in an empty box opens the history.
+    if (list.hidden && e.key === 'ArrowDown' && !input.value.trim()) { e.preventDefault(); offerHistory(); return; }
     if (list.hidden) return;
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();

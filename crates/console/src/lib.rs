@@ -3,11 +3,12 @@
 //! binary and served at `/` by control-api and by `logpool standalone`.
 //!
 //! The console talks only to the public `/v1` API, with the API key the user logged
-//! in with (checked with `GET /v1/whoami`) as a bearer token, and as `?token=` of the
-//! live tail's WebSocket only, since browsers cannot set headers there. The key lives
-//! in the page's memory, and in the tab's session storage only when the user chooses
-//! to stay logged in for the tab: it is never put into the page's URL, local storage
-//! or a cookie, so closing the tab (or logging out) ends the session.
+//! in with (checked with `GET /v1/whoami`) as a bearer token, and as a subprotocol
+//! entry of the live tail's WebSocket, since browsers cannot set headers there (never
+//! in a URL). The key lives in the page's memory, and in the tab's session storage
+//! only when the user chooses to stay logged in for the tab: it is never put into the
+//! page's URL, local storage or a cookie, so closing the tab (or logging out) ends the
+//! session.
 //!
 //! Charts are drawn by uPlot (MIT), vendored unchanged as `assets/vendor/` with its
 //! license, served beside the console's own files: about 53 kB of the binary.
@@ -56,6 +57,16 @@ const ASSETS: &[Asset] = &[
         name: "projects.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/projects.js"),
+    },
+    Asset {
+        name: "saved.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/saved.js"),
+    },
+    Asset {
+        name: "export.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/export.js"),
     },
     Asset {
         name: "admin.js",

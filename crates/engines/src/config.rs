@@ -167,6 +167,9 @@ pub struct SearchConfig {
     /// Bytes all running queries of one tenant may hold together, counted as for
     /// `max_query_memory_bytes` (a SQL query over it: 429).
     pub max_query_memory_bytes_per_tenant: usize,
+    /// Most records one export (`/export`, CSV or NDJSON) sends; the newest ones are
+    /// sent and the answer's headers say when more matched.
+    pub max_export_records: usize,
 }
 
 impl Default for SearchConfig {
@@ -183,6 +186,7 @@ impl Default for SearchConfig {
             field_summary_sample_records: 1_000,
             max_query_memory_bytes: 32 * 1024 * 1024,
             max_query_memory_bytes_per_tenant: 128 * 1024 * 1024,
+            max_export_records: 100_000,
         }
     }
 }

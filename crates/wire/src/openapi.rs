@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::archive::ArchiveListParams;
 use crate::error::ErrorBody;
+use crate::export::ExportParams;
 use crate::health::Health;
 use crate::queue::{CursorParams, RecordsParams};
 use crate::search::{
@@ -167,6 +168,23 @@ fn shape(method: &str, path: &str) -> Shape {
             body: post_only(method, "HistogramParams"),
             answer: Answer::Json(200, "HistogramAnswer"),
             errors: WAITING_READ,
+            protocol_errors: None,
+        },
+        ("GET" | "POST", Some("/export"), _) => Shape {
+            summary: "Every match of the range, newest first, as NDJSON (whole records, \
+                      or objects of the chosen `columns`) or CSV (`format=csv`, a header \
+                      line of the columns, default `time,message`), up to \
+                      `search.max_export_records`. The headers `X-Logpool-Export-Matches`, \
+                      `-Limit` and `-Truncated` say how many matched and whether the \
+                      export stops at its limit.",
+            query: get_only(method, ExportParams::into_params(in_query)),
+            body: post_only(method, "ExportParams"),
+            answer: Answer::Media(
+                200,
+                "application/x-ndjson",
+                "One JSON object per record (`text/csv` with `format=csv`).",
+            ),
+            errors: &[],
             protocol_errors: None,
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
@@ -399,6 +417,26 @@ fn shape(method: &str, path: &str) -> Shape {
             errors: &[413, 415],
             protocol_errors: None,
         },
+        ("GET", _, "/v1/projects/{project}/saved-searches") => Shape::new(
+            "The project's saved searches, by name.",
+            Answer::Json(200, "SavedSearchList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/saved-searches") => Shape::new(
+            "Saves a search for the project's team (409 for a taken name or a full \
+             project).",
+            Answer::Json(201, "SavedSearch"),
+        )
+        .body("SavedSearchBody")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/saved-searches/{id}") => {
+            Shape::new("One saved search.", Answer::Json(200, "SavedSearch"))
+        }
+        ("PUT", _, "/v1/projects/{project}/saved-searches/{id}") => Shape::new(
+            "Replaces what a saved search holds (409 for a taken name).",
+            Answer::Json(200, "SavedSearch"),
+        )
+        .body("SavedSearchBody")
+        .errors(&[409]),
         ("GET", _, "/v1/whoami") => Shape::new(
             "The caller's key: tenant, role and project scope.",
             Answer::Json(200, "Whoami"),
@@ -548,6 +586,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<HistogramParams>(&mut schemas);
     add::<HistogramAnswer>(&mut schemas);
     add::<FieldsParams>(&mut schemas);
+    add::<ExportParams>(&mut schemas);
     add::<FieldsAnswer>(&mut schemas);
     add::<ContextAnswer>(&mut schemas);
     add::<SqlQueryParams>(&mut schemas);
@@ -565,6 +604,9 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
     add::<control::MemberList>(&mut schemas);
+    add::<crate::saved::SavedSearchBody>(&mut schemas);
+    add::<crate::saved::SavedSearch>(&mut schemas);
+    add::<crate::saved::SavedSearchList>(&mut schemas);
     add::<control::CreatePool>(&mut schemas);
     add::<control::UpdatePool>(&mut schemas);
     add::<control::Pool>(&mut schemas);

@@ -23,6 +23,14 @@ pub enum TailFrame {
         /// How many.
         count: u64,
     },
+    /// The tail cannot start (a bad `query` or `start`, an unknown pool, too many
+    /// tails): the only frame, sent to clients that offered the `logpool.tail.v1`
+    /// subprotocol, before the close (4000 plus the HTTP status) whose reason
+    /// repeats the message.
+    Error {
+        /// What is wrong, as in an HTTP error answer (`field`, `position`, ...).
+        error: crate::error::ErrorObject,
+    },
 }
 
 /// Query of `GET .../tail`.

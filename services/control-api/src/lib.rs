@@ -15,6 +15,7 @@ pub mod pools;
 pub mod projects;
 pub mod quotas;
 pub mod republish;
+pub mod saved_searches;
 pub mod service;
 pub mod stats;
 pub mod tenants;
@@ -182,6 +183,7 @@ pub fn routes() -> Routes<ControlState> {
         .merge(quotas::routes())
         .merge(projects::routes())
         .merge(pools::routes())
+        .merge(saved_searches::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
         .merge(stats::routes())

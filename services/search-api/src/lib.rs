@@ -11,6 +11,8 @@
 //!   the matching records and their top values ([`fields`]).
 //! - `GET /v1/projects/{project}/pools/{pool}/records/{id}/context`: the records
 //!   around a hit in its shard's order ([`context`]).
+//! - `GET|POST /v1/projects/{project}/pools/{pool}/export`: every match of the range
+//!   as CSV or NDJSON, up to `search.max_export_records` ([`export`]).
 //! - `POST /v1/projects/{project}/pools/{pool}/query`: pipe SQL
 //!   (`<query> | SELECT ...`), answered as columns and rows ([`query_sql`]).
 //!
@@ -22,6 +24,7 @@
 
 pub mod context;
 pub mod cursor;
+pub mod export;
 pub mod fields;
 pub mod hits;
 pub mod interval;
@@ -75,6 +78,7 @@ pub fn routes() -> Routes<SearchState> {
         )
         .get_or_post(&format!("{pool}/histogram"), read, histogram)
         .get_or_post(&format!("{pool}/fields"), read, fields::fields)
+        .get_or_post(&format!("{pool}/export"), read, export::export)
         .post(&format!("{pool}/query"), read, query_sql::query_post)
         .get(
             &format!("{pool}/records/{{id}}/context"),

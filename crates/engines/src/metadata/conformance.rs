@@ -37,7 +37,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
 }
 
 /// The tenants the pool and project scenarios work in (projects need their tenant).
-const SCENARIO_TENANTS: [&str; 16] = [
+const SCENARIO_TENANTS: [&str; 17] = [
     "conf-recreate",
     "conf-recreate-b",
     "conf-partitions",
@@ -54,6 +54,7 @@ const SCENARIO_TENANTS: [&str; 16] = [
     "conf-concurrent-heartbeats",
     "conf-archive",
     "conf-schema",
+    "conf-saved",
 ];
 
 use crate::conformance::SCENARIO_TIMEOUT;
@@ -138,6 +139,7 @@ macro_rules! metadata_conformance_tests {
             scenario_limits_set_get_and_list,
             scenario_deleting_a_project_removes_its_keys_and_limits,
             scenario_store_is_healthy,
+            scenario_saved_searches_crud_limits_and_cascade,
         );
     };
     (@each $fixture:ty; $($scenario:ident),* $(,)?) => {
@@ -1736,4 +1738,142 @@ pub(crate) async fn scenario_learned_types_first_writer_wins(store: Arc<dyn Meta
         "deleting the pool deletes its types"
     );
     assert!(all.contains_key(&other.id));
+}
+
+/// Saved searches: created with their author, listed by name, updated (author kept,
+/// editor recorded), unique per project, bounded per project, invisible from another
+/// project, and deleted with their project.
+pub(crate) async fn scenario_saved_searches_crud_limits_and_cascade(store: &dyn MetadataStore) {
+    use super::{SavedSearchFields, SavedSearchLimits};
+    let tenant = "conf-saved";
+    let limits = SavedSearchLimits { max_per_project: 2 };
+    for project in ["shop", "bank"] {
+        store
+            .create_project(tenant, project, "")
+            .await
+            .expect("project");
+    }
+    let fields = |name: &str| SavedSearchFields {
+        name: name.to_string(),
+        query: "level:ERROR | SELECT count(*) AS c".to_string(),
+        from: "now-24h".to_string(),
+        to: "now".to_string(),
+        pool: "web".to_string(),
+        columns: vec!["status".to_string(), "path".to_string()],
+        chart: r#"{"kind":"bar"}"#.to_string(),
+    };
+    let errors = store
+        .create_saved_search(tenant, "shop", &fields("errors"), "key-a", limits)
+        .await
+        .expect("create");
+    assert_eq!(errors.fields, fields("errors"));
+    assert_eq!(
+        (errors.created_by.as_str(), errors.updated_by.as_str()),
+        ("key-a", "key-a")
+    );
+    assert_eq!(errors.project, "shop");
+    let again = store
+        .create_saved_search(tenant, "shop", &fields("errors"), "key-b", limits)
+        .await;
+    assert!(
+        matches!(again, Err(MetadataError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    // The same name in another project is another search.
+    store
+        .create_saved_search(tenant, "bank", &fields("errors"), "key-b", limits)
+        .await
+        .expect("same name elsewhere");
+    let alpha = store
+        .create_saved_search(tenant, "shop", &fields("alpha"), "key-a", limits)
+        .await
+        .expect("second");
+    let over = store
+        .create_saved_search(tenant, "shop", &fields("third"), "key-a", limits)
+        .await;
+    assert!(
+        matches!(over, Err(MetadataError::TooMany { max: 2, .. })),
+        "{over:?}"
+    );
+    let names: Vec<String> = store
+        .list_saved_searches(tenant, "shop")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|saved| saved.fields.name)
+        .collect();
+    assert_eq!(names, ["alpha", "errors"]);
+
+    let mut changed = fields("errors-5xx");
+    changed.columns = vec!["message".to_string()];
+    changed.from = "2026-01-01T00:00:00Z".to_string();
+    let updated = store
+        .update_saved_search(tenant, "shop", errors.id, &changed, "key-b")
+        .await
+        .expect("update");
+    assert_eq!(updated.fields, changed);
+    assert_eq!(
+        (updated.created_by.as_str(), updated.updated_by.as_str()),
+        ("key-a", "key-b")
+    );
+    assert_eq!(
+        store
+            .get_saved_search(tenant, "shop", errors.id)
+            .await
+            .expect("get"),
+        updated
+    );
+    let clash = store
+        .update_saved_search(tenant, "shop", errors.id, &fields("alpha"), "key-b")
+        .await;
+    assert!(
+        matches!(clash, Err(MetadataError::AlreadyExists { .. })),
+        "{clash:?}"
+    );
+    // Another project's path never reaches the search.
+    for result in [
+        store
+            .get_saved_search(tenant, "bank", errors.id)
+            .await
+            .map(drop),
+        store
+            .update_saved_search(tenant, "bank", errors.id, &changed, "key-b")
+            .await
+            .map(drop),
+        store.delete_saved_search(tenant, "bank", errors.id).await,
+        store
+            .get_saved_search("conf-archive", "shop", errors.id)
+            .await
+            .map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(MetadataError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+    store
+        .delete_saved_search(tenant, "shop", alpha.id)
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.delete_saved_search(tenant, "shop", alpha.id).await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.list_saved_searches(tenant, "nope").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    store
+        .delete_project(tenant, "shop")
+        .await
+        .expect("delete project");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("recreate");
+    assert!(store
+        .list_saved_searches(tenant, "shop")
+        .await
+        .expect("list")
+        .is_empty());
 }

@@ -12,6 +12,7 @@ pub mod consumer_groups;
 pub mod keys;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod saved_searches;
 pub mod schema;
 pub mod sql;
 pub mod sqlite;
@@ -29,6 +30,7 @@ pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
 pub use keys::{GroupRef, PoolRef};
+pub use saved_searches::{SavedSearch, SavedSearchFields, SavedSearchLimits, SavedSearchStore};
 pub use schema::{LearnedTypes, SchemaStore};
 pub use sql::{Dialect, SqlMetadataStore};
 pub use sqlite::{SqliteMetadataConfig, SqliteMetadataStore};
@@ -54,6 +56,16 @@ pub enum MetadataError {
         kind: &'static str,
         /// Its name.
         name: String,
+    },
+    /// A count limit would be passed (the object is not stored).
+    #[error("a {kind} holds at most {max} {what}")]
+    TooMany {
+        /// What holds them ("project").
+        kind: &'static str,
+        /// What it holds ("saved searches").
+        what: &'static str,
+        /// The limit.
+        max: u32,
     },
     /// The request conflicts with stored state.
     #[error("{0}")]
@@ -224,11 +236,16 @@ pub trait CatalogStore: Send + Sync + Debug + 'static {
 /// The metadata role: every aggregate's store in one object, so services hold one
 /// `Arc<dyn MetadataStore>`. A new aggregate adds its own small trait here.
 pub trait MetadataStore:
-    CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore
+    CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore + SavedSearchStore
 {
 }
 
 impl<T> MetadataStore for T where
-    T: CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore
+    T: CatalogStore
+        + AccessStore
+        + ConsumerGroupStore
+        + ArchiveStore
+        + SchemaStore
+        + SavedSearchStore
 {
 }

@@ -2,13 +2,16 @@
 //!
 //! Everything that can be refused is refused before the upgrade, with the usual JSON
 //! error: a bad `query` or `start` (400), an unknown pool (404), too many tails for
-//! the tenant or the pool (429). After the upgrade the connection ends with a close
+//! the tenant or the pool (429). A client that offers the `logpool.tail.v1`
+//! subprotocol gets these refusals after the upgrade instead ([`refusal`]), because
+//! browsers hide the answer to a refused upgrade. After the upgrade the connection ends with a close
 //! code and a reason ([`session`]).
 
 pub mod buffer;
 pub mod limits;
 pub mod params;
 pub mod pump;
+pub mod refusal;
 pub mod session;
 
 use std::sync::Arc;
@@ -16,8 +19,10 @@ use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Router;
+use logpool_api::ws_key::{self, TAIL_PROTOCOL};
 use logpool_api::{ApiError, AppQuery, Principal, Routes, RoutingView};
 use logpool_core::access::Permission;
 use logpool_core::memory::TenantBudgets;
@@ -78,7 +83,8 @@ impl TailState {
 }
 
 /// The live-tail route with its permission. Browsers cannot set headers on a
-/// WebSocket, so the key may also come as `?token=`.
+/// WebSocket, so the key may also come as a subprotocol entry
+/// ([`logpool_api::ws_key`]) or, for clients written before that, as `?token=`.
 pub fn routes() -> Routes<TailState> {
     Routes::new().get_with_query_token(
         "/v1/projects/{project}/pools/{pool}/tail",
@@ -94,14 +100,24 @@ pub fn router(state: TailState) -> Router {
     logpool_api::layers::with_common_layers(router)
 }
 
-async fn tail(
-    State(state): State<TailState>,
-    principal: Principal,
-    Path((project, pool)): Path<(String, String)>,
-    AppQuery(params): AppQuery<TailParams>,
-    upgrade: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let route = state.routing.pool(&principal.tenant, &project, &pool)?;
+/// What a tail holds once every check passed: its place among the open tails, its
+/// buffer and the pump that fills it.
+struct OpenedTail {
+    route: logpool_core::routing::PoolRoute,
+    permit: limits::TailPermit,
+    buffer: Arc<TailBuffer>,
+    pump: Pump,
+}
+
+/// Makes every check of a tail request and opens its readers.
+async fn open(
+    state: &TailState,
+    principal: &Principal,
+    project: &str,
+    pool: &str,
+    params: TailParams,
+) -> Result<OpenedTail, ApiError> {
+    let route = state.routing.pool(&principal.tenant, project, pool)?;
     let request = params.check(logpool_api::time::now_ns(), state.config.max_backfill_secs)?;
     let tail_quota = state
         .routing
@@ -144,6 +160,38 @@ async fn tail(
         routing: state.routing.receiver(),
         poll_interval: Duration::from_millis(state.config.poll_interval_ms),
     };
+    Ok(OpenedTail {
+        route,
+        permit,
+        buffer,
+        pump,
+    })
+}
+
+async fn tail(
+    State(state): State<TailState>,
+    principal: Principal,
+    Path((project, pool)): Path<(String, String)>,
+    AppQuery(params): AppQuery<TailParams>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.protocols([TAIL_PROTOCOL]);
+    let opened = match open(&state, &principal, &project, &pool, params).await {
+        Ok(opened) => opened,
+        // A browser sees nothing of an HTTP answer to an upgrade (only "1006"), so a
+        // client that speaks the tail subprotocol gets the refusal in-band.
+        Err(error) if ws_key::offers(&headers, TAIL_PROTOCOL) => {
+            return Ok(refusal::in_band(upgrade, error));
+        }
+        Err(error) => return Err(error),
+    };
+    let OpenedTail {
+        route,
+        permit,
+        buffer,
+        pump,
+    } = opened;
     Ok(upgrade.on_upgrade(move |socket| async move {
         let _permit = permit;
         let _counted_open = state.stats.open_tail();

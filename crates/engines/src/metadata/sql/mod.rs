@@ -21,6 +21,7 @@ mod archive;
 mod catalog;
 mod groups;
 pub(crate) mod rows;
+mod saved_searches;
 mod schema;
 
 use std::fmt::Debug;

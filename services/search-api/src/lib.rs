@@ -14,6 +14,10 @@
 //! - `POST /v1/projects/{project}/pools/{pool}/query`: pipe SQL
 //!   (`<query> | SELECT ...`), answered as columns and rows ([`query_sql`]).
 //!
+//! - `/es/_msearch`, `/es/{index}/_search`, `/es/{index}/_mapping`,
+//!   `/es/{index}/_field_caps`: an Elasticsearch-compatible read API for Grafana
+//!   ([`es_compat`]).
+//!
 //! Modules: [`params`] (request parameters and their validation), [`cursor`],
 //! [`interval`] (automatic histogram intervals), [`planner`] (partition pruning,
 //! newest-first steps, time budget), [`limiter`] (concurrent queries per tenant),
@@ -22,6 +26,7 @@
 
 pub mod context;
 pub mod cursor;
+pub mod es_compat;
 pub mod fields;
 pub mod hits;
 pub mod interval;
@@ -81,6 +86,7 @@ pub fn routes() -> Routes<SearchState> {
             read,
             context::context,
         )
+        .merge(es_compat::routes())
 }
 
 /// Builds the search-api router.

@@ -64,7 +64,7 @@ struct Groups {
 /// # Errors
 /// When the engine refuses (too many groups, over the memory budget) or fails, or a
 /// histogram would have too many buckets.
-pub async fn run(scope: &Scope<'_>, aggs: &[Agg]) -> Result<Value, EsError> {
+pub async fn run(scope: &Scope<'_>, aggs: &[Agg]) -> Result<Map<String, Value>, EsError> {
     let mut groups = Groups::default();
     let root_metrics = metrics_of(aggs);
     if !root_metrics.is_empty() {
@@ -109,7 +109,7 @@ pub async fn run(scope: &Scope<'_>, aggs: &[Agg]) -> Result<Value, EsError> {
     }
     let mut answer = Map::new();
     build_level(&groups, aggs, "", &[], &groups.root_metrics, &mut answer)?;
-    Ok(Value::Object(answer))
+    Ok(answer)
 }
 
 /// The metrics directly in a list of aggregations.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use logpool_api::error::status_of;
 use logpool_api::{ApiError, ErrorCode};
-use serde_json::{json, Value};
+use logpool_wire::es_search::{EsErrorAnswer, EsErrorCause, EsErrorObject};
 
 /// An error answered in Elasticsearch's shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,15 +71,18 @@ impl EsError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> Value {
-        json!({
-            "error": {
-                "root_cause": [{"type": self.kind, "reason": self.reason}],
-                "type": self.kind,
-                "reason": self.reason,
+    pub fn body(&self) -> EsErrorAnswer {
+        EsErrorAnswer {
+            error: EsErrorObject {
+                root_cause: vec![EsErrorCause {
+                    kind: self.kind.to_string(),
+                    reason: self.reason.clone(),
+                }],
+                kind: self.kind.to_string(),
+                reason: self.reason.clone(),
             },
-            "status": self.status,
-        })
+            status: self.status,
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use logpool_core::routing::{FieldType, PoolRoute};
-use serde_json::{json, Map, Value};
+use logpool_wire::es_search::{
+    EsFieldCap, EsFieldCaps, EsIndexMapping, EsMapping, EsProperties, EsProperty, EsSubField,
+};
 
 use super::query::TIME_FIELD;
 
@@ -38,29 +40,41 @@ fn typed_fields(route: &PoolRoute) -> Vec<(String, &'static str)> {
 }
 
 /// `{index: {"mappings": {"properties": {...}}}}` for each index.
-pub fn mapping(pools: &[(String, PoolRoute)]) -> Value {
-    let mut answer = Map::new();
+pub fn mapping(pools: &[(String, PoolRoute)]) -> EsMapping {
+    let mut answer = BTreeMap::new();
     for (index, route) in pools {
-        let mut properties = Map::new();
-        for (name, es_type) in typed_fields(route) {
-            let property = if es_type == "text" {
-                json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}})
-            } else {
-                json!({ "type": es_type })
-            };
-            properties.insert(name, property);
-        }
+        let properties = typed_fields(route)
+            .into_iter()
+            .map(|(name, es_type)| {
+                let fields = (es_type == "text").then(|| {
+                    BTreeMap::from([(
+                        "keyword".to_string(),
+                        EsSubField {
+                            kind: "keyword".to_string(),
+                            ignore_above: 256,
+                        },
+                    )])
+                });
+                let property = EsProperty {
+                    kind: es_type.to_string(),
+                    fields,
+                };
+                (name, property)
+            })
+            .collect();
         answer.insert(
             index.clone(),
-            json!({"mappings": {"properties": properties}}),
+            EsIndexMapping {
+                mappings: EsProperties { properties },
+            },
         );
     }
-    Value::Object(answer)
+    EsMapping(answer)
 }
 
 /// `{"indices": [...], "fields": {name: {type: {"type", "searchable", "aggregatable"}}}}`,
 /// limited to the names `fields` asks for (`*`, exact names, `prefix*`).
-pub fn field_caps(pools: &[(String, PoolRoute)], wanted: Option<&str>) -> Value {
+pub fn field_caps(pools: &[(String, PoolRoute)], wanted: Option<&str>) -> EsFieldCaps {
     let patterns: Vec<&str> = wanted
         .unwrap_or("*")
         .split(',')
@@ -75,12 +89,16 @@ pub fn field_caps(pools: &[(String, PoolRoute)], wanted: Option<&str>) -> Value 
                 None => *pattern == name,
             })
     };
-    let mut fields: BTreeMap<String, BTreeMap<&'static str, Value>> = BTreeMap::new();
+    let mut fields: BTreeMap<String, BTreeMap<String, EsFieldCap>> = BTreeMap::new();
     let mut add = |name: String, es_type: &'static str| {
         if is_wanted(&name) {
             fields.entry(name).or_default().insert(
-                es_type,
-                json!({"type": es_type, "searchable": true, "aggregatable": es_type != "text"}),
+                es_type.to_string(),
+                EsFieldCap {
+                    kind: es_type.to_string(),
+                    searchable: true,
+                    aggregatable: es_type != "text",
+                },
             );
         }
     };
@@ -92,8 +110,8 @@ pub fn field_caps(pools: &[(String, PoolRoute)], wanted: Option<&str>) -> Value 
             add(name, es_type);
         }
     }
-    json!({
-        "indices": pools.iter().map(|(index, _)| index.clone()).collect::<Vec<_>>(),
-        "fields": fields,
-    })
+    EsFieldCaps {
+        indices: pools.iter().map(|(index, _)| index.clone()).collect(),
+        fields,
+    }
 }

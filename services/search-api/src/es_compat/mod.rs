@@ -36,6 +36,7 @@ use logpool_api::{Principal, Routes};
 use logpool_core::access::Permission;
 use logpool_core::es_index::pool_of_index;
 use logpool_core::routing::PoolRoute;
+use logpool_wire::es_search::{EsFieldCaps, EsMapping, EsMsearchAnswer, EsSearchAnswer};
 use serde_json::Value;
 
 use crate::limiter::TenantQueries;
@@ -145,7 +146,7 @@ async fn search_with(
     index: Option<&str>,
     uri: &Uri,
     body: &Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsSearchAnswer>, EsError> {
     let url = url_params(uri)?;
     let body = json_body(body)?;
     let (index, route) = pool_to_search(state, principal, index.unwrap_or_default())?;
@@ -160,7 +161,7 @@ async fn search_no_index(
     principal: Principal,
     uri: Uri,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsSearchAnswer>, EsError> {
     search_with(&state, &limiter, &principal, None, &uri, &body).await
 }
 
@@ -171,7 +172,7 @@ async fn search_index(
     Path(index): Path<String>,
     uri: Uri,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsSearchAnswer>, EsError> {
     search_with(&state, &limiter, &principal, Some(&index), &uri, &body).await
 }
 
@@ -180,7 +181,7 @@ async fn msearch_all(
     limiter: TenantQueries,
     principal: Principal,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsMsearchAnswer>, EsError> {
     msearch::msearch(&state, &limiter, &principal, None, &body)
         .await
         .map(Json)
@@ -192,7 +193,7 @@ async fn msearch_index(
     principal: Principal,
     Path(index): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsMsearchAnswer>, EsError> {
     msearch::msearch(&state, &limiter, &principal, Some(&index), &body)
         .await
         .map(Json)
@@ -202,7 +203,7 @@ async fn mapping_index(
     State(state): State<SearchState>,
     principal: Principal,
     Path(index): Path<String>,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsMapping>, EsError> {
     let pools = pools_of(&state, &principal, &index)?;
     Ok(Json(mapping::mapping(&pools)))
 }
@@ -239,7 +240,7 @@ async fn field_caps_all(
     principal: Principal,
     uri: Uri,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsFieldCaps>, EsError> {
     let wanted = fields_wanted(&uri, &body)?;
     // No index: every pool the key may read.
     let snapshot = state.routing.snapshot();
@@ -258,7 +259,7 @@ async fn field_caps_index(
     Path(index): Path<String>,
     uri: Uri,
     body: Bytes,
-) -> Result<Json<Value>, EsError> {
+) -> Result<Json<EsFieldCaps>, EsError> {
     let wanted = fields_wanted(&uri, &body)?;
     let pools = pools_of(&state, &principal, &index)?;
     Ok(Json(mapping::field_caps(&pools, wanted.as_deref())))

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use logpool_api::Principal;
-use serde_json::{json, Value};
+use logpool_wire::es_search::{EsMsearchAnswer, EsMsearchItem, EsSearchAnswer};
+use serde_json::Value;
 
 use super::error::EsError;
 use super::pool_to_search;
@@ -30,7 +31,7 @@ pub async fn msearch(
     principal: &Principal,
     path_index: Option<&str>,
     body: &[u8],
-) -> Result<Value, EsError> {
+) -> Result<EsMsearchAnswer, EsError> {
     let started = Instant::now();
     let pairs = parse_pairs(body)?;
     let url = SearchUrlParams::default();
@@ -56,19 +57,17 @@ pub async fn msearch(
             Err(error) => Err(error),
         };
         responses.push(match answer {
-            Ok(mut answer) => {
-                if let Some(object) = answer.as_object_mut() {
-                    object.insert("status".into(), json!(200));
-                }
-                answer
-            }
-            Err(error) => error.body(),
+            Ok(answer) => EsMsearchItem::Answer(EsSearchAnswer {
+                status: Some(200),
+                ..answer
+            }),
+            Err(error) => EsMsearchItem::Error(error.body()),
         });
     }
-    Ok(json!({
-        "took": started.elapsed().as_millis() as u64,
-        "responses": responses,
-    }))
+    Ok(EsMsearchAnswer {
+        took: started.elapsed().as_millis() as u64,
+        responses,
+    })
 }
 
 /// The header/body pairs of the body.

@@ -8,7 +8,8 @@ use logpool_api::time::now_ns;
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::PoolRoute;
 use logpool_engines::index::{SearchHit, SearchRequest};
-use serde_json::{json, Map, Value};
+use logpool_wire::es_search::{EsHit, EsHits, EsSearchAnswer, EsShards, EsTotal};
+use serde_json::{json, Value};
 
 use super::buckets::{self, Scope};
 use super::error::EsError;
@@ -30,10 +31,15 @@ pub async fn search_pool(
     route: PoolRoute,
     body: &Value,
     url: &SearchUrlParams,
-) -> Result<Value, EsError> {
+) -> Result<EsSearchAnswer, EsError> {
     let started = Instant::now();
     let search = parse_search(body, url, state.config.max_limit, now_ns())?;
     let filter = &search.filter;
+    check_span(
+        filter.from_ns,
+        filter.to_ns,
+        state.config.max_time_range_days,
+    )?;
     limiter.check_range(filter.from_ns, filter.to_ns)?;
     let _permit = limiter.try_acquire()?;
     // A page of at least one hit: with `size: 0` the planner still counts the total.
@@ -55,19 +61,19 @@ pub async fn search_pool(
     .await?;
     planned.run().await?;
     let exact = planned.progress().scanned == planned.progress().total;
-    let mut hits: Vec<Value> = Vec::with_capacity(search.size);
-    for hit in std::mem::take(&mut planned.hits)
+    let hits: Vec<EsHit> = std::mem::take(&mut planned.hits)
         .into_iter()
         .take(search.size)
-    {
-        hits.push(hit_json(index, hit));
-    }
+        .map(|hit| es_hit(index, hit))
+        .collect();
     let total = if url.rest_total_hits_as_int == Some(true) {
-        json!(planned.total)
+        EsTotal::Plain(planned.total)
     } else {
-        json!({"value": planned.total, "relation": if exact { "eq" } else { "gte" }})
+        EsTotal::Counted {
+            value: planned.total,
+            relation: if exact { "eq" } else { "gte" }.to_string(),
+        }
     };
-    let mut answer = Map::new();
     let aggregations = if search.aggs.is_empty() {
         None
     } else {
@@ -81,33 +87,48 @@ pub async fn search_pool(
         };
         Some(buckets::run(&scope, &search.aggs).await?)
     };
-    answer.insert("took".into(), json!(started.elapsed().as_millis() as u64));
-    answer.insert("timed_out".into(), json!(planned.partial));
-    answer.insert(
-        "_shards".into(),
-        json!({"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
-    );
-    answer.insert(
-        "hits".into(),
-        json!({"total": total, "max_score": null, "hits": hits}),
-    );
-    if let Some(aggregations) = aggregations {
-        answer.insert("aggregations".into(), aggregations);
+    Ok(EsSearchAnswer {
+        took: started.elapsed().as_millis() as u64,
+        timed_out: planned.partial,
+        shards: EsShards::one(),
+        hits: EsHits {
+            total,
+            max_score: None,
+            hits,
+        },
+        aggregations,
+        status: None,
+    })
+}
+
+/// The longest range a search may cover when both ends are given, as for the
+/// native search (`search.max_time_range_days`); an open end is not capped.
+fn check_span(from_ns: i64, to_ns: i64, max_days: i64) -> Result<(), EsError> {
+    const DAY_NS: i64 = 86_400_000_000_000;
+    let bounded = from_ns != i64::MIN && to_ns != i64::MAX;
+    if bounded && to_ns.saturating_sub(from_ns) > max_days.saturating_mul(DAY_NS) {
+        return Err(EsError::illegal(format!(
+            "the range on [{TIME_FIELD}] may span at most {max_days} days \
+             (search.max_time_range_days)"
+        )));
     }
-    Ok(Value::Object(answer))
+    Ok(())
 }
 
 /// A hit: the record's fields with the time as `@timestamp` in `_source`, and
 /// `sort` = `[epoch_millis, cursor]` for `search_after`.
-fn hit_json(index: &str, hit: SearchHit) -> Value {
+fn es_hit(index: &str, hit: SearchHit) -> EsHit {
     let mut source = hit.fields;
     source.insert(TIME_FIELD.to_string(), json!(format_time_ns(hit.time_ns)));
-    json!({
-        "_index": index,
-        "_type": "_doc",
-        "_id": hit.id,
-        "_score": null,
-        "_source": source,
-        "sort": [hit.time_ns.div_euclid(1_000_000), crate::cursor::encode(hit.sort_key)],
-    })
+    EsHit {
+        index: index.to_string(),
+        doc_type: "_doc".to_string(),
+        id: hit.id,
+        score: None,
+        source,
+        sort: vec![
+            json!(hit.time_ns.div_euclid(1_000_000)),
+            Value::String(crate::cursor::encode(hit.sort_key)),
+        ],
+    }
 }

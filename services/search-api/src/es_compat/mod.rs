@@ -3,7 +3,8 @@
 //!
 //! - `GET|POST /es/_msearch` and `/es/{index}/_msearch`: NDJSON header/body pairs,
 //!   answered as `{"took", "responses": [...]}`, each with its own `status`;
-//! - `GET|POST /es/_search` and `/es/{index}/_search`;
+//! - `GET|POST /es/{index}/_search` (a search reads one pool, so the index is
+//!   always named);
 //! - `GET /es/{index}/_mapping`, `GET|POST /es/_field_caps` and
 //!   `/es/{index}/_field_caps`: the pool's fields with Elasticsearch types.
 //!
@@ -51,7 +52,6 @@ pub fn routes() -> Routes<SearchState> {
     Routes::new()
         .get_or_post("/es/_msearch", read, msearch_all)
         .get_or_post("/es/{index}/_msearch", read, msearch_index)
-        .get_or_post("/es/_search", read, search_no_index)
         .get_or_post("/es/{index}/_search", read, search_index)
         .get("/es/{index}/_mapping", read, mapping_index)
         .get_or_post("/es/_field_caps", read, field_caps_all)
@@ -139,32 +139,6 @@ fn json_body(body: &Bytes) -> Result<Value, EsError> {
         .map_err(|error| EsError::parsing(format!("the request body is not JSON: {error}")))
 }
 
-async fn search_with(
-    state: &SearchState,
-    limiter: &TenantQueries,
-    principal: &Principal,
-    index: Option<&str>,
-    uri: &Uri,
-    body: &Bytes,
-) -> Result<Json<EsSearchAnswer>, EsError> {
-    let url = url_params(uri)?;
-    let body = json_body(body)?;
-    let (index, route) = pool_to_search(state, principal, index.unwrap_or_default())?;
-    search::search_pool(state, limiter, &index, route, &body, &url)
-        .await
-        .map(Json)
-}
-
-async fn search_no_index(
-    State(state): State<SearchState>,
-    limiter: TenantQueries,
-    principal: Principal,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Json<EsSearchAnswer>, EsError> {
-    search_with(&state, &limiter, &principal, None, &uri, &body).await
-}
-
 async fn search_index(
     State(state): State<SearchState>,
     limiter: TenantQueries,
@@ -173,7 +147,12 @@ async fn search_index(
     uri: Uri,
     body: Bytes,
 ) -> Result<Json<EsSearchAnswer>, EsError> {
-    search_with(&state, &limiter, &principal, Some(&index), &uri, &body).await
+    let url = url_params(&uri)?;
+    let body = json_body(&body)?;
+    let (index, route) = pool_to_search(&state, &principal, &index)?;
+    search::search_pool(&state, &limiter, &index, route, &body, &url)
+        .await
+        .map(Json)
 }
 
 async fn msearch_all(

@@ -613,6 +613,20 @@ async fn errors_are_elasticsearch_shaped() {
         );
         assert!(reason.contains(named), "{path} {body}: {reason}");
     }
+    // A body over the 2 MiB a search may have: refused whole, in the same shape.
+    let big = format!(
+        "{header}\n{}\n",
+        json!({"query": {"query_string": {"query": "x".repeat(3 << 20)}}})
+    );
+    let (status, answer) = send(
+        &setup,
+        &setup.reader,
+        reqwest::Method::POST,
+        "/es/_msearch",
+        big,
+    )
+    .await;
+    assert_eq!((status, error_of(&answer).0), (413, 413), "{answer}");
     // A stranger's _msearch gets the refusal inside its response.
     let body = format!("{header}\n{good}\n");
     let (status, answer) = send(

@@ -29,6 +29,7 @@ pub mod query;
 pub mod request;
 pub mod search;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
@@ -131,6 +132,17 @@ fn url_params(uri: &Uri) -> Result<SearchUrlParams, EsError> {
         .map_err(|error| EsError::illegal(format!("URL parameters: {error}")))
 }
 
+/// The request body, or the Elasticsearch-shaped refusal of one that could not be
+/// read (over the 2 MiB that a search body may have: 413).
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, EsError> {
+    body.map_err(|rejection| EsError {
+        status: rejection.status().as_u16(),
+        kind: "illegal_argument_exception",
+        reason: format!("the request body cannot be read: {}", rejection.body_text()),
+        retry_after: None,
+    })
+}
+
 fn json_body(body: &Bytes) -> Result<Value, EsError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -145,10 +157,10 @@ async fn search_index(
     principal: Principal,
     Path(index): Path<String>,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EsSearchAnswer>, EsError> {
     let url = url_params(&uri)?;
-    let body = json_body(&body)?;
+    let body = json_body(&body_bytes(body)?)?;
     let (index, route) = pool_to_search(&state, &principal, &index)?;
     search::search_pool(&state, &limiter, &index, route, &body, &url)
         .await
@@ -159,9 +171,9 @@ async fn msearch_all(
     State(state): State<SearchState>,
     limiter: TenantQueries,
     principal: Principal,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EsMsearchAnswer>, EsError> {
-    msearch::msearch(&state, &limiter, &principal, None, &body)
+    msearch::msearch(&state, &limiter, &principal, None, &body_bytes(body)?)
         .await
         .map(Json)
 }
@@ -171,11 +183,17 @@ async fn msearch_index(
     limiter: TenantQueries,
     principal: Principal,
     Path(index): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EsMsearchAnswer>, EsError> {
-    msearch::msearch(&state, &limiter, &principal, Some(&index), &body)
-        .await
-        .map(Json)
+    msearch::msearch(
+        &state,
+        &limiter,
+        &principal,
+        Some(&index),
+        &body_bytes(body)?,
+    )
+    .await
+    .map(Json)
 }
 
 async fn mapping_index(
@@ -218,9 +236,9 @@ async fn field_caps_all(
     State(state): State<SearchState>,
     principal: Principal,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EsFieldCaps>, EsError> {
-    let wanted = fields_wanted(&uri, &body)?;
+    let wanted = fields_wanted(&uri, &body_bytes(body)?)?;
     // No index: every pool the key may read.
     let snapshot = state.routing.snapshot();
     let pools: Vec<(String, PoolRoute)> = snapshot
@@ -237,9 +255,9 @@ async fn field_caps_index(
     principal: Principal,
     Path(index): Path<String>,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<EsFieldCaps>, EsError> {
-    let wanted = fields_wanted(&uri, &body)?;
+    let wanted = fields_wanted(&uri, &body_bytes(body)?)?;
     let pools = pools_of(&state, &principal, &index)?;
     Ok(Json(mapping::field_caps(&pools, wanted.as_deref())))
 }

@@ -68,7 +68,11 @@ async fn reader_key(server: &TestServer, project: &str) -> String {
 }
 
 async fn setup() -> Setup {
-    let server = TestServer::start().await.expect("server");
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(adjust: impl FnOnce(&mut logpool_e2e::Config)) -> Setup {
+    let server = TestServer::start_with(adjust).await.expect("server");
     for project in [PROJECT, "other"] {
         server
             .client
@@ -269,8 +273,41 @@ fn close(a: &Value, b: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_requests_answer_the_native_numbers() {
     let started = Instant::now();
-    let setup = setup().await;
+    check_grafana_fixtures(&setup().await).await;
+    println!("Grafana fixtures checked in {:?}", started.elapsed());
+}
 
+/// The same on the Elasticsearch (OpenSearch API) index engine, whose grouped
+/// aggregation is its own.
+#[cfg(feature = "distributed")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_requests_answer_the_native_numbers_on_elasticsearch() {
+    use logpool_engines::config::IndexConfig;
+    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
+
+    let Some(engines) = logpool_e2e::services::engines() else {
+        return;
+    };
+    let started = Instant::now();
+    let prefix = format!("lpes{:x}", rand::random::<u32>());
+    let setup = setup_with(|config| {
+        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
+            url: engines.elasticsearch.clone(),
+            index_prefix: prefix,
+            number_of_replicas: 0,
+            ..ElasticsearchIndexConfig::default()
+        });
+    })
+    .await;
+    check_grafana_fixtures(&setup).await;
+    println!(
+        "Grafana fixtures checked on Elasticsearch in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Each Grafana fixture against the native search, histogram and SQL.
+async fn check_grafana_fixtures(setup: &Setup) {
     // Logs panel: the hits of the native search, in its order, and its total.
     let logs = msearch(&setup, fixture("logs.ndjson", &setup)).await;
     let (from, to) = time_params(&setup);
@@ -418,7 +455,6 @@ async fn grafana_requests_answer_the_native_numbers() {
             assert!(close(got, want), "{bucket} vs {row:?}");
         }
     }
-    println!("Grafana fixtures checked in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -322,6 +322,7 @@ async fn check_grafana_fixtures(setup: &Setup) {
                 from,
                 to,
                 limit: Some(500),
+                highlight: Some(true),
                 ..SearchParams::default()
             },
         )
@@ -350,6 +351,29 @@ async fn check_grafana_fixtures(setup: &Setup) {
     assert_eq!(
         first["_source"]["message"],
         native.hits[0].fields["message"]
+    );
+    // The words the native highlighter marks, with Grafana's tags.
+    for (hit, native_hit) in hits.iter().zip(&native.hits) {
+        let native_marks = native_hit.highlight.clone().unwrap_or_default();
+        assert!(!native_marks.is_empty(), "{native_hit:?}");
+        let expected: BTreeMap<String, Vec<String>> = native_marks
+            .into_iter()
+            .map(|(field, fragments)| {
+                let fragments = fragments
+                    .iter()
+                    .map(|f| {
+                        f.replace("<em>", "@HIGHLIGHT@")
+                            .replace("</em>", "@/HIGHLIGHT@")
+                    })
+                    .collect();
+                (field, fragments)
+            })
+            .collect();
+        assert_eq!(hit["highlight"], json!(expected));
+    }
+    assert_eq!(
+        first["highlight"]["level"],
+        json!(["@HIGHLIGHT@error@/HIGHLIGHT@"])
     );
     // The logs volume histogram is the native histogram of the same query.
     let volume = es_histogram(&setup, &logs[0]["aggregations"]["2"]);

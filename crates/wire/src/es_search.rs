@@ -105,6 +105,10 @@ pub struct EsHit {
     /// `[epoch_millis, "<cursor>"]`: the `search_after` of the next page.
     #[schema(value_type = Vec<Object>)]
     pub sort: Vec<Value>,
+    /// With `highlight` asked for: the fragments of each field with a match, the
+    /// matched words between the request's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlight: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// The answer to `_msearch`: one entry per search, in order.

@@ -23,6 +23,7 @@
 pub mod aggs;
 pub mod buckets;
 pub mod error;
+pub mod highlight;
 pub mod mapping;
 pub mod msearch;
 pub mod query;

@@ -3,7 +3,7 @@
 //!
 //! Keys that only shape Elasticsearch's answer in ways logpool's answer already
 //! takes (`_source`, `docvalue_fields`, `stored_fields`, an empty `script_fields`,
-//! `highlight`, `timeout`, `version`) are accepted and ignored; any other key is a
+//! `timeout`, `version`) are accepted and ignored; any other key is a
 //! `parsing_exception` naming it.
 
 use logpool_engines::index::SortKey;
@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::aggs::{parse_aggs, Agg};
 use super::error::EsError;
+use super::highlight::{parse_highlight, HighlightTags};
 use super::query::{field_name, translate, Filter, TIME_FIELD};
 
 /// Hits per search when the request does not say (Elasticsearch's default).
@@ -29,6 +30,8 @@ pub struct EsSearch {
     pub track_total: bool,
     /// Aggregations.
     pub aggs: Vec<Agg>,
+    /// Mark the matched words of each hit with these tags.
+    pub highlight: Option<HighlightTags>,
 }
 
 /// The URL parameters a search honours (the rest, e.g. `ignore_unavailable`, do
@@ -69,6 +72,7 @@ pub fn parse_search(
         after: None,
         track_total: true,
         aggs: Vec::new(),
+        highlight: None,
     };
     for (key, value) in object {
         match key.as_str() {
@@ -79,11 +83,11 @@ pub fn parse_search(
             "search_after" => search.after = Some(search_after(value)?),
             "track_total_hits" => search.track_total = track_total(value)?,
             "aggs" | "aggregations" => search.aggs = parse_aggs(value, now_ns)?,
+            "highlight" => search.highlight = Some(parse_highlight(value)?),
             "script_fields" if value.as_object().is_some_and(Map::is_empty) => {}
             "_source"
             | "docvalue_fields"
             | "stored_fields"
-            | "highlight"
             | "timeout"
             | "version"
             | "seq_no_primary_term"

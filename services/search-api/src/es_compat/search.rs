@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use logpool_api::time::now_ns;
+use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::PoolRoute;
 use logpool_engines::index::{SearchHit, SearchRequest};
@@ -13,8 +14,10 @@ use serde_json::{json, Value};
 
 use super::buckets::{self, Scope};
 use super::error::EsError;
+use super::highlight::highlight;
 use super::query::TIME_FIELD;
 use super::request::{parse_search, SearchUrlParams};
+use crate::hits::highlight_bytes;
 use crate::limiter::TenantQueries;
 use crate::planner::PlannedSearch;
 use crate::SearchState;
@@ -61,11 +64,26 @@ pub async fn search_pool(
     .await?;
     planned.run().await?;
     let exact = planned.progress().scanned == planned.progress().total;
-    let hits: Vec<EsHit> = std::mem::take(&mut planned.hits)
+    let marking = search
+        .highlight
+        .as_ref()
+        .map(|tags| (Highlighter::new(&filter.query), tags));
+    let memory = planned.memory().clone();
+    let mut hits: Vec<EsHit> = Vec::with_capacity(search.size.min(planned.hits.len()));
+    for hit in std::mem::take(&mut planned.hits)
         .into_iter()
         .take(search.size)
-        .map(|hit| es_hit(index, hit))
-        .collect();
+    {
+        // Highlights count against the page's memory budget, as in the native
+        // search; past it, hits come without them.
+        let marked = marking
+            .as_ref()
+            .map(|(highlighter, tags)| highlight(highlighter, &hit.fields, tags))
+            .filter(|marked| memory.try_charge(highlight_bytes(marked)).is_ok());
+        let mut es_hit = es_hit(index, hit);
+        es_hit.highlight = marked;
+        hits.push(es_hit);
+    }
     let total = if url.rest_total_hits_as_int == Some(true) {
         EsTotal::Plain(planned.total)
     } else {
@@ -130,5 +148,6 @@ fn es_hit(index: &str, hit: SearchHit) -> EsHit {
             json!(hit.time_ns.div_euclid(1_000_000)),
             Value::String(crate::cursor::encode(hit.sort_key)),
         ],
+        highlight: None,
     }
 }

@@ -309,8 +309,8 @@ async fn grafana_requests_answer_the_native_numbers_on_elasticsearch() {
 /// Each Grafana fixture against the native search, histogram and SQL.
 async fn check_grafana_fixtures(setup: &Setup) {
     // Logs panel: the hits of the native search, in its order, and its total.
-    let logs = msearch(&setup, fixture("logs.ndjson", &setup)).await;
-    let (from, to) = time_params(&setup);
+    let logs = msearch(setup, fixture("logs.ndjson", setup)).await;
+    let (from, to) = time_params(setup);
     let native = setup
         .server
         .client
@@ -376,13 +376,13 @@ async fn check_grafana_fixtures(setup: &Setup) {
         json!(["@HIGHLIGHT@error@/HIGHLIGHT@"])
     );
     // The logs volume histogram is the native histogram of the same query.
-    let volume = es_histogram(&setup, &logs[0]["aggregations"]["2"]);
-    assert_eq!(volume, native_histogram(&setup, "level:error").await);
+    let volume = es_histogram(setup, &logs[0]["aggregations"]["2"]);
+    assert_eq!(volume, native_histogram(setup, "level:error").await);
 
     // Time series panel: count per minute over everything.
-    let histogram = msearch(&setup, fixture("histogram.ndjson", &setup)).await;
-    let counts = es_histogram(&setup, &histogram[0]["aggregations"]["2"]);
-    let native_counts = native_histogram(&setup, "").await;
+    let histogram = msearch(setup, fixture("histogram.ndjson", setup)).await;
+    let counts = es_histogram(setup, &histogram[0]["aggregations"]["2"]);
+    let native_counts = native_histogram(setup, "").await;
     assert_eq!(counts, native_counts);
     assert_eq!(
         histogram[0]["hits"]["total"]["value"].as_u64(),
@@ -397,9 +397,9 @@ async fn check_grafana_fixtures(setup: &Setup) {
     );
 
     // Terms by host ordered by average latency, with a histogram of it per host.
-    let terms = msearch(&setup, fixture("terms_avg.ndjson", &setup)).await;
+    let terms = msearch(setup, fixture("terms_avg.ndjson", setup)).await;
     let expected = sql(
-        &setup,
+        setup,
         "level:error | SELECT host, count(*) AS c, avg(latency_ms) AS a GROUP BY host ORDER BY a DESC, host",
     )
     .await;
@@ -415,7 +415,7 @@ async fn check_grafana_fixtures(setup: &Setup) {
         assert!(close(&bucket["1"]["value"], &row[2]), "{bucket} vs {row:?}");
     }
     let per_minute = sql(
-        &setup,
+        setup,
         "level:error | SELECT host, time_bucket('1m', time) AS t, count(*) AS c, avg(latency_ms) AS a GROUP BY host, t",
     )
     .await;
@@ -452,7 +452,7 @@ async fn check_grafana_fixtures(setup: &Setup) {
 
     // Terms by count with every other metric.
     let expected = sql(
-        &setup,
+        setup,
         "* | SELECT host, count(*) AS c, sum(latency_ms), min(latency_ms), max(latency_ms), \
          percentile(latency_ms, 50), percentile(latency_ms, 95), count(DISTINCT latency_ms), \
          count(latency_ms) GROUP BY host ORDER BY c DESC, host",

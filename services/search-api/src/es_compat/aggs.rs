@@ -14,7 +14,7 @@ use logpool_core::sql::plan::{AggregateFn, GroupKey};
 use serde_json::{Map, Value};
 
 use super::error::EsError;
-use super::query::{field_name, TIME_FIELD};
+use super::query::{field_name, is_utc, TIME_FIELD};
 
 /// Buckets one `date_histogram` may give (Elasticsearch's `search.max_buckets` is
 /// 65 536; a chart needs far fewer).
@@ -247,7 +247,6 @@ fn date_histogram(
             }
             "min_doc_count" => min_doc_count = count_setting(name, key, value)?,
             "extended_bounds" => bounds = Some(extended_bounds(name, value, now_ns)?),
-            "hard_bounds" => return Err(unsupported_setting(name, "date_histogram", key)),
             "format" => epoch_millis_strings = value.as_str() == Some("epoch_millis"),
             "time_zone" if is_utc(value) => {}
             "offset" if matches!(value.as_str(), Some("" | "0" | "0s" | "+0s" | "0ms")) => {}
@@ -285,13 +284,6 @@ pub fn check_bucket_count(name: &str, min: i64, max: i64, interval_ns: i64) -> R
         )));
     }
     Ok(())
-}
-
-fn is_utc(value: &Value) -> bool {
-    matches!(
-        value.as_str(),
-        Some("UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT")
-    )
 }
 
 /// A fixed interval: `<n>ms|s|m|h|d`, or a calendar unit that is fixed in UTC.

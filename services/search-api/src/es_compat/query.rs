@@ -251,10 +251,11 @@ impl Translator {
     }
 }
 
-fn is_utc(value: &Value) -> bool {
+/// Whether a `time_zone` is UTC (the only zone ranges and buckets are read in).
+pub fn is_utc(value: &Value) -> bool {
     matches!(
         value.as_str(),
-        Some("UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT" | "browser")
+        Some("UTC" | "utc" | "Z" | "+00:00" | "Etc/UTC" | "GMT")
     )
 }
 

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`names`]: project and pool name rules.
+//! - [`es_index`]: Elasticsearch index names (`{project}.{pool}`) to pools.
 //! - [`record`]: a log record and its field values.
 //! - [`ingest`]: parsing PutDatas bodies (JSON and NDJSON) under [`limits::IngestLimits`].
 //! - [`batch`]: the binary format of one queue message (a compressed batch of records).
@@ -24,6 +25,7 @@ pub mod access;
 pub mod archive;
 pub mod batch;
 pub mod doc_id;
+pub mod es_index;
 pub mod field_types;
 pub mod ingest;
 pub mod limits;

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod control;
 pub mod error;
 pub mod es;
+pub mod es_search;
 pub mod export;
 pub mod health;
 pub mod ingest;

@@ -29,7 +29,7 @@ use crate::search::{
     SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
 };
 use crate::tail::TailParams;
-use crate::{archive, control, es, ingest, queue, quotas, shippers, tail};
+use crate::{archive, control, es, es_search, ingest, queue, quotas, shippers, tail};
 
 /// The path of the document itself.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
@@ -437,6 +437,9 @@ fn shape(method: &str, path: &str) -> Shape {
         )
         .body("SavedSearchBody")
         .errors(&[409]),
+        (_, _, path) if path.starts_with("/es/") && es_search_path(path) => {
+            es_search_shape(method, path)
+        }
         ("GET", _, "/v1/whoami") => Shape::new(
             "The caller's key: tenant, role and project scope.",
             Answer::Json(200, "Whoami"),
@@ -452,6 +455,65 @@ fn shape(method: &str, path: &str) -> Shape {
         // Not reached for the routes of the services: the test of the document
         // checks that each has a schema of its own.
         _ => Shape::new("See the API reference.", Answer::AnyJson("A JSON object.")),
+    }
+}
+
+/// Whether `path` is one of the Elasticsearch-compatible read routes.
+fn es_search_path(path: &str) -> bool {
+    ["/_msearch", "/_search", "/_mapping", "/_field_caps"]
+        .iter()
+        .any(|end| path.ends_with(end))
+}
+
+/// The Elasticsearch-compatible read routes, which answer errors in
+/// Elasticsearch's shape (the key check before them answers the envelope).
+fn es_search_shape(method: &str, path: &str) -> Shape {
+    const ES_ERRORS: &[(&str, Option<&str>)] = &[("application/json", Some("EsReadError"))];
+    let (summary, body, answer): (&'static str, Option<Body>, Answer) =
+        if path.ends_with("/_msearch") {
+            (
+                "Elasticsearch-compatible multi-search (Grafana): NDJSON pairs of a header \
+             (`index`: `{project}.{pool}`) and a search body; each search answered in order \
+             with its own `status`.",
+                Some(Body::Protocol(&[(
+                    "application/x-ndjson",
+                    "Header and search body lines in pairs.",
+                )])),
+                Answer::Json(200, "EsMsearchAnswer"),
+            )
+        } else if path.ends_with("/_search") {
+            (
+                "Elasticsearch-compatible search of one pool: `query` (query_string, bool, \
+             range, term, match, ...), `size`, `sort` by `@timestamp`, `search_after`, \
+             `aggs` (date_histogram, terms, avg, sum, min, max, percentiles, cardinality, \
+             value_count).",
+                Some(Body::Protocol(&[(
+                    "application/json",
+                    "An Elasticsearch search body.",
+                )])),
+                Answer::Json(200, "EsSearchAnswer"),
+            )
+        } else if path.ends_with("/_mapping") {
+            (
+                "The pool's fields with Elasticsearch types.",
+                None,
+                Answer::Json(200, "EsMapping"),
+            )
+        } else {
+            (
+                "The fields (`?fields=`) of the pools with Elasticsearch types and capabilities.",
+                None,
+                Answer::Json(200, "EsFieldCaps"),
+            )
+        };
+    Shape {
+        summary,
+        query: Vec::new(),
+        // A GET carries its search in the URL (`q`, `size`), or none.
+        body: body.filter(|_| method == "POST"),
+        answer,
+        errors: &[],
+        protocol_errors: Some(ES_ERRORS),
     }
 }
 
@@ -640,6 +702,12 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<es::EsIndices>(&mut schemas);
     add::<es::EsAcknowledged>(&mut schemas);
     add::<es::EsClusterHealth>(&mut schemas);
+    add::<es_search::EsSearchAnswer>(&mut schemas);
+    add::<es_search::EsMsearchAnswer>(&mut schemas);
+    add::<es_search::EsMapping>(&mut schemas);
+    add::<es_search::EsFieldCaps>(&mut schemas);
+    add::<es_search::EsErrorAnswer>(&mut schemas);
+    add::<es_search::EsReadError>(&mut schemas);
     add::<shippers::OtlpExportAnswer>(&mut schemas);
     add::<shippers::OtlpErrorAnswer>(&mut schemas);
     schemas

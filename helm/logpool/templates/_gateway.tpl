@@ -182,6 +182,15 @@ http {
             client_max_body_size {{ include "logpool.gateway.ingestBodyLimit" . }};
             error_page 413 = @ingest_body_too_large;
             proxy_pass {{ $scheme }}://put_datas;
+
+            # Its read API (Grafana's searches and field listings): search-api,
+            # with the limits of the other searches.
+            location ~ ^/es/([^/]+/)?(_msearch|_search|_mapping|_field_caps)$ {
+                client_max_body_size {{ $gw.otherBodyLimit }};
+                error_page 413 = @body_too_large;
+                proxy_read_timeout {{ $gw.searchReadTimeout }};
+                proxy_pass {{ $scheme }}://search_api;
+            }
         }
 
         # The console and everything else of /v1: control-api.

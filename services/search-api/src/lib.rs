@@ -16,6 +16,10 @@
 //! - `POST /v1/projects/{project}/pools/{pool}/query`: pipe SQL
 //!   (`<query> | SELECT ...`), answered as columns and rows ([`query_sql`]).
 //!
+//! - `/es/_msearch`, `/es/{index}/_search`, `/es/{index}/_mapping`,
+//!   `/es/{index}/_field_caps`: an Elasticsearch-compatible read API for Grafana
+//!   ([`es_compat`]).
+//!
 //! Modules: [`params`] (request parameters and their validation), [`cursor`],
 //! [`interval`] (automatic histogram intervals), [`planner`] (partition pruning,
 //! newest-first steps, time budget), [`limiter`] (concurrent queries per tenant),
@@ -24,6 +28,7 @@
 
 pub mod context;
 pub mod cursor;
+pub mod es_compat;
 pub mod export;
 pub mod fields;
 pub mod hits;
@@ -85,6 +90,7 @@ pub fn routes() -> Routes<SearchState> {
             read,
             context::context,
         )
+        .merge(es_compat::routes())
 }
 
 /// Builds the search-api router.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs the log shipper the Elasticsearch bulk test (tests/es_bulk.rs) drives
-# besides the Python client (which scripts/test-engines.sh installs with the other
-# test clients): Debian's syslog-ng with its HTTP module and the configuration
-# library that defines `elasticsearch-http()`.
+# Installs the log shippers the Elasticsearch bulk and syslog tests (tests/es_bulk.rs,
+# tests/syslog.rs) drive besides the Python client (which scripts/test-engines.sh
+# installs with the other test clients): Debian's syslog-ng with its HTTP module and
+# the configuration library that defines `elasticsearch-http()`, and rsyslog.
 # Usage: scripts/test-shippers.sh install
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,16 @@ install() {
     $sudo apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
       syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null
+  fi
+  if [ ! -x /usr/sbin/rsyslogd ]; then
+    log "installing Debian rsyslog"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null
+    # Only the binary is used (started unprivileged by the tests); the package's
+    # service is not started where there is no init system.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+      rsyslog >/dev/null
   fi
 }
 

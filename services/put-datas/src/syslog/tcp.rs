@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use logpool_api::stop::Stop;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -20,6 +20,9 @@ use super::batch::{received, Batch, Delivery, Sink};
 use super::framing::FrameDecoder;
 use super::{Settings, SyslogStats};
 use crate::PutDatasState;
+
+/// Longest wait for a connection's orderly close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Bytes read from a connection at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -139,7 +142,7 @@ async fn serve_connection(
 /// Reads frames until the sender closes, the connection fails or `stop`; stores
 /// them in batches, and what is left at the end.
 async fn read_frames(
-    mut stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     peer: SocketAddr,
     sink: Sink,
     mut stop: Stop,
@@ -181,6 +184,9 @@ async fn read_frames(
         }
     }
     sink.store(batch.take(), Delivery::Retry, &mut stop).await;
+    // Closed in order (TLS: with close_notify) once everything received is stored;
+    // a sender that no longer reads does not hold the task.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -183,6 +183,23 @@ mod tests {
     }
 
     #[test]
+    fn test_the_commented_sample_is_valid() {
+        let sample = include_str!("../../../../config/logpool.toml");
+        let start = sample
+            .find("# [[syslog.listeners]]")
+            .expect("the sample has a listener");
+        let uncommented: String = sample[start..]
+            .lines()
+            .map(|line| line.strip_prefix("# ").unwrap_or(line))
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let text = uncommented.replace("[[syslog.listeners]]", "[[listeners]]");
+        let config = listener(&text).expect("valid");
+        assert_eq!(config.listeners[0].transport, SyslogTransport::Tls);
+    }
+
+    #[test]
     fn test_defaults_and_validation_name_the_setting() {
         let config = listener(
             "[[listeners]]\nname = \"a\"\nbind = \"127.0.0.1:6514\"\nproject = \"shop\"\npool = \"sys\"\n",

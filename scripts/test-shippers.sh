@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 log() { echo "test-shippers: $*" >&2; }
 
+# Where rsyslog is unpacked (tests/syslog.rs looks there when the system has none).
+RSYSLOG_DIR=/opt/rsyslog
+
 install() {
   if [ ! -x /usr/sbin/syslog-ng ] \
     || ! ls /usr/lib/syslog-ng/*/libhttp.so >/dev/null 2>&1 \
@@ -20,15 +23,22 @@ install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
       syslog-ng-core syslog-ng-mod-http syslog-ng-scl >/dev/null
   fi
-  if [ ! -x /usr/sbin/rsyslogd ]; then
-    log "installing Debian rsyslog"
+  # rsyslog's Debian package conflicts with syslog-ng's (each is the system's log
+  # daemon), so its binary and modules are unpacked beside the system instead,
+  # with its libraries installed from Debian.
+  if [ ! -x /usr/sbin/rsyslogd ] && [ ! -x "$RSYSLOG_DIR/usr/sbin/rsyslogd" ]; then
+    log "unpacking Debian rsyslog into $RSYSLOG_DIR"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q >/dev/null
-    # Only the binary is used (started unprivileged by the tests); the package's
-    # service is not started where there is no init system.
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-      rsyslog >/dev/null
+      libestr0 libfastjson4 liblognorm5 libsystemd0 libuuid1 libzstd1 zlib1g >/dev/null
+    local download
+    download="$(mktemp -d)"
+    (cd "$download" && apt-get download rsyslog >/dev/null 2>&1)
+    $sudo mkdir -p "$RSYSLOG_DIR"
+    $sudo dpkg -x "$download"/rsyslog_*.deb "$RSYSLOG_DIR"
+    rm -rf "$download"
   fi
 }
 

@@ -5,7 +5,8 @@
 //! refuses (nothing sent over TCP may be lost). Each sends N messages of which
 //! exactly N must be found, with the fields mapped as `docs/api.md` documents.
 //!
-//! rsyslog and syslog-ng are installed by `scripts/test-shippers.sh install`;
+//! rsyslog and syslog-ng are installed by `scripts/test-shippers.sh install`
+//! (rsyslog unpacked in `/opt/rsyslog` when the system has none);
 //! without them their tests skip visibly (with `LOGPOOL_REQUIRE_ENGINES` set they
 //! fail instead). Listener ports come from `LOGPOOL_TEST_PORT_BASE` + 700..999
 //! when it is set, else from the system.
@@ -231,9 +232,32 @@ async fn wait_or_explain(server: &TestServer, pool: &str, expected: u64, log: &P
     }
 }
 
+/// Where `scripts/test-shippers.sh` unpacks rsyslog (its Debian package conflicts
+/// with syslog-ng's).
+const UNPACKED_RSYSLOG: &str = "/opt/rsyslog";
+
+/// rsyslogd and the arguments that find its modules: the system's, else the
+/// unpacked one.
+fn rsyslogd() -> Option<(PathBuf, Vec<String>)> {
+    if Path::new("/usr/sbin/rsyslogd").exists() {
+        return Some((PathBuf::from("/usr/sbin/rsyslogd"), Vec::new()));
+    }
+    let binary = client_binary(&format!("{UNPACKED_RSYSLOG}/usr/sbin/rsyslogd"), "rsyslog")?;
+    let modules = std::fs::read_dir(format!("{UNPACKED_RSYSLOG}/usr/lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("rsyslog"))
+        .find(|dir| dir.join("imtcp.so").exists())?;
+    Some((
+        binary,
+        vec!["-M".to_string(), modules.display().to_string()],
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsyslog_forwards_rfc5424_with_octet_counting_and_every_message_arrives() {
-    let Some(rsyslogd) = client_binary("/usr/sbin/rsyslogd", "rsyslog") else {
+    let Some((rsyslogd, mut args)) = rsyslogd() else {
         return;
     };
     let target = listener("rsyslog-in", SyslogTransport::Tcp, "rsyslog");
@@ -263,13 +287,13 @@ ruleset(name="forward") {{
     )
     .expect("config");
     let log = dir.path().join("rsyslog.log");
-    let args = [
+    args.extend([
         "-n".to_string(),
         "-f".to_string(),
         config.display().to_string(),
         "-i".to_string(),
         dir.path().join("pid").display().to_string(),
-    ];
+    ]);
     let mut child = spawn_logged(&rsyslogd, &args, &log);
 
     const COUNT: usize = 300;
@@ -308,8 +332,7 @@ async fn syslog_ng_sends_rfc5424_and_rfc3164_to_one_tcp_listener() {
     let server = server_with(vec![target], &["syslogng"], |_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
     const COUNT: usize = 200;
-    // Whole seconds: RFC 3164 carries no fraction.
-    let start_ms = (now_ms() - 3_600_000) / 1000 * 1000;
+    let start_ms = now_ms() - 3_600_000;
     let input = dir.path().join("input.log");
     let mut lines = String::new();
     for n in 0..COUNT {
@@ -326,8 +349,8 @@ async fn syslog_ng_sends_rfc5424_and_rfc3164_to_one_tcp_listener() {
             r#"@version: 3.38
 options {{ stats_freq(0); frac-digits(3); keep-hostname(yes); send-time-zone("+00:00"); }};
 source s_test {{ file("{input}" flags(syslog-protocol) follow-freq(0.1)); }};
-destination d_rfc5424 {{ syslog("127.0.0.1" port({port}) transport("tcp")); }};
-destination d_rfc3164 {{ network("127.0.0.1" port({port}) transport("tcp")); }};
+destination d_rfc5424 {{ syslog("127.0.0.1" port({port}) transport("tcp") persist-name("rfc5424")); }};
+destination d_rfc3164 {{ network("127.0.0.1" port({port}) transport("tcp") persist-name("rfc3164")); }};
 log {{ source(s_test); destination(d_rfc5424); destination(d_rfc3164); }};
 "#,
             input = input.display()
@@ -355,10 +378,10 @@ log {{ source(s_test); destination(d_rfc5424); destination(d_rfc3164); }};
     assert_eq!(order_numbers(&rfc5424), (0..COUNT).collect::<Vec<_>>());
     assert_eq!(order_numbers(&rfc3164), (0..COUNT).collect::<Vec<_>>());
     assert_order_seven(&rfc5424, start_ms, "syslog-ng-in");
-    // RFC 3164: the header's time (to the second, UTC, this year), host, tag and
-    // pid; no structured data.
+    // RFC 3164: the header's time (UTC, this year; the milliseconds of
+    // `frac-digits(3)`), host, tag and pid; no structured data.
     let seventh = hit(&rfc3164, "order 7 shipped");
-    assert_eq!(seventh.time, format_time_ns(start_ms * 1_000_000));
+    assert_eq!(seventh.time, format_time_ns((start_ms + 7) * 1_000_000));
     assert_eq!(seventh.fields["hostname"], "web01");
     assert_eq!(seventh.fields["app_name"], "shopapp");
     assert_eq!(seventh.fields["procid"], "4242");

@@ -85,7 +85,7 @@ impl FrameDecoder {
                             Count::Length { header, length } => {
                                 return self.octet_counted(buffer, header, length)
                             }
-                            Count::NotACount => {}
+                            Count::Line => {}
                         }
                     }
                     return match find_newline(&buffer[..buffer.len().min(max + 2)]) {
@@ -160,25 +160,25 @@ enum Count {
     Incomplete,
     /// `LEN SP`: the header's length and LEN.
     Length { header: usize, length: usize },
-    /// Digits not followed by a space: a line that starts with a digit.
-    NotACount,
+    /// Digits not followed by a space: a line that starts with a digit, not a count.
+    Line,
 }
 
 fn octet_count(buffer: &[u8]) -> Count {
     let digits = buffer.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits > MAX_COUNT_DIGITS {
-        return Count::NotACount;
+        return Count::Line;
     }
     match buffer.get(digits) {
         None => Count::Incomplete,
         Some(b' ') => std::str::from_utf8(&buffer[..digits])
             .ok()
             .and_then(|text| text.parse::<usize>().ok())
-            .map_or(Count::NotACount, |length| Count::Length {
+            .map_or(Count::Line, |length| Count::Length {
                 header: digits + 1,
                 length,
             }),
-        Some(_) => Count::NotACount,
+        Some(_) => Count::Line,
     }
 }
 

@@ -225,6 +225,90 @@ pub fn write_unparsed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::RecordsWriter;
+
+    fn written(message: &SyslogMessage, limits: &IngestLimits) -> serde_json::Value {
+        let mut records = RecordsWriter::new(limits);
+        let mut record = records.record();
+        let provenance = Provenance {
+            listener: "in",
+            peer: "192.0.2.7",
+            truncated: true,
+        };
+        write_record(&mut record, message, provenance, limits);
+        record.finish().expect("within the budget");
+        let body: serde_json::Value = serde_json::from_slice(&records.finish()).expect("JSON");
+        body["logs"][0].clone()
+    }
+
+    #[test]
+    fn test_fields_as_documented() {
+        let element = |id: &str, params: &[(&str, &str)]| SdElement {
+            id: id.to_string(),
+            params: params
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        };
+        let message = SyslogMessage {
+            priority: Some(Priority {
+                facility: 4,
+                severity: 3,
+            }),
+            time_ns: Some(1_700_000_000_000_000_000),
+            hostname: Some("web01".to_string()),
+            app_name: Some("sshd".to_string()),
+            procid: None,
+            msgid: Some("LOGIN".to_string()),
+            structured_data: vec![
+                element(
+                    "origin",
+                    &[("ip", "192.0.2.1"), ("ip", "192.0.2.2"), ("x", "y")],
+                ),
+                element("marker", &[]),
+            ],
+            message: "failed".to_string(),
+        };
+        assert_eq!(
+            written(&message, &IngestLimits::default()),
+            serde_json::json!({
+                "time": 1_700_000_000_000_000_000_i64,
+                "message": "failed",
+                "hostname": "web01",
+                "app_name": "sshd",
+                "msgid": "LOGIN",
+                "facility": "auth",
+                "severity": "err",
+                "sd.origin.ip": "192.0.2.1, 192.0.2.2",
+                "sd.origin.x": "y",
+                "sd.marker": true,
+                "listener": "in",
+                "peer": "192.0.2.7",
+                "truncated": true,
+            })
+        );
+        // Structured data stops short of `max_fields_per_record`, and says so.
+        let many = SyslogMessage {
+            structured_data: vec![SdElement {
+                id: "big".to_string(),
+                params: (0..40)
+                    .map(|n| (format!("p{n}"), "v".to_string()))
+                    .collect(),
+            }],
+            ..SyslogMessage::default()
+        };
+        let limits = IngestLimits {
+            max_fields_per_record: FIXED_FIELDS + 10,
+            ..IngestLimits::default()
+        };
+        let record = written(&many, &limits);
+        let fields = record.as_object().expect("object");
+        assert_eq!(
+            fields.keys().filter(|k| k.starts_with("sd.big.")).count(),
+            10
+        );
+        assert_eq!(fields["sd_truncated"], true);
+    }
 
     #[test]
     fn test_priority_is_facility_times_eight_plus_severity() {

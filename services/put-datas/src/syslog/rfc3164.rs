@@ -1,7 +1,8 @@
 //! RFC 3164 (BSD) messages: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG`, as
 //! loosely as senders write them.
 //!
-//! The header time carries neither year nor time zone. It is read as UTC, in the
+//! The header time (`hh:mm:ss`, or with a fraction of a second as syslog-ng writes
+//! it with `frac-digits()`) carries neither year nor time zone. It is read as UTC, in the
 //! year of arrival; a time more than a day after arrival is taken from the year
 //! before (a December message read in January). Senders that write an RFC 3339
 //! time instead (rsyslog's high-precision forward format) keep theirs. A message
@@ -67,6 +68,9 @@ fn bsd_timestamp(text: &str, arrival_ns: i64) -> Option<(i64, &str)> {
     let (day, rest) = rest.split_once(' ')?;
     let (clock, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     let day: u8 = day.parse().ok()?;
+    // Seconds may carry a fraction (syslog-ng's `frac-digits()`).
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let nanosecond = fraction_nanos(fraction)?;
     let mut parts = clock.split(':').map(|part| part.parse::<u8>().ok());
     let (Some(Some(hour)), Some(Some(minute)), Some(Some(second)), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -74,7 +78,7 @@ fn bsd_timestamp(text: &str, arrival_ns: i64) -> Option<(i64, &str)> {
         return None;
     };
     let month = Month::try_from(month_index as u8 + 1).ok()?;
-    let clock = Time::from_hms(hour, minute, second).ok()?;
+    let clock = Time::from_hms_nano(hour, minute, second, nanosecond).ok()?;
     let arrival = OffsetDateTime::from_unix_timestamp_nanos(i128::from(arrival_ns)).ok()?;
     let at_year = |year: i32| -> Option<i64> {
         let date = Date::from_calendar_date(year, month, day).ok()?;
@@ -88,6 +92,20 @@ fn bsd_timestamp(text: &str, arrival_ns: i64) -> Option<(i64, &str)> {
         _ => at_year(arrival.year() - 1)?,
     };
     Some((time_ns, rest))
+}
+
+/// Nanoseconds of a fraction's digits (`"25"`: 250 ms); `None` for anything but 0
+/// to 9 digits.
+fn fraction_nanos(digits: &str) -> Option<u32> {
+    if digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u32 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    Some(value * 10u32.pow(9 - digits.len() as u32))
 }
 
 /// An RFC 3339 time and a space, as some senders put in an RFC 3164 header.
@@ -183,6 +201,10 @@ mod tests {
         let never = parsed("<13>Feb 29 10:00:00 h app: m", utc("2027-03-01T00:00:00Z"));
         assert_eq!(never.time_ns, None);
         assert_eq!(never.message, "Feb 29 10:00:00 h app: m");
+        // A fraction of a second, as syslog-ng's `frac-digits(3)` writes it.
+        let fraction = parsed("<13>Mar  9 08:00:00.250 h app: m", ARRIVAL);
+        assert_eq!(fraction.time_ns, Some(utc("2026-03-09T08:00:00.25Z")));
+        assert_eq!(fraction.hostname.as_deref(), Some("h"));
         // An RFC 3339 header time.
         let precise = parsed("<13>2026-03-10T11:00:00.250+01:00 host app[7]: m", ARRIVAL);
         assert_eq!(precise.time_ns, Some(utc("2026-03-10T10:00:00.25Z")));

@@ -600,3 +600,52 @@ async fn tls_with_client_certificates_admits_only_holders_of_the_ca() {
     assert_order_seven(&hits, start_ms, "tls-in");
     assert!(metric(&server, "logpool_syslog_connections_refused_total").await >= 3.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_open_connections_ends_promptly_and_stores_what_was_received() {
+    let mut target = listener("stopping-in", SyslogTransport::Tcp, "stopping");
+    // The batch would wait 60 s to fill: only the stop stores it.
+    target.linger_ms = 60_000;
+    let addr = target.bind;
+    let server = server_with(vec![target], &["stopping"], |_| {}).await;
+    let start_ms = now_ms() - 3_600_000;
+    let mut open = TcpStream::connect(addr).await.expect("connect");
+    for n in 0..5 {
+        open.write_all(format!("{}\n", rfc5424_order(n, start_ms)).as_bytes())
+            .await
+            .expect("write");
+    }
+    let received = logpool_e2e::wait_for(Duration::from_secs(10), || async {
+        (metric(&server, "logpool_syslog_messages_received_total").await == 5.0).then_some(())
+    })
+    .await;
+    assert!(received.is_some(), "the listener did not read the messages");
+    assert_eq!(
+        server
+            .client
+            .count(PROJECT, "stopping", "")
+            .await
+            .expect("count"),
+        0,
+        "stored before the stop"
+    );
+
+    let TestServer {
+        standalone,
+        data_dir,
+        ..
+    } = server;
+    let stopping = tokio::time::timeout(Duration::from_secs(10), standalone.shutdown()).await;
+    stopping
+        .expect("stops in time although a sender is connected")
+        .expect("clean stop");
+    drop(open);
+    // The same data, without listeners: the batch is in the queue and gets indexed.
+    let restarted =
+        TestServer::start_with(|config| config.data_dir = data_dir.path().to_path_buf())
+            .await
+            .expect("restart");
+    assert_exactly(&restarted.client, "stopping", 5).await;
+    let hits = all_hits(&restarted.client, "stopping").await;
+    assert_eq!(order_numbers(&hits), [0, 1, 2, 3, 4]);
+}

@@ -161,12 +161,22 @@ impl Sink {
                 return Err(error);
             }
             SyslogStats::add(&self.stats.store_retries, 1);
-            tracing::warn!(
-                listener = %self.settings.name,
-                error = %error.message,
-                retry_in_ms = pause.as_millis() as u64,
-                "syslog batch not stored yet; the connection waits"
-            );
+            // Once per held batch at warn; its further retries only at debug, so
+            // that many waiting connections do not flood the log.
+            if pause == FIRST_BACKOFF {
+                tracing::warn!(
+                    listener = %self.settings.name,
+                    error = %error.message,
+                    "syslog batch not stored yet; the connection waits and retries"
+                );
+            } else {
+                tracing::debug!(
+                    listener = %self.settings.name,
+                    error = %error.message,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "syslog batch retried"
+                );
+            }
             // At the stop, one last try right away.
             stop.sleep(pause).await;
             pause = (pause * 2).min(LONGEST_BACKOFF);

@@ -649,3 +649,133 @@ async fn a_stop_with_open_connections_ends_promptly_and_stores_what_was_received
     let hits = all_hits(&restarted.client, "stopping").await;
     assert_eq!(order_numbers(&hits), [0, 1, 2, 3, 4]);
 }
+
+/// Whether the server closed `stream` (it reads end of stream within `wait`).
+async fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(wait, stream.read(&mut byte)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_gracefully() {
+    let binary = logpool_e2e::logpool_binary();
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --bins` first",
+        binary.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (http_port, syslog_port) = (listener_port(), listener_port());
+    let config = dir.path().join("logpool.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[loghub]\ncommit_interval_ms = 200\n\n[[syslog.listeners]]\nname = \"file-in\"\n\
+             bind = \"127.0.0.1:{syslog_port}\"\nproject = \"{PROJECT}\"\npool = \"bin\"\n\
+             max_connections = 4\nlinger_ms = 50\n"
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("logpool.log");
+    let mut child = tokio::process::Command::new(&binary)
+        .arg("standalone")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{http_port}")])
+        .env("LOGPOOL_ADMIN_KEY", logpool_e2e::ADMIN_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn logpool");
+    let base = format!("http://127.0.0.1:{http_port}");
+    let client = logpool_e2e::admin_client(&base);
+    let ready = logpool_e2e::wait_for(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.get("/readyz").await.ok() }
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "not ready: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    client.create_project(PROJECT).await.expect("project");
+    client
+        .create_pool(
+            PROJECT,
+            &json!({ "name": "bin", "shards": 1, "retention_days": 3650 }),
+        )
+        .await
+        .expect("pool");
+    let addr = SocketAddr::from(([127, 0, 0, 1], syslog_port));
+    let start_ms = now_ms() - 3_600_000;
+
+    // Four connections hold the four places; the next ones are closed at once.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let mut extra = TcpStream::connect(addr).await.expect("connect");
+        assert!(
+            closed_by_server(&mut extra, Duration::from_secs(5)).await,
+            "a fifth connection must be closed"
+        );
+    }
+    for (n, stream) in held.iter_mut().enumerate() {
+        assert!(!closed_by_server(stream, Duration::from_millis(50)).await);
+        stream
+            .write_all(format!("{}\n", rfc5424_order(n, start_ms)).as_bytes())
+            .await
+            .expect("write");
+    }
+    assert_exactly(&client, "bin", 4).await;
+    // A closed connection frees its place.
+    let mut last = held.pop().expect("a held connection");
+    last.shutdown().await.expect("close");
+    drop(last);
+    let again = logpool_e2e::wait_for(Duration::from_secs(5), || async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        if closed_by_server(&mut stream, Duration::from_millis(300)).await {
+            return None;
+        }
+        Some(stream)
+    })
+    .await;
+    let mut again = again.expect("a place again once one closed");
+    again
+        .write_all(format!("{}\n", rfc5424_order(4, start_ms)).as_bytes())
+        .await
+        .expect("write");
+    assert_exactly(&client, "bin", 5).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let refused = logpool_api::metrics::sample_value(
+        &metrics,
+        "logpool_syslog_connections_refused_total",
+        &[],
+    );
+    assert!(refused.is_some_and(|refused| refused >= 3.0), "{refused:?}");
+
+    // SIGTERM with senders still connected: a clean exit, in time.
+    let status = logpool_e2e::stop_gracefully(&mut child).await;
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(held);
+    drop(again);
+}

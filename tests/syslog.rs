@@ -779,3 +779,29 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
     drop(held);
     drop(again);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_start_fails_the_start_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut busy = listener("busy-in", SyslogTransport::Tcp, "x");
+    busy.bind = taken.local_addr().expect("addr");
+    let error = TestServer::start_with(|config| config.syslog.listeners = vec![busy])
+        .await
+        .err()
+        .expect("the port is taken");
+    let error = format!("{error:#}");
+    assert!(error.contains("syslog listener `busy-in`"), "{error}");
+
+    let mut no_key = listener("tls-in", SyslogTransport::Tls, "x");
+    no_key.cert_path = Some(tls_data("server.pem"));
+    no_key.key_path = Some(tls_data("no-such-key.pem"));
+    let error = TestServer::start_with(|config| config.syslog.listeners = vec![no_key])
+        .await
+        .err()
+        .expect("the key is missing");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("tls-in") && error.contains("key_path"),
+        "{error}"
+    );
+}

@@ -805,3 +805,48 @@ async fn a_listener_that_cannot_start_fails_the_start_naming_it() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_counts_what_a_refusing_queue_makes_it_drop() {
+    let target = listener("udp-drop-in", SyslogTransport::Udp, "udpdrop");
+    let addr = target.bind;
+    // The first batch produced to shard 0 fails; UDP cannot hold its sender back.
+    let server = server_with(vec![target], &["udpdrop"], |config| {
+        config.idempotency.test_fail_first_produce_to_shard = Some(0);
+    })
+    .await;
+    let start_ms = now_ms() - 3_600_000;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("socket");
+    let send = |range: std::ops::Range<usize>| {
+        let socket = &socket;
+        async move {
+            for n in range {
+                socket
+                    .send_to(rfc5424_order(n, start_ms).as_bytes(), addr)
+                    .await
+                    .expect("send");
+            }
+        }
+    };
+    send(0..10).await;
+    let dropped = logpool_e2e::wait_for(Duration::from_secs(10), || async {
+        let dropped = metric(&server, "logpool_syslog_udp_dropped_total").await;
+        (dropped > 0.0).then_some(dropped)
+    })
+    .await
+    .expect("the refused batch is counted");
+    send(10..30).await;
+    let stored = 30 - dropped as u64;
+    assert_exactly(&server.client, "udpdrop", stored).await;
+    // Every datagram is either stored or counted as dropped.
+    assert_eq!(
+        metric(&server, "logpool_syslog_records_stored_total").await,
+        stored as f64
+    );
+    assert_eq!(
+        metric(&server, "logpool_syslog_messages_received_total").await,
+        30.0
+    );
+}

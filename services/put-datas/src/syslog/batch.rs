@@ -8,6 +8,7 @@ use bytes::Bytes;
 use logpool_api::stop::Stop;
 use logpool_api::time::now_ns;
 use logpool_api::{ApiError, ErrorCode};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::message::{write_record, write_unparsed, Provenance};
@@ -241,6 +242,51 @@ impl Sink {
             error = %error.message,
             "{what}"
         );
+    }
+}
+
+/// Stores the batches of one connection (or UDP socket) one after another, while
+/// the next one fills: at most one store is in flight, so a connection holds at
+/// most two batches, and batches are stored in the order they were received.
+#[derive(Debug)]
+pub struct Pipeline {
+    sink: Sink,
+    delivery: Delivery,
+    stop: Stop,
+    in_flight: Option<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// A pipeline into `sink`.
+    pub fn new(sink: Sink, delivery: Delivery, stop: Stop) -> Pipeline {
+        Pipeline {
+            sink,
+            delivery,
+            stop,
+            in_flight: None,
+        }
+    }
+
+    /// Starts storing `frames` once the previous batch is stored (waiting for it
+    /// here, which is what holds a TCP sender back).
+    pub async fn hand_over(&mut self, frames: Vec<PendingFrame>) {
+        self.wait().await;
+        if frames.is_empty() {
+            return;
+        }
+        let (sink, delivery, mut stop) = (self.sink.clone(), self.delivery, self.stop.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            sink.store(frames, delivery, &mut stop).await;
+        }));
+    }
+
+    /// Waits until every batch handed over is stored (or given up).
+    pub async fn wait(&mut self) {
+        if let Some(previous) = self.in_flight.take() {
+            if previous.await.is_err() {
+                tracing::error!(listener = %self.sink.settings.name, "a syslog store panicked");
+            }
+        }
     }
 }
 

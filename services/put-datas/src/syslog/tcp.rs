@@ -1,8 +1,9 @@
 //! TCP and TLS listeners: one task per connection, at most `max_connections` at
 //! once, each reading frames ([`super::framing`]) into its own batch. A batch is
-//! stored when full or after `linger_ms`; while it is being stored (and retried)
-//! the connection is not read, so a pool that cannot take more holds the sender
-//! back through TCP flow control instead of losing its messages.
+//! stored when full or after `linger_ms`, while the next one fills; once that one
+//! is full too and the first is still being stored (or retried), the connection is
+//! not read, so a pool that cannot take more holds the sender back through TCP
+//! flow control instead of losing its messages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::batch::{received, Batch, Delivery, Sink};
+use super::batch::{received, Batch, Delivery, Pipeline, Sink};
 use super::framing::FrameDecoder;
 use super::{Settings, SyslogStats};
 use crate::PutDatasState;
@@ -153,10 +154,11 @@ async fn read_frames(
     let mut decoder = FrameDecoder::new(settings.max_message_bytes);
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Batch::new(&settings, sink.state.limits.max_body_bytes);
+    let mut pipeline = Pipeline::new(sink.clone(), Delivery::Retry, stop.clone());
     loop {
         while let Some(frame) = decoder.next_frame(&mut buffer) {
             if batch.push(received(frame.bytes, frame.truncated, &peer_ip, &stats)) {
-                sink.store(batch.take(), Delivery::Retry, &mut stop).await;
+                pipeline.hand_over(batch.take()).await;
             }
         }
         buffer.reserve(READ_CHUNK);
@@ -164,7 +166,7 @@ async fn read_frames(
         let read = tokio::select! {
             () = stop.stopped() => break,
             () = sleep_until(linger), if linger.is_some() => {
-                sink.store(batch.take(), Delivery::Retry, &mut stop).await;
+                pipeline.hand_over(batch.take()).await;
                 continue;
             }
             read = stream.read_buf(&mut buffer) => read,
@@ -183,7 +185,8 @@ async fn read_frames(
             }
         }
     }
-    sink.store(batch.take(), Delivery::Retry, &mut stop).await;
+    pipeline.hand_over(batch.take()).await;
+    pipeline.wait().await;
     // Closed in order (TLS: with close_notify) once everything received is stored;
     // a sender that no longer reads does not hold the task.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;

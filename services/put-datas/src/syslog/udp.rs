@@ -1,8 +1,9 @@
 //! The UDP listener: one message per datagram (RFC 5426), cut at
 //! `max_message_bytes`, batched on the socket. UDP cannot hold its senders back: a
-//! batch the pool cannot take is dropped and counted (`udp_dropped`); datagrams
-//! that arrive while a batch is stored wait in the socket's receive buffer, and
-//! what overflows it the kernel drops (counted in `/proc/net/snmp`, `RcvbufErrors`).
+//! batch the pool cannot take is dropped and counted (`udp_dropped`). The next
+//! batch fills while one is stored; once it is full too, datagrams wait in the
+//! socket's receive buffer, and what overflows it the kernel drops (counted in
+//! `/proc/net/snmp`, `RcvbufErrors`).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use logpool_api::stop::Stop;
 use tokio::net::UdpSocket;
 
-use super::batch::{received, Batch, Delivery, Sink};
+use super::batch::{received, Batch, Delivery, Pipeline, Sink};
 use super::{Settings, SyslogStats};
 use crate::PutDatasState;
 
@@ -43,6 +44,7 @@ impl DatagramListener {
         };
         let mut batch = Batch::new(&self.settings, sink.state.limits.max_body_bytes);
         let mut datagram = vec![0u8; MAX_DATAGRAM];
+        let mut pipeline = Pipeline::new(sink.clone(), Delivery::Drop, stop.clone());
         loop {
             let linger = batch.deadline();
             let received_from = tokio::select! {
@@ -52,7 +54,7 @@ impl DatagramListener {
                         tokio::time::sleep_until(deadline).await;
                     }
                 }, if linger.is_some() => {
-                    sink.store(batch.take(), Delivery::Drop, &mut stop).await;
+                    pipeline.hand_over(batch.take()).await;
                     continue;
                 }
                 received_from = self.socket.recv_from(&mut datagram) => received_from,
@@ -74,10 +76,11 @@ impl DatagramListener {
                 &stats,
             );
             if batch.push(frame) {
-                sink.store(batch.take(), Delivery::Drop, &mut stop).await;
+                pipeline.hand_over(batch.take()).await;
             }
         }
-        sink.store(batch.take(), Delivery::Drop, &mut stop).await;
+        pipeline.hand_over(batch.take()).await;
+        pipeline.wait().await;
         tracing::info!(listener = %self.settings.name, "syslog listener stopped");
     }
 }

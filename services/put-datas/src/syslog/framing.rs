@@ -82,6 +82,11 @@ impl FrameDecoder {
                     if first.is_ascii_digit() {
                         match octet_count(buffer) {
                             Count::Incomplete => return None,
+                            // An empty frame carries no message.
+                            Count::Length { header, length: 0 } => {
+                                buffer.advance(header);
+                                continue;
+                            }
                             Count::Length { header, length } => {
                                 return self.octet_counted(buffer, header, length)
                             }
@@ -228,7 +233,7 @@ mod tests {
 
     #[test]
     fn test_octet_counting_and_lines_mix_per_frame() {
-        let input = b"11 <13>1 - a\nb<14>line one\r\n\n9 <15>x y z<16>last";
+        let input = b"11 <13>1 - a\nb<14>line one\r\n\n0 9 <15>x y z<16>last";
         for chunk in [1, 2, 5, 64] {
             assert_eq!(
                 frames(input, chunk, 480),

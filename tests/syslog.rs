@@ -61,6 +61,7 @@ fn listener(name: &str, transport: SyslogTransport, pool: &str) -> SyslogListene
         pool: pool.to_string(),
         max_message_bytes: 64 * 1024,
         max_connections: 1000,
+        idle_timeout_secs: 0,
         batch_records: 500,
         linger_ms: 100,
         cert_path: None,
@@ -676,7 +677,7 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
         format!(
             "[loghub]\ncommit_interval_ms = 200\n\n[[syslog.listeners]]\nname = \"file-in\"\n\
              bind = \"127.0.0.1:{syslog_port}\"\nproject = \"{PROJECT}\"\npool = \"bin\"\n\
-             max_connections = 4\nlinger_ms = 50\n"
+             max_connections = 4\nlinger_ms = 50\nidle_timeout_secs = 3\n"
         ),
     )
     .expect("config");
@@ -755,6 +756,7 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
         .write_all(format!("{}\n", rfc5424_order(4, start_ms)).as_bytes())
         .await
         .expect("write");
+    let last_sent = std::time::Instant::now();
     assert_exactly(&client, "bin", 5).await;
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
@@ -768,6 +770,12 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
         &[],
     );
     assert!(refused.is_some_and(|refused| refused >= 3.0), "{refused:?}");
+
+    // A connection silent for idle_timeout_secs (3 s) is closed, after storing
+    // what it sent.
+    assert!(closed_by_server(&mut again, Duration::from_secs(10)).await);
+    let idle = last_sent.elapsed();
+    assert!(idle >= Duration::from_millis(2900), "closed after {idle:?}");
 
     // SIGTERM with senders still connected: a clean exit, in time.
     let status = logpool_e2e::stop_gracefully(&mut child).await;

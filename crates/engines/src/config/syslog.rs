@@ -56,6 +56,10 @@ pub struct SyslogListenerConfig {
     /// once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// A TCP or TLS connection that sends nothing this long is closed, in seconds
+    /// (default 0: never; senders reconnect when they have more to send).
+    #[serde(default)]
+    pub idle_timeout_secs: u64,
     /// Records of one connection (or of the UDP socket) stored together (default 500).
     #[serde(default = "default_batch_records")]
     pub batch_records: usize,

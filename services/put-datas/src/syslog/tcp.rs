@@ -155,6 +155,8 @@ async fn read_frames(
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Batch::new(&settings, sink.state.limits.max_body_bytes);
     let mut pipeline = Pipeline::new(sink.clone(), Delivery::Retry, stop.clone());
+    let idle_timeout =
+        (settings.idle_timeout_secs > 0).then(|| Duration::from_secs(settings.idle_timeout_secs));
     loop {
         while let Some(frame) = decoder.next_frame(&mut buffer) {
             if batch.push(received(frame.bytes, frame.truncated, &peer_ip, &stats)) {
@@ -169,7 +171,7 @@ async fn read_frames(
                 pipeline.hand_over(batch.take()).await;
                 continue;
             }
-            read = stream.read_buf(&mut buffer) => read,
+            read = read_within(&mut stream, &mut buffer, idle_timeout) => read,
         };
         match read {
             Ok(0) => {
@@ -190,6 +192,26 @@ async fn read_frames(
     // Closed in order (TLS: with close_notify) once everything received is stored;
     // a sender that no longer reads does not hold the task.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+}
+
+/// Reads more into `buffer`; a connection silent for `idle_timeout` fails with
+/// `TimedOut`.
+async fn read_within(
+    stream: &mut (impl AsyncRead + Unpin),
+    buffer: &mut BytesMut,
+    idle_timeout: Option<Duration>,
+) -> std::io::Result<usize> {
+    match idle_timeout {
+        None => stream.read_buf(buffer).await,
+        Some(idle) => tokio::time::timeout(idle, stream.read_buf(buffer))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle_timeout_secs passed without a byte",
+                ))
+            }),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -316,3 +316,57 @@ pub fn received(
         peer: peer.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logpool_engines::config::SyslogListenerConfig;
+
+    fn settings(batch_records: usize) -> Settings {
+        Arc::new(SyslogListenerConfig {
+            name: "in".to_string(),
+            bind: "127.0.0.1:0".parse().expect("address"),
+            transport: Default::default(),
+            tenant: "default".to_string(),
+            project: "shop".to_string(),
+            pool: "sys".to_string(),
+            max_message_bytes: 1024,
+            max_connections: 1,
+            idle_timeout_secs: 0,
+            batch_records,
+            linger_ms: 200,
+            cert_path: None,
+            key_path: None,
+            client_ca_path: None,
+        })
+    }
+
+    fn frame(size: usize) -> PendingFrame {
+        PendingFrame {
+            bytes: Bytes::from(vec![b'x'; size]),
+            truncated: false,
+            arrival_ns: 0,
+            peer: Arc::from("127.0.0.1"),
+        }
+    }
+
+    #[tokio::test]
+    async fn test_a_batch_is_full_by_count_or_bytes_and_lingers_from_its_first_frame() {
+        let mut batch = Batch::new(&settings(3), 1_000_000);
+        assert_eq!(batch.deadline(), None);
+        assert!(!batch.push(frame(10)));
+        let deadline = batch.deadline().expect("a deadline once a frame waits");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!batch.push(frame(10)));
+        // The linger counts from the first frame, not the last.
+        assert_eq!(batch.deadline(), Some(deadline));
+        assert!(deadline <= Instant::now() + Duration::from_millis(200));
+        assert!(batch.push(frame(10)), "full at batch_records");
+        assert_eq!(batch.take().len(), 3);
+        assert!(batch.is_empty());
+        assert_eq!(batch.deadline(), None);
+        // Half of max_body_bytes, with each record's overhead, fills it too.
+        let mut small = Batch::new(&settings(500), 2 * (1000 + RECORD_OVERHEAD));
+        assert!(small.push(frame(1000)));
+    }
+}

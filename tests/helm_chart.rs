@@ -605,3 +605,66 @@ fn test_containerfile_and_chart_name_existing_binaries_and_paths() {
         }
     }
 }
+
+/// Syslog listeners open their ports on the put-datas pods and Service only, with
+/// their protocol, and reach the configuration as `[[syslog.listeners]]`.
+#[test]
+fn test_syslog_listeners_open_ports_on_put_datas_only() {
+    if tools_or_skip(&["renderer"]).is_none() {
+        return;
+    }
+    let ci = chart_dir().join("ci");
+    let manifests = render_manifests(&chart_dir(), &[ci.join("ha-values.yaml")]).expect("render");
+    let service = named(&manifests, "Service", "logpool-put-datas");
+    let ports: Vec<(String, i64, String, String)> = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|port| {
+            (
+                port["name"].as_str().unwrap_or_default().to_string(),
+                port["port"].as_i64().unwrap_or_default(),
+                port["targetPort"].as_str().unwrap_or_default().to_string(),
+                port["protocol"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let port = |name: &str, number: i64, target: &str, protocol: &str| {
+        (
+            name.to_string(),
+            number,
+            target.to_string(),
+            protocol.to_string(),
+        )
+    };
+    assert_eq!(
+        ports,
+        [
+            port("http", 8080, "http", "TCP"),
+            port("syslog-0", 601, "syslog-0", "TCP"),
+            port("syslog-1", 514, "syslog-1", "UDP"),
+        ]
+    );
+    let deployment = named(&manifests, "Deployment", "logpool-put-datas");
+    let container_ports = container(deployment)["ports"].as_array().expect("ports");
+    assert_eq!(container_ports[1]["containerPort"], 5601);
+    assert_eq!(container_ports[2]["protocol"], "UDP");
+    // The other services open no syslog port.
+    let search = named(&manifests, "Service", "logpool-search-api");
+    assert_eq!(search["spec"]["ports"].as_array().map(Vec::len), Some(1));
+    let toml = render_config_key(&chart_dir(), &[ci.join("ha-values.yaml")], "logpool.toml")
+        .expect("config");
+    assert!(toml.contains("[[syslog.listeners]]"), "{toml}");
+    assert!(toml.contains("bind = \"0.0.0.0:5514\""), "{toml}");
+    assert!(toml.contains("max_connections = 2000"), "{toml}");
+    // A TLS listener without the chart's TLS is refused at render time.
+    let work = tempfile::tempdir().expect("tempdir");
+    let values = work.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "syslog:\n  listeners:\n    - {name: s, port: 6514, transport: tls, project: ops, pool: syslog}\n",
+    )
+    .expect("values");
+    let error = render_manifests(&chart_dir(), &[values]).expect_err("tls without tls.enabled");
+    assert!(error.contains("tls.enabled"), "{error}");
+}

@@ -19,6 +19,9 @@ use crate::metadata::SqliteMetadataConfig;
 use crate::object_store::LocalFileObjectStoreConfig;
 use crate::queue::EmbeddedQueueConfig;
 
+pub mod syslog;
+pub use syslog::{SyslogConfig, SyslogListenerConfig, SyslogTransport};
+
 /// Which queue engine, and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -470,6 +473,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Connection limits and timeouts of every listener, failed-auth throttling.
     pub http: HttpConfig,
+    /// Syslog listeners of put-datas (none by default).
+    pub syslog: SyslogConfig,
     /// Test-only pauses (see [`FaultInjection`]); not serialised while off.
     #[serde(skip_serializing_if = "FaultInjection::is_off")]
     pub fault_injection: FaultInjection,
@@ -525,6 +530,7 @@ impl Default for Config {
             tail: TailConfig::default(),
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
+            syslog: SyslogConfig::default(),
             fault_injection: FaultInjection::default(),
             admin_key: None,
         }
@@ -659,6 +665,7 @@ impl Config {
         self.idempotency.validate()?;
         self.tls.validate()?;
         self.http.validate()?;
+        self.syslog.validate(&self.limits)?;
         if self.limits.max_records_per_request == 0 || self.limits.max_body_bytes == 0 {
             bail!("`limits.max_records_per_request` and `limits.max_body_bytes` must be positive");
         }

@@ -126,6 +126,9 @@ spec:
             - name: http
               containerPort: {{ int64 $root.Values.service.port }}
               protocol: TCP
+            {{- if eq .component "put-datas" }}
+            {{- include "logpool.syslogPorts" (dict "root" $root "container" true) | nindent 12 }}
+            {{- end }}
           startupProbe:
             httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
             {{- toYaml $root.Values.probes.startup | nindent 12 }}
@@ -196,6 +199,9 @@ spec:
       port: {{ int64 $root.Values.service.port }}
       targetPort: http
       protocol: TCP
+    {{- if eq .component "put-datas" }}
+    {{- include "logpool.syslogPorts" (dict "root" $root "container" false) | nindent 4 }}
+    {{- end }}
 {{- include "logpool.pdbAndHpa" (dict "root" $root "component" .component "values" $values "kind" "Deployment") }}
 {{- end -}}
 
@@ -243,5 +249,24 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ int64 $values.autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}
+{{- end -}}
+
+
+{{/*
+The ports of the syslog listeners (put-datas only): on the container when
+"container" is true (`port`), else on the Service (`servicePort`, default `port`).
+Named syslog-0, syslog-1, ... in the order of syslog.listeners.
+*/}}
+{{- define "logpool.syslogPorts" -}}
+{{- range $i, $listener := .root.Values.syslog.listeners }}
+- name: syslog-{{ $i }}
+  {{- if $.container }}
+  containerPort: {{ int64 $listener.port }}
+  {{- else }}
+  port: {{ int64 ($listener.servicePort | default $listener.port) }}
+  targetPort: syslog-{{ $i }}
+  {{- end }}
+  protocol: {{ ternary "UDP" "TCP" (eq ($listener.transport | default "tcp") "udp") }}
 {{- end }}
 {{- end -}}

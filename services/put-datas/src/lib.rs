@@ -13,6 +13,7 @@
 //! bulk API on the same path). Shipper protocols convert their bodies into records
 //! and store them through the same path ([`protocol`]): OTLP logs over HTTP
 //! ([`otlp`], `POST /v1/logs`) and Loki push ([`loki`], `POST /loki/api/v1/push`).
+//! The syslog listeners ([`syslog`]) store what they receive the same way.
 
 pub mod body;
 pub mod es_bulk;
@@ -22,6 +23,7 @@ pub mod otlp;
 pub mod protocol;
 pub mod service;
 pub mod sharding;
+pub mod syslog;
 
 use logpool_core::pool_id::PoolId;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -6,6 +6,9 @@ use logpool_api::health::Readiness;
 use logpool_api::node::{Service, ServiceContext, ServiceHandle};
 use logpool_engines::EngineNeeds;
 
+use std::sync::Arc;
+
+use crate::syslog::{self, SyslogStats};
 use crate::{router, PutDatasState};
 
 /// The service's name.
@@ -34,8 +37,21 @@ pub async fn start(context: ServiceContext) -> anyhow::Result<ServiceHandle> {
     )
     .with_idempotency(engines.idempotency()?, &context.config.idempotency);
     let readiness = Readiness::coordination(engines).and_queue(engines)?;
-    Ok(ServiceHandle::new(readiness)
-        .with_metrics(state.stats.clone())
-        .with_routes(router(state))
-        .flushes_queue_at_stop())
+    let mut handle = ServiceHandle::new(readiness).with_metrics(state.stats.clone());
+    // The syslog listeners stop with HTTP; the queue flushes after they stored
+    // what they received.
+    if !context.config.syslog.listeners.is_empty() {
+        let stats = Arc::new(SyslogStats::default());
+        let listeners = syslog::start(
+            &context.config,
+            state.clone(),
+            stats.clone(),
+            context.closing.clone(),
+        )
+        .await?;
+        handle = handle
+            .with_metrics(stats)
+            .with_task("syslog listeners", listeners);
+    }
+    Ok(handle.with_routes(router(state)).flushes_queue_at_stop())
 }

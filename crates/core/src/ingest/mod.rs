@@ -19,6 +19,7 @@ use crate::record::{FieldValue, Record};
 mod batch_json;
 mod envelope;
 mod record_reader;
+mod structured;
 pub mod window;
 
 use envelope::{read_envelope, Envelope};
@@ -27,6 +28,7 @@ pub use batch_json::{
     encode_json_body, encode_json_body_in_window, encode_ndjson_body, encode_ndjson_body_in_window,
 };
 use record_reader::{read_into_record, read_record, FieldSink, ReadFailure, RecordPlace};
+pub use structured::StructuredRecords;
 
 /// The field that carries the event time in a submitted record.
 pub const TIME_FIELD: &str = "time";

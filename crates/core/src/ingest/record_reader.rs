@@ -76,7 +76,7 @@ impl<'v> From<&'v FieldValue> for Scalar<'v> {
 
 impl Scalar<'_> {
     /// The length of a text value, in bytes; `None` for other values.
-    fn text_len(&self) -> Option<usize> {
+    pub(super) fn text_len(&self) -> Option<usize> {
         match self {
             Scalar::Text(text) | Scalar::Source(text) => Some(text.len()),
             Scalar::OwnedText(text) => Some(text.len()),
@@ -84,7 +84,7 @@ impl Scalar<'_> {
         }
     }
 
-    fn into_field_value(self) -> FieldValue {
+    pub(super) fn into_field_value(self) -> FieldValue {
         match self {
             Scalar::Bool(b) => FieldValue::Bool(b),
             Scalar::Long(n) => FieldValue::Long(n),

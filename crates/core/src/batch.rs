@@ -114,7 +114,7 @@ impl EncodedRecords {
     }
 
     /// Bytes of record JSON written so far.
-    pub(crate) fn written_bytes(&self) -> usize {
+    pub fn json_bytes(&self) -> usize {
         self.json.len()
     }
 

@@ -120,7 +120,7 @@ impl StructuredRecords {
         self.records.buffer().extend_from_slice(br#"{"f":{"#);
         let current = &mut self.current;
         current.mark = mark;
-        current.members_start = self.records.written_bytes();
+        current.members_start = self.records.json_bytes();
         current.time_ns = self.arrival_ns;
         current.names.clear();
         current.name.clear();
@@ -234,7 +234,7 @@ impl StructuredRecords {
             self.records.finish_record();
         }
         self.times.push(time_ns);
-        self.records.written_bytes() - self.current.mark
+        self.records.json_bytes() - self.current.mark
     }
 
     /// The records whose time is inside `window`, and those left out.

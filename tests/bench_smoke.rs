@@ -61,6 +61,10 @@ async fn bench_reports_every_figure() {
         "2",
         "--query-runs",
         "3",
+        "--protocol-records",
+        "3000",
+        "--protocol-rounds",
+        "2",
     ])
     .await;
 
@@ -128,6 +132,48 @@ async fn bench_reports_every_figure() {
     positive(&report, "/baseline/index_per_raw_byte");
     let ratio = positive(&report, "/ratio_to_baseline");
     assert!(ratio < 100.0, "{report}");
+
+    assert_protocol_figures(&report, 3000, 2);
+}
+
+/// The comparison of ingest protocols: every protocol ran every round, stored every
+/// record it sent, and has a rate and a ratio to native PutDatas.
+fn assert_protocol_figures(report: &Value, records: u64, rounds: u64) {
+    let comparison = &report["protocol_ingest"];
+    assert_eq!(comparison["records_per_round"], records, "{report}");
+    assert_eq!(comparison["rounds"], rounds, "{report}");
+    for protocol in ["putdatas", "es_bulk", "otlp"] {
+        let figure = |name: &str| format!("/protocol_ingest/{protocol}/{name}");
+        let median = positive(report, &figure("records_per_s"));
+        let runs = comparison[protocol]["rounds_records_per_s"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{protocol} rounds: {report}"));
+        assert_eq!(runs.len() as u64, rounds, "{report}");
+        let slowest = runs
+            .iter()
+            .filter_map(Value::as_f64)
+            .fold(f64::MAX, f64::min);
+        let fastest = runs.iter().filter_map(Value::as_f64).fold(0.0, f64::max);
+        assert!(
+            slowest <= median && median <= fastest,
+            "{protocol}: {report}"
+        );
+        // Every record sent in every round is in the protocol's pool, once.
+        assert_eq!(
+            comparison[protocol]["stored_records"],
+            records * rounds,
+            "{protocol}: {report}"
+        );
+        positive(report, &figure("server_cpu_secs_per_million_records"));
+        positive(report, &figure("body_bytes_per_record"));
+        let ratio = positive(report, &figure("ratio_to_putdatas"));
+        let native = positive(report, "/protocol_ingest/putdatas/records_per_s");
+        assert!(
+            (ratio - median / native).abs() < 1e-9 * ratio.max(1.0),
+            "{protocol}: {report}"
+        );
+    }
+    assert_eq!(comparison["putdatas"]["ratio_to_putdatas"], 1.0, "{report}");
 }
 
 /// Runs `logpool bench queries` on `data_dir` and returns its JSON report.
@@ -277,9 +323,13 @@ async fn bench_runs_without_the_idempotency_key() {
         "1",
         "--no-baseline",
         "--without-idempotency-key",
+        "--protocol-rounds",
+        "0",
     ])
     .await;
     assert_eq!(report["records"], 5000, "{report}");
+    // No rounds: the comparison of protocols is left out.
+    assert_eq!(report["protocol_ingest"], Value::Null, "{report}");
     positive(&report, "/ingest/accepted_records_per_s");
     positive(&report, "/ingest/indexed_records_per_s");
 }

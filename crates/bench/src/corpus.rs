@@ -92,12 +92,7 @@ impl Corpus {
         spacing_us: i64,
         out: &mut Vec<u8>,
     ) -> usize {
-        let source = &self.lines[(seq % self.lines.len() as u64) as usize];
-        let copy = seq / self.lines.len() as u64;
-        let host = match &source.host {
-            Some(host) => host.clone(),
-            None => format!("{}-{}", source.system, copy % SYNTHETIC_HOSTS as u64),
-        };
+        let (source, host) = self.record_source(seq);
         let record = json!({
             "time": base_time_us + seq as i64 * spacing_us,
             "seq": seq,
@@ -110,6 +105,17 @@ impl Corpus {
         let _ = serde_json::to_writer(&mut *out, &record);
         out.push(b'\n');
         source.line.len()
+    }
+
+    /// The source line of record number `seq` and the host it is sent from.
+    pub fn record_source(&self, seq: u64) -> (&SourceLine, String) {
+        let source = &self.lines[(seq % self.lines.len() as u64) as usize];
+        let copy = seq / self.lines.len() as u64;
+        let host = match &source.host {
+            Some(host) => host.clone(),
+            None => format!("{}-{}", source.system, copy % SYNTHETIC_HOSTS as u64),
+        };
+        (source, host)
     }
 
     /// The rarest word of at least five letters (first by name among equals): the

@@ -9,7 +9,10 @@
 //! 3. latencies of a fixed query set;
 //! 4. the server's peak RSS and bytes on disk per raw byte (queue, index, total);
 //! 5. the baseline: the same records indexed into a bare tantivy index in this
-//!    process, and logpool's end-to-end rate as a fraction of it.
+//!    process, and logpool's end-to-end rate as a fraction of it;
+//! 6. the shipper protocols (Elasticsearch `_bulk`, OTLP) against native PutDatas:
+//!    accepted records/s of the same records on a fresh server, and the ratios
+//!    ([`protocol_ingest`]).
 //!
 //! `logpool bench queries` is the query benchmark at scale instead: see
 //! [`query_scale`].
@@ -17,6 +20,7 @@
 mod baseline;
 pub mod corpus;
 mod load;
+mod protocol_ingest;
 mod queries;
 mod query_scale;
 mod report;
@@ -35,6 +39,7 @@ use logpool_engines::index::TantivyIndexConfig;
 
 use self::corpus::Corpus;
 use self::load::{LoadPlan, Target};
+use self::protocol_ingest::{ProtocolComparison, ProtocolPlan, ProtocolTarget};
 pub use self::query_scale::{QueryScaleArgs, QueryScaleReport};
 pub use self::report::IngestReport;
 use self::report::{Disk, Lag, Process};
@@ -71,6 +76,13 @@ pub struct BenchArgs {
     /// Timed runs of each query.
     #[arg(long, default_value_t = 30)]
     pub query_runs: usize,
+    /// Records each protocol sends per round of the comparison of ingest protocols
+    /// (native PutDatas, Elasticsearch `_bulk`, OTLP protobuf), on a fresh server.
+    #[arg(long, default_value_t = 50_000)]
+    pub protocol_records: u64,
+    /// Rounds of that comparison; each protocol runs once per round (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    pub protocol_rounds: usize,
     /// Skip the bare-tantivy baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -215,6 +227,9 @@ async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
             index_bytes_by_field,
         });
     }
+    if args.protocol_rounds > 0 {
+        report.protocols = Some(compare_protocols(args, &corpus, workdir.path(), &key).await?);
+    }
     if !args.no_baseline {
         let index_config = tantivy_config()?;
         let loghub = Config::default().loghub;
@@ -233,6 +248,58 @@ async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
         report.baseline = Some(measured);
     }
     Ok(report)
+}
+
+/// The comparison of ingest protocols, on a server of its own so that the figures of
+/// the main run (disk, memory) stay those of its records alone.
+async fn compare_protocols(
+    args: &BenchArgs,
+    corpus: &Corpus,
+    workdir: &std::path::Path,
+    admin_key: &str,
+) -> anyhow::Result<ProtocolComparison> {
+    let plan = ProtocolPlan {
+        records: args.protocol_records,
+        rounds: args.protocol_rounds,
+        clients: args.clients,
+        batch_records: args.batch_records,
+    };
+    let searchable_timeout = Duration::from_secs(120 + args.protocol_records / 2_000);
+    match &args.url {
+        Some(url) => {
+            let mut client = LogpoolClient::new(url)?;
+            if let Some(key) = &args.api_key {
+                client = client.with_api_key(key);
+            }
+            let target = ProtocolTarget {
+                client: &client,
+                pid: None,
+                searchable_timeout,
+            };
+            protocol_ingest::run(&target, corpus, plan).await
+        }
+        None => {
+            let server = ChildServer::start(
+                &workdir.join("protocols"),
+                &workdir.join("protocols.log"),
+                admin_key,
+            )
+            .await?;
+            let client = LogpoolClient::new(&server.url)?.with_api_key(admin_key);
+            let pid = server.pid().map(|pid| pid.to_string());
+            let target = ProtocolTarget {
+                client: &client,
+                pid: pid.as_deref(),
+                searchable_timeout,
+            };
+            let result = protocol_ingest::run(&target, corpus, plan).await;
+            if result.is_err() {
+                eprintln!("server log:\n{}", server.log_tail());
+            }
+            server.stop().await?;
+            result
+        }
+    }
 }
 
 /// The index settings the child server runs with (it starts from the defaults).
@@ -367,6 +434,7 @@ async fn measure(
         disk: None,
         queries: query_results,
         baseline: None,
+        protocols: None,
     };
     Ok((report, peak_rss))
 }

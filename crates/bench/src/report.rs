@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use logpool_engines::index::tantivy_index::FieldSpace;
 
 use super::baseline::BaselineResult;
+use super::protocol_ingest::{Protocol, ProtocolComparison};
 use super::queries::QueryResult;
 
 const MB: f64 = 1_000_000.0;
@@ -86,6 +87,8 @@ pub struct IngestReport {
     pub queries: Vec<QueryResult>,
     /// The bare-tantivy baseline.
     pub baseline: Option<BaselineResult>,
+    /// The shipper protocols against native PutDatas.
+    pub protocols: Option<ProtocolComparison>,
 }
 
 impl IngestReport {
@@ -168,6 +171,7 @@ impl IngestReport {
                 "index_per_raw_byte_by_field": spaces_json(&b.index_bytes_by_field, self.raw_bytes),
             })),
             "ratio_to_baseline": self.baseline_rate().map(|rate| self.indexed_rate() / rate),
+            "protocol_ingest": self.protocols.as_ref().map(protocols_json),
         })
     }
 
@@ -276,6 +280,9 @@ impl IngestReport {
                 ),
             ));
         }
+        if let Some(protocols) = &self.protocols {
+            rows.extend(protocol_rows(protocols));
+        }
         for query in &self.queries {
             rows.push((
                 format!("query {}: `{}`", query.name, query.query),
@@ -291,6 +298,69 @@ impl IngestReport {
         }
         out
     }
+}
+
+/// The comparison of ingest protocols as JSON: one member per protocol.
+fn protocols_json(comparison: &ProtocolComparison) -> Value {
+    let mut out = json!({
+        "records_per_round": comparison.records,
+        "rounds": comparison.rounds,
+        "clients": comparison.clients,
+        "batch_records": comparison.batch_records,
+    });
+    for result in &comparison.results {
+        out[result.protocol.name()] = json!({
+            "records_per_s": result.median_rate(),
+            "rounds_records_per_s": result.rates,
+            "ratio_to_putdatas": comparison.ratio_to_native(result.protocol),
+            "server_cpu_secs_per_million_records": result.median_cpu_secs_per_million(),
+            "body_bytes_per_record": result.body_bytes as f64 / comparison.records.max(1) as f64,
+            "stored_records": result.stored,
+        });
+    }
+    out
+}
+
+/// The comparison of ingest protocols as table rows.
+fn protocol_rows(comparison: &ProtocolComparison) -> Vec<(String, String)> {
+    comparison
+        .results
+        .iter()
+        .map(|result| {
+            let ratio = match result.protocol {
+                Protocol::PutDatas => String::new(),
+                other => comparison
+                    .ratio_to_native(other)
+                    .map(|ratio| format!(" = {ratio:.2}x PutDatas"))
+                    .unwrap_or_default(),
+            };
+            let rounds: Vec<String> = result
+                .rates
+                .iter()
+                .map(|rate| format!("{:.0}", rate))
+                .collect();
+            (
+                format!(
+                    "ingest via {} ({} records x {} rounds, {} clients, {} records/request)",
+                    result.protocol.name(),
+                    comparison.records,
+                    comparison.rounds,
+                    comparison.clients,
+                    comparison.batch_records
+                ),
+                format!(
+                    "median {:.0} records/s{ratio} (rounds: {}){}; {:.0} body bytes per record",
+                    result.median_rate(),
+                    rounds.join(", "),
+                    result
+                        .median_cpu_secs_per_million()
+                        .map(|cpu| format!("; server {cpu:.1} CPU s per million records"))
+                        .unwrap_or_default(),
+                    result.body_bytes as f64 / comparison.records.max(1) as f64,
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Each part and field of an index, per raw byte, as JSON.

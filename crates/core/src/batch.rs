@@ -113,6 +113,28 @@ impl EncodedRecords {
         self.ends.push(self.json.len());
     }
 
+    /// Bytes of record JSON written so far.
+    pub fn json_bytes(&self) -> usize {
+        self.json.len()
+    }
+
+    /// The JSON object of record `index`.
+    pub(crate) fn record_json(&self, index: usize) -> &[u8] {
+        let start = match index {
+            0 => 0,
+            // Past the previous record's end and the comma after it.
+            after => self.ends[after - 1] + 1,
+        };
+        &self.json[start..self.ends[index]]
+    }
+
+    /// Writes one record given as its JSON object.
+    pub(crate) fn push_json(&mut self, object: &[u8]) {
+        self.start_record();
+        self.json.extend_from_slice(object);
+        self.finish_record();
+    }
+
     /// Forgets everything written since `mark`.
     pub(crate) fn roll_back(&mut self, mark: usize) {
         self.json.truncate(mark);

@@ -324,6 +324,33 @@ pub(crate) async fn store(
         }
     }
     .map_err(ingest_error)?;
+    let keyed = key.map(|key| {
+        let body = digest(&[&raw, hash_key.unwrap_or("").as_bytes(), &[format as u8]]);
+        (key, body)
+    });
+    store_encoded(
+        state,
+        target,
+        records,
+        refusals,
+        raw.len() as u64,
+        keyed,
+        hash_key,
+    )
+    .await
+}
+
+/// Stores records already read from a request (see [`store`]) and answers as
+/// PutDatas does: the records refused for their event time are counted and listed.
+pub(crate) async fn store_encoded(
+    state: &PutDatasState,
+    target: &Target,
+    records: EncodedRecords,
+    refusals: Refusals,
+    body_bytes: u64,
+    keyed: Option<(&RequestKey, String)>,
+    hash_key: Option<&str>,
+) -> Result<PutAnswer, ApiError> {
     state
         .stats
         .records_refused
@@ -332,10 +359,7 @@ pub(crate) async fn store(
         return Err(all_refused_error(refusals));
     }
     let accepted = records.len();
-    let keyed = key.map(|key| {
-        let body = digest(&[&raw, hash_key.unwrap_or("").as_bytes(), &[format as u8]]);
-        (key, body)
-    });
+    let route = &target.route;
     let stored = store_records(
         state,
         &target.snapshot.access,
@@ -345,7 +369,7 @@ pub(crate) async fn store(
             route,
         },
         &records,
-        raw.len() as u64,
+        body_bytes,
         keyed,
         hash_key,
     )
@@ -613,7 +637,7 @@ pub(crate) fn storage_quota_error(access: &AccessTable, tenant: &str, project: &
     error
 }
 
-fn ingest_error(error: IngestError) -> ApiError {
+pub(crate) fn ingest_error(error: IngestError) -> ApiError {
     let message = error.to_string();
     match error {
         IngestError::Malformed { location, .. } => {

@@ -6,15 +6,19 @@
 use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
+use logpool_api::time::now_ns;
 use logpool_api::{ApiError, ErrorCode, Principal};
+use logpool_core::batch::decode_batch;
+use logpool_core::ingest::window::EventTimeWindow;
+use logpool_core::ingest::{StructuredRecords, TIME_FIELD};
 use logpool_core::limits::IngestLimits;
 use logpool_core::names::validate_name;
 use logpool_wire::ingest::PutAnswer;
 use serde::Serialize;
 
-use crate::body::{check_declared_length, read_body, BodyFormat};
-use crate::idempotency::RequestKey;
-use crate::{admit, discard_body, store, PutDatasState, Target};
+use crate::body::{check_declared_length, read_body};
+use crate::idempotency::{digest, RequestKey};
+use crate::{admit, discard_body, ingest_error, store_encoded, PutDatasState, Target};
 
 /// The header naming the target project.
 pub const PROJECT_HEADER: &str = "x-logpool-project";
@@ -160,54 +164,75 @@ pub fn target_of(
     Ok(target)
 }
 
-/// Converted records, written straight into the JSON of a PutDatas body
-/// (`{"logs": [...]}`) one by one: no record is built as a map, and the attributes
-/// records share are serialized once and pasted into each.
+/// Converted records, written field by field straight into the queue's batch JSON
+/// ([`StructuredRecords`]): no record is built as a map, no PutDatas body is written
+/// and read again, and the attributes records share are flattened once and pasted
+/// into each. The fields obey PutDatas' rules; a refused field fails the request
+/// where PutDatas would have read its body ([`store_records`]).
 #[derive(Debug)]
 pub struct RecordsWriter {
-    body: Vec<u8>,
-    count: usize,
+    records: StructuredRecords,
     budget: ExpansionBudget,
+    /// What identifies the request for its `Idempotency-Key`: its body's digest.
+    request_digest: Option<String>,
 }
 
 impl RecordsWriter {
-    /// An empty body under `limits`' expansion budget.
+    /// An empty set of records under `limits`' expansion budget.
     pub fn new(limits: &IngestLimits) -> RecordsWriter {
         RecordsWriter {
-            body: b"{\"logs\":[".to_vec(),
-            count: 0,
+            records: StructuredRecords::new(limits, now_ns()),
             budget: ExpansionBudget::new(limits),
+            request_digest: None,
         }
+    }
+
+    /// As [`RecordsWriter::new`], for the records of `request`: a retry of it with
+    /// the same `Idempotency-Key` is recognised by its body.
+    pub fn for_request(limits: &IngestLimits, request: &ReadRequest) -> RecordsWriter {
+        let mut writer = RecordsWriter::new(limits);
+        if request.key.is_some() {
+            writer.request_digest = Some(digest(&[&request.raw, b"shipper"]));
+        }
+        writer
     }
 
     /// Starts the next record; [`RecordWriter::finish`] ends it.
     pub fn record(&mut self) -> RecordWriter<'_> {
-        if self.count > 0 {
-            self.body.push(b',');
-        }
-        let start = self.body.len();
-        self.body.push(b'{');
-        RecordWriter {
-            out: self,
-            start,
-            empty: true,
-        }
+        self.records.start_record();
+        RecordWriter { out: self }
     }
 
     /// Records written.
     pub fn len(&self) -> usize {
-        self.count
+        self.records.len()
     }
 
     /// Whether no record was written.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.records.is_empty()
     }
 
-    /// The finished PutDatas JSON body.
-    pub fn finish(mut self) -> Bytes {
-        self.body.extend_from_slice(b"]}");
-        Bytes::from(self.body)
+    /// The records as a PutDatas JSON body (`{"logs": [...]}`) of the fields they
+    /// are stored with, nested names flattened (to look at them; storing does not
+    /// go through this). Empty when a field was refused.
+    pub fn finish(self) -> Bytes {
+        let records = self
+            .records
+            .into_encoded(&EventTimeWindow::UNBOUNDED)
+            .ok()
+            .and_then(|(records, _)| records.encode_run(0..records.len()).ok())
+            .and_then(|payload| decode_batch(&payload).ok())
+            .unwrap_or_default();
+        let logs: Vec<serde_json::Value> = records
+            .into_iter()
+            .map(|record| {
+                let mut fields = serde_json::to_value(&record.fields).unwrap_or_default();
+                fields[TIME_FIELD] = record.time_ns.into();
+                fields
+            })
+            .collect();
+        Bytes::from(serde_json::to_vec(&serde_json::json!({ "logs": logs })).unwrap_or_default())
     }
 }
 
@@ -215,37 +240,18 @@ impl RecordsWriter {
 #[derive(Debug)]
 pub struct RecordWriter<'a> {
     out: &'a mut RecordsWriter,
-    start: usize,
-    empty: bool,
 }
 
 impl RecordWriter<'_> {
-    /// Writes `"name": value`.
+    /// Writes `"name": value` (an object's members become `name.member` fields, as
+    /// PutDatas flattens them; `null` is no field).
     pub fn field(&mut self, name: &str, value: &impl Serialize) {
-        self.name(name);
-        let mark = self.out.body.len();
-        // Writing into a Vec fails only for a value JSON cannot hold; it is left
-        // out as `null`, which PutDatas skips.
-        if serde_json::to_writer(&mut self.out.body, value).is_err() {
-            self.out.body.truncate(mark);
-            self.out.body.extend_from_slice(b"null");
-        }
+        self.out.records.field(name, value);
     }
 
     /// Writes `"name": <json>`, `json` being serialized JSON (shared attributes).
     pub fn json_field(&mut self, name: &str, json: &str) {
-        self.name(name);
-        self.out.body.extend_from_slice(json.as_bytes());
-    }
-
-    fn name(&mut self, name: &str) {
-        if !self.empty {
-            self.out.body.push(b',');
-        }
-        self.empty = false;
-        // A `&str` always serializes.
-        let _ = serde_json::to_writer(&mut self.out.body, name);
-        self.out.body.push(b':');
+        self.out.records.json_field(name, json);
     }
 
     /// Ends the record and counts it against the budget.
@@ -253,9 +259,7 @@ impl RecordWriter<'_> {
     /// # Errors
     /// 413 naming `max_records_per_request` or `max_body_bytes`.
     pub fn finish(self) -> Result<(), ApiError> {
-        self.out.body.push(b'}');
-        self.out.count += 1;
-        let bytes = self.out.body.len() - self.start;
+        let bytes = self.out.records.finish_record();
         self.out.budget.take(bytes)
     }
 }
@@ -264,15 +268,37 @@ impl RecordWriter<'_> {
 /// `refused_records` paths are `logs[i]`, `i` counting the records written.
 ///
 /// # Errors
-/// The PutDatas errors: limits (413), every record outside the event-time window
-/// (400), quotas (429), a queue that cannot take the batches (503).
+/// The PutDatas errors: a field PutDatas refuses (400, 413), every record outside
+/// the event-time window (400), quotas (429), a queue that cannot take the batches
+/// (503).
 pub async fn store_records(
     state: &PutDatasState,
     target: &Target,
     records: RecordsWriter,
     key: Option<&RequestKey>,
 ) -> Result<PutAnswer, ApiError> {
-    store(state, target, records.finish(), BodyFormat::Json, key, None).await
+    let route = &target.route;
+    let window = EventTimeWindow::for_pool(
+        &state.limits,
+        &route.event_window,
+        route.retention_days,
+        now_ns(),
+    );
+    let request_digest = records.request_digest;
+    let (encoded, refusals) = records
+        .records
+        .into_encoded(&window)
+        .map_err(ingest_error)?;
+    let keyed = key.map(|key| {
+        let body = request_digest.unwrap_or_else(|| {
+            // Records not read from an HTTP body: what they hold identifies them.
+            let everything = encoded.encode_run(0..encoded.len()).unwrap_or_default();
+            digest(&[&everything, b"records"])
+        });
+        (key, body)
+    });
+    let body_bytes = encoded.json_bytes() as u64;
+    store_encoded(state, target, encoded, refusals, body_bytes, keyed, None).await
 }
 
 /// How many times `max_body_bytes` the records of one shipper request may come to
@@ -405,22 +431,53 @@ mod tests {
     }
 
     #[test]
-    fn test_records_writer_writes_a_putdatas_body() {
+    fn test_records_writer_writes_the_fields_putdatas_stores() {
         let mut records = RecordsWriter::new(&IngestLimits::default());
         let mut record = records.record();
         record.field("message", &"a \"quoted\" line");
         record.json_field("labels", r#"{"job":"web"}"#);
+        record.field("time", &1_700_000_000_000_000_000u64);
         record.finish().expect("within");
         records.record().finish().expect("an empty record");
         assert_eq!(records.len(), 2);
         let body: serde_json::Value =
             serde_json::from_slice(&records.finish()).expect("valid JSON");
         assert_eq!(
-            body,
-            serde_json::json!({"logs": [
-                {"message": "a \"quoted\" line", "labels": {"job": "web"}},
-                {},
-            ]})
+            body["logs"][0],
+            serde_json::json!({
+                "message": "a \"quoted\" line",
+                "labels.job": "web",
+                "time": 1_700_000_000_000_000_000u64,
+            })
+        );
+        // A record without a time is stamped when written.
+        assert!(
+            body["logs"][1]["time"].as_i64().is_some_and(|t| t > 0),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn test_a_refused_field_fails_the_request_where_putdatas_reads_it() {
+        let limits = IngestLimits {
+            max_value_bytes: 4,
+            ..IngestLimits::default()
+        };
+        let mut records = RecordsWriter::new(&limits);
+        records.record().finish().expect("an empty record");
+        let mut record = records.record();
+        record.field("attributes", &serde_json::json!({"k": "too long"}));
+        record.finish().expect("the budget is not the limit broken");
+        let error = records
+            .records
+            .into_encoded(&EventTimeWindow::UNBOUNDED)
+            .map_err(ingest_error)
+            .expect_err("refused");
+        assert_eq!(error.code, ErrorCode::PayloadTooLarge);
+        assert!(
+            error.message.contains("logs[1].attributes.k"),
+            "{}",
+            error.message
         );
     }
 

@@ -11,9 +11,12 @@
 use std::collections::BTreeMap;
 
 use super::envelope::read_envelope;
+use super::record_reader::TimeMember;
 use super::record_reader::{read_into_record, FieldSink, RecordPlace, Scalar};
 use super::window::{EventTimeWindow, Refusals};
-use super::{read_envelope_records, read_ndjson_records, IngestError, RecordsOut};
+use super::{
+    read_envelope_records, read_ndjson_records, read_ndjson_records_timed, IngestError, RecordsOut,
+};
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
 use crate::record::FieldValue;
@@ -48,6 +51,24 @@ pub fn encode_ndjson_body_in_window(
     // frame and loses its `time` member.
     let mut writer = BatchWriter::new(body.len() + body.len() / 8, *window);
     read_ndjson_records(body, arrival_time_ns, limits, &mut writer)?;
+    writer.finish()
+}
+
+/// As [`encode_ndjson_body_in_window`], for documents whose time is in
+/// `time_member`: with [`TimeMember::Timestamp`], Elasticsearch documents, whose
+/// `@timestamp` is the record time and whose own `time` is kept as `time_original`.
+///
+/// # Errors
+/// As [`encode_ndjson_body`].
+pub fn encode_ndjson_documents_in_window(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+    time_member: TimeMember,
+) -> Result<(EncodedRecords, Refusals), IngestError> {
+    let mut writer = BatchWriter::new(body.len() + body.len() / 8, *window);
+    read_ndjson_records_timed(body, arrival_time_ns, limits, time_member, &mut writer)?;
     writer.finish()
 }
 
@@ -234,7 +255,7 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 mod tests {
     use super::*;
     use crate::batch::decode_batch;
-    use crate::ingest::{parse_json_body, parse_ndjson_body};
+    use crate::ingest::{parse_json_body, parse_ndjson_body, TimeMember};
     use crate::record::Record;
 
     const NOW: i64 = 1_700_000_000_000_000_000;
@@ -408,5 +429,48 @@ mod tests {
                 .expect("a body with only refused records is not empty");
         assert!(records.is_empty());
         assert_eq!(refused.listed[0].path, "logs[0]");
+    }
+
+    #[test]
+    fn test_documents_take_their_time_from_the_timestamp() {
+        let read = |body: &str| {
+            let (records, _) = encode_ndjson_documents_in_window(
+                body.as_bytes(),
+                NOW,
+                &IngestLimits::default(),
+                &EventTimeWindow::UNBOUNDED,
+                TimeMember::Timestamp,
+            )?;
+            Ok::<_, IngestError>(decoded(&records, 0..records.len()))
+        };
+        let plain = |body: &str| parse_ndjson_body(body.as_bytes(), NOW, &IngestLimits::default());
+        // Each document, and the PutDatas record it stands for.
+        let cases = [
+            (
+                r#"{"@timestamp":1700000001,"time":"x","m":1}"#,
+                r#"{"time":1700000001,"time_original":"x","m":1}"#,
+            ),
+            (
+                r#"{"time":{"a":1},"@timestamp":"2023-11-14T22:13:21Z"}"#,
+                r#"{"time":1700000001,"time_original":{"a":1}}"#,
+            ),
+            (
+                r#"{"time":1700000002,"m":"no timestamp"}"#,
+                r#"{"time":1700000002,"m":"no timestamp"}"#,
+            ),
+            (r#"{"@timestamp":null,"time":5}"#, r#"{"time_original":5}"#),
+            (r#"{"a":{"@timestamp":1}}"#, r#"{"a":{"@timestamp":1}}"#),
+            (
+                r#"{"time_original":1,"time":2,"@timestamp":3}"#,
+                r#"{"time":3,"time_original":2}"#,
+            ),
+        ];
+        for (document, record) in cases {
+            assert_eq!(read(document), plain(record), "{document}");
+        }
+        let bad = read(r#"{"@timestamp":"yesterday"}"#).expect_err("bad time");
+        assert!(bad.to_string().contains("line 1.time"), "{bad}");
+        let array = read(r#"{"time":[1],"@timestamp":1}"#).expect_err("array");
+        assert!(array.to_string().contains("time_original"), "{array}");
     }
 }

@@ -19,14 +19,20 @@ use crate::record::{FieldValue, Record};
 mod batch_json;
 mod envelope;
 mod record_reader;
+mod structured;
 pub mod window;
 
 use envelope::{read_envelope, Envelope};
 
 pub use batch_json::{
     encode_json_body, encode_json_body_in_window, encode_ndjson_body, encode_ndjson_body_in_window,
+    encode_ndjson_documents_in_window,
 };
-use record_reader::{read_into_record, read_record, FieldSink, ReadFailure, RecordPlace};
+use record_reader::{
+    read_into_record, read_record, read_record_timed, FieldSink, ReadFailure, RecordPlace,
+};
+pub use record_reader::{TimeMember, DISPLACED_TIME_FIELD, TIMESTAMP_FIELD};
+pub use structured::StructuredRecords;
 
 /// The field that carries the event time in a submitted record.
 pub const TIME_FIELD: &str = "time";
@@ -157,14 +163,40 @@ fn read_ndjson_records(
     limits: &IngestLimits,
     out: &mut impl RecordsOut,
 ) -> Result<(), IngestError> {
+    read_ndjson_records_timed(body, arrival_time_ns, limits, TimeMember::Time, out)
+}
+
+/// As [`read_ndjson_records`], the event time in `time_member`.
+fn read_ndjson_records_timed(
+    body: &[u8],
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    time_member: TimeMember,
+    out: &mut impl RecordsOut,
+) -> Result<(), IngestError> {
     let no_shared = BTreeMap::new();
     for (line_number, line) in ndjson_records(body, limits) {
         let line = line?;
         out.record(RecordPlace::Line(line_number), &no_shared, |fields| {
-            read_ndjson_line(line, line_number, fields, arrival_time_ns, limits)
+            let read = ReadLine {
+                line_number,
+                arrival_time_ns,
+                limits,
+                time_member,
+            };
+            read_ndjson_line(line, fields, read)
         })?;
     }
     Ok(())
+}
+
+/// How one NDJSON line is read.
+#[derive(Clone, Copy)]
+struct ReadLine<'l> {
+    line_number: usize,
+    arrival_time_ns: i64,
+    limits: &'l IngestLimits,
+    time_member: TimeMember,
 }
 
 /// The non-empty lines of an NDJSON body with their 1-based numbers; a line past
@@ -191,23 +223,33 @@ fn ndjson_records<'b>(
 /// Reads one NDJSON line into `sink`; returns the record's event time.
 fn read_ndjson_line(
     line: &[u8],
-    line_number: usize,
     sink: &mut dyn FieldSink,
-    arrival_time_ns: i64,
-    limits: &IngestLimits,
+    read: ReadLine<'_>,
 ) -> Result<i64, IngestError> {
+    let ReadLine {
+        line_number,
+        arrival_time_ns,
+        limits,
+        time_member,
+    } = read;
     let malformed = |e: serde_json::Error| IngestError::Malformed {
         location: Some(format!("line {line_number} column {}", e.column())),
         message: strip_position(&e.to_string()),
     };
     let mut deserializer = serde_json::Deserializer::from_slice(line);
     let place = RecordPlace::Line(line_number);
-    let time_ns = read_record(&mut deserializer, place, sink, arrival_time_ns, limits).map_err(
-        |failure| match failure {
-            ReadFailure::Refused(refused) => refused,
-            ReadFailure::Syntax(error) => malformed(error),
-        },
-    )?;
+    let time_ns = read_record_timed(
+        &mut deserializer,
+        place,
+        sink,
+        arrival_time_ns,
+        limits,
+        time_member,
+    )
+    .map_err(|failure| match failure {
+        ReadFailure::Refused(refused) => refused,
+        ReadFailure::Syntax(error) => malformed(error),
+    })?;
     // Anything after the record's object on its line is malformed too.
     deserializer.end().map_err(malformed)?;
     Ok(time_ns)

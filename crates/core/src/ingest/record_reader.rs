@@ -29,6 +29,21 @@ thread_local! {
     static NAME_BUFFER: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
 }
 
+/// The member of an Elasticsearch document that holds its time.
+pub const TIMESTAMP_FIELD: &str = "@timestamp";
+/// Where a document's own `time` goes when it also has an `@timestamp`.
+pub const DISPLACED_TIME_FIELD: &str = "time_original";
+
+/// Which member of a record is its event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMember {
+    /// `time`, as PutDatas takes it.
+    Time,
+    /// `@timestamp` (Elasticsearch documents); the record's own `time` is then kept
+    /// as the field `time_original`. A record without `@timestamp` has its `time`.
+    Timestamp,
+}
+
 /// Where a record sits in its request, for error messages: `line 7`, `logs[3]`.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum RecordPlace {
@@ -76,7 +91,7 @@ impl<'v> From<&'v FieldValue> for Scalar<'v> {
 
 impl Scalar<'_> {
     /// The length of a text value, in bytes; `None` for other values.
-    fn text_len(&self) -> Option<usize> {
+    pub(super) fn text_len(&self) -> Option<usize> {
         match self {
             Scalar::Text(text) | Scalar::Source(text) => Some(text.len()),
             Scalar::OwnedText(text) => Some(text.len()),
@@ -84,7 +99,7 @@ impl Scalar<'_> {
         }
     }
 
-    fn into_field_value(self) -> FieldValue {
+    pub(super) fn into_field_value(self) -> FieldValue {
         match self {
             Scalar::Bool(b) => FieldValue::Bool(b),
             Scalar::Long(n) => FieldValue::Long(n),
@@ -130,6 +145,25 @@ pub(super) fn read_record<'de, D: Deserializer<'de>, S: FieldSink + ?Sized>(
     arrival_time_ns: i64,
     limits: &IngestLimits,
 ) -> Result<i64, ReadFailure<D::Error>> {
+    read_record_timed(
+        deserializer,
+        place,
+        sink,
+        arrival_time_ns,
+        limits,
+        TimeMember::Time,
+    )
+}
+
+/// As [`read_record`], the event time in `time_member`.
+pub(super) fn read_record_timed<'de, D: Deserializer<'de>, S: FieldSink + ?Sized>(
+    deserializer: D,
+    place: RecordPlace,
+    sink: &mut S,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    time_member: TimeMember,
+) -> Result<i64, ReadFailure<D::Error>> {
     let mut name = NAME_BUFFER.take();
     name.clear();
     let mut reader = RecordReader {
@@ -139,6 +173,7 @@ pub(super) fn read_record<'de, D: Deserializer<'de>, S: FieldSink + ?Sized>(
         place,
         limits,
         refused: None,
+        time_member,
     };
     let read = deserializer.deserialize_any(RecordVisitor(&mut reader));
     NAME_BUFFER.set(std::mem::take(&mut reader.name));
@@ -177,6 +212,7 @@ struct RecordReader<'a, S: ?Sized> {
     place: RecordPlace,
     limits: &'a IngestLimits,
     refused: Option<IngestError>,
+    time_member: TimeMember,
 }
 
 impl<S: FieldSink + ?Sized> RecordReader<'_, S> {
@@ -193,6 +229,23 @@ impl<S: FieldSink + ?Sized> RecordReader<'_, S> {
             "a log record must be a JSON object",
         );
         self.refuse(error)
+    }
+
+    /// Takes `value` as the record's event time (`null` leaves the arrival time).
+    fn set_time<E: de::Error>(&mut self, value: &Value) -> Result<(), E> {
+        if value.is_null() {
+            return Ok(());
+        }
+        match parse_event_time(value) {
+            Ok(time_ns) => {
+                self.time_ns = time_ns;
+                Ok(())
+            }
+            Err(message) => {
+                let path = format!("{}.{TIME_FIELD}", self.place);
+                Err(self.refuse(invalid(&path, &message)))
+            }
+        }
     }
 
     /// The current field's path, for error messages only.
@@ -246,18 +299,26 @@ impl<'de, S: FieldSink + ?Sized> Visitor<'de> for RecordVisitor<'_, '_, S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let by_timestamp = self.0.time_member == TimeMember::Timestamp;
+        // With `@timestamp` as the time, the record's own `time` waits until the end:
+        // it is the time only if no `@timestamp` came.
+        let mut own_time: Option<Value> = None;
+        let mut has_timestamp = false;
         while map.next_key_seed(NameSeed(&mut self.0.name))?.is_some() {
+            if by_timestamp && self.0.name == TIMESTAMP_FIELD {
+                self.0.name.clear();
+                has_timestamp = true;
+                let value: Value = map.next_value()?;
+                self.0.set_time(&value)?;
+                continue;
+            }
             if self.0.name == TIME_FIELD {
                 self.0.name.clear();
                 let value: Value = map.next_value()?;
-                if !value.is_null() {
-                    match parse_event_time(&value) {
-                        Ok(time_ns) => self.0.time_ns = time_ns,
-                        Err(message) => {
-                            let path = format!("{}.{TIME_FIELD}", self.0.place);
-                            return Err(self.0.refuse(invalid(&path, &message)));
-                        }
-                    }
+                if by_timestamp {
+                    own_time = Some(value);
+                } else {
+                    self.0.set_time(&value)?;
                 }
                 continue;
             }
@@ -266,6 +327,21 @@ impl<'de, S: FieldSink + ?Sized> Visitor<'de> for RecordVisitor<'_, '_, S> {
                 prefix_len: 0,
                 depth: 0,
             })?;
+        }
+        match own_time {
+            Some(value) if has_timestamp => {
+                self.0.name.clear();
+                self.0.name.push_str(DISPLACED_TIME_FIELD);
+                FieldSeed {
+                    reader: &mut *self.0,
+                    prefix_len: 0,
+                    depth: 0,
+                }
+                .deserialize(value)
+                .map_err(de::Error::custom)?;
+            }
+            Some(value) => self.0.set_time(&value)?,
+            None => {}
         }
         Ok(())
     }

@@ -1,21 +1,19 @@
-//! One bulk document as a logpool record: `@timestamp` becomes the record's time,
-//! then the document is read by PutDatas' own NDJSON reader (same field rules,
-//! limits and event-time window).
+//! One bulk document as a logpool record, read by PutDatas' own NDJSON reader (same
+//! field rules, limits and event-time window) with `@timestamp` as the record's time
+//! and a `time` of the document's own kept as `time_original`; the document is read
+//! once, as it was sent.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::EventTimeWindow;
-use logpool_core::ingest::{encode_ndjson_body_in_window, IngestError, TIME_FIELD};
+use logpool_core::ingest::{encode_ndjson_documents_in_window, IngestError, TimeMember};
 use logpool_core::limits::IngestLimits;
-use serde::de::{self, Deserializer as _, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
-/// The Elasticsearch time field.
-pub const TIMESTAMP_FIELD: &str = "@timestamp";
 /// Where a document's own `time` goes when it also has an `@timestamp`.
-pub const DISPLACED_TIME_FIELD: &str = "time_original";
+pub use logpool_core::ingest::DISPLACED_TIME_FIELD;
+/// The Elasticsearch time field.
+pub use logpool_core::ingest::TIMESTAMP_FIELD;
 
 /// Why a document was not stored, with the status and Elasticsearch error type of
 /// its item.
@@ -45,16 +43,13 @@ pub fn encode_document(
     encode_staged(&staged, line, arrival_ns, limits, window)
 }
 
-/// The document as a PutDatas NDJSON line: `@timestamp` moved to `time`.
+/// The document as it is staged for its pool's batch: as it was sent, since the
+/// reader takes `@timestamp` itself (the line is kept for the signature's sake).
 ///
 /// # Errors
-/// A document that is not a JSON object.
-pub fn stage(document: &[u8], line: usize) -> Result<Cow<'_, [u8]>, Refused> {
-    with_record_time(document).map_err(|e| Refused {
-        status: 400,
-        kind: "mapper_parsing_exception",
-        reason: format!("failed to parse the document at line {line}: {e}"),
-    })
+/// None today; a document is refused when it is read ([`encode_staged`]).
+pub fn stage(document: &[u8], _line: usize) -> Result<Cow<'_, [u8]>, Refused> {
+    Ok(Cow::Borrowed(document))
 }
 
 /// Encodes one staged document as one record.
@@ -68,8 +63,14 @@ pub fn encode_staged(
     limits: &IngestLimits,
     window: &EventTimeWindow,
 ) -> Result<EncodedRecords, Refused> {
-    let (records, refusals) = encode_ndjson_body_in_window(staged, arrival_ns, limits, window)
-        .map_err(|error| refused_record(error, line))?;
+    let (records, refusals) = encode_ndjson_documents_in_window(
+        staged,
+        arrival_ns,
+        limits,
+        window,
+        TimeMember::Timestamp,
+    )
+    .map_err(|error| refused_record(error, line))?;
     if records.is_empty() {
         let reason = refusals
             .listed
@@ -97,85 +98,9 @@ pub fn encode_all(
     window: &EventTimeWindow,
 ) -> Option<EncodedRecords> {
     let (records, refusals) =
-        encode_ndjson_body_in_window(lines, arrival_ns, limits, window).ok()?;
+        encode_ndjson_documents_in_window(lines, arrival_ns, limits, window, TimeMember::Timestamp)
+            .ok()?;
     (refusals.count == 0 && records.len() == count).then_some(records)
-}
-
-/// The document with `@timestamp` moved to the record time field (`time`), and a
-/// `time` of its own kept as `time_original`. A document without `@timestamp` is
-/// passed on untouched (its `time`, else the arrival time, is the record time).
-///
-/// Only the top-level members are split, in one pass: their values are copied as
-/// the raw JSON they were sent as, without building a tree or a map of them, and
-/// are checked by the record reader afterwards.
-fn with_record_time(document: &[u8]) -> Result<Cow<'_, [u8]>, serde_json::Error> {
-    // Most shippers put `@timestamp` in every document; a document without it
-    // skips the rewrite entirely.
-    let needle = TIMESTAMP_FIELD.as_bytes();
-    if !document
-        .windows(needle.len())
-        .any(|window| window == needle)
-    {
-        return Ok(Cow::Borrowed(document));
-    }
-    let mut out = Vec::with_capacity(document.len() + DISPLACED_TIME_FIELD.len());
-    let mut deserializer = serde_json::Deserializer::from_slice(document);
-    deserializer.deserialize_map(MovingTimestamp { out: &mut out })?;
-    deserializer.end()?;
-    Ok(Cow::Owned(out))
-}
-
-/// Copies a document's members into `out`, `@timestamp` as `time` and `time` as
-/// `time_original`, each value as the raw JSON it was sent as.
-struct MovingTimestamp<'o> {
-    out: &'o mut Vec<u8>,
-}
-
-impl<'de> Visitor<'de> for MovingTimestamp<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
-        let out = self.out;
-        let mut timestamp: Option<&'de RawValue> = None;
-        let mut own_time: Option<&'de RawValue> = None;
-        out.push(b'{');
-        let write = |out: &mut Vec<u8>, name: &str, value: &RawValue| {
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, name).map_err(de::Error::custom)?;
-            out.push(b':');
-            out.extend_from_slice(value.get().as_bytes());
-            Ok::<(), A::Error>(())
-        };
-        while let Some(name) = members.next_key::<Cow<'de, str>>()? {
-            let value: &'de RawValue = members.next_value()?;
-            match name.as_ref() {
-                TIMESTAMP_FIELD => timestamp = Some(value),
-                TIME_FIELD => own_time = Some(value),
-                other => write(out, other, value)?,
-            }
-        }
-        match timestamp {
-            Some(timestamp) => {
-                write(out, TIME_FIELD, timestamp)?;
-                if let Some(own_time) = own_time {
-                    write(out, DISPLACED_TIME_FIELD, own_time)?;
-                }
-            }
-            None => {
-                if let Some(own_time) = own_time {
-                    write(out, TIME_FIELD, own_time)?;
-                }
-            }
-        }
-        out.push(b'}');
-        Ok(())
-    }
 }
 
 /// The refusal of a document PutDatas' reader refused; its messages say `line 1`

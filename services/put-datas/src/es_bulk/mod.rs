@@ -14,6 +14,7 @@
 //! Modules: [`request`] (the body's lines), [`index_name`] (index to pool),
 //! [`document`] (document to record), [`discovery`] (the calls made before sending).
 
+pub mod answer;
 pub mod discovery;
 pub mod document;
 pub mod index_name;
@@ -26,7 +27,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::response::Response;
 use logpool_api::error::status_of;
 use logpool_api::time::now_ns;
 use logpool_api::{ApiError, Principal, Routes};
@@ -89,7 +90,7 @@ async fn bulk(
     principal: Principal,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<BulkAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     counted(
         &state,
         bulk_counted(&state, &principal, None, &headers, body).await,
@@ -102,7 +103,7 @@ async fn bulk_into_index(
     Path(index): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<BulkAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let result = bulk_counted(&state, &principal, Some(index), &headers, body).await;
     counted(&state, result)
 }
@@ -111,7 +112,7 @@ async fn bulk_into_index(
 fn counted(
     state: &PutDatasState,
     result: Result<BulkAnswer, ApiError>,
-) -> Result<Json<BulkAnswer>, ApiError> {
+) -> Result<Response, ApiError> {
     let stats = &state.stats;
     match &result {
         Ok(answer) => {
@@ -133,7 +134,7 @@ fn counted(
             stats.requests_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
-    result.map(Json)
+    result.map(|answer| answer::response(&answer))
 }
 
 fn result_of(item: &BulkItem) -> Option<&BulkItemResult> {

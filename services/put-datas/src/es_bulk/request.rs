@@ -137,9 +137,33 @@ pub fn parse_items(body: &[u8], max_items: usize) -> Result<Vec<BulkItem<'_>>, A
     Ok(items)
 }
 
+/// An action line as nearly every shipper writes it, read in one pass: the other
+/// shapes (and every error) take [`parse_action`]'s general reading.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnownAction {
+    index: Option<ActionMeta>,
+    create: Option<ActionMeta>,
+    update: Option<ActionMeta>,
+    delete: Option<ActionMeta>,
+}
+
 /// Reads an action line: an object with one member, the action, whose value is its
 /// metadata.
 fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta), ApiError> {
+    if let Ok(known) = serde_json::from_slice::<KnownAction>(line) {
+        let mut actions = [
+            (Action::Index, known.index),
+            (Action::Create, known.create),
+            (Action::Update, known.update),
+            (Action::Delete, known.delete),
+        ]
+        .into_iter()
+        .filter_map(|(action, meta)| Some((action, meta?)));
+        if let (Some(only), None) = (actions.next(), actions.next()) {
+            return Ok(only);
+        }
+    }
     let object: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(line).map_err(|e| {
         malformed_line(
             line_number,

@@ -92,7 +92,7 @@ async fn push_counted(
     } else {
         decode_json(&read.raw)?
     };
-    let mut records = RecordsWriter::new(&state.limits);
+    let mut records = RecordsWriter::for_request(&state.limits, &read);
     let (mut rejected, pool, places) =
         convert(&streams, read.header_target.is_some(), &mut records)?;
     if records.is_empty() {
@@ -485,8 +485,8 @@ mod tests {
         assert!(rejected[0].contains("streams[0].values[1]"), "{rejected:?}");
         assert_eq!(pool.map(|p| p.pool), Some("logs".to_string()));
         let last = &records[1];
-        assert_eq!(last["labels"]["job"], "web");
-        assert_eq!(last["metadata"]["trace_id"], "abc");
+        assert_eq!(last["labels.job"], "web");
+        assert_eq!(last["metadata.trace_id"], "abc");
         assert_eq!(last["message"], "three");
         assert_eq!(last["time"], 1_700_000_000_000_000_001i64);
     }

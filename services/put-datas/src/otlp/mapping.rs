@@ -376,12 +376,12 @@ mod tests {
         );
         assert_eq!(fields["severity_text"], "ERROR");
         assert_eq!(fields["severity_number"], 17);
-        assert_eq!(fields["body"]["op"], "insert");
-        assert_eq!(fields["attributes"]["http.method"], "GET");
-        assert_eq!(fields["attributes"]["list"], r#"[1,"b"]"#);
-        assert_eq!(fields["attributes"]["raw"], "AQID");
-        assert_eq!(fields["resource"]["attributes"]["service.name"], "api");
-        assert_eq!(fields["scope"]["name"], "app.db");
+        assert_eq!(fields["body.op"], "insert");
+        assert_eq!(fields["attributes.http.method"], "GET");
+        assert_eq!(fields["attributes.list"], r#"[1,"b"]"#);
+        assert_eq!(fields["attributes.raw"], "AQID");
+        assert_eq!(fields["resource.attributes.service.name"], "api");
+        assert_eq!(fields["scope.name"], "app.db");
         assert_eq!(fields["trace_id"], "ab".repeat(16));
         assert_eq!(fields["span_id"], "0101010101010101");
     }
@@ -429,7 +429,10 @@ mod tests {
 
     #[test]
     fn test_a_large_resource_repeated_by_many_records_is_refused_while_converting() {
-        let resource = vec![text("big", &"x".repeat(100_000))];
+        // 100 kB of attributes, each value within `max_value_bytes`.
+        let resource: Vec<KeyValue> = (0..20)
+            .map(|i| text(&format!("big{i}"), &"x".repeat(5_000)))
+            .collect();
         let records = vec![LogRecord::default(); 500];
         let mut writer = RecordsWriter::new(&IngestLimits::default());
         let error = convert(&request(vec![(resource, records)]), false, &mut writer)

@@ -116,7 +116,7 @@ async fn export(
         })?,
         Encoding::Json => json::decode(&read.raw)?,
     };
-    let mut records = RecordsWriter::new(&state.limits);
+    let mut records = RecordsWriter::for_request(&state.limits, &read);
     let converted = mapping::convert(&request, read.header_target.is_some(), &mut records)?;
     let mut rejected = converted.rejected;
     if records.is_empty() {

@@ -8,7 +8,8 @@
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/histogram`: counts per time bucket
 //!   with an automatic interval (at most 120 buckets).
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/fields`: the most common fields of
-//!   the matching records and their top values ([`fields`]).
+//!   the matching records and their top values ([`fields`], counted by
+//!   [`field_counts`]).
 //! - `GET /v1/projects/{project}/pools/{pool}/records/{id}/context`: the records
 //!   around a hit in its shard's order ([`context`]).
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/export`: every match of the range
@@ -30,6 +31,7 @@ pub mod context;
 pub mod cursor;
 pub mod es_compat;
 pub mod export;
+pub mod field_counts;
 pub mod fields;
 pub mod hits;
 pub mod interval;

@@ -1,0 +1,221 @@
+//! The counting pass of the field summary: for fields already named (by the
+//! sample), their record counts, distinct counts and top values over every match in
+//! the range, with the grouped aggregation pipe SQL uses (on either engine).
+//!
+//! One aggregation counts the matches and, per field, the records holding it and its
+//! distinct values (`count(f)`, `count(DISTINCT f)`, the cardinality aggregation on
+//! Elasticsearch). A field with more than [`HIGH_CARDINALITY_DISTINCT`] distinct
+//! values is flagged rather than grouped (its top list would be counts of 1); every
+//! other field is grouped by value (`GROUP BY f`), a few fields at a time.
+
+use futures::{StreamExt, TryStreamExt};
+use logpool_core::query::Query;
+use logpool_core::routing::PoolRoute;
+use logpool_core::sql::plan::{AggregateFn, AggregateValue, GroupKey, KeyValue};
+use logpool_engines::index::{AggregateRequest, IndexError, IndexResult, LogIndex};
+use logpool_wire::search::ValueCount;
+use serde_json::Value;
+
+use crate::fields::{MAX_VALUES, MAX_VALUE_CHARS};
+use crate::limiter::TenantQueries;
+
+/// Above this many distinct values a field is flagged as high-cardinality and its
+/// values are not listed.
+pub const HIGH_CARDINALITY_DISTINCT: usize = 1_000;
+/// Fields grouped by value at once.
+const CONCURRENT_GROUPINGS: usize = 4;
+
+/// What the counting pass runs over.
+pub struct CountScope<'a> {
+    /// The index.
+    pub index: &'a dyn LogIndex,
+    /// The caller's limits (each aggregation gets its own memory budget).
+    pub limiter: &'a TenantQueries,
+    /// The pool.
+    pub route: &'a PoolRoute,
+    /// The search's query.
+    pub query: &'a Query,
+    /// Inclusive start, ns.
+    pub from_ns: i64,
+    /// Exclusive end, ns.
+    pub to_ns: i64,
+}
+
+/// The counts of one field over every match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldCount {
+    /// Field name.
+    pub name: String,
+    /// Records holding the field.
+    pub records: u64,
+    /// Distinct values (approximate on Elasticsearch).
+    pub distinct: usize,
+    /// Most frequent values, most frequent first; `None` for a high-cardinality field.
+    pub top: Option<Vec<ValueCount>>,
+}
+
+/// The counting pass's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactCounts {
+    /// Every match in the range.
+    pub total: u64,
+    /// The fields asked for, in the order asked.
+    pub fields: Vec<FieldCount>,
+}
+
+/// Counts `names` over every match of `scope`.
+///
+/// # Errors
+/// When the engine fails or refuses (over the memory budget).
+pub async fn count_fields(scope: &CountScope<'_>, names: &[String]) -> IndexResult<ExactCounts> {
+    let mut aggregates = vec![AggregateFn::Count];
+    for name in names {
+        aggregates.push(AggregateFn::CountField(name.clone()));
+        aggregates.push(AggregateFn::CountDistinct(name.clone()));
+    }
+    let groups = aggregate(scope, Vec::new(), aggregates, 1).await?;
+    let values = groups
+        .into_iter()
+        .next()
+        .map(|group| group.values)
+        .unwrap_or_default();
+    let count_at = |index: usize| match values.get(index) {
+        Some(AggregateValue::Count(count)) => *count,
+        _ => 0,
+    };
+    let total = count_at(0);
+    // The futures are built first, so the stream holds no closure borrowing
+    // `names` (which the handler's `Send` bound could not prove general enough).
+    let pending: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            let records = count_at(1 + 2 * index);
+            let distinct = usize::try_from(count_at(2 + 2 * index)).unwrap_or(usize::MAX);
+            field_count(scope, name.clone(), records, distinct)
+        })
+        .collect();
+    let fields = futures::stream::iter(pending)
+        .buffered(CONCURRENT_GROUPINGS)
+        .try_collect()
+        .await?;
+    Ok(ExactCounts { total, fields })
+}
+
+/// One field's counts, grouping its values unless it has too many.
+async fn field_count(
+    scope: &CountScope<'_>,
+    name: String,
+    records: u64,
+    distinct: usize,
+) -> IndexResult<FieldCount> {
+    let top = if records == 0 {
+        Some(Vec::new())
+    } else if distinct > HIGH_CARDINALITY_DISTINCT {
+        None
+    } else {
+        top_values(scope, &name).await?
+    };
+    Ok(FieldCount {
+        name,
+        records,
+        distinct,
+        top,
+    })
+}
+
+/// The most frequent values of `name`, or `None` when it has more values than a
+/// field may have to be listed (the distinct count of Elasticsearch is approximate,
+/// so grouping is the final word).
+async fn top_values(scope: &CountScope<'_>, name: &str) -> IndexResult<Option<Vec<ValueCount>>> {
+    let groups = match aggregate(
+        scope,
+        vec![GroupKey::Field(name.to_string())],
+        vec![AggregateFn::Count],
+        // The records without the field form one more group.
+        HIGH_CARDINALITY_DISTINCT + 1,
+    )
+    .await
+    {
+        Ok(groups) => groups,
+        Err(IndexError::LimitExceeded(_)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut counted: Vec<(Value, u64)> = groups
+        .into_iter()
+        .filter_map(|group| {
+            let count = match group.values.first() {
+                Some(AggregateValue::Count(count)) => *count,
+                _ => 0,
+            };
+            let value = key_value(group.keys.into_iter().next()?)?;
+            Some((value, count))
+        })
+        .collect();
+    // Most frequent first; ties in a stable order (by the value's JSON text).
+    counted.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+    });
+    counted.truncate(MAX_VALUES);
+    Ok(Some(
+        counted
+            .into_iter()
+            .map(|(value, count)| ValueCount { count, value })
+            .collect(),
+    ))
+}
+
+/// A group key as the JSON value it was sent as; `None` for the group of records
+/// without the field.
+fn key_value(key: KeyValue) -> Option<Value> {
+    match key {
+        KeyValue::Null => None,
+        KeyValue::Bool(value) => Some(Value::Bool(value)),
+        KeyValue::Long(value) => Some(Value::from(value)),
+        KeyValue::Double(value) => Some(Value::from(value)),
+        KeyValue::Str(text) if text.chars().count() > MAX_VALUE_CHARS => {
+            Some(Value::String(text.chars().take(MAX_VALUE_CHARS).collect()))
+        }
+        KeyValue::Str(text) => Some(Value::String(text)),
+        KeyValue::Time(ns) => Some(Value::from(ns)),
+    }
+}
+
+async fn aggregate(
+    scope: &CountScope<'_>,
+    group_by: Vec<GroupKey>,
+    aggregates: Vec<AggregateFn>,
+    max_groups: usize,
+) -> IndexResult<Vec<logpool_core::sql::plan::AggregateGroup>> {
+    let request = AggregateRequest {
+        query: scope.query.clone(),
+        from_ns: scope.from_ns,
+        to_ns: scope.to_ns,
+        group_by,
+        aggregates,
+        max_groups,
+        memory: scope.limiter.query_memory(),
+    };
+    scope.index.aggregate(scope.route, &request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_key_values_keep_their_json_type_and_drop_missing() {
+        assert_eq!(key_value(KeyValue::Null), None);
+        assert_eq!(key_value(KeyValue::Long(500)), Some(Value::from(500)));
+        assert_eq!(
+            key_value(KeyValue::Str("500".into())),
+            Some(Value::from("500"))
+        );
+        let long = "x".repeat(MAX_VALUE_CHARS + 5);
+        assert_eq!(
+            key_value(KeyValue::Str(long)),
+            Some(Value::String("x".repeat(MAX_VALUE_CHARS)))
+        );
+    }
+}

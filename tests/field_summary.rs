@@ -1,0 +1,214 @@
+//! The field summary counts every match in the range, not the newest sample: over a
+//! dataset whose newest 1,000 matches all have one `source` and whose older ones
+//! another, the top values and counts equal a pipe-SQL `GROUP BY` over the same
+//! range, on the embedded engine and (with the distributed engines) on
+//! Elasticsearch; a field with a value per record is flagged as high-cardinality
+//! instead of listing counts of 1.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use logpool_e2e::{wait_for_count, TestServer};
+use serde_json::{json, Value};
+
+const PROJECT: &str = "summary";
+const POOL: &str = "app";
+/// The newest records, all `source: k8s`: exactly the server's sample.
+const NEWEST: u64 = 1_000;
+/// Older records, `source` mostly `ux`.
+const OLDER: u64 = 1_500;
+
+/// Record `n`, `n` growing with time: the newest `NEWEST` come from k8s, the older
+/// ones mostly from ux (every 7th from batch); a unique `request_id` each; `level`
+/// only on every other record.
+fn record(n: u64, start_s: u64) -> Value {
+    let source = if n >= OLDER {
+        "k8s"
+    } else if n.is_multiple_of(7) {
+        "batch"
+    } else {
+        "ux"
+    };
+    let mut record = json!({
+        "time": start_s + n,
+        "message": format!("event {n} from {source}"),
+        "source": source,
+        "request_id": format!("req-{n:05}"),
+        "kind": "event",
+    });
+    if n.is_multiple_of(2) {
+        record["level"] = json!(if n.is_multiple_of(6) { "warn" } else { "info" });
+    }
+    record
+}
+
+async fn setup(server: &TestServer) -> Vec<(&'static str, String)> {
+    let client = &server.client;
+    client.create_project(PROJECT).await.expect("project");
+    client
+        .create_pool(PROJECT, &json!({ "name": POOL, "shards": 2 }))
+        .await
+        .expect("pool");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let start_s = now_s - 3 * 3600;
+    let records: Vec<Value> = (0..OLDER + NEWEST).map(|n| record(n, start_s)).collect();
+    for chunk in records.chunks(1_000) {
+        client.put_records(PROJECT, POOL, chunk).await.expect("put");
+    }
+    let total = OLDER + NEWEST;
+    assert_eq!(
+        wait_for_count(client, PROJECT, POOL, "", total).await,
+        total
+    );
+    vec![
+        ("from", (start_s * 1000).to_string()),
+        ("to", ((start_s + total) * 1000).to_string()),
+    ]
+}
+
+/// `field` → value → count, by pipe SQL over the same range and query.
+async fn sql_counts(
+    server: &TestServer,
+    range: &[(&str, String)],
+    query: &str,
+    field: &str,
+) -> BTreeMap<String, u64> {
+    let answer = server
+        .client
+        .post(
+            &format!("/v1/projects/{PROJECT}/pools/{POOL}/query"),
+            &json!({
+                "query": format!("{query} | SELECT {field}, count(*) AS c GROUP BY {field}"),
+                "from": range[0].1.parse::<i64>().expect("from"),
+                "to": range[1].1.parse::<i64>().expect("to"),
+            }),
+        )
+        .await
+        .expect("sql");
+    answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|row| !row[0].is_null())
+        .map(|row| {
+            (
+                row[0].as_str().expect("a string key").to_string(),
+                row[1].as_u64().expect("count"),
+            )
+        })
+        .collect()
+}
+
+async fn summary(server: &TestServer, range: &[(&str, String)], query: &str) -> Value {
+    let mut params: Vec<(&str, String)> = range.to_vec();
+    params.push(("query", query.to_string()));
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/projects/{PROJECT}/pools/{POOL}/fields",
+            server.url()
+        ))
+        .bearer_auth(logpool_e2e::ADMIN_KEY)
+        .query(&params)
+        .send()
+        .await
+        .expect("fields");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("json")
+}
+
+fn field<'a>(answer: &'a Value, name: &str) -> &'a Value {
+    answer["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|field| field["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed: {answer}"))
+}
+
+fn top_of(field: &Value) -> BTreeMap<String, u64> {
+    field["top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|top| {
+            (
+                top["value"].as_str().expect("value").to_string(),
+                top["count"].as_u64().expect("count"),
+            )
+        })
+        .collect()
+}
+
+async fn check_whole_range(server: &TestServer) {
+    let range = setup(server).await;
+    for query in ["*", "kind:event AND NOT source:batch"] {
+        let started = Instant::now();
+        let answer = summary(server, &range, query).await;
+        println!("field summary of {query:?}: {:?}", started.elapsed());
+        assert_eq!(answer["counts_exact"], true, "{answer}");
+        assert_eq!(answer["fields_from_sample"], true, "{answer}");
+        // The names come from the newest 1,000 matches, which are all k8s...
+        assert_eq!(answer["sampled"].as_u64(), Some(NEWEST), "{answer}");
+        let sources = sql_counts(server, &range, query, "source").await;
+        let total: u64 = sources.values().sum();
+        assert!(total > NEWEST, "the range holds more than the sample");
+        assert_eq!(answer["total"].as_u64(), Some(total), "{answer}");
+        // ... yet the counts are those of every match.
+        let source = field(&answer, "source");
+        assert_eq!(top_of(source), sources, "{answer}");
+        assert_eq!(source["count"].as_u64(), Some(total));
+        assert_eq!(source["distinct"].as_u64(), Some(sources.len() as u64));
+        assert_eq!(source["high_cardinality"], false);
+        // A field only some records have: its count is theirs, its values theirs.
+        let levels = sql_counts(server, &range, query, "level").await;
+        let level = field(&answer, "level");
+        assert_eq!(top_of(level), levels, "{answer}");
+        assert_eq!(level["count"].as_u64(), Some(levels.values().sum()));
+        // A value per record: flagged, not listed as counts of 1.
+        let request_id = field(&answer, "request_id");
+        assert_eq!(request_id["high_cardinality"], true, "{request_id}");
+        assert_eq!(request_id["top"], json!([]));
+        assert!(
+            request_id["distinct"].as_u64().expect("distinct") as f64 > 0.95 * total as f64,
+            "{request_id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_field_summary_counts_every_match_in_the_range() {
+    let started = Instant::now();
+    let server = TestServer::start().await.expect("server");
+    check_whole_range(&server).await;
+    println!("embedded engine: {:?}", started.elapsed());
+}
+
+/// The same on the Elasticsearch (OpenSearch API) index engine, whose terms and
+/// cardinality aggregations do the counting.
+#[cfg(feature = "distributed")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_field_summary_counts_every_match_in_the_range_on_elasticsearch() {
+    use logpool_engines::config::IndexConfig;
+    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
+
+    let Some(engines) = logpool_e2e::services::engines() else {
+        return;
+    };
+    let started = Instant::now();
+    let prefix = format!("lpfs{:x}", rand::random::<u32>());
+    let server = TestServer::start_with(|config| {
+        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
+            url: engines.elasticsearch.clone(),
+            index_prefix: prefix,
+            number_of_replicas: 0,
+            ..ElasticsearchIndexConfig::default()
+        });
+    })
+    .await
+    .expect("server");
+    check_whole_range(&server).await;
+    println!("Elasticsearch engine: {:?}", started.elapsed());
+}

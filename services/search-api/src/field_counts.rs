@@ -4,9 +4,9 @@
 //!
 //! One aggregation counts the matches and, per field, the records holding it and its
 //! distinct values (`count(f)`, `count(DISTINCT f)`, the cardinality aggregation on
-//! Elasticsearch). A field with more than [`HIGH_CARDINALITY_DISTINCT`] distinct
-//! values is flagged rather than grouped (its top list would be counts of 1); every
-//! other field is grouped by value (`GROUP BY f`), a few fields at a time.
+//! Elasticsearch). A high-cardinality field ([`is_high_cardinality`]) is flagged
+//! rather than grouped (its top list would be counts of 1); every other field is
+//! grouped by value (`GROUP BY f`), a few fields at a time.
 
 use futures::{StreamExt, TryStreamExt};
 use logpool_core::query::Query;
@@ -22,6 +22,16 @@ use crate::limiter::TenantQueries;
 /// Above this many distinct values a field is flagged as high-cardinality and its
 /// values are not listed.
 pub const HIGH_CARDINALITY_DISTINCT: usize = 1_000;
+/// Up to this many distinct values a field is listed, however few records share one.
+const FEW_DISTINCT: usize = 20;
+
+/// Whether a field's top list would say nothing: more than
+/// [`HIGH_CARDINALITY_DISTINCT`] values, or (past [`FEW_DISTINCT`]) a value for at
+/// least every other record holding it (ids, timestamps, lines).
+pub fn is_high_cardinality(records: u64, distinct: usize) -> bool {
+    distinct > HIGH_CARDINALITY_DISTINCT
+        || (distinct > FEW_DISTINCT && (distinct as u64).saturating_mul(2) >= records)
+}
 /// Fields grouped by value at once.
 const CONCURRENT_GROUPINGS: usize = 4;
 
@@ -111,7 +121,7 @@ async fn field_count(
 ) -> IndexResult<FieldCount> {
     let top = if records == 0 {
         Some(Vec::new())
-    } else if distinct > HIGH_CARDINALITY_DISTINCT {
+    } else if is_high_cardinality(records, distinct) {
         None
     } else {
         top_values(scope, &name).await?
@@ -203,6 +213,18 @@ async fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_high_cardinality_is_many_values_or_one_per_record() {
+        assert!(!is_high_cardinality(100_000, 20), "few values");
+        assert!(
+            !is_high_cardinality(100_000, 900),
+            "values shared by many records"
+        );
+        assert!(is_high_cardinality(100_000, 1_001), "too many to list");
+        assert!(is_high_cardinality(300, 300), "a value per record");
+        assert!(!is_high_cardinality(30, 15), "few values, however rare");
+    }
 
     #[test]
     fn test_key_values_keep_their_json_type_and_drop_missing() {

@@ -20,7 +20,7 @@ use logpool_engines::index::{SearchHit, SearchRequest};
 use logpool_wire::search::{FieldSummary, FieldsAnswer, ValueCount};
 use serde_json::Value;
 
-use crate::field_counts::{count_fields, CountScope, ExactCounts, HIGH_CARDINALITY_DISTINCT};
+use crate::field_counts::{count_fields, is_high_cardinality, CountScope, ExactCounts};
 use crate::params::{FieldsParams, Resolve};
 use crate::planner::PlannedSearch;
 use crate::SearchState;
@@ -129,13 +129,11 @@ fn apply_exact(sampled: Vec<FieldSummary>, exact: ExactCounts) -> Vec<FieldSumma
     fields
 }
 
-/// Over the sample, a field is flagged when it has more distinct values than a
-/// listed field may have, or when nearly every sampled record has its own value
-/// (a sample of 1,000 cannot show more than 1,000 values).
+/// Over the sample, a field is flagged as over every match (a sample of 1,000 cannot
+/// show more than 1,000 values, but a value per record shows).
 fn flag_sampled_high_cardinality(fields: &mut [FieldSummary]) {
     for field in fields {
-        let unique_per_record = field.distinct > 20 && field.distinct as u64 * 2 >= field.count;
-        if field.distinct > HIGH_CARDINALITY_DISTINCT || unique_per_record {
+        if is_high_cardinality(field.count, field.distinct) {
             field.high_cardinality = true;
             field.top.clear();
         }

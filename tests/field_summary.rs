@@ -3,7 +3,8 @@
 //! another, the top values and counts equal a pipe-SQL `GROUP BY` over the same
 //! range, on the embedded engine and (with the distributed engines) on
 //! Elasticsearch; a field with a value per record is flagged as high-cardinality
-//! instead of listing counts of 1.
+//! instead of listing counts of 1. The pool's schema lists every typed field, also
+//! one only records older than the sample have.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -39,6 +40,10 @@ fn record(n: u64, start_s: u64) -> Value {
     if n.is_multiple_of(2) {
         record["level"] = json!(if n.is_multiple_of(6) { "warn" } else { "info" });
     }
+    if n < 10 {
+        // Only the oldest records: outside the sample the names come from.
+        record["legacy_code"] = json!(n);
+    }
     record
 }
 
@@ -46,7 +51,10 @@ async fn setup(server: &TestServer) -> Vec<(&'static str, String)> {
     let client = &server.client;
     client.create_project(PROJECT).await.expect("project");
     client
-        .create_pool(PROJECT, &json!({ "name": POOL, "shards": 2 }))
+        .create_pool(
+            PROJECT,
+            &json!({ "name": POOL, "shards": 2, "field_hints": { "kind": "keyword" } }),
+        )
         .await
         .expect("pool");
     let now_s = std::time::SystemTime::now()
@@ -178,12 +186,71 @@ async fn check_whole_range(server: &TestServer) {
     }
 }
 
+/// The schema names every field the records have (no more), with the summary's
+/// types, the hint marked; the summary, named by the newest records, lacks the
+/// field only the oldest have.
+async fn check_schema(server: &TestServer) {
+    let schema = server
+        .client
+        .get(&format!("/v1/projects/{PROJECT}/pools/{POOL}/schema"))
+        .await
+        .expect("schema");
+    let types: BTreeMap<String, Value> = schema["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|field| {
+            let name = field["name"].as_str().expect("name").to_string();
+            assert_eq!(field["hinted"], name == "kind", "{field}");
+            (name, field["type"].clone())
+        })
+        .collect();
+    let sent: std::collections::BTreeSet<String> = (0..OLDER + NEWEST)
+        .flat_map(|n| {
+            let record = record(n, 0);
+            record
+                .as_object()
+                .expect("object")
+                .keys()
+                .filter(|name| *name != "time")
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        types
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        sent,
+        "{schema}"
+    );
+    assert_eq!(types["kind"], "keyword");
+    assert_eq!(types["legacy_code"], "long");
+    let summary = summary(server, &[], "*").await;
+    for field in summary["fields"].as_array().expect("fields") {
+        let name = field["name"].as_str().expect("name");
+        assert_eq!(field["type"], types[name], "{name}");
+    }
+    assert!(
+        !summary["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .any(|field| field["name"] == "legacy_code"),
+        "the summary's names come from the newest records: {summary}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_field_summary_counts_every_match_in_the_range() {
     let started = Instant::now();
     let server = TestServer::start().await.expect("server");
     check_whole_range(&server).await;
     println!("embedded engine: {:?}", started.elapsed());
+    let started = Instant::now();
+    check_schema(&server).await;
+    println!("schema: {:?}", started.elapsed());
 }
 
 /// The same on the Elasticsearch (OpenSearch API) index engine, whose terms and

@@ -295,6 +295,26 @@ pub struct FieldsAnswer {
     pub total: u64,
 }
 
+/// One field of a pool's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaField {
+    /// The field's name (a dotted path for a field inside an object).
+    pub name: String,
+    /// The type search, SQL and the live tail give the field: its hint, or the type
+    /// the pool learned from its first value.
+    #[serde(rename = "type")]
+    pub field_type: crate::control::FieldType,
+    /// Whether the type is the pool's hint rather than a learned one.
+    pub hinted: bool,
+}
+
+/// The answer to a schema request: every field the pool has typed, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaAnswer {
+    /// The fields, by name.
+    pub fields: Vec<SchemaField>,
+}
+
 /// The answer to a context request; both lists in queue order (oldest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ContextAnswer {

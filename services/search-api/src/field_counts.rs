@@ -78,10 +78,42 @@ pub struct ExactCounts {
 /// # Errors
 /// When the engine fails or refuses (over the memory budget).
 pub async fn count_fields(scope: &CountScope<'_>, names: &[String]) -> IndexResult<ExactCounts> {
+    // The distinct values of every field are counted in the same pass: the common
+    // case. A range with more distinct values than the query's memory budget holds
+    // (millions of unique lines) is counted again field by field, so that only the
+    // fields too large to count are flagged rather than the whole answer sampled.
+    let (total, totals) = match field_totals(scope, names, true).await {
+        Ok(found) => found,
+        Err(IndexError::OverMemoryBudget { .. }) => field_totals(scope, names, false).await?,
+        Err(error) => return Err(error),
+    };
+    // The futures are built first, so the stream holds no closure borrowing
+    // `names` (which the handler's `Send` bound could not prove general enough).
+    let pending: Vec<_> = names
+        .iter()
+        .zip(totals)
+        .map(|(name, (records, distinct))| field_count(scope, name.clone(), records, distinct))
+        .collect();
+    let fields = futures::stream::iter(pending)
+        .buffered(CONCURRENT_GROUPINGS)
+        .try_collect()
+        .await?;
+    Ok(ExactCounts { total, fields })
+}
+
+/// Every match, and per field the records holding it and (`with_distinct`) its
+/// distinct values.
+async fn field_totals(
+    scope: &CountScope<'_>,
+    names: &[String],
+    with_distinct: bool,
+) -> IndexResult<(u64, Vec<(u64, Option<usize>)>)> {
     let mut aggregates = vec![AggregateFn::Count];
     for name in names {
         aggregates.push(AggregateFn::CountField(name.clone()));
-        aggregates.push(AggregateFn::CountDistinct(name.clone()));
+        if with_distinct {
+            aggregates.push(AggregateFn::CountDistinct(name.clone()));
+        }
     }
     let groups = aggregate(scope, Vec::new(), aggregates, 1).await?;
     let values = groups
@@ -93,32 +125,52 @@ pub async fn count_fields(scope: &CountScope<'_>, names: &[String]) -> IndexResu
         Some(AggregateValue::Count(count)) => *count,
         _ => 0,
     };
-    let total = count_at(0);
-    // The futures are built first, so the stream holds no closure borrowing
-    // `names` (which the handler's `Send` bound could not prove general enough).
-    let pending: Vec<_> = names
-        .iter()
-        .enumerate()
-        .map(|(index, name)| {
-            let records = count_at(1 + 2 * index);
-            let distinct = usize::try_from(count_at(2 + 2 * index)).unwrap_or(usize::MAX);
-            field_count(scope, name.clone(), records, distinct)
+    let per_field = if with_distinct { 2 } else { 1 };
+    let totals = (0..names.len())
+        .map(|index| {
+            let records = count_at(1 + per_field * index);
+            let distinct = with_distinct
+                .then(|| usize::try_from(count_at(2 + per_field * index)).unwrap_or(usize::MAX));
+            (records, distinct)
         })
         .collect();
-    let fields = futures::stream::iter(pending)
-        .buffered(CONCURRENT_GROUPINGS)
-        .try_collect()
-        .await?;
-    Ok(ExactCounts { total, fields })
+    Ok((count_at(0), totals))
 }
 
-/// One field's counts, grouping its values unless it has too many.
+/// One field's counts, grouping its values unless it has too many. `distinct` is
+/// counted here when the shared pass could not.
 async fn field_count(
     scope: &CountScope<'_>,
     name: String,
     records: u64,
-    distinct: usize,
+    distinct: Option<usize>,
 ) -> IndexResult<FieldCount> {
+    let distinct = match distinct {
+        Some(distinct) => distinct,
+        None => match aggregate(
+            scope,
+            Vec::new(),
+            vec![AggregateFn::CountDistinct(name.clone())],
+            1,
+        )
+        .await
+        {
+            Ok(groups) => match groups.first().and_then(|group| group.values.first()) {
+                Some(AggregateValue::Count(count)) => usize::try_from(*count).unwrap_or(usize::MAX),
+                _ => 0,
+            },
+            // Too many values to hold: flagged, with the records as the bound.
+            Err(IndexError::OverMemoryBudget { .. }) => {
+                return Ok(FieldCount {
+                    name,
+                    records,
+                    distinct: usize::try_from(records).unwrap_or(usize::MAX),
+                    top: None,
+                })
+            }
+            Err(error) => return Err(error),
+        },
+    };
     let top = if records == 0 {
         Some(Vec::new())
     } else if is_high_cardinality(records, distinct) {

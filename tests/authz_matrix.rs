@@ -131,6 +131,7 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::POST, "/histogram", Read),
         (Method::GET, "/fields", Read),
         (Method::POST, "/fields", Read),
+        (Method::GET, "/schema", Read),
         (Method::GET, "/export", Read),
         (Method::POST, "/export", Read),
         (Method::POST, "/query", Read),

@@ -359,14 +359,24 @@ try {
     const keyValue = lines.find((l) => l.includes('host=kv-only')) || '';
     if (!['code=7', 'note="two words"'].every((part) => keyValue.split(/ (?=\w+=)/).includes(part))) throw new Error(`the record without a message is not shown as key=value: ${JSON.stringify(lines)}`);
     await shot('multi-line-and-key-value');
-    // Over more matches than the server's summary samples, the field list says so.
-    const bulk = Array.from({ length: 1200 }, (_, i) => ({ time: old - 60000 - i * 100, host: `bulk-${i % 4}`, message: `bulk ${i}` }));
+    // Over more matches than the server's sample (the newest 1,000, all bulk-new
+    // here), the field list still counts every match: not flagged as sampled, and
+    // the older host has its share of the whole range.
+    const bulk = Array.from({ length: 1200 }, (_, i) => ({ time: old - 60000 - i * 100, host: i < 1000 ? 'bulk-new' : 'bulk-old', message: `bulk ${i}` }));
+    // The oldest has a field no newer record has (the query help knows it from the schema).
+    bulk[bulk.length - 1].legacy_code = 7;
     await apiCall(adminKey, 'POST', `${poolApi}/logs`, { logs: bulk });
     await waitUntil('the bulk records searchable', 30000, async () =>
       (await apiCall(adminKey, 'GET', `${poolApi}/search?from=-5h&to=-3h&query=bulk&limit=1`)).total === bulk.length);
     await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=bulk&from=-5h&to=-3h`);
-    const sampled = await page.locator('aside.fields .sampled').innerText();
-    if (!/newest 1,000 of 1,200 matches/.test(sampled)) throw new Error(`the sampled field list is not flagged: ${sampled}`);
+    const scope = await page.locator('aside.fields .scope .exact').innerText();
+    if (!/all 1,200 matches/.test(scope)) throw new Error(`the field list does not count every match: ${scope}`);
+    if (await page.locator('aside.fields .sampled').count()) throw new Error('an exact field list is flagged as sampled');
+    const hosts = page.locator('aside.fields li[data-field="host"] .value');
+    const oldHost = hosts.filter({ hasText: 'bulk-old' }).locator('.percent');
+    if ((await oldHost.innerText()) !== '16.7%') throw new Error(`bulk-old (200 of 1,200) shows ${await oldHost.innerText()}`);
+    if ((await hosts.filter({ hasText: 'bulk-new' }).locator('.percent').innerText()) !== '83.3%') throw new Error('bulk-new is not 1,000 of 1,200');
+    await shot('field-list-whole-range');
 
     await page.goto(`${base}/#/search?project=${project}&pool=${pool}&q=${encodeURIComponent('level:ERROR')}&from=-2h&to=now`);
     await page.locator('tr.hit').first().waitFor();
@@ -534,6 +544,11 @@ try {
     await page.keyboard.press('Control+A');
     await page.keyboard.type('hots:web-1 ');
     await page.locator('.query-warning').filter({ hasText: 'hots' }).waitFor();
+    // A field only the oldest records have is known from the pool's schema, not
+    // from the newest records.
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('legacy_code:7 ');
+    if (await page.locator('.query-warning').isVisible()) throw new Error(`a field of the schema is flagged: ${await page.locator('.query-warning').innerText()}`);
   });
 
   await step('tab-session', async () => {

@@ -1,7 +1,8 @@
 // The search page's field list: the fields of the matching records with their top
-// values and shares, from the server's field summary of the whole query (which says
-// when it is computed over a sample of the matches); fields with too many distinct
-// values to list are shown as such. Each value filters for or against itself, each
+// values and shares, from the server's field summary of the whole query (counted over
+// every match in the range, or, when the server could not finish counting, over the
+// newest matches, which the list then says); fields with too many distinct values to
+// list are shown as such. Each value filters for or against itself, each
 // field can be required (`_exists_:`) or shown as a column, and a box narrows the
 // list by name.
 
@@ -29,8 +30,10 @@ function summaryOfHits(hits) {
   };
 }
 
-// Too many distinct values for a top list to say anything (ids, timestamps, lines).
+// Too many distinct values for a top list to say anything (ids, timestamps, lines):
+// the server says so; the loaded hits are judged here.
 export function isHighCardinality(field) {
+  if (typeof field.high_cardinality === 'boolean') return field.high_cardinality;
   return field.distinct > 20 && field.distinct >= 0.5 * field.count;
 }
 
@@ -57,13 +60,17 @@ export function fieldList(actions) {
     const needle = search.value.trim().toLowerCase();
     // The message is the log line itself, shown in full in every row.
     const fields = summary.fields.filter((f) => f.name !== 'message' && f.name.toLowerCase().includes(needle));
-    const sampled = summary.sampled < summary.total;
+    // Counted over every match, or over the sample (the newest matches) only.
+    const exact = Boolean(summary.counts_exact) || summary.sampled >= summary.total;
+    const of = summary.counts_exact ? summary.total : summary.sampled;
     scope.replaceChildren(summary.local
       ? `Top values of the ${formatNumber(summary.sampled)} loaded records (the server’s summary is not available).`
-      : sampled
-        ? h('span', { class: 'sampled', title: 'The field summary counts the newest matches only' },
-          `Sampled: top values of the newest ${formatNumber(summary.sampled)} of ${formatNumber(summary.total)} matches.`)
-        : `Top values of all ${formatNumber(summary.total)} matches.`);
+      : exact
+        ? h('span', { class: 'exact', title: summary.fields_from_sample && summary.sampled < summary.total
+          ? `Fields named by the newest ${formatNumber(summary.sampled)} matches; counted over all of them` : 'Counted over every match' },
+          `Top values of all ${formatNumber(summary.total)} matches.`)
+        : h('span', { class: 'sampled', title: 'The field summary counts the newest matches only' },
+          `Sampled: top values of the newest ${formatNumber(summary.sampled)} of ${formatNumber(summary.total)} matches.`));
     const columns = actions.columns();
     list.replaceChildren(...fields.map((field) => {
       const high = isHighCardinality(field);
@@ -72,7 +79,7 @@ export function fieldList(actions) {
         h('div', { class: 'field-head' },
           h('strong', { class: 'mono' }, field.name),
           field.type ? h('span', { class: 'field-type muted', title: `searched as ${field.type}` }, field.type) : null,
-          h('span', { class: 'muted field-share', title: 'share of the records holding the field' }, share(field.count, summary.sampled)),
+          h('span', { class: 'muted field-share', title: 'share of the records holding the field' }, share(field.count, of)),
           h('span', { class: 'spacer' }),
           h('button', { type: 'button', class: 'icon', 'aria-label': `Require field ${field.name}`, title: `Only records with ${field.name}`,
             onclick: () => actions.exists(field.name) }, '∃'),
@@ -86,8 +93,8 @@ export function fieldList(actions) {
             const value = String(v.value);
             return h('div', { class: 'value' },
               h('span', { class: 'mono value-text', title: value }, value.slice(0, 60)),
-              shareBar(v.count, summary.sampled),
-              h('span', { class: 'percent', title: `${v.count} of ${summary.sampled}` }, share(v.count, summary.sampled)),
+              shareBar(v.count, of),
+              h('span', { class: 'percent', title: `${formatNumber(v.count)} of ${formatNumber(of)}` }, share(v.count, of)),
               h('button', { type: 'button', class: 'icon', 'aria-label': `Filter for ${field.name}:${value}`, onclick: () => actions.filter(field.name, value, false) }, '+'),
               h('button', { type: 'button', class: 'icon', 'aria-label': `Filter out ${field.name}:${value}`, onclick: () => actions.filter(field.name, value, true) }, '−'));
           }));

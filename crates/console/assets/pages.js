@@ -71,15 +71,12 @@ function quoteValue(value) {
 // The chosen columns, as the URL's `cols` (comma-separated field names).
 const columnsOf = (params) => (params.cols ? params.cols.split(',').filter(Boolean) : []);
 
-// Fields the pool's records had recently (and its declared ones): what the query
+// Every field the pool has typed (hinted, or learned from a record): what the query
 // warning checks names against. Null when unknown, so nothing is flagged then.
-async function knownFields(base, project, pool) {
+async function knownFields(base) {
   try {
-    const [poolInfo, recent] = await Promise.all([
-      api('GET', poolPath(project, pool)),
-      api('POST', `${base}/fields`, { query: '*', from: '-7d', to: 'now' }),
-    ]);
-    return new Set(['message', 'time', '@timestamp', ...Object.keys(poolInfo.field_hints || {}), ...recent.fields.map((f) => f.name)]);
+    const schema = await api('GET', `${base}/schema`);
+    return new Set(['message', 'time', '@timestamp', ...schema.fields.map((f) => f.name)]);
   } catch { return null; }
 }
 
@@ -105,7 +102,7 @@ export async function searchPage(main, params) {
   let known = null;
   const help = queryHelp(query, {
     // The field list's names (the server's summary, else the loaded records), then
-    // every other field the pool's recent records had.
+    // every other field the pool has typed.
     names: () => [...new Set([...fields.names(), ...(known || [])])].filter((n) => n !== 'time' && n !== '@timestamp'),
     values: (name) => (((fields.summary() || { fields: [] }).fields.find((f) => f.name === name)) || { top: [] }).top.map((v) => String(v.value)),
     known: () => known,
@@ -149,7 +146,7 @@ export async function searchPage(main, params) {
     return;
   }
   const base = poolPath(picker.projectSelect.value, picker.poolSelect.value);
-  knownFields(base, picker.projectSelect.value, picker.poolSelect.value).then((set) => { known = set; help.check(); });
+  knownFields(base).then((set) => { known = set; help.check(); });
   const request = { query: query.value, from: time.from.value, to: time.to.value };
   const hits = [];
   const load = async (cursor) => {

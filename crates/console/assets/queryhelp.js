@@ -122,7 +122,7 @@ export function queryHelp(input, source) {
     const unknown = known ? fieldsNamed(input.value).filter((name) => !known.has(name)) : [];
     warning.hidden = !unknown.length;
     warning.textContent = unknown.length
-      ? `No recent record of this pool has ${unknown.length > 1 ? 'the fields' : 'the field'} ${unknown.join(', ')}: check the name.`
+      ? `This pool has never had ${unknown.length > 1 ? 'the fields' : 'the field'} ${unknown.join(', ')}: check the name.`
       : '';
   };
   input.addEventListener('input', () => { suggest(); check(); });

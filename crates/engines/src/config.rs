@@ -161,7 +161,8 @@ pub struct SearchConfig {
     pub max_concurrent_queries_per_tenant: usize,
     /// Largest `before` and `after` of a context request.
     pub max_context_records: usize,
-    /// Newest matching records a field summary looks at.
+    /// Newest matching records a field summary takes its field names from (their
+    /// counts are taken over every match).
     pub field_summary_sample_records: usize,
     /// Bytes one query may hold in proportion to the data it reads: the stored
     /// records of a search page (a page that reaches it ends early with

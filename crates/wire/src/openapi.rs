@@ -26,7 +26,7 @@ use crate::health::Health;
 use crate::queue::{CursorParams, RecordsParams};
 use crate::search::{
     ContextAnswer, ContextParams, FieldsAnswer, FieldsParams, HistogramAnswer, HistogramParams,
-    SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
+    SchemaAnswer, SearchAnswer, SearchParams, SqlQueryParams, SqlTable, StreamDone, StreamStep,
 };
 use crate::tail::TailParams;
 use crate::{archive, control, es, es_search, ingest, queue, quotas, shippers, tail};
@@ -188,13 +188,18 @@ fn shape(method: &str, path: &str) -> Shape {
             protocol_errors: None,
         },
         ("GET" | "POST", Some("/fields"), _) => Shape {
-            summary: "The most common fields and values of a sample of matching records.",
+            summary: "The most common fields of the newest matches, with their counts and \
+                      top values over every match in the range.",
             query: get_only(method, FieldsParams::into_params(in_query)),
             body: post_only(method, "FieldsParams"),
             answer: Answer::Json(200, "FieldsAnswer"),
             errors: &[],
             protocol_errors: None,
         },
+        ("GET", Some("/schema"), _) => Shape::new(
+            "Every field the pool has typed (hinted or learned), with its type.",
+            Answer::Json(200, "SchemaAnswer"),
+        ),
         ("GET", Some("/records/{id}/context"), _) => Shape::new(
             "The records written before and after one record in its shard.",
             Answer::Json(200, "ContextAnswer"),
@@ -650,6 +655,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<FieldsParams>(&mut schemas);
     add::<ExportParams>(&mut schemas);
     add::<FieldsAnswer>(&mut schemas);
+    add::<SchemaAnswer>(&mut schemas);
     add::<ContextAnswer>(&mut schemas);
     add::<SqlQueryParams>(&mut schemas);
     add::<SqlTable>(&mut schemas);

@@ -246,13 +246,19 @@ pub struct ValueCount {
 /// One field of a field summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldSummary {
-    /// Sampled records with the field.
+    /// Records with the field: among every match when the answer's `counts_exact`,
+    /// else among the sampled records.
     pub count: u64,
-    /// Distinct values in the sample.
+    /// Distinct values (over every match when `counts_exact`, approximate on the
+    /// Elasticsearch engine; else in the sample).
     pub distinct: usize,
+    /// Too many distinct values for a top list to mean anything (ids, lines): `top`
+    /// is then empty and `distinct` says how many there are.
+    #[serde(default)]
+    pub high_cardinality: bool,
     /// The field's name.
     pub name: String,
-    /// Its most frequent values, most frequent first.
+    /// Its most frequent values, most frequent first (counted like `count`).
     pub top: Vec<ValueCount>,
     /// The type search, SQL and the live tail give the field (`text`, `keyword`,
     /// `long`, `double`, `bool`, `ip` or `timestamp`): its hint, or the type the pool
@@ -265,18 +271,48 @@ pub struct FieldSummary {
 /// The answer to a field summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldsAnswer {
+    /// Whether `count`, `distinct` and `top` of every field are counted over every
+    /// match in the range (`total`); false when they are counted over the sample
+    /// (the counting pass ran out of time or memory).
+    #[serde(default)]
+    pub counts_exact: bool,
     /// The most common fields, most frequent first.
     pub fields: Vec<FieldSummary>,
+    /// Whether the field names were taken from the sample (the newest `sampled`
+    /// matches): a field only older records have is then not listed.
+    #[serde(default)]
+    pub fields_from_sample: bool,
     /// The search stopped at its time budget.
     pub partial: bool,
     /// Partitions searched.
     pub progress: Progress,
     /// The most records a sample holds.
     pub sample_limit: usize,
-    /// Records in the sample.
+    /// Records in the sample the field names come from (and, unless
+    /// `counts_exact`, the counts).
     pub sampled: usize,
     /// Records that matched.
     pub total: u64,
+}
+
+/// One field of a pool's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaField {
+    /// The field's name (a dotted path for a field inside an object).
+    pub name: String,
+    /// The type search, SQL and the live tail give the field: its hint, or the type
+    /// the pool learned from its first value.
+    #[serde(rename = "type")]
+    pub field_type: crate::control::FieldType,
+    /// Whether the type is the pool's hint rather than a learned one.
+    pub hinted: bool,
+}
+
+/// The answer to a schema request: every field the pool has typed, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SchemaAnswer {
+    /// The fields, by name.
+    pub fields: Vec<SchemaField>,
 }
 
 /// The answer to a context request; both lists in queue order (oldest first).

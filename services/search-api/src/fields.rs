@@ -2,12 +2,15 @@
 //! the records matching a query and their top values (the field list of a log
 //! console).
 //!
-//! The summary is computed over a sample: the newest `field_summary_sample_records`
-//! matching records (found by the same planner as search, on either engine), so
-//! counts are exact for the sample and `sampled` says how many records it holds;
-//! `total` counts the matches in the scanned partitions.
+//! The field names come from a sample: the newest `field_summary_sample_records`
+//! matching records (found by the same planner as search, on either engine). Their
+//! counts, distinct counts and top values are then counted over every match in the
+//! range ([`crate::field_counts`]), within what is left of the query's time budget;
+//! when that pass cannot finish (time, memory), the sample's counts are answered
+//! with `counts_exact: false`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -17,6 +20,7 @@ use logpool_engines::index::{SearchHit, SearchRequest};
 use logpool_wire::search::{FieldSummary, FieldsAnswer, ValueCount};
 use serde_json::Value;
 
+use crate::field_counts::{count_fields, is_high_cardinality, CountScope, ExactCounts};
 use crate::params::{FieldsParams, Resolve};
 use crate::planner::PlannedSearch;
 use crate::SearchState;
@@ -34,11 +38,13 @@ pub(crate) async fn fields(
     Path((project, pool)): Path<(String, String)>,
     AppParams(params): AppParams<FieldsParams>,
 ) -> Result<Json<FieldsAnswer>, ApiError> {
+    let started = Instant::now();
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let types = route.field_types();
     let resolved = params.resolve(&state.config)?;
     limiter.check_range(resolved.from_ns, resolved.to_ns)?;
     let _permit = limiter.try_acquire()?;
+    let query = resolved.query.clone();
     let request = SearchRequest {
         query: resolved.query,
         from_ns: resolved.from_ns,
@@ -49,21 +55,89 @@ pub(crate) async fn fields(
     };
     let mut planned = PlannedSearch::start(
         state.index.clone(),
-        route,
+        route.clone(),
         request,
         resolved.track_total,
         &state.config,
     )
     .await?;
     planned.run().await?;
+    let mut fields = summarize(&planned.hits, &types);
+    let mut total = planned.total;
+    let mut counts_exact = false;
+    let budget = Duration::from_millis(state.config.time_budget_ms);
+    let left = budget.saturating_sub(started.elapsed());
+    // A sample cut short by the budget leaves no time to count.
+    if !planned.partial && !fields.is_empty() && !left.is_zero() {
+        let scope = CountScope {
+            index: state.index.as_ref(),
+            limiter: &limiter,
+            route: &route,
+            query: &query,
+            from_ns: resolved.from_ns,
+            to_ns: resolved.to_ns,
+        };
+        let names: Vec<String> = fields.iter().map(|field| field.name.clone()).collect();
+        match tokio::time::timeout(left, count_fields(&scope, &names)).await {
+            Ok(Ok(exact)) => {
+                total = exact.total;
+                fields = apply_exact(fields, exact);
+                counts_exact = true;
+            }
+            // The sample's counts stand, flagged as such.
+            Ok(Err(error)) => {
+                tracing::info!(%error, "field summary: counted over the sample only");
+            }
+            Err(_) => tracing::info!("field summary: counting every match ran out of time"),
+        }
+    }
+    if !counts_exact {
+        flag_sampled_high_cardinality(&mut fields);
+    }
     Ok(Json(FieldsAnswer {
-        fields: summarize(&planned.hits, &types),
+        counts_exact,
+        fields,
+        fields_from_sample: true,
         partial: planned.partial,
         progress: planned.progress(),
         sample_limit: planned.limit(),
         sampled: planned.hits.len(),
-        total: planned.total,
+        total,
     }))
+}
+
+/// The sample's fields with the counts of every match, most frequent first again.
+fn apply_exact(sampled: Vec<FieldSummary>, exact: ExactCounts) -> Vec<FieldSummary> {
+    let mut counted: HashMap<String, crate::field_counts::FieldCount> = exact
+        .fields
+        .into_iter()
+        .map(|field| (field.name.clone(), field))
+        .collect();
+    let mut fields: Vec<FieldSummary> = sampled
+        .into_iter()
+        .map(|mut field| {
+            if let Some(exact) = counted.remove(&field.name) {
+                field.count = exact.records;
+                field.distinct = exact.distinct;
+                field.high_cardinality = exact.top.is_none();
+                field.top = exact.top.unwrap_or_default();
+            }
+            field
+        })
+        .collect();
+    fields.sort_by(|a, b| b.count.cmp(&a.count).then(a.name.cmp(&b.name)));
+    fields
+}
+
+/// Over the sample, a field is flagged as over every match (a sample of 1,000 cannot
+/// show more than 1,000 values, but a value per record shows).
+fn flag_sampled_high_cardinality(fields: &mut [FieldSummary]) {
+    for field in fields {
+        if is_high_cardinality(field.count, field.distinct) {
+            field.high_cardinality = true;
+            field.top.clear();
+        }
+    }
 }
 
 /// What the sample says about one field.
@@ -113,6 +187,7 @@ pub fn summarize(hits: &[SearchHit], types: &BTreeMap<String, FieldType>) -> Vec
             FieldSummary {
                 count: counts.records,
                 distinct,
+                high_cardinality: false,
                 field_type: types
                     .get(name)
                     .map(|field_type| logpool_api::field_type::to_wire(*field_type)),

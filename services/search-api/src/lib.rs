@@ -8,7 +8,10 @@
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/histogram`: counts per time bucket
 //!   with an automatic interval (at most 120 buckets).
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/fields`: the most common fields of
-//!   the matching records and their top values ([`fields`]).
+//!   the matching records and their top values ([`fields`], counted by
+//!   [`field_counts`]).
+//! - `GET /v1/projects/{project}/pools/{pool}/schema`: the pool's typed fields
+//!   ([`schema`]).
 //! - `GET /v1/projects/{project}/pools/{pool}/records/{id}/context`: the records
 //!   around a hit in its shard's order ([`context`]).
 //! - `GET|POST /v1/projects/{project}/pools/{pool}/export`: every match of the range
@@ -30,6 +33,7 @@ pub mod context;
 pub mod cursor;
 pub mod es_compat;
 pub mod export;
+pub mod field_counts;
 pub mod fields;
 pub mod hits;
 pub mod interval;
@@ -37,6 +41,7 @@ pub mod limiter;
 pub mod params;
 pub mod planner;
 pub mod query_sql;
+pub mod schema;
 pub mod service;
 pub mod stream;
 pub mod wait_for;
@@ -83,6 +88,7 @@ pub fn routes() -> Routes<SearchState> {
         )
         .get_or_post(&format!("{pool}/histogram"), read, histogram)
         .get_or_post(&format!("{pool}/fields"), read, fields::fields)
+        .get(&format!("{pool}/schema"), read, schema::schema)
         .get_or_post(&format!("{pool}/export"), read, export::export)
         .post(&format!("{pool}/query"), read, query_sql::query_post)
         .get(

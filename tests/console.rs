@@ -27,23 +27,11 @@ use logpool_e2e::{console_walkthrough, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_console_walkthrough_in_chromium() {
-    if let Some(why) = console_walkthrough::browser_missing() {
-        assert!(
-            std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
-            "browser test prerequisites missing ({why}) but LOGPOOL_REQUIRE_ENGINES is set"
-        );
-        eprintln!("SKIPPED: {why}; run scripts/test-browser.sh install");
+    if console_walkthrough::skip_without_browser() {
         return;
     }
     let server = TestServer::start().await.expect("server");
     let (output, shots) = console_walkthrough::run(&server.url(), "console-screenshots").await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        output.status.success(),
-        "console walkthrough failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = console_walkthrough::assert_run_succeeded(&output);
     console_walkthrough::assert_every_step_ran(&stdout, &shots);
 }

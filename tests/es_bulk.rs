@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use logpool_client::wire::control::CreateKey;
-use logpool_client::wire::search::{Hit, SearchParams};
-use logpool_client::LogpoolClient;
 use logpool_core::record::format_time_ns;
+use logpool_e2e::pools::{
+    all_hits, assert_exactly, project_key, run_python_client, server_with_pools,
+};
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
 
@@ -30,62 +30,10 @@ async fn server_with_pool(
     pool: &str,
     adjust: impl FnOnce(&mut logpool_e2e::Config),
 ) -> (TestServer, String) {
-    let server = TestServer::start_with(adjust).await.expect("server");
-    server
-        .client
-        .create_project(PROJECT)
-        .await
-        .expect("project");
-    server
-        .client
-        .create_pool(
-            PROJECT,
-            &json!({ "name": pool, "shards": 2, "retention_days": 3650 }),
-        )
-        .await
-        .expect("pool");
-    let key = server
-        .client
-        .create_key(
-            "default",
-            &CreateKey {
-                role: "writer".to_string(),
-                project: Some(PROJECT.to_string()),
-                description: "shipper".to_string(),
-            },
-        )
-        .await
-        .expect("key")
-        .key
-        .expect("the new key's secret");
+    let pools = [json!({ "name": pool, "shards": 2, "retention_days": 3650 })];
+    let server = server_with_pools(PROJECT, &pools, adjust).await;
+    let key = project_key(&server.client, "writer", PROJECT, "shipper").await;
     (server, key)
-}
-
-/// Every record of a pool (at most 10 000), newest first.
-async fn all_hits(client: &LogpoolClient, pool: &str) -> Vec<Hit> {
-    let params = SearchParams {
-        limit: Some(10_000),
-        ..SearchParams::default()
-    };
-    client
-        .search(PROJECT, pool, &params)
-        .await
-        .expect("search")
-        .hits
-}
-
-/// Waits for `expected` records, then checks no more arrive: exactly `expected`.
-async fn assert_exactly(client: &LogpoolClient, pool: &str, expected: u64) {
-    assert_eq!(
-        wait_for_count(client, PROJECT, pool, "", expected).await,
-        expected
-    );
-    // Loghub commits every 200 ms here: anything stored twice would show by now.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        client.count(PROJECT, pool, "").await.expect("count"),
-        expected
-    );
 }
 
 fn now_ms() -> i64 {
@@ -103,26 +51,14 @@ async fn python_elasticsearch_bulk_helper_stores_every_document_and_fails_only_t
     let (server, key) = server_with_pool("web", |_| {}).await;
     const COUNT: i64 = 250;
     let start_ms = now_ms() - 3_600_000;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/es_bulk_client.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(format!("{}/es", server.url()))
-        .arg(&key)
-        .arg(format!("{PROJECT}.web"))
-        .arg(COUNT.to_string())
-        .arg(start_ms.to_string())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("the client finishes in time")
-        .expect("run the python client");
-    assert!(
-        output.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the client's report");
+    let args = [
+        format!("{}/es", server.url()),
+        key.clone(),
+        format!("{PROJECT}.web"),
+        COUNT.to_string(),
+        start_ms.to_string(),
+    ];
+    let report = run_python_client(&python, "es_bulk_client.py", &args).await;
     assert_eq!(report["version"], logpool_client::wire::es::ES_VERSION);
     assert_eq!(report["stored"], COUNT, "{report}");
     let failed = report["failed"].as_array().expect("failed items");
@@ -144,8 +80,8 @@ async fn python_elasticsearch_bulk_helper_stores_every_document_and_fails_only_t
         "{report}"
     );
 
-    assert_exactly(&server.client, "web", COUNT as u64).await;
-    let hits = all_hits(&server.client, "web").await;
+    assert_exactly(&server.client, PROJECT, "web", COUNT as u64).await;
+    let hits = all_hits(&server.client, PROJECT, "web").await;
     let mut seen: Vec<i64> = hits
         .iter()
         .map(|hit| hit.fields["n"].as_i64().expect("n"))
@@ -260,10 +196,10 @@ async fn syslog_ng_elasticsearch_http_delivers_every_message() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    assert_exactly(&server.client, "syslog", COUNT as u64).await;
+    assert_exactly(&server.client, PROJECT, "syslog", COUNT as u64).await;
     let _ = child.start_kill();
 
-    let hits = all_hits(&server.client, "syslog").await;
+    let hits = all_hits(&server.client, PROJECT, "syslog").await;
     let mut orders: Vec<usize> = hits
         .iter()
         .map(|hit| {
@@ -398,8 +334,8 @@ async fn each_item_gets_its_own_status_and_broken_requests_are_refused_whole() {
         items[6]["index"]["error"]["type"],
         "invalid_index_name_exception"
     );
-    assert_exactly(&server.client, "web", 2).await;
-    let hits = all_hits(&server.client, "web").await;
+    assert_exactly(&server.client, PROJECT, "web", 2).await;
+    let hits = all_hits(&server.client, PROJECT, "web").await;
     let first = hits
         .iter()
         .find(|hit| hit.fields["message"] == "first")
@@ -487,20 +423,7 @@ async fn discovery_calls_and_shipper_auth_forms_answer_as_shippers_expect() {
         .expect("wrong key");
     assert_eq!(wrong.status(), 401);
     // The same roles: a reader key may not ingest, whichever way it is sent.
-    let reader = server
-        .client
-        .create_key(
-            "default",
-            &CreateKey {
-                role: "reader".to_string(),
-                project: Some(PROJECT.to_string()),
-                description: String::new(),
-            },
-        )
-        .await
-        .expect("reader key")
-        .key
-        .expect("secret");
+    let reader = project_key(&server.client, "reader", PROJECT, "").await;
     let body = "{\"index\":{\"_index\":\"shop.web\"}}\n{\"message\":\"x\"}\n";
     let (status, _) = post_bulk(&server, &reader, "/es/_bulk", body.into(), false).await;
     assert_eq!(status, 403);
@@ -582,7 +505,7 @@ async fn a_queue_that_cannot_take_the_items_gets_them_retried_never_lost() {
         (200, &json!(false)),
         "{answer}"
     );
-    assert_exactly(&server.client, "api", 3).await;
+    assert_exactly(&server.client, PROJECT, "api", 3).await;
 
     // One pool refused, another stored: a 200 whose refused items say 503, to be
     // retried alone.
@@ -612,5 +535,5 @@ async fn a_queue_that_cannot_take_the_items_gets_them_retried_never_lost() {
     } else {
         "web"
     };
-    assert_exactly(&server.client, stored_pool, 1).await;
+    assert_exactly(&server.client, PROJECT, stored_pool, 1).await;
 }

@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use logpool_client::wire::control::CreateKey;
 use logpool_client::wire::search::{HistogramParams, SearchParams};
 use logpool_client::wire::TimeParam;
 use logpool_core::record::format_time_ns;
+use logpool_e2e::pools::{
+    create_project_with_pools, project_key, run_python_client, server_with_pools,
+};
 use logpool_e2e::{wait_for_count, TestServer};
 use serde_json::{json, Value};
 
@@ -51,20 +53,7 @@ struct Setup {
 }
 
 async fn reader_key(server: &TestServer, project: &str) -> String {
-    server
-        .client
-        .create_key(
-            "default",
-            &CreateKey {
-                role: "reader".to_string(),
-                project: Some(project.to_string()),
-                description: "grafana".to_string(),
-            },
-        )
-        .await
-        .expect("key")
-        .key
-        .expect("the new key's secret")
+    project_key(&server.client, "reader", project, "grafana").await
 }
 
 async fn setup() -> Setup {
@@ -72,22 +61,9 @@ async fn setup() -> Setup {
 }
 
 async fn setup_with(adjust: impl FnOnce(&mut logpool_e2e::Config)) -> Setup {
-    let server = TestServer::start_with(adjust).await.expect("server");
-    for project in [PROJECT, "other"] {
-        server
-            .client
-            .create_project(project)
-            .await
-            .expect("project");
-    }
-    server
-        .client
-        .create_pool(
-            PROJECT,
-            &json!({ "name": "web", "shards": 2, "retention_days": 3650 }),
-        )
-        .await
-        .expect("pool");
+    let web = json!({ "name": "web", "shards": 2, "retention_days": 3650 });
+    let server = server_with_pools(PROJECT, &[web], adjust).await;
+    create_project_with_pools(&server.client, "other", &[]).await;
     let reader = reader_key(&server, PROJECT).await;
     let stranger = reader_key(&server, "other").await;
     let now_ms = now_ms();
@@ -707,25 +683,13 @@ async fn python_elasticsearch_client_searches_and_pages() {
         return;
     };
     let setup = setup().await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/es_search_client.py");
-    let output = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(format!("{}/es", setup.server.url()))
-        .arg(&setup.reader)
-        .arg(INDEX)
-        .arg("level:error")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("the client finishes in time")
-        .expect("run the python client");
-    assert!(
-        output.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("the client's report");
+    let args = [
+        format!("{}/es", setup.server.url()),
+        setup.reader.clone(),
+        INDEX.to_string(),
+        "level:error".to_string(),
+    ];
+    let report = run_python_client(&python, "es_search_client.py", &args).await;
     assert_eq!(
         report["fields"],
         json!(["@timestamp", "host", "latency_ms", "level", "message"])

@@ -10,11 +10,9 @@
 //! tests skip visibly; with `LOGPOOL_REQUIRE_ENGINES` set they fail instead. The
 //! raw-HTTP checks always run.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use logpool_client::wire::search::{Hit, SearchParams};
-use logpool_e2e::{admin_http, wait_for_count, TestServer, ADMIN_KEY};
+use logpool_client::wire::search::Hit;
+use logpool_e2e::pools::{self, all_hits, assert_exactly, run_python_client};
+use logpool_e2e::{admin_http, TestServer, ADMIN_KEY};
 use prost::Message as _;
 use serde_json::{json, Value};
 
@@ -35,75 +33,19 @@ fn loki_python() -> Option<String> {
 
 /// Runs a command of `tests/shipper_clients.py` and reads the JSON line it prints.
 async fn client(python: &str, args: &[&str]) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/shipper_clients.py");
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(python)
-            .arg(script)
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the client finishes in time")
-    .expect("run the client");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "client {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("client printed `{stdout}`: {e}"))
+    run_python_client(python, "shipper_clients.py", args).await
 }
 
+/// A server (bodies up to 256 KiB) with project `ship` and `pools` of two shards.
 async fn server_with_pools(pools: &[&str]) -> TestServer {
-    let server = TestServer::start_with(|config| {
+    let pools: Vec<Value> = pools
+        .iter()
+        .map(|pool| json!({ "name": pool, "shards": 2 }))
+        .collect();
+    pools::server_with_pools(PROJECT, &pools, |config| {
         config.limits.max_body_bytes = 256 * 1024;
     })
     .await
-    .expect("server");
-    server
-        .client
-        .create_project(PROJECT)
-        .await
-        .expect("project");
-    for pool in pools {
-        server
-            .client
-            .create_pool(PROJECT, &json!({ "name": pool, "shards": 2 }))
-            .await
-            .expect("pool");
-    }
-    server
-}
-
-/// Every record of a pool (small pools only).
-async fn hits(server: &TestServer, pool: &str) -> Vec<Hit> {
-    let params = SearchParams {
-        limit: Some(1000),
-        ..Default::default()
-    };
-    server
-        .client
-        .search(PROJECT, pool, &params)
-        .await
-        .expect("search")
-        .hits
-}
-
-/// Waits until `expected` records are searchable, then a little longer, and checks
-/// that there are exactly that many (none lost, none twice).
-async fn assert_exactly(server: &TestServer, pool: &str, expected: u64) {
-    let seen = wait_for_count(&server.client, PROJECT, pool, "*", expected).await;
-    assert_eq!(seen, expected, "{pool}: records found");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let again = server
-        .client
-        .count(PROJECT, pool, "*")
-        .await
-        .expect("count");
-    assert_eq!(again, expected, "{pool}: no record arrives twice");
 }
 
 fn field<'a>(hit: &'a Hit, name: &str) -> &'a Value {
@@ -136,8 +78,8 @@ async fn otel_sdk_exporter_stores_every_record_with_the_documented_fields() {
             .is_some_and(|r| !r.is_empty() && r.iter().all(|result| result == "SUCCESS")),
         "{sent}"
     );
-    assert_exactly(&server, "by-header", N).await;
-    let records = hits(&server, "by-header").await;
+    assert_exactly(&server.client, PROJECT, "by-header", N).await;
+    let records = all_hits(&server.client, PROJECT, "by-header").await;
     let trace_id = sent["trace_id"].as_str().expect("trace id");
     let logged: Vec<&Hit> = records
         .iter()
@@ -192,7 +134,7 @@ async fn otel_sdk_exporter_stores_every_record_with_the_documented_fields() {
         ],
     )
     .await;
-    assert_exactly(&server, "by-resource", 5).await;
+    assert_exactly(&server.client, PROJECT, "by-resource", 5).await;
     assert_eq!(
         server
             .client
@@ -221,8 +163,8 @@ async fn otlp_protobuf_partial_success_rejects_only_the_malformed_record() {
         message.contains("logRecords[1]") && message.contains("span_id must be 8 bytes, got 3"),
         "{message}"
     );
-    assert_exactly(&server, "partial", 2).await;
-    let mut messages: Vec<String> = hits(&server, "partial")
+    assert_exactly(&server.client, PROJECT, "partial", 2).await;
+    let mut messages: Vec<String> = all_hits(&server.client, PROJECT, "partial")
         .await
         .iter()
         .map(|hit| {
@@ -333,8 +275,8 @@ async fn otlp_json_partial_success_and_bad_input_are_named() {
     )
     .await;
     assert_eq!((status, text.as_str()), (200, "{}"));
-    assert_exactly(&server, "json", 3).await;
-    let stored = hits(&server, "json").await;
+    assert_exactly(&server.client, PROJECT, "json", 3).await;
+    let stored = all_hits(&server.client, PROJECT, "json").await;
     assert!(stored.iter().all(
         |hit| field(hit, "trace_id") == "5b8efff798038103d269b633813fc60c"
             && field(hit, "span_id") == "eee19b7ec3c1b174"
@@ -449,8 +391,8 @@ async fn python_logging_loki_pushes_land_with_labels_as_fields() {
         )
         .await;
         assert_eq!(sent["errors"], json!([]), "version {version}");
-        assert_exactly(&server, pool, N).await;
-        let stored = hits(&server, pool).await;
+        assert_exactly(&server.client, PROJECT, pool, N).await;
+        let stored = all_hits(&server.client, PROJECT, pool).await;
         let mut invoices: Vec<i64> = stored
             .iter()
             .map(|hit| {
@@ -551,8 +493,8 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
             && text.contains("max_event_age_days"),
         "{text}"
     );
-    assert_exactly(&server, "loki", 4).await;
-    let stored = hits(&server, "loki").await;
+    assert_exactly(&server.client, PROJECT, "loki", 4).await;
+    let stored = all_hits(&server.client, PROJECT, "loki").await;
     let by_message = |message: &str| {
         stored
             .iter()
@@ -658,7 +600,7 @@ async fn loki_protobuf_and_json_pushes_and_their_errors() {
         .await
         .expect("send");
     assert_eq!(response.status().as_u16(), 204);
-    assert_exactly(&server, "loki", 5).await;
+    assert_exactly(&server.client, PROJECT, "loki", 5).await;
     server.standalone.shutdown().await.expect("shutdown");
 }
 
@@ -700,16 +642,8 @@ async fn a_full_queue_answers_503_with_retry_after_in_each_protocol() {
     })
     .await
     .expect("server");
-    server
-        .client
-        .create_project(PROJECT)
-        .await
-        .expect("project");
-    server
-        .client
-        .create_pool(PROJECT, &json!({ "name": "full", "shards": 1 }))
-        .await
-        .expect("pool");
+    let full = json!({ "name": "full", "shards": 1 });
+    pools::create_project_with_pools(&server.client, PROJECT, &[full]).await;
     let records: Vec<Value> = (0..100)
         .map(|i| json!({"body": {"stringValue": format!("payload {i} {}", "z".repeat(40))}}))
         .collect();

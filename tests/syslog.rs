@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use logpool_client::wire::search::{Hit, SearchParams};
-use logpool_client::LogpoolClient;
+use logpool_client::wire::search::Hit;
 use logpool_core::record::format_time_ns;
+use logpool_e2e::pools::{all_hits, assert_exactly, create_project_with_pools, server_with_pools};
 use logpool_e2e::{wait_for_count, Config, TestServer};
 use logpool_engines::config::{SyslogListenerConfig, SyslogTransport};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -77,54 +77,17 @@ async fn server_with(
     pools: &[&str],
     adjust: impl FnOnce(&mut Config),
 ) -> TestServer {
-    let server = TestServer::start_with(|config| {
+    let pools: Vec<Value> = pools.iter().map(|pool| one_shard_pool(pool)).collect();
+    server_with_pools(PROJECT, &pools, |config| {
         config.syslog.listeners = listeners;
         adjust(config);
     })
     .await
-    .expect("server");
-    server
-        .client
-        .create_project(PROJECT)
-        .await
-        .expect("project");
-    for pool in pools {
-        server
-            .client
-            .create_pool(
-                PROJECT,
-                &json!({ "name": pool, "shards": 1, "retention_days": 3650 }),
-            )
-            .await
-            .expect("pool");
-    }
-    server
 }
 
-/// Every record of a pool (at most 10 000).
-async fn all_hits(client: &LogpoolClient, pool: &str) -> Vec<Hit> {
-    let params = SearchParams {
-        limit: Some(10_000),
-        ..SearchParams::default()
-    };
-    client
-        .search(PROJECT, pool, &params)
-        .await
-        .expect("search")
-        .hits
-}
-
-/// Waits for `expected` records, then checks no more arrive.
-async fn assert_exactly(client: &LogpoolClient, pool: &str, expected: u64) {
-    assert_eq!(
-        wait_for_count(client, PROJECT, pool, "", expected).await,
-        expected
-    );
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        client.count(PROJECT, pool, "").await.expect("count"),
-        expected
-    );
+/// The body creating pool `name` with one shard, kept ten years.
+fn one_shard_pool(name: &str) -> Value {
+    json!({ "name": name, "shards": 1, "retention_days": 3650 })
 }
 
 /// One counter of the server's `/metrics`.
@@ -316,9 +279,9 @@ ruleset(name="forward") {{
     assert!(sent.is_some(), "rsyslog's input did not open");
 
     wait_or_explain(&server, "rsyslog", COUNT as u64, &log).await;
-    assert_exactly(&server.client, "rsyslog", COUNT as u64).await;
+    assert_exactly(&server.client, PROJECT, "rsyslog", COUNT as u64).await;
     let _ = child.start_kill();
-    let hits = all_hits(&server.client, "rsyslog").await;
+    let hits = all_hits(&server.client, PROJECT, "rsyslog").await;
     assert_eq!(order_numbers(&hits), (0..COUNT).collect::<Vec<_>>());
     assert_order_seven(&hits, start_ms, "rsyslog-in");
 }
@@ -370,9 +333,9 @@ log {{ source(s_test); destination(d_rfc5424); destination(d_rfc3164); }};
     let mut child = spawn_logged(&syslog_ng, &args, &log);
 
     wait_or_explain(&server, "syslogng", 2 * COUNT as u64, &log).await;
-    assert_exactly(&server.client, "syslogng", 2 * COUNT as u64).await;
+    assert_exactly(&server.client, PROJECT, "syslogng", 2 * COUNT as u64).await;
     let _ = child.start_kill();
-    let hits = all_hits(&server.client, "syslogng").await;
+    let hits = all_hits(&server.client, PROJECT, "syslogng").await;
     let (rfc5424, rfc3164): (Vec<Hit>, Vec<Hit>) = hits
         .into_iter()
         .partition(|hit| hit.fields.contains_key("msgid"));
@@ -410,8 +373,8 @@ async fn udp_datagrams_are_stored_one_record_each() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    assert_exactly(&server.client, "udp", COUNT as u64).await;
-    let hits = all_hits(&server.client, "udp").await;
+    assert_exactly(&server.client, PROJECT, "udp", COUNT as u64).await;
+    let hits = all_hits(&server.client, PROJECT, "udp").await;
     assert_eq!(order_numbers(&hits), (0..COUNT).collect::<Vec<_>>());
     assert_order_seven(&hits, start_ms, "udp-in");
     assert_eq!(
@@ -441,8 +404,8 @@ async fn malformed_and_oversize_frames_are_kept_flagged_beside_the_others() {
     stream.shutdown().await.expect("close");
     drop(stream);
 
-    assert_exactly(&server.client, "raw", 6).await;
-    let hits = all_hits(&server.client, "raw").await;
+    assert_exactly(&server.client, PROJECT, "raw", 6).await;
+    let hits = all_hits(&server.client, PROJECT, "raw").await;
     assert_eq!(order_numbers(&hits), [1, 2, 3]);
     let no_priority = hit(&hits, "this line has no priority");
     assert_eq!(no_priority.fields["parse_error"], "no `<PRI>` at the start");
@@ -492,8 +455,8 @@ async fn a_refusing_queue_holds_the_tcp_sender_back_and_loses_nothing() {
             .expect("write");
     }
     stream.shutdown().await.expect("close");
-    assert_exactly(&server.client, "held", COUNT as u64).await;
-    let hits = all_hits(&server.client, "held").await;
+    assert_exactly(&server.client, PROJECT, "held", COUNT as u64).await;
+    let hits = all_hits(&server.client, PROJECT, "held").await;
     assert_eq!(order_numbers(&hits), (0..COUNT).collect::<Vec<_>>());
     assert!(metric(&server, "logpool_syslog_store_retries_total").await >= 1.0);
     assert_eq!(
@@ -595,8 +558,8 @@ async fn tls_with_client_certificates_admits_only_holders_of_the_ca() {
     let _ = plain.write_all(b"<14>1 - - - - - - plain intruder\n").await;
     drop(plain);
 
-    assert_exactly(&server.client, "secure", 50).await;
-    let hits = all_hits(&server.client, "secure").await;
+    assert_exactly(&server.client, PROJECT, "secure", 50).await;
+    let hits = all_hits(&server.client, PROJECT, "secure").await;
     assert_eq!(order_numbers(&hits), (0..50).collect::<Vec<_>>());
     assert_order_seven(&hits, start_ms, "tls-in");
     assert!(metric(&server, "logpool_syslog_connections_refused_total").await >= 3.0);
@@ -646,8 +609,8 @@ async fn a_stop_with_open_connections_ends_promptly_and_stores_what_was_received
         TestServer::start_with(|config| config.data_dir = data_dir.path().to_path_buf())
             .await
             .expect("restart");
-    assert_exactly(&restarted.client, "stopping", 5).await;
-    let hits = all_hits(&restarted.client, "stopping").await;
+    assert_exactly(&restarted.client, PROJECT, "stopping", 5).await;
+    let hits = all_hits(&restarted.client, PROJECT, "stopping").await;
     assert_eq!(order_numbers(&hits), [0, 1, 2, 3, 4]);
 }
 
@@ -707,14 +670,7 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
         "not ready: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    client.create_project(PROJECT).await.expect("project");
-    client
-        .create_pool(
-            PROJECT,
-            &json!({ "name": "bin", "shards": 1, "retention_days": 3650 }),
-        )
-        .await
-        .expect("pool");
+    create_project_with_pools(&client, PROJECT, &[one_shard_pool("bin")]).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], syslog_port));
     let start_ms = now_ms() - 3_600_000;
 
@@ -738,7 +694,7 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
             .await
             .expect("write");
     }
-    assert_exactly(&client, "bin", 4).await;
+    assert_exactly(&client, PROJECT, "bin", 4).await;
     // A closed connection frees its place.
     let mut last = held.pop().expect("a held connection");
     last.shutdown().await.expect("close");
@@ -757,7 +713,7 @@ async fn the_binary_reads_listeners_from_its_file_bounds_connections_and_stops_g
         .await
         .expect("write");
     let last_sent = std::time::Instant::now();
-    assert_exactly(&client, "bin", 5).await;
+    assert_exactly(&client, PROJECT, "bin", 5).await;
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
         .expect("metrics")
@@ -847,7 +803,7 @@ async fn udp_counts_what_a_refusing_queue_makes_it_drop() {
     .expect("the refused batch is counted");
     send(10..30).await;
     let stored = 30 - dropped as u64;
-    assert_exactly(&server.client, "udpdrop", stored).await;
+    assert_exactly(&server.client, PROJECT, "udpdrop", stored).await;
     // Every datagram is either stored or counted as dropped.
     assert_eq!(
         metric(&server, "logpool_syslog_records_stored_total").await,

@@ -124,18 +124,8 @@ async fn server_with_pool(
     shards: u32,
     adjust: impl FnOnce(&mut Config),
 ) -> TestServer {
-    let server = TestServer::start_with(adjust).await.expect("server");
-    server
-        .client
-        .create_project(project)
-        .await
-        .expect("project");
-    server
-        .client
-        .create_pool(project, &json!({ "name": "app", "shards": shards }))
-        .await
-        .expect("pool");
-    server
+    let app = json!({ "name": "app", "shards": shards });
+    logpool_e2e::pools::server_with_pools(project, &[app], adjust).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,9 +18,9 @@
 // failure, unexpected console error, request outside the public API and the
 // console's assets, or a key showing up in the page's URL or the browser console.
 
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { apiCall, launchChromium, settingsFromEnv, waitUntil } from './browser_setup.mjs';
 
 // axe-core's rules, run inside the page (page.evaluate is not subject to its CSP).
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -28,12 +28,7 @@ const browserZone = 'America/New_York';
 // `2026-12-07 15:04:05` of an ISO time in `zone`, computed here independently of the console.
 const wallClock = (iso, zone) => new Date(iso).toLocaleString('sv-SE', { timeZone: zone, hour12: false });
 
-const base = process.env.LOGPOOL_URL;
-const shots = process.env.SCREENSHOT_DIR;
-const operatorKey = process.env.LOGPOOL_ADMIN_KEY;
-const executablePath = process.env.LOGPOOL_TEST_CHROMIUM || '/usr/bin/chromium';
-if (!base || !shots || !operatorKey) throw new Error('LOGPOOL_URL, LOGPOOL_ADMIN_KEY and SCREENSHOT_DIR must be set');
-mkdirSync(shots, { recursive: true });
+const { base, shots, operatorKey } = settingsFromEnv();
 
 const run = Date.now() % 100000;
 const tenantName = `console-t-${run}`;
@@ -42,27 +37,6 @@ const pool = 'web';
 const poolApi = `${base}/v1/projects/${project}/pools/${pool}`;
 // Every key the walkthrough handles; none may appear in a URL or a console message.
 const keys = [operatorKey];
-
-async function apiCall(key, method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-async function waitUntil(what, timeoutMs, check) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const steps = [];
 let shotNumber = 0;
@@ -75,10 +49,7 @@ const socketUrls = [];
 // answer ("Failed to load resource: … status of 401"), e.g. for a refused key.
 let expectedErrors = [];
 
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking'],
-});
+const browser = await launchChromium();
 try {
   // The page runs in New York time: the console must show times in the browser's zone.
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, timezoneId: browserZone });

@@ -8,43 +8,17 @@
 // SCREENSHOT_DIR and RECORDS (how many records to put). Prints a JSON report and
 // exits non-zero on any failure or unexpected browser console error.
 
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { apiCall, launchChromium, settingsFromEnv, waitUntil } from './browser_setup.mjs';
 
-const base = process.env.LOGPOOL_URL;
-const shots = process.env.SCREENSHOT_DIR;
-const operatorKey = process.env.LOGPOOL_ADMIN_KEY;
+const { base, shots, operatorKey } = settingsFromEnv();
 const records = Number(process.env.RECORDS || '20000');
-const executablePath = process.env.LOGPOOL_TEST_CHROMIUM || '/usr/bin/chromium';
-if (!base || !shots || !operatorKey) throw new Error('LOGPOOL_URL, LOGPOOL_ADMIN_KEY and SCREENSHOT_DIR must be set');
-mkdirSync(shots, { recursive: true });
 
 const run = Date.now() % 100000;
 const project = `saved-${run}`;
 const pool = 'web';
 const poolApi = `${base}/v1/projects/${project}/pools/${pool}`;
 const keys = [operatorKey];
-
-async function apiCall(key, method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-async function waitUntil(what, timeoutMs, check) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 // RFC 4180 CSV into rows of cells.
 function parseCsv(text) {
@@ -75,7 +49,7 @@ for (let first = 0; first < records; first += 2000) {
   await apiCall(operatorKey, 'POST', `${poolApi}/logs`, { logs });
 }
 await waitUntil('every record searchable', 60000, async () =>
-  (await apiCall(operatorKey, 'POST', `${poolApi}/search`, { limit: 1 })).total === records);
+  (await apiCall(operatorKey, 'POST', `${poolApi}/search`, { limit: 1 })).total === records, 300);
 const admin = await apiCall(operatorKey, 'POST', `${base}/v1/tenants/default/keys`, { role: 'project_admin', project });
 const reader = await apiCall(operatorKey, 'POST', `${base}/v1/tenants/default/keys`, { role: 'reader', project });
 const secretOf = (answer) => answer.secret || answer.key;
@@ -87,7 +61,7 @@ const consoleLines = [];
 const urls = [];
 let current = 'start';
 let shotNumber = 0;
-const browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox', '--disable-background-networking'] });
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   page.setDefaultTimeout(20000);

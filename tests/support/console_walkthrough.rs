@@ -1,5 +1,6 @@
 //! What the console's browser walkthrough (tests/console/e2e.mjs) must have done,
-//! checked the same way wherever it runs (standalone, or behind the gateway).
+//! checked the same way wherever it runs (standalone, or behind the gateway); and
+//! the prerequisites, runner and checks every browser test in tests/console shares.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,10 +35,38 @@ pub fn browser_missing() -> Option<String> {
     }
 }
 
+/// True when the browser tests cannot run here, after saying why (they are skipped
+/// visibly); panics instead when `LOGPOOL_REQUIRE_ENGINES` is set.
+pub fn skip_without_browser() -> bool {
+    let Some(why) = browser_missing() else {
+        return false;
+    };
+    assert!(
+        std::env::var_os("LOGPOOL_REQUIRE_ENGINES").is_none(),
+        "browser test prerequisites missing ({why}) but LOGPOOL_REQUIRE_ENGINES is set"
+    );
+    eprintln!("SKIPPED: {why}; run scripts/test-browser.sh install");
+    true
+}
+
 /// Runs the walkthrough against `url` (at most 5 minutes), with its screenshots in
 /// `target/{shots_name}` (emptied first, so an earlier run's cannot stand in).
 /// Returns the process output and the screenshot directory.
 pub async fn run(url: &str, shots_name: &str) -> (std::process::Output, PathBuf) {
+    run_script("e2e.mjs", url, shots_name, &[], Duration::from_secs(300)).await
+}
+
+/// Runs the browser test `tests/console/{script}` against `url` with `env` added
+/// (at most `limit`), with its screenshots in `target/{shots_name}` (emptied first,
+/// so an earlier run's cannot stand in). Returns the process output and the
+/// screenshot directory.
+pub async fn run_script(
+    script: &str,
+    url: &str,
+    shots_name: &str,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (std::process::Output, PathBuf) {
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join(shots_name);
@@ -46,19 +75,34 @@ pub async fn run(url: &str, shots_name: &str) -> (std::process::Output, PathBuf)
     }
     let dir = console_dir();
     let run = tokio::process::Command::new("node")
-        .arg(dir.join("e2e.mjs"))
+        .arg(dir.join(script))
         .current_dir(&dir)
         .env("LOGPOOL_URL", url)
         .env("LOGPOOL_ADMIN_KEY", ADMIN_KEY)
         .env("SCREENSHOT_DIR", &shots)
         .env("LOGPOOL_TEST_CHROMIUM", chromium())
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run)
+    let output = tokio::time::timeout(limit, run)
         .await
-        .expect("the browser walkthrough finishes within 5 minutes")
+        .unwrap_or_else(|_| panic!("the browser run of {script} finishes within {limit:?}"))
         .expect("node runs");
     (output, shots)
+}
+
+/// Prints the browser run's output and asserts that it succeeded; its stdout (the
+/// JSON report).
+pub fn assert_run_succeeded(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{stderr}"
+    );
+    stdout
 }
 
 /// Every step of the walkthrough, each with a screenshot named after it.
@@ -95,9 +139,15 @@ pub const STEPS: [&str; 27] = [
 /// Asserts that the walkthrough's JSON report (`stdout`) lists every step of
 /// [`STEPS`] and that `shots` holds a screenshot of each.
 pub fn assert_every_step_ran(stdout: &str, shots: &Path) {
+    assert_steps_ran(&STEPS, stdout, shots);
+}
+
+/// Asserts that a browser test's JSON report (`stdout`) lists every step of
+/// `expected_steps` and that `shots` holds a screenshot of each.
+pub fn assert_steps_ran(expected_steps: &[&str], stdout: &str, shots: &Path) {
     let report: serde_json::Value = serde_json::from_str(stdout).expect("JSON report");
     let steps = report["steps"].as_array().expect("steps");
-    for expected in STEPS {
+    for &expected in expected_steps {
         assert!(
             steps.iter().any(|s| s["step"] == expected),
             "step {expected} did not run: {stdout}"

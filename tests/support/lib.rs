@@ -20,6 +20,7 @@ pub mod chart;
 pub mod console_walkthrough;
 #[cfg(feature = "distributed")]
 pub mod fault_proxy;
+pub mod pools;
 #[cfg(feature = "distributed")]
 pub mod private_servers;
 pub mod process_stats;

@@ -43,12 +43,15 @@ pub fn acceptor(config: &TlsConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     if !config.enabled() {
         return Ok(None);
     }
-    let certificates = load_certificates(&config.cert_path)?;
-    let key = load_key(&config.key_path)?;
-    // The provider is named rather than taken from the process default: several
-    // providers may be compiled in, and then rustls has no default to pick.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    let certificates = pem_certificates(&config.cert_path).map_err(|e| TlsError::Certificate {
+        path: config.cert_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let key = pem_private_key(&config.key_path).map_err(|e| TlsError::Key {
+        path: config.key_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut server = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certificates, key)?;
@@ -56,26 +59,40 @@ pub fn acceptor(config: &TlsConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     Ok(Some(TlsAcceptor::from(Arc::new(server))))
 }
 
-fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |reason: String| TlsError::Certificate {
-        path: path.display().to_string(),
-        reason,
-    };
+/// The crypto provider of every TLS server of the product (HTTPS and syslog). It is
+/// named rather than taken from the process default: several providers may be
+/// compiled in, and then rustls has no default to pick.
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Why a PEM file cannot be used (the caller names the setting and the path).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PemFileError(String);
+
+/// The certificates of a PEM file, at least one.
+///
+/// # Errors
+/// The file cannot be read, is not PEM, or holds no certificate.
+pub fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemFileError> {
+    let error = |e: rustls::pki_types::pem::Error| PemFileError(e.to_string());
     let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
+        .map_err(error)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(error)?;
     if certificates.is_empty() {
-        return Err(error("no PEM certificate in the file".to_string()));
+        return Err(PemFileError("no PEM certificate in the file".to_string()));
     }
     Ok(certificates)
 }
 
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+/// The private key of a PEM file.
+///
+/// # Errors
+/// The file cannot be read or holds no PEM private key.
+pub fn pem_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemFileError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| PemFileError(e.to_string()))
 }
 
 #[cfg(test)]

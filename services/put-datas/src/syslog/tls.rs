@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use logpool_api::tls::{crypto_provider, pem_certificates, pem_private_key};
 use logpool_engines::config::SyslogListenerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use tokio_rustls::TlsAcceptor;
@@ -50,12 +50,12 @@ pub fn acceptor(settings: &SyslogListenerConfig) -> Result<TlsAcceptor, SyslogTl
         .as_deref()
         .ok_or_else(|| missing("key_path"))?;
     let certificates = read_certificates(cert_path, "cert_path")?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| SyslogTlsError::File {
+    let key = pem_private_key(key_path).map_err(|e| SyslogTlsError::File {
         setting: "key_path",
         path: key_path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto_provider();
     let rustls_error = |e: rustls::Error| SyslogTlsError::Rustls(e.to_string());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -83,17 +83,9 @@ fn read_certificates(
     path: &Path,
     setting: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, SyslogTlsError> {
-    let error = |reason: String| SyslogTlsError::File {
+    pem_certificates(path).map_err(|e| SyslogTlsError::File {
         setting,
         path: path.display().to_string(),
-        reason,
-    };
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
-    if certificates.is_empty() {
-        return Err(error("no PEM certificate in the file".to_string()));
-    }
-    Ok(certificates)
+        reason: e.to_string(),
+    })
 }

@@ -35,6 +35,26 @@ sql_impl! {
             project_from_row(&row, db_error::<DB>)
         }
 
+        /// The rows `select` (which joins the project as `pr`) finds in one project,
+        /// in `order_by` order; `NotFound` for an unknown project.
+        pub(super) async fn rows_of_project(
+            &self,
+            select: &str,
+            order_by: &str,
+            tenant: &str,
+            project: &str,
+        ) -> MetadataResult<Vec<DB::Row>> {
+            self.project_row(tenant, project).await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "{select} WHERE pr.tenant = ? AND pr.name = ? ORDER BY {order_by}"
+            )))
+            .bind(tenant)
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error::<DB>)
+        }
+
         /// Locks the project row for the rest of the transaction and returns its id
         /// and next free partition number.
         pub(super) async fn lock_project(
@@ -256,15 +276,9 @@ sql_impl! {
         }
 
         async fn list_pools(&self, tenant: &str, project: &str) -> MetadataResult<Vec<Pool>> {
-            self.project_row(tenant, project).await?;
-            let rows = sqlx::query(AssertSqlSafe(format!(
-                "{SELECT_POOLS} WHERE pr.tenant = ? AND pr.name = ? ORDER BY p.name"
-            )))
-            .bind(tenant)
-            .bind(project)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error::<DB>)?;
+            let rows = self
+                .rows_of_project(SELECT_POOLS, "p.name", tenant, project)
+                .await?;
             rows.iter()
                 .map(|row| pool_from_row(row, db_error::<DB>))
                 .collect()

@@ -76,6 +76,23 @@ sql_impl! {
             .ok_or_else(|| missing(id))?;
             saved_search_from_row(&row, db_error::<DB>)
         }
+
+        /// Binds what a saved search holds, in the order the INSERT and the UPDATE
+        /// name its columns: name, query, time_from, time_to, pool, result_columns,
+        /// chart_settings.
+        fn bind_fields<'q>(
+            query: sqlx::query::Query<'q, DB, DB::Arguments>,
+            fields: &SavedSearchFields,
+        ) -> MetadataResult<sqlx::query::Query<'q, DB, DB::Arguments>> {
+            Ok(query
+                .bind(&fields.name)
+                .bind(&fields.query)
+                .bind(&fields.from)
+                .bind(&fields.to)
+                .bind(&fields.pool)
+                .bind(to_json(&fields.columns)?)
+                .bind(&fields.chart))
+        }
     }
 }
 
@@ -109,19 +126,13 @@ sql_impl! {
                 });
             }
             let now = now_ms();
-            let inserted = sqlx::query(
+            let insert = sqlx::query(
                     "INSERT INTO saved_searches (project_id, name, query, time_from, time_to, pool, \
                      result_columns, chart_settings, created_by, updated_by, created_at_ms, updated_at_ms) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
-                .bind(project_id)
-                .bind(&fields.name)
-                .bind(&fields.query)
-                .bind(&fields.from)
-                .bind(&fields.to)
-                .bind(&fields.pool)
-                .bind(to_json(&fields.columns)?)
-                .bind(&fields.chart)
+                .bind(project_id);
+            let inserted = Self::bind_fields(insert, fields)?
                 .bind(by)
                 .bind(by)
                 .bind(now)
@@ -153,15 +164,9 @@ sql_impl! {
             tenant: &str,
             project: &str,
         ) -> MetadataResult<Vec<SavedSearch>> {
-            self.project_row(tenant, project).await?;
-            let rows = sqlx::query(AssertSqlSafe(format!(
-                "{SELECT_SAVED} WHERE pr.tenant = ? AND pr.name = ? ORDER BY s.name, s.id"
-            )))
-            .bind(tenant)
-            .bind(project)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error::<DB>)?;
+            let rows = self
+                .rows_of_project(SELECT_SAVED, "s.name, s.id", tenant, project)
+                .await?;
             rows.iter()
                 .map(|row| saved_search_from_row(row, db_error::<DB>))
                 .collect()
@@ -186,18 +191,12 @@ sql_impl! {
             by: &str,
         ) -> MetadataResult<SavedSearch> {
             let project_row = self.project_row(tenant, project).await?;
-            let updated = sqlx::query(
-                    "UPDATE saved_searches SET name = ?, query = ?, time_from = ?, time_to = ?, \
-                     pool = ?, result_columns = ?, chart_settings = ?, updated_by = ?, updated_at_ms = ? \
-                     WHERE project_id = ? AND id = ?",
-                )
-                .bind(&fields.name)
-                .bind(&fields.query)
-                .bind(&fields.from)
-                .bind(&fields.to)
-                .bind(&fields.pool)
-                .bind(to_json(&fields.columns)?)
-                .bind(&fields.chart)
+            let update = sqlx::query(
+                "UPDATE saved_searches SET name = ?, query = ?, time_from = ?, time_to = ?, \
+                 pool = ?, result_columns = ?, chart_settings = ?, updated_by = ?, updated_at_ms = ? \
+                 WHERE project_id = ? AND id = ?",
+            );
+            let updated = Self::bind_fields(update, fields)?
                 .bind(by)
                 .bind(now_ms())
                 .bind(project_row.id)

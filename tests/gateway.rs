@@ -548,6 +548,8 @@ async fn bench_runs_against_the_gateway(cluster: &Cluster) {
             "--no-baseline",
             "--json",
         ])
+        // The protocol comparison once, small: `_bulk` and OTLP through the gateway.
+        .args(["--protocol-records", "3000", "--protocol-rounds", "1"])
         .arg("--logs")
         .arg(workspace().join("tests/data/loghub-2k"))
         .env("LOGPOOL_API_KEY", ADMIN_KEY)
@@ -571,6 +573,13 @@ async fn bench_runs_against_the_gateway(cluster: &Cluster) {
         .and_then(Value::as_f64)
         .unwrap_or_default();
     assert!(accepted > 0.0, "{report}");
+    for protocol in ["putdatas", "es_bulk", "otlp"] {
+        let rate = report
+            .pointer(&format!("/protocol_ingest/{protocol}/records_per_s"))
+            .and_then(Value::as_f64)
+            .unwrap_or_default();
+        assert!(rate > 0.0, "{protocol} through the gateway: {report}");
+    }
     println!("bench through the gateway: {accepted:.0} records/s accepted");
 }
 

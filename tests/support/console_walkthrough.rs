@@ -62,7 +62,7 @@ pub async fn run(url: &str, shots_name: &str) -> (std::process::Output, PathBuf)
 }
 
 /// Every step of the walkthrough, each with a screenshot named after it.
-pub const STEPS: [&str; 27] = [
+pub const STEPS: [&str; 28] = [
     "login-refused",
     "login",
     "tenant-and-admin-key",
@@ -76,6 +76,7 @@ pub const STEPS: [&str; 27] = [
     "field-query-line",
     "columns",
     "time-zone",
+    "sort-by-time",
     "group-by-bar-chart",
     "multi-series-chart",
     "sql-error-caret",

@@ -145,7 +145,56 @@ async fn check_orders(server: &TestServer) {
         .map(|hit| hit["fields"]["n"].as_u64().expect("n"))
         .collect();
     assert_eq!(newest, descending[..3]);
+    check_stream(server, &range, &ascending).await;
     check_cursor_order(server, &range).await;
+}
+
+/// The streaming search follows the order too: its lines' hits are the first page
+/// oldest first, and its closing cursor continues it.
+async fn check_stream(server: &TestServer, range: &[(&str, String)], ascending: &[u64]) {
+    let mut params = range.to_vec();
+    params.push(("order", "asc".to_string()));
+    params.push(("limit", "7".to_string()));
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/projects/{PROJECT}/pools/{POOL}/search/stream",
+            server.url()
+        ))
+        .bearer_auth(logpool_e2e::ADMIN_KEY)
+        .query(&params)
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("body");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("line"))
+        .collect();
+    let streamed: Vec<u64> = lines
+        .iter()
+        .flat_map(|line| line["hits"].as_array().cloned().unwrap_or_default())
+        .map(|hit| hit["fields"]["n"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(streamed, ascending[..7]);
+    let done = lines.last().expect("done line");
+    let mut next = range.to_vec();
+    next.push(("order", "asc".to_string()));
+    next.push(("limit", "7".to_string()));
+    next.push((
+        "cursor",
+        done["cursor"].as_str().expect("cursor").to_string(),
+    ));
+    let (status, page) = search(server, &next).await;
+    assert_eq!(status, 200, "{page}");
+    let following: Vec<u64> = page["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|hit| hit["fields"]["n"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(following, ascending[7..14]);
 }
 
 /// A cursor of one order used with the other is a 400 naming `cursor`; an unknown

@@ -757,6 +757,7 @@ async fn queries_alone(
                     to_ns: range_ns.1,
                     limit: 100,
                     after: None,
+                    order: logpool_engines::index::SortOrder::Desc,
                     memory: logpool_core::memory::RequestMemory::unlimited(),
                 };
                 index.search(route, &request).await?.total

@@ -397,6 +397,27 @@ try {
     await page.getByRole('button', { name: 'show local' }).click();
   });
 
+  await step('sort-by-time', async () => {
+    await page.goto(`${base}/#/search?project=${project}&pool=${pool}&from=-2h&to=now`);
+    await page.locator('tr.hit').first().waitFor();
+    const firstTime = async () => Date.parse(await page.locator('tr.hit td.time').first().getAttribute('title'));
+    const newest = Math.max(...records.map((r) => r.time));
+    const oldest = Math.min(...records.map((r) => r.time));
+    if ((await firstTime()) !== newest) throw new Error('newest first is not the default');
+    await page.locator('table.hits thead').getByRole('button', { name: 'Sort by time' }).click();
+    await waitUntil('the order in the URL', 5000, async () => new URL(page.url()).hash.includes('order=asc'));
+    await waitUntil('the oldest record first', 10000, async () => (await firstTime().catch(() => 0)) === oldest);
+    const sorted = await page.locator('table.hits th.time').getAttribute('aria-sort');
+    if (sorted !== 'ascending') throw new Error(`the Time header says aria-sort=${sorted}`);
+    // "Load more" goes on in the same order: the next page starts after the last row.
+    const rows = await page.locator('tr.hit').count();
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await waitUntil('the next page', 10000, async () => (await page.locator('tr.hit').count()) > rows);
+    const times = await page.locator('tr.hit td.time').evaluateAll((tds) => tds.map((td) => Date.parse(td.title)));
+    if (!times.every((t, i) => i === 0 || times[i - 1] <= t)) throw new Error('the loaded page is not oldest first');
+    if (new Set(times).size !== times.length) throw new Error('the loaded page repeats records');
+  });
+
   await step('group-by-bar-chart', async () => {
     const sql = encodeURIComponent('* | SELECT host, count(*) AS c GROUP BY host ORDER BY c DESC');
     await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${sql}&from=-2h&to=now&chart=bar`);

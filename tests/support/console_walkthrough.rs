@@ -106,7 +106,7 @@ pub fn assert_run_succeeded(output: &std::process::Output) -> String {
 }
 
 /// Every step of the walkthrough, each with a screenshot named after it.
-pub const STEPS: [&str; 27] = [
+pub const STEPS: [&str; 28] = [
     "login-refused",
     "login",
     "tenant-and-admin-key",
@@ -120,6 +120,7 @@ pub const STEPS: [&str; 27] = [
     "field-query-line",
     "columns",
     "time-zone",
+    "sort-by-time",
     "group-by-bar-chart",
     "multi-series-chart",
     "sql-error-caret",

@@ -92,8 +92,11 @@ export async function searchPage(main, params) {
   const time = timePicker(params);
   // Chosen columns travel in the URL (`cols`), so saved searches and exports keep them.
   let columns = columnsOf(params);
+  // The time order of the results travels in the URL too (`order=asc`; newest first
+  // is the default and not written).
+  let order = params.order === 'asc' ? 'asc' : 'desc';
   const state = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value,
-    q: query.value, from: time.from.value, to: time.to.value, cols: columns.join(',') });
+    q: query.value, from: time.from.value, to: time.to.value, cols: columns.join(','), order: order === 'asc' ? 'asc' : '' });
   const submit = () => setHash('search', { ...state(), _: Date.now() % 100000 });
   const current = () => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value, query: query.value,
     from: time.from.value, to: time.to.value, columns,
@@ -131,6 +134,9 @@ export async function searchPage(main, params) {
     // A column change only rewrites the URL: the records on screen stay.
     setColumns: (next) => { columns = next; history.replaceState(null, '', `#/search?${new URLSearchParams(Object.entries(state()).filter(([, v]) => v))}`); fields.redraw(); },
     columns: () => columns,
+    // Sorting by time searches again in the other order: the pages then follow it.
+    order: () => order,
+    toggleOrder: () => { order = order === 'asc' ? 'desc' : 'asc'; submit(); },
     context: (hit, box) => showContext(base, hit, box),
   };
   const table = resultsTable(columns, actions);
@@ -150,7 +156,7 @@ export async function searchPage(main, params) {
   const request = { query: query.value, from: time.from.value, to: time.to.value };
   const hits = [];
   const load = async (cursor) => {
-    const page = await api('POST', `${base}/search`, { ...request, limit: 50, cursor, highlight: true });
+    const page = await api('POST', `${base}/search`, { ...request, order, limit: 50, cursor, highlight: true });
     hits.push(...page.hits);
     table.add(page.hits);
     more.hidden = !page.cursor;

@@ -70,7 +70,8 @@ export function logLine(hit, hiddenFields = []) {
   return chips.length ? h('span', {}, line, ' ', chips) : line;
 }
 
-// columns: field names; actions: { setColumns(list), filter(name, value, negate), context(hit, box) }.
+// columns: field names; actions: { setColumns(list), filter(name, value, negate), context(hit, box),
+// order() ('desc' or 'asc') and toggleOrder() for the Time header }.
 export function resultsTable(initialColumns, actions) {
   let columns = [...initialColumns];
   const hits = [];
@@ -96,8 +97,14 @@ export function resultsTable(initialColumns, actions) {
   const drawHead = () => {
     const zoneButton = h('button', { type: 'button', class: 'link tz-toggle', title: 'Show times in UTC or in this browser’s time zone',
       onclick: () => { setTimesInUtc(!timesInUtc()); redraw(); } }, timesInUtc() ? 'show local' : 'show UTC');
+    const oldestFirst = actions.order && actions.order() === 'asc';
+    const sortButton = actions.toggleOrder
+      ? h('button', { type: 'button', class: 'link sort-time', 'aria-label': 'Sort by time',
+        title: oldestFirst ? 'Oldest first: click for newest first' : 'Newest first: click for oldest first',
+        onclick: () => actions.toggleOrder() }, 'Time ', oldestFirst ? '▲' : '▼')
+      : 'Time';
     head.replaceChildren(h('tr', {},
-      h('th', { class: 'time', scope: 'col' }, 'Time ', zoneButton, h('br'), h('span', { class: 'muted tz' }, timeZone())),
+      h('th', { class: 'time', scope: 'col', 'aria-sort': oldestFirst ? 'ascending' : 'descending' }, sortButton, ' ', zoneButton, h('br'), h('span', { class: 'muted tz' }, timeZone())),
       columns.map((name, i) => h('th', { scope: 'col', class: 'column', dataset: { column: name } }, h('span', { class: 'mono' }, name),
         h('span', { class: 'column-tools' },
           i > 0 ? h('button', { type: 'button', class: 'icon', 'aria-label': `Move column ${name} left`, onclick: () => moveColumn(name, -1) }, '←') : null,

@@ -147,7 +147,7 @@ fn shape(method: &str, path: &str) -> Shape {
             ),
         ),
         ("GET" | "POST", Some("/search"), _) => Shape {
-            summary: "One page of matching records, newest first.",
+            summary: "One page of matching records, newest first (or oldest first, `order=asc`).",
             query: get_only(method, SearchParams::into_params(in_query)),
             body: post_only(method, "SearchParams"),
             answer: Answer::Json(200, "SearchAnswer"),

@@ -28,9 +28,13 @@ pub struct SearchParams {
     /// Hits per page (1 to `max_limit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
-    /// The `cursor` of the previous page.
+    /// The `cursor` of the previous page (made for the same `order`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// `desc` (default, newest first) or `asc` (oldest first): the time order of the
+    /// hits; records of the same time keep a stable order (the reverse of each other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
     /// `and` (default) or `or`: how adjacent terms combine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_operator: Option<String>,

@@ -84,6 +84,7 @@ async fn indexed_records(state: &ControlState, route: &PoolRoute) -> Result<Inde
         to_ns: i64::MAX,
         limit: 1,
         after: None,
+        order: logpool_engines::index::SortOrder::Desc,
         // One hit: bounded by the limit.
         memory: logpool_core::memory::RequestMemory::unlimited(),
     };

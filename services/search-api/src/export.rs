@@ -110,6 +110,7 @@ impl ExportSearch {
             to_ns: self.to_ns,
             limit: self.state.config.max_limit,
             after,
+            order: logpool_engines::index::SortOrder::Desc,
             memory: self.limiter.query_memory(),
         };
         let mut planned = PlannedSearch::start(

@@ -51,6 +51,7 @@ pub(crate) async fn fields(
         to_ns: resolved.to_ns,
         limit: resolved.limit,
         after: None,
+        order: logpool_engines::index::SortOrder::Desc,
         memory: limiter.query_memory(),
     };
     let mut planned = PlannedSearch::start(

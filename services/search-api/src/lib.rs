@@ -148,6 +148,7 @@ pub(crate) async fn prepare_search(
         to_ns: resolved.to_ns,
         limit: resolved.limit,
         after: resolved.after,
+        order: resolved.order,
         memory: limiter.query_memory(),
     };
     let planned = PlannedSearch::start(
@@ -169,8 +170,13 @@ pub(crate) async fn prepare_search(
 /// memory budget or the search stopped early, none when every match has been returned.
 pub(crate) fn next_cursor(planned: &PlannedSearch) -> Option<String> {
     let more = planned.hits.len() >= planned.limit() || planned.partial || planned.truncated;
-    more.then(|| planned.hits.last().map(|hit| cursor::encode(hit.sort_key)))
-        .flatten()
+    more.then(|| {
+        planned
+            .hits
+            .last()
+            .map(|hit| cursor::encode(hit.sort_key, planned.order()))
+    })
+    .flatten()
 }
 
 async fn search(
@@ -204,7 +210,7 @@ async fn search(
                 memory.charge_anyway(bytes);
             } else if memory.try_charge(bytes).is_err() {
                 truncated = true;
-                cursor = last_kept.map(cursor::encode);
+                cursor = last_kept.map(|key| cursor::encode(key, planned.order()));
                 break;
             }
         }

@@ -5,7 +5,7 @@ use logpool_api::{time::now_ns, ApiError};
 use logpool_core::query::{parse_query, DefaultOperator, Query};
 use logpool_core::timeexpr::{parse_duration_ns, parse_time_expr};
 use logpool_engines::config::SearchConfig;
-use logpool_engines::index::SortKey;
+use logpool_engines::index::{SortKey, SortOrder};
 
 use crate::interval::{auto_interval, buckets_needed};
 
@@ -37,6 +37,8 @@ pub struct ResolvedSearch {
     pub limit: usize,
     /// Continue after this key.
     pub after: Option<SortKey>,
+    /// Newest first (default) or oldest first.
+    pub order: SortOrder,
     /// Mark the matched words of each hit.
     pub highlight: bool,
     /// Count every match, not only those of the partitions that filled the page.
@@ -77,11 +79,12 @@ impl Resolve for SearchParams {
             ))
             .with_detail("field", "limit"));
         }
+        let order = parse_order(self.order.as_deref())?;
         let after = self
             .cursor
             .as_deref()
             .filter(|c| !c.is_empty())
-            .map(crate::cursor::decode)
+            .map(|cursor| crate::cursor::decode_for(cursor, order))
             .transpose()?;
         Ok(ResolvedSearch {
             query,
@@ -89,6 +92,7 @@ impl Resolve for SearchParams {
             to_ns,
             limit,
             after,
+            order,
             highlight: self.highlight.unwrap_or(false),
             track_total: self.track_total.unwrap_or(true),
         })
@@ -114,6 +118,7 @@ impl Resolve for FieldsParams {
             to_ns,
             limit: config.field_summary_sample_records,
             after: None,
+            order: SortOrder::Desc,
             highlight: false,
             track_total: true,
         })
@@ -203,6 +208,18 @@ impl Resolve for HistogramParams {
             to_ns,
             interval_ns,
         })
+    }
+}
+
+/// Reads `order`: `desc` (newest first, the default) or `asc`.
+fn parse_order(order: Option<&str>) -> Result<SortOrder, ApiError> {
+    match order.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("desc") => Ok(SortOrder::Desc),
+        Some("asc") => Ok(SortOrder::Asc),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "`order` must be `desc` or `asc`, got `{other}`"
+        ))
+        .with_detail("field", "order")),
     }
 }
 

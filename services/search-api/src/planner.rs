@@ -1,10 +1,11 @@
 //! The search planner: long ranges without timeouts.
 //!
 //! A search asks the index once for a plan: the time partitions (days) of the range
-//! that hold data and the compiled query. It then searches those partitions newest
-//! first, `partitions_per_step` at a time, handing each step its partitions, so no
-//! step lists partitions or compiles the query again. Hits come newest first,
-//! so the pages of successive steps simply follow each other. Once the page is full no
+//! that hold data and the compiled query. It then searches those partitions in the
+//! search's order (newest first, or oldest first for `order=asc`),
+//! `partitions_per_step` at a time, handing each step its partitions, so no step
+//! lists partitions or compiles the query again. Hits come in the same order, so the
+//! pages of successive steps simply follow each other. Once the page is full no
 //! more hits are fetched: with `track_total` (the default) the remaining partitions
 //! are only counted, step by step, so `total` stays exact; without it the search stops
 //! right there. When the time budget is spent the planner answers with what it has
@@ -24,7 +25,8 @@ use std::time::{Duration, Instant};
 use logpool_core::routing::PoolRoute;
 use logpool_engines::config::SearchConfig;
 use logpool_engines::index::{
-    IndexResult, LogIndex, PageRequest, SearchHit, SearchPage, SearchPlan, SearchRequest,
+    IndexResult, LogIndex, PageRequest, PlannedPartition, SearchHit, SearchPage, SearchPlan,
+    SearchRequest, SortOrder,
 };
 
 pub use logpool_wire::search::Progress;
@@ -40,7 +42,7 @@ pub struct PlannedSearch {
     track_total: bool,
     started: Instant,
     budget: Duration,
-    /// Hits so far, newest first.
+    /// Hits so far, in the search's order.
     pub hits: Vec<SearchHit>,
     /// Matches in the scanned partitions.
     pub total: u64,
@@ -121,8 +123,7 @@ impl PlannedSearch {
         if self.is_done() {
             return Ok(None);
         }
-        let partitions = self.plan.partitions();
-        let group_end = (self.scanned + self.partitions_per_step).min(partitions.len());
+        let group_end = (self.scanned + self.partitions_per_step).min(self.plan.partitions().len());
         let page = PageRequest {
             // 0 once the page is full: the step only counts.
             limit: if self.page_is_full() {
@@ -131,11 +132,13 @@ impl PlannedSearch {
                 self.request.limit - self.hits.len()
             },
             after: self.request.after,
+            order: self.request.order,
             memory: self.request.memory.clone(),
         };
+        let group = self.group(self.scanned, group_end);
         let page: SearchPage = self
             .index
-            .search_partitions(&self.plan, &partitions[self.scanned..group_end], &page)
+            .search_partitions(&self.plan, group, &page)
             .await?;
         self.scanned = group_end;
         self.total += page.total;
@@ -146,6 +149,17 @@ impl PlannedSearch {
             self.partial = true;
         }
         Ok(Some(added))
+    }
+
+    /// The partitions from the `start`th to before the `end`th in the search's order.
+    /// The plan lists them newest first; oldest first takes them from its end (the
+    /// order inside a group does not matter: the engine merges the group's hits).
+    fn group(&self, start: usize, end: usize) -> &[PlannedPartition] {
+        let partitions = self.plan.partitions();
+        match self.request.order {
+            SortOrder::Desc => &partitions[start..end],
+            SortOrder::Asc => &partitions[partitions.len() - end..partitions.len() - start],
+        }
     }
 
     /// Runs every remaining step.
@@ -165,6 +179,11 @@ impl PlannedSearch {
     /// The page size asked for.
     pub fn limit(&self) -> usize {
         self.request.limit
+    }
+
+    /// The order of the hits.
+    pub fn order(&self) -> SortOrder {
+        self.request.order
     }
 }
 
@@ -360,6 +379,16 @@ mod tests {
     }
 
     async fn start(index: Arc<CountingIndex>, limit: usize, track_total: bool) -> PlannedSearch {
+        start_in(index, limit, track_total, None, SortOrder::Desc).await
+    }
+
+    async fn start_in(
+        index: Arc<CountingIndex>,
+        limit: usize,
+        track_total: bool,
+        after: Option<logpool_engines::index::SortKey>,
+        order: SortOrder,
+    ) -> PlannedSearch {
         let config = SearchConfig {
             partitions_per_step: 1,
             time_budget_ms: 60_000,
@@ -370,7 +399,8 @@ mod tests {
             from_ns: DAY0,
             to_ns: DAY0 + 5 * DAY_NS,
             limit,
-            after: None,
+            after,
+            order,
             memory: RequestMemory::unlimited(),
         };
         PlannedSearch::start(index, route(), request, track_total, &config)
@@ -404,5 +434,26 @@ mod tests {
         assert_eq!(first_page.hits.len(), 2);
         assert_eq!(first_page.progress().scanned, 1);
         assert_eq!(index.counts(), [2, 6, 0, 0]);
+    }
+
+    /// Oldest first scans the oldest day first: a page of 2 is the day's first two
+    /// records, and paging on from it continues in time order over the days.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn test_oldest_first_scans_the_oldest_partition_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = five_days(dir.path()).await;
+        let mut first_page = start_in(index.clone(), 2, false, None, SortOrder::Asc).await;
+        first_page.run().await.expect("run");
+        let times: Vec<i64> = first_page.hits.iter().map(|hit| hit.time_ns).collect();
+        assert_eq!(times, [DAY0 + DAY_NS / 4, DAY0 + DAY_NS / 2]);
+        assert_eq!(first_page.progress().scanned, 1);
+        let after = first_page.hits.last().map(|hit| hit.sort_key);
+        let mut rest = start_in(index, 100, true, after, SortOrder::Asc).await;
+        rest.run().await.expect("run");
+        assert_eq!(rest.hits.len(), 13);
+        assert_eq!(rest.total, 15);
+        let times: Vec<i64> = rest.hits.iter().map(|hit| hit.time_ns).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first");
+        assert_eq!(times[0], DAY0 + 3 * DAY_NS / 4);
     }
 }

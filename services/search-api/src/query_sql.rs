@@ -93,6 +93,7 @@ pub(crate) async fn query_post(
                 to_ns: search.to_ns,
                 limit,
                 after: None,
+                order: logpool_engines::index::SortOrder::Desc,
                 memory: limiter.query_memory(),
             };
             let memory_limit = request.memory.limit();

@@ -3,7 +3,7 @@
 //! bar and show the first hits while older partitions are still searched.
 //!
 //! Lines: `{"progress": {"scanned", "total"}, "hits": [...]}` after every step (the
-//! hits that step added, newest first), then one closing line
+//! hits that step added, in the search's order), then one closing line
 //! `{"done": true, "total", "cursor", "progress", "partial", "truncated"}`. An index
 //! failure after the answer has started is sent as a last
 //! `{"error": {"code", "message"}}` line. Mistakes in the request are ordinary 4xx

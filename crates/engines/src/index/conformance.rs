@@ -10,7 +10,7 @@ use logpool_core::record::{FieldValue, Record};
 use logpool_core::routing::{FieldType, PoolRoute};
 use logpool_core::sql::plan::{AggregateFn, GroupKey, KeyValue};
 
-use super::{IndexDoc, LogIndex, SearchRequest, SortKey};
+use super::{IndexDoc, LogIndex, SearchRequest, SortKey, SortOrder};
 
 /// One day in nanoseconds.
 pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
@@ -189,6 +189,7 @@ pub(crate) fn request_with(query: &str, operator: DefaultOperator) -> SearchRequ
         to_ns: i64::MAX,
         limit: 100,
         after: None,
+        order: SortOrder::Desc,
         memory: RequestMemory::unlimited(),
     }
 }
@@ -226,7 +227,8 @@ pub(crate) async fn check_query_suite(index: &dyn LogIndex, pool: &PoolRoute) {
     }
 }
 
-/// Checks newest-first order, cursor paging and time ranges over 50 documents.
+/// Checks newest-first and oldest-first order, cursor paging and time ranges over 50
+/// documents (two per time, so ties are ordered by their tiebreak).
 pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
     let docs: Vec<IndexDoc> = (0..50u64)
         .map(|i| {
@@ -261,6 +263,28 @@ pub(crate) async fn check_paging(index: &dyn LogIndex, pool: &PoolRoute) {
     sorted.sort_by_key(|key| std::cmp::Reverse(*key));
     sorted.dedup();
     assert_eq!(keys, sorted, "strictly newest first, no duplicates");
+    // Oldest first pages the same records in exactly the reverse order, ties too.
+    let mut oldest_first = Vec::new();
+    let mut after = None;
+    loop {
+        let mut req = request("tick");
+        req.limit = 7;
+        req.after = after;
+        req.order = SortOrder::Asc;
+        let page = index.search(pool, &req).await.expect("search");
+        assert_eq!(page.total, 50);
+        if page.hits.is_empty() {
+            break;
+        }
+        after = page.hits.last().map(|h| h.sort_key);
+        oldest_first.extend(page.hits.into_iter().map(|hit| hit.sort_key));
+    }
+    let mut reversed = keys.clone();
+    reversed.reverse();
+    assert_eq!(
+        oldest_first, reversed,
+        "strictly oldest first, no duplicates"
+    );
     // A memory budget of a few hits cuts every page short, flagged, and paging on
     // from the last hit still returns every record once, in order.
     let mut budgeted = Vec::new();
@@ -965,6 +989,7 @@ pub(crate) fn page(limit: usize, after: Option<SortKey>) -> super::PageRequest {
     super::PageRequest {
         limit,
         after,
+        order: SortOrder::Desc,
         memory: RequestMemory::unlimited(),
     }
 }

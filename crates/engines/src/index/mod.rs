@@ -14,7 +14,8 @@
 //! - Data is partitioned by event time so that retention drops whole partitions and
 //!   searches skip partitions outside their time range.
 //! - Searches return the newest records first, ordered by (time, tiebreak) descending,
-//!   and page with a [`SortKey`] cursor that is stable while data keeps arriving.
+//!   or, with [`SortOrder::Asc`], the oldest first by (time, tiebreak) ascending; they
+//!   page with a [`SortKey`] cursor that is stable while data keeps arriving.
 
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
@@ -130,6 +131,38 @@ pub struct SortKey {
     pub tiebreak: u64,
 }
 
+/// The order of a search's hits by (time, tiebreak).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SortOrder {
+    /// Newest first: (time, tiebreak) descending.
+    #[default]
+    Desc,
+    /// Oldest first: (time, tiebreak) ascending, so records of the same time come
+    /// in the reverse of their newest-first order.
+    Asc,
+}
+
+impl SortOrder {
+    /// The key as a rank that is larger the earlier it comes in this order: the key
+    /// itself newest first, its bitwise complement (which reverses both parts'
+    /// order) oldest first. Applying it twice gives the key back.
+    pub fn rank(self, key: SortKey) -> SortKey {
+        match self {
+            SortOrder::Desc => key,
+            SortOrder::Asc => SortKey {
+                time_ns: !key.time_ns,
+                tiebreak: !key.tiebreak,
+            },
+        }
+    }
+
+    /// Whether `key` comes strictly after `cursor` in this order (belongs on a later
+    /// page than the cursor's hit).
+    pub fn follows(self, key: SortKey, cursor: SortKey) -> bool {
+        self.rank(key) < self.rank(cursor)
+    }
+}
+
 /// A search over one pool.
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
@@ -141,8 +174,11 @@ pub struct SearchRequest {
     pub to_ns: i64,
     /// Maximum number of hits.
     pub limit: usize,
-    /// Return only hits strictly older than this key (the previous page's last hit).
+    /// Return only hits strictly after this key in `order` (the previous page's last
+    /// hit).
     pub after: Option<SortKey>,
+    /// Newest first (the default) or oldest first.
+    pub order: SortOrder,
     /// The bytes the page's records may take, charged as their stored source is
     /// read. The first hit is always returned; a page that reaches the budget
     /// ends early with [`SearchPage::truncated`].
@@ -167,7 +203,7 @@ pub struct SearchHit {
 /// One page of hits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchPage {
-    /// Hits, newest first.
+    /// Hits, in the request's order.
     pub hits: Vec<SearchHit>,
     /// Number of records matching the query in the time range (all pages).
     pub total: u64,
@@ -290,9 +326,11 @@ pub trait LogIndex: Send + Sync + Debug + 'static {
     ) -> IndexResult<SearchPlan>;
 
     /// Searches the chosen `partitions` of `plan` (made by this index): the hits of
-    /// those partitions in the plan's range, newest first, and their total. Searching
-    /// the plan's partitions in groups, newest group first, and following each page
-    /// by the next gives the page of one [`LogIndex::search`] over the whole range.
+    /// those partitions in the plan's range, in the page's order, and their total.
+    /// Searching the plan's partitions in groups, first group first in that order
+    /// (newest for [`SortOrder::Desc`], oldest for [`SortOrder::Asc`]), and following
+    /// each page by the next gives the page of one [`LogIndex::search`] over the
+    /// whole range.
     async fn search_partitions(
         &self,
         plan: &SearchPlan,

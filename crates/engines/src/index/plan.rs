@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use logpool_core::memory::RequestMemory;
 
-use super::{IndexError, SortKey, TimePartition};
+use super::{IndexError, SortKey, SortOrder, TimePartition};
 
 /// A search of one pool's time range, planned by [`LogIndex::plan_search`]: the
 /// partitions that hold data in the range, newest first, and the engine's compiled
@@ -159,8 +159,11 @@ pub(crate) fn foreign_plan() -> IndexError {
 pub struct PageRequest {
     /// Maximum number of hits; 0 only counts the matches.
     pub limit: usize,
-    /// Return only hits strictly older than this key (the previous page's last hit).
+    /// Return only hits strictly after this key in `order` (the previous page's last
+    /// hit).
     pub after: Option<SortKey>,
+    /// Newest first (the default) or oldest first.
+    pub order: SortOrder,
     /// The bytes the page's records may take (see [`super::SearchRequest::memory`]).
     pub memory: RequestMemory,
 }

@@ -217,7 +217,7 @@ fn search_after(value: &Value) -> Result<SortKey, EsError> {
         .ok_or_else(|| {
             EsError::illegal("[search_after] must be the `sort` array of a hit this API returned")
         })?;
-    crate::cursor::decode(cursor).map_err(|_| {
+    crate::cursor::decode_for(cursor, logpool_engines::index::SortOrder::Desc).map_err(|_| {
         EsError::illegal("[search_after] must be the `sort` array of a hit this API returned")
     })
 }

@@ -8,7 +8,7 @@ use logpool_api::time::now_ns;
 use logpool_core::query::highlight::Highlighter;
 use logpool_core::record::format_time_ns;
 use logpool_core::routing::PoolRoute;
-use logpool_engines::index::{SearchHit, SearchRequest};
+use logpool_engines::index::{SearchHit, SearchRequest, SortOrder};
 use logpool_wire::es_search::{EsHit, EsHits, EsSearchAnswer, EsShards, EsTotal};
 use serde_json::{json, Value};
 
@@ -52,6 +52,7 @@ pub async fn search_pool(
         to_ns: filter.to_ns,
         limit: search.size.max(1),
         after: search.after,
+        order: SortOrder::Desc,
         memory: limiter.query_memory(),
     };
     let mut planned = PlannedSearch::start(
@@ -146,7 +147,7 @@ fn es_hit(index: &str, hit: SearchHit) -> EsHit {
         source,
         sort: vec![
             json!(hit.time_ns.div_euclid(1_000_000)),
-            Value::String(crate::cursor::encode(hit.sort_key)),
+            Value::String(crate::cursor::encode(hit.sort_key, SortOrder::Desc)),
         ],
         highlight: None,
     }

@@ -48,7 +48,7 @@ use serde_json::{json, Map, Value};
 use super::mapping::{
     timestamp_parts, TypedPath, ALL_TEXT, FIELD_NAMES, NS_PER_MS, TIEBREAK, TIME_MS, TIME_SUB,
 };
-use crate::index::{parse_time_bound, IndexResult, SortKey};
+use crate::index::{parse_time_bound, IndexResult, SortKey, SortOrder};
 
 /// Field hints of the pool the query runs on.
 pub(crate) type Hints = BTreeMap<String, FieldType>;
@@ -77,12 +77,18 @@ pub(crate) fn compile_with_time_range(
     Ok(json!({"bool": {"filter": filters}}))
 }
 
-/// The sort of every search: newest first by (time, tiebreak).
-pub(crate) fn newest_first_sort() -> Value {
+/// The sort of every search: by (time, tiebreak), newest first for `desc`, oldest
+/// first for `asc` (the tiebreak is fixed-width text, so its text order is its
+/// numeric order either way).
+pub(crate) fn time_sort(order: SortOrder) -> Value {
+    let order = match order {
+        SortOrder::Desc => "desc",
+        SortOrder::Asc => "asc",
+    };
     json!([
-        {TIME_MS: {"order": "desc", "unmapped_type": "long"}},
-        {TIME_SUB: {"order": "desc", "unmapped_type": "long"}},
-        {TIEBREAK: {"order": "desc", "unmapped_type": "keyword"}},
+        {TIME_MS: {"order": order, "unmapped_type": "long"}},
+        {TIME_SUB: {"order": order, "unmapped_type": "long"}},
+        {TIEBREAK: {"order": order, "unmapped_type": "keyword"}},
     ])
 }
 

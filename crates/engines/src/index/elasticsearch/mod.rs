@@ -445,7 +445,7 @@ impl ElasticsearchIndex {
         dsl::compile_with_time_range(query, types, from_ns, to_ns)
     }
 
-    /// One page of hits of `query` in `target`, newest first.
+    /// One page of hits of `query` in `target`, in the page's order.
     async fn search_page(
         &self,
         target: &str,
@@ -463,7 +463,7 @@ impl ElasticsearchIndex {
         loop {
             let mut body = json!({
                 "query": query,
-                "sort": dsl::newest_first_sort(),
+                "sort": dsl::time_sort(page.order),
                 "size": chunk,
                 "track_total_hits": total.is_none(),
                 "_source": [TIME, SHARD, TIEBREAK, RECORD],
@@ -872,6 +872,7 @@ impl LogIndex for ElasticsearchIndex {
         let page = PageRequest {
             limit: request.limit,
             after: request.after,
+            order: request.order,
             memory: request.memory.clone(),
         };
         self.search_page(&target, &query, &page).await

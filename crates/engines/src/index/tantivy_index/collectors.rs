@@ -1,4 +1,4 @@
-//! Collectors for newest-first pages and time histograms.
+//! Collectors for pages in time order (newest or oldest first) and time histograms.
 //!
 //! Both read the `_time` and `_tiebreak` fast fields and never score, which keeps
 //! log searches cheap: relevance ranking is not what log users sort by.
@@ -11,42 +11,49 @@ use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::schema::{TIEBREAK, TIME};
-use crate::index::SortKey;
+use crate::index::{SortKey, SortOrder};
 
-/// Counts all matches and keeps the `limit` newest that sort strictly before `after`.
-pub(crate) struct NewestFirst {
+/// Counts all matches and keeps the `limit` first in `order` that come strictly
+/// after `after`.
+pub(crate) struct FirstInOrder {
     pub(crate) limit: usize,
     pub(crate) after: Option<SortKey>,
+    pub(crate) order: SortOrder,
 }
 
-/// Matches counted and the newest hits found, newest first.
-pub(crate) type NewestFruit = (u64, Vec<(SortKey, DocAddress)>);
+/// Matches counted and the first hits found, in the collector's order.
+pub(crate) type OrderedFruit = (u64, Vec<(SortKey, DocAddress)>);
 
-pub(crate) struct NewestFirstSegment {
+/// Keeps the segment's best hits by their rank ([`SortOrder::rank`]: larger comes
+/// first), so one heap serves both orders.
+pub(crate) struct FirstInOrderSegment {
     segment_ord: SegmentOrdinal,
     time: Column<i64>,
     tiebreak: Column<u64>,
     limit: usize,
-    after: Option<SortKey>,
+    /// The rank of the cursor: only smaller ranks are kept.
+    after_rank: Option<SortKey>,
+    order: SortOrder,
     count: u64,
     heap: BinaryHeap<Reverse<(SortKey, DocAddress)>>,
 }
 
-impl Collector for NewestFirst {
-    type Fruit = NewestFruit;
-    type Child = NewestFirstSegment;
+impl Collector for FirstInOrder {
+    type Fruit = OrderedFruit;
+    type Child = FirstInOrderSegment;
 
     fn for_segment(
         &self,
         segment_ord: SegmentOrdinal,
         segment: &SegmentReader,
-    ) -> tantivy::Result<NewestFirstSegment> {
-        Ok(NewestFirstSegment {
+    ) -> tantivy::Result<FirstInOrderSegment> {
+        Ok(FirstInOrderSegment {
             segment_ord,
             time: segment.fast_fields().i64(TIME)?,
             tiebreak: segment.fast_fields().u64(TIEBREAK)?,
             limit: self.limit,
-            after: self.after,
+            after_rank: self.after.map(|after| self.order.rank(after)),
+            order: self.order,
             count: 0,
             heap: BinaryHeap::with_capacity(self.limit.min(4096) + 1),
         })
@@ -56,54 +63,63 @@ impl Collector for NewestFirst {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<NewestFruit>) -> tantivy::Result<NewestFruit> {
-        Ok(merge_newest(fruits, self.limit))
+    fn merge_fruits(&self, fruits: Vec<OrderedFruit>) -> tantivy::Result<OrderedFruit> {
+        Ok(merge_in_order(fruits, self.limit, self.order))
     }
 }
 
-impl SegmentCollector for NewestFirstSegment {
-    type Fruit = NewestFruit;
+impl SegmentCollector for FirstInOrderSegment {
+    type Fruit = OrderedFruit;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         self.count += 1;
         if self.limit == 0 {
             return;
         }
-        let key = SortKey {
+        let rank = self.order.rank(SortKey {
             time_ns: self.time.first(doc).unwrap_or(i64::MIN),
             tiebreak: self.tiebreak.first(doc).unwrap_or(0),
-        };
-        if self.after.is_some_and(|after| key >= after) {
+        });
+        if self.after_rank.is_some_and(|after| rank >= after) {
             return;
         }
-        let entry = Reverse((key, DocAddress::new(self.segment_ord, doc)));
+        let entry = Reverse((rank, DocAddress::new(self.segment_ord, doc)));
         if self.heap.len() < self.limit {
             self.heap.push(entry);
         } else if let Some(Reverse((smallest, _))) = self.heap.peek() {
-            if key > *smallest {
+            if rank > *smallest {
                 self.heap.pop();
                 self.heap.push(entry);
             }
         }
     }
 
-    fn harvest(self) -> NewestFruit {
-        let mut hits: Vec<(SortKey, DocAddress)> =
+    fn harvest(self) -> OrderedFruit {
+        let mut ranked: Vec<(SortKey, DocAddress)> =
             self.heap.into_iter().map(|Reverse(entry)| entry).collect();
-        hits.sort_by_key(|hit| std::cmp::Reverse(hit.0));
+        ranked.sort_by_key(|hit| std::cmp::Reverse(hit.0));
+        // The rank of a rank is the key.
+        let hits = ranked
+            .into_iter()
+            .map(|(rank, address)| (self.order.rank(rank), address))
+            .collect();
         (self.count, hits)
     }
 }
 
-/// Merges per-segment (or per-partition) results into one newest-first list.
-pub(crate) fn merge_newest(fruits: Vec<NewestFruit>, limit: usize) -> NewestFruit {
+/// Merges per-segment (or per-partition) results into one list in `order`.
+pub(crate) fn merge_in_order(
+    fruits: Vec<OrderedFruit>,
+    limit: usize,
+    order: SortOrder,
+) -> OrderedFruit {
     let mut total = 0;
     let mut all = Vec::new();
     for (count, hits) in fruits {
         total += count;
         all.extend(hits);
     }
-    all.sort_by_key(|hit| std::cmp::Reverse(hit.0));
+    all.sort_by_key(|hit| std::cmp::Reverse(order.rank(hit.0)));
     all.truncate(limit);
     (total, all)
 }

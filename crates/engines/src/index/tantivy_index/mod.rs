@@ -47,7 +47,7 @@ use tantivy::{
 
 #[cfg(feature = "bench-baseline")]
 pub use self::bare::{space_by_field, BareIndexReader, BareIndexWriter, BarePage, FieldSpace};
-use self::collectors::{NewestFirst, TimeHistogram};
+use self::collectors::{FirstInOrder, TimeHistogram};
 use self::schema::{LogSchema, StoredSource};
 use self::staging::stage;
 use super::plan::{CompiledQuery, PartitionHandle, PlanningWork};
@@ -457,6 +457,7 @@ impl TantivyIndex {
         let page = PageRequest {
             limit: request.limit,
             after: request.after,
+            order: request.order,
             memory: request.memory.clone(),
         };
         self.search_partitions_blocking(&plan, plan.partitions(), &page)
@@ -481,9 +482,10 @@ impl TantivyIndex {
                 continue;
             };
             let searcher = partition.reader.searcher();
-            let collector = NewestFirst {
+            let collector = FirstInOrder {
                 limit: page.limit,
                 after: page.after,
+                order: page.order,
             };
             let (count, hits) = searcher.search(query, &collector).map_err(tantivy_error)?;
             total += count;
@@ -494,7 +496,7 @@ impl TantivyIndex {
             );
             searchers.push(searcher);
         }
-        candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
+        candidates.sort_by_key(|candidate| std::cmp::Reverse(page.order.rank(candidate.0)));
         candidates.truncate(page.limit);
         let mut page_hits = Vec::with_capacity(candidates.len());
         let mut truncated = false;

@@ -164,7 +164,7 @@ struct StagedDocument {
 }
 
 /// What became of one item before anything is stored.
-enum Pending {
+pub(crate) enum Pending {
     /// Waiting for its pool's batch.
     Queued,
     /// Refused: status, Elasticsearch error type, reason.
@@ -305,7 +305,12 @@ async fn bulk_counted(
 }
 
 /// One item's entry in the answer.
-fn item_result(id: String, index: String, position: usize, outcome: Pending) -> BulkItemResult {
+pub(crate) fn item_result(
+    id: String,
+    index: String,
+    position: usize,
+    outcome: Pending,
+) -> BulkItemResult {
     match outcome {
         Pending::Queued => BulkItemResult {
             id,
@@ -510,7 +515,7 @@ fn retry_can_succeed(error: &ApiError) -> bool {
     status == 429 || status >= 500
 }
 
-fn keyed_by_action(action: Action, result: BulkItemResult) -> BulkItem {
+pub(crate) fn keyed_by_action(action: Action, result: BulkItemResult) -> BulkItem {
     let mut item = BulkItem {
         create: None,
         index: None,

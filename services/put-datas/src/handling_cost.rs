@@ -150,7 +150,7 @@ fn bulk(body: &[u8], limits: &IngestLimits) -> usize {
     let mut pending = Vec::with_capacity(items.len());
     let mut indices = Vec::with_capacity(items.len());
     for item in &items {
-        indices.push(item.index.clone().unwrap_or_default());
+        indices.push(item.index.as_deref().unwrap_or_default().to_string());
         lines.extend_from_slice(item.document.expect("a document"));
         lines.push(b'\n');
         pending.push(Pending::Queued);

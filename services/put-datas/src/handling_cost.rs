@@ -191,12 +191,16 @@ fn otlp(body: &[u8], limits: &IngestLimits) -> usize {
     records.len()
 }
 
+/// Writes the body of records `seqs` in a protocol's format.
+type BodyMaker = fn(std::ops::Range<usize>) -> Vec<u8>;
+/// Reads a body as the protocol's handler does; returns the records read.
+type Handler = fn(&[u8], &IngestLimits) -> usize;
+
 #[test]
 #[ignore = "a measurement: run with --release -- --ignored --nocapture"]
 fn handling_cost_per_record_by_protocol() {
     let limits = IngestLimits::default();
-    type Handler = fn(&[u8], &IngestLimits) -> usize;
-    let protocols: [(&str, fn(std::ops::Range<usize>) -> Vec<u8>, Handler); 3] = [
+    let protocols: [(&str, BodyMaker, Handler); 3] = [
         ("putdatas", native_body, native),
         ("es_bulk", bulk_body, bulk),
         ("otlp", otlp_body, otlp),

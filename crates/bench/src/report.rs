@@ -354,7 +354,9 @@ fn protocol_rows(comparison: &ProtocolComparison) -> Vec<(String, String)> {
                     rounds.join(", "),
                     result
                         .median_cpu_secs_per_million()
-                        .map(|cpu| format!("; server {cpu:.1} CPU s per million records"))
+                        .map(|cpu| format!(
+                            "; server {cpu:.1} CPU s per million records until searchable"
+                        ))
                         .unwrap_or_default(),
                     result.body_bytes as f64 / comparison.records.max(1) as f64,
                 ),

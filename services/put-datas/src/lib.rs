@@ -17,6 +17,8 @@
 
 pub mod body;
 pub mod es_bulk;
+#[cfg(test)]
+mod handling_cost;
 pub mod idempotency;
 pub mod loki;
 pub mod otlp;

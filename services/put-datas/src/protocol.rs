@@ -203,6 +203,12 @@ impl RecordsWriter {
         RecordWriter { out: self }
     }
 
+    /// The records written, for a measurement of the conversion alone.
+    #[cfg(test)]
+    pub(crate) fn into_structured(self) -> StructuredRecords {
+        self.records
+    }
+
     /// Records written.
     pub fn len(&self) -> usize {
         self.records.len()

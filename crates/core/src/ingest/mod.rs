@@ -19,6 +19,7 @@ use crate::record::{FieldValue, Record};
 mod batch_json;
 mod envelope;
 mod record_reader;
+mod rfc3339;
 mod structured;
 pub mod window;
 
@@ -282,6 +283,10 @@ pub fn parse_event_time(value: &Value) -> Result<i64, String> {
 /// Returns a message saying which forms are accepted.
 pub fn parse_time_text(text: &str) -> Result<i64, String> {
     let trimmed = text.trim();
+    // The shape shippers send on every record, read without the general parser.
+    if let Some(time_ns) = rfc3339::parse_common(trimmed) {
+        return Ok(time_ns);
+    }
     if let Ok(i) = trimmed.parse::<i64>() {
         return Ok(epoch_integer_to_ns(i));
     }

@@ -164,7 +164,7 @@ struct StagedDocument {
 }
 
 /// What became of one item before anything is stored.
-enum Pending {
+pub(crate) enum Pending {
     /// Waiting for its pool's batch.
     Queued,
     /// Refused: status, Elasticsearch error type, reason.
@@ -190,8 +190,8 @@ async fn bulk_counted(
     let mut batches: HashMap<String, PoolBatch> = HashMap::new();
     let mut refused_indices: HashMap<String, ItemRefusal> = HashMap::new();
     for (position, item) in items.iter().enumerate() {
-        let index = item.index.clone().or_else(|| path_index.clone());
-        indices.push(index.clone().unwrap_or_default());
+        let index = item.index.as_deref().or(path_index.as_deref());
+        indices.push(index.unwrap_or_default());
         let outcome = match (item.action, index) {
             (Action::Update | Action::Delete, _) => Pending::Refused(
                 400,
@@ -213,7 +213,7 @@ async fn bulk_counted(
                 match pool_batch(
                     principal,
                     &snapshot,
-                    &index,
+                    index,
                     &mut batches,
                     &mut refused_indices,
                 ) {
@@ -281,6 +281,8 @@ async fn bulk_counted(
         }
     }
 
+    // Made-up ids share the request's prefix: written once, not formatted per item.
+    let id_prefix = format!("{arrival_ns:x}-");
     let items = items
         .iter()
         .zip(pending)
@@ -290,8 +292,11 @@ async fn bulk_counted(
             let id = item
                 .id
                 .clone()
-                .unwrap_or_else(|| format!("{arrival_ns:x}-{position}"));
-            keyed_by_action(item.action, item_result(id, index, position, outcome))
+                .unwrap_or_else(|| made_up_id(&id_prefix, position));
+            keyed_by_action(
+                item.action,
+                item_result(id, index.to_string(), position, outcome),
+            )
         })
         .collect::<Vec<_>>();
     Ok(BulkAnswer {
@@ -304,8 +309,23 @@ async fn bulk_counted(
     })
 }
 
+/// The id of an item that named none: the request's prefix and its position.
+fn made_up_id(prefix: &str, position: usize) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(position);
+    let mut id = String::with_capacity(prefix.len() + digits.len());
+    id.push_str(prefix);
+    id.push_str(digits);
+    id
+}
+
 /// One item's entry in the answer.
-fn item_result(id: String, index: String, position: usize, outcome: Pending) -> BulkItemResult {
+pub(crate) fn item_result(
+    id: String,
+    index: String,
+    position: usize,
+    outcome: Pending,
+) -> BulkItemResult {
     match outcome {
         Pending::Queued => BulkItemResult {
             id,
@@ -510,7 +530,7 @@ fn retry_can_succeed(error: &ApiError) -> bool {
     status == 429 || status >= 500
 }
 
-fn keyed_by_action(action: Action, result: BulkItemResult) -> BulkItem {
+pub(crate) fn keyed_by_action(action: Action, result: BulkItemResult) -> BulkItem {
     let mut item = BulkItem {
         create: None,
         index: None,

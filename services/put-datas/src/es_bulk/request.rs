@@ -57,12 +57,17 @@ impl Action {
 /// The metadata of an action line; other members (`routing`, `pipeline`,
 /// `require_alias`, ...) are accepted and ignored.
 #[derive(Debug, Default, Deserialize)]
-struct ActionMeta {
-    #[serde(rename = "_index")]
-    index: Option<String>,
+struct ActionMeta<'a> {
+    /// Borrowed from the body unless it has escapes: no copy per item.
+    #[serde(rename = "_index", borrow)]
+    index: Option<BorrowedText<'a>>,
     #[serde(rename = "_id")]
     id: Option<Value>,
 }
+
+/// Text borrowed from the body where it can be.
+#[derive(Debug, Deserialize)]
+struct BorrowedText<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// One item of a bulk request.
 #[derive(Debug)]
@@ -70,7 +75,7 @@ pub struct BulkItem<'a> {
     /// What to do.
     pub action: Action,
     /// The index the action line names, if any.
-    pub index: Option<String>,
+    pub index: Option<Cow<'a, str>>,
     /// The id the action line names, if any.
     pub id: Option<String>,
     /// The document line (without its newline).
@@ -120,7 +125,7 @@ pub fn parse_items(body: &[u8], max_items: usize) -> Result<Vec<BulkItem<'_>>, A
         };
         items.push(BulkItem {
             action,
-            index: meta.index,
+            index: meta.index.map(|text| text.0),
             id: meta.id.map(|id| match id {
                 Value::String(text) => text,
                 other => other.to_string(),
@@ -141,16 +146,20 @@ pub fn parse_items(body: &[u8], max_items: usize) -> Result<Vec<BulkItem<'_>>, A
 /// shapes (and every error) take [`parse_action`]'s general reading.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KnownAction {
-    index: Option<ActionMeta>,
-    create: Option<ActionMeta>,
-    update: Option<ActionMeta>,
-    delete: Option<ActionMeta>,
+struct KnownAction<'a> {
+    #[serde(borrow)]
+    index: Option<ActionMeta<'a>>,
+    #[serde(borrow)]
+    create: Option<ActionMeta<'a>>,
+    #[serde(borrow)]
+    update: Option<ActionMeta<'a>>,
+    #[serde(borrow)]
+    delete: Option<ActionMeta<'a>>,
 }
 
 /// Reads an action line: an object with one member, the action, whose value is its
 /// metadata.
-fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta), ApiError> {
+fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta<'_>), ApiError> {
     if let Ok(known) = serde_json::from_slice::<KnownAction>(line) {
         let mut actions = [
             (Action::Index, known.index),
@@ -186,7 +195,7 @@ fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta),
             ),
         )
     })?;
-    let meta: ActionMeta = serde_json::from_str(meta.get()).map_err(|e| {
+    let meta: ActionMeta<'_> = serde_json::from_str(meta.get()).map_err(|e| {
         malformed_line(
             line_number,
             &format!("the `{name}` action's metadata is not valid: {e}"),

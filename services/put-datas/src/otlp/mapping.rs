@@ -73,17 +73,20 @@ pub fn convert(
         for (s, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
             let scope = scope_logs.scope.as_ref().and_then(scope_json);
             for (l, record) in scope_logs.log_records.iter().enumerate() {
-                let place = place_name([r, s, l]);
+                // Named only for a rejection: most records have none.
+                let place = || place_name([r, s, l]);
                 if let Some(other) = &other_pool {
                     converted.rejected.push(format!(
-                        "{place}: its resource names pool `{}/{}`, another than the request's; \
+                        "{}: its resource names pool `{}/{}`, another than the request's; \
                          send one request per pool",
-                        other.project, other.pool
+                        place(),
+                        other.project,
+                        other.pool
                     ));
                     continue;
                 }
                 if let Err(reason) = check_ids(record) {
-                    converted.rejected.push(format!("{place}: {reason}"));
+                    converted.rejected.push(format!("{}: {reason}", place()));
                     continue;
                 }
                 write_record(records, record, resource.as_deref(), scope.as_deref())?;

@@ -258,21 +258,12 @@ async fn grafana_requests_answer_the_native_numbers() {
 #[cfg(feature = "distributed")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_requests_answer_the_native_numbers_on_elasticsearch() {
-    use logpool_engines::config::IndexConfig;
-    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
-
     let Some(engines) = logpool_e2e::services::engines() else {
         return;
     };
     let started = Instant::now();
-    let prefix = format!("lpes{:x}", rand::random::<u32>());
     let setup = setup_with(|config| {
-        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
-            url: engines.elasticsearch.clone(),
-            index_prefix: prefix,
-            number_of_replicas: 0,
-            ..ElasticsearchIndexConfig::default()
-        });
+        config.index = logpool_e2e::services::elasticsearch_index(&engines, "lpes");
     })
     .await;
     check_grafana_fixtures(&setup).await;

@@ -291,21 +291,12 @@ async fn test_field_summary_over_the_memory_budget_flags_only_the_large_fields()
 #[cfg(feature = "distributed")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_field_summary_counts_every_match_in_the_range_on_elasticsearch() {
-    use logpool_engines::config::IndexConfig;
-    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
-
     let Some(engines) = logpool_e2e::services::engines() else {
         return;
     };
     let started = Instant::now();
-    let prefix = format!("lpfs{:x}", rand::random::<u32>());
     let server = TestServer::start_with(|config| {
-        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
-            url: engines.elasticsearch.clone(),
-            index_prefix: prefix,
-            number_of_replicas: 0,
-            ..ElasticsearchIndexConfig::default()
-        });
+        config.index = logpool_e2e::services::elasticsearch_index(&engines, "lpfs");
     })
     .await
     .expect("server");

@@ -240,21 +240,12 @@ async fn test_search_pages_in_either_time_order() {
 #[cfg(feature = "distributed")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_search_pages_in_either_time_order_on_elasticsearch() {
-    use logpool_engines::config::IndexConfig;
-    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
-
     let Some(engines) = logpool_e2e::services::engines() else {
         return;
     };
     let started = Instant::now();
-    let prefix = format!("lpso{:x}", rand::random::<u32>());
     let server = TestServer::start_with(|config| {
-        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
-            url: engines.elasticsearch.clone(),
-            index_prefix: prefix,
-            number_of_replicas: 0,
-            ..ElasticsearchIndexConfig::default()
-        });
+        config.index = logpool_e2e::services::elasticsearch_index(&engines, "lpso");
     })
     .await
     .expect("server");

@@ -67,20 +67,11 @@ async fn test_loghub_group_by_and_time_buckets_equal_a_scan() {
 #[cfg(feature = "distributed")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_loghub_sql_on_elasticsearch_equals_a_scan() {
-    use logpool_engines::config::IndexConfig;
-    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
-
     let Some(engines) = logpool_e2e::services::engines() else {
         return;
     };
-    let prefix = format!("lpsql{:x}", rand::random::<u32>());
     let server = TestServer::start_with(|config| {
-        config.index = IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
-            url: engines.elasticsearch.clone(),
-            index_prefix: prefix,
-            number_of_replicas: 0,
-            ..ElasticsearchIndexConfig::default()
-        });
+        config.index = logpool_e2e::services::elasticsearch_index(&engines, "lpsql");
     })
     .await
     .expect("server");

@@ -283,3 +283,15 @@ impl Deployment {
         start_service_with_env(name, &self.config_path, self.dir.path(), &self.env).await
     }
 }
+
+/// A standalone server's index on the test Elasticsearch, under a prefix of its own
+/// (`tag` and a random suffix) so that runs and tests never share indices.
+pub fn elasticsearch_index(engines: &Engines, tag: &str) -> logpool_engines::config::IndexConfig {
+    use logpool_engines::index::elasticsearch::ElasticsearchIndexConfig;
+    logpool_engines::config::IndexConfig::Elasticsearch(ElasticsearchIndexConfig {
+        url: engines.elasticsearch.clone(),
+        index_prefix: format!("{tag}{:x}", rand::random::<u32>()),
+        number_of_replicas: 0,
+        ..ElasticsearchIndexConfig::default()
+    })
+}

@@ -114,44 +114,20 @@ fn text(out: &mut Vec<u8>, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{item_result, Pending};
     use super::*;
-    use logpool_wire::es::{BulkItem, BulkItemError, BulkShards};
+    use logpool_wire::es::BulkItem;
 
+    // The items the handler itself makes (so the test follows their shape), with
+    // text that needs escaping.
     fn stored(id: &str) -> BulkItemResult {
-        BulkItemResult {
-            id: id.to_string(),
-            index: "shop.web".to_string(),
-            primary_term: Some(1),
-            seq_no: Some(7),
-            shards: Some(BulkShards {
-                failed: 0,
-                successful: 1,
-                total: 1,
-            }),
-            doc_type: "_doc".to_string(),
-            version: Some(1),
-            error: None,
-            result: Some("created".to_string()),
-            status: 201,
-        }
+        item_result(id.to_string(), "shop.web".to_string(), 7, Pending::Queued)
     }
 
     fn refused() -> BulkItemResult {
-        BulkItemResult {
-            id: "x".to_string(),
-            index: "no \"such\" index".to_string(),
-            primary_term: None,
-            seq_no: None,
-            shards: None,
-            doc_type: "_doc".to_string(),
-            version: None,
-            error: Some(BulkItemError {
-                reason: "bad\nline é".to_string(),
-                kind: "mapper_parsing_exception".to_string(),
-            }),
-            result: None,
-            status: 400,
-        }
+        let reason = "bad\nline é".to_string();
+        let refusal = Pending::Refused(400, "mapper_parsing_exception", reason);
+        item_result("x".to_string(), "no \"such\" index".to_string(), 3, refusal)
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
 }
 
 /// The tenants the pool and project scenarios work in (projects need their tenant).
-const SCENARIO_TENANTS: [&str; 17] = [
+const SCENARIO_TENANTS: [&str; 18] = [
     "conf-recreate",
     "conf-recreate-b",
     "conf-partitions",
@@ -55,6 +55,7 @@ const SCENARIO_TENANTS: [&str; 17] = [
     "conf-archive",
     "conf-schema",
     "conf-saved",
+    "conf-alerts",
 ];
 
 use crate::conformance::SCENARIO_TIMEOUT;
@@ -140,6 +141,8 @@ macro_rules! metadata_conformance_tests {
             scenario_deleting_a_project_removes_its_keys_and_limits,
             scenario_store_is_healthy,
             scenario_saved_searches_crud_limits_and_cascade,
+            scenario_alert_objects_crud_quota_and_cascade,
+            scenario_alert_evaluation_is_atomic_and_outbox_dedupes,
         );
     };
     (@each $fixture:ty; $($scenario:ident),* $(,)?) => {
@@ -1510,6 +1513,7 @@ pub(crate) async fn scenario_limits_set_get_and_list(store: &dyn MetadataStore) 
         queries_per_s: Some(2),
         concurrent_tails: Some(3),
         max_query_range_s: Some(60),
+        alert_rules: Some(7),
     };
     store
         .set_limits(tenant, Some("shop"), &shop)
@@ -1875,5 +1879,348 @@ pub(crate) async fn scenario_saved_searches_crud_limits_and_cascade(store: &dyn 
         .list_saved_searches(tenant, "shop")
         .await
         .expect("list")
+        .is_empty());
+}
+
+/// Alert rules, channels and silences: created with their author, listed oldest
+/// first, replaced with the status kept, bounded per tenant (across its projects),
+/// invisible from another project, and deleted with their project.
+pub(crate) async fn scenario_alert_objects_crud_quota_and_cascade(store: &dyn MetadataStore) {
+    use super::AlertObjectKind::{Channel, Rule};
+    let tenant = "conf-alerts";
+    for project in ["shop", "bank"] {
+        store
+            .create_project(tenant, project, "")
+            .await
+            .expect("project");
+    }
+    let first = store
+        .create_alert_object(Rule, tenant, "shop", r#"{"name":"a"}"#, "key-a", 2)
+        .await
+        .expect("create");
+    assert_eq!(
+        (
+            first.doc.as_str(),
+            first.status.as_str(),
+            first.project.as_str()
+        ),
+        (r#"{"name":"a"}"#, "", "shop")
+    );
+    let second = store
+        .create_alert_object(Rule, tenant, "bank", r#"{"name":"b"}"#, "key-a", 2)
+        .await
+        .expect("second, in another project");
+    let over = store
+        .create_alert_object(Rule, tenant, "shop", r#"{"name":"c"}"#, "key-a", 2)
+        .await;
+    assert!(
+        matches!(over, Err(MetadataError::TooMany { max: 2, .. })),
+        "the quota counts the tenant's rules in every project: {over:?}"
+    );
+    // Channels have their own count.
+    let channel = store
+        .create_alert_object(Channel, tenant, "shop", r#"{"kind":"webhook"}"#, "key-a", 2)
+        .await
+        .expect("channel");
+    store
+        .set_alert_status(Channel, channel.id, r#"{"ok":true}"#)
+        .await
+        .expect("status");
+    let replaced = store
+        .update_alert_object(
+            Channel,
+            tenant,
+            "shop",
+            channel.id,
+            r#"{"kind":"slack"}"#,
+            "key-b",
+        )
+        .await
+        .expect("update");
+    assert_eq!(replaced.doc, r#"{"kind":"slack"}"#);
+    assert_eq!(
+        replaced.status, r#"{"ok":true}"#,
+        "an edit keeps the server's status"
+    );
+    assert_eq!(
+        (replaced.created_by.as_str(), replaced.updated_by.as_str()),
+        ("key-a", "key-b")
+    );
+    let listed = store
+        .list_alert_objects(Rule, tenant, "shop")
+        .await
+        .expect("list");
+    assert_eq!(listed, std::slice::from_ref(&first));
+    assert!(store
+        .list_alert_objects(Channel, tenant, "bank")
+        .await
+        .expect("list")
+        .is_empty());
+    let all: Vec<i64> = store
+        .all_alert_objects(Rule)
+        .await
+        .expect("all")
+        .into_iter()
+        .filter(|object| object.tenant == tenant)
+        .map(|object| object.id)
+        .collect();
+    assert_eq!(all, [first.id, second.id]);
+    for result in [
+        store
+            .get_alert_object(Rule, tenant, "bank", first.id)
+            .await
+            .map(drop),
+        store
+            .get_alert_object(Channel, tenant, "shop", first.id + 1000)
+            .await
+            .map(drop),
+        store
+            .update_alert_object(Rule, tenant, "bank", first.id, "{}", "key-b")
+            .await
+            .map(drop),
+        store
+            .delete_alert_object(Rule, tenant, "bank", first.id)
+            .await,
+    ] {
+        assert!(
+            matches!(result, Err(MetadataError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+    store
+        .delete_alert_object(Rule, tenant, "bank", second.id)
+        .await
+        .expect("delete");
+    store
+        .create_alert_object(Rule, tenant, "shop", r#"{"name":"c"}"#, "key-a", 2)
+        .await
+        .expect("room again after a delete");
+    store
+        .delete_project(tenant, "shop")
+        .await
+        .expect("delete project");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("recreate");
+    assert!(store
+        .list_alert_objects(Rule, tenant, "shop")
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list_alert_objects(Channel, tenant, "shop")
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+/// One evaluation writes states, transitions and notifications together; the outbox
+/// keeps a dedupe key once per channel; attempts are recorded; deleting the rule
+/// deletes its state, history and outbox, and a late evaluation of it writes nothing.
+pub(crate) async fn scenario_alert_evaluation_is_atomic_and_outbox_dedupes(
+    store: &dyn MetadataStore,
+) {
+    use super::{
+        AlertEvaluation, AlertGroupState, AlertObjectKind::Rule, AlertTransitionRecord,
+        NewOutboxEntry, OutboxOutcome,
+    };
+    let tenant = "conf-alerts";
+    store
+        .create_project(tenant, "ops", "")
+        .await
+        .expect("project");
+    let rule = store
+        .create_alert_object(Rule, tenant, "ops", "{}", "key-a", 10)
+        .await
+        .expect("rule");
+    let notification = |key: &str| NewOutboxEntry {
+        channel_id: 7,
+        dedupe_key: key.to_string(),
+        payload: format!(r#"{{"key":"{key}"}}"#),
+    };
+    let evaluation = AlertEvaluation {
+        rule_id: rule.id,
+        status: r#"{"error":null}"#.to_string(),
+        states: vec![
+            AlertGroupState {
+                group: "web-1".to_string(),
+                doc: r#"{"state":"firing"}"#.to_string(),
+            },
+            AlertGroupState {
+                group: "web-2".to_string(),
+                doc: r#"{"state":"ok"}"#.to_string(),
+            },
+        ],
+        forgotten_groups: Vec::new(),
+        transitions: vec![
+            AlertTransitionRecord {
+                group: "web-1".to_string(),
+                doc: "1".to_string(),
+                at_ms: 1,
+            },
+            AlertTransitionRecord {
+                group: "web-1".to_string(),
+                doc: "2".to_string(),
+                at_ms: 2,
+            },
+        ],
+        outbox: vec![notification("r/web-1/1/firing")],
+    };
+    assert_eq!(
+        store
+            .record_alert_evaluation(&evaluation)
+            .await
+            .expect("record"),
+        1
+    );
+    // The same firing enqueued again (a second leader for a moment) is stored once.
+    let again = AlertEvaluation {
+        states: vec![AlertGroupState {
+            group: "web-1".to_string(),
+            doc: r#"{"state":"firing","n":2}"#.to_string(),
+        }],
+        transitions: Vec::new(),
+        forgotten_groups: vec!["web-2".to_string()],
+        ..evaluation.clone()
+    };
+    assert_eq!(
+        store.record_alert_evaluation(&again).await.expect("again"),
+        0
+    );
+    let states = store.alert_states(rule.id).await.expect("states");
+    assert_eq!(
+        states,
+        [AlertGroupState {
+            group: "web-1".to_string(),
+            doc: r#"{"state":"firing","n":2}"#.to_string(),
+        }]
+    );
+    let history = store.alert_history(rule.id, 10).await.expect("history");
+    let docs: Vec<&str> = history.iter().map(|t| t.doc.as_str()).collect();
+    assert_eq!(docs, ["2", "1"], "newest first");
+    assert_eq!(
+        store.alert_history(rule.id, 1).await.expect("limit").len(),
+        1
+    );
+    let stored = store
+        .get_alert_object(Rule, tenant, "ops", rule.id)
+        .await
+        .expect("rule");
+    assert_eq!(stored.status, r#"{"error":null}"#);
+
+    let due = store.due_outbox(i64::MAX, 10).await.expect("due");
+    let ours: Vec<_> = due
+        .iter()
+        .filter(|entry| entry.rule_id == rule.id)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let entry = ours[0].clone();
+    assert_eq!(
+        (entry.channel_id, entry.dedupe_key.as_str(), entry.attempts),
+        (7, "r/web-1/1/firing", 0)
+    );
+    store
+        .finish_outbox_attempt(
+            entry.id,
+            &OutboxOutcome::Retry {
+                next_attempt_ms: i64::MAX - 1,
+                error: "503".to_string(),
+            },
+        )
+        .await
+        .expect("retry");
+    assert!(
+        !store
+            .due_outbox(i64::MAX - 2, 10)
+            .await
+            .expect("due")
+            .iter()
+            .any(|due| due.id == entry.id),
+        "not due before its next attempt"
+    );
+    let retried = store.due_outbox(i64::MAX, 10).await.expect("due");
+    let retried = retried
+        .iter()
+        .find(|due| due.id == entry.id)
+        .expect("due again");
+    assert_eq!(retried.attempts, 1);
+    store
+        .finish_outbox_attempt(entry.id, &OutboxOutcome::Sent { at_ms: 5 })
+        .await
+        .expect("sent");
+    assert!(!store
+        .due_outbox(i64::MAX, 10)
+        .await
+        .expect("due")
+        .iter()
+        .any(|due| due.id == entry.id));
+    // A sent notification is never enqueued again under the same key.
+    assert_eq!(
+        store
+            .record_alert_evaluation(&evaluation)
+            .await
+            .expect("record"),
+        0
+    );
+    // Pruning keeps pending entries and young history, drops finished old ones.
+    let pending = NewOutboxEntry {
+        channel_id: 8,
+        dedupe_key: "r/web-1/1/resolved".to_string(),
+        payload: "{}".to_string(),
+    };
+    let with_pending = AlertEvaluation {
+        outbox: vec![pending],
+        transitions: Vec::new(),
+        ..evaluation.clone()
+    };
+    store
+        .record_alert_evaluation(&with_pending)
+        .await
+        .expect("pending");
+    let pruned = store.prune_alert_records(i64::MAX, 2).await.expect("prune");
+    assert!(
+        pruned >= 2,
+        "the sent entry and the transition at 1 ms: {pruned}"
+    );
+    let due = store.due_outbox(i64::MAX, 10).await.expect("due");
+    assert!(due
+        .iter()
+        .any(|entry| entry.dedupe_key == "r/web-1/1/resolved"));
+    let kept: Vec<i64> = store
+        .alert_history(rule.id, 10)
+        .await
+        .expect("history")
+        .iter()
+        .map(|t| t.at_ms)
+        .collect();
+    assert!(kept.iter().all(|at| *at >= 2), "{kept:?}");
+
+    store
+        .delete_alert_object(Rule, tenant, "ops", rule.id)
+        .await
+        .expect("delete rule");
+    assert!(store
+        .alert_states(rule.id)
+        .await
+        .expect("states")
+        .is_empty());
+    assert!(store
+        .alert_history(rule.id, 10)
+        .await
+        .expect("history")
+        .is_empty());
+    assert_eq!(
+        store
+            .record_alert_evaluation(&evaluation)
+            .await
+            .expect("late"),
+        0,
+        "a deleted rule's late evaluation writes nothing"
+    );
+    assert!(store
+        .alert_states(rule.id)
+        .await
+        .expect("states")
         .is_empty());
 }

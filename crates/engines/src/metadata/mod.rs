@@ -1,10 +1,11 @@
 //! The metadata role: tenants, keys and limits, projects and pools, consumer groups,
-//! archive settings.
+//! archive settings, saved searches, alerts.
 //!
 //! The store is the source of truth; the routing snapshot that services use is
 //! rebuilt from it ([`MetadataStore::routing_snapshot`]) after every change.
 
 pub mod access;
+pub mod alerts;
 pub mod archive;
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -27,6 +28,10 @@ use logpool_core::routing::{FieldType, PoolRoute};
 use serde::Serialize;
 
 pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
+pub use alerts::{
+    AlertEvaluation, AlertGroupState, AlertObject, AlertObjectKind, AlertStore,
+    AlertTransitionRecord, NewOutboxEntry, OutboxEntry, OutboxOutcome,
+};
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
 pub use keys::{GroupRef, PoolRef};
@@ -236,7 +241,13 @@ pub trait CatalogStore: Send + Sync + Debug + 'static {
 /// The metadata role: every aggregate's store in one object, so services hold one
 /// `Arc<dyn MetadataStore>`. A new aggregate adds its own small trait here.
 pub trait MetadataStore:
-    CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore + SavedSearchStore
+    CatalogStore
+    + AccessStore
+    + ConsumerGroupStore
+    + ArchiveStore
+    + SchemaStore
+    + SavedSearchStore
+    + AlertStore
 {
 }
 
@@ -247,5 +258,6 @@ impl<T> MetadataStore for T where
         + ArchiveStore
         + SchemaStore
         + SavedSearchStore
+        + AlertStore
 {
 }

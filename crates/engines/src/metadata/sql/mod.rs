@@ -17,6 +17,7 @@
 //! - Both dialects pass the same conformance suite (`metadata::conformance`).
 
 mod access;
+mod alerts;
 mod archive;
 mod catalog;
 mod groups;

@@ -111,6 +111,63 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
             "/v1/projects/{project}/saved-searches/{id}",
             ManageProject,
         ),
+        // Readers see a team's alerts, channels and silences; those who manage the
+        // project keep them, and send channel tests.
+        (Method::GET, "/v1/projects/{project}/alerts", Read),
+        (Method::POST, "/v1/projects/{project}/alerts", ManageProject),
+        (Method::GET, "/v1/projects/{project}/alerts/{id}", Read),
+        (
+            Method::PUT,
+            "/v1/projects/{project}/alerts/{id}",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/alerts/{id}",
+            ManageProject,
+        ),
+        (
+            Method::GET,
+            "/v1/projects/{project}/alerts/{id}/history",
+            Read,
+        ),
+        (Method::GET, "/v1/projects/{project}/alert-channels", Read),
+        (
+            Method::POST,
+            "/v1/projects/{project}/alert-channels",
+            ManageProject,
+        ),
+        (
+            Method::GET,
+            "/v1/projects/{project}/alert-channels/{id}",
+            Read,
+        ),
+        (
+            Method::PUT,
+            "/v1/projects/{project}/alert-channels/{id}",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/alert-channels/{id}",
+            ManageProject,
+        ),
+        (
+            Method::POST,
+            "/v1/projects/{project}/alert-channels/{id}/test",
+            ManageProject,
+        ),
+        (Method::GET, "/v1/projects/{project}/alert-silences", Read),
+        (
+            Method::POST,
+            "/v1/projects/{project}/alert-silences",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/alert-silences/{id}",
+            ManageProject,
+        ),
         (Method::GET, "/v1/projects/{project}/pools", Read),
         (Method::POST, "/v1/projects/{project}/pools", ManageProject),
         // The shipper protocols name their pool in headers or the payload.
@@ -451,6 +508,21 @@ impl World {
                 .as_str()
                 .expect("saved search id")
                 .to_string();
+        } else if let Some((collection, kind)) =
+            alert_collection(template).filter(|_| template.contains("{id}"))
+        {
+            // An object of its own for every request, as for saved searches.
+            let created = self
+                .api
+                .as_operator(
+                    tenant,
+                    Method::POST,
+                    &format!("/v1/projects/{project}/{collection}"),
+                    Some(&alert_body(kind, &self.unique("alert"), &pool)),
+                )
+                .await;
+            assert_eq!(created.status, 201, "create {collection}: {}", created.text);
+            id = created.json()["id"].as_str().expect("alert id").to_string();
         } else if template.contains("/records/{id}") {
             id = seeded.record_id.clone();
         } else if template.contains("/restore/{id}") {
@@ -494,6 +566,10 @@ impl World {
             ("PATCH", "/v1/projects/{project}", _) => json!({ "description": "matrix" }),
             ("POST" | "PUT", _, _) if template.contains("/saved-searches") => {
                 json!({ "name": self.unique("saved"), "query": "level:ERROR", "from": "now-1h" })
+            }
+            ("POST" | "PUT", _, _) if alert_collection(template).is_some() => {
+                let (_, kind) = alert_collection(template).expect("an alert route");
+                alert_body(kind, &self.unique("alert"), &seeded.pool)
             }
             ("POST", "/v1/projects/{project}/pools", _) => {
                 json!({ "name": self.unique("made"), "shards": 1 })
@@ -882,4 +958,30 @@ async fn test_every_route_answers_every_caller_as_the_matrix_says() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// The collection an alert route's template names, and the kind of object in it.
+fn alert_collection(template: &str) -> Option<(&'static str, &'static str)> {
+    let rest = template.strip_prefix("/v1/projects/{project}/")?;
+    match rest.split('/').next()? {
+        "alerts" => Some(("alerts", "rule")),
+        "alert-channels" => Some(("alert-channels", "channel")),
+        "alert-silences" => Some(("alert-silences", "silence")),
+        _ => None,
+    }
+}
+
+/// A valid body for an alert object of `kind` named `name` over `pool`.
+fn alert_body(kind: &str, name: &str, pool: &str) -> Value {
+    match kind {
+        "rule" => json!({
+            "name": name, "pool": pool, "query": "level:ERROR", "window_secs": 60,
+            "every_secs": 60, "condition": { "op": ">", "threshold": 1e9 },
+        }),
+        // Nothing listens on port 9: a test send fails fast and says so.
+        "channel" => json!({
+            "name": name, "kind": "webhook", "config": { "url": "http://127.0.0.1:9/" },
+        }),
+        _ => json!({ "labels": { "team": name }, "ends_at": "now+1h" }),
+    }
 }

@@ -299,6 +299,122 @@ async fn sample(
     body
 }
 
+/// Samples the alert routes of project `shapes` (pool `web` exists).
+async fn sample_alerts(s: &TestServer, samples: &mut Vec<Sample>) {
+    let channels = "/v1/projects/{project}/alert-channels";
+    // Nothing listens on port 9: the test send answers 200 with the failure.
+    let channel_body = json!({ "name": "hook", "kind": "webhook",
+        "config": { "url": "http://127.0.0.1:9/hook", "secret": "k", "headers": { "X-Team": "web" } } });
+    let channel = sample(
+        s,
+        samples,
+        "POST",
+        channels,
+        "/v1/projects/shapes/alert-channels",
+        Some(channel_body.clone()),
+    )
+    .await;
+    let channel_id = channel["id"].as_str().expect("channel id").to_string();
+    let channel_path = format!("/v1/projects/shapes/alert-channels/{channel_id}");
+    sample(
+        s,
+        samples,
+        "POST",
+        "/v1/projects/{project}/alert-channels/{id}/test",
+        &format!("{channel_path}/test"),
+        None,
+    )
+    .await;
+    for (method, body) in [("GET", None), ("PUT", Some(channel_body))] {
+        sample(
+            s,
+            samples,
+            method,
+            "/v1/projects/{project}/alert-channels/{id}",
+            &channel_path,
+            body,
+        )
+        .await;
+    }
+    sample(
+        s,
+        samples,
+        "GET",
+        channels,
+        "/v1/projects/shapes/alert-channels",
+        None,
+    )
+    .await;
+    let rules = "/v1/projects/{project}/alerts";
+    let rule_body = json!({ "name": "errors", "pool": "web", "query": "level:ERROR",
+        "sql": "SELECT host, count(*) AS c GROUP BY host", "group_by": "host",
+        "window_secs": 300, "every_secs": 60, "condition": { "op": ">", "threshold": 10 },
+        "labels": { "team": "web" }, "channels": [channel_id] });
+    let rule = sample(
+        s,
+        samples,
+        "POST",
+        rules,
+        "/v1/projects/shapes/alerts",
+        Some(rule_body.clone()),
+    )
+    .await;
+    let rule_id = rule["id"].as_str().expect("rule id").to_string();
+    let rule_path = format!("/v1/projects/shapes/alerts/{rule_id}");
+    for (method, body) in [("GET", None), ("PUT", Some(rule_body))] {
+        sample(
+            s,
+            samples,
+            method,
+            "/v1/projects/{project}/alerts/{id}",
+            &rule_path,
+            body,
+        )
+        .await;
+    }
+    sample(
+        s,
+        samples,
+        "GET",
+        "/v1/projects/{project}/alerts/{id}/history",
+        &format!("{rule_path}/history?limit=10"),
+        None,
+    )
+    .await;
+    sample(s, samples, "GET", rules, "/v1/projects/shapes/alerts", None).await;
+    sample(
+        s,
+        samples,
+        "POST",
+        rules,
+        "/v1/projects/shapes/alerts",
+        Some(
+            json!({ "name": "bad", "pool": "web", "query": "level:(ERROR",
+            "window_secs": 300, "every_secs": 60, "condition": { "op": ">", "threshold": 1 } }),
+        ),
+    )
+    .await;
+    let silences = "/v1/projects/{project}/alert-silences";
+    sample(
+        s,
+        samples,
+        "POST",
+        silences,
+        "/v1/projects/shapes/alert-silences",
+        Some(json!({ "rule_id": rule_id, "ends_at": "now+1h", "comment": "deploy" })),
+    )
+    .await;
+    sample(
+        s,
+        samples,
+        "GET",
+        silences,
+        "/v1/projects/shapes/alert-silences",
+        None,
+    )
+    .await;
+}
+
 /// Asks every kind of route of a running server and checks each answer against the
 /// schema the document gives for its route and status: nothing the answer has is
 /// missing from its schema (objects are checked closed), nothing required is absent,
@@ -439,6 +555,7 @@ async fn answers_are_what_the_document_says() {
         )
         .await;
     }
+    sample_alerts(s, samples).await;
     // An error answer is the envelope, under a status the route lists.
     sample(
         s,

@@ -101,8 +101,16 @@ impl Jobs {
         let leadership = self.coordinator.campaign(name, &self.candidate);
         let mut stop = self.stop.clone();
         self.spawn(name, async move {
+            let mut led = false;
             loop {
-                if leadership.is_leader() {
+                let leads = leadership.is_leader();
+                // Operators (and failover tests) read from the log which process
+                // leads a job.
+                if leads != led {
+                    tracing::info!(job = name, leads, "job leadership changed");
+                    led = leads;
+                }
+                if leads {
                     job.run_once().await;
                 }
                 if stop.sleep(interval).await {

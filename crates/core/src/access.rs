@@ -207,6 +207,10 @@ pub struct Limits {
     /// Longest time range one search may cover, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_query_range_s: Option<u64>,
+    /// Alert rules per tenant, across its projects (the server's default applies
+    /// when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_rules: Option<u32>,
 }
 
 impl Limits {
@@ -228,6 +232,7 @@ impl Limits {
             queries_per_s: min(self.queries_per_s, other.queries_per_s),
             concurrent_tails: min(self.concurrent_tails, other.concurrent_tails),
             max_query_range_s: min(self.max_query_range_s, other.max_query_range_s),
+            alert_rules: min(self.alert_rules, other.alert_rules),
         }
     }
 
@@ -244,6 +249,7 @@ impl Limits {
             ("queries_per_s", self.queries_per_s == Some(0)),
             ("concurrent_tails", self.concurrent_tails == Some(0)),
             ("max_query_range_s", self.max_query_range_s == Some(0)),
+            ("alert_rules", self.alert_rules == Some(0)),
         ];
         match zero.iter().find(|(_, is_zero)| *is_zero) {
             Some((field, _)) => Err(field),

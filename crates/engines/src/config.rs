@@ -195,6 +195,44 @@ impl Default for SearchConfig {
     }
 }
 
+/// Alert evaluation and notification settings (`[alerts]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Shortest schedule (`every_secs`) a rule may have. 10 in production; tests of
+    /// the evaluator lower it to keep their runs short.
+    pub min_every_secs: u64,
+    /// Alert rules one tenant may hold when its quota (`alert_rules`) is unset.
+    pub max_rules_per_tenant: u32,
+    /// Rules evaluated at once; a due rule waits for a free slot, never for
+    /// another rule's round.
+    pub evaluation_concurrency: usize,
+    /// Time one evaluation may take; a slower one fails (recorded as the rule's
+    /// `last_error`) and is tried again at its next schedule.
+    pub rule_timeout_secs: u64,
+    /// Base URL of the web console in notification links (empty: a link relative
+    /// to the server, `/#/explore?...`).
+    pub console_url: String,
+    /// Time one delivery (an HTTP request or an SMTP session) may take.
+    pub delivery_timeout_secs: u64,
+    /// Attempts per notification before it is given up (backoff 2 s, 4 s, ... 5 min).
+    pub max_delivery_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            min_every_secs: 10,
+            max_rules_per_tenant: 200,
+            evaluation_concurrency: 4,
+            rule_timeout_secs: 30,
+            console_url: String::new(),
+            delivery_timeout_secs: 10,
+            max_delivery_attempts: 8,
+        }
+    }
+}
+
 /// Live tail settings (`[tail]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -470,6 +508,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// Live tail settings.
     pub tail: TailConfig,
+    /// Alert evaluation and notification settings.
+    pub alerts: AlertsConfig,
     /// TLS on every listener.
     pub tls: TlsConfig,
     /// Connection limits and timeouts of every listener, failed-auth throttling.
@@ -529,6 +569,7 @@ impl Default for Config {
             idempotency: IdempotencyConfig::default(),
             search: SearchConfig::default(),
             tail: TailConfig::default(),
+            alerts: AlertsConfig::default(),
             tls: TlsConfig::default(),
             http: HttpConfig::default(),
             syslog: SyslogConfig::default(),

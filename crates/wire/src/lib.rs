@@ -8,6 +8,7 @@
 //! Fields of answers are declared in the order of their names: that is the order
 //! the answers had when they were built as JSON maps, so their bytes stay the same.
 
+pub mod alerts;
 pub mod archive;
 pub mod control;
 pub mod error;

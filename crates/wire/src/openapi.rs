@@ -442,6 +442,68 @@ fn shape(method: &str, path: &str) -> Shape {
         )
         .body("SavedSearchBody")
         .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/alerts") => Shape::new(
+            "The project's alert rules, oldest first, with the state of each group.",
+            Answer::Json(200, "RuleList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/alerts") => Shape::new(
+            "Creates an alert rule (400 naming the field, and the position for a query or \
+             SQL that does not parse; 409 over the tenant's `alert_rules` quota).",
+            Answer::Json(201, "Rule"),
+        )
+        .body("RuleBody")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/alerts/{id}") => {
+            Shape::new("One alert rule with its state.", Answer::Json(200, "Rule"))
+        }
+        ("PUT", _, "/v1/projects/{project}/alerts/{id}") => Shape::new(
+            "Replaces an alert rule; its state and history are kept.",
+            Answer::Json(200, "Rule"),
+        )
+        .body("RuleBody"),
+        ("GET", _, "/v1/projects/{project}/alerts/{id}/history") => Shape::new(
+            "The rule's state transitions, newest first.",
+            Answer::Json(200, "History"),
+        )
+        .query(vec![ParameterBuilder::new()
+            .name("limit")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Most transitions to return (1 to 1000, default 100)."))
+            .schema(Some(integer()))
+            .build()]),
+        ("GET", _, "/v1/projects/{project}/alert-channels") => Shape::new(
+            "The project's notification channels, oldest first (secrets read `***`).",
+            Answer::Json(200, "ChannelList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/alert-channels") => Shape::new(
+            "Creates a notification channel.",
+            Answer::Json(201, "Channel"),
+        )
+        .body("ChannelBody")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/alert-channels/{id}") => {
+            Shape::new("One notification channel.", Answer::Json(200, "Channel"))
+        }
+        ("PUT", _, "/v1/projects/{project}/alert-channels/{id}") => Shape::new(
+            "Replaces a channel; a secret sent back as `***` keeps the stored one.",
+            Answer::Json(200, "Channel"),
+        )
+        .body("ChannelBody"),
+        ("POST", _, "/v1/projects/{project}/alert-channels/{id}/test") => Shape::new(
+            "Sends a test notification through the channel now and says how it went.",
+            Answer::Json(200, "ChannelTestAnswer"),
+        ),
+        ("GET", _, "/v1/projects/{project}/alert-silences") => Shape::new(
+            "The project's silences, oldest first.",
+            Answer::Json(200, "SilenceList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/alert-silences") => Shape::new(
+            "Mutes a rule, or the rules carrying some labels, for a period.",
+            Answer::Json(201, "Silence"),
+        )
+        .body("SilenceBody")
+        .errors(&[409]),
         (_, _, path) if path.starts_with("/es/") && es_search_path(path) => {
             es_search_shape(method, path)
         }
@@ -631,6 +693,10 @@ fn string() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).into()
 }
 
+fn integer() -> Schema {
+    ObjectBuilder::new().schema_type(Type::Integer).into()
+}
+
 fn json_content(schema: &str) -> utoipa::openapi::Content {
     ContentBuilder::new()
         .schema(Some(Ref::from_schema_name(schema)))
@@ -675,6 +741,18 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::saved::SavedSearchBody>(&mut schemas);
     add::<crate::saved::SavedSearch>(&mut schemas);
     add::<crate::saved::SavedSearchList>(&mut schemas);
+    add::<crate::alerts::RuleBody>(&mut schemas);
+    add::<crate::alerts::Rule>(&mut schemas);
+    add::<crate::alerts::RuleList>(&mut schemas);
+    add::<crate::alerts::History>(&mut schemas);
+    add::<crate::alerts::ChannelBody>(&mut schemas);
+    add::<crate::alerts::Channel>(&mut schemas);
+    add::<crate::alerts::ChannelList>(&mut schemas);
+    add::<crate::alerts::ChannelTestAnswer>(&mut schemas);
+    add::<crate::alerts::SilenceBody>(&mut schemas);
+    add::<crate::alerts::Silence>(&mut schemas);
+    add::<crate::alerts::SilenceList>(&mut schemas);
+    add::<crate::alerts::Notification>(&mut schemas);
     add::<control::CreatePool>(&mut schemas);
     add::<control::UpdatePool>(&mut schemas);
     add::<control::Pool>(&mut schemas);

@@ -31,6 +31,10 @@ pub struct Limits {
     /// Longest time range one search may cover, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_query_range_s: Option<u64>,
+    /// Alert rules per tenant, across its projects (the server's default applies
+    /// when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_rules: Option<u32>,
 }
 
 /// One project in a tenant's usage.

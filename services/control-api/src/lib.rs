@@ -8,7 +8,11 @@
 //!
 //! Tenants, API keys and quotas ([`tenants`], [`quotas`]) are published in the same
 //! snapshot, so every service checks keys and applies limits from its own copy.
+//!
+//! Alert rules, channels and silences, and the jobs that evaluate and notify them,
+//! are in [`alerts`].
 
+pub mod alerts;
 pub mod archive;
 pub mod cluster;
 pub mod pools;
@@ -27,6 +31,7 @@ use logpool_api::{ApiError, Routes, RoutingView};
 use logpool_core::access::{AccessTable, Permission, ProjectsByTenant};
 use logpool_core::names::validate_name;
 use logpool_core::routing::RoutingSnapshot;
+use logpool_engines::config::AlertsConfig;
 use logpool_engines::coordination::Coordinator;
 use logpool_engines::index::LogIndex;
 use logpool_engines::metadata::MetadataStore;
@@ -59,6 +64,10 @@ pub struct ControlState {
     /// The storage-quota state measured by this process ([`quotas`]), to publish
     /// with the next snapshot; `None` keeps what the current snapshot says.
     over_storage_quota: Arc<Mutex<Option<ProjectsByTenant>>>,
+    /// Alert settings ([`alerts`]).
+    pub alerts: AlertsConfig,
+    /// Sends alert notifications (and channel tests).
+    pub notifier: alerts::notify::Notifier,
 }
 
 impl ControlState {
@@ -82,7 +91,20 @@ impl ControlState {
                 republish::NEVER_PUBLISHED,
             )),
             over_storage_quota: Arc::default(),
+            alerts: AlertsConfig::default(),
+            notifier: alerts::notify::Notifier::new(std::time::Duration::from_secs(
+                AlertsConfig::default().delivery_timeout_secs,
+            )),
         }
+    }
+
+    /// Uses `config` for alert rules and notifications.
+    pub fn with_alerts_config(mut self, config: AlertsConfig) -> ControlState {
+        self.notifier = alerts::notify::Notifier::new(std::time::Duration::from_secs(
+            config.delivery_timeout_secs.max(1),
+        ));
+        self.alerts = config;
+        self
     }
 
     /// Gives the archive endpoints the object store the archive is written to.
@@ -184,6 +206,7 @@ pub fn routes() -> Routes<ControlState> {
         .merge(projects::routes())
         .merge(pools::routes())
         .merge(saved_searches::routes())
+        .merge(alerts::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
         .merge(stats::routes())

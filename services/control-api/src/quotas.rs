@@ -48,6 +48,7 @@ fn limits_of(limits: &Limits) -> wire::Limits {
         queries_per_s: limits.queries_per_s,
         concurrent_tails: limits.concurrent_tails,
         max_query_range_s: limits.max_query_range_s,
+        alert_rules: limits.alert_rules,
     }
 }
 
@@ -61,6 +62,7 @@ fn limits_from(limits: &wire::Limits) -> Limits {
         queries_per_s: limits.queries_per_s,
         concurrent_tails: limits.concurrent_tails,
         max_query_range_s: limits.max_query_range_s,
+        alert_rules: limits.alert_rules,
     }
 }
 

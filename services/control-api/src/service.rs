@@ -1,6 +1,7 @@
 //! control-api as a service of a node: the management routes, the bootstrap
 //! operator key, the first routing snapshot, and its jobs (routing republish in
-//! every process, the storage-quota watch in the leading one).
+//! every process; the storage-quota watch, alert evaluation and delivery in the
+//! process leading each).
 //!
 //! A node starts it before its other services, so that they find a published
 //! snapshot.
@@ -9,6 +10,7 @@ use logpool_api::health::Readiness;
 use logpool_api::node::{Service, ServiceContext, ServiceHandle};
 use logpool_engines::EngineNeeds;
 
+use crate::alerts::evaluator::AlertEvaluator;
 use crate::quotas::{StorageWatch, STORAGE_CHECK_INTERVAL};
 use crate::republish::Republish;
 use crate::{router, ControlState};
@@ -34,7 +36,8 @@ pub async fn start(context: ServiceContext) -> anyhow::Result<ServiceHandle> {
         engines.queue()?,
         engines.index()?,
     )
-    .with_object_store(engines.object_store()?);
+    .with_object_store(engines.object_store()?)
+    .with_alerts_config(context.config.alerts.clone());
     crate::tenants::announce_operator_key(
         state.metadata.as_ref(),
         context.config.admin_key.as_ref().map(|key| key.expose()),
@@ -55,6 +58,11 @@ pub async fn start(context: ServiceContext) -> anyhow::Result<ServiceHandle> {
         "storage-quota",
         STORAGE_CHECK_INTERVAL,
         StorageWatch(state.clone()),
+    );
+    jobs.leader_every(
+        "alerts",
+        crate::alerts::evaluator::TICK,
+        AlertEvaluator::new(state.clone()),
     );
     // The management API answers while the metadata store does.
     let readiness = Readiness::coordination(engines).and_metadata(engines)?;

@@ -160,7 +160,7 @@ fn parse_stage(text: &str, offset: usize) -> Result<Stage, SqlError> {
             ))
         }
     };
-    let from = cursor.from_clause()?;
+    let from = cursor.source_field()?;
     cursor.end()?;
     Ok(Stage { kind, from })
 }
@@ -230,7 +230,7 @@ impl Cursor {
     }
 
     /// `from <field>`, or the raw line.
-    fn from_clause(&mut self) -> Result<String, SqlError> {
+    fn source_field(&mut self) -> Result<String, SqlError> {
         self.skip_space();
         let word: String = self.chars[self.index..]
             .iter()

@@ -1177,9 +1177,15 @@ mod tests {
     #[test]
     fn test_urls_ips_and_json_paths() {
         let url = s("https://user@example.com:8443/a/b?q=1&name=J%C3%BCrgen+x#top");
-        assert_eq!(call(Func::UrlHost, &[url.clone()]), s("example.com"));
-        assert_eq!(call(Func::UrlPath, &[url.clone()]), s("/a/b"));
-        assert_eq!(call(Func::UrlPort, &[url.clone()]), Val::Int(8443));
+        assert_eq!(
+            call(Func::UrlHost, std::slice::from_ref(&url)),
+            s("example.com")
+        );
+        assert_eq!(call(Func::UrlPath, std::slice::from_ref(&url)), s("/a/b"));
+        assert_eq!(
+            call(Func::UrlPort, std::slice::from_ref(&url)),
+            Val::Int(8443)
+        );
         assert_eq!(call(Func::UrlParameter, &[url, s("name")]), s("Jürgen x"));
         assert_eq!(
             call(Func::UrlPath, &[s("/index.html?x=1")]),

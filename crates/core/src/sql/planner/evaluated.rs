@@ -831,7 +831,9 @@ impl Planner<'_> {
         let (kind, value_args): (AggKind, Vec<&SqlExpr>) = match name {
             "count" => match (args, distinct) {
                 ([FunctionArgExpr::Wildcard], false) => (AggKind::CountStar, Vec::new()),
-                ([FunctionArgExpr::Expr(arg)], false) if matches!(arg, SqlExpr::Value(v) if matches!(v.value, Value::Number(..))) => {
+                ([FunctionArgExpr::Expr(SqlExpr::Value(value))], false)
+                    if matches!(value.value, Value::Number(..)) =>
+                {
                     (AggKind::CountStar, Vec::new())
                 }
                 ([FunctionArgExpr::Expr(arg)], true) => (AggKind::CountDistinct, vec![arg]),

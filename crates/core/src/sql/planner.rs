@@ -1285,6 +1285,21 @@ fn field_name(expr: &Expr) -> Option<String> {
                 .join("."),
         ),
         Expr::Nested(inner) => field_name(inner),
+        // `user.id`: `user` is also a niladic function, so the parser reads an access
+        // into its value.
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut name = field_name(root)?;
+            for access in access_chain {
+                match access {
+                    sqlparser::ast::AccessExpr::Dot(Expr::Identifier(ident)) => {
+                        name.push('.');
+                        name.push_str(&ident.value);
+                    }
+                    _ => return None,
+                }
+            }
+            Some(name)
+        }
         // Some field names (`user`) are also niladic SQL functions (`USER`).
         Expr::Function(function)
             if matches!(function.args, FunctionArguments::None)

@@ -196,3 +196,27 @@ fn test_errors_name_the_construct_and_position() {
         "{ungrouped:?}"
     );
 }
+
+#[test]
+fn test_json_stage_fields_are_named_by_their_path() {
+    let Planned::Evaluated { plan, .. } = plan(
+        "* | json from payload | SELECT user.country AS country, count(*) AS c, if(true, 1) AS one GROUP BY country ORDER BY country",
+    ) else {
+        panic!("evaluated");
+    };
+    let mut evaluator = Evaluator::new(&plan, CTX, RequestMemory::unlimited(), 10, 10);
+    for (n, country) in ["de", "fr", "de"].iter().enumerate() {
+        let payload = format!(r#"{{"user":{{"country":"{country}","id":{n}}}}}"#);
+        let mut fields = Map::new();
+        fields.insert("payload".into(), Json::String(payload));
+        evaluator.push(0, &mut fields).expect("push");
+    }
+    let table = evaluator.finish().expect("finish");
+    assert_eq!(
+        table.rows,
+        vec![
+            vec![json!("de"), json!(2), json!(1)],
+            vec![json!("fr"), json!(1), json!(1)]
+        ]
+    );
+}

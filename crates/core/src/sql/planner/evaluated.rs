@@ -342,7 +342,11 @@ impl Planner<'_> {
             planner.compile(inner, context).map(Box::new)
         };
         Ok(match expr {
-            SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) => {
+            SqlExpr::Identifier(_)
+            | SqlExpr::CompoundIdentifier(_)
+            | SqlExpr::CompoundFieldAccess { .. }
+                if super::field_name(expr).is_some() =>
+            {
                 let name = column_name(expr);
                 let alias = match context {
                     Context::Record { aliases } => aliases.iter().find(|(a, _)| *a == name),

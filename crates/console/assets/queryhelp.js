@@ -18,6 +18,62 @@ const SYNTAX = [
   ['index\\.html', '\\ escapes a special character'],
 ];
 
+// After a `|`: extraction stages, then one SQL statement with these functions.
+export const PIPE_STAGES = ['json', 'logfmt', 'kv', 'pattern "<ip> <_> <status>"', 'regexp "(?P<name>\\d+)"', 'SELECT'];
+
+export const SQL_FUNCTIONS = [
+  // aggregates
+  'count', 'count_if', 'sum', 'avg', 'min', 'max', 'percentile', 'approx_percentile', 'approx_distinct',
+  'arbitrary', 'max_by', 'min_by',
+  // windows (over the groups)
+  'lag', 'lead', 'rank', 'dense_rank', 'row_number',
+  // conditionals and casts
+  'if', 'coalesce', 'nullif', 'cast', 'try_cast',
+  // strings
+  'lower', 'upper', 'length', 'substr', 'concat', 'trim', 'ltrim', 'rtrim', 'replace', 'split_part', 'strpos',
+  'position', 'starts_with', 'ends_with', 'reverse', 'regexp_like', 'regexp_extract', 'regexp_replace',
+  // JSON, URLs, networks
+  'json_extract', 'json_extract_scalar', 'json_array_length', 'url_extract_host', 'url_extract_path',
+  'url_extract_parameter', 'url_extract_port', 'url_extract_protocol', 'url_extract_query', 'ip_in_cidr', 'ip_prefix',
+  // time
+  'date_trunc', 'time_bucket', 'from_unixtime', 'to_unixtime', 'date_format', 'now', 'date_add', 'date_diff',
+  // math
+  'abs', 'round', 'floor', 'ceil', 'ln', 'log10', 'log2', 'exp', 'sqrt', 'pow', 'sign', 'mod', 'greatest', 'least',
+  'width_bucket',
+];
+
+const SQL_KEYWORDS = ['SELECT', 'FROM', 'WHERE', 'GROUP BY', 'HAVING', 'ORDER BY', 'LIMIT', 'OFFSET', 'AS', 'AND', 'OR',
+  'NOT', 'IN', 'BETWEEN', 'LIKE', 'IS NULL', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'OVER', 'PARTITION BY', 'DESC', 'ASC',
+  'DISTINCT', 'NULLS FIRST', 'NULLS LAST'];
+
+const PIPE_SYNTAX = [
+  ['* | SELECT host, count(*) AS c GROUP BY host ORDER BY c DESC', 'pipe SQL over the matching records'],
+  ['* | json | SELECT level, count(*) GROUP BY level', 'fields from the JSON line (nested: a.b)'],
+  ['* | logfmt | SELECT avg(CAST(replace(took, \'ms\', \'\') AS BIGINT))', 'fields from key=value pairs'],
+  ['* | pattern "<ip> - - [<_>] \\"<method> <path> <_>\\" <status>"', 'fields from a pattern; <_> skips'],
+  ['* | regexp "took=(?P<took>\\d+)" | SELECT percentile(took, 99)', 'fields from named groups'],
+  ['lower(x), regexp_extract(x, \'re\', 1), json_extract_scalar(x, \'$.a\')', 'functions in SELECT, WHERE, GROUP BY, HAVING, ORDER BY'],
+  ['lag(count(*)) OVER (ORDER BY date_trunc(\'minute\', time))', 'windows over the grouped result'],
+];
+
+// Suggestions after a pipe: a stage name right after `|`, else SQL functions
+// (with their parenthesis), keywords and the pool's field names.
+export function pipeSuggestions(before, word, names) {
+  const lastPipe = before.lastIndexOf('|');
+  if (lastPipe < 0) return null;
+  const lower = word.toLowerCase();
+  const segment = before.slice(lastPipe + 1);
+  if (segment.trim() === word.trim()) {
+    return PIPE_STAGES.filter((stage) => stage.toLowerCase().startsWith(lower));
+  }
+  if (!word) return [];
+  return [
+    ...SQL_FUNCTIONS.filter((f) => f.startsWith(lower)).map((f) => `${f}(`),
+    ...SQL_KEYWORDS.filter((k) => k.toLowerCase().startsWith(lower) && k.toLowerCase() !== lower),
+    ...names.filter((n) => n.toLowerCase().startsWith(lower)),
+  ];
+}
+
 function quoteValue(value) {
   return /^[\w.@-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
@@ -40,6 +96,9 @@ export function queryHelp(input, source) {
   const help = h('div', { class: 'popover panel', role: 'dialog', 'aria-label': 'Query syntax', hidden: true },
     h('h2', {}, 'Query syntax'),
     h('table', {}, h('tbody', {}, SYNTAX.map(([example, meaning]) => h('tr', {}, h('td', {}, h('code', {}, example)), h('td', {}, meaning))))),
+    h('h2', {}, 'Pipes and SQL'),
+    h('table', {}, h('tbody', {}, PIPE_SYNTAX.map(([example, meaning]) => h('tr', {}, h('td', {}, h('code', {}, example)), h('td', {}, meaning))))),
+    h('p', { class: 'muted' }, `Functions: ${SQL_FUNCTIONS.join(', ')}.`),
     h('p', { class: 'muted' }, 'Press / to jump to the query, Tab or Enter to take a suggestion, ↑/↓ or j/k to move through the records.'));
   const helpButton = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-label': 'Query syntax help',
     onclick: () => { help.hidden = !help.hidden; helpButton.setAttribute('aria-expanded', String(!help.hidden)); } }, '?');
@@ -98,10 +157,13 @@ export function queryHelp(input, source) {
   };
   const suggest = () => {
     if (!input.value.trim()) { offerHistory(); return; }
-    const { word } = wordAtCaret();
+    const { word, end } = wordAtCaret();
     const colon = word.indexOf(':');
     let next = [];
-    if (colon > 0) {
+    const piped = pipeSuggestions(input.value.slice(0, end), word, source.names());
+    if (piped) {
+      next = piped;
+    } else if (colon > 0) {
       const field = word.slice(0, colon).replace(/^[-+]/, '');
       const prefix = word.slice(colon + 1).replace(/^"/, '').toLowerCase();
       const sign = word.startsWith('-') || word.startsWith('+') ? word[0] : '';

@@ -40,6 +40,7 @@ pub mod interval;
 pub mod limiter;
 pub mod params;
 pub mod planner;
+pub(crate) mod query_eval;
 pub mod query_sql;
 pub mod schema;
 pub mod service;

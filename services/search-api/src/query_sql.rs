@@ -14,11 +14,12 @@ use std::collections::BTreeSet;
 use axum::extract::{Path, State};
 use axum::Json;
 use logpool_api::{ApiError, AppJson};
+use logpool_core::limits::QueryLimits;
 use logpool_core::memory::OverBudget;
 use logpool_core::record::format_time_ns;
 use logpool_core::sql::finish::value_type;
 use logpool_core::sql::plan::{PlanShape, RowColumn, RowsPlan};
-use logpool_core::sql::{finish_aggregate, plan_sql, split_pipe, SqlError};
+use logpool_core::sql::{finish_aggregate, plan_pipeline, split_pipeline, Planned, SqlError};
 use logpool_engines::index::{AggregateRequest, IndexError, SearchHit, SearchRequest};
 use logpool_wire::search::{SqlColumn, SqlTable};
 use serde_json::Value;
@@ -33,6 +34,9 @@ pub const MAX_GROUPS: usize = 100_000;
 
 pub use logpool_wire::search::SqlQueryParams;
 
+/// The statement of a pipeline that ends with an extraction stage.
+const IMPLICIT_SELECT: &str = "SELECT *";
+
 pub(crate) async fn query_post(
     State(state): State<SearchState>,
     limiter: crate::limiter::TenantQueries,
@@ -41,15 +45,17 @@ pub(crate) async fn query_post(
 ) -> Result<Json<SqlTable>, ApiError> {
     let route = state.routing.pool(limiter.tenant(), &project, &pool)?;
     let wait = WaitFor::parse(&route, params.wait_for.as_deref(), params.wait_timeout_ms)?;
-    let split = split_pipe(&params.query).ok_or_else(|| {
-        ApiError::bad_request(
-            "`query` needs `| SELECT ...` after the search, e.g. `* | SELECT count(*)`; \
-             use /search for a plain search",
-        )
-        .with_detail("field", "query")
-    })?;
+    let pipeline = split_pipeline(&params.query)
+        .map_err(sql_error)?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "`query` needs `| SELECT ...` after the search, e.g. `* | SELECT count(*)`; \
+                 use /search for a plain search",
+            )
+            .with_detail("field", "query")
+        })?;
     let search = SearchParams {
-        query: Some(split.query.to_string()),
+        query: Some(pipeline.query.to_string()),
         from: params.from,
         to: params.to,
         default_operator: params.default_operator,
@@ -57,12 +63,40 @@ pub(crate) async fn query_post(
     }
     .resolve(&state.config)?;
     limiter.check_range(search.from_ns, search.to_ns)?;
-    let plan = plan_sql(split.sql, &route.name, search.query)
-        .map_err(|error| sql_error(error.shifted(split.sql_offset)))?;
+    let sql = pipeline.sql.unwrap_or(IMPLICIT_SELECT);
+    let planned = plan_pipeline(
+        sql,
+        &route.name,
+        search.query,
+        pipeline.stages,
+        &QueryLimits::default(),
+    )
+    .map_err(|error| {
+        sql_error(match pipeline.sql {
+            Some(_) => error.shifted(pipeline.sql_offset),
+            None => error,
+        })
+    })?;
     let _permit = limiter.try_acquire()?;
     if let Some(wait) = wait {
         wait.until_searchable(&state.index, &route).await?;
     }
+    let plan = match planned {
+        Planned::Pushed(plan) => plan,
+        Planned::Evaluated { filter, plan } => {
+            let scan = crate::query_eval::Scan {
+                index: &state.index,
+                route: &route,
+                filter,
+                from_ns: search.from_ns,
+                to_ns: search.to_ns,
+                config: &state.config,
+                limiter: &limiter,
+                max_groups: MAX_GROUPS,
+            };
+            return Ok(Json(table_of(scan.run(&plan).await?)));
+        }
+    };
     let table = match plan.shape {
         PlanShape::Aggregate(aggregate) => {
             let request = AggregateRequest {
@@ -116,7 +150,7 @@ pub(crate) async fn query_post(
     Ok(Json(table))
 }
 
-fn sql_error(error: SqlError) -> ApiError {
+pub(crate) fn sql_error(error: SqlError) -> ApiError {
     let mut api_error =
         ApiError::bad_request(format!("unsupported or invalid SQL: {}", error.message))
             .with_detail("field", "query");
@@ -130,7 +164,7 @@ fn sql_error(error: SqlError) -> ApiError {
 }
 
 /// The wire form of a table the SQL stage finished.
-fn table_of(table: logpool_core::sql::SqlTable) -> SqlTable {
+pub(crate) fn table_of(table: logpool_core::sql::SqlTable) -> SqlTable {
     SqlTable {
         columns: table
             .columns

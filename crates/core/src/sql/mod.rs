@@ -15,14 +15,17 @@
 //! A statement without aggregates or `GROUP BY` returns records, newest first.
 //! Anything else is refused with an [`SqlError`] naming the construct.
 
+pub mod eval;
+pub mod extract;
 pub mod finish;
 pub mod plan;
 mod planner;
 pub mod shape;
 
+pub use extract::{split_pipeline, Pipeline};
 pub use finish::{finish_aggregate, SqlColumn, SqlTable};
 pub use plan::SqlPlan;
-pub use planner::plan_sql;
+pub use planner::{plan_pipeline, plan_sql, Planned};
 
 /// Why a statement cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,6 +13,8 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Span;
 
+use super::eval::EvalPlan;
+use super::extract::Stage;
 use super::plan::{
     AggregateColumn, AggregateFn, AggregatePlan, CompareOp, GroupKey, Literal, Operand, OrderItem,
     PlanShape, Predicate, RowColumn, RowsPlan, SqlPlan,
@@ -23,6 +25,64 @@ use crate::limits::QueryLimits;
 use crate::query::{check_query, is_time_field, Query, RangeBound};
 use crate::record::MESSAGE_FIELD;
 use crate::timeexpr::parse_duration_ns;
+
+mod evaluated;
+
+/// A planned pipe request: pushed down to the engine whole, or evaluated here over
+/// the records the engine's filter selects.
+#[derive(Debug)]
+pub enum Planned {
+    /// The engine computes it ([`SqlPlan`]).
+    Pushed(SqlPlan),
+    /// The evaluator computes it over the records matching `filter`.
+    Evaluated {
+        /// The search AND the WHERE conditions the engine can filter with.
+        filter: Query,
+        /// What the evaluator does with every matching record.
+        plan: EvalPlan,
+    },
+}
+
+/// Plans a pipe request: `sql` after the extraction `stages`, over pool `pool`,
+/// filtered by `query`. A statement the engine can compute by itself (fields and
+/// time buckets grouped, plain aggregates of fields, no stages) is pushed down as
+/// before; anything else goes to the evaluator.
+///
+/// # Errors
+/// As [`plan_sql`].
+pub fn plan_pipeline(
+    sql: &str,
+    pool: &str,
+    query: Query,
+    stages: Vec<Stage>,
+    limits: &QueryLimits,
+) -> Result<Planned, SqlError> {
+    let dialect = GenericDialect {};
+    check_sql_shape(sql, &dialect, limits)?;
+    let mut statements = Parser::new(&dialect)
+        .with_recursion_limit(MAX_SQL_DEPTH)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(|error| parser_error(sql, error))?;
+    let conditions = TakenConditions::take(&mut statements);
+    let sql_query = single_query(sql, &statements)?;
+    let planner = Planner { sql, pool };
+    if stages.is_empty() {
+        match planner.plan_query(sql_query, conditions.first(), query.clone()) {
+            Ok(plan) => {
+                check_query(&plan.filter, limits)
+                    .map_err(|error| SqlError::over_limit(error.to_string(), error.limit))?;
+                return Ok(Planned::Pushed(plan));
+            }
+            Err(error) if error.limit.is_some() => return Err(error),
+            Err(_) => {}
+        }
+    }
+    let (filter, plan) = planner.plan_evaluated(sql_query, conditions.first(), query, stages)?;
+    check_query(&filter, limits)
+        .map_err(|error| SqlError::over_limit(error.to_string(), error.limit))?;
+    Ok(Planned::Evaluated { filter, plan })
+}
 
 /// Nesting depth the SQL parser accepts, so hostile input cannot overflow the stack.
 const MAX_SQL_DEPTH: usize = 50;
@@ -122,6 +182,12 @@ fn plan_statements(
     statements: &[Statement],
     conditions: &TakenConditions,
 ) -> Result<SqlPlan, SqlError> {
+    let sql_query = single_query(sql, statements)?;
+    Planner { sql, pool }.plan_query(sql_query, conditions.first(), query)
+}
+
+/// The one SELECT query of the text.
+fn single_query<'s>(sql: &str, statements: &'s [Statement]) -> Result<&'s SqlQuery, SqlError> {
     let statement = match statements {
         [statement] => statement,
         [] => return Err(SqlError::new("expected a SELECT statement after `|`")),
@@ -144,7 +210,7 @@ fn plan_statements(
             position(sql, statement.span()),
         ));
     };
-    Planner { sql, pool }.plan_query(sql_query, conditions.first(), query)
+    Ok(sql_query)
 }
 
 struct Planner<'a> {
@@ -1219,6 +1285,21 @@ fn field_name(expr: &Expr) -> Option<String> {
                 .join("."),
         ),
         Expr::Nested(inner) => field_name(inner),
+        // `user.id`: `user` is also a niladic function, so the parser reads an access
+        // into its value.
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut name = field_name(root)?;
+            for access in access_chain {
+                match access {
+                    sqlparser::ast::AccessExpr::Dot(Expr::Identifier(ident)) => {
+                        name.push('.');
+                        name.push_str(&ident.value);
+                    }
+                    _ => return None,
+                }
+            }
+            Some(name)
+        }
         // Some field names (`user`) are also niladic SQL functions (`USER`).
         Expr::Function(function)
             if matches!(function.args, FunctionArguments::None)

@@ -27,6 +27,35 @@ pub fn masked_tokens(line: &str) -> Vec<String> {
     tokens
 }
 
+/// The template common to `lines`: their masked tokens, with every position
+/// where lines of the most frequent token count disagree made a wildcard. How a
+/// pattern's template is read back from sample records of it.
+pub fn common_template<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+    let mut by_len: std::collections::BTreeMap<usize, (usize, Vec<String>)> =
+        std::collections::BTreeMap::new();
+    for line in lines {
+        let tokens = masked_tokens(line);
+        match by_len.get_mut(&tokens.len()) {
+            Some((seen, template)) => {
+                *seen += 1;
+                for (kept, token) in template.iter_mut().zip(&tokens) {
+                    if kept != token {
+                        *kept = WILDCARD.to_owned();
+                    }
+                }
+            }
+            None => {
+                by_len.insert(tokens.len(), (1, tokens));
+            }
+        }
+    }
+    by_len
+        .into_values()
+        .max_by_key(|(seen, _)| *seen)
+        .map(|(_, template)| template.join(" "))
+        .unwrap_or_default()
+}
+
 /// The masked form of one whitespace-free token.
 pub fn mask_token(token: &str) -> String {
     // Punctuation around a value (`(uid=0)`, `[10.0.0.1]`, `'x',`) stays, so the
@@ -158,6 +187,13 @@ mod tests {
         assert_eq!(mask_token("bob@example.org"), WILDCARD);
         assert_eq!(mask_token("failed"), "failed");
         assert_eq!(mask_token("[preauth]"), "[preauth]");
+    }
+
+    #[test]
+    fn test_common_template_marks_disagreeing_positions() {
+        let lines = ["job alpha done in 5ms", "job beta done in 7ms", "other"];
+        assert_eq!(common_template(lines), "job <*> done in <*>");
+        assert_eq!(common_template([]), "");
     }
 
     #[test]

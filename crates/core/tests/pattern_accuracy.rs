@@ -196,6 +196,10 @@ fn test_grouping_accuracy_on_loghub_2k() {
         "raw average {raw_average:.4} below {MIN_RAW_AVERAGE}"
     );
     assert!(
+        least_stable >= MIN_SAME_ID,
+        "a set keeps only {least_stable:.4} of its ids"
+    );
+    assert!(
         lowest >= MIN_CONTENT_EACH,
         "a set at {lowest:.4} is below {MIN_CONTENT_EACH}"
     );

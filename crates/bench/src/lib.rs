@@ -20,6 +20,7 @@
 mod baseline;
 pub mod corpus;
 mod load;
+mod patterns;
 mod protocol_ingest;
 mod queries;
 mod query_scale;
@@ -39,6 +40,7 @@ use logpool_engines::index::TantivyIndexConfig;
 
 use self::corpus::Corpus;
 use self::load::{LoadPlan, Target};
+pub use self::patterns::{PatternBenchArgs, PatternBenchReport};
 use self::protocol_ingest::{ProtocolComparison, ProtocolPlan, ProtocolTarget};
 pub use self::query_scale::{QueryScaleArgs, QueryScaleReport};
 pub use self::report::IngestReport;
@@ -104,6 +106,9 @@ pub enum BenchMode {
     /// Query latencies at scale (10 M records by default) through the search API and
     /// on the raw engine, over an index built once in a reusable directory.
     Queries(QueryScaleArgs),
+    /// Ingest with log pattern mining off and on in alternation, the pattern
+    /// table's size and the time of `/patterns` over every record.
+    Patterns(PatternBenchArgs),
 }
 
 /// What `logpool bench` measured.
@@ -113,6 +118,8 @@ pub enum Report {
     Ingest(Box<IngestReport>),
     /// The query benchmark.
     Queries(QueryScaleReport),
+    /// The pattern mining benchmark.
+    Patterns(Box<PatternBenchReport>),
 }
 
 impl Report {
@@ -121,6 +128,7 @@ impl Report {
         match self {
             Report::Ingest(report) => report.to_json(),
             Report::Queries(report) => report.to_json(),
+            Report::Patterns(report) => report.to_json(),
         }
     }
 
@@ -129,6 +137,7 @@ impl Report {
         match self {
             Report::Ingest(report) => report.to_table(),
             Report::Queries(report) => report.to_table(),
+            Report::Patterns(report) => report.to_table(),
         }
     }
 }
@@ -175,6 +184,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
         Some(BenchMode::Queries(query_args)) => {
             Ok(Report::Queries(query_scale::run(query_args).await?))
         }
+        Some(BenchMode::Patterns(pattern_args)) => Ok(Report::Patterns(Box::new(
+            patterns::run(pattern_args).await?,
+        ))),
         None => Ok(Report::Ingest(Box::new(run_ingest(args).await?))),
     }
 }

@@ -36,6 +36,19 @@ impl ChildServer {
         log_file: &Path,
         admin_key: &str,
     ) -> anyhow::Result<ChildServer> {
+        ChildServer::start_with_env(data_dir, log_file, admin_key, &[]).await
+    }
+
+    /// [`ChildServer::start`] with `env` (`LOGPOOL_*` overrides) set.
+    ///
+    /// # Errors
+    /// Fails when the process cannot start or does not become ready in time.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        log_file: &Path,
+        admin_key: &str,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find the logpool binary")?;
         // The port is chosen by binding port 0 and releasing it: another process could
         // take it in between, which then shows up as a start failure.
@@ -53,6 +66,7 @@ impl ChildServer {
             }
         }
         command.env("LOGPOOL_ADMIN_KEY", admin_key);
+        command.envs(env.iter().map(|(name, value)| (name, value)));
         let child = command
             .arg("standalone")
             .arg("--data-dir")

@@ -3,9 +3,11 @@
 // marked inside it, multi-line records keeping their lines; the time in the chosen
 // zone; and the columns the user picked (added, moved and removed here, from the
 // field list or from a record's detail). Everything from the server is put into the
-// page as text, never as HTML.
+// page as text, never as HTML. A Patterns tab beside the records shows the same
+// matches folded into their log patterns (patterns.js).
 
 import { h } from './ui.js';
+import { patternsPanel } from './patterns.js';
 import { formatTime, timeZone, timesInUtc, setTimesInUtc } from './format.js';
 
 // The server's highlight fragments are HTML-escaped text with `<em>` marks.
@@ -160,11 +162,38 @@ export function resultsTable(initialColumns, actions) {
   };
   drawHead();
   return {
-    node: table,
+    node: withPatternsTab(table, actions),
     columns: () => columns,
     toggleColumn,
     add(page) { for (const hit of page) { hits.push(hit); drawHit(hit); } },
     empty(message) { body.replaceChildren(h('tr', {}, h('td', { colspan: columns.length + 2, class: 'empty' }, message))); },
     redraw,
   };
+}
+
+// The chosen tab outlives the page's redraws (a filter searches again).
+const TAB_KEY = 'logpool.resultsTab';
+
+// Records and Patterns as two tabs over the same matches.
+function withPatternsTab(table, actions) {
+  if (!actions.filter) return table;
+  const choose = (name) => { try { sessionStorage.setItem(TAB_KEY, name); } catch (_) { /* private mode */ } };
+  // Filtering by a pattern shows its records; excluding one stays on the patterns.
+  const patterns = patternsPanel((name, value, negate) => { choose(negate ? 'patterns' : 'records'); actions.filter(name, value, negate); });
+  const recordsTab = h('button', { type: 'button', role: 'tab', class: 'tab', onclick: () => show('records') }, 'Records');
+  const patternsTab = h('button', { type: 'button', role: 'tab', class: 'tab', onclick: () => show('patterns') }, 'Patterns');
+  let loaded = false;
+  const show = (name) => {
+    choose(name);
+    recordsTab.setAttribute('aria-selected', String(name === 'records'));
+    patternsTab.setAttribute('aria-selected', String(name === 'patterns'));
+    table.hidden = name !== 'records';
+    patterns.node.hidden = name !== 'patterns';
+    if (name === 'patterns' && !loaded) { loaded = true; patterns.load(); }
+  };
+  const node = h('div', { class: 'results-tabs' }, h('div', { class: 'tabs', role: 'tablist' }, recordsTab, patternsTab), table, patterns.node);
+  let initial = 'records';
+  try { initial = sessionStorage.getItem(TAB_KEY) || 'records'; } catch (_) { /* private mode */ }
+  show(initial === 'patterns' ? 'patterns' : 'records');
+  return node;
 }

@@ -89,6 +89,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../assets/results.js"),
     },
     Asset {
+        name: "patterns.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/patterns.js"),
+    },
+    Asset {
         name: "fieldlist.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/fieldlist.js"),

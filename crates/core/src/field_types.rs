@@ -108,6 +108,10 @@ pub fn infer_type(name: &str, value: &FieldValue) -> FieldType {
     if name == MESSAGE_FIELD {
         return FieldType::Text;
     }
+    // A pattern id is matched and grouped whole, never searched by its words.
+    if name == crate::patterns::PATTERN_FIELD {
+        return FieldType::Keyword;
+    }
     match value {
         FieldValue::Long(_) => FieldType::Long,
         FieldValue::Double(_) => FieldType::Double,

@@ -19,6 +19,7 @@
 //! - [`memory`]: memory budgets in bytes per request and per tenant.
 //! - [`query`]: the query language: parser, AST and in-memory evaluation.
 //! - [`sql`]: pipe SQL (`<query> | SELECT ...`): planning and the final in-memory stage.
+//! - [`patterns`]: log templates mined from a pool's lines, with stable ids.
 //! - [`write_token`]: what PutDatas answers so that a read can wait for its records.
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod ingest;
 pub mod limits;
 pub mod memory;
 pub mod names;
+pub mod patterns;
 pub mod pool_id;
 pub mod query;
 pub mod record;

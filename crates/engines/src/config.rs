@@ -101,6 +101,9 @@ pub struct LoghubConfig {
     pub index_precreation_window_secs: u64,
     /// How often the index pre-creation job looks for pools that are due, in seconds.
     pub index_precreation_check_interval_secs: u64,
+    /// Whether each record gets the id of its pool's log pattern (`_pattern`) before
+    /// it is indexed; the patterns API and `_pattern:ID` queries need it.
+    pub mine_patterns: bool,
 }
 
 /// Fault injection for the crash tests, never for production: each pause widens a
@@ -134,6 +137,7 @@ impl Default for LoghubConfig {
             retention_check_interval_secs: 60,
             index_precreation_window_secs: 4 * 3600,
             index_precreation_check_interval_secs: 60,
+            mine_patterns: true,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod export;
 pub mod health;
 pub mod ingest;
 pub mod openapi;
+pub mod patterns;
 pub mod queue;
 pub mod quotas;
 pub mod saved;

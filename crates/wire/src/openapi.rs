@@ -23,6 +23,7 @@ use crate::archive::ArchiveListParams;
 use crate::error::ErrorBody;
 use crate::export::ExportParams;
 use crate::health::Health;
+use crate::patterns::{PatternsAnswer, PatternsParams};
 use crate::queue::{CursorParams, RecordsParams};
 use crate::search::{
     ContextAnswer, ContextParams, FieldsAnswer, FieldsParams, HistogramAnswer, HistogramParams,
@@ -193,6 +194,17 @@ fn shape(method: &str, path: &str) -> Shape {
             query: get_only(method, FieldsParams::into_params(in_query)),
             body: post_only(method, "FieldsParams"),
             answer: Answer::Json(200, "FieldsAnswer"),
+            errors: &[],
+            protocol_errors: None,
+        },
+        ("GET" | "POST", Some("/patterns"), _) => Shape {
+            summary: "The log patterns of the matching records, most frequent first: \
+                      template, count, share, first and last seen, a sample record and \
+                      counts per bucket; with `compare_from`/`compare_to`, each \
+                      pattern's baseline count and whether it is new, gone or changed.",
+            query: get_only(method, PatternsParams::into_params(in_query)),
+            body: post_only(method, "PatternsParams"),
+            answer: Answer::Json(200, "PatternsAnswer"),
             errors: &[],
             protocol_errors: None,
         },
@@ -718,6 +730,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<StreamDone>(&mut schemas);
     add::<HistogramParams>(&mut schemas);
     add::<HistogramAnswer>(&mut schemas);
+    add::<PatternsParams>(&mut schemas);
+    add::<PatternsAnswer>(&mut schemas);
     add::<FieldsParams>(&mut schemas);
     add::<ExportParams>(&mut schemas);
     add::<FieldsAnswer>(&mut schemas);

@@ -20,6 +20,7 @@
 pub mod archive;
 mod backoff;
 pub mod legacy_types;
+pub mod patterns;
 pub mod precreate;
 pub mod retention;
 pub mod schema;
@@ -136,6 +137,8 @@ pub struct LoghubState {
     pub ack_delay: Duration,
     /// Counters.
     pub stats: Arc<LoghubStats>,
+    /// The pattern miner of each pool.
+    pub patterns: Arc<patterns::PoolPatterns>,
 }
 
 /// Messages written to the index but not yet committed.
@@ -329,6 +332,7 @@ pub async fn run(
         nack(&state, consumer.as_mut(), &tags).await;
     }
     commit_and_ack(&state, consumer.as_mut(), &mut uncommitted).await;
+    state.patterns.save(state.object_store.as_ref(), true).await;
     Ok(())
 }
 
@@ -366,7 +370,20 @@ async fn decode_deliveries(
     }
     let snapshot = state.routing.snapshot();
     let tags: Vec<DeliveryTag> = deliveries.iter().map(Delivery::tag).collect();
-    let prepared = match tokio::task::spawn_blocking(move || prepare(&snapshot, deliveries)).await {
+    let pool_ids = deliveries
+        .iter()
+        .map(|delivery| delivery.message.properties.pool_id)
+        .collect();
+    state
+        .patterns
+        .load(state.object_store.as_ref(), pool_ids)
+        .await;
+    let patterns = state.patterns.clone();
+    let prepared = match tokio::task::spawn_blocking(move || {
+        prepare(&snapshot, &patterns, deliveries)
+    })
+    .await
+    {
         Ok(prepared) => prepared,
         Err(error) => {
             tracing::error!(%error, "decoding queue messages failed; they will be redelivered");
@@ -388,8 +405,13 @@ async fn decode_deliveries(
 }
 
 /// Decodes deliveries and groups their records by pool and redelivery flag: one
-/// index write per group. Blocking (zstd and JSON).
-fn prepare(snapshot: &RoutingSnapshot, deliveries: Vec<Delivery>) -> Prepared {
+/// index write per group, each record with its pattern id. Blocking (zstd, JSON
+/// and pattern mining).
+fn prepare(
+    snapshot: &RoutingSnapshot,
+    patterns: &patterns::PoolPatterns,
+    deliveries: Vec<Delivery>,
+) -> Prepared {
     let mut prepared = Prepared {
         writes: Vec::new(),
         to_ack_now: Vec::new(),
@@ -407,7 +429,10 @@ fn prepare(snapshot: &RoutingSnapshot, deliveries: Vec<Delivery>) -> Prepared {
             continue;
         };
         let records = match decode_batch(&message.payload) {
-            Ok(records) => records,
+            Ok(mut records) => {
+                patterns.assign(route.pool_id, &mut records);
+                records
+            }
             Err(error) => {
                 prepared.undecodable.push((delivery, error.to_string()));
                 continue;
@@ -533,6 +558,12 @@ async fn commit_and_ack(
     match state.index.commit().await {
         Ok(()) => {
             state.stats.commits.fetch_add(1, Ordering::Relaxed);
+            // Before the ack: a redelivery after a crash replays on a table that
+            // already holds these records' patterns.
+            state
+                .patterns
+                .save(state.object_store.as_ref(), false)
+                .await;
             if !state.ack_delay.is_zero() {
                 tokio::time::sleep(state.ack_delay).await;
             }

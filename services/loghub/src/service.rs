@@ -57,6 +57,7 @@ pub async fn start(
         config: config.clone(),
         ack_delay: Duration::from_millis(faults.loghub_ack_delay_ms),
         stats: stats.clone(),
+        patterns: Arc::new(crate::patterns::PoolPatterns::new(config.mine_patterns)),
     };
     let archive_stats = Arc::new(ArchiveStats::default());
     let archive = ArchiveState {

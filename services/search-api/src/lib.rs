@@ -39,6 +39,7 @@ pub mod hits;
 pub mod interval;
 pub mod limiter;
 pub mod params;
+pub mod patterns;
 pub mod planner;
 pub(crate) mod query_eval;
 pub mod query_sql;
@@ -89,6 +90,7 @@ pub fn routes() -> Routes<SearchState> {
         )
         .get_or_post(&format!("{pool}/histogram"), read, histogram)
         .get_or_post(&format!("{pool}/fields"), read, fields::fields)
+        .get_or_post(&format!("{pool}/patterns"), read, patterns::patterns)
         .get(&format!("{pool}/schema"), read, schema::schema)
         .get_or_post(&format!("{pool}/export"), read, export::export)
         .post(&format!("{pool}/query"), read, query_sql::query_post)

@@ -240,7 +240,11 @@ fn parse_user_query(
     parse_query(query.unwrap_or(""), operator).map_err(ApiError::from)
 }
 
-fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Option<i64>, ApiError> {
+pub(crate) fn resolve_time(
+    field: &str,
+    value: Option<&TimeParam>,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
     match value {
         None => Ok(None),
         Some(TimeParam::Text(text)) if text.trim().is_empty() => Ok(None),
@@ -255,7 +259,7 @@ fn resolve_time(field: &str, value: Option<&TimeParam>, now: i64) -> Result<Opti
 
 /// Checks the order of the bounds and, when both are given, the longest span. An
 /// open bound is not capped: the search planner only visits partitions that hold data.
-fn check_range(from_ns: i64, to_ns: i64, config: &SearchConfig) -> Result<(), ApiError> {
+pub(crate) fn check_range(from_ns: i64, to_ns: i64, config: &SearchConfig) -> Result<(), ApiError> {
     if from_ns >= to_ns {
         return Err(
             ApiError::bad_request("`from` must be before `to`").with_detail("field", "from")

@@ -111,6 +111,34 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
             "/v1/projects/{project}/saved-searches/{id}",
             ManageProject,
         ),
+        // Dashboards: as saved searches; an export is a read, an import a create.
+        (Method::GET, "/v1/projects/{project}/dashboards", Read),
+        (
+            Method::POST,
+            "/v1/projects/{project}/dashboards",
+            ManageProject,
+        ),
+        (
+            Method::POST,
+            "/v1/projects/{project}/dashboards/import",
+            ManageProject,
+        ),
+        (Method::GET, "/v1/projects/{project}/dashboards/{id}", Read),
+        (
+            Method::PUT,
+            "/v1/projects/{project}/dashboards/{id}",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/dashboards/{id}",
+            ManageProject,
+        ),
+        (
+            Method::GET,
+            "/v1/projects/{project}/dashboards/{id}/export",
+            Read,
+        ),
         (Method::GET, "/v1/projects/{project}/pools", Read),
         (Method::POST, "/v1/projects/{project}/pools", ManageProject),
         // The shipper protocols name their pool in headers or the payload.
@@ -451,6 +479,23 @@ impl World {
                 .as_str()
                 .expect("saved search id")
                 .to_string();
+        } else if template.contains("/dashboards/{id}") {
+            // A dashboard of its own for every request, as for saved searches.
+            let name = self.unique("dashboard");
+            let created = self
+                .api
+                .as_operator(
+                    tenant,
+                    Method::POST,
+                    &format!("/v1/projects/{project}/dashboards"),
+                    Some(&json!({ "name": name })),
+                )
+                .await;
+            assert_eq!(created.status, 201, "create dashboard: {}", created.text);
+            id = created.json()["id"]
+                .as_str()
+                .expect("dashboard id")
+                .to_string();
         } else if template.contains("/records/{id}") {
             id = seeded.record_id.clone();
         } else if template.contains("/restore/{id}") {
@@ -494,6 +539,12 @@ impl World {
             ("PATCH", "/v1/projects/{project}", _) => json!({ "description": "matrix" }),
             ("POST" | "PUT", _, _) if template.contains("/saved-searches") => {
                 json!({ "name": self.unique("saved"), "query": "level:ERROR", "from": "now-1h" })
+            }
+            ("POST", "/v1/projects/{project}/dashboards/import", _) => {
+                json!({ "logpool_dashboard": 1, "dashboard": { "name": self.unique("dashboard") } })
+            }
+            ("POST" | "PUT", _, _) if template.contains("/dashboards") => {
+                json!({ "name": self.unique("dashboard"), "from": "now-1h" })
             }
             ("POST", "/v1/projects/{project}/pools", _) => {
                 json!({ "name": self.unique("made"), "shards": 1 })

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod control;
+pub mod dashboards;
 pub mod error;
 pub mod es;
 pub mod es_search;

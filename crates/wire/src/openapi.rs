@@ -442,6 +442,39 @@ fn shape(method: &str, path: &str) -> Shape {
         )
         .body("SavedSearchBody")
         .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/dashboards") => Shape::new(
+            "The project's dashboards, by name.",
+            Answer::Json(200, "DashboardList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/dashboards") => Shape::new(
+            "Creates a dashboard for the project's team (409 for a taken name or a full \
+             project); a panel whose query or SQL does not parse is refused naming the \
+             panel's field and the position.",
+            Answer::Json(201, "Dashboard"),
+        )
+        .body("DashboardBody")
+        .errors(&[409]),
+        ("POST", _, "/v1/projects/{project}/dashboards/import") => Shape::new(
+            "Creates a dashboard from what an export gave (409 for a taken name).",
+            Answer::Json(201, "Dashboard"),
+        )
+        .body("DashboardExport")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/dashboards/{id}") => {
+            Shape::new("One dashboard.", Answer::Json(200, "Dashboard"))
+        }
+        ("GET", _, "/v1/projects/{project}/dashboards/{id}/export") => Shape::new(
+            "A dashboard as JSON that `POST .../dashboards/import` creates again, in any \
+             project.",
+            Answer::Json(200, "DashboardExport"),
+        ),
+        ("PUT", _, "/v1/projects/{project}/dashboards/{id}") => Shape::new(
+            "Replaces what a dashboard holds: panels, layout, range, refresh (409 for a \
+             taken name).",
+            Answer::Json(200, "Dashboard"),
+        )
+        .body("DashboardBody")
+        .errors(&[409]),
         (_, _, path) if path.starts_with("/es/") && es_search_path(path) => {
             es_search_shape(method, path)
         }
@@ -675,6 +708,10 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::saved::SavedSearchBody>(&mut schemas);
     add::<crate::saved::SavedSearch>(&mut schemas);
     add::<crate::saved::SavedSearchList>(&mut schemas);
+    add::<crate::dashboards::DashboardBody>(&mut schemas);
+    add::<crate::dashboards::Dashboard>(&mut schemas);
+    add::<crate::dashboards::DashboardList>(&mut schemas);
+    add::<crate::dashboards::DashboardExport>(&mut schemas);
     add::<control::CreatePool>(&mut schemas);
     add::<control::UpdatePool>(&mut schemas);
     add::<control::Pool>(&mut schemas);

@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod cluster;
+pub mod dashboards;
 pub mod pools;
 pub mod projects;
 pub mod quotas;
@@ -184,6 +185,7 @@ pub fn routes() -> Routes<ControlState> {
         .merge(projects::routes())
         .merge(pools::routes())
         .merge(saved_searches::routes())
+        .merge(dashboards::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
         .merge(stats::routes())

@@ -9,6 +9,7 @@ pub mod archive;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod consumer_groups;
+pub mod dashboards;
 pub mod keys;
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -29,6 +30,7 @@ use serde::Serialize;
 pub use access::{AccessStore, ApiKey, NewApiKey, StoredLimits, Tenant};
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
+pub use dashboards::{Dashboard, DashboardFields, DashboardLimits, DashboardStore};
 pub use keys::{GroupRef, PoolRef};
 pub use saved_searches::{SavedSearch, SavedSearchFields, SavedSearchLimits, SavedSearchStore};
 pub use schema::{LearnedTypes, SchemaStore};
@@ -236,7 +238,13 @@ pub trait CatalogStore: Send + Sync + Debug + 'static {
 /// The metadata role: every aggregate's store in one object, so services hold one
 /// `Arc<dyn MetadataStore>`. A new aggregate adds its own small trait here.
 pub trait MetadataStore:
-    CatalogStore + AccessStore + ConsumerGroupStore + ArchiveStore + SchemaStore + SavedSearchStore
+    CatalogStore
+    + AccessStore
+    + ConsumerGroupStore
+    + ArchiveStore
+    + SchemaStore
+    + SavedSearchStore
+    + DashboardStore
 {
 }
 
@@ -247,5 +255,6 @@ impl<T> MetadataStore for T where
         + ArchiveStore
         + SchemaStore
         + SavedSearchStore
+        + DashboardStore
 {
 }

@@ -19,6 +19,7 @@
 mod access;
 mod archive;
 mod catalog;
+mod dashboards;
 mod groups;
 pub(crate) mod rows;
 mod saved_searches;

@@ -55,7 +55,7 @@ fn four_panels() -> Value {
           "query": "level:ERROR", "chart": { "type": "bar" }, "grid": { "x": 0, "y": 0, "w": 6, "h": 4 } },
         { "id": "total", "title": "Errors", "kind": "count", "pool": "web", "query": "level:ERROR",
           "chart": { "type": "number", "unit": "lines",
-                     "thresholds": [{ "value": 0, "color": "green" }, { "value": 100, "color": "#dc2626" }] },
+                     "thresholds": [{ "value": 0.0, "color": "green" }, { "value": 100.0, "color": "#dc2626" }] },
           "grid": { "x": 6, "y": 0, "w": 6, "h": 4 } },
         { "id": "latest", "title": "Latest", "kind": "table", "pool": "web", "query": "",
           "columns": ["status", "path"], "chart": { "type": "table" }, "grid": { "x": 0, "y": 4, "w": 6, "h": 6 } },

@@ -82,6 +82,7 @@ try {
   const addPanel = async (fill) => {
     await page.getByRole('button', { name: 'Add panel' }).click();
     const dialog = page.locator('dialog');
+    await dialog.getByLabel('Pool').selectOption(pool);
     await fill(dialog);
     await Promise.all([savedLayout(), dialog.getByRole('button', { name: 'Add panel' }).click()]);
     await dialog.waitFor({ state: 'detached' });
@@ -111,7 +112,7 @@ try {
     await addPanel(async (d) => {
       await d.getByLabel('Title').fill('Errors');
       await d.getByLabel('Panel kind').selectOption('count');
-      await d.getByLabel('Query').fill('status:500');
+      await d.getByLabel('Query').fill('level:ERROR');
       await d.getByLabel('Thresholds').fill('0:green, 100:red');
       await d.getByLabel('Unit').fill('lines');
     });

@@ -136,6 +136,8 @@ try {
     const count = page.locator('.dash-panel[data-kind=count] .big-number');
     const shown = await count.getAttribute('data-value');
     if (Number(shown) !== records / 10) throw new Error(`the count panel shows ${shown}, not ${records / 10}`);
+    const countText = await page.locator('.dash-panel[data-kind=count] .dash-body').innerText();
+    if (countText.trim() !== `${(records / 10).toLocaleString('en-US')} lines`) throw new Error(`the count panel reads ${JSON.stringify(countText)}`);
     // 300 reaches the red threshold at 100.
     const colour = await count.evaluate((n) => getComputedStyle(n).color);
     if (!/rgb\(2(00|48), /.test(colour)) throw new Error(`the count is coloured ${colour}, not red`);

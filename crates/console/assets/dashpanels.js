@@ -115,8 +115,8 @@ export async function drawPanel(body, project, panel, range, size) {
   }
   if (panel.kind === 'count') {
     const answer = await api('POST', `${base}/search`, { ...request, limit: 1 });
-    body.replaceChildren(bigNumber(answer.total, panel.chart),
-      answer.partial ? h('div', { class: 'muted' }, 'at least (the time budget ran out)') : null);
+    body.replaceChildren(bigNumber(answer.total, panel.chart));
+    if (answer.partial) body.appendChild(h('div', { class: 'muted' }, 'at least (the time budget ran out)'));
     return;
   }
   if (panel.kind === 'table') {

@@ -168,6 +168,34 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
             "/v1/projects/{project}/alert-silences/{id}",
             ManageProject,
         ),
+        // Dashboards: as saved searches; an export is a read, an import a create.
+        (Method::GET, "/v1/projects/{project}/dashboards", Read),
+        (
+            Method::POST,
+            "/v1/projects/{project}/dashboards",
+            ManageProject,
+        ),
+        (
+            Method::POST,
+            "/v1/projects/{project}/dashboards/import",
+            ManageProject,
+        ),
+        (Method::GET, "/v1/projects/{project}/dashboards/{id}", Read),
+        (
+            Method::PUT,
+            "/v1/projects/{project}/dashboards/{id}",
+            ManageProject,
+        ),
+        (
+            Method::DELETE,
+            "/v1/projects/{project}/dashboards/{id}",
+            ManageProject,
+        ),
+        (
+            Method::GET,
+            "/v1/projects/{project}/dashboards/{id}/export",
+            Read,
+        ),
         (Method::GET, "/v1/projects/{project}/pools", Read),
         (Method::POST, "/v1/projects/{project}/pools", ManageProject),
         // The shipper protocols name their pool in headers or the payload.
@@ -508,6 +536,23 @@ impl World {
                 .as_str()
                 .expect("saved search id")
                 .to_string();
+        } else if template.contains("/dashboards/{id}") {
+            // A dashboard of its own for every request, as for saved searches.
+            let name = self.unique("dashboard");
+            let created = self
+                .api
+                .as_operator(
+                    tenant,
+                    Method::POST,
+                    &format!("/v1/projects/{project}/dashboards"),
+                    Some(&json!({ "name": name })),
+                )
+                .await;
+            assert_eq!(created.status, 201, "create dashboard: {}", created.text);
+            id = created.json()["id"]
+                .as_str()
+                .expect("dashboard id")
+                .to_string();
         } else if let Some((collection, kind)) =
             alert_collection(template).filter(|_| template.contains("{id}"))
         {
@@ -570,6 +615,12 @@ impl World {
             ("POST" | "PUT", _, _) if alert_collection(template).is_some() => {
                 let (_, kind) = alert_collection(template).expect("an alert route");
                 alert_body(kind, &self.unique("alert"), &seeded.pool)
+            }
+            ("POST", "/v1/projects/{project}/dashboards/import", _) => {
+                json!({ "logpool_dashboard": 1, "dashboard": { "name": self.unique("dashboard") } })
+            }
+            ("POST" | "PUT", _, _) if template.contains("/dashboards") => {
+                json!({ "name": self.unique("dashboard"), "from": "now-1h" })
             }
             ("POST", "/v1/projects/{project}/pools", _) => {
                 json!({ "name": self.unique("made"), "shards": 1 })

@@ -65,6 +65,8 @@ async fn bench_reports_every_figure() {
         "3000",
         "--protocol-rounds",
         "2",
+        "--dashboard-runs",
+        "3",
     ])
     .await;
 
@@ -126,6 +128,11 @@ async fn bench_reports_every_figure() {
         // Every query of the set matches something in the Loghub lines.
         positive(&report, &format!("/queries/{index}/matches"));
     }
+
+    assert_eq!(report["dashboard"]["panels"], 12, "{report}");
+    assert_eq!(report["dashboard"]["runs"], 3, "{report}");
+    let p50 = positive(&report, "/dashboard/p50_ms");
+    assert!(p50 <= positive(&report, "/dashboard/max_ms"), "{report}");
 
     positive(&report, "/baseline/records_per_s");
     positive(&report, "/baseline/cpu_secs_per_million_records");

@@ -6,7 +6,8 @@
 //!    indexed (searchable), ingest → searchable lag of marker records sent during
 //!    the load, and the server's CPU seconds per million records;
 //! 2. lag again at half the indexed rate of step 1;
-//! 3. latencies of a fixed query set;
+//! 3. latencies of a fixed query set, and of a dashboard of 12 panels loaded at
+//!    once ([`dashboard`]);
 //! 4. the server's peak RSS and bytes on disk per raw byte (queue, index, total);
 //! 5. the baseline: the same records indexed into a bare tantivy index in this
 //!    process, and logpool's end-to-end rate as a fraction of it;
@@ -19,6 +20,7 @@
 
 mod baseline;
 pub mod corpus;
+mod dashboard;
 mod load;
 mod patterns;
 mod protocol_ingest;
@@ -78,6 +80,9 @@ pub struct BenchArgs {
     /// Timed runs of each query.
     #[arg(long, default_value_t = 30)]
     pub query_runs: usize,
+    /// Timed loads of a dashboard of 12 panels over the last 24 hours (0 skips it).
+    #[arg(long, default_value_t = 10)]
+    pub dashboard_runs: usize,
     /// Records each protocol sends per round of the comparison of ingest protocols
     /// (native PutDatas, Elasticsearch `_bulk`, OTLP protobuf), on a fresh server.
     #[arg(long, default_value_t = 50_000)]
@@ -423,6 +428,11 @@ async fn measure(
         (base_time_us / 1000 - 1, end_ms),
     );
     let query_results = queries::run(&target, &specs, args.query_runs).await?;
+    let dashboard = if args.dashboard_runs > 0 {
+        Some(dashboard::run(&target, args.dashboard_runs).await?)
+    } else {
+        None
+    };
     let peak_rss = pid.as_deref().and_then(peak_rss_bytes);
     let rss_at_end = pid.as_deref().and_then(rss_split_bytes);
     let million = full.records as f64 / 1e6;
@@ -445,6 +455,7 @@ async fn measure(
         }),
         disk: None,
         queries: query_results,
+        dashboard,
         baseline: None,
         protocols: None,
     };

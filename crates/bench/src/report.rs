@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use logpool_engines::index::tantivy_index::FieldSpace;
 
 use super::baseline::BaselineResult;
+use super::dashboard::DashboardResult;
 use super::protocol_ingest::{Protocol, ProtocolComparison};
 use super::queries::QueryResult;
 
@@ -85,6 +86,8 @@ pub struct IngestReport {
     pub disk: Option<Disk>,
     /// Query latencies.
     pub queries: Vec<QueryResult>,
+    /// Time to load a dashboard of 12 panels.
+    pub dashboard: Option<DashboardResult>,
     /// The bare-tantivy baseline.
     pub baseline: Option<BaselineResult>,
     /// The shipper protocols against native PutDatas.
@@ -162,6 +165,13 @@ impl IngestReport {
                 "p99_ms": q.p99_ms,
                 "matches": q.matches,
             })).collect::<Vec<_>>(),
+            "dashboard": self.dashboard.as_ref().map(|d| json!({
+                "panels": d.panels,
+                "runs": d.runs,
+                "p50_ms": d.p50_ms,
+                "p99_ms": d.p99_ms,
+                "max_ms": d.max_ms,
+            })),
             "baseline": self.baseline.as_ref().map(|b| json!({
                 "records_per_s": b.records_per_s(),
                 "seconds": b.seconds,
@@ -289,6 +299,18 @@ impl IngestReport {
                 format!(
                     "p50 {:.1} ms, p99 {:.1} ms ({} matches)",
                     query.p50_ms, query.p99_ms, query.matches
+                ),
+            ));
+        }
+        if let Some(dashboard) = &self.dashboard {
+            rows.push((
+                format!(
+                    "dashboard of {} panels over 24 h, every panel answered",
+                    dashboard.panels
+                ),
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} loads)",
+                    dashboard.p50_ms, dashboard.p99_ms, dashboard.max_ms, dashboard.runs
                 ),
             ));
         }

@@ -10,6 +10,8 @@ import { projectsPage } from './projects.js';
 import { searchPage, analysisPage, tailPage, stopTail } from './pages.js';
 import { keysPage, quotasPage, usagePage, TENANTS_CHANGED } from './admin.js';
 import { savedPage } from './saved.js';
+import { dashboardsPage } from './dashboards.js';
+import { alertsPage } from './alerts.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -24,6 +26,8 @@ const PAGES = {
   search: { show: searchPage, needs: 'read' },
   saved: { show: savedPage, needs: 'read' },
   analysis: { show: analysisPage, needs: 'read' },
+  dashboards: { show: dashboardsPage, needs: 'read' },
+  alerts: { show: alertsPage, needs: 'read' },
   tail: { show: tailPage, needs: 'read' },
   keys: { show: keysPage, needs: 'manage_tenant' },
   quotas: { show: quotasPage, needs: 'read' },

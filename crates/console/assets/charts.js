@@ -51,6 +51,7 @@ matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
 window.addEventListener('resize', () => {
   for (const plot of livePlots) {
     const box = plot.root.parentElement && plot.root.parentElement.parentElement;
+    if (plot.sizedByOwner) continue;
     if (plot.root.isConnected && box) plot.setSize({ width: Math.max(box.clientWidth - 24, 300), height: plot.height });
   }
 });
@@ -97,7 +98,8 @@ function axes(xValues) {
 }
 
 // buckets: [{time: ISO, count}], intervalMs. onZoom(fromMs, toMs) after a drag.
-export function histogram(container, buckets, intervalMs, onZoom) {
+// `size` ({ width, height }) fits the plot into a box of its own (a dashboard panel).
+export function histogram(container, buckets, intervalMs, onZoom, size = {}) {
   container.textContent = '';
   const times = buckets.map((b) => Date.parse(b.time));
   const counts = buckets.map((b) => b.count);
@@ -116,7 +118,7 @@ export function histogram(container, buckets, intervalMs, onZoom) {
   const uPlot = uPlotOrNull();
   if (!buckets.length || !uPlot) return box;
   const plot = new uPlot({
-    width: Math.max(container.clientWidth - 24, 300), height: 140, ms: 1, tzDate: zoneDate,
+    width: size.width || Math.max(container.clientWidth - 24, 300), height: size.height || 140, ms: 1, tzDate: zoneDate,
     scales: { x: { time: true, range: () => [from, to] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
     axes: [axes(timeTicks)[0], { ...axes()[1], incrs: COUNT_STEPS }],
     legend: { show: true, live: true },
@@ -136,6 +138,7 @@ export function histogram(container, buckets, intervalMs, onZoom) {
       }],
     },
   }, [times, counts], box);
+  plot.sizedByOwner = Boolean(size.width);
   box.plot = keep(plot);
   return box;
 }
@@ -215,8 +218,9 @@ export function shapeResult(result, sql) {
   };
 }
 
-// kind: 'bar' | 'line' | 'area' | 'pie'; result: the /query answer; sql: its text.
-export function chart(container, kind, result, sql) {
+// kind: 'bar' | 'line' | 'area' | 'pie'; result: the /query answer; sql: its text;
+// `size` as for `histogram`.
+export function chart(container, kind, result, sql, size = {}) {
   container.textContent = '';
   const shape = shapeResult(result, sql);
   const box = div(`chart ${kind}`);
@@ -256,7 +260,7 @@ export function chart(container, kind, result, sql) {
   const xValues = shape.xTime ? timeTicks
     : (_u, splits) => splits.map((i) => (Number.isInteger(i) && categories[i] !== undefined ? categories[i].slice(0, 18) : ''));
   const plot = new uPlot({
-    width: Math.max(container.clientWidth - 24, 300), height: 300, ms: 1, tzDate: zoneDate,
+    width: size.width || Math.max(container.clientWidth - 24, 300), height: size.height || 300, ms: 1, tzDate: zoneDate,
     scales: {
       x: shape.xTime
         ? { time: true, range: (_u, min, max) => (kind === 'bar' ? [min, max + step] : [min, max]) }
@@ -271,7 +275,9 @@ export function chart(container, kind, result, sql) {
       ...series,
     ],
   }, [xs, ...shape.series.map((s) => s.points)], box);
+  plot.sizedByOwner = Boolean(size.width);
   box.plot = keep(plot);
+  box.shape = shape;
   return box;
 }
 

@@ -10,6 +10,7 @@ import { fieldList } from './fieldlist.js';
 import { queryHelp } from './queryhelp.js';
 import { saveButton, queryHistory, rememberQuery, openedSaved } from './saved.js';
 import { exportControls } from './export.js';
+import { addToDashboardButton } from './dashedit.js';
 
 function setHash(path, params) {
   const query = new URLSearchParams();
@@ -115,7 +116,9 @@ export async function searchPage(main, params) {
     // The query gets a line of its own: it is what the page is about.
     h('div', { class: 'row' }, help.node, help.helpButton, h('button', { type: 'submit' }, 'Search')),
     h('div', { class: 'row form-second-row' }, picker.projectSelect, picker.poolSelect, time.node,
-      saveButton(current, params.saved), exportControls(current)),
+      saveButton(current, params.saved), exportControls(current),
+      addToDashboardButton(() => ({ project: picker.projectSelect.value, pool: picker.poolSelect.value, query: query.value,
+        from: time.from.value, to: time.to.value, columns, kinds: ['histogram', 'count', 'table'] }))),
     help.warning);
   const opened = await openedSaved(picker.projectSelect.value, params.saved).catch(() => null);
   const progress = h('div', { class: 'progress', hidden: true }, h('div'));
@@ -226,7 +229,13 @@ export async function analysisPage(main, params) {
   kind.addEventListener('change', run);
   main.replaceChildren(h('h1', {}, 'Analysis'), picker.problemView(),
     h('form', { class: 'panel', onsubmit: (e) => { e.preventDefault(); run(); } },
-      h('div', { class: 'row' }, picker.projectSelect, picker.poolSelect, time.node, kind, h('button', { type: 'submit' }, 'Run')),
+      h('div', { class: 'row' }, picker.projectSelect, picker.poolSelect, time.node, kind, h('button', { type: 'submit' }, 'Run'),
+        addToDashboardButton(() => {
+          const split = query.value.indexOf('|');
+          return { project: picker.projectSelect.value, pool: picker.poolSelect.value, from: time.from.value, to: time.to.value,
+            query: split < 0 ? query.value.trim() : query.value.slice(0, split).trim(), sql: split < 0 ? '' : query.value.slice(split + 1).trim(),
+            chart: kind.value, kinds: ['sql'] };
+        })),
       h('p', { class: 'muted' }, 'search | SELECT … GROUP BY … — Ctrl+Enter runs'), query),
     errors, output);
   if (picker.problem) return;

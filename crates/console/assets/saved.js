@@ -6,6 +6,7 @@
 
 import { api, can, enc, ApiError, currentSession } from './api.js';
 import { h, dialog, toast, fieldErrors, errorView } from './ui.js';
+import { addToDashboardButton } from './dashedit.js';
 
 // One history per key id, so that people sharing a browser do not see each
 // other's queries (the id is public; the key itself is never stored).
@@ -128,7 +129,8 @@ export async function savedPage(main, params) {
     h('td', {}, (s.columns || []).join(', ') || '—'),
     h('td', { class: 'mono', title: 'key id' }, s.updated_by === s.created_by ? s.created_by : `${s.created_by}, ${s.updated_by}`),
     h('td', {}, new Date(s.updated_at).toLocaleString()),
-    h('td', {}, can('manage_project') ? h('button', { type: 'button', class: 'secondary', onclick: async () => {
+    h('td', {}, addToDashboardButton(() => ({ project, pool: s.pool, query: s.query, from: s.from, to: s.to, title: s.name,
+      columns: s.columns, kinds: ['histogram', 'count', 'table'] })), ' ', can('manage_project') ? h('button', { type: 'button', class: 'secondary', onclick: async () => {
       if (!window.confirm(`Delete the saved search “${s.name}”?`)) return;
       try { await api('DELETE', savedPath(project, s.id)); toast(`Deleted “${s.name}”.`); await savedPage(main, { project }); } catch (error) {
         errors.replaceChildren(errorView(error));

@@ -104,6 +104,36 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../assets/queryhelp.js"),
     },
     Asset {
+        name: "dashboards.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/dashboards.js"),
+    },
+    Asset {
+        name: "dashgrid.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/dashgrid.js"),
+    },
+    Asset {
+        name: "dashpanels.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/dashpanels.js"),
+    },
+    Asset {
+        name: "dashedit.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/dashedit.js"),
+    },
+    Asset {
+        name: "alerts.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/alerts.js"),
+    },
+    Asset {
+        name: "alertchannels.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/alertchannels.js"),
+    },
+    Asset {
         name: "uPlot.iife.min.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../assets/vendor/uPlot.iife.min.js"),

@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod archive;
 pub mod control;
+pub mod dashboards;
 pub mod error;
 pub mod es;
 pub mod es_search;

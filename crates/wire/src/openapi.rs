@@ -516,6 +516,39 @@ fn shape(method: &str, path: &str) -> Shape {
         )
         .body("SilenceBody")
         .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/dashboards") => Shape::new(
+            "The project's dashboards, by name.",
+            Answer::Json(200, "DashboardList"),
+        ),
+        ("POST", _, "/v1/projects/{project}/dashboards") => Shape::new(
+            "Creates a dashboard for the project's team (409 for a taken name or a full \
+             project); a panel whose query or SQL does not parse is refused naming the \
+             panel's field and the position.",
+            Answer::Json(201, "Dashboard"),
+        )
+        .body("DashboardBody")
+        .errors(&[409]),
+        ("POST", _, "/v1/projects/{project}/dashboards/import") => Shape::new(
+            "Creates a dashboard from what an export gave (409 for a taken name).",
+            Answer::Json(201, "Dashboard"),
+        )
+        .body("DashboardExport")
+        .errors(&[409]),
+        ("GET", _, "/v1/projects/{project}/dashboards/{id}") => {
+            Shape::new("One dashboard.", Answer::Json(200, "Dashboard"))
+        }
+        ("GET", _, "/v1/projects/{project}/dashboards/{id}/export") => Shape::new(
+            "A dashboard as JSON that `POST .../dashboards/import` creates again, in any \
+             project.",
+            Answer::Json(200, "DashboardExport"),
+        ),
+        ("PUT", _, "/v1/projects/{project}/dashboards/{id}") => Shape::new(
+            "Replaces what a dashboard holds: panels, layout, range, refresh (409 for a \
+             taken name).",
+            Answer::Json(200, "Dashboard"),
+        )
+        .body("DashboardBody")
+        .errors(&[409]),
         (_, _, path) if path.starts_with("/es/") && es_search_path(path) => {
             es_search_shape(method, path)
         }
@@ -749,6 +782,10 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<control::KeyList>(&mut schemas);
     add::<control::CreateProject>(&mut schemas);
     add::<control::UpdateProject>(&mut schemas);
+    add::<crate::dashboards::DashboardBody>(&mut schemas);
+    add::<crate::dashboards::Dashboard>(&mut schemas);
+    add::<crate::dashboards::DashboardList>(&mut schemas);
+    add::<crate::dashboards::DashboardExport>(&mut schemas);
     add::<control::Project>(&mut schemas);
     add::<control::ProjectList>(&mut schemas);
     add::<control::MemberList>(&mut schemas);

@@ -15,6 +15,7 @@
 pub mod alerts;
 pub mod archive;
 pub mod cluster;
+pub mod dashboards;
 pub mod pools;
 pub mod projects;
 pub mod quotas;
@@ -207,6 +208,7 @@ pub fn routes() -> Routes<ControlState> {
         .merge(pools::routes())
         .merge(saved_searches::routes())
         .merge(alerts::routes())
+        .merge(dashboards::routes())
         .merge(cluster::routes())
         .merge(archive::routes())
         .merge(stats::routes())

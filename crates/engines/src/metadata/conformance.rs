@@ -37,7 +37,7 @@ pub(crate) fn new_pool(name: &str, shards: u32) -> NewPool {
 }
 
 /// The tenants the pool and project scenarios work in (projects need their tenant).
-const SCENARIO_TENANTS: [&str; 18] = [
+const SCENARIO_TENANTS: [&str; 19] = [
     "conf-recreate",
     "conf-recreate-b",
     "conf-partitions",
@@ -56,6 +56,7 @@ const SCENARIO_TENANTS: [&str; 18] = [
     "conf-schema",
     "conf-saved",
     "conf-alerts",
+    "conf-dashboards",
 ];
 
 use crate::conformance::SCENARIO_TIMEOUT;
@@ -143,6 +144,7 @@ macro_rules! metadata_conformance_tests {
             scenario_saved_searches_crud_limits_and_cascade,
             scenario_alert_objects_crud_quota_and_cascade,
             scenario_alert_evaluation_is_atomic_and_outbox_dedupes,
+            scenario_dashboards_crud_limits_and_cascade,
         );
     };
     (@each $fixture:ty; $($scenario:ident),* $(,)?) => {
@@ -2222,5 +2224,145 @@ pub(crate) async fn scenario_alert_evaluation_is_atomic_and_outbox_dedupes(
         .alert_states(rule.id)
         .await
         .expect("states")
+        .is_empty());
+}
+
+/// Dashboards: created with their author and panels, listed by name, replaced (author
+/// kept, editor recorded), unique per project, bounded per project, invisible from
+/// another project, and deleted with their project.
+pub(crate) async fn scenario_dashboards_crud_limits_and_cascade(store: &dyn MetadataStore) {
+    use super::{DashboardFields, DashboardLimits};
+    let tenant = "conf-dashboards";
+    let limits = DashboardLimits { max_per_project: 2 };
+    for project in ["shop", "bank"] {
+        store
+            .create_project(tenant, project, "")
+            .await
+            .expect("project");
+    }
+    let fields = |name: &str| DashboardFields {
+        name: name.to_string(),
+        description: "the shop's key numbers".to_string(),
+        from: "now-24h".to_string(),
+        to: "now".to_string(),
+        refresh: "30s".to_string(),
+        panels: r#"[{"id":"p1","kind":"count","pool":"web","query":"level:ERROR"}]"#.to_string(),
+    };
+    let overview = store
+        .create_dashboard(tenant, "shop", &fields("overview"), "key-a", limits)
+        .await
+        .expect("create");
+    assert_eq!(overview.fields, fields("overview"));
+    assert_eq!(
+        (overview.created_by.as_str(), overview.updated_by.as_str()),
+        ("key-a", "key-a")
+    );
+    assert_eq!(overview.project, "shop");
+    let again = store
+        .create_dashboard(tenant, "shop", &fields("overview"), "key-b", limits)
+        .await;
+    assert!(
+        matches!(again, Err(MetadataError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    store
+        .create_dashboard(tenant, "bank", &fields("overview"), "key-b", limits)
+        .await
+        .expect("same name elsewhere");
+    let alpha = store
+        .create_dashboard(tenant, "shop", &fields("alpha"), "key-a", limits)
+        .await
+        .expect("second");
+    let over = store
+        .create_dashboard(tenant, "shop", &fields("third"), "key-a", limits)
+        .await;
+    assert!(
+        matches!(over, Err(MetadataError::TooMany { max: 2, .. })),
+        "{over:?}"
+    );
+    let names: Vec<String> = store
+        .list_dashboards(tenant, "shop")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|dashboard| dashboard.fields.name)
+        .collect();
+    assert_eq!(names, ["alpha", "overview"]);
+
+    let mut changed = fields("overview-24h");
+    changed.refresh = "off".to_string();
+    changed.panels = "[]".to_string();
+    let updated = store
+        .update_dashboard(tenant, "shop", overview.id, &changed, "key-b")
+        .await
+        .expect("update");
+    assert_eq!(updated.fields, changed);
+    assert_eq!(
+        (updated.created_by.as_str(), updated.updated_by.as_str()),
+        ("key-a", "key-b")
+    );
+    assert_eq!(
+        store
+            .get_dashboard(tenant, "shop", overview.id)
+            .await
+            .expect("get"),
+        updated
+    );
+    // Replacing with what it holds already is no change, not a missing dashboard.
+    store
+        .update_dashboard(tenant, "shop", overview.id, &changed, "key-b")
+        .await
+        .expect("same again");
+    let clash = store
+        .update_dashboard(tenant, "shop", overview.id, &fields("alpha"), "key-b")
+        .await;
+    assert!(
+        matches!(clash, Err(MetadataError::AlreadyExists { .. })),
+        "{clash:?}"
+    );
+    for result in [
+        store
+            .get_dashboard(tenant, "bank", overview.id)
+            .await
+            .map(drop),
+        store
+            .update_dashboard(tenant, "bank", overview.id, &changed, "key-b")
+            .await
+            .map(drop),
+        store.delete_dashboard(tenant, "bank", overview.id).await,
+        store
+            .get_dashboard("conf-saved", "shop", overview.id)
+            .await
+            .map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(MetadataError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+    store
+        .delete_dashboard(tenant, "shop", alpha.id)
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.delete_dashboard(tenant, "shop", alpha.id).await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.list_dashboards(tenant, "nope").await,
+        Err(MetadataError::NotFound { .. })
+    ));
+    store
+        .delete_project(tenant, "shop")
+        .await
+        .expect("delete project");
+    store
+        .create_project(tenant, "shop", "")
+        .await
+        .expect("recreate");
+    assert!(store
+        .list_dashboards(tenant, "shop")
+        .await
+        .expect("list")
         .is_empty());
 }

@@ -10,6 +10,7 @@ pub mod archive;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod consumer_groups;
+pub mod dashboards;
 pub mod keys;
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -34,6 +35,7 @@ pub use alerts::{
 };
 pub use archive::ArchiveStore;
 pub use consumer_groups::{Checkpoint, ConsumerGroup, ConsumerGroupStore, NewConsumerGroup};
+pub use dashboards::{Dashboard, DashboardFields, DashboardLimits, DashboardStore};
 pub use keys::{GroupRef, PoolRef};
 pub use saved_searches::{SavedSearch, SavedSearchFields, SavedSearchLimits, SavedSearchStore};
 pub use schema::{LearnedTypes, SchemaStore};
@@ -248,6 +250,7 @@ pub trait MetadataStore:
     + SchemaStore
     + SavedSearchStore
     + AlertStore
+    + DashboardStore
 {
 }
 
@@ -259,5 +262,6 @@ impl<T> MetadataStore for T where
         + SchemaStore
         + SavedSearchStore
         + AlertStore
+        + DashboardStore
 {
 }

@@ -20,6 +20,7 @@ mod access;
 mod alerts;
 mod archive;
 mod catalog;
+mod dashboards;
 mod groups;
 pub(crate) mod rows;
 mod saved_searches;

@@ -18,6 +18,7 @@
 //! [`query_scale`].
 
 mod baseline;
+mod clickhouse_peer;
 pub mod corpus;
 mod load;
 mod protocol_ingest;
@@ -26,6 +27,7 @@ mod query_scale;
 mod report;
 mod server;
 mod stats;
+mod synthetic;
 
 use std::path::PathBuf;
 use std::sync::Arc;

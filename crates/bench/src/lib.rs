@@ -114,7 +114,7 @@ pub enum Report {
     /// The ingest run.
     Ingest(Box<IngestReport>),
     /// The query benchmark.
-    Queries(QueryScaleReport),
+    Queries(Box<QueryScaleReport>),
 }
 
 impl Report {
@@ -174,9 +174,9 @@ impl Server {
 /// become searchable in time.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     match &args.mode {
-        Some(BenchMode::Queries(query_args)) => {
-            Ok(Report::Queries(query_scale::run(query_args).await?))
-        }
+        Some(BenchMode::Queries(query_args)) => Ok(Report::Queries(Box::new(
+            query_scale::run(query_args).await?,
+        ))),
         None => Ok(Report::Ingest(Box::new(run_ingest(args).await?))),
     }
 }

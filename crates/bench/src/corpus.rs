@@ -134,6 +134,29 @@ impl Corpus {
             .unwrap_or_else(|| "error".to_string())
     }
 
+    /// The word of at least five letters whose share of lines is nearest `share`
+    /// (first by name among equals): the frequent term of the query set.
+    pub fn frequent_term(&self, share: f64) -> String {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for source in &self.lines {
+            let mut seen: Vec<String> = words(&source.line).filter(|w| w.len() >= 5).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for word in seen {
+                *counts.entry(word).or_default() += 1;
+            }
+        }
+        let wanted = share * self.lines.len() as f64;
+        counts
+            .iter()
+            .min_by(|a, b| {
+                let distance = |count: usize| (count as f64 - wanted).abs();
+                distance(*a.1).total_cmp(&distance(*b.1))
+            })
+            .map(|(word, _)| word.clone())
+            .unwrap_or_else(|| "error".to_string())
+    }
+
     /// The most frequent pair of adjacent words (three letters or more): the phrase
     /// of the query set, a query that has to read positions.
     pub fn common_phrase(&self) -> String {

@@ -19,6 +19,7 @@
 //! [`query_scale`].
 
 mod baseline;
+mod clickhouse_peer;
 pub mod corpus;
 mod dashboard;
 mod load;
@@ -29,6 +30,7 @@ mod query_scale;
 mod report;
 mod server;
 mod stats;
+mod synthetic;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,7 +124,7 @@ pub enum Report {
     /// The ingest run.
     Ingest(Box<IngestReport>),
     /// The query benchmark.
-    Queries(QueryScaleReport),
+    Queries(Box<QueryScaleReport>),
     /// The pattern mining benchmark.
     Patterns(Box<PatternBenchReport>),
 }
@@ -186,9 +188,9 @@ impl Server {
 /// become searchable in time.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     match &args.mode {
-        Some(BenchMode::Queries(query_args)) => {
-            Ok(Report::Queries(query_scale::run(query_args).await?))
-        }
+        Some(BenchMode::Queries(query_args)) => Ok(Report::Queries(Box::new(
+            query_scale::run(query_args).await?,
+        ))),
         Some(BenchMode::Patterns(pattern_args)) => Ok(Report::Patterns(Box::new(
             patterns::run(pattern_args).await?,
         ))),

@@ -24,6 +24,7 @@ use logpool_client::LogpoolClient;
 use logpool_engines::index::tantivy_index::BareIndexReader;
 use serde_json::{json, Value};
 
+use super::clickhouse_peer::{ClickHousePeer, PeerTable};
 use super::corpus::Corpus;
 use super::load::{self, LoadPlan, Target};
 use super::server::{admin_key, dir_bytes, ChildServer};
@@ -66,6 +67,20 @@ pub struct QueryScaleArgs {
     /// Untimed runs of each query first (warms the page cache and the server).
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// The records: `loghub` (the lines of `--logs`) or `synthetic` (production-like
+    /// lines that repeat little, see `--synthetic-lines`).
+    #[arg(long, default_value = "loghub", value_parser = ["loghub", "synthetic"])]
+    pub corpus: String,
+    /// Distinct lines of the synthetic corpus (records repeat them in turn).
+    #[arg(long, default_value_t = 200_000)]
+    pub synthetic_lines: usize,
+    /// Also load the records into embedded ClickHouse (PyPI `chdb`, table kept in
+    /// `--data-dir`) and time the same queries on it, alternating run by run.
+    #[arg(long)]
+    pub clickhouse: bool,
+    /// The Python interpreter that has `chdb` (the test setup installs it).
+    #[arg(long, env = "LOGPOOL_TEST_PYTHON", default_value = "python3")]
+    pub python: String,
 }
 
 /// The latencies of one query.
@@ -96,6 +111,22 @@ pub struct ScaleResult {
     pub difference: Option<String>,
     /// The target for the API's p99 on a 2-core machine, ms, if there is one.
     pub target_p99_ms: Option<f64>,
+    /// The same query on ClickHouse, with `--clickhouse`.
+    pub peer: Option<PeerResult>,
+}
+
+/// One query's latencies on ClickHouse (measured inside the peer: the SQL through
+/// chdb, no HTTP).
+#[derive(Debug, Clone)]
+pub struct PeerResult {
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// ClickHouse's answer, in the API answer's form.
+    pub answer: Value,
+    /// Whether it agrees with logpool's.
+    pub same_answer: bool,
 }
 
 /// What `logpool bench queries` measured.
@@ -117,6 +148,12 @@ pub struct QueryScaleReport {
     pub load_average: (Option<f64>, Option<f64>),
     /// One result per query.
     pub queries: Vec<ScaleResult>,
+    /// Bytes the queue keeps (records already indexed are not needed by search).
+    pub queue_bytes: u64,
+    /// Seconds the index took to build (ingest until searchable), from the manifest.
+    pub build_secs_recorded: Option<f64>,
+    /// The ClickHouse table, with `--clickhouse`.
+    pub peer: Option<PeerTable>,
 }
 
 /// What the prepared directory holds.
@@ -151,8 +188,9 @@ impl Dataset {
         }))
     }
 
-    fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    fn write(&self, dir: &Path, build_secs: f64) -> anyhow::Result<()> {
         let manifest = json!({
+            "build_secs": build_secs,
             "records": self.records,
             "corpus_lines": self.corpus_lines,
             "day_start_us": self.day_start_us,
@@ -199,8 +237,10 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
     if args.records > DAY_US as u64 {
         bail!("--records must be at most {DAY_US} (one record per microsecond of a day)");
     }
-    let logs = args.logs.clone().unwrap_or_else(super::default_logs);
-    let corpus = Arc::new(Corpus::load(&logs)?);
+    let corpus = Arc::new(match args.corpus.as_str() {
+        "synthetic" => super::synthetic::corpus(args.synthetic_lines.max(1)),
+        _ => Corpus::load(&args.logs.clone().unwrap_or_else(super::default_logs))?,
+    });
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let server_dir = args.data_dir.join("data");
@@ -229,8 +269,9 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
             }
             let started = Instant::now();
             let dataset = build(args, corpus.clone(), &server_dir, &log_file, &key).await?;
-            dataset.write(&args.data_dir)?;
-            (dataset, Some(started.elapsed().as_secs_f64()))
+            let secs = started.elapsed().as_secs_f64();
+            dataset.write(&args.data_dir, secs)?;
+            (dataset, Some(secs))
         }
     };
 
@@ -249,11 +290,20 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
             dataset.records
         );
     }
+    let mut peer = if args.clickhouse {
+        Some(start_peer(args, &corpus, &dataset).await?)
+    } else {
+        None
+    };
     let server = ChildServer::start(&server_dir, &log_file, &key).await?;
     let api = Api::new(&server.url, &key)?;
     let load_before = load_average();
-    let measured = measure(&api, &raw, &corpus, &dataset, args).await;
+    let measured = measure(&api, &raw, peer.as_mut(), &corpus, &dataset, args).await;
     let load_after = load_average();
+    let peer_table = peer.as_ref().map(|peer| peer.table.clone());
+    if let Some(peer) = peer {
+        peer.stop().await?;
+    }
     let queries = match measured {
         Ok(queries) => queries,
         Err(error) => {
@@ -271,7 +321,57 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
         runs: args.runs,
         load_average: (load_before, load_after),
         queries,
+        queue_bytes: dir_bytes(&server_dir.join("queue")),
+        build_secs_recorded: recorded_build_secs(&args.data_dir),
+        peer: peer_table,
     })
+}
+
+/// The build time the manifest recorded (absent in manifests of older builds).
+fn recorded_build_secs(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    serde_json::from_str::<Value>(&text).ok()?["build_secs"].as_f64()
+}
+
+/// Starts the ClickHouse peer on `--data-dir`'s table, loading the records first when
+/// it has none: they are written to a file for it (the same records, times and
+/// sequence numbers the index holds) and removed once loaded.
+async fn start_peer(
+    args: &QueryScaleArgs,
+    corpus: &Corpus,
+    dataset: &Dataset,
+) -> anyhow::Result<ClickHousePeer> {
+    let db = args.data_dir.join("clickhouse");
+    let records = args.data_dir.join("records.ndjson");
+    let built = db.join("peer-manifest.json").exists();
+    if !built {
+        eprintln!("writing {} records for ClickHouse", dataset.records);
+        let file = std::fs::File::create(&records)
+            .with_context(|| format!("cannot create {}", records.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut line = Vec::with_capacity(1024);
+        for seq in 0..dataset.records {
+            line.clear();
+            corpus.write_record_spaced(seq, dataset.day_start_us, dataset.spacing_us, &mut line);
+            std::io::Write::write_all(&mut out, &line)?;
+        }
+        std::io::Write::flush(&mut out)?;
+        eprintln!("loading them into ClickHouse");
+    }
+    let peer = ClickHousePeer::start(&args.python, &db, &records).await?;
+    if !built {
+        // The table holds them now; the file is as big as the raw records.
+        let _ = std::fs::remove_file(&records);
+    }
+    if peer.table.rows != dataset.records {
+        bail!(
+            "the ClickHouse table in {} holds {} rows, not {}: remove it to reload",
+            db.display(),
+            peer.table.rows,
+            dataset.records
+        );
+    }
+    Ok(peer)
 }
 
 /// Ingests the records into a new server directory, waits until all are searchable
@@ -441,6 +541,10 @@ impl Api {
 enum RawWork {
     /// Words in any field: one is a term, more a phrase.
     Text(Vec<String>),
+    /// A phrase answered as before the raw line's word pairs were indexed (every
+    /// record with all the words, its stored line checked): the before of the
+    /// phrase, timed on the same index in the same run.
+    TextByStoredLines(Vec<String>),
     /// An integer range on a field (one value for equality), and a word in another
     /// field when there is one.
     Range {
@@ -497,6 +601,42 @@ impl Answer {
         }
     }
 
+    /// Reads the JSON form of [`Answer::to_json`] (the ClickHouse peer's answers).
+    fn from_json(value: &Value) -> anyhow::Result<Answer> {
+        let numbers = |value: &Value| -> Vec<u64> {
+            value
+                .as_array()
+                .map(|items| items.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default()
+        };
+        if let Some(total) = value["total"].as_u64() {
+            return Ok(Answer::Page {
+                total,
+                hits: value["hits"].as_u64().unwrap_or(0) as usize,
+            });
+        }
+        if let Some(interval_ms) = value["interval_ms"].as_i64() {
+            return Ok(Answer::Buckets {
+                interval_ns: interval_ms * 1_000_000,
+                counts: numbers(&value["counts"]),
+            });
+        }
+        if let Some(groups) = value["groups"].as_array() {
+            return Ok(Answer::Groups(
+                groups
+                    .iter()
+                    .map(|group| {
+                        (
+                            group[0].as_str().unwrap_or_default().to_string(),
+                            group[1].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        bail!("an answer of unknown form: {value}")
+    }
+
     /// Equal, except that groups tied at the count of the last one may differ (the
     /// cut of a top list between equal counts is arbitrary).
     fn agrees_with(&self, other: &Answer) -> bool {
@@ -526,6 +666,7 @@ fn query_set(corpus: &Corpus, dataset: &Dataset) -> Vec<Spec> {
     let (from, to) = dataset.range_ms();
     let search = |query: String| json!({ "query": query, "from": from, "to": to, "limit": PAGE });
     let rare = corpus.rare_term();
+    let frequent = corpus.frequent_term(0.1);
     let phrase = corpus.common_phrase();
     let low = (dataset.records / 2) as i64;
     let high = low + (dataset.records / 10) as i64;
@@ -538,10 +679,26 @@ fn query_set(corpus: &Corpus, dataset: &Dataset) -> Vec<Spec> {
             target_p99_ms: Some(50.0),
         },
         Spec {
+            name: "frequent term",
+            route: "search",
+            body: search(frequent.clone()),
+            raw: RawWork::Text(vec![frequent]),
+            target_p99_ms: None,
+        },
+        Spec {
             name: "phrase",
             route: "search",
             body: search(format!("\"{phrase}\"")),
             raw: RawWork::Text(phrase.split_whitespace().map(str::to_string).collect()),
+            target_p99_ms: None,
+        },
+        Spec {
+            name: "phrase; raw side: stored-line check (before)",
+            route: "search",
+            body: search(format!("\"{phrase}\"")),
+            raw: RawWork::TextByStoredLines(
+                phrase.split_whitespace().map(str::to_string).collect(),
+            ),
             target_p99_ms: None,
         },
         Spec {
@@ -595,6 +752,7 @@ fn query_set(corpus: &Corpus, dataset: &Dataset) -> Vec<Spec> {
 async fn measure(
     api: &Api,
     raw: &Arc<BareIndexReader>,
+    mut peer: Option<&mut ClickHousePeer>,
     corpus: &Corpus,
     dataset: &Dataset,
     args: &QueryScaleArgs,
@@ -604,21 +762,37 @@ async fn measure(
         // The warm-up also learns the histogram's interval, which the API chooses.
         let mut api_answer = None;
         let mut raw_answer = None;
+        let mut peer_answer = None;
         for _ in 0..args.warmup.max(1) {
             let (_, answer) = api_run(api, &spec).await?;
             let (_, raw_result) = raw_run(raw, &spec, dataset, &answer).await?;
+            if let Some(peer) = peer.as_deref_mut() {
+                let request = peer_request(&spec, dataset, &answer);
+                peer_answer = Some(Answer::from_json(&peer.ask(&request).await?.1)?);
+            }
             api_answer = Some(answer);
             raw_answer = Some(raw_result);
         }
         let (Some(api_answer), Some(raw_answer)) = (api_answer, raw_answer) else {
             bail!("query `{}` was not run", spec.name);
         };
+        let request = peer_request(&spec, dataset, &api_answer);
         let mut api_ms = Vec::with_capacity(args.runs);
         let mut raw_ms = Vec::with_capacity(args.runs);
+        let mut peer_ms = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
             api_ms.push(api_run(api, &spec).await?.0);
             raw_ms.push(raw_run(raw, &spec, dataset, &api_answer).await?.0);
+            if let Some(peer) = peer.as_deref_mut() {
+                peer_ms.push(peer.ask(&request).await?.0);
+            }
         }
+        let peer_result = peer_answer.map(|answer| PeerResult {
+            p50_ms: percentile(&mut peer_ms, 50.0),
+            p99_ms: percentile(&mut peer_ms, 99.0),
+            answer: answer.to_json(),
+            same_answer: api_answer.agrees_with(&answer),
+        });
         let same_answer = api_answer.agrees_with(&raw_answer);
         results.push(ScaleResult {
             name: spec.name,
@@ -634,9 +808,43 @@ async fn measure(
             difference: (!same_answer)
                 .then(|| format!("API {api_answer:?}, raw engine {raw_answer:?}")),
             target_p99_ms: spec.target_p99_ms,
+            peer: peer_result,
         });
     }
     Ok(results)
+}
+
+/// The ClickHouse peer's request for `spec` (see its script); the histogram asks for
+/// the interval of the API's answer.
+fn peer_request(spec: &Spec, dataset: &Dataset, api_answer: &Answer) -> Value {
+    let (from_ms, to_ms) = dataset.range_ms();
+    let mut request = match &spec.raw {
+        RawWork::Text(words) | RawWork::TextByStoredLines(words) => {
+            json!({ "kind": "text", "words": words, "page": PAGE })
+        }
+        RawWork::Range {
+            word,
+            range_field,
+            range,
+        } => json!({
+            "kind": "range",
+            "word": word.map(|(field, value)| [field, value]),
+            "field": range_field,
+            "range": [range.0, range.1],
+            "page": PAGE,
+        }),
+        RawWork::Histogram => {
+            let interval_ns = match api_answer {
+                Answer::Buckets { interval_ns, .. } => *interval_ns,
+                _ => 0,
+            };
+            json!({ "kind": "histogram", "interval_ns": interval_ns })
+        }
+        RawWork::TopValues(field) => json!({ "kind": "top", "field": field, "top": TOP }),
+    };
+    request["from_ms"] = json!(from_ms);
+    request["to_ms"] = json!(to_ms);
+    request
 }
 
 /// One API call: its latency in ms and its answer.
@@ -648,7 +856,7 @@ async fn api_run(api: &Api, spec: &Spec) -> anyhow::Result<(f64, Answer)> {
         .with_context(|| format!("query `{}` failed", spec.name))?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     let reduced = match spec.raw {
-        RawWork::Text(_) | RawWork::Range { .. } => Answer::Page {
+        RawWork::Text(_) | RawWork::TextByStoredLines(_) | RawWork::Range { .. } => Answer::Page {
             total: answer["total"]
                 .as_u64()
                 .context("no `total` in the search answer")?,
@@ -713,6 +921,14 @@ async fn raw_run(
                     hits: page.fetched,
                 }
             }
+            RawWork::TextByStoredLines(words) => {
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let page = raw.search_text_by_stored_lines(&words, from_ns, to_ns, PAGE)?;
+                Answer::Page {
+                    total: page.total,
+                    hits: page.fetched,
+                }
+            }
             RawWork::Range {
                 word,
                 range_field,
@@ -769,7 +985,26 @@ impl QueryScaleReport {
                 "difference": q.difference,
                 "target_p99_ms": q.target_p99_ms,
                 "target_met": q.target_p99_ms.map(|target| q.api_p99_ms <= target),
+                "clickhouse": q.peer.as_ref().map(|peer| json!({
+                    "p50_ms": peer.p50_ms,
+                    "p99_ms": peer.p99_ms,
+                    "answer": peer.answer,
+                    "same_answer": peer.same_answer,
+                    "clickhouse_over_logpool_p50": ratio(peer.p50_ms, q.api_p50_ms),
+                })),
             })).collect::<Vec<_>>(),
+            "queue_bytes": self.queue_bytes,
+            "build_secs_recorded": self.build_secs_recorded,
+            "clickhouse": self.peer.as_ref().map(|peer| json!({
+                "version": peer.version,
+                "rows": peer.rows,
+                "load_secs": peer.load_secs,
+                "table_bytes": peer.table_bytes,
+                "dir_bytes": peer.dir_bytes,
+                "parts": peer.parts,
+                "logpool_index_and_queue_over_table": (self.index_bytes + self.queue_bytes) as f64
+                    / peer.table_bytes.max(1) as f64,
+            })),
         })
     }
 
@@ -813,6 +1048,9 @@ impl QueryScaleReport {
                 target,
             ));
         }
+        if let Some(peer) = &self.peer {
+            out.push_str(&self.peer_table(peer));
+        }
         for q in self.queries.iter().filter(|q| !q.same_answer) {
             out.push_str(&format!(
                 "\n{}: {}\n",
@@ -820,6 +1058,51 @@ impl QueryScaleReport {
                 q.difference.as_deref().unwrap_or_default()
             ));
         }
+        out
+    }
+}
+
+impl QueryScaleReport {
+    /// logpool (through its HTTP API) and ClickHouse (SQL through chdb, in process)
+    /// side by side, and both engines' bytes.
+    fn peer_table(&self, peer: &PeerTable) -> String {
+        let mut out = format!(
+            "\nClickHouse {} (chdb), same {} rows: `crates/bench/peer/clickhouse_peer.py`\n\n\
+             | query | logpool p50 / p99 | ClickHouse p50 / p99 | ClickHouse / logpool p50 | same answer |\n|---|---|---|---|---|\n",
+            peer.version, peer.rows
+        );
+        for q in &self.queries {
+            let Some(theirs) = &q.peer else { continue };
+            out.push_str(&format!(
+                "| {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2}x | {} |\n",
+                q.name,
+                q.api_p50_ms,
+                q.api_p99_ms,
+                theirs.p50_ms,
+                theirs.p99_ms,
+                ratio(theirs.p50_ms, q.api_p50_ms),
+                if theirs.same_answer {
+                    "yes".to_string()
+                } else {
+                    format!("**no**: {}", theirs.answer)
+                },
+            ));
+        }
+        let mb = |bytes: u64| bytes as f64 / 1e6;
+        let secs = |value: Option<f64>| value.map_or("?".to_string(), |v| format!("{v:.0} s"));
+        out.push_str(&format!(
+            "\nbytes: logpool index {:.1} MB + queue {:.1} MB = {:.1} MB; ClickHouse table {:.1} MB ({} parts, directory {:.1} MB); logpool / ClickHouse {:.2}x\n\
+             load: logpool {} (HTTP ingest until searchable), ClickHouse {:.0} s (INSERT from the NDJSON file, OPTIMIZE FINAL)\n",
+            mb(self.index_bytes),
+            mb(self.queue_bytes),
+            mb(self.index_bytes + self.queue_bytes),
+            mb(peer.table_bytes),
+            peer.parts,
+            mb(peer.dir_bytes),
+            (self.index_bytes + self.queue_bytes) as f64 / peer.table_bytes.max(1) as f64,
+            secs(self.build_secs_recorded),
+            peer.load_secs,
+        ));
         out
     }
 }

@@ -814,3 +814,67 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
         .expect("aggregate");
     assert_eq!(work_of(start), (1, 1), "aggregate");
 }
+
+/// Phrases over the raw line find exactly the records a scan finds, whether the
+/// index answers them from word pairs alone (two words without digits), narrows
+/// them with pairs and checks the stored line (longer phrases, words with digits),
+/// or has no pair to ask: case, separators, dropped long tokens, repeated words and
+/// pairs present but apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_line_phrases_agree_with_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let index = open(dir.path());
+    let long = "x".repeat(logpool_core::query::MAX_TOKEN_BYTES + 1);
+    let lines = [
+        "Connection reset by peer".to_string(),
+        "connection-RESET, by peer".to_string(),
+        "reset connection by peer".to_string(),
+        "a b x b c".to_string(),
+        "a b c".to_string(),
+        format!("connection {long} reset"),
+        "error 42 in worker 7".to_string(),
+        "error 42in worker".to_string(),
+        "worker worker worker".to_string(),
+        "Straße kaputt ÖL".to_string(),
+    ];
+    let messages: Vec<(i64, String)> = lines
+        .iter()
+        .enumerate()
+        .map(|(n, line)| (T0 + n as i64, line.clone()))
+        .collect();
+    write_messages(&index, &messages).await;
+    let queries = [
+        "\"connection reset\"",
+        "\"reset by\"",
+        "\"reset by peer\"",
+        "\"peer by\"",
+        "\"a b c\"",
+        "\"b c\"",
+        "\"x b\"",
+        "\"error 42\"",
+        "\"42 in worker\"",
+        "\"worker worker\"",
+        "\"worker worker worker worker\"",
+        "\"straße kaputt\"",
+        "\"KAPUTT öl\"",
+        "message:\"connection reset\"",
+        "\"connection reset\" AND NOT \"reset by\"",
+    ];
+    for query in queries {
+        let parsed = parse_query(query, DefaultOperator::And).expect(query);
+        let expected = messages
+            .iter()
+            .filter(|(_, line)| {
+                let record = logpool_core::record::Record {
+                    time_ns: 0,
+                    fields: [("message".to_string(), FieldValue::Str(line.clone()))].into(),
+                };
+                logpool_core::query::eval::matches(&parsed, &record)
+            })
+            .count() as u64;
+        assert_eq!(total(&index, query).await, expected, "{query}");
+    }
+    // Two lines, and the one where a dropped long token stood between the words.
+    assert_eq!(total(&index, "\"connection reset\"").await, 3);
+    assert_eq!(total(&index, "\"a b c\"").await, 1);
+}

@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Rounds of that comparison; each protocol runs once per round (0 skips it).
     #[arg(long, default_value_t = 3)]
     pub protocol_rounds: usize,
+    /// Port on 127.0.0.1 of the server started for the ingest run; the protocol
+    /// comparison's server listens on the next one (default: free ports).
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Skip the bare-tantivy baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -212,7 +216,13 @@ async fn run_ingest(args: &BenchArgs) -> anyhow::Result<IngestReport> {
         Some(url) => (Server::Remote(url.clone()), args.api_key.as_deref()),
         None => (
             Server::Child(Box::new(
-                ChildServer::start(&data_dir, &workdir.path().join("server.log"), &key).await?,
+                ChildServer::start(
+                    &data_dir,
+                    &workdir.path().join("server.log"),
+                    &key,
+                    args.port,
+                )
+                .await?,
             )),
             Some(key.as_str()),
         ),
@@ -302,6 +312,7 @@ async fn compare_protocols(
                 &workdir.join("protocols"),
                 &workdir.join("protocols.log"),
                 admin_key,
+                args.port.and_then(|port| port.checked_add(1)),
             )
             .await?;
             let client = LogpoolClient::new(&server.url)?.with_api_key(admin_key);

@@ -295,7 +295,7 @@ pub async fn run(args: &QueryScaleArgs) -> anyhow::Result<QueryScaleReport> {
     } else {
         None
     };
-    let server = ChildServer::start(&server_dir, &log_file, &key).await?;
+    let server = ChildServer::start(&server_dir, &log_file, &key, None).await?;
     let api = Api::new(&server.url, &key)?;
     let load_before = load_average();
     let measured = measure(&api, &raw, peer.as_mut(), &corpus, &dataset, args).await;
@@ -399,7 +399,7 @@ async fn build(
         args.records,
         server_dir.display()
     );
-    let server = ChildServer::start(server_dir, log_file, key).await?;
+    let server = ChildServer::start(server_dir, log_file, key, None).await?;
     let built = async {
         let client = LogpoolClient::new(&server.url)?.with_api_key(key);
         client

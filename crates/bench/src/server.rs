@@ -26,8 +26,8 @@ pub struct ChildServer {
 
 impl ChildServer {
     /// Starts `logpool standalone` (this very binary) on `data_dir` with
-    /// `admin_key` as its operator key (`LOGPOOL_ADMIN_KEY`) and waits until it is
-    /// ready.
+    /// `admin_key` as its operator key (`LOGPOOL_ADMIN_KEY`), listening on
+    /// `127.0.0.1:port` (a free port when `None`), and waits until it is ready.
     ///
     /// # Errors
     /// Fails when the process cannot start or does not become ready in time.
@@ -35,6 +35,7 @@ impl ChildServer {
         data_dir: &Path,
         log_file: &Path,
         admin_key: &str,
+        port: Option<u16>,
     ) -> anyhow::Result<ChildServer> {
         ChildServer::start_with_env(data_dir, log_file, admin_key, &[]).await
     }
@@ -50,11 +51,14 @@ impl ChildServer {
         env: &[(&str, String)],
     ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find the logpool binary")?;
-        // The port is chosen by binding port 0 and releasing it: another process could
-        // take it in between, which then shows up as a start failure.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        // A free port is chosen by binding port 0 and releasing it: another process
+        // could take it in between, which then shows up as a start failure.
+        let port = match port {
+            Some(port) => port,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port(),
+        };
         std::fs::create_dir_all(data_dir)?;
         let log = std::fs::File::create(log_file)?;
         let mut command = Command::new(exe);

@@ -11,16 +11,15 @@ use std::time::Instant;
 use logpool_core::ingest::encode_ndjson_body_in_window;
 use logpool_core::ingest::window::EventTimeWindow;
 use logpool_core::limits::IngestLimits;
-use logpool_wire::es::BulkAnswer;
 use prost::Message as _;
 
 use crate::es_bulk::request::parse_items;
-use crate::es_bulk::{answer, document, item_result, keyed_by_action, Pending};
-use crate::otlp::mapping;
+use crate::es_bulk::{answer, document, Pending};
 use crate::otlp::proto::{
     AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, Resource,
     ResourceLogs, ScopeLogs, Value,
 };
+use crate::otlp::{mapping, view};
 use crate::protocol::RecordsWriter;
 
 const RECORDS_PER_BODY: usize = 1000;
@@ -143,45 +142,45 @@ fn native(body: &[u8], limits: &IngestLimits) -> usize {
     records.len()
 }
 
-/// `_bulk`: items parsed, documents staged and read, the answer written.
+/// `_bulk`: items parsed, documents staged and read where they are, the answer
+/// written (as the handler does, without routing and storing).
 fn bulk(body: &[u8], limits: &IngestLimits) -> usize {
     let items = parse_items(body, limits.max_records_per_request).expect("parses");
-    let mut lines = Vec::with_capacity(body.len());
+    let mut documents = Vec::with_capacity(items.len());
+    let mut bytes = 0;
     let mut pending = Vec::with_capacity(items.len());
-    let mut indices = Vec::with_capacity(items.len());
     for item in &items {
-        indices.push(item.index.as_deref().unwrap_or_default().to_string());
-        lines.extend_from_slice(item.document.expect("a document"));
-        lines.push(b'\n');
+        let document = item.document.expect("a document");
+        documents.push((item.document_line, document));
+        bytes += document.len() + 1;
         pending.push(Pending::Queued);
     }
-    let records = document::encode_all(&lines, items.len(), 1, limits, &EventTimeWindow::UNBOUNDED)
-        .expect("all stored");
-    let items = items
+    let records = document::encode_all(
+        documents.into_iter(),
+        bytes,
+        1,
+        limits,
+        &EventTimeWindow::UNBOUNDED,
+    )
+    .expect("all stored");
+    let answers: Vec<answer::ItemAnswer<'_>> = items
         .iter()
-        .zip(pending)
-        .zip(indices)
-        .enumerate()
-        .map(|(position, ((item, outcome), index))| {
-            let id = item
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("{:x}-{position}", 1));
-            keyed_by_action(item.action, item_result(id, index, position, outcome))
+        .zip(&pending)
+        .map(|(item, outcome)| answer::ItemAnswer {
+            action: item.action,
+            id: item.id.as_deref(),
+            index: item.index.as_deref().unwrap_or_default(),
+            outcome,
         })
-        .collect::<Vec<_>>();
-    let answer = answer::to_json(&BulkAnswer {
-        took: 1,
-        errors: false,
-        items,
-    });
+        .collect();
+    let answer = answer::to_json(1, "1-", &answers);
     assert!(!answer.is_empty());
     records.len()
 }
 
 /// OTLP: the protobuf decoded and converted into batch JSON.
 fn otlp(body: &[u8], limits: &IngestLimits) -> usize {
-    let request = ExportLogsServiceRequest::decode(body).expect("decodes");
+    let request = view::decode(body).expect("decodes");
     let mut records = RecordsWriter::new(limits);
     mapping::convert(&request, true, &mut records).expect("converts");
     let (records, _) = records

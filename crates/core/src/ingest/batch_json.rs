@@ -15,7 +15,8 @@ use super::record_reader::TimeMember;
 use super::record_reader::{read_into_record, FieldSink, RecordPlace, Scalar};
 use super::window::{EventTimeWindow, Refusals};
 use super::{
-    read_envelope_records, read_ndjson_records, read_ndjson_records_timed, IngestError, RecordsOut,
+    read_documents_timed, read_envelope_records, read_ndjson_records, read_ndjson_records_timed,
+    IngestError, RecordsOut,
 };
 use crate::batch::EncodedRecords;
 use crate::limits::IngestLimits;
@@ -69,6 +70,25 @@ pub fn encode_ndjson_documents_in_window(
 ) -> Result<(EncodedRecords, Refusals), IngestError> {
     let mut writer = BatchWriter::new(body.len() + body.len() / 8, *window);
     read_ndjson_records_timed(body, arrival_time_ns, limits, time_member, &mut writer)?;
+    writer.finish()
+}
+
+/// As [`encode_ndjson_documents_in_window`], for documents already split out of a
+/// request (without the lines between them): each with its 1-based line, for
+/// messages. `bytes` is their total size, to size the batch.
+///
+/// # Errors
+/// As [`encode_ndjson_body`]; more documents than `max_records_per_request` is one.
+pub fn encode_documents_in_window<'d>(
+    documents: impl Iterator<Item = (usize, &'d [u8])>,
+    bytes: usize,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    window: &EventTimeWindow,
+    time_member: TimeMember,
+) -> Result<(EncodedRecords, Refusals), IngestError> {
+    let mut writer = BatchWriter::new(bytes + bytes / 8, *window);
+    read_documents_timed(documents, arrival_time_ns, limits, time_member, &mut writer)?;
     writer.finish()
 }
 
@@ -468,6 +488,20 @@ mod tests {
         for (document, record) in cases {
             assert_eq!(read(document), plain(record), "{document}");
         }
+        // The same documents handed over one by one read the same.
+        let body = cases.map(|(document, _)| document).join("\n");
+        let whole = read(&body).expect("read whole");
+        let documents = body.split('\n').map(str::as_bytes).enumerate();
+        let (records, _) = encode_documents_in_window(
+            documents.map(|(index, line)| (2 * index + 2, line)),
+            body.len(),
+            NOW,
+            &IngestLimits::default(),
+            &EventTimeWindow::UNBOUNDED,
+            TimeMember::Timestamp,
+        )
+        .expect("read one by one");
+        assert_eq!(decoded(&records, 0..records.len()), whole);
         let bad = read(r#"{"@timestamp":"yesterday"}"#).expect_err("bad time");
         assert!(bad.to_string().contains("line 1.time"), "{bad}");
         let array = read(r#"{"time":[1],"@timestamp":1}"#).expect_err("array");

@@ -26,8 +26,8 @@ pub mod window;
 use envelope::{read_envelope, Envelope};
 
 pub use batch_json::{
-    encode_json_body, encode_json_body_in_window, encode_ndjson_body, encode_ndjson_body_in_window,
-    encode_ndjson_documents_in_window,
+    encode_documents_in_window, encode_json_body, encode_json_body_in_window, encode_ndjson_body,
+    encode_ndjson_body_in_window, encode_ndjson_documents_in_window,
 };
 use record_reader::{
     read_into_record, read_record, read_record_timed, FieldSink, ReadFailure, RecordPlace,
@@ -191,6 +191,32 @@ fn read_ndjson_records_timed(
     Ok(())
 }
 
+/// As [`read_ndjson_records_timed`], for lines already split out of a body, each
+/// with its 1-based line number.
+fn read_documents_timed<'d>(
+    documents: impl Iterator<Item = (usize, &'d [u8])>,
+    arrival_time_ns: i64,
+    limits: &IngestLimits,
+    time_member: TimeMember,
+    out: &mut impl RecordsOut,
+) -> Result<(), IngestError> {
+    let no_shared = BTreeMap::new();
+    let max = limits.max_records_per_request;
+    for (count, (line_number, line)) in documents.enumerate() {
+        check_record_count(count + 1, max, || format!("line {line_number}"))?;
+        out.record(RecordPlace::Line(line_number), &no_shared, |fields| {
+            let read = ReadLine {
+                line_number,
+                arrival_time_ns,
+                limits,
+                time_member,
+            };
+            read_ndjson_line(line, fields, read)
+        })?;
+    }
+    Ok(())
+}
+
 /// How one NDJSON line is read.
 #[derive(Clone, Copy)]
 struct ReadLine<'l> {
@@ -273,9 +299,12 @@ pub fn parse_event_time(value: &Value) -> Result<i64, String> {
             }
         }
         Value::String(s) => parse_time_text(s),
-        _ => Err("must be RFC 3339 text or an epoch number (s, ms, µs or ns)".to_string()),
+        _ => Err(NOT_A_TIME.to_string()),
     }
 }
+
+/// Why a value that is neither text nor a number is no time.
+const NOT_A_TIME: &str = "must be RFC 3339 text or an epoch number (s, ms, µs or ns)";
 
 /// Parses RFC 3339 text or a numeric string as an event time.
 ///

@@ -15,7 +15,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::Value;
 
 use super::{
-    check_field_name, check_value_size, invalid, parse_event_time, IngestError, TIME_FIELD,
+    check_field_name, check_value_size, epoch_float_to_ns, epoch_integer_to_ns, invalid,
+    parse_event_time, parse_time_text, IngestError, NOT_A_TIME, TIME_FIELD,
 };
 use crate::limits::IngestLimits;
 use crate::record::{FieldValue, Record, MESSAGE_FIELD};
@@ -236,7 +237,12 @@ impl<S: FieldSink + ?Sized> RecordReader<'_, S> {
         if value.is_null() {
             return Ok(());
         }
-        match parse_event_time(value) {
+        self.set_parsed_time(parse_event_time(value))
+    }
+
+    /// Takes a time read by [`TimeSeed`] (`None`: `null`, the arrival time stays).
+    fn set_parsed_time<E: de::Error>(&mut self, parsed: Result<i64, String>) -> Result<(), E> {
+        match parsed {
             Ok(time_ns) => {
                 self.time_ns = time_ns;
                 Ok(())
@@ -305,21 +311,19 @@ impl<'de, S: FieldSink + ?Sized> Visitor<'de> for RecordVisitor<'_, '_, S> {
         let mut own_time: Option<Value> = None;
         let mut has_timestamp = false;
         while map.next_key_seed(NameSeed(&mut self.0.name))?.is_some() {
-            if by_timestamp && self.0.name == TIMESTAMP_FIELD {
+            let is_time = self.0.name == TIME_FIELD;
+            if (by_timestamp && self.0.name == TIMESTAMP_FIELD) || (is_time && !by_timestamp) {
                 self.0.name.clear();
-                has_timestamp = true;
-                let value: Value = map.next_value()?;
-                self.0.set_time(&value)?;
+                has_timestamp |= by_timestamp;
+                if let Some(parsed) = map.next_value_seed(TimeSeed)? {
+                    self.0.set_parsed_time(parsed)?;
+                }
                 continue;
             }
-            if self.0.name == TIME_FIELD {
+            if is_time {
+                // Kept until the end: the time only if no `@timestamp` comes.
                 self.0.name.clear();
-                let value: Value = map.next_value()?;
-                if by_timestamp {
-                    own_time = Some(value);
-                } else {
-                    self.0.set_time(&value)?;
-                }
+                own_time = Some(map.next_value()?);
                 continue;
             }
             map.next_value_seed(FieldSeed {
@@ -372,6 +376,68 @@ impl<'de, S: FieldSink + ?Sized> Visitor<'de> for RecordVisitor<'_, '_, S> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
         Err(self.0.not_an_object())
+    }
+}
+
+/// A time member's value read as [`parse_event_time`] reads it, without building a
+/// `Value` first (whose text would be a copy per record): `None` for `null`, else the
+/// time or why it is none.
+struct TimeSeed;
+
+impl<'de> DeserializeSeed<'de> for TimeSeed {
+    type Value = Option<Result<i64, String>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TimeSeed {
+    type Value = Option<Result<i64, String>>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a time")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Some(Ok(epoch_integer_to_ns(value))))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Some(match i64::try_from(value) {
+            Ok(value) => Ok(epoch_integer_to_ns(value)),
+            // As `serde_json::Number::as_f64` gives it.
+            Err(_) => epoch_float_to_ns(value as f64),
+        }))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(Some(epoch_float_to_ns(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Some(parse_time_text(value)))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(Err(NOT_A_TIME.to_string())))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Some(Err(NOT_A_TIME.to_string())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Some(Err(NOT_A_TIME.to_string())))
     }
 }
 

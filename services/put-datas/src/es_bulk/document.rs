@@ -3,11 +3,11 @@
 //! and a `time` of the document's own kept as `time_original`; the document is read
 //! once, as it was sent.
 
-use std::borrow::Cow;
-
 use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::EventTimeWindow;
-use logpool_core::ingest::{encode_ndjson_documents_in_window, IngestError, TimeMember};
+use logpool_core::ingest::{
+    encode_documents_in_window, encode_ndjson_documents_in_window, IngestError, TimeMember,
+};
 use logpool_core::limits::IngestLimits;
 
 /// Where a document's own `time` goes when it also has an `@timestamp`.
@@ -39,32 +39,8 @@ pub fn encode_document(
     limits: &IngestLimits,
     window: &EventTimeWindow,
 ) -> Result<EncodedRecords, Refused> {
-    let staged = stage(document, line)?;
-    encode_staged(&staged, line, arrival_ns, limits, window)
-}
-
-/// The document as it is staged for its pool's batch: as it was sent, since the
-/// reader takes `@timestamp` itself (the line is kept for the signature's sake).
-///
-/// # Errors
-/// None today; a document is refused when it is read ([`encode_staged`]).
-pub fn stage(document: &[u8], _line: usize) -> Result<Cow<'_, [u8]>, Refused> {
-    Ok(Cow::Borrowed(document))
-}
-
-/// Encodes one staged document as one record.
-///
-/// # Errors
-/// As [`encode_document`].
-pub fn encode_staged(
-    staged: &[u8],
-    line: usize,
-    arrival_ns: i64,
-    limits: &IngestLimits,
-    window: &EventTimeWindow,
-) -> Result<EncodedRecords, Refused> {
     let (records, refusals) = encode_ndjson_documents_in_window(
-        staged,
+        document,
         arrival_ns,
         limits,
         window,
@@ -86,20 +62,28 @@ pub fn encode_staged(
     Ok(records)
 }
 
-/// Encodes `count` staged documents (one per line of `lines`) in one pass, as
-/// PutDatas reads a body: `None` unless every one of them is stored, so that the
-/// caller encodes them one by one to find which are refused. Most requests have no
-/// refused document and pay for one pass only.
-pub fn encode_all(
-    lines: &[u8],
-    count: usize,
+/// Encodes documents (each with its line in the body) in one pass, as PutDatas
+/// reads a body, where they are in the request (nothing copied): `None` unless
+/// every one of them is stored, so that the caller encodes them one by one to find
+/// which are refused. Most requests have no refused document and pay for one pass
+/// only. `bytes` is their total size.
+pub fn encode_all<'d>(
+    documents: impl ExactSizeIterator<Item = (usize, &'d [u8])>,
+    bytes: usize,
     arrival_ns: i64,
     limits: &IngestLimits,
     window: &EventTimeWindow,
 ) -> Option<EncodedRecords> {
-    let (records, refusals) =
-        encode_ndjson_documents_in_window(lines, arrival_ns, limits, window, TimeMember::Timestamp)
-            .ok()?;
+    let count = documents.len();
+    let (records, refusals) = encode_documents_in_window(
+        documents,
+        bytes,
+        arrival_ns,
+        limits,
+        window,
+        TimeMember::Timestamp,
+    )
+    .ok()?;
     (refusals.count == 0 && records.len() == count).then_some(records)
 }
 

@@ -21,7 +21,6 @@ pub mod index_name;
 pub mod request;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -35,7 +34,6 @@ use logpool_core::access::Permission;
 use logpool_core::batch::EncodedRecords;
 use logpool_core::ingest::window::EventTimeWindow;
 use logpool_core::routing::{PoolRoute, RoutingSnapshot};
-use logpool_wire::es::{BulkAnswer, BulkItem, BulkItemError, BulkItemResult, BulkShards};
 
 use crate::body::read_body;
 use crate::{storage_quota_error, store_records, PutDatasState, StoreTarget};
@@ -108,63 +106,41 @@ async fn bulk_into_index(
     counted(&state, result)
 }
 
+/// A bulk request's answer: its JSON and how many items were stored.
+struct BulkReply {
+    body: Vec<u8>,
+    stored: usize,
+}
+
 /// Counts a bulk request in PutDatas' counters.
 fn counted(
     state: &PutDatasState,
-    result: Result<BulkAnswer, ApiError>,
+    result: Result<BulkReply, ApiError>,
 ) -> Result<Response, ApiError> {
-    let stats = &state.stats;
-    match &result {
-        Ok(answer) => {
-            stats.requests_accepted.fetch_add(1, Ordering::Relaxed);
-            let stored = answer
-                .items
-                .iter()
-                .filter_map(result_of)
-                .filter(|item| item.status == 201)
-                .count();
-            stats
-                .records_accepted
-                .fetch_add(stored as u64, Ordering::Relaxed);
-        }
-        Err(error) if error.code.is_client_error() => {
-            stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(_) => {
-            stats.requests_failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    result.map(|answer| answer::response(&answer))
+    state.stats.count(result.as_ref().map(|reply| reply.stored));
+    result.map(|reply| answer::response(reply.body))
 }
 
-fn result_of(item: &BulkItem) -> Option<&BulkItemResult> {
-    item.index
-        .as_ref()
-        .or(item.create.as_ref())
-        .or(item.update.as_ref())
-        .or(item.delete.as_ref())
-}
-
-/// The documents of one pool in a request, staged as PutDatas NDJSON lines.
-struct PoolBatch {
+/// The documents of one pool in a request, where they are in the body.
+struct PoolBatch<'r> {
     project: String,
     route: PoolRoute,
-    /// The staged documents, one per line.
-    lines: Vec<u8>,
-    /// Per staged document: its item, its line in the body, and where it is in
-    /// `lines`.
-    staged: Vec<StagedDocument>,
+    /// The staged documents, in request order.
+    staged: Vec<StagedDocument<'r>>,
+    /// Their bytes, each with its newline (as PutDatas counts an NDJSON body).
+    bytes: usize,
 }
 
-/// Where a staged document came from and where it is.
-struct StagedDocument {
+/// A staged document: its item, its line in the body, and its text.
+struct StagedDocument<'r> {
     item: usize,
     line: usize,
-    range: std::ops::Range<usize>,
+    document: &'r [u8],
 }
 
-/// What became of one item before anything is stored.
-pub(crate) enum Pending {
+/// What became of one item.
+#[derive(Debug)]
+pub enum Pending {
     /// Waiting for its pool's batch.
     Queued,
     /// Refused: status, Elasticsearch error type, reason.
@@ -177,7 +153,7 @@ async fn bulk_counted(
     path_index: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<BulkAnswer, ApiError> {
+) -> Result<BulkReply, ApiError> {
     let started = Instant::now();
     let raw = read_body(body, headers, &state.limits).await?;
     let items = parse_items(&raw, state.limits.max_records_per_request)?;
@@ -187,8 +163,7 @@ async fn bulk_counted(
 
     let mut pending = Vec::with_capacity(items.len());
     let mut indices = Vec::with_capacity(items.len());
-    let mut batches: HashMap<String, PoolBatch> = HashMap::new();
-    let mut refused_indices: HashMap<String, ItemRefusal> = HashMap::new();
+    let mut pools = PoolBatches::default();
     for (position, item) in items.iter().enumerate() {
         let index = item.index.as_deref().or(path_index.as_deref());
         indices.push(index.unwrap_or_default());
@@ -209,18 +184,10 @@ async fn bulk_counted(
                  (`/es/{project}.{pool}/_bulk`)"
                     .to_string(),
             ),
-            (_, Some(index)) => {
-                match pool_batch(
-                    principal,
-                    &snapshot,
-                    index,
-                    &mut batches,
-                    &mut refused_indices,
-                ) {
-                    Ok(batch) => stage_into(item, batch, position),
-                    Err((status, kind, reason)) => Pending::Refused(status, kind, reason),
-                }
-            }
+            (_, Some(index)) => match pools.batch(principal, &snapshot, index) {
+                Ok(batch) => stage_into(item, batch, position),
+                Err((status, kind, reason)) => Pending::Refused(status, kind, reason),
+            },
         };
         pending.push(outcome);
     }
@@ -229,7 +196,7 @@ async fn bulk_counted(
     // durability), pool after pool: a request seldom names more than one.
     let mut stored_items = vec![false; items.len()];
     let mut failures: Vec<(Vec<usize>, ApiError)> = Vec::new();
-    for batch in batches.into_values() {
+    for batch in pools.batches {
         let (records, items) = encode_batch(state, &batch, arrival_ns, &mut pending);
         if records.is_empty() {
             continue;
@@ -244,7 +211,7 @@ async fn bulk_counted(
             &snapshot.access,
             target,
             &records,
-            batch.lines.len() as u64,
+            batch.bytes as u64,
             None,
             None,
         )
@@ -283,86 +250,34 @@ async fn bulk_counted(
 
     // Made-up ids share the request's prefix: written once, not formatted per item.
     let id_prefix = format!("{arrival_ns:x}-");
-    let items = items
+    let answers: Vec<answer::ItemAnswer<'_>> = items
         .iter()
-        .zip(pending)
+        .zip(&pending)
         .zip(indices)
-        .enumerate()
-        .map(|(position, ((item, outcome), index))| {
-            let id = item
-                .id
-                .clone()
-                .unwrap_or_else(|| made_up_id(&id_prefix, position));
-            keyed_by_action(
-                item.action,
-                item_result(id, index.to_string(), position, outcome),
-            )
+        .map(|((item, outcome), index)| answer::ItemAnswer {
+            action: item.action,
+            id: item.id.as_deref(),
+            index,
+            outcome,
         })
-        .collect::<Vec<_>>();
-    Ok(BulkAnswer {
-        took: started.elapsed().as_millis() as u64,
-        errors: items
-            .iter()
-            .filter_map(result_of)
-            .any(|result| result.status != 201),
-        items,
+        .collect();
+    let stored = pending
+        .iter()
+        .filter(|outcome| matches!(outcome, Pending::Queued))
+        .count();
+    let took = started.elapsed().as_millis() as u64;
+    Ok(BulkReply {
+        body: answer::to_json(took, &id_prefix, &answers),
+        stored,
     })
 }
 
-/// The id of an item that named none: the request's prefix and its position.
-fn made_up_id(prefix: &str, position: usize) -> String {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(position);
-    let mut id = String::with_capacity(prefix.len() + digits.len());
-    id.push_str(prefix);
-    id.push_str(digits);
-    id
-}
-
-/// One item's entry in the answer.
-pub(crate) fn item_result(
-    id: String,
-    index: String,
-    position: usize,
-    outcome: Pending,
-) -> BulkItemResult {
-    match outcome {
-        Pending::Queued => BulkItemResult {
-            id,
-            index,
-            primary_term: Some(1),
-            seq_no: Some(position as u64),
-            shards: Some(BulkShards {
-                failed: 0,
-                successful: 1,
-                total: 1,
-            }),
-            doc_type: "_doc".to_string(),
-            version: Some(1),
-            error: None,
-            result: Some("created".to_string()),
-            status: 201,
-        },
-        Pending::Refused(status, kind, reason) => BulkItemResult {
-            id,
-            index,
-            primary_term: None,
-            seq_no: None,
-            shards: None,
-            doc_type: "_doc".to_string(),
-            version: None,
-            error: Some(BulkItemError {
-                reason,
-                kind: kind.to_string(),
-            }),
-            result: None,
-            status,
-        },
-    }
-}
-
 /// Stages an item's document in its pool's batch, or refuses it.
-fn stage_into(item: &request::BulkItem<'_>, batch: &mut PoolBatch, position: usize) -> Pending {
+fn stage_into<'r>(
+    item: &request::BulkItem<'r>,
+    batch: &mut PoolBatch<'r>,
+    position: usize,
+) -> Pending {
     let Some(document) = item.document else {
         return Pending::Refused(
             400,
@@ -370,27 +285,20 @@ fn stage_into(item: &request::BulkItem<'_>, batch: &mut PoolBatch, position: usi
             "the action has no document".to_string(),
         );
     };
-    match document::stage(document, item.document_line) {
-        Ok(staged) => {
-            let start = batch.lines.len();
-            batch.lines.extend_from_slice(&staged);
-            batch.staged.push(StagedDocument {
-                item: position,
-                line: item.document_line,
-                range: start..batch.lines.len(),
-            });
-            batch.lines.push(b'\n');
-            Pending::Queued
-        }
-        Err(refused) => Pending::Refused(refused.status, refused.kind, refused.reason),
-    }
+    batch.staged.push(StagedDocument {
+        item: position,
+        line: item.document_line,
+        document,
+    });
+    batch.bytes += document.len() + 1;
+    Pending::Queued
 }
 
 /// Encodes a pool's staged documents: in one pass when all are stored, else one by
 /// one, refusing those PutDatas refuses. Returns the records and their items.
 fn encode_batch(
     state: &PutDatasState,
-    batch: &PoolBatch,
+    batch: &PoolBatch<'_>,
     arrival_ns: i64,
     pending: &mut [Pending],
 ) -> (EncodedRecords, Vec<usize>) {
@@ -404,20 +312,20 @@ fn encode_batch(
     if batch.staged.is_empty() {
         return (EncodedRecords::default(), Vec::new());
     }
-    if let Some(records) = document::encode_all(
-        &batch.lines,
-        batch.staged.len(),
-        arrival_ns,
-        &state.limits,
-        &window,
-    ) {
+    let documents = batch
+        .staged
+        .iter()
+        .map(|staged| (staged.line, staged.document));
+    if let Some(records) =
+        document::encode_all(documents, batch.bytes, arrival_ns, &state.limits, &window)
+    {
         return (records, items.collect());
     }
     let mut records = EncodedRecords::default();
     let mut stored = Vec::with_capacity(batch.staged.len());
     for staged in &batch.staged {
-        match document::encode_staged(
-            &batch.lines[staged.range.clone()],
+        match document::encode_document(
+            staged.document,
             staged.line,
             arrival_ns,
             &state.limits,
@@ -439,36 +347,52 @@ fn encode_batch(
 /// A refused item: status, Elasticsearch error type, reason.
 type ItemRefusal = (u16, &'static str, String);
 
-/// The batch of the pool `index` names, opened on its first item; an index refused
-/// once is refused the same way for every item that names it.
-fn pool_batch<'b>(
-    principal: &Principal,
-    snapshot: &RoutingSnapshot,
-    index: &str,
-    batches: &'b mut HashMap<String, PoolBatch>,
-    refused_indices: &mut HashMap<String, ItemRefusal>,
-) -> Result<&'b mut PoolBatch, ItemRefusal> {
-    if let Some(refusal) = refused_indices.get(index) {
-        return Err(refusal.clone());
-    }
-    if !batches.contains_key(index) {
-        match open_batch(principal, snapshot, index) {
-            Ok(batch) => {
-                batches.insert(index.to_string(), batch);
+/// The pools a request's items go to, in the order they are first named, each
+/// opened (or refused) on the first item that names it.
+#[derive(Default)]
+struct PoolBatches<'r> {
+    batches: Vec<PoolBatch<'r>>,
+    /// Each index named so far: its batch, or the refusal of every item naming it.
+    by_index: HashMap<&'r str, Result<usize, ItemRefusal>>,
+    /// The previous item's index and batch: items mostly name the same one, which
+    /// is then found without hashing its name.
+    last: Option<(&'r str, usize)>,
+}
+
+impl<'r> PoolBatches<'r> {
+    /// The batch of the pool `index` names, or the item's refusal.
+    fn batch(
+        &mut self,
+        principal: &Principal,
+        snapshot: &RoutingSnapshot,
+        index: &'r str,
+    ) -> Result<&mut PoolBatch<'r>, ItemRefusal> {
+        let found = match self.last {
+            Some((last, at)) if last == index => at,
+            _ => {
+                let batches = &mut self.batches;
+                let at = self
+                    .by_index
+                    .entry(index)
+                    .or_insert_with(|| {
+                        open_batch(principal, snapshot, index).map(|batch| {
+                            batches.push(batch);
+                            batches.len() - 1
+                        })
+                    })
+                    .clone()?;
+                self.last = Some((index, at));
+                at
             }
-            Err(refusal) => {
-                refused_indices.insert(index.to_string(), refusal.clone());
-                return Err(refusal);
-            }
-        }
+        };
+        self.batches.get_mut(found).ok_or_else(|| {
+            (
+                500,
+                "exception",
+                "the pool's batch was not opened".to_string(),
+            )
+        })
     }
-    batches.get_mut(index).ok_or_else(|| {
-        (
-            500,
-            "exception",
-            "the pool's batch was not opened".to_string(),
-        )
-    })
 }
 
 /// Resolves an index to its pool for this key, or the refusal of every item that
@@ -477,7 +401,7 @@ fn open_batch(
     principal: &Principal,
     snapshot: &RoutingSnapshot,
     index: &str,
-) -> Result<PoolBatch, ItemRefusal> {
+) -> Result<PoolBatch<'static>, ItemRefusal> {
     let name = index_name::pool_of_index(index)
         .map_err(|reason| (400, "invalid_index_name_exception", reason))?;
     if !principal.may_see_project(&name.project) {
@@ -518,8 +442,8 @@ fn open_batch(
     Ok(PoolBatch {
         project: name.project,
         route,
-        lines: Vec::new(),
         staged: Vec::new(),
+        bytes: 0,
     })
 }
 
@@ -528,20 +452,4 @@ fn open_batch(
 fn retry_can_succeed(error: &ApiError) -> bool {
     let status = status_of(error.code).as_u16();
     status == 429 || status >= 500
-}
-
-pub(crate) fn keyed_by_action(action: Action, result: BulkItemResult) -> BulkItem {
-    let mut item = BulkItem {
-        create: None,
-        index: None,
-        update: None,
-        delete: None,
-    };
-    match action {
-        Action::Index => item.index = Some(result),
-        Action::Create => item.create = Some(result),
-        Action::Update => item.update = Some(result),
-        Action::Delete => item.delete = Some(result),
-    }
-    item
 }

@@ -56,7 +56,7 @@ impl Action {
 
 /// The metadata of an action line; other members (`routing`, `pipeline`,
 /// `require_alias`, ...) are accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct ActionMeta<'a> {
     /// Borrowed from the body unless it has escapes: no copy per item.
     #[serde(rename = "_index", borrow)]
@@ -66,7 +66,7 @@ struct ActionMeta<'a> {
 }
 
 /// Text borrowed from the body where it can be.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct BorrowedText<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// One item of a bulk request.
@@ -160,6 +160,14 @@ struct KnownAction<'a> {
 /// Reads an action line: an object with one member, the action, whose value is its
 /// metadata.
 fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta<'_>), ApiError> {
+    match plain_action(line) {
+        Some(plain) => Ok(plain),
+        None => serde_action(line, line_number),
+    }
+}
+
+/// [`parse_action`] by serde: any JSON, and the errors.
+fn serde_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta<'_>), ApiError> {
     if let Ok(known) = serde_json::from_slice::<KnownAction>(line) {
         let mut actions = [
             (Action::Index, known.index),
@@ -202,6 +210,152 @@ fn parse_action(line: &[u8], line_number: usize) -> Result<(Action, ActionMeta<'
         )
     })?;
     Ok((action, meta))
+}
+
+/// An action line as shippers write it, read by hand: `{"<action>":{...}}` whose
+/// metadata members are plain strings (no escapes), `null`, booleans or integers.
+/// `None` for anything else (escapes, nested values, a repeated member, bad syntax),
+/// which serde then reads (or refuses) as before; what this accepts, serde reads the
+/// same way. A shipper sends one per document, so serde's generic reading of every
+/// one of them cost about as much as reading the document.
+fn plain_action(line: &[u8]) -> Option<(Action, ActionMeta<'_>)> {
+    let mut cursor = Cursor { line, at: 0 };
+    cursor.expect(b'{')?;
+    let action = Action::from_name(cursor.string()?)?;
+    cursor.expect(b':')?;
+    cursor.expect(b'{')?;
+    // Each member once at most (serde refuses a `duplicate field`): `Some` once met.
+    let mut index: Option<Option<BorrowedText<'_>>> = None;
+    let mut id: Option<Option<Value>> = None;
+    if !cursor.take(b'}') {
+        loop {
+            let key = cursor.string()?;
+            cursor.expect(b':')?;
+            let value = cursor.plain_value()?;
+            match key {
+                "_index" if index.is_none() => {
+                    index = Some(match value {
+                        PlainValue::Null => None,
+                        PlainValue::Text(text) => Some(BorrowedText(Cow::Borrowed(text))),
+                        // Not a string: serde's reading refuses it.
+                        PlainValue::Other(_) => return None,
+                    });
+                }
+                "_id" if id.is_none() => {
+                    id = Some(match value {
+                        PlainValue::Null => None,
+                        PlainValue::Text(text) => Some(Value::String(text.to_string())),
+                        PlainValue::Other(text) => Some(serde_json::from_str(text).ok()?),
+                    });
+                }
+                "_index" | "_id" => return None,
+                _ => {}
+            }
+            if cursor.take(b'}') {
+                break;
+            }
+            cursor.expect(b',')?;
+        }
+    }
+    cursor.expect(b'}')?;
+    cursor.skip_space();
+    let meta = ActionMeta {
+        index: index.flatten(),
+        id: id.flatten(),
+    };
+    (cursor.at == line.len()).then_some((action, meta))
+}
+
+/// A plain JSON value: a string without escapes, `null`, or the text of a boolean or
+/// an integer.
+enum PlainValue<'a> {
+    Null,
+    Text(&'a str),
+    Other(&'a str),
+}
+
+/// A position in an action line.
+struct Cursor<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.line.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace and takes `byte` if it comes next.
+    fn take(&mut self, byte: u8) -> bool {
+        self.skip_space();
+        let found = self.line.get(self.at) == Some(&byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.take(byte).then_some(())
+    }
+
+    /// A string without escapes or control characters, as UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let length = self.line[start..]
+            .iter()
+            .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)?;
+        self.at = start + length;
+        // Right after the text: a raw tab or newline there is not JSON.
+        if self.line.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        self.at += 1;
+        std::str::from_utf8(&self.line[start..start + length]).ok()
+    }
+
+    fn plain_value(&mut self) -> Option<PlainValue<'a>> {
+        self.skip_space();
+        match self.line.get(self.at)? {
+            b'"' => self.string().map(PlainValue::Text),
+            b'n' => self.word(b"null").map(|_| PlainValue::Null),
+            b't' => self.word(b"true").map(PlainValue::Other),
+            b'f' => self.word(b"false").map(PlainValue::Other),
+            b'-' | b'0'..=b'9' => self.integer().map(PlainValue::Other),
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, word: &'static [u8]) -> Option<&'a str> {
+        let end = self.at + word.len();
+        (self.line.get(self.at..end)? == word).then(|| {
+            self.at = end;
+            // An ASCII word taken from the line as it is.
+            std::str::from_utf8(word).unwrap_or_default()
+        })
+    }
+
+    /// An integer as JSON writes one (no leading zeros, no fraction or exponent).
+    fn integer(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let digits_start = start + usize::from(self.line[start] == b'-');
+        let digits = self.line[digits_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let leading_zero = digits > 1 && self.line[digits_start] == b'0';
+        if digits == 0 || leading_zero {
+            return None;
+        }
+        self.at = digits_start + digits;
+        if let Some(b'.' | b'e' | b'E') = self.line.get(self.at) {
+            return None;
+        }
+        std::str::from_utf8(&self.line[start..self.at]).ok()
+    }
 }
 
 fn malformed_line(line_number: usize, message: &str) -> ApiError {
@@ -248,10 +402,53 @@ mod tests {
             missing.message
         );
         let two = parse_items(b"{\"index\":{},\"create\":{}}\n{}\n", 10).expect_err("two");
+        let raw_tab = parse_items(b"{\"index\":{\"_index\":\"a\tb\"}}\n{}\n", 10);
+        assert!(raw_tab.is_err(), "a raw tab in a string is not JSON");
         assert!(two.message.contains("exactly one"), "{}", two.message);
         let empty = parse_items(b"\n\n", 10).expect_err("empty");
         assert_eq!(empty.code, ErrorCode::BadRequest);
         let many = parse_items(b"{\"index\":{}}\n{}\n{\"index\":{}}\n{}\n", 1).expect_err("many");
         assert_eq!(many.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn the_plain_reading_is_serdes() {
+        let lines = [
+            r#"{"create":{"_index":"shop.web"}}"#,
+            r#"{"index":{}}"#,
+            r#" { "index" : { "_index" : "a.b" , "_id" : "x y" } } "#,
+            r#"{"index":{"_id":null,"_index":"logstash","routing":null,"pipeline":"p"}}"#,
+            r#"{"create":{"_index":"fluent-bit","_type":"_doc","require_alias":false}}"#,
+            r#"{"index":{"_id":7,"_index":"é.ü"}}"#,
+            r#"{"index":{"_id":-12,"version":3}}"#,
+            r#"{"index":{"_id":18446744073709551616}}"#,
+            r#"{"index":{"_id":true}}"#,
+            r#"{"delete":{"_index":"p.q","_id":"x"}}"#,
+            r#"{"update":{"_index":null}}"#,
+        ];
+        for line in lines {
+            let plain = plain_action(line.as_bytes());
+            let by_serde = serde_action(line.as_bytes(), 1).expect("serde reads it");
+            assert_eq!(plain, Some(by_serde), "{line}");
+        }
+        // Left to serde: what it reads another way, and what it refuses.
+        let others = [
+            r#"{"index":{"_index":"a"b"}}"#,
+            r#"{"index":{"_index":"x","_index":"y"}}"#,
+            r#"{"index":{"_id":"1","_id":"2"}}"#,
+            r#"{"index":{"_index":3}}"#,
+            r#"{"index":{"_id":1.5}}"#,
+            r#"{"index":{"_id":01}}"#,
+            r#"{"index":{"routing":{"a":1}}}"#,
+            r#"{"index":{},"index":{}}"#,
+            r#"{"index":{}} x"#,
+            r#"{"index":{"a":1,}}"#,
+            r#"{"upsert":{}}"#,
+            "{\"index\":{\"_index\":\"a\tb\"}}",
+            r#"{"index":{"_index":"x"}"#,
+        ];
+        for line in others {
+            assert_eq!(plain_action(line.as_bytes()), None, "{line}");
+        }
     }
 }

@@ -9,9 +9,7 @@ use serde::ser::{SerializeMap as _, Serializer};
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::proto::{
-    AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, Value,
-};
+use super::view::{AnyValueView, Export, KeyValueView, LogRecordView, ScopeView};
 use crate::protocol::{hex, PoolName, RecordsWriter};
 
 /// The resource attribute naming the target project (when no header does).
@@ -45,17 +43,13 @@ pub fn place_name([r, s, l]: [usize; 3]) -> String {
 /// # Errors
 /// 413 when the records exceed the writer's budget, checked record by record.
 pub fn convert(
-    request: &ExportLogsServiceRequest,
+    request: &Export<'_>,
     headers_name_pool: bool,
     records: &mut RecordsWriter,
 ) -> Result<Converted, ApiError> {
     let mut converted = Converted::default();
     for (r, resource_logs) in request.resource_logs.iter().enumerate() {
-        let resource_attributes = resource_logs
-            .resource
-            .as_ref()
-            .map(|resource| resource.attributes.as_slice())
-            .unwrap_or_default();
+        let resource_attributes = resource_logs.attributes.as_slice();
         let named = (!headers_name_pool)
             .then(|| pool_of(resource_attributes))
             .flatten();
@@ -71,7 +65,7 @@ pub fn convert(
         let resource = (!resource_attributes.is_empty())
             .then(|| json!({ "attributes": Attributes(resource_attributes) }).to_string());
         for (s, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
-            let scope = scope_logs.scope.as_ref().and_then(scope_json);
+            let scope = scope_json(&scope_logs.scope);
             for (l, record) in scope_logs.log_records.iter().enumerate() {
                 // Named only for a rejection: most records have none.
                 let place = || place_name([r, s, l]);
@@ -97,14 +91,15 @@ pub fn convert(
     Ok(converted)
 }
 
-fn pool_of(attributes: &[KeyValue]) -> Option<PoolName> {
+fn pool_of(attributes: &[KeyValueView<'_>]) -> Option<PoolName> {
     let text = |name: &str| {
-        attributes.iter().find(|kv| kv.key == name).and_then(|kv| {
-            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Value::StringValue(text)) => Some(text.clone()),
+        attributes
+            .iter()
+            .find(|kv| kv.key == name)
+            .and_then(|kv| match kv.value {
+                AnyValueView::String(text) => Some(text.to_string()),
                 _ => None,
-            }
-        })
+            })
     };
     Some(PoolName {
         project: text(PROJECT_ATTRIBUTE)?,
@@ -113,13 +108,13 @@ fn pool_of(attributes: &[KeyValue]) -> Option<PoolName> {
 }
 
 /// The scope's fields as JSON, or none when it has none.
-fn scope_json(scope: &InstrumentationScope) -> Option<String> {
+fn scope_json(scope: &ScopeView<'_>) -> Option<String> {
     let mut fields = Map::new();
     if !scope.name.is_empty() {
-        fields.insert("name".into(), Json::String(scope.name.clone()));
+        fields.insert("name".into(), Json::String(scope.name.to_string()));
     }
     if !scope.version.is_empty() {
-        fields.insert("version".into(), Json::String(scope.version.clone()));
+        fields.insert("version".into(), Json::String(scope.version.to_string()));
     }
     if !scope.attributes.is_empty() {
         fields.insert("attributes".into(), json!(Attributes(&scope.attributes)));
@@ -128,7 +123,7 @@ fn scope_json(scope: &InstrumentationScope) -> Option<String> {
 }
 
 /// Trace and span ids have one length each (or none).
-fn check_ids(record: &LogRecord) -> Result<(), String> {
+fn check_ids(record: &LogRecordView<'_>) -> Result<(), String> {
     match (record.trace_id.len(), record.span_id.len()) {
         (0 | 16, 0 | 8) => Ok(()),
         (0 | 16, other) => Err(format!("span_id must be 8 bytes, got {other}")),
@@ -139,7 +134,7 @@ fn check_ids(record: &LogRecord) -> Result<(), String> {
 /// Writes one record's fields (its ids checked already).
 fn write_record(
     records: &mut RecordsWriter,
-    record: &LogRecord,
+    record: &LogRecordView<'_>,
     resource: Option<&str>,
     scope: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -157,12 +152,10 @@ fn write_record(
     if record.observed_time_unix_nano != 0 {
         fields.field("observed_time_unix_nano", &record.observed_time_unix_nano);
     }
-    if let Some(body) = &record.body {
-        match &body.value {
-            Some(Value::KvlistValue(map)) => fields.field("body", &Attributes(&map.values)),
-            Some(_) => fields.field("message", &Field(body)),
-            None => {}
-        }
+    match &record.body {
+        AnyValueView::Kvlist(map) => fields.field("body", &Attributes(map)),
+        AnyValueView::Empty => {}
+        body => fields.field("message", &Field(body)),
     }
     if record.severity_number != 0 {
         fields.field("severity_number", &record.severity_number);
@@ -170,16 +163,16 @@ fn write_record(
     let severity_text = if record.severity_text.is_empty() {
         severity_name(record.severity_number).unwrap_or_default()
     } else {
-        record.severity_text.as_str()
+        record.severity_text
     };
     if !severity_text.is_empty() {
         fields.field("severity_text", &severity_text);
     }
     if !record.trace_id.is_empty() {
-        fields.field("trace_id", &hex(&record.trace_id));
+        fields.field("trace_id", &hex(record.trace_id));
     }
     if !record.span_id.is_empty() {
-        fields.field("span_id", &hex(&record.span_id));
+        fields.field("span_id", &hex(record.span_id));
     }
     if record.flags != 0 {
         fields.field("trace_flags", &record.flags);
@@ -214,16 +207,13 @@ fn severity_name(number: i32) -> Option<&'static str> {
 
 /// Attributes as a JSON object (PutDatas flattens nested maps into dotted names);
 /// empty keys are left out.
-struct Attributes<'a>(&'a [KeyValue]);
+struct Attributes<'a>(&'a [KeyValueView<'a>]);
 
 impl Serialize for Attributes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         for kv in self.0.iter().filter(|kv| !kv.key.is_empty()) {
-            match &kv.value {
-                Some(value) => map.serialize_entry(&kv.key, &Field(value))?,
-                None => map.serialize_entry(&kv.key, &())?,
-            }
+            map.serialize_entry(kv.key, &Field(&kv.value))?;
         }
         map.end()
     }
@@ -232,56 +222,57 @@ impl Serialize for Attributes<'_> {
 /// An `AnyValue` as a field value: scalars as they are, maps as nested objects,
 /// arrays (which fields cannot hold) as their JSON text, bytes as base64; an empty
 /// value is `null`, which PutDatas skips.
-struct Field<'a>(&'a AnyValue);
+struct Field<'a>(&'a AnyValueView<'a>);
 
 /// An `AnyValue` inside an array's JSON text, where arrays stay arrays.
-struct Item<'a>(&'a AnyValue);
+struct Item<'a>(&'a AnyValueView<'a>);
 
 impl Serialize for Field<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0.value {
-            Some(Value::ArrayValue(array)) => {
-                let items: Vec<Item<'_>> = array.values.iter().map(Item).collect();
+        match self.0 {
+            AnyValueView::Array(values) => {
+                let items: Vec<Item<'_>> = values.iter().map(Item).collect();
                 let text = serde_json::to_string(&items).map_err(serde::ser::Error::custom)?;
                 serializer.serialize_str(&text)
             }
-            other => scalar_or_map(other.as_ref(), serializer),
+            other => scalar_or_map(other, serializer),
         }
     }
 }
 
 impl Serialize for Item<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0.value {
-            Some(Value::ArrayValue(array)) => serializer.collect_seq(array.values.iter().map(Item)),
-            other => scalar_or_map(other.as_ref(), serializer),
-        }
+        scalar_or_map(self.0, serializer)
     }
 }
 
-fn scalar_or_map<S: Serializer>(value: Option<&Value>, serializer: S) -> Result<S::Ok, S::Error> {
+fn scalar_or_map<S: Serializer>(
+    value: &AnyValueView<'_>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value {
-        None => serializer.serialize_unit(),
-        Some(Value::StringValue(text)) => serializer.serialize_str(text),
-        Some(Value::BoolValue(flag)) => serializer.serialize_bool(*flag),
-        Some(Value::IntValue(number)) => serializer.serialize_i64(*number),
+        AnyValueView::Empty => serializer.serialize_unit(),
+        AnyValueView::String(text) => serializer.serialize_str(text),
+        AnyValueView::Bool(flag) => serializer.serialize_bool(*flag),
+        AnyValueView::Int(number) => serializer.serialize_i64(*number),
         // NaN and infinities have no JSON number: kept as text.
-        Some(Value::DoubleValue(number)) if !number.is_finite() => {
+        AnyValueView::Double(number) if !number.is_finite() => {
             serializer.serialize_str(&number.to_string())
         }
-        Some(Value::DoubleValue(number)) => serializer.serialize_f64(*number),
-        Some(Value::KvlistValue(map)) => Attributes(&map.values).serialize(serializer),
-        Some(Value::BytesValue(bytes)) => {
+        AnyValueView::Double(number) => serializer.serialize_f64(*number),
+        AnyValueView::Kvlist(map) => Attributes(map).serialize(serializer),
+        AnyValueView::Bytes(bytes) => {
             serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        Some(Value::ArrayValue(array)) => serializer.collect_seq(array.values.iter().map(Item)),
+        AnyValueView::Array(values) => serializer.collect_seq(values.iter().map(Item)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::proto::{
-        ArrayValue, InstrumentationScope, KeyValueList, Resource, ResourceLogs, ScopeLogs,
+        AnyValue, ArrayValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue,
+        KeyValueList, LogRecord, Resource, ResourceLogs, ScopeLogs, Value,
     };
     use super::*;
     use logpool_core::limits::IngestLimits;
@@ -292,7 +283,12 @@ mod tests {
         headers_name_pool: bool,
     ) -> (Converted, Vec<Json>) {
         let mut records = RecordsWriter::new(&IngestLimits::default());
-        let converted = convert(request, headers_name_pool, &mut records).expect("converts");
+        let converted = convert(
+            &Export::from_owned(request),
+            headers_name_pool,
+            &mut records,
+        )
+        .expect("converts");
         let body: Json = serde_json::from_slice(&records.finish()).expect("JSON");
         let logs = body["logs"].as_array().cloned().unwrap_or_default();
         (converted, logs)
@@ -438,7 +434,8 @@ mod tests {
             .collect();
         let records = vec![LogRecord::default(); 500];
         let mut writer = RecordsWriter::new(&IngestLimits::default());
-        let error = convert(&request(vec![(resource, records)]), false, &mut writer)
+        let request = request(vec![(resource, records)]);
+        let error = convert(&Export::from_owned(&request), false, &mut writer)
             .expect_err("50 MB of repeated attributes");
         assert!(
             error.message.contains("max_body_bytes"),

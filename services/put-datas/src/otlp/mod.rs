@@ -11,6 +11,7 @@
 pub mod json;
 pub mod mapping;
 pub mod proto;
+pub mod view;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -107,14 +108,25 @@ async fn export(
     encoding: Encoding,
 ) -> Result<(usize, ExportLogsServiceResponse), ApiError> {
     let read = read_request(state, principal, headers, body).await?;
+    // Read by prost (or from OTLP/JSON) when the hand reading gives up.
+    let owned: ExportLogsServiceRequest;
     let request = match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(read.raw.as_ref()).map_err(|e| {
-            ApiError::bad_request(format!(
-                "malformed protobuf body: not an OTLP ExportLogsServiceRequest ({e})"
-            ))
-            .with_detail("field", "body")
-        })?,
-        Encoding::Json => json::decode(&read.raw)?,
+        Encoding::Protobuf => match view::decode(&read.raw) {
+            Some(request) => request,
+            None => {
+                owned = ExportLogsServiceRequest::decode(read.raw.as_ref()).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "malformed protobuf body: not an OTLP ExportLogsServiceRequest ({e})"
+                    ))
+                    .with_detail("field", "body")
+                })?;
+                view::Export::from_owned(&owned)
+            }
+        },
+        Encoding::Json => {
+            owned = json::decode(&read.raw)?;
+            view::Export::from_owned(&owned)
+        }
     };
     let mut records = RecordsWriter::for_request(&state.limits, &read);
     let converted = mapping::convert(&request, read.header_target.is_some(), &mut records)?;

@@ -155,6 +155,7 @@ pub async fn run(args: &PatternBenchArgs) -> anyhow::Result<PatternBenchReport> 
                 &dir.join("data"),
                 &dir.join("server.log"),
                 &key,
+                None,
                 &[("LOGPOOL_LOGHUB__MINE_PATTERNS", mining.to_string())],
             )
             .await?;

@@ -37,7 +37,7 @@ impl ChildServer {
         admin_key: &str,
         port: Option<u16>,
     ) -> anyhow::Result<ChildServer> {
-        ChildServer::start_with_env(data_dir, log_file, admin_key, &[]).await
+        ChildServer::start_with_env(data_dir, log_file, admin_key, port, &[]).await
     }
 
     /// [`ChildServer::start`] with `env` (`LOGPOOL_*` overrides) set.
@@ -48,6 +48,7 @@ impl ChildServer {
         data_dir: &Path,
         log_file: &Path,
         admin_key: &str,
+        port: Option<u16>,
         env: &[(&str, String)],
     ) -> anyhow::Result<ChildServer> {
         let exe = std::env::current_exe().context("cannot find the logpool binary")?;

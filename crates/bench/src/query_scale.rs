@@ -541,10 +541,6 @@ impl Api {
 enum RawWork {
     /// Words in any field: one is a term, more a phrase.
     Text(Vec<String>),
-    /// A phrase answered as before the raw line's word pairs were indexed (every
-    /// record with all the words, its stored line checked): the before of the
-    /// phrase, timed on the same index in the same run.
-    TextByStoredLines(Vec<String>),
     /// An integer range on a field (one value for equality), and a word in another
     /// field when there is one.
     Range {
@@ -693,15 +689,6 @@ fn query_set(corpus: &Corpus, dataset: &Dataset) -> Vec<Spec> {
             target_p99_ms: None,
         },
         Spec {
-            name: "phrase; raw side: stored-line check (before)",
-            route: "search",
-            body: search(format!("\"{phrase}\"")),
-            raw: RawWork::TextByStoredLines(
-                phrase.split_whitespace().map(str::to_string).collect(),
-            ),
-            target_p99_ms: None,
-        },
-        Spec {
             name: "field + range",
             route: "search",
             body: search(format!("level:error AND seq:[{low} TO {high}]")),
@@ -819,9 +806,7 @@ async fn measure(
 fn peer_request(spec: &Spec, dataset: &Dataset, api_answer: &Answer) -> Value {
     let (from_ms, to_ms) = dataset.range_ms();
     let mut request = match &spec.raw {
-        RawWork::Text(words) | RawWork::TextByStoredLines(words) => {
-            json!({ "kind": "text", "words": words, "page": PAGE })
-        }
+        RawWork::Text(words) => json!({ "kind": "text", "words": words, "page": PAGE }),
         RawWork::Range {
             word,
             range_field,
@@ -856,7 +841,7 @@ async fn api_run(api: &Api, spec: &Spec) -> anyhow::Result<(f64, Answer)> {
         .with_context(|| format!("query `{}` failed", spec.name))?;
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
     let reduced = match spec.raw {
-        RawWork::Text(_) | RawWork::TextByStoredLines(_) | RawWork::Range { .. } => Answer::Page {
+        RawWork::Text(_) | RawWork::Range { .. } => Answer::Page {
             total: answer["total"]
                 .as_u64()
                 .context("no `total` in the search answer")?,
@@ -916,14 +901,6 @@ async fn raw_run(
             RawWork::Text(words) => {
                 let words: Vec<&str> = words.iter().map(String::as_str).collect();
                 let page = raw.search_text(&words, from_ns, to_ns, PAGE)?;
-                Answer::Page {
-                    total: page.total,
-                    hits: page.fetched,
-                }
-            }
-            RawWork::TextByStoredLines(words) => {
-                let words: Vec<&str> = words.iter().map(String::as_str).collect();
-                let page = raw.search_text_by_stored_lines(&words, from_ns, to_ns, PAGE)?;
                 Answer::Page {
                     total: page.total,
                     hits: page.fetched,

@@ -15,10 +15,8 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{Index, IndexWriter, Order, TantivyDocument, Term};
 
 use super::compile::number_term;
-use super::line_phrase::{line_phrase_by_stored_lines, phrase_under_path};
-use super::schema::{
-    fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, MESSAGE, TIME,
-};
+use super::line_phrase::phrase_under_path;
+use super::schema::{fast_field_tokenizers, index_settings, LogSchema, FIELDS, FULL_TEXT, TIME};
 use super::{tantivy_error, TantivyIndexConfig};
 use crate::index::{IndexDoc, IndexError, IndexResult};
 
@@ -274,7 +272,7 @@ impl BareIndexReader {
 
     /// Bare words (lower-case tokens) as the schema lays text out: a term or phrase
     /// over `_all` (values that are not text) or under any text path of `fields`.
-    fn text(&self, words: &[&str], line_pairs: bool) -> Box<dyn Query> {
+    fn text(&self, words: &[&str]) -> Box<dyn Query> {
         let term = |term: Term| -> Box<dyn Query> {
             Box::new(TermQuery::new(term, IndexRecordOption::Basic))
         };
@@ -294,11 +292,7 @@ impl BareIndexReader {
                         .iter()
                         .map(|word| self.path_term(path, word))
                         .collect();
-                    if line_pairs || path != MESSAGE {
-                        phrase_under_path(&self.schema, path, terms, &owned)
-                    } else {
-                        line_phrase_by_stored_lines(&self.schema, terms, &owned)
-                    }
+                    phrase_under_path(&self.schema, path, terms, &owned)
                 }
             });
         }
@@ -322,32 +316,6 @@ impl BareIndexReader {
         to_ns: i64,
         limit: usize,
     ) -> IndexResult<BarePage> {
-        self.search_words(words, (from_ns, to_ns), limit, true)
-    }
-
-    /// As [`BareIndexReader::search_text`], but a phrase on the raw line is answered
-    /// as before its word pairs were indexed: all its words from the postings, each
-    /// candidate's stored line checked. The benchmark's before and after in one run.
-    ///
-    /// # Errors
-    /// Fails when tantivy fails to search or read a stored hit.
-    pub fn search_text_by_stored_lines(
-        &self,
-        words: &[&str],
-        from_ns: i64,
-        to_ns: i64,
-        limit: usize,
-    ) -> IndexResult<BarePage> {
-        self.search_words(words, (from_ns, to_ns), limit, false)
-    }
-
-    fn search_words(
-        &self,
-        words: &[&str],
-        (from_ns, to_ns): (i64, i64),
-        limit: usize,
-        line_pairs: bool,
-    ) -> IndexResult<BarePage> {
         if words.is_empty() {
             return Ok(BarePage {
                 total: 0,
@@ -356,7 +324,7 @@ impl BareIndexReader {
         }
         let query = BooleanQuery::new(vec![
             (Occur::Must, self.time_range(from_ns, to_ns)),
-            (Occur::Must, self.text(words, line_pairs)),
+            (Occur::Must, self.text(words)),
         ]);
         self.newest(&query, limit)
     }

@@ -1,21 +1,12 @@
-//! Phrases over the raw line: word pairs from the index, the rest checked against
-//! the stored record.
+//! Phrases over the raw line, checked against the stored record.
 //!
 //! The raw line (`message`) is indexed without positions, the way Elasticsearch's
 //! own log templates map it (`match_only_text`): positions were 0.11 of the raw
 //! bytes on disk and a position write per word on the indexing thread (BENCHMARKS.md).
-//! Instead, every two adjacent words of the line that hold no digit are one more
-//! term, `"{first} {second}"`, of a field of their own ([`LINE_PAIRS`]): the words
-//! of log templates pair up into few distinct terms, while ids, numbers and
-//! addresses, which would make a new term per record, are left out.
-//!
-//! A two-word phrase whose words hold no digit is then its pair's postings: exact,
-//! with no stored line read. Any other phrase over the line first finds the records
-//! that hold all of its words and all of its indexed pairs, from the postings, then
-//! reads each candidate's stored line and keeps the records whose words include the
-//! phrase's as a run.
-//!
-//! [`LINE_PAIRS`]: super::schema::LINE_PAIRS
+//! A phrase over the line first finds the records that hold all of its words, from
+//! the postings, then reads each candidate's stored line and keeps the records
+//! whose words include the phrase's as a run. Selective phrases cost about what
+//! they did; a phrase of common words reads many stored records and is slower.
 
 use std::sync::Arc;
 
@@ -30,43 +21,11 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyDocument, Term, TERMIN
 
 use super::schema::{LogSchema, DOCSTORE_CACHE_BLOCKS, MESSAGE};
 
-/// Whether a pair of words with `word` in it is indexed: a word with a digit is
-/// mostly a number or an id, and pairs with it would be new terms in nearly every
-/// record.
-fn pairs_with(word: &str) -> bool {
-    !word.bytes().any(|byte| byte.is_ascii_digit())
-}
-
-/// The indexed text of two adjacent words (lowercase tokens; a token never holds a
-/// space).
-fn pair_text(first: &str, second: &str) -> String {
-    let mut text = String::with_capacity(first.len() + 1 + second.len());
-    text.push_str(first);
-    text.push(' ');
-    text.push_str(second);
-    text
-}
-
-/// The word pairs of `line` that are indexed (see the module's comment), as
-/// [`tokenize`] splits it, so that a pair is indexed exactly when the phrase check
-/// on the stored line would find its two words as a run.
-///
-/// [`tokenize`]: logpool_core::query::tokenize
-pub(crate) fn line_pairs(line: &str) -> impl Iterator<Item = String> {
-    let words = logpool_core::query::tokenize(line);
-    (1..words.len()).filter_map(move |second| {
-        let (a, b) = (&words[second - 1], &words[second]);
-        (pairs_with(a) && pairs_with(b)).then(|| pair_text(a, b))
-    })
-}
-
 /// Records whose raw line holds `words` as a run of its words.
 #[derive(Debug, Clone)]
 struct LinePhraseQuery {
     /// One term per word, under the line's path.
     terms: Vec<Term>,
-    /// The indexed pairs of adjacent words.
-    pairs: Vec<Term>,
     /// The phrase's words, as `logpool_core::query::tokenize` splits them.
     words: Arc<[String]>,
     /// The stored-source field.
@@ -84,41 +43,14 @@ pub(crate) fn phrase_under_path(
     words: &[String],
 ) -> Box<dyn Query> {
     if path == MESSAGE {
-        let pairs: Vec<Term> = words
-            .windows(2)
-            .filter(|pair| pairs_with(&pair[0]) && pairs_with(&pair[1]))
-            .map(|pair| Term::from_field_text(schema.line_pairs, &pair_text(&pair[0], &pair[1])))
-            .collect();
-        match (words, pairs.as_slice()) {
-            // The pair's postings are the phrase's records.
-            ([_, _], [pair]) => Box::new(TermQuery::new(pair.clone(), IndexRecordOption::Basic)),
-            _ => Box::new(LinePhraseQuery {
-                terms,
-                pairs,
-                words: words.into(),
-                source: schema.source,
-            }),
-        }
+        Box::new(LinePhraseQuery {
+            terms,
+            words: words.into(),
+            source: schema.source,
+        })
     } else {
         Box::new(PhraseQuery::new(terms))
     }
-}
-
-/// The phrase `words` on the raw line the way it was answered before word pairs
-/// were indexed: every record with all the words, checked on its stored line. The
-/// benchmark times it beside [`phrase_under_path`] on the same index.
-#[cfg(feature = "bench-baseline")]
-pub(crate) fn line_phrase_by_stored_lines(
-    schema: &LogSchema,
-    terms: Vec<Term>,
-    words: &[String],
-) -> Box<dyn Query> {
-    Box::new(LinePhraseQuery {
-        terms,
-        pairs: Vec::new(),
-        words: words.into(),
-        source: schema.source,
-    })
 }
 
 impl Query for LinePhraseQuery {
@@ -126,7 +58,6 @@ impl Query for LinePhraseQuery {
         let all_words = BooleanQuery::new(
             self.terms
                 .iter()
-                .chain(&self.pairs)
                 .map(|term| {
                     let query: Box<dyn Query> =
                         Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic));
@@ -142,7 +73,7 @@ impl Query for LinePhraseQuery {
     }
 
     fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
-        for term in self.terms.iter().chain(&self.pairs) {
+        for term in &self.terms {
             visitor(term, false);
         }
     }
@@ -270,17 +201,5 @@ impl DocSet for LinePhraseScorer {
 impl Scorer for LinePhraseScorer {
     fn score(&mut self) -> Score {
         self.candidates.score()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_pairs_are_adjacent_tokens_without_digits() {
-        let pairs: Vec<String> = line_pairs("GET /api/v1 Connection-Reset by 42 peer").collect();
-        assert_eq!(pairs, ["get api", "connection reset", "reset by"]);
-        assert_eq!(line_pairs("one").count(), 0);
     }
 }

@@ -159,20 +159,6 @@ impl std::fmt::Debug for TantivyIndex {
     }
 }
 
-/// The threads every partition's searches run their segments on: one per core,
-/// shared by all partitions. A search, count, histogram or group-by collects each
-/// segment on its own thread and merges the results, so a query over a day of
-/// many segments uses every core instead of one.
-fn segment_executor() -> &'static tantivy::Executor {
-    static EXECUTOR: std::sync::OnceLock<tantivy::Executor> = std::sync::OnceLock::new();
-    EXECUTOR.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Without a pool of its own (threads refused), a search runs on its caller.
-        tantivy::Executor::multi_thread(threads, "logpool-segments-")
-            .unwrap_or_else(|_| tantivy::Executor::single_thread())
-    })
-}
-
 impl TantivyIndex {
     /// Opens (or creates) the index root.
     ///
@@ -252,7 +238,6 @@ impl TantivyIndex {
             .map_err(tantivy_error)?;
         // Opening an existing index does not carry the builder's fast-field tokenizers.
         index.set_fast_field_tokenizers(self::schema::fast_field_tokenizers());
-        index.set_executor(segment_executor().clone());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -18,7 +18,6 @@ use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::tokenizer::{RawTokenizer, RemoveLongFilter, TextAnalyzer, TokenizerManager};
 use tantivy::{IndexSettings, TantivyDocument};
 
-use super::line_phrase::line_pairs;
 use crate::index::IndexDoc;
 
 /// Field names of the schema. Names starting with `_` are internal.
@@ -35,8 +34,6 @@ pub(crate) const FIELDS: &str = "fields";
 /// The raw line (`message`), in a JSON field of its own: tokenised like any text, but
 /// without positions and without a column (see [`LogSchema::json_field_of`]).
 pub(crate) const FULL_TEXT: &str = "full_text";
-/// Adjacent word pairs of the raw line, one untokenised term each (`line_phrase`).
-pub(crate) const LINE_PAIRS: &str = "_line_pairs";
 /// Values of fields typed `keyword` (and the text of `ip` values, for grouping):
 /// one untokenised, case-sensitive term per value.
 pub(crate) const KEYWORDS: &str = "kw";
@@ -130,7 +127,6 @@ pub(crate) struct LogSchema {
     pub(crate) field_names: Field,
     pub(crate) fields: Field,
     pub(crate) full_text: Field,
-    pub(crate) line_pairs: Field,
     pub(crate) keywords: Field,
     pub(crate) ips: Field,
     pub(crate) timestamps: Field,
@@ -213,8 +209,6 @@ impl LogSchema {
                 )
                 .set_expand_dots_enabled(),
         );
-        // Phrases over the raw line read these instead of positions (`line_phrase`).
-        let line_pairs = builder.add_text_field(LINE_PAIRS, untokenised_without_norms());
         let raw_indexing = TextFieldIndexing::default()
             .set_tokenizer("raw")
             .set_index_option(IndexRecordOption::Basic)
@@ -258,7 +252,6 @@ impl LogSchema {
             field_names,
             fields,
             full_text,
-            line_pairs,
             keywords,
             ips,
             timestamps,
@@ -315,11 +308,6 @@ impl LogSchema {
         }
         if let Some(message) = &message {
             document.add_field_value(self.full_text, JsonFieldsRef::Message(message.as_ref()));
-            if let FieldValue::Str(line) = message.as_ref() {
-                for pair in line_pairs(line) {
-                    document.add_text(self.line_pairs, pair);
-                }
-            }
         }
         for (field, values) in [
             (self.keywords, split.keywords),

@@ -815,11 +815,9 @@ async fn test_a_planned_search_lists_and_compiles_once_for_all_its_steps() {
     assert_eq!(work_of(start), (1, 1), "aggregate");
 }
 
-/// Phrases over the raw line find exactly the records a scan finds, whether the
-/// index answers them from word pairs alone (two words without digits), narrows
-/// them with pairs and checks the stored line (longer phrases, words with digits),
-/// or has no pair to ask: case, separators, dropped long tokens, repeated words and
-/// pairs present but apart.
+/// Phrases over the raw line find exactly the records a scan finds: case,
+/// separators, dropped long tokens, repeated words, words with digits and words
+/// present but apart.
 #[tokio::test(flavor = "multi_thread")]
 async fn test_line_phrases_agree_with_a_scan() {
     let dir = tempfile::tempdir().expect("tempdir");

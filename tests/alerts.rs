@@ -77,7 +77,7 @@ fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_rule_fires_after_pending_notifies_once_renotifies_and_resolves_once() {
     let server = server().await;
     let api = RawApi::new(&server.url());
@@ -252,7 +252,7 @@ async fn test_rule_fires_after_pending_notifies_once_renotifies_and_resolves_onc
     assert_eq!(rule["last_error"], Value::Null);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_group_by_alerts_once_per_group_for_search_counts_and_sql() {
     let server = server().await;
     let api = RawApi::new(&server.url());
@@ -346,7 +346,7 @@ async fn test_group_by_alerts_once_per_group_for_search_counts_and_sql() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_silence_mutes_notifications_and_the_history_records_them() {
     let server = server().await;
     let api = RawApi::new(&server.url());
@@ -424,7 +424,7 @@ async fn test_silence_mutes_notifications_and_the_history_records_them() {
     assert!(broken["last_error"].is_string(), "{broken}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_no_data_fires_is_retried_until_accepted_and_resolves_on_data() {
     let server = server().await;
     let api = RawApi::new(&server.url());
@@ -512,7 +512,7 @@ async fn test_no_data_fires_is_retried_until_accepted_and_resolves_on_data() {
     assert_eq!(firing, 1, "delivered once despite the retries");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_bad_rules_channels_and_silences_are_refused_naming_the_field() {
     let server = server().await;
     let api = RawApi::new(&server.url());
@@ -710,7 +710,7 @@ async fn test_bad_rules_channels_and_silences_are_refused_naming_the_field() {
     assert_eq!(over.json()["error"]["limit"], 2, "{}", over.text);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_the_shortest_schedule_is_ten_seconds_by_default() {
     let server = TestServer::start().await.expect("server");
     let api = RawApi::new(&server.url());
@@ -782,7 +782,7 @@ async fn smtp_server(python: &str, mode: &str) -> SmtpServer {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_email_notifications_reach_a_real_smtp_server_with_auth() {
     let Some(python) = python_with("aiosmtpd", "aiosmtpd") else {
         return;
@@ -861,7 +861,7 @@ async fn test_email_notifications_reach_a_real_smtp_server_with_auth() {
     assert!(!content.contains("unrelated"), "{content}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn test_email_over_starttls_checks_the_server_certificate() {
     let Some(python) = python_with("aiosmtpd", "aiosmtpd") else {
         return;

@@ -23,10 +23,28 @@ const LEASE_SECS: u64 = 3;
 
 /// Whether `service`'s log says it leads the `alerts` job now (its last word on it).
 fn leads_alerts(service: &Service) -> bool {
-    let log = std::fs::read_to_string(&service.log).unwrap_or_default();
+    let log = without_colours(&std::fs::read_to_string(&service.log).unwrap_or_default());
     log.lines()
         .rfind(|line| line.contains("job leadership changed") && line.contains("alerts"))
         .is_some_and(|line| line.contains("leads=true"))
+}
+
+/// `text` without the terminal colour sequences (`ESC [ ... m`) the log may carry.
+fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -214,6 +214,8 @@ fn expected_table() -> Vec<(Method, String, Permission)> {
         (Method::POST, "/search/stream", Read),
         (Method::GET, "/histogram", Read),
         (Method::POST, "/histogram", Read),
+        (Method::GET, "/patterns", Read),
+        (Method::POST, "/patterns", Read),
         (Method::GET, "/fields", Read),
         (Method::POST, "/fields", Read),
         (Method::GET, "/schema", Read),
@@ -643,7 +645,10 @@ impl World {
             (
                 "POST",
                 _,
-                Some("/search" | "/search/stream" | "/histogram" | "/fields" | "/export"),
+                Some(
+                    "/search" | "/search/stream" | "/histogram" | "/patterns" | "/fields"
+                    | "/export",
+                ),
             ) => {
                 json!({})
             }

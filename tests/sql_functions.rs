@@ -291,7 +291,9 @@ fn statements() -> Vec<(&'static str, String, String)> {
             "SELECT time_bucket(INTERVAL '30 minutes', time) AS b, count_if(len > 100) FROM hub GROUP BY b ORDER BY b"),
         both("hub", "system:HDFS | SELECT sum(len) / count(*) AS mean, count(*) AS c FROM hub",
             "SELECT sum(len) / count(*), count(*) FROM hub WHERE system = 'HDFS'"),
-        same("hub", "SELECT system, count(*) AS c FROM hub WHERE NOT regexp_like(message, '[0-9]') GROUP BY system ORDER BY system"),
+        // DuckDB spells regexp_like `regexp_matches`.
+        both("hub", "* | SELECT system, count(*) AS c FROM hub WHERE NOT regexp_like(message, '[0-9]') GROUP BY system ORDER BY system",
+            "SELECT system, count(*) AS c FROM hub WHERE NOT regexp_matches(message, '[0-9]') GROUP BY system ORDER BY system"),
         same("hub", "SELECT system, sum(CASE WHEN len % 2 = 0 THEN 1 ELSE 0 END) AS even FROM hub GROUP BY system ORDER BY system"),
         // nginx lines through the pattern stage.
         web("SELECT method, count(*) AS c FROM web GROUP BY method ORDER BY method",
@@ -540,11 +542,15 @@ async fn check_against_duckdb(server: &TestServer) {
     let http = logpool_e2e::admin_http();
     let base = server.url();
     let mut answers = Vec::new();
+    let mut refused = Vec::new();
     for (pool, request, _) in &statements {
         let (status, body) = query(&http, &base, pool, request).await;
-        assert_eq!(status, 200, "`{request}` answered {body}");
-        answers.push(body["rows"].as_array().cloned().expect("rows"));
+        if status != 200 {
+            refused.push(format!("`{request}` answered {status} {body}"));
+        }
+        answers.push(body["rows"].as_array().cloned().unwrap_or_default());
     }
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
     let duck: Vec<String> = statements
         .iter()
         .map(|(_, request, duck)| duck_sql(request, duck))

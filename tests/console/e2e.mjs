@@ -464,7 +464,7 @@ try {
   });
 
   await step('sql-error-caret', async () => {
-    const sql = '* | SELECT host, lower(host) AS h, count(*) AS c GROUP BY host';
+    const sql = '* | SELECT host, no_such_function(host) AS h, count(*) AS c GROUP BY host';
     await page.goto(`${base}/#/analysis?project=${project}&pool=${pool}&q=${encodeURIComponent(sql)}&from=-2h&to=now&chart=table`);
     const pre = page.locator('.query-error pre');
     await pre.waitFor();

@@ -572,6 +572,13 @@ impl Planner<'_> {
                 };
                 Expr::Call(func, vec![self.compile(inner, context)?])
             }
+            // `floor(x)` and `ceil(x)` are forms of their own in the parser.
+            SqlExpr::Floor { expr: inner, .. } => {
+                Expr::Call(Func::Floor, vec![self.compile(inner, context)?])
+            }
+            SqlExpr::Ceil { expr: inner, .. } => {
+                Expr::Call(Func::Ceil, vec![self.compile(inner, context)?])
+            }
             SqlExpr::Function(function) => self.compile_function(function, expr, context)?,
             other => {
                 return Err(self.error(format!("`{other}` is not supported"), other));

@@ -59,13 +59,12 @@ PIP_S3=("moto[server]>=5")
 # Elasticsearch client for the bulk ingest test (tests/es_bulk.rs; 7.13.4 is the
 # last release that does not refuse servers other than Elastic's own), and the
 # OpenTelemetry SDK's OTLP/HTTP exporter and python-logging-loki
-# (tests/shipper_protocols.rs), aiosmtpd, the SMTP server that receives alert
-# emails (tests/alerts.rs), and embedded ClickHouse, the peer of
-# `logpool bench queries --clickhouse` (crates/bench/peer/clickhouse_peer.py).
+# (tests/shipper_protocols.rs), and aiosmtpd, the SMTP server that receives alert
+# emails (tests/alerts.rs). The benchmark's ClickHouse peer (chdb) is not installed
+# here: it brings NumPy 2, which the elasticsearch 7.13 client cannot import.
 PIP_TEST_CLIENTS=("websockets==15.0.1" "duckdb==2.0.0" "openapi-spec-validator==0.9.0"
   "elasticsearch==7.13.4" "aiosmtpd==1.4.6"
-  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "python-logging-loki==0.3.1"
-  "chdb==4.4.0")
+  "opentelemetry-sdk==1.45.2" "opentelemetry-exporter-otlp-proto-http==1.45.2" "python-logging-loki==0.3.1")
 
 log() { echo "test-engines: $*" >&2; }
 die() {

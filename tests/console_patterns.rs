@@ -23,7 +23,9 @@ async fn test_patterns_tab_in_chromium() {
     if console_walkthrough::skip_without_browser() {
         return;
     }
-    let server = TestServer::start().await.expect("server");
+    let server = TestServer::start_with(|config| config.loghub.mine_patterns = true)
+        .await
+        .expect("server");
     let (output, shots) = console_walkthrough::run_script(
         "patterns_tab.mjs",
         &server.url(),

@@ -111,7 +111,10 @@ async fn test_patterns_through_the_public_api_survive_a_restart() {
     let log = data.path().join("logpool.log");
     let data_dir = data.path().join("data");
     let port = free_port();
-    let env = [("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "200".to_string())];
+    let env = [
+        ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "200".to_string()),
+        ("LOGPOOL_LOGHUB__MINE_PATTERNS", "true".to_string()),
+    ];
     let mut child = start_standalone_process(&data_dir, port, &log, &env).await;
     let client = logpool_e2e::admin_client(&format!("http://127.0.0.1:{port}"));
     client.create_project(PROJECT).await.expect("project");
@@ -237,7 +240,10 @@ async fn test_patterns_compare_marks_new_patterns() {
     let data = tempfile::tempdir().expect("tempdir");
     let log = data.path().join("logpool.log");
     let port = free_port();
-    let env = [("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "200".to_string())];
+    let env = [
+        ("LOGPOOL_LOGHUB__COMMIT_INTERVAL_MS", "200".to_string()),
+        ("LOGPOOL_LOGHUB__MINE_PATTERNS", "true".to_string()),
+    ];
     let _child = start_standalone_process(&data.path().join("data"), port, &log, &env).await;
     let client = logpool_e2e::admin_client(&format!("http://127.0.0.1:{port}"));
     client.create_project(PROJECT).await.expect("project");

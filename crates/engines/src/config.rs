@@ -137,7 +137,7 @@ impl Default for LoghubConfig {
             retention_check_interval_secs: 60,
             index_precreation_window_secs: 4 * 3600,
             index_precreation_check_interval_secs: 60,
-            mine_patterns: true,
+            mine_patterns: false,
         }
     }
 }

@@ -1011,7 +1011,29 @@ async fn test_fuzzed_requests_get_no_5xx_and_the_server_survives() {
             .push(format!("the server died; its log ends with:\n{tail}"));
     }
     let _ = child.start_kill();
-    let shown: Vec<&String> = findings.failures.iter().take(SHOWN_FAILURES).collect();
+    if survived && !findings.failures.is_empty() {
+        // What the server said about its 5xx answers.
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains("ERROR"))
+            .take(SHOWN_FAILURES)
+            .collect();
+        findings
+            .failures
+            .push(format!("the server's errors:\n{}", errors.join("\n")));
+    }
+    let shown: Vec<&String> = findings
+        .failures
+        .iter()
+        .take(SHOWN_FAILURES)
+        .chain(
+            findings
+                .failures
+                .last()
+                .filter(|_| findings.failures.len() > SHOWN_FAILURES),
+        )
+        .collect();
     assert!(
         findings.failures.is_empty(),
         "seed {seed}: {} failures, the first ones:\n{}",

@@ -50,6 +50,9 @@ fn panels() -> Vec<(&'static str, Value)> {
     panels
 }
 
+/// Panel requests in flight at once, under the default per-tenant query bound.
+const PARALLEL_PANELS: usize = 8;
+
 /// Loads the dashboard `runs` times after one untimed warm-up load.
 ///
 /// # Errors
@@ -60,13 +63,18 @@ pub async fn run(target: &Target, runs: usize) -> anyhow::Result<DashboardResult
     for run in 0..=runs {
         let started = Instant::now();
         let mut loads = JoinSet::new();
+        // A tenant runs at most 8 queries at once (`max_concurrent_queries_per_tenant`,
+        // 429 beyond): the panels load in parallel up to that bound.
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_PANELS));
         for (endpoint, body) in panels.clone() {
             let client = target.client.clone();
+            let slots = slots.clone();
             let path = format!(
                 "/v1/projects/{}/pools/{}/{endpoint}",
                 target.project, target.pool
             );
             loads.spawn(async move {
+                let _slot = slots.acquire_owned().await?;
                 client
                     .post(&path, &body)
                     .await

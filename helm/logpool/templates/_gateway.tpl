@@ -150,7 +150,7 @@ http {
         }
 
         # Searches: streamed answers pass through line by line.
-        location ~ {{ $pool }}/(search|search/stream|histogram|fields|schema|export|query|records/[^/]+/context)$ {
+        location ~ {{ $pool }}/(search|search/stream|histogram|patterns|fields|schema|export|query|records/[^/]+/context)$ {
             proxy_buffering off;
             proxy_read_timeout {{ $gw.searchReadTimeout }};
             proxy_pass {{ $scheme }}://search_api;

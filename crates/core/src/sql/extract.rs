@@ -104,11 +104,13 @@ pub fn split_pipeline(text: &str) -> Result<Option<Pipeline<'_>>, SqlError> {
 
 fn starts_with_keyword(text: &str, keyword: &str) -> bool {
     let trimmed = text.trim_start();
+    // Compared as bytes: the text may hold a multi-byte character where the
+    // keyword ends, and a str slice there would panic.
     trimmed.len() >= keyword.len()
-        && trimmed[..keyword.len()].eq_ignore_ascii_case(keyword)
-        && !trimmed[keyword.len()..]
-            .chars()
-            .next()
+        && trimmed.as_bytes()[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes())
+        && !trimmed
+            .get(keyword.len()..)
+            .and_then(|rest| rest.chars().next())
             .is_some_and(|c| c.is_alphanumeric() || c == '_')
 }
 
@@ -473,6 +475,20 @@ mod tests {
         fields.insert("message".into(), Json::String(line.into()));
         stage.apply(&mut fields);
         fields
+    }
+
+    #[test]
+    fn test_keywords_next_to_multibyte_characters() {
+        for text in [
+            "SELE\u{1059}T avg(x)",
+            "\u{1574}\u{1f980}' | SELECT",
+            "es\u{871}h",
+            "js\u{1f980}",
+        ] {
+            assert!(!starts_with_keyword(text, "SELECT"), "{text}");
+            assert!(!starts_with_keyword(text, "json"), "{text}");
+        }
+        assert!(starts_with_keyword("  select\u{1f980}", "SELECT"));
     }
 
     #[test]
